@@ -1,0 +1,39 @@
+"""The error hierarchy.
+
+Every error auditkit raises on bad input derives from :class:`AuditkitError`; its message is one line
+that names what was wrong, the bad value, and what to do. Only the CLI turns these into exit code 2.
+"""
+
+from __future__ import annotations
+
+
+class AuditkitError(Exception):
+    """Base class: a problem with the user's input or environment that the user can fix."""
+
+
+class ConfigError(AuditkitError, ValueError):
+    """A configuration value is out of range or inconsistent."""
+
+
+class ModelNotFoundError(AuditkitError):
+    """The model spec names no known model, folder or file."""
+
+
+class HubUnreachableError(AuditkitError):
+    """The model or dataset lives on the Hugging Face hub and the hub cannot be reached."""
+
+
+class HookError(AuditkitError):
+    """A hook name is unknown to the model, or its layer is out of range."""
+
+
+class DataError(AuditkitError):
+    """A dataset is empty, unreadable, mislabelled or otherwise unusable."""
+
+
+class CacheError(AuditkitError):
+    """A cache entry does not match the request it was loaded for."""
+
+
+class NotFittedError(AuditkitError, AttributeError):
+    """An estimator was used before ``fit``."""

@@ -1,0 +1,334 @@
+"""Activations at any TransformerLens hook, at chosen positions, plus the embedding matrices.
+
+The forward pass runs under ``torch.inference_mode``, reads exactly one hook, removes it afterwards
+whatever happens, and stops after the last block it needs (``stop_at_layer``), which is where the
+speed over ``run_with_cache`` comes from. Rows are gathered inside the hook, so the full
+[B, L, D] activations of a batch are never kept. Batches are right-padded: with causal attention a
+real token never attends to padding on its right, so no attention mask is needed and padded
+positions are simply never read.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from tqdm.auto import tqdm
+
+from auditkit.cache import CacheEntry
+from auditkit.errors import ConfigError, DataError, HookError
+from auditkit.types import ActivationSet, TokenBatch
+
+logger = logging.getLogger(__name__)
+
+Positions = Literal["auto", "all", "last", "mean", "labelled"]
+_BLOCK_RE = re.compile(r"^blocks\.(\d+)\.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExtractConfig:
+    """Which activations to read."""
+
+    hook: str
+    """TransformerLens hook name, e.g. ``blocks.15.hook_resid_pre``."""
+    positions: Positions = "auto"
+    """``all`` tokens, the ``last`` token, the ``mean`` over tokens, or the ``labelled`` positions of
+    token-level items; ``auto`` is ``labelled`` for token-level data and ``last`` otherwise."""
+    include_bos: bool = False
+    """Keep the BOS position in ``all`` and ``mean`` (its activations are outliers in most models)."""
+    batch_size: int = 16
+    """Texts per forward pass."""
+    chunk_size: int = 256
+    """Texts per cache chunk: the unit a killed run resumes from."""
+    dtype: str = "float32"
+    """Dtype of the stored activations."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        if self.positions not in ("auto", "all", "last", "mean", "labelled"):
+            raise ConfigError(f"positions {self.positions!r} unknown: use auto, all, last, mean or labelled")
+        if self.batch_size < 1 or self.chunk_size < 1:
+            raise ConfigError(f"batch_size and chunk_size must be >= 1, got {self.batch_size}, {self.chunk_size}")
+        if self.dtype not in ("float32", "float16", "bfloat16", "float64"):
+            raise ConfigError(f"activation dtype {self.dtype!r} unknown: use float32, float16, bfloat16 or float64")
+
+
+class RowPlan(NamedTuple):
+    """Which (example, position) every ActivationSet row comes from, and its label."""
+
+    example_N: np.ndarray
+    position_N: np.ndarray
+    labels_N: np.ndarray
+    is_test_N: np.ndarray
+    item_N: np.ndarray
+    """Index of the dataset item of every row, -1 for rows that carry no item."""
+
+
+# ----------------------------------------------------------------------------- hooks
+
+
+def hook_stop_layer(model: Any, hook: str) -> int | None:
+    """The ``stop_at_layer`` that still runs ``hook``: blocks.i.* -> i + 1, embeddings -> 0."""
+    match = _BLOCK_RE.match(hook)
+    if match:
+        return int(match.group(1)) + 1
+    if hook.startswith(("hook_embed", "hook_pos_embed", "hook_tokens")):
+        return 0
+    return None
+
+
+def validate_hook(model: Any, hook: str) -> None:
+    """Raise :class:`HookError` for an unknown hook or a layer out of range, suggesting close names."""
+    if hook in model.hook_dict:
+        return
+    match = _BLOCK_RE.match(hook)
+    n_layers = model.cfg.n_layers
+    if match and int(match.group(1)) >= n_layers:
+        raise HookError(
+            f"hook {hook!r}: layer {match.group(1)} is out of range, the model has layers 0..{n_layers - 1}"
+        )
+    close = difflib.get_close_matches(hook, list(model.hook_dict), n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}?" if close else "e.g. blocks.0.hook_resid_pre"
+    raise HookError(f"unknown hook {hook!r}: {hint} (`auditkit hooks MODEL` lists them)")
+
+
+def resolve_positions(cfg: ExtractConfig, batch: TokenBatch) -> str:
+    if cfg.positions == "auto":
+        return "labelled" if batch.level == "token" else "last"
+    if cfg.positions == "labelled" and batch.level != "token":
+        raise ConfigError("positions 'labelled' needs token-level labels: use last, mean or all")
+    return cfg.positions
+
+
+# ----------------------------------------------------------------------------- row plan
+
+
+def plan_rows(batch: TokenBatch, positions: str, include_bos: bool) -> RowPlan:
+    """The rows an extraction produces, computed from the batch alone (no forward pass)."""
+    lengths_B = batch.lengths_B.numpy()
+    first = 1 if (batch.has_bos and not include_bos) else 0
+    n_items = len(batch.labels_M)
+    if positions == "labelled":
+        items = np.arange(n_items)
+        return RowPlan(
+            batch.item_example_M.copy(), batch.item_position_M.copy(), batch.labels_M.copy(),
+            batch.is_test_M.copy(), items,
+        )  # fmt: skip
+    if positions in ("last", "mean"):
+        if batch.level == "token":
+            raise ConfigError(f"positions {positions!r} need sentence-level labels: use labelled or all")
+        pos = lengths_B[batch.item_example_M] - 1 if positions == "last" else -np.ones(n_items, np.int64)
+        return RowPlan(
+            batch.item_example_M.copy(), pos.astype(np.int64), batch.labels_M.copy(),
+            batch.is_test_M.copy(), np.arange(n_items),
+        )  # fmt: skip
+    # all: every real token; a row carries an item's label if that item sits there (token level) or
+    # the example's label (sentence level).
+    ex_N = np.concatenate([np.full(max(int(n) - first, 0), b) for b, n in enumerate(lengths_B)])
+    pos_N = np.concatenate([np.arange(first, int(n)) for n in lengths_B])
+    item_N = -np.ones(len(ex_N), np.int64)
+    lookup = {}
+    if batch.level == "token":
+        lookup = {(int(e), int(p)): i for i, (e, p) in enumerate(zip(batch.item_example_M, batch.item_position_M))}
+        item_N = np.array([lookup.get((int(e), int(p)), -1) for e, p in zip(ex_N, pos_N)], np.int64)
+    else:
+        by_example = -np.ones(batch.n_examples, np.int64)
+        by_example[batch.item_example_M] = np.arange(n_items)
+        item_N = by_example[ex_N]
+    test_by_example = np.zeros(batch.n_examples, bool)
+    test_by_example[batch.item_example_M] = batch.is_test_M
+    labels_N = np.where(item_N >= 0, batch.labels_M[np.maximum(item_N, 0)], -1).astype(np.int64)
+    return RowPlan(ex_N.astype(np.int64), pos_N.astype(np.int64), labels_N, test_by_example[ex_N], item_N)
+
+
+# ----------------------------------------------------------------------------- forward passes
+
+
+def _flatten(act: torch.Tensor, hook: str) -> torch.Tensor:
+    if "pattern" in hook or "attn_scores" in hook:
+        raise HookError(f"hook {hook!r} holds attention patterns, not per-token vectors: pick a hook_z/resid hook")
+    if act.ndim < 3:
+        raise HookError(f"hook {hook!r} has no per-token activations (shape {tuple(act.shape)})")
+    return act.reshape(act.shape[0], act.shape[1], -1)
+
+
+@torch.inference_mode()
+def _forward_rows(
+    model: Any, tokens_BL: torch.Tensor, hook: str, rows_ex: np.ndarray, rows_pos: np.ndarray,
+    mask_BL: torch.Tensor, mean_first: int,
+) -> torch.Tensor:  # fmt: skip
+    """Activations [R, D] of one forward batch at the given (local example, position) rows.
+
+    A position of -1 means the mean over the example's real tokens from ``mean_first`` on.
+    """
+    captured: dict[str, torch.Tensor] = {}
+
+    def grab(act: torch.Tensor, hook: Any) -> None:
+        act_BLD = _flatten(act, hook.name)
+        ex = torch.as_tensor(rows_ex, dtype=torch.long)
+        pos = torch.as_tensor(rows_pos, dtype=torch.long)
+        if bool((pos < 0).any()):
+            weights_BL = mask_BL.clone().to(act_BLD.dtype)
+            weights_BL[:, :mean_first] = 0
+            means_BD = (act_BLD * weights_BL[..., None]).sum(1) / weights_BL.sum(1, keepdim=True).clamp_min(1)
+            captured["rows"] = means_BD[ex]
+        else:
+            captured["rows"] = act_BLD[ex, pos]
+
+    stop = hook_stop_layer(model, hook)
+    with model.hooks(fwd_hooks=[(hook, grab)]):
+        model(tokens_BL.to(model.cfg.device), return_type=None, stop_at_layer=stop)
+    return captured["rows"].detach().to("cpu")
+
+
+def _extract_examples(
+    model: Any, batch: TokenBatch, plan: RowPlan, cfg: ExtractConfig, lo: int, hi: int, bar: Any,
+) -> torch.Tensor:  # fmt: skip
+    """Rows of examples [lo, hi), in plan order, as float [R, D]."""
+    out = []
+    in_range = (plan.example_N >= lo) & (plan.example_N < hi)
+    mean_first = 1 if (batch.has_bos and not cfg.include_bos) else 0
+    for start in range(lo, hi, cfg.batch_size):
+        stop = min(start + cfg.batch_size, hi)
+        sel = in_range & (plan.example_N >= start) & (plan.example_N < stop)
+        width = int(batch.lengths_B[start:stop].max())
+        rows = _forward_rows(
+            model, batch.tokens_BL[start:stop, :width], cfg.hook, plan.example_N[sel] - start,
+            plan.position_N[sel], batch.mask_BL[start:stop, :width], mean_first,
+        )  # fmt: skip
+        out.append(rows.to(getattr(torch, cfg.dtype)))
+        bar.update(int(batch.mask_BL[start:stop].sum()))
+    return torch.cat(out) if out else torch.empty(0, 0)
+
+
+def extract(
+    model: Any,
+    batch: TokenBatch,
+    cfg: ExtractConfig,
+    *,
+    provenance: dict[str, Any] | None = None,
+    cache: CacheEntry | None = None,
+) -> ActivationSet:
+    """Activations of ``batch`` at ``cfg.hook``, one row per planned position.
+
+    With ``cache``, finished entries are loaded instead of computed, and chunks of ``cfg.chunk_size``
+    texts are saved as they finish so that an interrupted run resumes where it stopped.
+    """
+    validate_hook(model, cfg.hook)
+    positions = resolve_positions(cfg, batch)
+    plan = plan_rows(batch, positions, cfg.include_bos)
+    if len(plan.example_N) == 0:
+        raise DataError("no rows to extract: the dataset is empty after tokenisation")
+    done = cache.load() if cache is not None else None
+    if done is not None:
+        acts_ND = done["acts"]
+        logger.info("loaded %d cached activation rows from %s", acts_ND.shape[0], cache.path)
+    else:
+        acts_ND = _extract_chunks(model, batch, plan, cfg, cache)
+    if acts_ND.shape[0] != len(plan.example_N):
+        raise DataError(f"extracted {acts_ND.shape[0]} rows but planned {len(plan.example_N)}")
+    check_finite(acts_ND, cfg.hook)
+    return _activation_set(batch, plan, acts_ND, cfg.hook, positions, provenance or {})
+
+
+def _extract_chunks(
+    model: Any, batch: TokenBatch, plan: RowPlan, cfg: ExtractConfig, cache: CacheEntry | None
+) -> torch.Tensor:
+    chunks = []
+    with tqdm(
+        total=batch.n_tokens, unit="tok", desc=f"extract {cfg.hook}", disable=not cfg.progress, leave=False
+    ) as bar:
+        for index, lo in enumerate(range(0, batch.n_examples, cfg.chunk_size)):
+            hi = min(lo + cfg.chunk_size, batch.n_examples)
+            saved = cache.load_chunk(index) if cache is not None else None
+            if saved is not None:
+                chunks.append(saved["acts"])
+                bar.update(int(batch.mask_BL[lo:hi].sum()))
+                continue
+            acts = _extract_examples(model, batch, plan, cfg, lo, hi, bar)
+            if cache is not None:
+                cache.save_chunk(index, {"acts": acts})
+            chunks.append(acts)
+    acts_ND = torch.cat([c for c in chunks if c.numel()])
+    if cache is not None:
+        cache.finish({"acts": acts_ND})
+    return acts_ND
+
+
+def cache_request(provenance: Any, batch: TokenBatch, cfg: ExtractConfig) -> dict[str, Any]:
+    """Everything that determines the extracted rows, for :class:`CacheEntry` keys."""
+    return {
+        "model": provenance.cache_token(),
+        "hook": cfg.hook,
+        "positions": resolve_positions(cfg, batch),
+        "include_bos": cfg.include_bos,
+        "dtype": cfg.dtype,
+        "chunk_size": cfg.chunk_size,
+        "dataset": batch.dataset_fingerprint,
+        "tokens": batch.variant,
+        "n_examples": batch.n_examples,
+    }
+
+
+def check_finite(acts_ND: Float[torch.Tensor, "N D"], hook: str) -> None:
+    """Raise :class:`DataError` when activations hold NaN or infinity."""
+    bad = ~torch.isfinite(acts_ND)
+    if bool(bad.any()):
+        rows = int(bad.any(dim=1).sum())
+        raise DataError(
+            f"activations at {hook!r} contain NaN/inf in {rows} rows: use dtype float32 "
+            "or check the model weights"
+        )
+
+
+def _activation_set(
+    batch: TokenBatch, plan: RowPlan, acts_ND: torch.Tensor, hook: str, positions: str,
+    provenance: dict[str, Any],
+) -> ActivationSet:  # fmt: skip
+    pos = np.maximum(plan.position_N, 0)
+    token_ids = batch.tokens_BL[plan.example_N, pos].numpy().astype(np.int64)
+    token_ids = np.where(plan.position_N >= 0, token_ids, -1)
+    groups = None
+    if batch.groups_M is not None:
+        groups = tuple(batch.groups_M[i] if i >= 0 else "" for i in plan.item_N)
+    return ActivationSet(
+        acts_ND=acts_ND,
+        labels_N=plan.labels_N,
+        token_ids_N=token_ids,
+        example_ids_N=plan.example_N,
+        positions_N=plan.position_N,
+        is_test_N=plan.is_test_N,
+        hook=hook,
+        positions=positions,
+        class_names=batch.class_names,
+        groups_N=groups,
+        provenance={**provenance, "dataset": batch.dataset_name, "dataset_fingerprint": batch.dataset_fingerprint,
+                    "tokens": batch.variant},
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- embedding matrices
+
+
+class EmbeddingMatrices(NamedTuple):
+    """The model's token and position embeddings and unembedding, detached copies."""
+
+    W_E_VD: torch.Tensor
+    W_U_DV: torch.Tensor
+    W_pos_LD: torch.Tensor | None
+    """None for rotary or other architectures without a learned position table."""
+
+
+def embedding_matrices(model: Any) -> EmbeddingMatrices:
+    """W_E [V, D], W_U [D, V] and W_pos [n_ctx, D] (where the architecture has one)."""
+    w_pos = None
+    if model.cfg.positional_embedding_type in ("standard", "shortformer"):
+        w_pos = model.W_pos.detach().clone()
+    return EmbeddingMatrices(model.W_E.detach().clone(), model.W_U.detach().clone(), w_pos)

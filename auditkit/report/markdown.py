@@ -1,0 +1,101 @@
+"""The markdown control report."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from auditkit.metrics.selectivity import REAL, VERDICT_RULE
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    if isinstance(x, float):
+        return "n/a" if math.isnan(x) else f"{x:.{digits}f}"
+    return str(x)
+
+
+def _table(df: pd.DataFrame) -> str:
+    head = "| " + " | ".join(df.columns) + " |"
+    sep = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, sep, *body])
+
+
+def results_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over seeds of every (method, arm, metric)."""
+    g = rows.groupby(["method", "control", "metric"])["value"]
+    out = pd.concat([g.mean().rename("mean"), g.std(ddof=1).rename("sd"), g.size().rename("seeds")], axis=1)
+    out = out.reset_index().rename(columns={"control": "arm"})
+    out["arm"] = out["arm"].replace({REAL: "real"})
+    return out
+
+
+def render(result: Any, command: str, plot_name: str | None) -> str:
+    """report.md for an :class:`auditkit.audit.AuditResult`."""
+    cfg, prov, ds, ex = result.config, result.provenance, result.dataset, result.extraction
+    sel = result.selectivity
+    lines = [
+        f"# auditkit control report: {ds['name']} on {prov['name']}",
+        "",
+        "## Verdicts",
+        "",
+    ]
+    for r in sel[sel["metric"] == "accuracy"].itertuples(index=False):
+        lines.append(
+            f"- **{r.method}** vs **{r.control}**: {r.verdict} (accuracy {r.real:.3f} real vs "
+            f"{r.control_score:.3f} control; selectivity {r.selectivity:+.3f}, "
+            f"95% CI [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}], {r.n_seeds} seeds)"
+        )
+    lines += [
+        "",
+        f"Verdict rule (on accuracy): {VERDICT_RULE.format(threshold=cfg.selectivity_threshold)}.",
+        "",
+        "## What was audited",
+        "",
+        f"- Model: `{prov['name']}` (source {prov['source']}, architecture {prov['architecture']}, "
+        f"revision {prov['revision']}, weights {prov['weights_variant']}, TransformerLens weight processing "
+        f"{'applied' if prov['processed'] else 'not applied'}, {prov['n_layers']} layers, d_model {prov['d_model']}, "
+        f"BOS prepended: {prov['prepend_bos']})",
+        f"- Dataset: `{ds['name']}` ({ds['level']}-level, {ds['n_texts']} texts, {ds['n_items']} labelled items, "
+        f"{ds['n_tokens']} tokens; classes {ds['class_names']} with counts {ds['class_counts']}; "
+        f"fingerprint `{ds['fingerprint'][:16]}`)",
+        f"- Activations: hook `{ex['hook']}`, positions `{ex['positions']}`, {ex['rows']} rows x {ex['d']} dims",
+        f"- Probe: {result.probe_info['kind']} regression, C={result.probe_info['C']:g}, "
+        f"{result.probe_info['n_params']} parameters; {len(cfg.seeds)} seeds {list(cfg.seeds)}, each with its own "
+        f"train/test split by example (test fraction {cfg.test_fraction:g}) and control draw",
+        f"- Controls: {', '.join(cfg.controls)} (labels permuted within each split with the arm's seed; label "
+        "marginals kept exactly)",
+        "",
+        "## Selectivity (real minus control, paired by seed)",
+        "",
+        "Normalised selectivity is (real - control) / (ceiling - control): the share of the headroom above the "
+        "control that the real arm reaches.",
+        "",
+        _table(sel.drop(columns=["n_seeds"])),
+        "",
+        "## Results (mean and standard deviation over seeds)",
+        "",
+        _table(results_summary(result.rows)),
+        "",
+    ]
+    if plot_name:
+        lines += [f"![real vs control]({plot_name})", ""]
+    lines += [
+        "## Metrics",
+        "",
+        "All metrics are computed on each seed's held-out test split. accuracy: share of correct predictions; "
+        "balanced_accuracy: mean recall over classes; macro_f1: unweighted mean F1 over classes; auroc (binary "
+        "only): area under the ROC curve of the positive-class probability.",
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        "Per-seed rows are in `results.csv`; the full configuration, library versions and timings in `run.json`.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""Write an audit's outputs atomically: all of report.md, results.csv, run.json and plots, or none."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from auditkit.report.markdown import render
+from auditkit.report.plots import arms_plot
+
+LIBRARIES = ("auditkit", "torch", "transformer-lens", "transformers", "sae-lens", "numpy", "pandas")
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_outputs(result: Any, out: Path, command: str) -> Path:
+    """Write ``out/`` in a temporary sibling folder, then swap it into place in one rename.
+
+    An interrupted write leaves the previous ``out/`` (or nothing), never a half-written report.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        arms_plot(result.rows, tmp / "arms.png")
+        (tmp / "report.md").write_text(render(result, command, "arms.png"))
+        result.rows.to_csv(tmp / "results.csv", index=False)
+        result.selectivity.to_csv(tmp / "selectivity.csv", index=False)
+        run = dict(
+            command=command, argv=sys.argv, config=_jsonable(result.config), provenance=result.provenance,
+            dataset=result.dataset, extraction=result.extraction, probe=result.probe_info,
+            timings=result.timings, versions=library_versions(),
+        )  # fmt: skip
+        (tmp / "run.json").write_text(json.dumps(run, indent=2, default=str))
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, old / out.name)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out

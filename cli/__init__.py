@@ -1,0 +1,1 @@
+"""auditkit's command line (installed as the ``auditkit.cli`` package; see pyproject.toml)."""

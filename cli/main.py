@@ -1,0 +1,154 @@
+"""``auditkit``: argument parsing only. Each command builds a config, calls one library function,
+and writes outputs. Bad input becomes a one-line message on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+
+from auditkit.errors import AuditkitError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Controls for interpretability claims.")
+
+
+class Positions(str, Enum):
+    auto = "auto"
+    all = "all"
+    last = "last"
+    mean = "mean"
+    labelled = "labelled"
+
+
+class DatasetKind(str, Enum):
+    binary = "binary"
+    multiclass = "multiclass"
+    classification = "classification"
+    all = "all"
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _seeds(value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in _csv(value))
+    except ValueError:
+        raise AuditkitError(f"--seeds {value!r} is not a comma-separated list of integers (e.g. 0,1,2)") from None
+
+
+def _one_line_errors(func: Callable[..., None]) -> Callable[..., None]:
+    """Turn an AuditkitError into one line on stderr and exit code 2 (only the CLI does this)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: object, **kwargs: object) -> None:
+        try:
+            func(*args, **kwargs)
+        except AuditkitError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+@_one_line_errors
+def audit(
+    model: Annotated[str, typer.Option(help="Model: smollm2-135m, a TransformerLens name, a local HF folder, tiny-gpt2.")] = "smollm2-135m",
+    dataset: Annotated[str, typer.Option(help="sae-probes:TAG, conllu:PATH or table:PATH_OR_HUB_ID.")] = "sae-probes:92_glue_sst2",
+    hook: Annotated[Optional[str], typer.Option(help="TransformerLens hook; default blocks.{n_layers//2}.hook_resid_pre.")] = None,
+    positions: Annotated[Positions, typer.Option(help="Which token positions become rows.")] = Positions.auto,
+    methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = "probe",
+    controls: Annotated[str, typer.Option(help="Comma-separated controls.")] = "shuffled-labels",
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds (>= 3 for intervals).")] = "0,1,2",
+    max_examples: Annotated[int, typer.Option(help="Texts used (0 = all).")] = 2000,
+    max_length: Annotated[int, typer.Option(help="Tokens per text, BOS included.")] = 128,
+    test_fraction: Annotated[float, typer.Option(help="Share of examples held out.")] = 0.25,
+    probe_c: Annotated[float, typer.Option("--probe-c", help="Inverse L2 strength of the logistic probe.")] = 1.0,
+    text_column: Annotated[str, typer.Option(help="Text column of a table: dataset.")] = "text",
+    label_column: Annotated[str, typer.Option(help="Label column of a table: dataset.")] = "label",
+    revision: Annotated[Optional[str], typer.Option(help="Hub revision / Pythia checkpoint (step0).")] = None,
+    processed: Annotated[bool, typer.Option(help="Apply TransformerLens weight processing.")] = False,
+    batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 16,
+    no_cache: Annotated[bool, typer.Option(help="Neither read nor write the activation cache.")] = False,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Cache root (default ~/.cache/auditkit).")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/default"),
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress messages.")] = False,
+) -> None:
+    """Audit a feature-finding method against its controls and write a report."""
+    from auditkit.audit import AuditConfig, reproduce_command, run_audit
+    from auditkit.models import ModelSpec
+    from auditkit.report import write_outputs
+
+    _setup_logging(verbose)
+    cfg = AuditConfig(
+        model=ModelSpec(name=model, revision=revision, processed=processed, cache_dir=cache_dir),
+        dataset=dataset, hook=hook, positions=positions.value, methods=_csv(methods), controls=_csv(controls),
+        seeds=_seeds(seeds), max_examples=max_examples or None, max_length=max_length, test_fraction=test_fraction,
+        probe_C=probe_c, text_column=text_column, label_column=label_column, batch_size=batch_size,
+        use_cache=not no_cache,
+    )  # fmt: skip
+    result = run_audit(cfg)
+    path = write_outputs(result, out, reproduce_command(cfg, out))
+    typer.echo(f"wrote {path}/report.md, results.csv, run.json ({result.timings['total_s']:.0f} s)")
+    for r in result.selectivity[result.selectivity["metric"] == "accuracy"].itertuples(index=False):
+        typer.echo(f"{r.method} vs {r.control}: {r.verdict} (selectivity {r.selectivity:+.3f}, CI [{r.ci_low:.3f}, {r.ci_high:.3f}])")
+
+
+@app.command()
+@_one_line_errors
+def models() -> None:
+    """List loadable models and mark what is available offline."""
+    from auditkit.models import list_models
+
+    for info in list_models():
+        mark = "offline" if info.available_offline else "hub"
+        typer.echo(f"{info.name:45s} {info.source:14s} {mark:8s} {info.note}")
+
+
+@app.command()
+@_one_line_errors
+def datasets(
+    kind: Annotated[DatasetKind, typer.Option(help="Which sae-probes datasets to list.")] = DatasetKind.classification,
+) -> None:
+    """List the labelled datasets shipped offline, and the other dataset sources."""
+    from auditkit.data import list_sae_probes
+
+    table = list_sae_probes(kind.value)
+    for row in table.itertuples(index=False):
+        typer.echo(f"sae-probes:{row.tag:45s} {row.kind:11s} offline")
+    typer.echo("conllu:PATH                                          token-level UPOS from a CoNLL-U file")
+    typer.echo("table:PATH_OR_HUB_ID                                 CSV/JSONL/parquet file, or a datasets id (hub)")
+
+
+@app.command()
+@_one_line_errors
+def hooks(
+    model: Annotated[str, typer.Argument(help="Model spec, as for audit.")] = "smollm2-135m",
+    contains: Annotated[str, typer.Option(help="Only hooks whose name contains this.")] = "",
+) -> None:
+    """List the TransformerLens hook names of a model."""
+    from auditkit.models import ModelSpec, load_model
+
+    loaded = load_model(ModelSpec(name=model))
+    for name in loaded.model.hook_dict:
+        if contains in name:
+            typer.echo(name)
+
+
+def main() -> None:
+    """Console entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

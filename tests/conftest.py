@@ -1,0 +1,44 @@
+"""Shared fixtures. Tests run offline: the hub is never contacted."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+GPT2_TOKENIZER = SHARED / "gpt2-tokenizer"
+UD_EWT = SHARED / "ud-english-ewt"
+
+
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache root shared by the session's tests (the embedded model is converted once into it)."""
+    root = os.environ.get("AUDITKIT_TEST_CACHE")
+    return Path(root) if root else tmp_path_factory.mktemp("auditkit-cache")
+
+
+@pytest.fixture(scope="session")
+def gpt2_tokenizer():
+    if not (GPT2_TOKENIZER / "vocab.json").is_file():
+        pytest.skip(f"the real GPT-2 tokenizer files are not at {GPT2_TOKENIZER}")
+    from transformers import GPT2TokenizerFast
+
+    return GPT2TokenizerFast(
+        vocab_file=str(GPT2_TOKENIZER / "vocab.json"), merges_file=str(GPT2_TOKENIZER / "merges.txt")
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2():
+    from auditkit.models import ModelSpec, load_model
+
+    return load_model(ModelSpec(name="tiny-gpt2", seed=0))
