@@ -21,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import torch
+from jaxtyping import Bool
 
 from auditkit.errors import ConfigError, DataError, HubUnreachableError
 from auditkit.seeding import derive_seed, numpy_rng
@@ -41,8 +42,9 @@ _WANTED = {
 }
 
 
-
-def fingerprint(texts: Sequence[str], labels: Iterable[int], spans: np.ndarray | None = None, extra: str = "") -> str:
+def fingerprint(
+    texts: Sequence[str], labels: Iterable[int] | np.ndarray, spans: np.ndarray | None = None, extra: str = ""
+) -> str:
     """sha256 hex of a length-prefixed encoding, so no two different inputs share a byte stream."""
     h = hashlib.sha256()
     h.update(len(texts).to_bytes(8, "little"))
@@ -58,7 +60,7 @@ def fingerprint(texts: Sequence[str], labels: Iterable[int], spans: np.ndarray |
     return h.hexdigest()
 
 
-def _finish(**fields: Any) -> LabelledDataset:
+def _finish(*, labelled: bool = True, **fields: Any) -> LabelledDataset:
     """Build, fingerprint and validate a dataset; the fingerprint also covers item placement."""
     ds = LabelledDataset(**fields)
     parts = [ds.level, "\x1f".join(ds.class_names), fingerprint((), ds.item_example_M)]
@@ -66,7 +68,7 @@ def _finish(**fields: Any) -> LabelledDataset:
         parts.append(fingerprint(ds.groups_M, ()))
     fp = fingerprint(ds.texts, ds.labels_M, ds.item_span_M2, "|".join(parts))
     ds = LabelledDataset(**{**fields, "fingerprint": fp})
-    if ds.class_names:
+    if labelled:
         validate_labelled(ds)
     return ds
 
@@ -119,7 +121,6 @@ def _stratified_subsample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
             quota[np.argmin(quota)] += 1
     picked = [rng.permutation(np.flatnonzero(labels == c))[:q] for c, q in zip(classes, quota)]
     return np.sort(np.concatenate(picked))
-
 
 
 def _sae_probes_dir() -> Path:
@@ -184,7 +185,6 @@ def load_sae_probes(tag: str, *, max_examples: int | None = None, seed: int = 0)
     sub_seed = derive_seed(seed, "sae-probes-subsample", row["tag"])
     name = f"sae-probes:{row['tag']}"
     return _labelled(name, texts, values, source=row["file"], max_examples=max_examples, seed=sub_seed)
-
 
 
 def _read_frame(path: Path) -> pd.DataFrame:
@@ -269,7 +269,7 @@ def load_table(
 
 
 def from_lists(
-    name: str, texts: Sequence[str], labels: Sequence[Any], *, class_names: Sequence[str] | None = None
+    name: str, texts: Sequence[str], labels: Sequence[Any] | np.ndarray, *, class_names: Sequence[str] | None = None
 ) -> LabelledDataset:
     """An in-memory sentence-level dataset. With ``class_names``, labels must already be indices."""
     if len(texts) != len(labels):
@@ -280,7 +280,6 @@ def from_lists(
         name=name, texts=tuple(map(str, texts)), labels_M=np.asarray(labels, dtype=np.int64),
         item_example_M=np.arange(len(texts)), class_names=tuple(class_names), source="memory",
     )
-
 
 
 def _sentence_text(words: list[tuple[str, bool]], comment: str | None) -> tuple[str, list[tuple[int, int]]]:
@@ -367,7 +366,6 @@ def load_conllu(
     )
 
 
-
 def _default_corpus_texts(max_texts: int, seed: int) -> list[str]:
     """Round-robin over shuffled classification datasets, so each contributes about equally."""
     pools = []
@@ -414,13 +412,12 @@ def load_corpus(source: str | Path | None = None, *, max_texts: int = 2000, seed
     if not texts:
         raise DataError(f"corpus {str(source)!r} has no non-empty texts")
     return _finish(
-        name=name, texts=tuple(texts), labels_M=np.full(len(texts), -1, dtype=np.int64),
+        labelled=False, name=name, texts=tuple(texts), labels_M=np.full(len(texts), -1, dtype=np.int64),
         item_example_M=np.arange(len(texts)), class_names=(), source=str(source or "sae-probes"),
     )
 
 
-
-def split_items(ds: LabelledDataset, *, seed: int, test_fraction: float = 0.25) -> np.ndarray:
+def split_items(ds: LabelledDataset, *, seed: int, test_fraction: float = 0.25) -> Bool[np.ndarray, " M"]:
     """bool [M] test membership: whole examples go to one side, so no text leaks across the split.
 
     Sentence-level data is stratified by label; token-level items of one text have many labels, so
@@ -446,7 +443,7 @@ def _align_items(offsets_BT, ds: LabelledDataset, keep: int, shift: int, align: 
         hit = (tok[None, :, 0] < span[:, 1:2]) & (tok[None, :, 1] > span[:, 0:1])
         hit &= (tok[:, 1] > tok[:, 0])[None, :]
         pos = hit.argmax(1) if align == "first" else tok.shape[0] - 1 - hit[:, ::-1].argmax(1)
-        # one token past the limit was tokenised, so a word cut mid-way lands at >= keep here
+        # one token past the limit was tokenised, so a word cut mid-way lands at >= keep here too
         ok = hit.any(1) & (pos < keep)
         positions[idx[ok]] = pos[ok] + shift
     return positions
@@ -458,17 +455,18 @@ def tokenize(
     test_fraction: float = 0.25,
 ) -> TokenBatch:
     """Tokenise ``ds`` with a Hugging Face fast tokenizer, right-padded, BOS added by hand."""
-    if align not in ("first", "last"):
-        raise ConfigError(f"align must be 'first' or 'last', got {align!r}")
-    if prepend_bos and bos_token_id is None:
-        raise ConfigError("prepend_bos=True needs a bos_token_id; pass one or prepend_bos=False")
     shift = int(prepend_bos)
     keep = max_length - shift
-    if keep < 1:
-        raise ConfigError(f"max_length={max_length} leaves no room for text tokens")
-    enc = tokenizer(
-        list(ds.texts), add_special_tokens=False, return_offsets_mapping=True, truncation=True, max_length=keep + 1
-    )
+    for bad, why in [
+        (align not in ("first", "last"), f"align must be 'first' or 'last', got {align!r}"),
+        (prepend_bos and bos_token_id is None, "prepend_bos=True needs a bos_token_id; pass one or prepend_bos=False"),
+        (keep < 1, f"max_length={max_length} leaves no room for text tokens"),
+        (not getattr(tokenizer, "is_fast", False), "tokenize needs a fast tokenizer (it reads character offsets)"),
+    ]:
+        if bad:
+            raise ConfigError(why)
+    # one token beyond the limit, so _align_items can tell a word cut mid-way from one that fits
+    enc = tokenizer(list(ds.texts), add_special_tokens=False, return_offsets_mapping=True, truncation=True, max_length=keep + 1)
     ids = [row[:keep] for row in enc["input_ids"]]
     if not prepend_bos and (empty := [i for i, row in enumerate(ids) if not row]):
         raise DataError(
@@ -487,11 +485,15 @@ def tokenize(
             raise DataError(f"dataset {ds.name!r}: too few items survive max_length={max_length}")
     else:
         positions, kept = np.full(ds.n_items, -1, dtype=np.int64), np.ones(ds.n_items, bool)
-    return _batch(ds, tokenizer, ids, bos_token_id if prepend_bos else None, positions, kept,
-                  is_test, max_length, align)
+    bos = bos_token_id if prepend_bos else None
+    return _batch(ds, tokenizer, ids, bos, positions, kept, is_test, f"{max_length}|{align}")
 
 
-def _batch(ds, tokenizer, ids, bos, positions, kept, is_test, max_length, align) -> TokenBatch:
+def _batch(
+    ds: LabelledDataset, tokenizer: Any, ids: list[list[int]], bos: int | None, positions: np.ndarray,
+    kept: np.ndarray, is_test: np.ndarray, settings: str,
+) -> TokenBatch:
+    """Pad the rows on the right, keep the surviving items, and key the batch for caches."""
     pad = next((p for p in (tokenizer.pad_token_id, tokenizer.eos_token_id) if p is not None), 0)
     rows = [([bos] if bos is not None else []) + list(row) for row in ids]
     width = max(map(len, rows))
@@ -501,7 +503,7 @@ def _batch(ds, tokenizer, ids, bos, positions, kept, is_test, max_length, align)
         tokens_BL[b, : len(row)] = torch.tensor(row, dtype=torch.int64)
         mask_BL[b, : len(row)] = True
     special = set(tokenizer.all_special_ids) | ({bos} if bos is not None else set())
-    tok_id = f"{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}|{align}|{bos is not None}|{bos}"
+    tok_id = f"{tokenizer.name_or_path}|{len(tokenizer)}|{settings}|{bos is not None}|{bos}"
     return TokenBatch(
         tokens_BL=tokens_BL, mask_BL=mask_BL, labels_M=ds.labels_M[kept],
         item_example_M=ds.item_example_M[kept], item_position_M=positions[kept],

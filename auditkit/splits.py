@@ -24,6 +24,8 @@ def split_examples(example_ids: np.ndarray, labels: np.ndarray, *, seed: int, te
         members = uniq[strata == value]
         members = members[rng.permutation(len(members))]
         n_test = int(round(len(members) * test_fraction))
+        if len(members) >= 2:  # small strata still get one example on each side
+            n_test = min(max(n_test, 1), len(members) - 1)
         test_examples.append(members[:n_test])
     is_test = np.isin(example_ids, np.concatenate(test_examples))
     if is_test.all() or not is_test.any():

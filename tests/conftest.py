@@ -32,9 +32,7 @@ def gpt2_tokenizer():
         pytest.skip(f"the real GPT-2 tokenizer files are not at {GPT2_TOKENIZER}")
     from transformers import GPT2TokenizerFast
 
-    return GPT2TokenizerFast(
-        vocab_file=str(GPT2_TOKENIZER / "vocab.json"), merges_file=str(GPT2_TOKENIZER / "merges.txt")
-    )
+    return GPT2TokenizerFast.from_pretrained(str(GPT2_TOKENIZER))
 
 
 @pytest.fixture(scope="session")
