@@ -209,9 +209,17 @@ def _texts_and_labels(frame: pd.DataFrame, text_col: str, label_col: str, source
     if missing:
         raise DataError(f"{source!r} has no column {missing[0]!r}; available columns: {list(frame.columns)}")
     text = frame[text_col]
-    keep = text.notna() & text.astype(str).str.strip().ne("") & frame[label_col].notna()
+    has_text = text.notna() & text.astype(str).str.strip().ne("")
+    unlabelled = int((has_text & frame[label_col].isna()).sum())
+    if unlabelled:
+        # A text without a label is a label count mismatch, not something to drop silently.
+        raise DataError(
+            f"{source!r}: {unlabelled} of {int(has_text.sum())} texts have no {label_col!r} label: "
+            "fill in those labels or remove those rows"
+        )
+    keep = has_text
     if (dropped := int((~keep).sum())) > 0:
-        logger.info("%s: dropped %d rows with an empty text or missing label", source, dropped)
+        logger.info("%s: dropped %d rows with an empty text", source, dropped)
     return tuple(text[keep].astype(str)), list(frame.loc[keep, label_col])
 
 
@@ -466,7 +474,9 @@ def tokenize(
         if bad:
             raise ConfigError(why)
     # one token beyond the limit, so _align_items can tell a word cut mid-way from one that fits
-    enc = tokenizer(list(ds.texts), add_special_tokens=False, return_offsets_mapping=True, truncation=True, max_length=keep + 1)
+    enc = tokenizer(
+        list(ds.texts), add_special_tokens=False, return_offsets_mapping=True, truncation=True, max_length=keep + 1
+    )
     ids = [row[:keep] for row in enc["input_ids"]]
     if not prepend_bos and (empty := [i for i, row in enumerate(ids) if not row]):
         raise DataError(

@@ -253,6 +253,7 @@ def _extract_chunks(
                 bar.update(int(batch.mask_BL[lo:hi].sum()))
                 continue
             acts = _extract_examples(model, batch, plan, cfg, lo, hi, bar)
+            check_finite(acts, cfg.hook)  # before caching: a NaN chunk must never be stored
             if cache is not None:
                 cache.save_chunk(index, {"acts": acts})
             chunks.append(acts)

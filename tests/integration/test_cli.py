@@ -1,0 +1,138 @@
+"""The CLI through Typer's CliRunner: outputs of a tiny audit, and every bad input -> one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from auditkit.cli.main import app
+
+runner = CliRunner()
+
+
+def _table(path, n=40, labels=None, text=True):
+    labels = labels if labels is not None else [i % 2 for i in range(n)]
+    pd.DataFrame({"text": [f"sample {i} {'yes' if l else 'no'}" for i, l in enumerate(labels)], "label": labels}).to_csv(
+        path, index=False
+    )
+    return path
+
+
+def _audit(tmp_path, *args):
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["audit", "--model", "tiny-gpt2", "--cache-dir", str(tmp_path / "cache"), "--out", str(out), *args]
+    )
+    return result, out
+
+
+def test_tiny_audit_writes_report_results_and_run(tmp_path):
+    result, out = _audit(tmp_path, "--dataset", f"table:{_table(tmp_path / 't.csv')}", "--hook", "blocks.1.hook_resid_post")
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(out / "results.csv")
+    assert list(rows.columns) == ["method", "control", "seed", "metric", "value"]
+    assert set(rows["control"]) == {"none", "shuffled-labels"} and rows["seed"].nunique() == 3
+    report = (out / "report.md").read_text()
+    for needle in ("## What was audited", "95% CI", "auditkit audit --model tiny-gpt2", "Verdict rule", "arms.png"):
+        assert needle in report
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["seeds"] == [0, 1, 2] and "torch" in run["versions"] and run["timings"]["total_s"] > 0
+    assert run["provenance"]["source"] == "random-init"
+
+
+def _assert_one_line_exit_2(result, out, pattern):
+    assert result.exit_code == 2, result.output
+    # Progress bars share stderr; the error itself is exactly one line.
+    lines = [l.strip() for l in result.stderr.splitlines() if "error:" in l]
+    assert len(lines) == 1 and lines[0].startswith("error:") and pattern in lines[0].lower(), result.stderr
+    assert not out.exists(), "a failed run left an output folder"
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".out")], "a failed run left a temp folder"
+
+
+def test_unknown_model(tmp_path):
+    result, out = runner.invoke(app, ["audit", "--model", "gtp2", "--out", str(tmp_path / "out")]), tmp_path / "out"
+    _assert_one_line_exit_2(result, out, "unknown model")
+
+
+@pytest.mark.parametrize(
+    ("hook", "pattern"),
+    [("blocks.1.hook_resid_pr", "did you mean"), ("blocks.9.hook_resid_pre", "out of range")],
+)
+def test_bad_hooks(tmp_path, hook, pattern):
+    result, out = _audit(tmp_path, "--dataset", f"table:{_table(tmp_path / 't.csv')}", "--hook", hook)
+    _assert_one_line_exit_2(result, out, pattern)
+
+
+def test_missing_labels_are_a_label_count_mismatch(tmp_path):
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"text": ["a", "b", "c", "d"], "label": [0, 1, None, 1]}).to_csv(path, index=False)
+    result, out = _audit(tmp_path, "--dataset", f"table:{path}")
+    _assert_one_line_exit_2(result, out, "label")
+
+
+def test_empty_dataset(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("text,label\n")
+    result, out = _audit(tmp_path, "--dataset", f"table:{path}")
+    _assert_one_line_exit_2(result, out, "empty")
+
+
+def test_one_class_labels(tmp_path):
+    result, out = _audit(tmp_path, "--dataset", f"table:{_table(tmp_path / 't.csv', labels=[1] * 20)}")
+    _assert_one_line_exit_2(result, out, "one class")
+
+
+@pytest.mark.parametrize("content", [None, b"\x00\xff\xfe garbage \x00"])
+def test_unreadable_files(tmp_path, content):
+    path = tmp_path / "t.csv"
+    if content is not None:
+        path.write_bytes(content)
+    result, out = _audit(tmp_path, "--dataset", f"table:{path}")
+    _assert_one_line_exit_2(result, out, str(path).lower()[:20])
+
+
+def test_unknown_dataset_tag(tmp_path):
+    result, out = _audit(tmp_path, "--dataset", "sae-probes:glue_sst")
+    _assert_one_line_exit_2(result, out, "glue_sst2")
+
+
+def test_bad_seeds_and_controls(tmp_path):
+    result, out = _audit(tmp_path, "--seeds", "0,x")
+    _assert_one_line_exit_2(result, out, "seeds")
+    result, out = _audit(tmp_path, "--controls", "shuffle")
+    _assert_one_line_exit_2(result, out, "control")
+
+
+def test_nan_activations_leave_no_cache_entry(tmp_path, gpt2_tokenizer):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    cfg = GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=64, n_ctx=64, vocab_size=len(gpt2_tokenizer))
+    model = GPT2LMHeadModel(cfg)
+    with torch.no_grad():
+        model.transformer.h[0].mlp.c_fc.weight.fill_(float("nan"))
+    folder = tmp_path / "nan-model"
+    model.save_pretrained(folder)
+    gpt2_tokenizer.save_pretrained(folder)
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app,
+        ["audit", "--model", str(folder), "--dataset", f"table:{_table(tmp_path / 't.csv')}",
+         "--cache-dir", str(tmp_path / "cache"), "--out", str(out)],
+    )  # fmt: skip
+    _assert_one_line_exit_2(result, out, "nan")
+    finished = [p for p in (tmp_path / "cache" / "activations").glob("*") if (p / "meta.json").exists()]
+    assert finished == []
+
+
+def test_models_and_datasets_listings():
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0
+    line = next(l for l in result.output.splitlines() if l.startswith("smollm2-135m"))
+    assert "offline" in line
+    assert any(l.startswith("gpt2 ") and " hub " in l for l in result.output.splitlines())
+    result = runner.invoke(app, ["datasets"])
+    assert result.exit_code == 0 and "sae-probes:92_glue_sst2" in result.output
