@@ -7,6 +7,7 @@ result row, never a separate code path.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,22 +19,21 @@ import pandas as pd
 import torch
 
 from auditkit import data as data_mod
-from auditkit.cache import CacheEntry
-from auditkit.controls import LABEL_CONTROLS
+from auditkit.arms import Arm, ArmPlan, build_arms
+from auditkit.controls import ALL_CONTROLS, WEIGHT_CONTROLS
 from auditkit.errors import ConfigError, DataError
-from auditkit.extract import ExtractConfig, cache_request, extract, validate_hook
+from auditkit.extract import ExtractConfig, validate_hook
 from auditkit.methods.probe import LogisticProbe
 from auditkit.metrics import classification_metrics, selectivity_table
-from auditkit.metrics.selectivity import REAL
 from auditkit.models import LoadedModel, ModelSpec, default_cache_dir, load_model
-from auditkit.seeding import derive_seed
-from auditkit.splits import split_examples
 from auditkit.types import ActivationSet, LabelledDataset
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_DATASET = "sae-probes:92_glue_sst2"
 METHODS = ("probe",)
+DEFAULT_CONTROLS = {"probe": tuple(c for c in ALL_CONTROLS if c != "step0")}
+"""Controls that apply to each method and run by default (step0 needs the hub: opt in)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,7 +48,7 @@ class AuditConfig:
     """Text column of a ``table:`` dataset."""
     label_column: str = "label"
     """Label column of a ``table:`` dataset."""
-    max_examples: int | None = 2000
+    max_examples: int | None = 1000
     """Texts used (a stratified, seeded subsample); None for all."""
     hook: str | None = None
     """TransformerLens hook; default: the residual stream entering the middle block."""
@@ -56,10 +56,14 @@ class AuditConfig:
     """Position rule for extraction (see :class:`ExtractConfig`)."""
     max_length: int = 128
     """Tokens per text, BOS included; longer texts are truncated."""
+    align: str = "first"
+    """Sub-token a token-level label sits on: ``first`` or ``last``."""
     methods: tuple[str, ...] = ("probe",)
     """Feature-finding methods to audit."""
-    controls: tuple[str, ...] = ("shuffled-labels",)
-    """Controls to run every method against."""
+    controls: tuple[str, ...] | None = None
+    """Controls to run every method against; None runs every control that applies to the methods."""
+    gaussian_keep_embeddings: bool = False
+    """gaussian-reinit keeps the trained W_E, W_pos and W_U."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Seeds: each gives its own train/test split and control draw."""
     test_fraction: float = 0.25
@@ -83,13 +87,30 @@ class AuditConfig:
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown or not self.methods:
             raise ConfigError(f"unknown method(s) {unknown or self.methods}: use one of {list(METHODS)}")
-        bad = [c for c in self.controls if c not in LABEL_CONTROLS]
+        bad = [c for c in self.controls or () if c not in ALL_CONTROLS]
         if bad:
-            raise ConfigError(f"unknown control(s) {bad}: use one of {sorted(LABEL_CONTROLS)}")
+            raise ConfigError(f"unknown control(s) {bad}: use one of {list(ALL_CONTROLS)}")
+        if self.controls is not None and not self.controls:
+            raise ConfigError("controls is empty: name at least one control, or leave it out to run all that apply")
         if self.max_examples is not None and self.max_examples < 4:
             raise ConfigError(f"max_examples must be >= 4, got {self.max_examples}")
+        if self.align not in ("first", "last"):
+            raise ConfigError(f"align {self.align!r} unknown: use first or last")
         if not 0 < self.test_fraction < 1:
             raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+
+
+def resolve_controls(cfg: AuditConfig) -> tuple[str, ...]:
+    """The controls to run: the ones asked for, or every one that applies to the methods.
+
+    Weight controls need unprocessed weights; by default they are left out for a processed model.
+    """
+    if cfg.controls is not None:
+        return cfg.controls
+    chosen = dict.fromkeys(c for m in cfg.methods for c in DEFAULT_CONTROLS[m])
+    if cfg.model.processed:
+        chosen = {c: None for c in chosen if c not in WEIGHT_CONTROLS}
+    return tuple(chosen)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,6 +130,8 @@ class AuditResult:
     """Hook, positions, rows, cache key."""
     probe_info: dict[str, Any]
     """Probe hyper-parameters and complexity."""
+    controls: tuple[str, ...]
+    """The controls that ran."""
     timings: dict[str, float]
     """Seconds per stage."""
 
@@ -147,21 +170,27 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
     hook = cfg.hook or default_hook(model.cfg.n_layers)
     validate_hook(model, hook)
     t = time.perf_counter()
+    if dataset.level == "sentence" and dataset.groups_M is None:
+        # The control task's grouping key for sentence-level data: the example text itself.
+        dataset = dataclasses.replace(dataset, groups_M=tuple(dataset.texts[i] for i in dataset.item_example_M))
     batch = data_mod.tokenize(
         dataset, model.tokenizer, prepend_bos=loaded.provenance.prepend_bos,
-        bos_token_id=model.tokenizer.bos_token_id, max_length=cfg.max_length,
+        bos_token_id=model.tokenizer.bos_token_id, max_length=cfg.max_length, align=cfg.align,
     )  # fmt: skip
     ecfg = ExtractConfig(hook=hook, positions=cfg.positions, batch_size=cfg.batch_size, progress=cfg.progress)
-    cache = None
-    if cfg.use_cache:
-        cache = CacheEntry(cfg.model.cache_dir or default_cache_dir(), cache_request(loaded.provenance, batch, ecfg))
-    acts = extract(model, batch, ecfg, provenance=loaded.provenance.to_dict(), cache=cache)
+    controls = resolve_controls(cfg)
+    plan = ArmPlan(
+        loaded=loaded, batch=batch, extract_cfg=ecfg, seeds=cfg.seeds, controls=controls,
+        test_fraction=cfg.test_fraction, gaussian_keep_embeddings=cfg.gaussian_keep_embeddings,
+        cache_root=(cfg.model.cache_dir or default_cache_dir()) if cfg.use_cache else None,
+    )  # fmt: skip
+    arms = build_arms(plan, timings)
     timings["extract_s"] = time.perf_counter() - t
-    acts = _labelled_rows(acts)
     t = time.perf_counter()
-    rows, probe_info = _probe_rows(acts, cfg)
+    rows, probe_info = probe_rows(arms, cfg)
     timings["fit_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
+    real = arms[0].acts
     return AuditResult(
         config=cfg,
         rows=rows,
@@ -173,10 +202,9 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
             class_counts=np.bincount(dataset.labels_M, minlength=dataset.n_classes).tolist(),
             n_tokens=batch.n_tokens,
         ),  # fmt: skip
-        extraction=dict(
-            hook=hook, positions=acts.positions, rows=acts.n, d=acts.d, cache_key=cache.key if cache else None
-        ),
+        extraction=dict(hook=hook, positions=real.positions, rows=real.n, d=real.d),
         probe_info=probe_info,
+        controls=controls,
         timings=timings,
     )
 
@@ -185,8 +213,8 @@ def _labelled_rows(acts: ActivationSet) -> ActivationSet:
     keep = acts.labels_N >= 0
     if not keep.any():
         raise DataError("no extracted row carries a label: check the dataset's label positions")
-    if np.unique(acts.labels_N[keep]).size < 2:
-        raise DataError("the extracted rows carry one class only: a probe needs at least two")
+    if keep.all():
+        return acts
     idx = np.flatnonzero(keep)
     groups = tuple(acts.groups_N[i] for i in idx) if acts.groups_N is not None else None
     return acts.replace(
@@ -196,32 +224,26 @@ def _labelled_rows(acts: ActivationSet) -> ActivationSet:
     )  # fmt: skip
 
 
-def build_arms(acts: ActivationSet, cfg: AuditConfig) -> list[tuple[str, int, ActivationSet]]:
-    """(control, seed, activations) for every arm and seed; the real arm's control is ``none``."""
-    arms = []
-    for seed in cfg.seeds:
-        split_seed = derive_seed(seed, "split")
-        is_test = split_examples(acts.example_ids_N, acts.labels_N, seed=split_seed, test_fraction=cfg.test_fraction)
-        real = acts.replace(is_test_N=is_test)
-        arms.append((REAL, seed, real))
-        for name in cfg.controls:
-            arms.append((name, seed, LABEL_CONTROLS[name](real, derive_seed(seed, name))))
-    return arms
-
-
-def _probe_rows(acts: ActivationSet, cfg: AuditConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Fit one stacked logistic probe over every arm and seed; score each on its own test rows."""
-    arms = build_arms(acts, cfg)
-    n_classes = len(acts.class_names) or int(acts.labels_N.max()) + 1
-    y_SN = torch.as_tensor(np.stack([a.labels_N for _, _, a in arms]))
-    test_SN = torch.as_tensor(np.stack([a.is_test_N for _, _, a in arms]))
-    probe = LogisticProbe(C=cfg.probe_C).fit(acts.acts_ND, y_SN, ~test_SN, n_classes)
-    proba_SNK = probe.predict_proba(acts.acts_ND)
-    rows = []
-    for s, (control, seed, _) in enumerate(arms):
-        test = test_SN[s]
-        for metric, value in classification_metrics(y_SN[s][test], proba_SNK[s][test]).items():
-            rows.append(dict(method="probe", control=control, seed=seed, metric=metric, value=value))
+def probe_rows(arms: list[Arm], cfg: AuditConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Fit stacked logistic probes, one stack per distinct activation matrix (the real arm and its
+    label controls share one), and score each on its own seed's test rows."""
+    groups: dict[int, list[tuple[Arm, ActivationSet]]] = {}
+    for arm in arms:
+        groups.setdefault(id(arm.acts.acts_ND), []).append((arm, _labelled_rows(arm.acts)))
+    n_classes = len(arms[0].acts.class_names) or int(arms[0].acts.labels_N.max()) + 1
+    if np.unique(arms[0].acts.labels_N[arms[0].acts.labels_N >= 0]).size < 2:
+        raise DataError("the extracted rows carry one class only: a probe needs at least two")
+    rows, probe = [], None
+    for members in groups.values():
+        X_ND = members[0][1].acts_ND
+        y_SN = torch.as_tensor(np.stack([a.labels_N for _, a in members]))
+        test_SN = torch.as_tensor(np.stack([a.is_test_N for _, a in members]))
+        probe = LogisticProbe(C=cfg.probe_C).fit(X_ND, y_SN, ~test_SN, n_classes)
+        proba_SNK = probe.predict_proba(X_ND)
+        for s, (arm, _) in enumerate(members):
+            test = test_SN[s]
+            for metric, value in classification_metrics(y_SN[s][test], proba_SNK[s][test]).items():
+                rows.append(dict(method="probe", control=arm.control, seed=arm.seed, metric=metric, value=value))
     info = dict(kind="logistic", C=cfg.probe_C, n_params=probe.n_params_, n_problems=len(arms), n_classes=n_classes)
     return pd.DataFrame(rows), info
 
@@ -233,6 +255,10 @@ def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
         parts.append(f"--revision {cfg.model.revision}")
     if cfg.model.processed:
         parts.append("--processed")
+    if cfg.gaussian_keep_embeddings:
+        parts.append("--gaussian-keep-embeddings")
+    if cfg.align != "first":
+        parts.append(f"--align {cfg.align}")
     if cfg.dataset.startswith("table:"):
         parts += [f"--text-column {cfg.text_column}", f"--label-column {cfg.label_column}"]
     if cfg.hook:
@@ -242,7 +268,7 @@ def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
         f"--max-examples {cfg.max_examples if cfg.max_examples is not None else 0}",
         f"--max-length {cfg.max_length}",
         f"--methods {','.join(cfg.methods)}",
-        f"--controls {','.join(cfg.controls)}",
+        f"--controls {','.join(resolve_controls(cfg))}",
         f"--seeds {','.join(map(str, cfg.seeds))}",
         f"--test-fraction {cfg.test_fraction:g}",
         f"--probe-c {cfg.probe_C:g}",

@@ -24,6 +24,11 @@ class Positions(str, Enum):
     labelled = "labelled"
 
 
+class Align(str, Enum):
+    first = "first"
+    last = "last"
+
+
 class DatasetKind(str, Enum):
     binary = "binary"
     multiclass = "multiclass"
@@ -68,9 +73,11 @@ def audit(
     hook: Annotated[Optional[str], typer.Option(help="TransformerLens hook; default blocks.{n_layers//2}.hook_resid_pre.")] = None,
     positions: Annotated[Positions, typer.Option(help="Which token positions become rows.")] = Positions.auto,
     methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = "probe",
-    controls: Annotated[str, typer.Option(help="Comma-separated controls.")] = "shuffled-labels",
+    controls: Annotated[str, typer.Option(help="Comma-separated controls (default: every control that applies).")] = "",
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds (>= 3 for intervals).")] = "0,1,2",
-    max_examples: Annotated[int, typer.Option(help="Texts used (0 = all).")] = 2000,
+    max_examples: Annotated[int, typer.Option(help="Texts used (0 = all).")] = 1000,
+    align: Annotated[Align, typer.Option(help="Sub-token a word's label sits on (token-level data).")] = Align.first,
+    gaussian_keep_embeddings: Annotated[bool, typer.Option(help="gaussian-reinit keeps W_E, W_pos, W_U.")] = False,
     max_length: Annotated[int, typer.Option(help="Tokens per text, BOS included.")] = 128,
     test_fraction: Annotated[float, typer.Option(help="Share of examples held out.")] = 0.25,
     probe_c: Annotated[float, typer.Option("--probe-c", help="Inverse L2 strength of the logistic probe.")] = 1.0,
@@ -92,10 +99,10 @@ def audit(
     _setup_logging(verbose)
     cfg = AuditConfig(
         model=ModelSpec(name=model, revision=revision, processed=processed, cache_dir=cache_dir),
-        dataset=dataset, hook=hook, positions=positions.value, methods=_csv(methods), controls=_csv(controls),
+        dataset=dataset, hook=hook, positions=positions.value, methods=_csv(methods), controls=_csv(controls) or None,
         seeds=_seeds(seeds), max_examples=max_examples or None, max_length=max_length, test_fraction=test_fraction,
         probe_C=probe_c, text_column=text_column, label_column=label_column, batch_size=batch_size,
-        use_cache=not no_cache,
+        use_cache=not no_cache, align=align.value, gaussian_keep_embeddings=gaussian_keep_embeddings,
     )  # fmt: skip
     result = run_audit(cfg)
     path = write_outputs(result, out, reproduce_command(cfg, out))

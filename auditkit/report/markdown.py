@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.controls import DESCRIPTIONS
 from auditkit.metrics.selectivity import REAL, VERDICT_RULE
 
 
@@ -30,6 +31,14 @@ def results_summary(rows: pd.DataFrame) -> pd.DataFrame:
     out = out.reset_index().rename(columns={"control": "arm"})
     out["arm"] = out["arm"].replace({REAL: "real"})
     return out
+
+
+def _control_sections(sel: pd.DataFrame) -> list[str]:
+    lines = []
+    for control in dict.fromkeys(sel["control"]):
+        sub = sel[sel["control"] == control].drop(columns=["control", "n_seeds"])
+        lines += [f"### {control}", "", DESCRIPTIONS.get(control, ""), "", _table(sub), ""]
+    return lines
 
 
 def render(result: Any, command: str, plot_name: str | None) -> str:
@@ -65,16 +74,15 @@ def render(result: Any, command: str, plot_name: str | None) -> str:
         f"- Probe: {result.probe_info['kind']} regression, C={result.probe_info['C']:g}, "
         f"{result.probe_info['n_params']} parameters; {len(cfg.seeds)} seeds {list(cfg.seeds)}, each with its own "
         f"train/test split by example (test fraction {cfg.test_fraction:g}) and control draw",
-        f"- Controls: {', '.join(cfg.controls)} (labels permuted within each split with the arm's seed; label "
-        "marginals kept exactly)",
+        f"- Controls: {', '.join(result.controls)}; every control arm of a seed uses that seed's split, and its "
+        "own draw (`derive_seed(seed, control)`)",
         "",
-        "## Selectivity (real minus control, paired by seed)",
+        "## Selectivity by control (real minus control, paired by seed)",
         "",
         "Normalised selectivity is (real - control) / (ceiling - control): the share of the headroom above the "
         "control that the real arm reaches.",
         "",
-        _table(sel.drop(columns=["n_seeds"])),
-        "",
+        *_control_sections(sel),
         "## Results (mean and standard deviation over seeds)",
         "",
         _table(results_summary(result.rows)),

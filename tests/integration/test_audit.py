@@ -1,4 +1,4 @@
-"""End-to-end audits on a tiny model: conclusions on planted and on pure-noise labels."""
+"""End-to-end audits: conclusions on planted structure, on pure-noise labels, and on a trained model."""
 
 from __future__ import annotations
 
@@ -6,22 +6,29 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from auditkit.audit import AuditConfig, run_audit
-from auditkit.models import ModelSpec, load_model
+from auditkit import extract as extract_mod
+from auditkit.arms import ArmPlan, build_arms
+from auditkit.audit import AuditConfig, probe_rows, run_audit
+from auditkit.controls import weights as weights_mod
+from auditkit.extract import ExtractConfig
+from auditkit.metrics import selectivity_table
+from auditkit.models import LoadedModel, ModelSpec, load_model
 from auditkit.seeding import numpy_rng
+from auditkit.synthetic import set_language, set_membership_batch, train_set_language_model
+from auditkit.types import ModelProvenance
 
 WORDS = "alpha beta gamma delta epsilon zeta theta iota kappa lambda sigma omega".split()
+SEEDS = (0, 1, 2, 3, 4)
 
 
-def _write_table(path, labels_fn, n=160, seed=0):
+def _write_table(path, labels, planted: bool, seed=0):
     rng = numpy_rng(seed)
-    rows = []
-    for i in range(n):
-        words = list(rng.choice(WORDS, size=int(rng.integers(3, 8))))
-        label = labels_fn(i, rng)
-        # Planted structure: the final word names the class when labels_fn says so.
-        rows.append({"text": " ".join(words) + (" yes" if label == 1 else " no"), "label": label})
-    pd.DataFrame(rows).to_csv(path, index=False)
+    texts = []
+    for label in labels:
+        words = " ".join(rng.choice(WORDS, size=int(rng.integers(3, 8))))
+        # Planted structure: the final word names the class. Otherwise the last word is random too.
+        texts.append(words + ((" yes" if label == 1 else " no") if planted else " " + str(rng.choice(WORDS))))
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(path, index=False)
     return path
 
 
@@ -30,56 +37,82 @@ def tiny():
     return load_model(ModelSpec(name="tiny-gpt2", seed=0))
 
 
-def _cfg(path, **kw):
+def _cfg(path, controls=None, **kw):
+    kw = {"use_cache": False, "model": ModelSpec(name="tiny-gpt2", seed=0), **kw}
     return AuditConfig(
-        model=ModelSpec(name="tiny-gpt2", seed=0), dataset=f"table:{path}", hook="blocks.1.hook_resid_post",
-        seeds=(0, 1, 2, 3, 4), use_cache=False, progress=False, **kw,
-    )  # fmt: skip
+        dataset=f"table:{path}", hook="blocks.1.hook_resid_post", seeds=SEEDS, controls=controls, progress=False, **kw
+    )
 
 
-def test_planted_label_is_selective(tmp_path, tiny):
-    path = _write_table(tmp_path / "planted.csv", lambda i, rng: i % 2)
-    result = run_audit(_cfg(path), loaded=tiny)
-    rows = result.rows
-    acc = rows[rows["metric"] == "accuracy"].groupby("control")["value"].mean()
+def test_planted_label_is_selective_against_data_controls(tmp_path, tiny):
+    path = _write_table(tmp_path / "planted.csv", [i % 2 for i in range(160)], planted=True)
+    controls = ("shuffled-labels", "control-task", "random-tokens-uniform", "random-tokens-unigram")
+    result = run_audit(_cfg(path, controls), loaded=tiny)
+    acc = result.rows[result.rows["metric"] == "accuracy"].groupby("control")["value"].mean()
     assert acc["none"] > 0.95
-    assert abs(acc["shuffled-labels"] - 0.5) < 0.15
-    sel = result.selectivity.set_index("metric").loc["accuracy"]
-    assert sel["verdict"] == "selective" and sel["ci_low"] > 0.3
-    assert set(rows["control"]) == {"none", "shuffled-labels"}
-    assert sorted(rows["seed"].unique()) == [0, 1, 2, 3, 4]
+    for control in controls:
+        assert abs(acc[control] - 0.5) < 0.15, control
+    sel = result.selectivity[result.selectivity["metric"] == "accuracy"].set_index("control")
+    assert (sel["verdict"] == "selective").all() and (sel["ci_low"] > 0.25).all()
+    assert sorted(result.rows["seed"].unique()) == list(SEEDS)
 
 
 def test_noise_labels_are_not_selective(tmp_path, tiny):
-    # Labels independent of the text: the texts' last word is random too.
-    rng = numpy_rng(7)
-    labels = rng.integers(0, 2, size=160)
-    texts = [" ".join(rng.choice(WORDS, size=5)) for _ in range(160)]
-    path = tmp_path / "noise.csv"
-    pd.DataFrame({"text": texts, "label": labels}).to_csv(path, index=False)
-    result = run_audit(_cfg(path), loaded=tiny)
-    sel = result.selectivity.set_index("metric").loc["accuracy"]
-    assert sel["ci_low"] <= 0 <= sel["ci_high"]
-    assert sel["verdict"] == "not selective"
+    labels = numpy_rng(7).integers(0, 2, size=160)
+    path = _write_table(tmp_path / "noise.csv", labels, planted=False)
+    result = run_audit(_cfg(path), loaded=tiny)  # every default control
+    sel = result.selectivity[result.selectivity["metric"] == "accuracy"].set_index("control")
+    assert set(sel.index) == {"shuffled-labels", "control-task", "random-tokens-uniform", "random-tokens-unigram",
+                              "spectral-reinit", "gaussian-reinit"}  # fmt: skip
+    assert sel.loc["shuffled-labels", "ci_low"] <= 0 <= sel.loc["shuffled-labels", "ci_high"]
+    assert (sel["verdict"] != "selective").all(), sel
     real = result.rows.query("metric == 'accuracy' and control == 'none'")["value"]
     assert abs(real.mean() - 0.5) < 0.15
 
 
-def test_shuffled_labels_keep_marginals_within_each_split(tmp_path, tiny):
-    from auditkit.audit import build_arms
-    from auditkit.extract import ExtractConfig, extract
-    from auditkit import data
+@pytest.fixture(scope="module")
+def set_model():
+    lang = set_language(1024, seed=0)
+    return lang, train_set_language_model(lang, seed=0)
 
-    path = _write_table(tmp_path / "planted.csv", lambda i, rng: int(i % 3 == 0))
-    ds = data.load_table(path)
-    tok = tiny.model.tokenizer
-    batch = data.tokenize(ds, tok, prepend_bos=True, bos_token_id=tok.bos_token_id)
-    acts = extract(tiny.model, batch, ExtractConfig(hook="blocks.0.hook_resid_post", progress=False))
-    arms = build_arms(acts, _cfg(path))
-    for (control, seed, arm), (_, _, real) in zip(arms[1::2], arms[0::2]):
-        assert control == "shuffled-labels"
-        for side in (False, True):
-            a = np.sort(arm.labels_N[arm.is_test_N == side])
-            np.testing.assert_array_equal(a, np.sort(real.labels_N[real.is_test_N == side]))
-        assert (arm.labels_N != real.labels_N).any()
-        np.testing.assert_array_equal(arm.is_test_N, real.is_test_N)
+
+def test_trained_token_identity_feature_is_selective_against_every_control(set_model):
+    """A trained model writes set membership into its weights; every control destroys it."""
+    lang, model = set_model
+    prov = ModelProvenance(name="set-lm", source="random-init", architecture="GPT2LMHeadModel", n_layers=1,
+                           d_model=64, d_vocab=lang.vocab_size)  # fmt: skip
+    controls = ("shuffled-labels", "control-task", "random-tokens-uniform", "random-tokens-unigram",
+                "spectral-reinit", "gaussian-reinit")  # fmt: skip
+    plan = ArmPlan(
+        loaded=LoadedModel(model, prov), batch=set_membership_batch(lang, 160, 24, seed=1),
+        extract_cfg=ExtractConfig(hook="blocks.0.hook_resid_post", progress=False), cache_root=None,
+        seeds=(0, 1, 2), controls=controls, test_fraction=0.25,
+    )  # fmt: skip
+    rows, _ = probe_rows(build_arms(plan, {}), AuditConfig(seeds=(0, 1, 2)))
+    acc = rows[rows["metric"] == "accuracy"].groupby("control")["value"].mean()
+    assert acc["none"] > 0.95
+    # With 1,023 token types in 64 dimensions a probe cannot memorise types: every control sits near chance.
+    for control in controls:
+        assert acc[control] < 0.65, (control, acc[control])
+    sel = selectivity_table(rows).query("metric == 'accuracy'").set_index("control")
+    assert (sel["verdict"] == "selective").all(), sel
+
+
+def test_rerun_with_one_more_control_computes_only_that_control(tmp_path, tiny, monkeypatch):
+    path = _write_table(tmp_path / "planted.csv", [i % 2 for i in range(48)], planted=True)
+    computed, reinits = [], []
+    original, original_reinit = extract_mod._extract_examples, weights_mod.spectral_reinit
+    monkeypatch.setattr(extract_mod, "_extract_examples", lambda *a: computed.append(1) or original(*a))
+    monkeypatch.setattr(weights_mod, "spectral_reinit", lambda *a: reinits.append(1) or original_reinit(*a))
+    cache = dict(use_cache=True, model=ModelSpec(name="tiny-gpt2", seed=0, cache_dir=tmp_path / "cache"))
+    first = run_audit(_cfg(path, ("shuffled-labels",), **cache), loaded=tiny)
+    assert len(computed) == 1
+    run_audit(_cfg(path, ("shuffled-labels", "random-tokens-uniform"), **cache), loaded=tiny)
+    assert len(computed) == 1 + len(SEEDS)
+    run_audit(_cfg(path, ("shuffled-labels", "random-tokens-uniform", "spectral-reinit"), **cache), loaded=tiny)
+    assert len(computed) == 1 + 2 * len(SEEDS) and len(reinits) == len(SEEDS)
+    again = run_audit(_cfg(path, ("shuffled-labels", "random-tokens-uniform", "spectral-reinit"), **cache), loaded=tiny)
+    assert len(computed) == 1 + 2 * len(SEEDS) and len(reinits) == len(SEEDS), "a cached arm was recomputed"
+    real = lambda r: r.rows.query("control == 'none'").reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(real(first), real(again))
+    assert np.isfinite(again.selectivity["selectivity"]).all()

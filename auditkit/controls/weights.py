@@ -1,0 +1,134 @@
+"""Weight controls: a model in, a new model out, with what training put into the weights destroyed.
+
+Applied to *unprocessed* weights (no LayerNorm folding or centring), then run through the same
+extraction as the real arm. The input model is never modified.
+
+``spectral_reinit`` keeps every weight matrix's singular values and replaces its singular vectors
+by Haar-random ones, W = U S V^T -> U' S V'^T. What survives is the scale of every map (norms,
+condition numbers, how much each layer amplifies); what is destroyed is every learned direction
+and every alignment between layers. Rules:
+
+* **Attention weights are treated per head** (each of W_Q, W_K, W_V [d_model, d_head] and
+  W_O [d_head, d_model] of every head, and of every key/value head under grouped-query attention).
+  Heads are separate linear maps in the forward pass: the singular values of W_Q^h and W_K^h set the
+  scale of head h's attention logits, so keeping them per head keeps each head's attention
+  sharpness; treating the layer's concatenated matrix would keep the layer's spectrum but mix scale
+  between heads.
+* MLP in, gate and out matrices, the token embedding, the position embedding and the unembedding
+  are treated as one matrix each.
+* **Tied embeddings stay tied**: when W_U equals W_E^T, W_E is transformed and W_U set to its transpose.
+* **Biases** keep their norm and get a uniformly random direction (per head for per-head biases): a
+  bias is a learned direction too, but its size sets the activations' offset scale.
+* **Norm gains and norm biases** (LayerNorm/RMSNorm ``w`` and ``b``) are kept as they are: they act
+  coordinate-wise, and the coordinates they would single out no longer mean anything once the
+  matrices around them are randomised.
+
+``gaussian_reinit`` is the control of Heap et al. (2025, "Sparse autoencoders can interpret randomly
+initialized transformers"): every parameter tensor is resampled i.i.d. Gaussian with that tensor's own
+mean and standard deviation, optionally keeping the token/position embeddings and the unembedding.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+import torch
+
+from auditkit.errors import ConfigError
+from auditkit.linalg import haar_orthonormal, spectrum_matched
+from auditkit.seeding import derive_seed, torch_generator
+
+EMBEDDING_PARAMS = ("embed.W_E", "pos_embed.W_pos", "unembed.W_U")
+
+
+def _is_norm(name: str) -> bool:
+    return name.split(".")[-2].startswith("ln") if "." in name else False
+
+
+def _is_bias(name: str) -> bool:
+    leaf = name.split(".")[-1]
+    return leaf.startswith(("b_", "_b_")) or leaf == "b"
+
+
+def _random_direction(b: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Same norm per last-axis vector, uniformly random direction."""
+    g = torch.randn(b.shape, generator=gen, dtype=torch.float64)
+    g = g / g.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+    return (g * b.detach().to(torch.float64).norm(dim=-1, keepdim=True)).to(b.dtype)
+
+
+def _spectral_tensor(p: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    if p.ndim in (2, 3):  # a matrix, or per-head matrices [H, a, b] treated one by one
+        return spectrum_matched(p, gen)
+    raise ConfigError(f"spectral reinit does not know how to treat a {p.ndim}-D weight of shape {tuple(p.shape)}")
+
+
+def _tied(model: Any) -> bool:
+    W_E, W_U = model.embed.W_E, model.unembed.W_U
+    return W_E.shape == W_U.T.shape and torch.equal(W_E, W_U.T)
+
+
+@torch.no_grad()
+def spectral_reinit(model: Any, seed: int) -> Any:
+    """A copy of ``model`` whose weight matrices keep their singular values, with random singular vectors.
+
+    Each parameter gets its own generator (``derive_seed(seed, name)``), so the result does not depend
+    on parameter order.
+    """
+    new = copy.deepcopy(model)
+    tied = _tied(model)
+    for name, p in new.named_parameters():
+        gen = torch_generator(derive_seed(seed, "spectral-reinit", name))
+        if _is_norm(name):
+            continue
+        if _is_bias(name):
+            p.copy_(_random_direction(p, gen))
+        elif tied and name == "unembed.W_U":
+            continue
+        else:
+            p.copy_(_spectral_tensor(p, gen))
+    if tied:
+        new.unembed.W_U.copy_(new.embed.W_E.T)
+    return new
+
+
+@torch.no_grad()
+def gaussian_reinit(model: Any, seed: int, *, keep_embeddings: bool = False) -> Any:
+    """A copy of ``model`` with every parameter tensor resampled i.i.d. N(mean, std) of that tensor.
+
+    With ``keep_embeddings``, W_E, W_pos and W_U keep their trained values.
+    """
+    new = copy.deepcopy(model)
+    for name, p in new.named_parameters():
+        if keep_embeddings and name in EMBEDDING_PARAMS:
+            continue
+        gen = torch_generator(derive_seed(seed, "gaussian-reinit", name))
+        x = p.detach().to(torch.float64)
+        std = float(x.std()) if x.numel() > 1 else 0.0
+        p.copy_((torch.randn(p.shape, generator=gen, dtype=torch.float64) * std + float(x.mean())).to(p.dtype))
+    return new
+
+
+def reinit_loaded(loaded: Any, control: str, seed: int, *, keep_embeddings: bool = False) -> Any:
+    """A :class:`auditkit.models.LoadedModel` for a weight control, with its provenance updated."""
+    from auditkit.models import LoadedModel
+
+    if loaded.provenance.processed:
+        raise ConfigError(
+            f"weight control {control!r} applies to unprocessed weights: load the model without --processed"
+        )
+    if control == "spectral-reinit":
+        model = spectral_reinit(loaded.model, seed)
+    elif control == "gaussian-reinit":
+        model = gaussian_reinit(loaded.model, seed, keep_embeddings=keep_embeddings)
+    else:
+        raise ConfigError(f"unknown weight control {control!r}: use spectral-reinit or gaussian-reinit")
+    return LoadedModel(model, weight_control_provenance(loaded.provenance, control, seed, keep_embeddings))
+
+
+def weight_control_provenance(prov: Any, control: str, seed: int, keep_embeddings: bool = False) -> Any:
+    """Provenance of a weight-control model, known before the model is built (for cache look-ups)."""
+    variant = control + ("-keep-embeddings" if keep_embeddings and control == "gaussian-reinit" else "")
+    return dataclasses.replace(prov, weights_variant=f"{prov.weights_variant}+{variant}", seed=seed)
