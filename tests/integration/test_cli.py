@@ -35,9 +35,12 @@ def test_tiny_audit_writes_report_results_and_run(tmp_path):
     assert result.exit_code == 0, result.output
     rows = pd.read_csv(out / "results.csv")
     assert list(rows.columns) == ["method", "control", "seed", "metric", "value"]
-    assert set(rows["control"]) == {"none", "shuffled-labels"} and rows["seed"].nunique() == 3
+    assert set(rows["control"]) == {"none", "shuffled-labels", "control-task", "random-tokens-uniform",
+                                    "random-tokens-unigram", "spectral-reinit", "gaussian-reinit"}
+    assert rows["seed"].nunique() == 3
     report = (out / "report.md").read_text()
-    for needle in ("## What was audited", "95% CI", "auditkit audit --model tiny-gpt2", "Verdict rule", "arms.png"):
+    for needle in ("## What was audited", "95% CI", "auditkit audit --model tiny-gpt2", "Verdict rule", "arms.png",
+                   "### spectral-reinit", "### control-task"):
         assert needle in report
     run = json.loads((out / "run.json").read_text())
     assert run["config"]["seeds"] == [0, 1, 2] and "torch" in run["versions"] and run["timings"]["total_s"] > 0
