@@ -6,6 +6,13 @@ the current token's set with probability ``stay``. Predicting the next token req
 current token's set, so training writes a *token-identity feature* (set membership) into the
 weights, something the weight controls have to destroy. With many more token types than model
 dimensions, a linear probe cannot read membership off random features by memorising types.
+
+For calibrating the audit (:mod:`auditkit.calibration`): :func:`null_labels` (labels independent of
+everything: the null), :func:`planted_labels` (labels read off given activations along a random
+direction at a chosen signal-to-noise), :func:`sparse_superposition` (sparse features with known
+directions and Zipfian frequencies, on ``sae_lens.synthetic``), and :func:`correlated_basis` /
+:func:`basis_activations` (K planted features whose directions have a chosen pairwise cosine, for
+probe-vs-steering comparisons). :func:`planted_activations` plants a linear concept of chosen strength.
 """
 
 from __future__ import annotations
@@ -15,7 +22,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from jaxtyping import Float
 
+from auditkit.errors import ConfigError
 from auditkit.seeding import derive_seed, numpy_rng, torch_generator
 from auditkit.types import TokenBatch
 
@@ -112,3 +121,145 @@ def planted_activations(
     noise = torch.randn(n, d, generator=gen)
     offsets = torch.as_tensor(labels - (n_classes - 1) / 2, dtype=torch.float32)[:, None] * strength
     return noise + offsets * direction[None, :], labels.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- labels: the null and planted
+
+
+def null_labels(n: int, *, seed: int, n_classes: int = 2) -> np.ndarray:
+    """int64 [n] labels drawn uniformly and independently of anything else: the null hypothesis.
+
+    Whatever activations they are paired with, no method can read them off better than chance in
+    expectation, so every "selective" verdict on them is a false positive.
+    """
+    if n < 1 or n_classes < 2:
+        raise ConfigError(f"null_labels needs n >= 1 and n_classes >= 2, got n={n}, n_classes={n_classes}")
+    return numpy_rng(derive_seed(seed, "null-labels")).integers(0, n_classes, size=n).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class PlantedLabels:
+    """Binary labels read from given activations along one direction, with label noise."""
+
+    labels_N: np.ndarray
+    """int64 [N] 0/1 labels."""
+    direction_D: torch.Tensor
+    """float [D] unit direction the labels were read along."""
+    strength: float
+    """Signal-to-noise ratio of the latent score (0 is the null)."""
+    ideal_accuracy: float
+    """Expected accuracy of the ideal reader, who knows u: mean over rows of Phi(strength * |z|)."""
+
+
+def planted_labels(acts_ND: Float[torch.Tensor, "N D"], *, strength: float, seed: int) -> PlantedLabels:
+    """Labels carried by ``acts_ND`` along a random direction u, at signal-to-noise ``strength``.
+
+    A probit model: z = standardised projection (x . u), y = 1[strength * z + e > 0] with e ~ N(0, 1),
+    so ``strength`` is sd(signal) / sd(noise) of the latent score. The best accuracy any reader can
+    reach is the mean of Phi(strength * |z|) (``ideal_accuracy``); it is 1/2 + arctan(strength) / pi
+    when z is Gaussian (0.5 at 0, 0.75 at 1, 0.85 at 2), more when z is bimodal or heavy-tailed.
+    Only activations that carry u linearly carry the labels: paired with a control's activations
+    (other weights, other tokens) they are noise to the probe.
+    """
+    if strength < 0:
+        raise ConfigError(f"strength must be >= 0, got {strength}")
+    gen = torch_generator(derive_seed(seed, "planted-labels"))
+    X = acts_ND.to(torch.float64)
+    u = torch.randn(X.shape[1], generator=gen, dtype=torch.float64)
+    u = u / u.norm()
+    proj = X @ u
+    z = (proj - proj.mean()) / proj.std().clamp_min(1e-12)
+    noise = torch.randn(X.shape[0], generator=gen, dtype=torch.float64)
+    labels = (strength * z + noise > 0).numpy().astype(np.int64)
+    ideal = float(torch.special.ndtr(strength * z.abs()).mean())
+    return PlantedLabels(
+        labels_N=labels, direction_D=u.to(acts_ND.dtype), strength=float(strength), ideal_accuracy=ideal
+    )
+
+
+# ----------------------------------------------------------------------------- sparse features in superposition
+
+
+@dataclass(frozen=True)
+class SparseSuperposition:
+    """Activations built from sparse features with known directions and firing frequencies."""
+
+    acts_ND: torch.Tensor
+    """float32 [N, D] activations, ``codes_NF @ directions_FD`` (plus noise when asked)."""
+    codes_NF: torch.Tensor
+    """float32 [N, F] non-negative feature coefficients (zero where a feature is off)."""
+    directions_FD: torch.Tensor
+    """float32 [F, D] unit feature directions (the planted dictionary)."""
+    firing_F: torch.Tensor
+    """float32 [F] firing probability of every feature."""
+
+
+def sparse_superposition(
+    n: int, *, d: int, n_features: int, seed: int, max_firing: float = 0.1, min_firing: float = 0.01,
+    zipf_exponent: float = 1.0, magnitude_std: float = 0.2, orthogonalize: bool = True, noise: float = 0.0,
+) -> SparseSuperposition:  # fmt: skip
+    """N rows of F > D sparse features in superposition, built on ``sae_lens.synthetic``.
+
+    Directions: sae-lens's ``FeatureDictionary`` (unit rows; ``orthogonalize`` runs its gradient-descent
+    initializer, which spreads the F directions to the lowest mutual coherence it reaches in D dims).
+    Frequencies: ``zipfian_firing_probabilities`` (from ``max_firing`` down to ``min_firing``). Each
+    feature fires independently with its probability, at magnitude N(1, magnitude_std) clipped at 0,
+    the rule of sae-lens's ``ActivationGenerator.sample``; the draw is done here from a private generator
+    because ``ActivationGenerator`` samples from torch's global RNG. ``noise`` adds isotropic Gaussian
+    noise of that standard deviation per coordinate.
+    """
+    from sae_lens.synthetic import FeatureDictionary, orthogonal_initializer, zipfian_firing_probabilities
+
+    init = orthogonal_initializer() if orthogonalize else None
+    dictionary = FeatureDictionary(n_features, d, seed=derive_seed(seed, "features") % 2**31, initializer=init)
+    W_FD = dictionary.feature_vectors.detach().clone()
+    firing_F = zipfian_firing_probabilities(
+        n_features, exponent=zipf_exponent, max_prob=max_firing, min_prob=min_firing
+    )
+    gen = torch_generator(derive_seed(seed, "firing"))
+    fire_NF = torch.rand(n, n_features, generator=gen) < firing_F
+    magnitude_NF = (1.0 + magnitude_std * torch.randn(n, n_features, generator=gen)).clamp_min(0.0)
+    codes_NF = fire_NF * magnitude_NF
+    acts_ND = codes_NF @ W_FD
+    if noise > 0:
+        acts_ND = acts_ND + noise * torch.randn(n, d, generator=gen)
+    return SparseSuperposition(acts_ND=acts_ND, codes_NF=codes_NF, directions_FD=W_FD, firing_F=firing_F)
+
+
+# ----------------------------------------------------------------------------- a non-orthogonal planted basis
+
+
+def correlated_basis(k: int, d: int, *, cosine: float, seed: int) -> Float[torch.Tensor, "K D"]:
+    """float32 [K, D] unit directions whose pairwise cosine is exactly ``cosine`` (K <= D).
+
+    The Gram matrix G = (1 - c) I + c 1 1^T is positive definite for -1/(K-1) < c < 1; with its
+    Cholesky factor G = R R^T and a Haar-random orthonormal frame Q [D, K], the rows of R Q^T have
+    Gram matrix G. With c > 0 a probe for feature k reads the *dual* direction (orthogonal to the
+    other features), not b_k itself, which is what a probe-vs-steering comparison has to see.
+    """
+    from auditkit.linalg import haar_orthonormal
+
+    if not 1 <= k <= d:
+        raise ConfigError(f"correlated_basis needs 1 <= k <= d, got k={k}, d={d}")
+    if k > 1 and not -1 / (k - 1) < cosine < 1:
+        raise ConfigError(f"cosine must be in (-1/(k-1), 1) = ({-1 / (k - 1):.3g}, 1) for k={k}, got {cosine}")
+    G_KK = (1 - cosine) * torch.eye(k, dtype=torch.float64) + cosine * torch.ones(k, k, dtype=torch.float64)
+    R_KK = torch.linalg.cholesky(G_KK)
+    Q_DK = haar_orthonormal(d, k, torch_generator(derive_seed(seed, "correlated-basis")))
+    return (R_KK @ Q_DK.T).to(torch.float32)
+
+
+def basis_activations(
+    basis_KD: Float[torch.Tensor, "K D"], n: int, *, seed: int, p_on: float = 0.5, strength: float = 1.0,
+    noise: float = 1.0,
+) -> tuple[Float[torch.Tensor, "N D"], np.ndarray]:  # fmt: skip
+    """Activations [N, D] = sum_k strength * f_k b_k + noise, with binary features f [N, K] (returned).
+
+    Every feature is on independently with probability ``p_on``; ``noise`` is the per-coordinate
+    standard deviation of isotropic Gaussian noise.
+    """
+    gen = torch_generator(derive_seed(seed, "basis-activations"))
+    f_NK = torch.rand(n, basis_KD.shape[0], generator=gen) < p_on
+    acts_ND = strength * f_NK.to(basis_KD.dtype) @ basis_KD
+    acts_ND = acts_ND + noise * torch.randn(n, basis_KD.shape[1], generator=gen, dtype=basis_KD.dtype)
+    return acts_ND, f_NK.numpy().astype(np.int64)

@@ -22,10 +22,12 @@ from auditkit.methods.probe_base import (
     StackedProbe,
     check_problems,
     fold_standardisation,
+    left_apply,
     masked_cross_entropy,
     shared_linear,
     stacked_lbfgs,
     train_moments,
+    whitening_preconditioner,
 )
 from auditkit.methods.probe_generative import LDAProbe, MassMeanProbe
 from auditkit.methods.probe_nn import LowRankProbe, MLPProbe
@@ -36,16 +38,21 @@ class LogisticProbe(StackedProbe):
 
     ``standardize`` scales each problem's features by its own training rows' mean and sd, as a
     scikit-learn ``make_pipeline(StandardScaler(), LogisticRegression(C=C))`` would; the penalty then
-    acts on the standardised coefficients. ``tol`` bounds every problem's largest gradient entry
-    (at least 1e-5 in float32). ``precision`` is ``auto`` (float64 for small stacks, else float32),
-    ``float32`` or ``float64``.
+    acts on the standardised coefficients. ``tol`` bounds every problem's largest gradient entry, as
+    scikit-learn's lbfgs ``tol`` does (same default, 1e-4; at least 1e-5 in float32). ``precision`` is
+    ``auto`` (float64 for small stacks, else float32), ``float32`` or ``float64``. ``precondition``
+    optimises in whitened coordinates (:func:`~auditkit.methods.probe_base.whitening_preconditioner`;
+    same optimum, several times fewer iterations on correlated activations; needs ``standardize``).
+
+    Fitted attributes: ``coef_SDK_`` / ``intercept_SK_`` (standardised basis), ``mu_SD_``, ``sd_SD_``,
+    ``n_params_``, ``complexity_``, and per problem ``converged_S_``, ``grad_max_S_``, ``n_iter_S_``.
     """
 
     kind = "logistic"
 
     def __init__(
-        self, *, C: float = 1.0, max_iter: int = 200, tol: float = 1e-6, standardize: bool = True,
-        precision: str = "auto",
+        self, *, C: float = 1.0, max_iter: int = 1000, tol: float = 1e-4, standardize: bool = True,
+        precision: str = "auto", precondition: bool = True,
     ):  # fmt: skip
         if C <= 0:
             raise ConfigError(f"probe C must be > 0, got {C}")
@@ -56,6 +63,7 @@ class LogisticProbe(StackedProbe):
         self.tol = tol
         self.standardize = standardize
         self.precision = precision
+        self.precondition = precondition
 
     def fit(
         self,
@@ -69,23 +77,35 @@ class LogisticProbe(StackedProbe):
         mu_SD, sd_SD = train_moments(p.X_ND, p.w_SN, self.standardize)
         out = 1 if n_classes == 2 else n_classes
         S, D = p.y_SN.shape[0], p.X_ND.shape[1]
-        W_SDK = torch.zeros(S, D, out, dtype=p.X_ND.dtype, requires_grad=True)
+        U_SDK = torch.zeros(S, D, out, dtype=p.X_ND.dtype, requires_grad=True)
         b_SK = torch.zeros(S, out, dtype=p.X_ND.dtype, requires_grad=True)
+        P_DD, L_DD = torch.eye(D, dtype=p.X_ND.dtype), None
+        if self.precondition and self.standardize:
+            P_DD, L_DD = whitening_preconditioner(p.X_ND, p.w_SN, 1 / (self.C * float(p.n_S.mean())))
 
         def objective_S() -> torch.Tensor:
+            W_SDK = left_apply(P_DD, U_SDK)
             V_SDK, c_SK = fold_standardisation(W_SDK, b_SK, mu_SD, sd_SD)
             logits_SNK = shared_linear(p.X_ND, V_SDK) + c_SK[:, None]
             # sklearn's objective divided by n: mean loss + ||W||^2 / (2 C n).
             return masked_cross_entropy(logits_SNK, p.y_SN, p.w_SN) + W_SDK.square().sum((1, 2)) / (2 * self.C * p.n_S)
 
-        report = stacked_lbfgs([W_SDK, b_SK], objective_S, max_iter=self.max_iter, tol=self.tol)
+        def grad_to_natural(g_SP: torch.Tensor) -> torch.Tensor:
+            # dL/dW = P^-T dL/dU = L dL/dU: the stopping test is scikit-learn's, on W's gradient.
+            gW_SDK = left_apply(L_DD, g_SP[:, : D * out].reshape(S, D, out))
+            return torch.cat([gW_SDK.reshape(S, -1), g_SP[:, D * out :]], 1)
+
+        report = stacked_lbfgs(
+            [U_SDK, b_SK], objective_S, max_iter=self.max_iter, tol=self.tol,
+            grad_to_natural=grad_to_natural if L_DD is not None else None,
+        )  # fmt: skip
         self.shift_D_, self.mu_SD_, self.sd_SD_ = p.shift_D, mu_SD, sd_SD
-        self.coef_SDK_ = W_SDK.detach()
+        self.coef_SDK_ = left_apply(P_DD, U_SDK.detach())
         self.intercept_SK_ = b_SK.detach()
         self.n_classes_ = n_classes
         self.n_params_ = D * out + out
         self.complexity_ = dict(n_params=self.n_params_, rank=min(D, out))
-        self.n_iter_, self.grad_max_S_, self.converged_S_ = report.n_iter, report.grad_max_S, report.converged_S
+        self.grad_max_S_, self.converged_S_, self.n_iter_S_ = report
         return self
 
     def decision_function(self, X_ND: Float[torch.Tensor, "N D"]) -> Float[torch.Tensor, "S N K"]:

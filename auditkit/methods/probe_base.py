@@ -2,9 +2,10 @@
 
 Every probe fits a *stack* of S independent problems that share the feature matrix ``X`` [N, D] but
 have their own labels ``y_SN`` and training rows ``train_SN`` (the arms and seeds of one audit). The
-per-problem objectives are summed into one separable objective, so one optimiser run reaches every
-problem's own optimum: the gradient of the sum with respect to problem s's parameters is problem s's
-own gradient. Convergence is therefore checked problem by problem (:func:`stacked_lbfgs`).
+per-problem objectives are summed into one separable objective whose gradient on problem s's
+parameters is problem s's own gradient; :func:`stacked_lbfgs` then runs one batched L-BFGS in which
+every problem keeps its own curvature history, step length and stopping test, so the stack costs one
+tensor program per iteration and every problem is checked to converge on its own.
 
 Standardisation is never materialised as an [S, N, D] tensor (1.4 GB in float64 at S=15, N=20k,
 D=576): it is folded into the weights, ``((X - mu) / sd) @ W = X @ (W / sd) - (mu / sd) @ W``.
@@ -24,10 +25,11 @@ from auditkit.seeding import derive_seed
 
 logger = logging.getLogger(__name__)
 
-FLOAT64_MAX_ELEMENTS = 4_000_000
-"""``precision="auto"`` fits in float64 when S * N * K_out is at most this (small problems, tests), and
-in float32 above it: float32 halves memory and roughly doubles matmul throughput, and the L-BFGS
-tolerances below are set so that float32 round-off (~1e-7 relative) never blocks convergence."""
+FLOAT64_MAX_ELEMENTS = 2_000_000
+"""``precision="auto"`` fits in float64 when N * (D + S * K_out) (features plus logits) is at most this
+(small problems, tests), and in float32 above it: the narrow matmuls of a fit are bound by reading X,
+so float32 halves both memory and time; objectives are still summed in float64 and the gradient
+tolerance is floored (FLOAT32_MIN_TOL) so that float32 round-off never blocks convergence."""
 
 FLOAT32_MIN_TOL = 1e-5
 """Smallest per-problem gradient tolerance asked of a float32 fit: the gradient of a mean loss over
@@ -52,7 +54,7 @@ class Problems(NamedTuple):
 
 
 def resolve_dtype(precision: str, n_elements: int) -> torch.dtype:
-    """float32 or float64 for a fit whose per-problem output tensor holds ``n_elements`` numbers."""
+    """float32 or float64 for a fit whose features and logits hold ``n_elements`` numbers."""
     if precision == "float64" or (precision == "auto" and n_elements <= FLOAT64_MAX_ELEMENTS):
         return torch.float64
     if precision in ("float32", "auto"):
@@ -85,7 +87,7 @@ def check_problems(
     if bool(((y_train < 0) | (y_train >= n_classes)).any()):
         raise DataError(f"training labels must lie in [0, {n_classes}), got values {torch.unique(y_train).tolist()}")
     out = 1 if n_classes == 2 else n_classes
-    dtype = resolve_dtype(precision, y_SN.shape[0] * X_ND.shape[0] * out)
+    dtype = resolve_dtype(precision, X_ND.shape[0] * (X_ND.shape[1] + y_SN.shape[0] * out))
     X = X_ND.to(dtype)
     shift_D = X.mean(0)
     w_SN = train_SN.to(dtype)
@@ -122,6 +124,35 @@ def shared_linear(X_ND: torch.Tensor, V_SDK: torch.Tensor) -> torch.Tensor:
     return out_NSK.permute(1, 0, 2)
 
 
+def left_apply(M_DE: torch.Tensor, U_SEK: torch.Tensor) -> torch.Tensor:
+    """``M @ U[s]`` for every s as one matmul, [S, D, K]."""
+    S, E, K = U_SEK.shape
+    return (M_DE @ U_SEK.transpose(0, 1).reshape(E, S * K)).reshape(-1, S, K).transpose(0, 1)
+
+
+def whitening_preconditioner(X_ND: torch.Tensor, w_SN: torch.Tensor, ridge: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``P = L^-T`` and ``L``, with ``L L^T = R + ridge I`` and R the correlation matrix of the rows that
+    train any problem.
+
+    Optimising ``W = P U`` instead of W leaves the objective unchanged but turns the Hessian of its
+    data term, about ``R`` times the logistic weights, into ``P^T R P``, close to a multiple of the
+    identity: residual-stream features are strongly correlated (eigenvalues of R spread over 5+
+    decades), which is what makes plain L-BFGS take hundreds of iterations. ``ridge`` (the L2 strength
+    per row, 1 / (C n)) keeps P bounded in directions that the penalty, not the data, determines. The
+    gradient in W's coordinates is ``P^-T dL/dU = L dL/dU``. A Cholesky factor rather than the
+    symmetric root: same conditioning, and ``eigh`` is erratic on CPU (tens of seconds on a first call).
+    """
+    rows = w_SN.sum(0) > 0
+    Xr = X_ND[rows]
+    Xr = Xr - Xr.mean(0)
+    sd_D = Xr.square().mean(0).sqrt().clamp_min(1e-12).double()
+    corr_DD = ((Xr.T @ Xr) / len(Xr)).double() / (sd_D[:, None] * sd_D[None, :])
+    eye = torch.eye(len(corr_DD), dtype=torch.float64)
+    L = torch.linalg.cholesky(corr_DD + ridge * eye)
+    P = torch.linalg.solve_triangular(L.T, eye, upper=True)
+    return P.to(X_ND.dtype), L.to(X_ND.dtype)
+
+
 def masked_cross_entropy(logits_SNK: torch.Tensor, y_SN: torch.Tensor, w_SN: torch.Tensor) -> torch.Tensor:
     """Per-problem mean training loss [S]: binary cross-entropy on one logit, softmax cross-entropy on K."""
     if logits_SNK.shape[-1] == 1:
@@ -130,7 +161,9 @@ def masked_cross_entropy(logits_SNK: torch.Tensor, y_SN: torch.Tensor, w_SN: tor
         )
     else:
         loss_SN = -torch.log_softmax(logits_SNK, dim=-1).gather(-1, y_SN[..., None])[..., 0]
-    return (loss_SN * w_SN).sum(1) / w_SN.sum(1).clamp_min(1)
+    # Summed in float64: a line search compares objective values that differ by less than float32's
+    # resolution of a sum over 10^4 rows.
+    return (loss_SN.double() * w_SN.double()).sum(1) / w_SN.double().sum(1).clamp_min(1)
 
 
 def logits_to_proba(logits_SNK: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -148,8 +181,8 @@ class LBFGSReport(NamedTuple):
     """Largest absolute gradient entry of each problem's own objective at the end."""
     converged_S: torch.Tensor
     """bool: ``grad_max_S <= tol``."""
-    n_iter: int
-    """L-BFGS iterations taken (shared by the stack)."""
+    n_iter_S: torch.Tensor
+    """int64: iterations each problem took before it converged or stopped."""
 
 
 def stacked_lbfgs(
@@ -158,49 +191,122 @@ def stacked_lbfgs(
     *,
     max_iter: int,
     tol: float,
-    max_rounds: int = 4,
+    history: int = 10,
+    grad_to_natural: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> LBFGSReport:
-    """Minimise ``objective_S().sum()`` over ``params`` (each with leading dim S); check every problem.
+    """Minimise every problem's ``objective_S()[s]`` over its slice of ``params`` (leading dim S), in place.
 
-    One L-BFGS run (Nocedal and Wright, 2006, Alg. 7.5, strong-Wolfe line search) on the separable sum
-    stops when the *largest* gradient entry over the whole stack is below ``tol`` (so every problem is
-    below it), or when it runs out of iterations or progress. Each problem's own gradient is then
-    checked; while any is above ``tol`` and rounds remain, L-BFGS restarts from where it stopped with a
-    fresh curvature history (a stale history mixes problems that have already converged).
+    A batched L-BFGS (Nocedal and Wright, 2006, Alg. 7.4 two-loop recursion, Armijo backtracking):
+    each problem keeps its own curvature pairs, step length and stopping test, and the whole stack
+    costs one objective evaluation per iteration (more only while some problem backtracks). One
+    L-BFGS on the *summed* objective would share one step length and one curvature history across
+    problems, which mixes them and takes several times the iterations. A problem stops when its own
+    largest gradient entry is at most ``tol`` (at least 1e-5 in float32), or when its line search
+    finds no decrease (round-off floor); it is then frozen while the others go on.
+
+    ``grad_to_natural`` maps the flat gradient [S, P] in the optimised (preconditioned) coordinates to
+    the gradient in the model's own coordinates, where the stopping test is made.
     """
+    params = list(params)
+    gmax = (lambda g: grad_to_natural(g).abs().amax(1)) if grad_to_natural is not None else (lambda g: g.abs().amax(1))
     tol = max(tol, FLOAT32_MIN_TOL) if params[0].dtype == torch.float32 else tol
-    n_iter = 0
-    for _ in range(max_rounds):
-        opt = torch.optim.LBFGS(
-            list(params), lr=1, max_iter=max_iter, tolerance_grad=tol, tolerance_change=1e-14,
-            history_size=20, line_search_fn="strong_wolfe",
-        )  # fmt: skip
-
-        def closure() -> torch.Tensor:
-            opt.zero_grad()
-            loss = objective_S().sum()
-            loss.backward()
-            return loss
-
-        with torch.enable_grad():
-            opt.step(closure)
-        n_iter += int(opt.state[opt._params[0]].get("n_iter", 0))
-        grad_max_S = _per_problem_grad_max(params, objective_S)
-        if bool((grad_max_S <= tol).all()):
+    x_SP = torch.cat([p.detach().reshape(len(p), -1) for p in params], 1)
+    S = x_SP.shape[0]
+    evaluate = _flat_objective(params, objective_S)
+    f_S, g_SP = evaluate(x_SP)
+    active = gmax(g_SP) > tol
+    n_iter_S = torch.zeros(S, dtype=torch.int64)
+    pairs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    for _ in range(max_iter):
+        if not bool(active.any()):
             break
+        d_SP = -_two_loop(g_SP, pairs) * active[:, None]
+        gd_S = (g_SP * d_SP).sum(1)
+        # The first step (no curvature yet) is scaled to unit length, as in scipy's L-BFGS-B.
+        t_S = torch.ones(S, dtype=x_SP.dtype)
+        if not pairs:
+            t_S = (1 / g_SP.norm(dim=1).clamp_min(1e-12)).clamp_max(1)
+        x_new, f_new, g_new, ok = _armijo(evaluate, x_SP, f_S, gd_S, d_SP, t_S, active)
+        s_SP, y_SP = x_new - x_SP, g_new - g_SP
+        sy_S = (s_SP * y_SP).sum(1)
+        # Skip the pair where curvature is not positive (or the problem is frozen): rho = 0 is a no-op.
+        rho_S = torch.where(sy_S > 1e-10 * s_SP.norm(dim=1) * y_SP.norm(dim=1), 1 / sy_S, torch.zeros_like(sy_S))
+        pairs = [*pairs, (s_SP, y_SP, rho_S)][-history:]
+        x_SP, f_S, g_SP = x_new, f_new, g_new
+        n_iter_S += active.long()
+        active = active & ok & (gmax(g_SP) > tol)
+    _unflatten(params, x_SP)
+    grad_max_S = gmax(g_SP)
     converged = grad_max_S <= tol
     if not bool(converged.all()):
         logger.warning(
             "stacked L-BFGS: %d of %d problems above gradient tolerance %.1e after %d iterations (worst %.2e); "
-            "raise max_iter", int((~converged).sum()), len(converged), tol, n_iter, float(grad_max_S.max()),
+            "raise max_iter", int((~converged).sum()), S, tol, int(n_iter_S.max()), float(grad_max_S.max()),
         )  # fmt: skip
-    return LBFGSReport(grad_max_S.detach(), converged, n_iter)
+    return LBFGSReport(grad_max_S, converged, n_iter_S)
 
 
-def _per_problem_grad_max(params: Sequence[torch.Tensor], objective_S: Callable[[], torch.Tensor]) -> torch.Tensor:
-    with torch.enable_grad():
-        grads = torch.autograd.grad(objective_S().sum(), list(params))
-    return torch.stack([g.detach().abs().reshape(len(g), -1).amax(1) for g in grads]).amax(0)
+def _two_loop(g_SP: torch.Tensor, pairs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """H g for every problem, H the L-BFGS inverse-Hessian estimate from its own pairs (N&W Alg. 7.4)."""
+    q = g_SP.clone()
+    alphas = []
+    for s, y, rho in reversed(pairs):
+        a = rho * (s * q).sum(1)
+        q -= a[:, None] * y
+        alphas.append(a)
+    gamma = torch.ones_like(g_SP[:, 0])
+    found = torch.zeros_like(gamma, dtype=torch.bool)
+    for s, y, rho in reversed(pairs):  # the newest valid pair sets the initial scaling (N&W eq. 7.20)
+        use = (rho > 0) & ~found
+        gamma = torch.where(use, 1 / (rho * (y * y).sum(1)).clamp_min(1e-300), gamma)
+        found = found | use
+    r = gamma[:, None] * q
+    for (s, y, rho), a in zip(pairs, reversed(alphas)):
+        b = rho * (y * r).sum(1)
+        r += (a - b)[:, None] * s
+    return r
+
+
+def _armijo(evaluate, x_SP, f_S, gd_S, d_SP, t_S, active, c1: float = 1e-4, max_halvings: int = 30):
+    """Backtrack each active problem's step until ``f(x + t d) <= f(x) + c1 t g.d``; ``ok`` is False
+    for a problem whose step shrank to nothing (its decrease is below round-off)."""
+    done = ~active
+    for _ in range(max_halvings):
+        x_new = x_SP + t_S[:, None] * d_SP
+        f_new, g_new = evaluate(x_new)
+        done = done | (f_new <= f_S + c1 * t_S * gd_S)
+        if bool(done.all()):
+            return x_new, f_new, g_new, torch.ones_like(done)
+        t_S = torch.where(done, t_S, t_S / 2)
+    # Problems that never decreased keep their old point (t = 0) and stop.
+    t_S = torch.where(done, t_S, torch.zeros_like(t_S))
+    x_new = x_SP + t_S[:, None] * d_SP
+    f_new, g_new = evaluate(x_new)
+    return x_new, f_new, g_new, done
+
+
+def _flat_objective(params: list[torch.Tensor], objective_S: Callable[[], torch.Tensor]):
+    """``x_SP -> (f_S, g_SP)``: loads the flat point into ``params`` and differentiates the summed objective
+    (its gradient on problem s's slice is problem s's own gradient: the sum is separable)."""
+
+    def evaluate(x_SP: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _unflatten(params, x_SP)
+        with torch.enable_grad():
+            f_S = objective_S()
+            grads = torch.autograd.grad(f_S.sum(), params)
+        g_SP = torch.cat([g.reshape(len(g), -1) for g in grads], 1)
+        return f_S.detach().double(), g_SP
+
+    return evaluate
+
+
+def _unflatten(params: list[torch.Tensor], x_SP: torch.Tensor) -> None:
+    with torch.no_grad():
+        lo = 0
+        for p in params:
+            width = p[0].numel()
+            p.copy_(x_SP[:, lo : lo + width].reshape(p.shape))
+            lo += width
 
 
 def problem_seeds(seed: int, name: str, n_problems: int, problem_keys: Sequence[str] | None) -> list[int]:

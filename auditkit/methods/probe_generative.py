@@ -95,7 +95,7 @@ class _GenerativeProbe(StackedProbe):
         self.n_classes_ = n_classes
         out = V_SDK.shape[-1]
         self.complexity_ = dict(n_params=X_ND.shape[1] * out + out + 1, rank=min(X_ND.shape[1], n_classes - 1))
-        self.n_iter_, self.grad_max_S_, self.converged_S_ = report.n_iter, report.grad_max_S, report.converged_S
+        self.grad_max_S_, self.converged_S_, self.n_iter_S_ = report
         return self
 
     def decision_function(self, X_ND: Float[torch.Tensor, "N D"]) -> Float[torch.Tensor, "S N K"]:

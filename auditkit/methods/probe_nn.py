@@ -9,8 +9,9 @@
   decoupled weight decay on the weight matrices only), minibatches shared by the stack. Adam's update
   is per coordinate, so one AdamW over the stacked parameters is exactly S independent AdamWs.
 
-Both standardise each problem's features with its own training rows, folded into the first layer,
-and initialise each problem from a seed derived from ``seed`` and the problem's key
+Both standardise each problem's features with its own training rows, folded into the first layer.
+The low-rank probe starts from the truncated SVD of the full logistic solution (deterministic); the
+MLP initialises each problem from a seed derived from ``seed`` and the problem's key
 (``problem_keys``, default its index), so adding a problem never changes another one's start.
 """
 
@@ -47,8 +48,8 @@ class LowRankProbe(StackedProbe):
     kind = "low-rank"
 
     def __init__(
-        self, *, rank: int = 2, C: float = 1.0, max_iter: int = 300, tol: float = 1e-5, standardize: bool = True,
-        seed: int = 0, precision: str = "auto",
+        self, *, rank: int = 2, C: float = 1.0, max_iter: int = 500, tol: float = 1e-4, standardize: bool = True,
+        precision: str = "auto",
     ):  # fmt: skip
         if rank < 1:
             raise ConfigError(f"low-rank probe rank must be >= 1, got {rank}")
@@ -59,7 +60,6 @@ class LowRankProbe(StackedProbe):
         self.max_iter = max_iter
         self.tol = tol
         self.standardize = standardize
-        self.seed = seed
         self.precision = precision
 
     def fit(
@@ -68,8 +68,6 @@ class LowRankProbe(StackedProbe):
         y_SN: Int[torch.Tensor, "S N"],
         train_SN: Bool[torch.Tensor, "S N"],
         n_classes: int,
-        *,
-        problem_keys: Sequence[str] | None = None,
     ) -> "LowRankProbe":
         """Fit S probes; probe s trains on rows ``train_SN[s]`` with labels ``y_SN[s]``."""
         p = check_problems(X_ND, y_SN, train_SN, n_classes, self.precision)
@@ -77,12 +75,7 @@ class LowRankProbe(StackedProbe):
         S, D = p.y_SN.shape[0], p.X_ND.shape[1]
         out = 1 if n_classes == 2 else n_classes
         r = min(self.rank, out, D)
-        seeds = problem_seeds(self.seed, "low-rank-probe", S, problem_keys)
-        # Small random factors: A = B = 0 is a saddle point of the factorised objective.
-        A_SDR = _stacked_init((D, r), 0.1 / D**0.5, seeds, p.X_ND.dtype).requires_grad_()
-        B_SRK = _stacked_init((r, out), 0.1 / r**0.5, [derive_seed(s, "B") for s in seeds], p.X_ND.dtype)
-        B_SRK.requires_grad_()
-        b_SK = torch.zeros(S, out, dtype=p.X_ND.dtype, requires_grad=True)
+        A_SDR, B_SRK, b_SK = self._warm_start(X_ND, y_SN, train_SN, n_classes, r, p.X_ND.dtype)
 
         def objective_S() -> torch.Tensor:
             V_SDR, c_SR = fold_standardisation(A_SDR, torch.zeros_like(A_SDR[:, 0]), mu_SD, sd_SD)
@@ -95,8 +88,23 @@ class LowRankProbe(StackedProbe):
         self.A_SDR_, self.B_SRK_, self.intercept_SK_ = A_SDR.detach(), B_SRK.detach(), b_SK.detach()
         self.n_classes_ = n_classes
         self.complexity_ = dict(n_params=r * (D + out) + out, rank=r)
-        self.n_iter_, self.grad_max_S_, self.converged_S_ = report.n_iter, report.grad_max_S, report.converged_S
+        self.grad_max_S_, self.converged_S_, self.n_iter_S_ = report
         return self
+
+    def _warm_start(self, X_ND, y_SN, train_SN, n_classes, r, dtype):
+        """Balanced factors of the full-rank logistic solution truncated to rank r (Eckart-Young):
+        ``A = U_r S_r^1/2``, ``B = S_r^1/2 V_r^T``. Deterministic, near the optimum, and away from the
+        saddle point A = B = 0 that a small random start would have to escape."""
+        from auditkit.methods.probe import LogisticProbe  # probe.py imports this module
+
+        full = LogisticProbe(
+            C=self.C, max_iter=self.max_iter, tol=self.tol, standardize=self.standardize, precision=self.precision
+        ).fit(X_ND, y_SN, train_SN, n_classes)
+        U, sv, Vh = torch.linalg.svd(full.coef_SDK_.double(), full_matrices=False)
+        root_SR = sv[:, :r].sqrt()
+        A_SDR = (U[..., :r] * root_SR[:, None]).to(dtype).requires_grad_()
+        B_SRK = (root_SR[..., None] * Vh[:, :r]).to(dtype).requires_grad_()
+        return A_SDR, B_SRK, full.intercept_SK_.clone().to(dtype).requires_grad_()
 
     def decision_function(self, X_ND: Float[torch.Tensor, "N D"]) -> Float[torch.Tensor, "S N K"]:
         """Logits [S, N, K] ([S, N, 1] for binary problems)."""
@@ -115,7 +123,9 @@ class MLPProbe(StackedProbe):
 
     ``batch_size=None`` trains full-batch; otherwise every epoch visits the rows that train any
     problem in a seeded random order, in shared minibatches (each problem's loss is the mean over its
-    own training rows in the batch).
+    own training rows in the batch). Initialisations are per problem (``problem_keys``); the batch
+    order depends on the union of the stack's training rows, so it is shared, and full-batch training
+    makes a problem's fit independent of the rest of the stack.
     """
 
     kind = "mlp"

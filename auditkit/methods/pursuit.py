@@ -2,26 +2,22 @@
 
 Every activation row x [D] is coded against a dictionary W [F, D] with unit-norm rows (atoms):
 
-- **lasso** (``fista``): ``min_c 1/2 ||x - c W||^2 + alpha ||c||_1`` (``c >= 0`` with ``positive``).
-  This is exactly scikit-learn's ``sparse_encode(X, W, algorithm="lasso_cd", alpha=alpha)``: it fits
-  ``Lasso(alpha=alpha / D)`` with D samples and F features, whose objective
-  ``1/(2D) ||x - W^T c||^2 + (alpha/D) ||c||_1`` is ours divided by D (same minimiser). So a plain
-  ``Lasso(alpha=a)`` on one row is ``alpha = a * D`` here. Objectives are reported in our scaling.
+- **lasso** (``fista`` in :mod:`auditkit.methods.lasso`): ``min_c 1/2 ||x - c W||^2 + alpha ||c||_1``.
 - **omp**: orthogonal matching pursuit to a target L0 (k atoms per row, or a per-row k).
 - **gradient pursuit**: OMP's greedy selection with one gradient step on the support instead of an
   exact least-squares solve (Blumensath & Davies 2008, "Gradient Pursuits", IEEE TSP 56(6)).
 
-All three run in the *correlation domain* (Rubinstein, Zibulevsky & Elad 2008, "Efficient
+All of them run in the *correlation domain* (Rubinstein, Zibulevsky & Elad 2008, "Efficient
 implementation of the K-SVD algorithm using Batch-OMP"): with the Gram matrix G = W W^T [F, F] and
 the initial correlations X W^T [N, F], every iteration needs only ``c @ G`` for a *sparse* c, which
 torch does as one CSR x dense product for the whole batch, much cheaper than two dense [N, D] x [D, F]
 products. When G would not fit in ``gram_max_bytes`` (e.g. a 49k-token embedding dictionary) the
-same products go through W instead (``(c @ W) @ W^T``).
+same products go through W instead (``(c @ W) @ W^T``). This module also holds what the lasso
+solvers share: :class:`PursuitResult`, the Gram operator and the input checks.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 
@@ -44,9 +40,10 @@ class PursuitResult:
     objective_N: Float[torch.Tensor, "N"]
     """``1/2 ||x - c W||^2 (+ alpha ||c||_1 for the lasso)`` per row, float64."""
     n_iter_N: Int[torch.Tensor, "N"]
-    """Iterations used (FISTA) or atoms selected (greedy methods)."""
+    """Iterations (FISTA), coordinate-descent epochs summed over working sets (working-set lasso),
+    or atoms selected (greedy methods)."""
     converged_N: Bool[torch.Tensor, "N"]
-    """Whether the row met the tolerance (FISTA) or reached its k without degeneracy (greedy)."""
+    """Whether the row met the tolerance (lasso) or reached its k without degeneracy (greedy)."""
 
 
 class _Gram:
@@ -87,161 +84,20 @@ class _Gram:
             return c @ self.G_FF
         return (c @ self.W_FD) @ self.W_FD.T
 
+    def block(self, idx_NS: torch.Tensor) -> torch.Tensor:
+        """The per-row Gram blocks G[idx_NS[n], idx_NS[n]], laid out [S, S, N] (rows last, contiguous)."""
+        idx_SN = idx_NS.T.contiguous()
+        if self.G_FF is not None:  # one flat index_select: ~8x faster than 2-D advanced indexing on CPU
+            lin = idx_SN[:, None, :] * self.G_FF.shape[0] + idx_SN[None, :, :]
+            return self.G_FF.view(-1).index_select(0, lin.view(-1)).view(lin.shape)
+        W_NSD = self.W_FD[idx_NS]
+        return (W_NSD @ W_NSD.transpose(1, 2)).permute(1, 2, 0).contiguous()
+
     def entries(self, idx_NS: torch.Tensor, new_N: torch.Tensor) -> torch.Tensor:
         """G[idx_NS[n, s], new_N[n]] as [N, S]."""
         if self.G_FF is not None:
             return self.G_FF[idx_NS, new_N[:, None]]
         return torch.einsum("nsd,nd->ns", self.W_FD[idx_NS], self.W_FD[new_N])
-
-
-def lipschitz_constant(W_FD: Float[torch.Tensor, "F D"], *, seed: int = 0, max_iter: int = 300) -> float:
-    """L = largest eigenvalue of W W^T (the Lipschitz constant of the lasso's gradient), times 1.01.
-
-    Power iteration on the smaller of W W^T and W^T W (same non-zero spectrum). The Rayleigh quotient
-    approaches lambda_max from below, slowly when the top of the spectrum is crowded (random
-    dictionaries sit at a Marchenko-Pastur edge), and FISTA needs step <= 1/L (Beck & Teboulle 2009,
-    Thm 4.4): the 1% margin keeps the step safe for ~1% more iterations.
-    """
-    W = W_FD.detach().to(torch.float64)
-    small = W.shape[1] <= W.shape[0]
-    v = torch.randn(W.shape[1] if small else W.shape[0], generator=torch_generator(seed), dtype=torch.float64)
-    lam = 0.0
-    for _ in range(max_iter):
-        w = W.T @ (W @ v) if small else W @ (W.T @ v)
-        new = float(v @ w) / float(v @ v)
-        v = w / w.norm().clamp_min(1e-300)
-        if abs(new - lam) <= 1e-9 * abs(new):
-            lam = new
-            break
-        lam = new
-    return 1.01 * lam
-
-
-def fista(
-    X_ND: Float[torch.Tensor, "N D"],
-    W_FD: Float[torch.Tensor, "F D"],
-    alpha: float,
-    *,
-    positive: bool = False,
-    max_iter: int = 1000,
-    tol: float = 1e-6,
-    init_NF: Float[torch.Tensor, "N F"] | None = None,
-    lipschitz: float | None = None,
-    batch_size: int = 1024,
-    gram_max_bytes: int = 1 << 30,
-) -> PursuitResult:
-    """Lasso (or non-negative lasso) codes by FISTA (Beck & Teboulle 2009, SIAM J. Imaging Sci. 2(1)).
-
-    Objective per row (sklearn ``sparse_encode`` scaling, see the module docstring):
-    ``1/2 ||x - c W||^2 + alpha ||c||_1``. A row stops when the relative decrease of its objective,
-    ``(F_{k-1} - F_k) / F_k``, falls to ``tol``; momentum is reset when the objective rises
-    (function-value restart, O'Donoghue & Candes 2015), which keeps FISTA monotone in practice and
-    makes that criterion meaningful. Rows are solved in blocks of ``batch_size`` and converged rows
-    leave the block. ``init_NF`` warm-starts (see :func:`fista_path`). Computation is in X's dtype;
-    in float32, relative objective changes below ~1e-6 are rounding noise.
-    """
-    _check(X_ND, W_FD)
-    if alpha < 0 or tol <= 0 or max_iter < 1:
-        raise ConfigError(f"fista needs alpha >= 0, tol > 0, max_iter >= 1; got {alpha}, {tol}, {max_iter}")
-    W = W_FD.to(X_ND.dtype)
-    L = lipschitz if lipschitz is not None else lipschitz_constant(W)
-    op = _Gram(W / math.sqrt(L), gram_max_bytes)  # G / L: the gradient step is then u = x + b - c @ G/L
-    parts = [
-        _fista_block(
-            X_ND[i : i + batch_size], W, op, alpha / L, L, positive, max_iter, tol,
-            None if init_NF is None else init_NF[i : i + batch_size].to(X_ND.dtype),
-        )  # fmt: skip
-        for i in range(0, X_ND.shape[0], batch_size)
-    ]
-    return _concat(parts, X_ND, W.shape[0])
-
-
-def _fista_block(X, W, op, lam, L, positive, max_iter, tol, init) -> PursuitResult:
-    n, F = X.shape[0], W.shape[0]
-    b = (X @ W.T) / L  # x W^T / L: the constant part of the gradient step
-    xx = (X.to(torch.float64) ** 2).sum(1)
-    x = torch.zeros(n, F, dtype=X.dtype) if init is None else init.clone()
-    if positive:
-        x.clamp_min_(0)
-    u_prev, _ = _step(x, b, op)  # u(c) = c - grad(c)/L is affine in c, so the momentum step on u
-    x = _prox(u_prev, lam, positive)  # equals the gradient step at FISTA's extrapolated point
-    u, nz = _step(x, b, op)
-    obj = _objective(nz, u, b, xx, lam, L)
-    t = torch.ones(n, dtype=torch.float64)
-    rows = torch.arange(n)
-    out = torch.zeros(n, F, dtype=X.dtype)
-    out_obj, out_it = obj.clone(), torch.full((n,), max_iter, dtype=torch.int64)
-    out_conv = torch.zeros(n, dtype=torch.bool)
-    for it in range(1, max_iter):
-        t_next = (1 + torch.sqrt(1 + 4 * t * t)) / 2
-        beta = ((t - 1) / t_next).to(X.dtype)
-        x_new = _prox(torch.lerp(u, u_prev, -beta[:, None]), lam, positive)
-        u_prev = u
-        u, nz = _step(x_new, b, op)
-        obj_new = _objective(nz, u, b, xx, lam, L)
-        t = torch.where(obj_new > obj, torch.ones_like(t_next), t_next)  # restart on increase
-        done = (obj - obj_new).abs() <= tol * obj_new.abs().clamp_min(1e-30)
-        x, obj = x_new, obj_new
-        if bool(done.any()):
-            r = rows[done]
-            out[r], out_obj[r], out_it[r], out_conv[r] = x[done], obj[done], it + 1, True
-            keep = ~done
-            rows, x, u, u_prev, b, xx, t, obj = (a[keep] for a in (rows, x, u, u_prev, b, xx, t, obj))
-            if rows.numel() == 0:
-                break
-    out[rows], out_obj[rows] = x, obj
-    return PursuitResult(codes_NF=out, objective_N=out_obj, n_iter_N=out_it, converged_N=out_conv)
-
-
-def _prox(v: torch.Tensor, lam: float, positive: bool) -> torch.Tensor:
-    # Proximal map of lam*||.||_1 (soft threshold), plus the indicator of c >= 0 when positive.
-    return (v - lam).clamp_min_(0) if positive else torch.nn.functional.softshrink(v, lam)
-
-
-def _step(x: torch.Tensor, b: torch.Tensor, op: _Gram) -> tuple[torch.Tensor, tuple]:
-    """u = x + b - x G/L (the gradient step from x), and x's non-zeros (row-major, reused)."""
-    r, col = torch.nonzero(x, as_tuple=True)
-    vals = x[r, col]
-    return torch.add(x, b).sub_(op.apply_nz(r, col, vals, x.shape[0])), (r, col, vals)
-
-
-def _objective(nz, u, b, xx, lam, L) -> torch.Tensor:
-    """1/2||x_row - c W||^2 + alpha||c||_1 from the correlation-domain quantities, in float64.
-
-    With P = c G / L = c + b - u: ||x - cW||^2 = ||x||^2 - 2L c.b + L c.P. Sums run over the
-    non-zeros of c only (gathered), so this costs O(nnz), not O(N F).
-    """
-    r, col, vals = nz
-    c = vals.to(torch.float64)
-    cb = b[r, col].to(torch.float64) * c
-    cP = c * c + cb - u[r, col].to(torch.float64) * c
-    n = u.shape[0]
-    sums = torch.zeros(3, n, dtype=torch.float64)
-    sums.index_add_(1, r, torch.stack([cb, cP, c.abs()]))
-    return 0.5 * xx - L * sums[0] + 0.5 * L * sums[1] + lam * L * sums[2]
-
-
-def fista_path(
-    X_ND: Float[torch.Tensor, "N D"],
-    W_FD: Float[torch.Tensor, "F D"],
-    alphas: list[float],
-    *,
-    warm_start: bool = True,
-    **kwargs,
-) -> list[PursuitResult]:
-    """FISTA along a decreasing lambda path, each solve warm-started from the previous codes.
-
-    Decreasing alphas make each solution a good start for the next (the support grows gradually), as
-    in scikit-learn's ``lasso_path``; ``warm_start=False`` solves each from zero (for comparison).
-    """
-    if any(a2 > a1 for a1, a2 in zip(alphas, alphas[1:])):
-        raise ConfigError(f"fista_path needs decreasing alphas (warm starts go from sparse to dense), got {alphas}")
-    L = kwargs.pop("lipschitz", None) or lipschitz_constant(W_FD.to(X_ND.dtype))
-    results: list[PursuitResult] = []
-    for a in alphas:
-        init = results[-1].codes_NF if (warm_start and results) else None
-        results.append(fista(X_ND, W_FD, a, init_NF=init, lipschitz=L, **kwargs))
-    return results
 
 
 def omp(

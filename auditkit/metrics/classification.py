@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 
 CEILINGS = {"accuracy": 1.0, "balanced_accuracy": 1.0, "auroc": 1.0, "macro_f1": 1.0}
 """The best possible value of each metric, for normalised selectivity."""
@@ -68,3 +68,16 @@ def classification_metrics(
     if n_classes == 2:
         out["auroc"] = auroc(y_true, proba[:, 1])
     return out
+
+
+def log_loss(y_true: Int[torch.Tensor, " N"], proba: Float[torch.Tensor, "N K"], eps: float = 1e-15) -> float:
+    """Mean negative log-probability of the true class (nats), probabilities clipped to [eps, 1]."""
+    p_true = proba.double().gather(1, y_true.long()[:, None])[:, 0].clamp_min(eps)
+    return float(-p_true.log().mean())
+
+
+def stacked_metrics(
+    y_SN: Int[torch.Tensor, "S N"], proba_SNK: Float[torch.Tensor, "S N K"], test_SN: Bool[torch.Tensor, "S N"]
+) -> list[dict[str, float]]:
+    """:func:`classification_metrics` of every problem of a stacked probe on its own test rows."""
+    return [classification_metrics(y_SN[s][test_SN[s]], proba_SNK[s][test_SN[s]]) for s in range(y_SN.shape[0])]

@@ -24,7 +24,8 @@ from jaxtyping import Float
 
 from auditkit.dictionaries import from_sae
 from auditkit.errors import ConfigError, DataError
-from auditkit.methods.pursuit import fista_path, gradient_pursuit, omp
+from auditkit.methods.lasso import fista_path
+from auditkit.methods.pursuit import gradient_pursuit, omp
 
 
 def fvu(X_ND: Float[torch.Tensor, "N D"], X_hat_ND: Float[torch.Tensor, "N D"]) -> float:

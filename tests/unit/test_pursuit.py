@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from auditkit.errors import ConfigError, DataError
-from auditkit.methods.pursuit import fista, fista_path, gradient_pursuit, lipschitz_constant, omp
+from auditkit.methods import lasso
+from auditkit.methods.lasso import fista, fista_path, lipschitz_constant
+from auditkit.methods.pursuit import gradient_pursuit, omp
 from auditkit.seeding import torch_generator
 
 
@@ -38,14 +40,15 @@ def _planted(N: int, W: torch.Tensor, k: int, seed: int, noise: float = 0.0, pos
     return X, support
 
 
+@pytest.mark.parametrize("solver", ["working-set", "fista"])
 @pytest.mark.parametrize("positive", [False, True])
-def test_fista_objective_matches_sklearn_lasso_cd(positive: bool) -> None:
+def test_fista_objective_matches_sklearn_lasso_cd(positive: bool, solver: str) -> None:
     linear_model = pytest.importorskip("sklearn.linear_model")
     D, F, N = 48, 96, 12
     W = _dictionary(F, D, 1)
     X = torch.randn(N, D, generator=torch_generator(2), dtype=torch.float64)
     alpha = 0.3 * float((X @ W.T).abs().max())
-    res = fista(X, W, alpha, positive=positive, tol=1e-10, max_iter=20_000)
+    res = fista(X, W, alpha, positive=positive, tol=1e-10, max_iter=20_000, solver=solver)
     assert bool(res.converged_N.all())
     for n in range(N):
         # sparse_encode(lasso_cd, alpha) fits Lasso(alpha / D) with D samples: our objective / D.
@@ -73,6 +76,44 @@ def test_fista_objective_is_that_of_its_codes_and_matches_sparse_encode() -> Non
     np.testing.assert_allclose(res.objective_N.numpy(), ref_obj, rtol=1e-4)
 
 
+@pytest.mark.parametrize("positive", [False, True])
+@pytest.mark.parametrize("shape", [(200, 40, 0.3), (96, 48, 0.1), (300, 60, 0.03)])
+def test_working_set_solver_reaches_plain_fistas_objective(shape, positive: bool) -> None:
+    """Random (unplanted) problems from sparse (alpha = 0.3 max|x W^T|) to dense solutions (support near
+    D, where rows leave the working set for FISTA): at the same tol, the working-set objective is never
+    worse than FISTA's, and both agree with a much tighter FISTA solve."""
+    F, D, frac = shape
+    W = _dictionary(F, D, F)
+    X = torch.randn(20, D, generator=torch_generator(D), dtype=torch.float64)
+    alpha = frac * float((X @ W.T).abs().max())
+    ref = fista(X, W, alpha, positive=positive, tol=1e-13, max_iter=100_000, solver="fista")
+    plain = fista(X, W, alpha, positive=positive, tol=1e-10, max_iter=20_000, solver="fista")
+    ws = fista(X, W, alpha, positive=positive, tol=1e-10, max_iter=20_000)
+    assert bool(ws.converged_N.all())
+    assert bool((ws.objective_N <= plain.objective_N * (1 + 1e-9)).all())
+    torch.testing.assert_close(ws.objective_N, ref.objective_N, rtol=1e-5, atol=0)
+    c = ws.codes_NF
+    direct = 0.5 * ((X - c @ W) ** 2).sum(1) + alpha * c.abs().sum(1)
+    torch.testing.assert_close(ws.objective_N, direct, rtol=1e-10, atol=1e-10)
+    assert not positive or bool((c >= 0).all())
+
+
+def test_working_set_solver_takes_warm_starts_and_falls_back_to_fista(monkeypatch) -> None:
+    W = _dictionary(150, 40, 30)
+    X, _ = _planted(16, W, 4, 31, noise=0.05)
+    alpha = 0.5
+    ref = fista(X, W, alpha, tol=1e-13, max_iter=100_000, solver="fista")
+    cold = fista(X, W, alpha, tol=1e-10)
+    warm = fista(X, W, alpha, tol=1e-10, init_NF=cold.codes_NF)
+    assert int(warm.n_iter_N.max()) <= 2 < int(cold.n_iter_N.max())  # a solved start needs one confirmation
+    torch.testing.assert_close(warm.objective_N, ref.objective_N, rtol=1e-9, atol=0)
+    torch.testing.assert_close(fista(X, W, alpha, tol=1e-10, gram_max_bytes=0).objective_N, cold.objective_N)
+    monkeypatch.setattr(lasso, "_WS_MAX", 8)  # every row's working set outgrows 8 atoms: FISTA finishes
+    small = fista(X, W, alpha, tol=1e-12, max_iter=100_000)
+    torch.testing.assert_close(small.objective_N, ref.objective_N, rtol=1e-7, atol=0)
+    torch.testing.assert_close(small.codes_NF, fista(X, W, alpha, tol=1e-12, max_iter=100_000, solver="fista").codes_NF)
+
+
 def test_omp_support_and_codes_match_sklearn() -> None:
     linear_model = pytest.importorskip("sklearn.linear_model")
     W = _dictionary(120, 40, 5)
@@ -98,12 +139,13 @@ def test_planted_supports_are_recovered_over_an_incoherent_dictionary(solver) ->
     assert bool((found.sum(1) == 5).all())
 
 
-def test_warm_starts_along_a_decreasing_path_save_iterations() -> None:
+@pytest.mark.parametrize("solver", ["working-set", "fista"])
+def test_warm_starts_along_a_decreasing_path_save_iterations(solver: str) -> None:
     W = _dictionary(128, 48, 9, torch.float32)
     X, _ = _planted(100, W, 5, 10, noise=0.05)
     alphas = [2.0, 1.0, 0.5, 0.25, 0.12]
-    warm = fista_path(X, W, alphas, tol=1e-6)
-    cold = fista_path(X, W, alphas, tol=1e-6, warm_start=False)
+    warm = fista_path(X, W, alphas, tol=1e-6, solver=solver)
+    cold = fista_path(X, W, alphas, tol=1e-6, warm_start=False, solver=solver)
     it_warm = sum(int(r.n_iter_N.sum()) for r in warm[1:])
     it_cold = sum(int(r.n_iter_N.sum()) for r in cold[1:])
     assert it_warm < 0.8 * it_cold

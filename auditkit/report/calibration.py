@@ -1,0 +1,211 @@
+"""The calibration report: what was tested, false-positive rates against the nominal level, power.
+
+``render_calibration`` only renders; ``write_calibration`` writes report.md, the tidy tables, run.json
+and the power plot into a temporary folder swapped into place in one rename, like an audit's outputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from auditkit.report.markdown import _table
+from auditkit.report.write import library_versions
+
+PLOT = "power.png"
+
+
+def fpr_status(fpr: float, ci_low: float, nominal: float) -> str:
+    """``exceeds`` when even the interval's lower end is above the nominal level."""
+    if ci_low > nominal:
+        return "EXCEEDS nominal"
+    if fpr > nominal:
+        return "above nominal (not significant)"
+    return "at or below nominal"
+
+
+def _pct(x: float) -> str:
+    return "n/a" if isinstance(x, float) and math.isnan(x) else f"{100 * x:.1f}%"
+
+
+def _fpr_section(result: Any) -> list[str]:
+    cfg, fpr = result.config, result.fpr
+    if fpr.empty:
+        return ["## False-positive rate", "", "No null datasets were drawn.", ""]
+    table = pd.DataFrame(
+        {
+            "method": fpr["method"], "control": fpr["control"], "null datasets": fpr["n_null"],
+            "selective": fpr["n_selective"], "FPR": fpr["fpr"].map(_pct),
+            "95% CI": [f"[{_pct(a)}, {_pct(b)}]" for a, b in zip(fpr["ci_low"], fpr["ci_high"])],
+            "nominal": fpr["nominal"].map(_pct),
+            "status": [fpr_status(f, lo, n) for f, lo, n in zip(fpr["fpr"], fpr["ci_low"], fpr["nominal"])],
+            "interval > 0": fpr["interval_rate"].map(_pct), "its nominal": fpr["interval_nominal"].map(_pct),
+            "mean sel.": fpr["mean_selectivity"],
+            "sd sel.": fpr["sd_selectivity"], "seed ICC": fpr["seed_icc"],
+        }
+    )  # fmt: skip
+    return [
+        "## False-positive rate (null datasets)",
+        "",
+        f"Share of null datasets called *selective*, with its exact (Clopper-Pearson) 95% interval, against "
+        f"the nominal level {_pct(cfg.nominal)}. A pair **exceeds** the nominal level when the interval's lower "
+        "end is above it. *interval > 0* is the share whose 95% interval alone lies above zero (the rule "
+        "without its threshold; 2.5% if the seeds were independent). *seed ICC* is the within-dataset "
+        "correlation of the per-seed differences: the seeds share one dataset, so they are not independent, "
+        "and a positive ICC makes the t-interval over seeds too narrow by sqrt((1 - ICC) / (1 + (S - 1) ICC)).",
+        "",
+        _table(table),
+        "",
+    ]
+
+
+def _power_section(result: Any) -> list[str]:
+    power = result.power
+    if power.empty:
+        return ["## Power", "", "No planted datasets were drawn.", ""]
+    wide = power.pivot_table(index="strength", columns="control", values="power").reset_index()
+    real = power.groupby("strength")["mean_real"].mean()
+    ideal = power.groupby("strength")["ideal_accuracy"].mean()
+    wide.insert(1, "best acc.", [float(ideal[s]) for s in wide["strength"]])
+    wide.insert(2, "real acc.", [float(real[s]) for s in wide["strength"]])
+    n = int(power["n"].min())
+    return [
+        "## Power (planted datasets)",
+        "",
+        f"Share of planted datasets called *selective* ({n} datasets per strength; method: "
+        f"{', '.join(dict.fromkeys(power['method']))}). Strength is the signal-to-noise ratio of the latent "
+        "score; *best acc.* is the expected accuracy of the ideal reader (who knows the direction), mean "
+        "Phi(strength |z|) over the rows (1/2 + arctan(strength)/pi if z were Gaussian); *real acc.* the probe's "
+        "mean held-out accuracy on the real arm.",
+        "",
+        _table(wide),
+        "",
+        f"![power curves]({PLOT})",
+        "",
+    ]
+
+
+def _recovery_section(result: Any) -> list[str]:
+    rec = result.recovery
+    if rec is None or rec.empty:
+        return []
+    ok = "all passed" if bool(rec["passed"].all()) else f"{int((~rec['passed']).sum())} FAILED"
+    return [
+        f"## Recovery checks ({ok})",
+        "",
+        "Sparse features in superposition with known directions (sae-lens's `FeatureDictionary`, Zipfian "
+        "firing). The planted dictionary must *recover* (pursuit: support recall at the true L0; SAE: mean "
+        "best |cosine| of every planted direction with a decoder row), and its Gaussian and "
+        "spectrum-matched controls must *fail*.",
+        "",
+        _table(rec),
+        "",
+    ]
+
+
+def render_calibration(result: Any, plot: str | None = PLOT) -> str:
+    """The markdown calibration report of a :class:`auditkit.calibration.CalibrationResult`."""
+    cfg, info = result.config, result.info
+    lines = [
+        "# Calibration of the audit's verdicts",
+        "",
+        "## What was tested",
+        "",
+        f"- **Arms**: {info.get('model', 'a synthetic model')}, read at `{info.get('hook')}` on "
+        f"{info.get('n_rows')} labelled tokens (d = {info.get('d')}) from {info.get('n_examples')} sequences; "
+        f"every arm (real and {', '.join(info.get('controls', []))}) extracted once per seed and relabelled per "
+        "dataset exactly as the audit labels it (split redrawn, label controls reapplied).",
+        f"- **Audit settings**: seeds {list(cfg.seeds)} ({len(info.get('seed_sets', [[]]))} seed set(s)), test "
+        f"fraction {cfg.test_fraction:g}, logistic probe C = {cfg.probe_C:g}, verdict on held-out {cfg.metric}. "
+        "All datasets share one batch of tokens, so datasets on one seed set share its control draws; "
+        "datasets cycle through the seed sets to average over them.",
+        f"- **Verdict rule**: {info.get('verdict_rule', '')}.",
+        f"- **Null datasets** ({cfg.n_null}): labels drawn uniformly, independently of the tokens.",
+        f"- **Planted datasets** ({cfg.n_planted} per strength, strengths {list(cfg.strengths)}): labels "
+        "1[strength * z + e > 0], z the standardised projection of the real arm's activations on a random "
+        "direction, e ~ N(0, 1), so only the real model carries them.",
+        f"- **Nominal level** stated for 'selective' on a null: {_pct(cfg.nominal)}.",
+        "",
+        *_fpr_section(result),
+        *_power_section(result),
+        *_recovery_section(result),
+        "## Timings",
+        "",
+        ", ".join(f"{k} {v:.1f}" for k, v in info.get("timings", {}).items()),
+        "",
+    ]
+    if plot is None:
+        lines = [line for line in lines if PLOT not in line]
+    return "\n".join(lines)
+
+
+def power_plot(result: Any, path: Path) -> None:
+    """Power against strength, one line per control, with the null FPR at strength 0."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fpr = result.fpr.set_index("control")["fpr"] if not result.fpr.empty else pd.Series(dtype=float)
+    for control, sub in result.power.groupby("control", sort=False):
+        xs, ys = list(sub["strength"]), list(sub["power"])
+        if control in fpr.index:
+            xs, ys = [0.0, *xs], [float(fpr[control]), *ys]
+        ax.plot(xs, ys, marker="o", label=control)
+    ax.axhline(result.config.nominal, color="grey", linestyle="--", label=f"nominal {result.config.nominal:g}")
+    ax.set_xlabel("planted signal-to-noise (0 = null)")
+    ax.set_ylabel("P(verdict = selective)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+@contextlib.contextmanager
+def _atomic_folder(out: Path) -> Iterator[Path]:
+    """A temporary sibling of ``out`` to write into, swapped into place only if the block succeeds."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, old / out.name)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_calibration(result: Any, out: Path | str, command: str = "auditkit validate") -> Path:
+    """Write report.md, power.png, fpr.csv, power.csv, verdicts.csv, recovery.csv and run.json to ``out``."""
+    out = Path(out)
+    with _atomic_folder(out) as tmp:
+        has_plot = not result.power.empty
+        if has_plot:
+            power_plot(result, tmp / PLOT)
+        report = render_calibration(result, PLOT if has_plot else None)
+        (tmp / "report.md").write_text(report + f"\nReproduce: `{command}`\n")
+        result.fpr.to_csv(tmp / "fpr.csv", index=False)
+        result.power.to_csv(tmp / "power.csv", index=False)
+        result.verdicts.to_csv(tmp / "verdicts.csv", index=False)
+        result.recovery.to_csv(tmp / "recovery.csv", index=False)
+        run = dict(command=command, argv=sys.argv, config=dataclasses.asdict(result.config), info=result.info,
+                   versions=library_versions())  # fmt: skip
+        (tmp / "run.json").write_text(json.dumps(run, indent=2, default=str))
+    return out

@@ -1,0 +1,231 @@
+"""Render a :class:`auditkit.steering.SteeringResult`: steering.md, steering.csv, steering.json and the
+dose-response plot, written atomically (a temporary sibling folder renamed into place)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from auditkit.report.write import _jsonable, library_versions
+
+PLOT = "dose_response.png"
+CURVES = (
+    ("later_on", "on-target readout shift, later hook (class gaps)"),
+    ("later_off", "mean |off-target| shift, later hook (class gaps)"),
+    ("same_off", "mean |off-target| shift, same hook (class gaps)"),
+    ("kl", "KL(clean || steered), next token (nats)"),
+    ("heldout_dce", "held-out cross-entropy change (nats/token)"),
+    ("label_logodds", "label-word log-odds change (nats)"),
+)
+WRITE_TABLE = (
+    "step_norm", "same_on", "same_ratio", "later_on", "later_off", "later_ratio", "later_selective", "kl",
+    "label_logodds", "heldout_dce",
+)  # fmt: skip
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "n/a"
+        return f"{x:.{digits}g}" if abs(x) >= 1e4 else f"{x:.{digits}f}"
+    return str(x)
+
+
+def _ci(mean: float, lo: float, hi: float) -> str:
+    return f"{_fmt(mean)} [{_fmt(lo)}, {_fmt(hi)}]"
+
+
+def _table(header: list[str], body: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *["| " + " | ".join(r) + " |" for r in body]]
+
+
+def _cell(summary: pd.DataFrame, arm: str, direction: str, metric: str, alpha: float | None) -> str:
+    sub = summary[(summary["arm"] == arm) & (summary["direction"] == direction) & (summary["metric"] == metric)]
+    sub = sub[sub["alpha"].isna()] if alpha is None else sub[(sub["alpha"] - alpha).abs() < 1e-12]
+    if sub.empty:
+        return "n/a"
+    r = sub.iloc[0]
+    return _ci(r["mean"], r["ci_low"], r["ci_high"])
+
+
+def _verdict_lines(v: dict[str, Any], what: str, unit: str) -> list[str]:
+    if not v:
+        return [f"- {what}: fewer than two directions to compare"]
+    d = v["difference"]
+    sign = "lower" if v["metric"] == "later_ratio" else "higher"
+    return [
+        f"- **{what}: {v['best']}** ({unit} {_ci(*v['best_value'])}) vs runner-up **{v['runner_up']}** "
+        f"({_ci(*v['runner_up_value'])}): difference {d[0]:+.3f}, 95% CI [{_fmt(d[1])}, {_fmt(d[2])}] "
+        f"({sign} is better; {v['n_seeds']} seeds, paired). Ranking: "
+        + ", ".join(f"{k} {val:.3f}" for k, val in v["ranking"])
+    ]
+
+
+def _verdicts(result: Any) -> list[str]:
+    cfg, lines = result.config, ["## Verdicts", ""]
+    dose = f"alpha = {cfg.dose_for_verdict:g} ({cfg.scale} units)"
+    for arm, v in result.verdicts.items():
+        lines += [f"### {'real model' if arm == 'none' else arm}", ""]
+        lines += _verdict_lines(v["reads_best"], "reads best", "held-out AUROC")
+        lines += _verdict_lines(v["writes_best"], f"writes best at {dose}", "on - off at the later hook")
+        lines += _verdict_lines(v["most_surgical"], f"most surgical at {dose}", "off/on ratio at the later hook")
+        if v["moves_label_words_most"]:
+            lines += _verdict_lines(v["moves_label_words_most"], f"moves its label word most at {dose}",
+                                    "label-word log-odds change")  # fmt: skip
+        lines.append("")
+    return lines
+
+
+def _geometry(result: Any) -> list[str]:
+    s, lines = result.summary, ["## Geometry of the readers", ""]
+    lines += [
+        "How far each reading matrix P (rows: one probe per concept, normalised) is from orthogonal. "
+        "The further from orthogonal, the further the dual-basis writers (columns of P^+) turn away "
+        "from the probe directions themselves.",
+        "",
+    ]
+    body = []
+    for arm in result.verdicts:
+        for kind in ("logistic", "mass-mean", "lda"):
+            body.append([arm, kind] + [_cell(s, arm, kind, m, None) for m in
+                                       ("max_offdiag_cos", "mean_offdiag_cos", "condition_number")])  # fmt: skip
+    lines += _table(["arm", "readers", "max off-diag abs cos", "mean off-diag abs cos", "condition number"], body)
+    kinds = ("logistic", "mass-mean", "lda", "dual", "random")
+    lines += ["", "Mean cosine between directions of the same concept (real model; mean over concepts, seeds):", ""]
+    body = [
+        [a] + [_cell(s, "none", a, f"cos:{b}", None).split(" [")[0] if a != b else "1" for b in kinds] for a in kinds
+    ]
+    return lines + _table(["", *kinds], body) + [""]
+
+
+def _reading_writing(result: Any) -> list[str]:
+    s, cfg = result.summary, result.config
+    kinds = ("logistic", "mass-mean", "lda", "dual", "random")
+    lines = ["## Reading: held-out AUROC of each direction as a reader of its concept", ""]
+    body = [[k] + [_cell(s, a, k, "read_auroc", None) for a in result.verdicts] for k in kinds]
+    lines += _table(["direction", *result.verdicts], body)
+    for arm in result.verdicts:
+        lines += ["", f"## Writing at alpha = {cfg.dose_for_verdict:g} ({cfg.scale} units), arm {arm}", ""]
+        body = [[k] + [_cell(s, arm, k, m, cfg.dose_for_verdict) for m in WRITE_TABLE] for k in kinds]
+        lines += _table(["direction", *WRITE_TABLE], body)
+    return lines + [""]
+
+
+def _setup(result: Any) -> list[str]:
+    cfg, site, data = result.config, result.site, result.data
+    norms = ", ".join(f"{a}: {v:.2f}" for a, v in site["mean_norm"].items())
+    return [
+        "## Set-up",
+        "",
+        f"- model: {result.provenance['none'].get('name')} ({result.provenance['none'].get('weights_variant')})",
+        f"- concepts ({len(result.concepts)}): {', '.join(result.concepts)}; texts: {data['texts']} "
+        f"(template {cfg.template!r}); label words: {data['label_words'] or 'none'}",
+        f"- written at `{site['hook']}` ({site['positions']} positions), read again at `{site['later_hook']}`",
+        f"- doses alpha = {', '.join(f'{a:g}' for a in cfg.alphas)} in {cfg.scale} units; mean activation norm {norms}",
+        f"- seeds {', '.join(map(str, cfg.seeds))} (each its own split; {cfg.n_eval} held-out texts steered per seed); "
+        f"held-out prose: {cfg.n_heldout} texts of {data['heldout']}; controls: {', '.join(cfg.controls) or 'none'}",
+        f"- time: {', '.join(f'{k} {v:.1f}s' for k, v in result.timings.items())}",
+        "",
+    ]
+
+
+DEFINITIONS = """## Definitions
+
+- Directions per concept k: `logistic` (L2 logistic probe weight), `mass-mean` (class-mean difference),
+  `lda` (shrunk-covariance LDA direction), `dual` (column k of the pseudo-inverse of P, the matrix of
+  the logistic probe weights: it moves probe k's logit by 1 and the others by 0), `random` (matched norm).
+- Readouts are the logistic probes' logits, at the steering hook and at the later hook (probes fitted
+  there too), each in units of its own class-mean gap on training rows. `*_on`: target concept's shift;
+  `*_off`: mean |shift| of the other concepts; `*_ratio`: off / on (0 is surgical); `later_selective`:
+  on - off at the later hook (the writing score). Same-hook shifts are exact (`p_j . delta`), so the dual's
+  same-hook ratio is 0 by construction; the later hook is the test.
+- `kl`: KL(clean || steered) of the next-token distribution at the last token; `label_logodds`: change of
+  log p(word_k) - logsumexp of the other label words; `heldout_dce`: change of next-token cross-entropy on
+  held-out prose steered at every position; `step_norm`: length of the added vector.
+- Intervals: mean over concepts within a seed, then a two-sided 95% Student-t interval over seeds.
+
+## Reading these numbers
+
+- At matched norm (`scale=norm`) the logistic direction moves its own same-hook readout the most per
+  unit length by construction (it is that readout's gradient); `scale=gap` instead matches the
+  on-target push at the hook and compares only what else moves.
+- The K classes of one multiclass task are mutually exclusive: a text that becomes more "Australia"
+  becomes less of the others, so an off-target shift near 1/(K-1) of the on-target one is what a natural
+  change of class does, and a dual vector that holds the other readouts fixed moves off the data (the
+  one-vs-rest mass-mean rows of a balanced task are linearly dependent, hence their huge condition
+  number). Several independent binary tasks (`datasets=(A, B, ...)`) test surgicality without this.
+- The spectral-reinit arm is the null: directions there read and write a random network; what the
+  real arm shows beyond it is about the trained model.
+"""
+
+
+def dose_response_plot(summary: pd.DataFrame, path: Path) -> None:
+    """One panel per effect metric: mean over seeds (95% band) against dose, one line per direction,
+    solid for the real model and dashed for the controls."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(m, t) for m, t in CURVES if (summary["metric"] == m).any()]
+    fig, axes = plt.subplots(2, (len(panels) + 1) // 2, figsize=(4.2 * ((len(panels) + 1) // 2), 7), squeeze=False)
+    colours = dict(zip(("logistic", "mass-mean", "lda", "dual", "random"), plt.cm.tab10.colors))
+    for ax, (metric, title) in zip(axes.flat, panels):
+        for (arm, direction), g in summary[summary["metric"] == metric].groupby(["arm", "direction"]):
+            g = g.sort_values("alpha")
+            style = "-" if arm == "none" else "--"
+            label = direction if arm == "none" else f"{direction} ({arm})"
+            ax.plot(g["alpha"], g["mean"], style, marker="o", ms=3, color=colours.get(direction), label=label)
+            ax.fill_between(g["alpha"], g["ci_low"], g["ci_high"], color=colours.get(direction), alpha=0.12)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("alpha")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def render_steering(result: Any) -> str:
+    """steering.md for a SteeringResult."""
+    names = ", ".join(d["name"] for d in result.data["datasets"])
+    lines = [f"# auditkit steering report: {names} on {result.provenance['none'].get('name')}", ""]
+    lines += _verdicts(result) + _geometry(result) + _reading_writing(result)
+    lines += [f"## Dose-response", "", f"![dose-response]({PLOT})", ""] + _setup(result) + [DEFINITIONS]
+    return "\n".join(lines)
+
+
+def write_steering(result: Any, out: Path) -> Path:
+    """Write ``out/steering.md``, ``steering.csv``, ``steering.json`` and the plot in a temporary sibling
+    folder, then swap it into place with one rename: a failed run leaves the previous ``out/`` or nothing."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        dose_response_plot(result.summary, tmp / PLOT)
+        (tmp / "steering.md").write_text(render_steering(result))
+        rows = result.rows[["direction", "concept", "seed", "alpha", "metric", "value", "arm"]]
+        rows.to_csv(tmp / "steering.csv", index=False)
+        meta = dict(
+            config=_jsonable(result.config), site=result.site, data=result.data, provenance=result.provenance,
+            verdicts=_jsonable(result.verdicts), timings=result.timings, versions=library_versions(),
+        )  # fmt: skip
+        (tmp / "steering.json").write_text(json.dumps(meta, indent=2, default=str))
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, old / out.name)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
