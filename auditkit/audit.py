@@ -23,7 +23,7 @@ from auditkit.arms import Arm, ArmPlan, build_arms
 from auditkit.controls import ALL_CONTROLS, WEIGHT_CONTROLS
 from auditkit.errors import ConfigError, DataError
 from auditkit.extract import ExtractConfig, validate_hook
-from auditkit.methods.probe import LogisticProbe
+from auditkit.methods.probe import PROBES, make_probe
 from auditkit.metrics import classification_metrics, selectivity_table
 from auditkit.models import LoadedModel, ModelSpec, default_cache_dir, load_model
 from auditkit.types import ActivationSet, LabelledDataset
@@ -69,7 +69,9 @@ class AuditConfig:
     test_fraction: float = 0.25
     """Share of examples held out for scoring."""
     probe_C: float = 1.0
-    """Inverse L2 strength of the logistic probe (scikit-learn's C)."""
+    """Inverse L2 strength of the logistic and low-rank probes (scikit-learn's C)."""
+    probes: tuple[str, ...] = ("logistic",)
+    """Probe kinds fitted by the ``probe`` method: logistic, mass-mean, lda, low-rank, mlp."""
     selectivity_threshold: float = 0.05
     """Minimum mean (real - control) accuracy for a 'selective' verdict."""
     batch_size: int = 16
@@ -96,6 +98,9 @@ class AuditConfig:
             raise ConfigError(f"max_examples must be >= 4, got {self.max_examples}")
         if self.align not in ("first", "last"):
             raise ConfigError(f"align {self.align!r} unknown: use first or last")
+        bad_probes = [p for p in self.probes if p not in PROBES]
+        if bad_probes or not self.probes:
+            raise ConfigError(f"unknown probe kind(s) {bad_probes or self.probes}: use some of {list(PROBES)}")
         if not 0 < self.test_fraction < 1:
             raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
 
@@ -233,18 +238,24 @@ def probe_rows(arms: list[Arm], cfg: AuditConfig) -> tuple[pd.DataFrame, dict[st
     n_classes = len(arms[0].acts.class_names) or int(arms[0].acts.labels_N.max()) + 1
     if np.unique(arms[0].acts.labels_N[arms[0].acts.labels_N >= 0]).size < 2:
         raise DataError("the extracted rows carry one class only: a probe needs at least two")
-    rows, probe = [], None
-    for members in groups.values():
-        X_ND = members[0][1].acts_ND
-        y_SN = torch.as_tensor(np.stack([a.labels_N for _, a in members]))
-        test_SN = torch.as_tensor(np.stack([a.is_test_N for _, a in members]))
-        probe = LogisticProbe(C=cfg.probe_C).fit(X_ND, y_SN, ~test_SN, n_classes)
-        proba_SNK = probe.predict_proba(X_ND)
-        for s, (arm, _) in enumerate(members):
-            test = test_SN[s]
-            for metric, value in classification_metrics(y_SN[s][test], proba_SNK[s][test]).items():
-                rows.append(dict(method="probe", control=arm.control, seed=arm.seed, metric=metric, value=value))
-    info = dict(kind="logistic", C=cfg.probe_C, n_params=probe.n_params_, n_problems=len(arms), n_classes=n_classes)
+    rows, info = [], {"C": cfg.probe_C, "n_problems": len(arms), "n_classes": n_classes, "kinds": {}}
+    for kind in cfg.probes:
+        hp = {"C": cfg.probe_C} if kind in ("logistic", "low-rank") else {}
+        for members in groups.values():
+            X_ND = members[0][1].acts_ND
+            y_SN = torch.as_tensor(np.stack([a.labels_N for _, a in members]))
+            test_SN = torch.as_tensor(np.stack([a.is_test_N for _, a in members]))
+            probe = make_probe(kind, **hp)
+            if kind == "mlp":  # per-problem init seeds, so adding an arm never moves another arm's numbers
+                probe.fit(X_ND, y_SN, ~test_SN, n_classes, problem_keys=[f"{a.control}/{a.seed}" for a, _ in members])
+            else:
+                probe.fit(X_ND, y_SN, ~test_SN, n_classes)
+            proba_SNK = probe.predict_proba(X_ND)
+            for s_, (arm, _) in enumerate(members):
+                test = test_SN[s_]
+                for metric, value in classification_metrics(y_SN[s_][test], proba_SNK[s_][test]).items():
+                    rows.append(dict(method=f"probe-{kind}", control=arm.control, seed=arm.seed, metric=metric, value=value))
+        info["kinds"][kind] = {k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in probe.complexity_.items()}
     return pd.DataFrame(rows), info
 
 
@@ -272,6 +283,7 @@ def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
         f"--seeds {','.join(map(str, cfg.seeds))}",
         f"--test-fraction {cfg.test_fraction:g}",
         f"--probe-c {cfg.probe_C:g}",
+        f"--probes {','.join(cfg.probes)}",
         f"--out {out}",
     ]
     return " ".join(parts)

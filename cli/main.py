@@ -81,6 +81,7 @@ def audit(
     max_length: Annotated[int, typer.Option(help="Tokens per text, BOS included.")] = 128,
     test_fraction: Annotated[float, typer.Option(help="Share of examples held out.")] = 0.25,
     probe_c: Annotated[float, typer.Option("--probe-c", help="Inverse L2 strength of the logistic probe.")] = 1.0,
+    probes: Annotated[str, typer.Option(help="Probe kinds for --methods probe.")] = "logistic,mass-mean,lda,low-rank,mlp",
     text_column: Annotated[str, typer.Option(help="Text column of a table: dataset.")] = "text",
     label_column: Annotated[str, typer.Option(help="Label column of a table: dataset.")] = "label",
     revision: Annotated[Optional[str], typer.Option(help="Hub revision / Pythia checkpoint (step0).")] = None,
@@ -101,7 +102,7 @@ def audit(
         model=ModelSpec(name=model, revision=revision, processed=processed, cache_dir=cache_dir),
         dataset=dataset, hook=hook, positions=positions.value, methods=_csv(methods), controls=_csv(controls) or None,
         seeds=_seeds(seeds), max_examples=max_examples or None, max_length=max_length, test_fraction=test_fraction,
-        probe_C=probe_c, text_column=text_column, label_column=label_column, batch_size=batch_size,
+        probe_C=probe_c, probes=_csv(probes), text_column=text_column, label_column=label_column, batch_size=batch_size,
         use_cache=not no_cache, align=align.value, gaussian_keep_embeddings=gaussian_keep_embeddings,
     )  # fmt: skip
     result = run_audit(cfg)
@@ -150,6 +151,57 @@ def hooks(
     for name in loaded.model.hook_dict:
         if contains in name:
             typer.echo(name)
+
+
+@app.command()
+@_one_line_errors
+def validate(
+    full: Annotated[bool, typer.Option(help="Run the full calibration (slower) instead of the fast one.")] = False,
+    seed: Annotated[int, typer.Option(help="Root seed of the calibration.")] = 0,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/validate"),
+) -> None:
+    """Calibrate the auditor offline: false-positive rate and power of its verdicts on planted data."""
+    from auditkit.calibration import run_validate
+    from auditkit.report.calibration import write_calibration
+
+    result = run_validate(fast=not full, seed=seed, progress=True)
+    write_calibration(result, out, command=f"auditkit validate{' --full' if full else ''} --seed {seed} --out {out}")
+    typer.echo(f"wrote {out}/report.md")
+
+
+@app.command()
+@_one_line_errors
+def steer(
+    model: Annotated[str, typer.Option(help="Model spec, as for audit.")] = "smollm2-135m",
+    datasets: Annotated[str, typer.Option(help="Comma-separated sae-probes tags (one multiclass or several binary).")] = "17_world_country",
+    hook: Annotated[Optional[str], typer.Option(help="Hook to write at; default the middle resid_pre.")] = None,
+    later_hook: Annotated[Optional[str], typer.Option(help="Later hook to read effects at.")] = None,
+    max_examples: Annotated[int, typer.Option(help="Texts used (0 = all).")] = 300,
+    alphas: Annotated[str, typer.Option(help="Comma-separated doses.")] = "0,0.03125,0.0625,0.125,0.25",
+    scale: Annotated[str, typer.Option(help="Dose unit: norm or gap.")] = "norm",
+    positions: Annotated[str, typer.Option(help="Steer all positions or the last.")] = "all",
+    controls: Annotated[str, typer.Option(help="spectral-reinit, gaussian-reinit, or none.")] = "spectral-reinit",
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0,1,2",
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Cache root.")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/steering"),
+) -> None:
+    """Compare probe, mass-mean, LDA and dual-basis directions by what they do when written."""
+    from auditkit.models import ModelSpec
+    from auditkit.report.steering import write_steering
+    from auditkit.steering import SteeringConfig, run_steering
+
+    try:
+        alpha_values = tuple(float(a) for a in _csv(alphas))
+    except ValueError:
+        raise AuditkitError(f"--alphas {alphas!r} is not a comma-separated list of numbers") from None
+    cfg = SteeringConfig(
+        model=ModelSpec(name=model, cache_dir=cache_dir), datasets=_csv(datasets), hook=hook, later_hook=later_hook,
+        max_examples=max_examples or None, alphas=alpha_values, scale=scale, positions=positions,
+        controls=() if controls == "none" else _csv(controls), seeds=_seeds(seeds),
+    )  # fmt: skip
+    result = run_steering(cfg)
+    write_steering(result, out)
+    typer.echo(f"wrote {out}/steering.md, steering.csv")
 
 
 def main() -> None:

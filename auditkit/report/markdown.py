@@ -71,8 +71,9 @@ def render(result: Any, command: str, plot_name: str | None) -> str:
         f"{ds['n_tokens']} tokens; classes {ds['class_names']} with counts {ds['class_counts']}; "
         f"fingerprint `{ds['fingerprint'][:16]}`)",
         f"- Activations: hook `{ex['hook']}`, positions `{ex['positions']}`, {ex['rows']} rows x {ex['d']} dims",
-        f"- Probe: {result.probe_info['kind']} regression, C={result.probe_info['C']:g}, "
-        f"{result.probe_info['n_params']} parameters; {len(cfg.seeds)} seeds {list(cfg.seeds)}, each with its own "
+        f"- Probes: " + "; ".join(f"{k} ({', '.join(f'{a}={b}' for a, b in v.items())})"
+                                  for k, v in result.probe_info['kinds'].items())
+        + f"; C={result.probe_info['C']:g}; {len(cfg.seeds)} seeds {list(cfg.seeds)}, each with its own "
         f"train/test split by example (test fraction {cfg.test_fraction:g}) and control draw",
         f"- Controls: {', '.join(result.controls)}; every control arm of a seed uses that seed's split, and its "
         "own draw (`derive_seed(seed, control)`)",

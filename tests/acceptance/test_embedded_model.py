@@ -49,10 +49,10 @@ def test_small_default_audit_is_selective_and_cached(session_cache, tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     rows = pd.read_csv(tmp_path / "out" / "results.csv")
-    acc = rows[rows["metric"] == "accuracy"].groupby("control")["value"].mean()
+    acc = rows.query("metric == 'accuracy' and method == 'probe-logistic'").groupby("control")["value"].mean()
     # SST-2 sentiment is linearly readable from the middle of the residual stream; shuffled labels are not.
     assert acc["none"] > 0.65 and abs(acc["shuffled-labels"] - 0.5) < 0.1
-    sel = pd.read_csv(tmp_path / "out" / "selectivity.csv").query("metric == 'accuracy'").set_index("control")
+    sel = pd.read_csv(tmp_path / "out" / "selectivity.csv").query("metric == 'accuracy' and method == 'probe-logistic'").set_index("control")
     assert sel.loc["shuffled-labels", "verdict"] == "selective"
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["extraction"]["hook"] == "blocks.15.hook_resid_pre"
