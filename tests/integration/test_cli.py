@@ -139,3 +139,11 @@ def test_models_and_datasets_listings():
     assert any(l.startswith("gpt2 ") and " hub " in l for l in result.output.splitlines())
     result = runner.invoke(app, ["datasets"])
     assert result.exit_code == 0 and "sae-probes:92_glue_sst2" in result.output
+
+
+def test_steer_and_validate_bad_input(tmp_path):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["steer", "--alphas", "0,x", "--out", str(out)])
+    _assert_one_line_exit_2(result, out, "alphas")
+    result = runner.invoke(app, ["steer", "--model", "tiny-gpt2", "--datasets", "no_such_task", "--out", str(out)])
+    _assert_one_line_exit_2(result, out, "no_such_task")
