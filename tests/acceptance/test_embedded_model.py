@@ -45,7 +45,8 @@ def test_activations_match_the_transformers_gguf_model(smollm):
 
 def test_small_default_audit_is_selective_and_cached(session_cache, tmp_path):
     runner = CliRunner()
-    args = ["audit", "--max-examples", "400", "--cache-dir", str(session_cache), "--out", str(tmp_path / "out")]
+    args = ["audit", "--max-examples", "400", "--probes", "logistic,mass-mean",
+            "--controls", "shuffled-labels,control-task,random-tokens-uniform,spectral-reinit", "--cache-dir", str(session_cache), "--out", str(tmp_path / "out")]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     rows = pd.read_csv(tmp_path / "out" / "results.csv")
