@@ -6,22 +6,17 @@ and the power plot into a temporary folder swapped into place in one rename, lik
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
-import os
-import shutil
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from auditkit.report.markdown import _table
-from auditkit.report.write import library_versions
+from auditkit.report.write import atomic_folder, library_versions
 
 PLOT = "power.png"
 
@@ -174,28 +169,10 @@ def power_plot(result: Any, path: Path) -> None:
     plt.close(fig)
 
 
-@contextlib.contextmanager
-def _atomic_folder(out: Path) -> Iterator[Path]:
-    """A temporary sibling of ``out`` to write into, swapped into place only if the block succeeds."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        yield tmp
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, old / out.name)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def write_calibration(result: Any, out: Path | str, command: str = "auditkit validate") -> Path:
     """Write report.md, power.png, fpr.csv, power.csv, verdicts.csv, recovery.csv and run.json to ``out``."""
     out = Path(out)
-    with _atomic_folder(out) as tmp:
+    with atomic_folder(out) as tmp:
         has_plot = not result.power.empty
         if has_plot:
             power_plot(result, tmp / PLOT)

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from auditkit.report.write import _jsonable, library_versions
+from auditkit.report.write import _jsonable, atomic_folder, library_versions
 
 PLOT = "dose_response.png"
 CURVES = (
@@ -207,9 +204,7 @@ def write_steering(result: Any, out: Path) -> Path:
     """Write ``out/steering.md``, ``steering.csv``, ``steering.json`` and the plot in a temporary sibling
     folder, then swap it into place with one rename: a failed run leaves the previous ``out/`` or nothing."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         dose_response_plot(result.summary, tmp / PLOT)
         (tmp / "steering.md").write_text(render_steering(result))
         rows = result.rows[["direction", "concept", "seed", "alpha", "metric", "value", "arm"]]
@@ -219,13 +214,4 @@ def write_steering(result: Any, out: Path) -> Path:
             verdicts=_jsonable(result.verdicts), timings=result.timings, versions=library_versions(),
         )  # fmt: skip
         (tmp / "steering.json").write_text(json.dumps(meta, indent=2, default=str))
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, old / out.name)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out

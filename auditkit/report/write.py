@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -11,7 +12,7 @@ import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from auditkit.report.markdown import render
 from auditkit.report.plots import arms_plot
@@ -41,15 +42,34 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+@contextlib.contextmanager
+def atomic_folder(out: Path) -> Iterator[Path]:
+    """A temporary sibling of ``out`` to write into, swapped into place in one rename if the block succeeds.
+
+    An interrupted write leaves the previous ``out/`` (or nothing), never a half-written folder.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, old / out.name)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_outputs(result: Any, out: Path, command: str) -> Path:
     """Write ``out/`` in a temporary sibling folder, then swap it into place in one rename.
 
     An interrupted write leaves the previous ``out/`` (or nothing), never a half-written report.
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         arms_plot(result.rows, tmp / "arms.png")
         (tmp / "report.md").write_text(render(result, command, "arms.png"))
         result.rows.to_csv(tmp / "results.csv", index=False)
@@ -60,13 +80,4 @@ def write_outputs(result: Any, out: Path, command: str) -> Path:
             timings=result.timings, versions=library_versions(),
         )  # fmt: skip
         (tmp / "run.json").write_text(json.dumps(run, indent=2, default=str))
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, old / out.name)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
