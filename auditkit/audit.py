@@ -22,7 +22,8 @@ from auditkit import data as data_mod
 from auditkit.arms import Arm, ArmPlan, build_arms
 from auditkit.controls import ALL_CONTROLS, WEIGHT_CONTROLS
 from auditkit.errors import ConfigError, DataError
-from auditkit.extract import ExtractConfig, validate_hook
+from auditkit.cache import request_key
+from auditkit.extract import ExtractConfig, cache_request, validate_hook
 from auditkit.methods.probe import PROBES, make_probe
 from auditkit.metrics import classification_metrics, selectivity_table
 from auditkit.models import LoadedModel, ModelSpec, default_cache_dir, load_model
@@ -207,7 +208,10 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
             class_counts=np.bincount(dataset.labels_M, minlength=dataset.n_classes).tolist(),
             n_tokens=batch.n_tokens,
         ),  # fmt: skip
-        extraction=dict(hook=hook, positions=real.positions, rows=real.n, d=real.d),
+        extraction=dict(
+            hook=hook, positions=real.positions, rows=real.n, d=real.d,
+            cache_key=request_key(cache_request(loaded.provenance, batch, ecfg)) if cfg.use_cache else None,
+        ),  # fmt: skip
         probe_info=probe_info,
         controls=controls,
         timings=timings,
