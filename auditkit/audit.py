@@ -8,11 +8,12 @@ result row, never a separate code path.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -27,7 +28,7 @@ from auditkit.extract import ExtractConfig, cache_request, validate_hook
 from auditkit.methods.probe import PROBES, make_probe
 from auditkit.metrics import classification_metrics, selectivity_table
 from auditkit.models import LoadedModel, ModelSpec, default_cache_dir, load_model
-from auditkit.types import ActivationSet, LabelledDataset
+from auditkit.types import ActivationSet, LabelledDataset, TokenBatch
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,11 @@ DEFAULT_DATASET = "sae-probes:92_glue_sst2"
 METHODS = ("probe",)
 DEFAULT_CONTROLS = {"probe": tuple(c for c in ALL_CONTROLS if c != "step0")}
 """Controls that apply to each method and run by default (step0 needs the hub: opt in)."""
+APPLICABLE_CONTROLS = {"probe": ALL_CONTROLS}
+"""Controls each method can run against; a control asked for but not applicable to a method is skipped
+for that method (and said so in the report)."""
+RUNNERS = {"probe": "auditkit.audit:run_probe_method"}
+"""``module:function`` of each method's runner, imported on first use: ``f(ctx) -> MethodOutput``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,12 +140,56 @@ class AuditResult:
     """Dataset name, source, fingerprint, sizes."""
     extraction: dict[str, Any]
     """Hook, positions, rows, cache key."""
-    probe_info: dict[str, Any]
-    """Probe hyper-parameters and complexity."""
+    method_info: dict[str, dict[str, Any]]
+    """Per method: hyper-parameters, complexity, and what its report section needs."""
     controls: tuple[str, ...]
     """The controls that ran."""
     timings: dict[str, float]
     """Seconds per stage."""
+
+
+@dataclass(frozen=True)
+class MethodOutput:
+    """What a method's runner returns."""
+
+    rows: pd.DataFrame
+    """Tidy rows: method, control, seed, metric, value."""
+    info: dict[str, Any]
+    """Hyper-parameters, complexity and anything its report section shows (JSON-able)."""
+    headline: tuple[str, ...] = ("accuracy",)
+    """Metrics whose verdicts open the report."""
+
+
+@dataclass
+class MethodContext:
+    """What every method runner gets: the loaded model and data, the arm plan, shared timings."""
+
+    cfg: "AuditConfig"
+    loaded: LoadedModel
+    dataset: LabelledDataset
+    batch: TokenBatch
+    plan: ArmPlan
+    """The labelled-position arm plan (its ``controls`` are every control of the audit)."""
+    timings: dict[str, float]
+    _arms: list[Arm] | None = None
+
+    def arms(self) -> list[Arm]:
+        """The labelled-position arms of every control (extracted on first call, then shared)."""
+        if self._arms is None:
+            t = time.perf_counter()
+            self._arms = build_arms(self.plan, self.timings)
+            self.timings["extract_s"] = self.timings.get("extract_s", 0.0) + time.perf_counter() - t
+        return self._arms
+
+    def controls_for(self, method: str) -> tuple[str, ...]:
+        """The audit's controls that apply to ``method``."""
+        return tuple(c for c in self.plan.controls if c in APPLICABLE_CONTROLS[method])
+
+
+def runner(method: str) -> Callable[[MethodContext], MethodOutput]:
+    """The runner of ``method`` (see :data:`RUNNERS`)."""
+    module, _, name = RUNNERS[method].partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def load_dataset_spec(cfg: AuditConfig) -> LabelledDataset:
@@ -190,13 +240,16 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
         test_fraction=cfg.test_fraction, gaussian_keep_embeddings=cfg.gaussian_keep_embeddings,
         cache_root=(cfg.model.cache_dir or default_cache_dir()) if cfg.use_cache else None,
     )  # fmt: skip
-    arms = build_arms(plan, timings)
-    timings["extract_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    rows, probe_info = probe_rows(arms, cfg)
-    timings["fit_s"] = time.perf_counter() - t
+    timings["tokenize_s"] = time.perf_counter() - t
+    ctx = MethodContext(cfg=cfg, loaded=loaded, dataset=dataset, batch=batch, plan=plan, timings=timings)
+    outputs: dict[str, MethodOutput] = {}
+    for method in cfg.methods:
+        t = time.perf_counter()
+        outputs[method] = runner(method)(ctx)
+        timings[f"method[{method}]_s"] = time.perf_counter() - t
+    rows = pd.concat([o.rows for o in outputs.values()], ignore_index=True)
     timings["total_s"] = time.perf_counter() - t0
-    real = arms[0].acts
+    real = ctx._arms[0].acts if ctx._arms else None  # methods that need no labelled-position arms skip them
     return AuditResult(
         config=cfg,
         rows=rows,
@@ -209,10 +262,11 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
             n_tokens=batch.n_tokens,
         ),  # fmt: skip
         extraction=dict(
-            hook=hook, positions=real.positions, rows=real.n, d=real.d,
+            hook=hook, positions=real.positions if real else cfg.positions, rows=real.n if real else None,
+            d=real.d if real else model.cfg.d_model,
             cache_key=request_key(cache_request(loaded.provenance, batch, ecfg)) if cfg.use_cache else None,
         ),  # fmt: skip
-        probe_info=probe_info,
+        method_info={m: {**o.info, "headline": list(o.headline)} for m, o in outputs.items()},
         controls=controls,
         timings=timings,
     )
@@ -231,6 +285,13 @@ def _labelled_rows(acts: ActivationSet) -> ActivationSet:
         example_ids_N=acts.example_ids_N[idx], positions_N=acts.positions_N[idx], is_test_N=acts.is_test_N[idx],
         groups_N=groups,
     )  # fmt: skip
+
+
+def run_probe_method(ctx: MethodContext) -> MethodOutput:
+    """The ``probe`` method: every probe kind on every labelled-position arm."""
+    arms = [a for a in ctx.arms() if a.control == "none" or a.control in ctx.controls_for("probe")]
+    rows, info = probe_rows(arms, ctx.cfg)
+    return MethodOutput(rows=rows, info=info, headline=("accuracy",))
 
 
 def probe_rows(arms: list[Arm], cfg: AuditConfig) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 import math
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
 from auditkit.controls import DESCRIPTIONS
-from auditkit.metrics.selectivity import REAL, VERDICT_RULE
+from auditkit.metrics.selectivity import REAL, TWO_SIDED_RULE, VERDICT_RULE
+
+SECTIONS: dict[str, str] = {}
+"""``module:function`` rendering a method's own report section, ``f(result) -> list[str]`` of markdown
+lines; a method not listed gets the generic section (its selectivity tables by control)."""
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
@@ -33,33 +38,84 @@ def results_summary(rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _control_sections(sel: pd.DataFrame) -> list[str]:
+def _control_sections(sel: pd.DataFrame, level: str = "###") -> list[str]:
     lines = []
     for control in dict.fromkeys(sel["control"]):
         sub = sel[sel["control"] == control].drop(columns=["control", "n_seeds"])
-        lines += [f"### {control}", "", DESCRIPTIONS.get(control, ""), "", _table(sub), ""]
+        lines += [f"{level} {control}", "", DESCRIPTIONS.get(control, ""), "", _table(sub), ""]
     return lines
+
+
+def _section_renderer(method: str) -> Callable[[Any], list[str]]:
+    if method == "probe":
+        return _probe_section
+    if method not in SECTIONS:
+        return lambda result: _generic_section(result, method)
+    module, _, name = SECTIONS[method].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def method_selectivity(result: Any, method_prefix: str) -> pd.DataFrame:
+    """Selectivity rows of one method (``probe`` matches ``probe-logistic``, ``probe-mlp``, ...)."""
+    sel = result.selectivity
+    if sel.empty:
+        return sel
+    m = sel["method"]
+    return sel[(m == method_prefix) | m.str.startswith(method_prefix + "-")]
+
+
+def _generic_section(result: Any, method: str) -> list[str]:
+    lines = [f"## Method: {method}", "", "Selectivity by control (real minus control, paired by seed):", ""]
+    return lines + _control_sections(method_selectivity(result, method))
+
+
+def _probe_section(result: Any) -> list[str]:
+    cfg, info = result.config, result.method_info["probe"]
+    return [
+        "## Method: probe",
+        "",
+        "- Probes: " + "; ".join(f"{k} ({', '.join(f'{a}={b}' for a, b in v.items())})" for k, v in info["kinds"].items())
+        + f"; C={info['C']:g}; {len(cfg.seeds)} seeds {list(cfg.seeds)}, each with its own train/test split by "
+        f"example (test fraction {cfg.test_fraction:g}) and control draw",
+        "- Metrics, on each seed's held-out test split: accuracy: share of correct predictions; balanced_accuracy: "
+        "mean recall over classes; macro_f1: unweighted mean F1 over classes; auroc (binary only): area under the "
+        "ROC curve of the positive-class probability.",
+        "",
+        "### Selectivity by control (real minus control, paired by seed)",
+        "",
+        "Normalised selectivity is (real - control) / (ceiling - control): the share of the headroom above the "
+        "control that the real arm reaches.",
+        "",
+        *_control_sections(method_selectivity(result, "probe"), level="####"),
+    ]
+
+
+def _verdict_lines(result: Any) -> list[str]:
+    sel, lines = result.selectivity, []
+    for method, info in result.method_info.items():
+        msel = method_selectivity(result, method)
+        for r in msel[msel["metric"].isin(info.get("headline", ["accuracy"]))].itertuples(index=False):
+            lines.append(
+                f"- **{r.method}** vs **{r.control}**: {r.verdict} ({r.metric} {r.real:.3f} real vs "
+                f"{r.control_score:.3f} control; selectivity {r.selectivity:+.3f}, "
+                f"95% CI [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}], {r.n_seeds} seeds)"
+            )
+    return lines or ["- no control ran: there is nothing to compare the real arm with"]
 
 
 def render(result: Any, command: str, plot_name: str | None) -> str:
     """report.md for an :class:`auditkit.audit.AuditResult`."""
     cfg, prov, ds, ex = result.config, result.provenance, result.dataset, result.extraction
-    sel = result.selectivity
     lines = [
         f"# auditkit control report: {ds['name']} on {prov['name']}",
         "",
         "## Verdicts",
         "",
-    ]
-    for r in sel[sel["metric"] == "accuracy"].itertuples(index=False):
-        lines.append(
-            f"- **{r.method}** vs **{r.control}**: {r.verdict} (accuracy {r.real:.3f} real vs "
-            f"{r.control_score:.3f} control; selectivity {r.selectivity:+.3f}, "
-            f"95% CI [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}], {r.n_seeds} seeds)"
-        )
-    lines += [
+        *_verdict_lines(result),
         "",
-        f"Verdict rule (on accuracy): {VERDICT_RULE.format(threshold=cfg.selectivity_threshold)}.",
+        f"Verdict rule: {VERDICT_RULE.format(threshold=cfg.selectivity_threshold)}; {TWO_SIDED_RULE}. "
+        "Selectivity is signed so that positive means the real arm does better (for a metric where lower is "
+        "better, control - real).",
         "",
         "## What was audited",
         "",
@@ -70,20 +126,16 @@ def render(result: Any, command: str, plot_name: str | None) -> str:
         f"- Dataset: `{ds['name']}` ({ds['level']}-level, {ds['n_texts']} texts, {ds['n_items']} labelled items, "
         f"{ds['n_tokens']} tokens; classes {ds['class_names']} with counts {ds['class_counts']}; "
         f"fingerprint `{ds['fingerprint'][:16]}`)",
-        f"- Activations: hook `{ex['hook']}`, positions `{ex['positions']}`, {ex['rows']} rows x {ex['d']} dims",
-        f"- Probes: " + "; ".join(f"{k} ({', '.join(f'{a}={b}' for a, b in v.items())})"
-                                  for k, v in result.probe_info['kinds'].items())
-        + f"; C={result.probe_info['C']:g}; {len(cfg.seeds)} seeds {list(cfg.seeds)}, each with its own "
-        f"train/test split by example (test fraction {cfg.test_fraction:g}) and control draw",
+        f"- Activations: hook `{ex['hook']}`, positions `{ex['positions']}`"
+        + (f", {ex['rows']} rows x {ex['d']} dims" if ex.get("rows") is not None else ""),
+        f"- Methods: {', '.join(result.method_info)}",
         f"- Controls: {', '.join(result.controls)}; every control arm of a seed uses that seed's split, and its "
         "own draw (`derive_seed(seed, control)`)",
         "",
-        "## Selectivity by control (real minus control, paired by seed)",
-        "",
-        "Normalised selectivity is (real - control) / (ceiling - control): the share of the headroom above the "
-        "control that the real arm reaches.",
-        "",
-        *_control_sections(sel),
+    ]
+    for method in result.method_info:
+        lines += _section_renderer(method)(result)
+    lines += [
         "## Results (mean and standard deviation over seeds)",
         "",
         _table(results_summary(result.rows)),
@@ -92,12 +144,6 @@ def render(result: Any, command: str, plot_name: str | None) -> str:
     if plot_name:
         lines += [f"![real vs control]({plot_name})", ""]
     lines += [
-        "## Metrics",
-        "",
-        "All metrics are computed on each seed's held-out test split. accuracy: share of correct predictions; "
-        "balanced_accuracy: mean recall over classes; macro_f1: unweighted mean F1 over classes; auroc (binary "
-        "only): area under the ROC curve of the positive-class probability.",
-        "",
         "## Reproduce",
         "",
         "```",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import json
 import os
 import platform
@@ -18,6 +19,11 @@ from auditkit.report.markdown import render
 from auditkit.report.plots import arms_plot
 
 LIBRARIES = ("auditkit", "torch", "transformer-lens", "transformers", "sae-lens", "numpy", "pandas")
+
+
+FIGURES: dict[str, str] = {}
+"""``module:function`` writing a method's own figures into the report folder, ``f(result, folder)``;
+its report section (see ``markdown.SECTIONS``) links them."""
 
 
 def library_versions() -> dict[str, str]:
@@ -70,13 +76,19 @@ def write_outputs(result: Any, out: Path, command: str) -> Path:
     """
     out = Path(out)
     with atomic_folder(out) as tmp:
-        arms_plot(result.rows, tmp / "arms.png")
-        (tmp / "report.md").write_text(render(result, command, "arms.png"))
+        plot = "arms.png" if (result.rows["metric"] == "accuracy").any() else None
+        if plot:
+            arms_plot(result.rows, tmp / plot)
+        for method in result.method_info:
+            if method in FIGURES:
+                module, _, name = FIGURES[method].partition(":")
+                getattr(importlib.import_module(module), name)(result, tmp)
+        (tmp / "report.md").write_text(render(result, command, plot))
         result.rows.to_csv(tmp / "results.csv", index=False)
         result.selectivity.to_csv(tmp / "selectivity.csv", index=False)
         run = dict(
             command=command, argv=sys.argv, config=_jsonable(result.config), provenance=result.provenance,
-            dataset=result.dataset, extraction=result.extraction, probe=result.probe_info,
+            dataset=result.dataset, extraction=result.extraction, methods=result.method_info,
             timings=result.timings, versions=library_versions(),
         )  # fmt: skip
         (tmp / "run.json").write_text(json.dumps(run, indent=2, default=str))
