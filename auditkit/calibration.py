@@ -33,11 +33,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from auditkit.arms import Arm, ArmPlan, build_arms
-from auditkit.audit import DEFAULT_CONTROLS, METHODS, AuditConfig, probe_rows
+from auditkit.audit import DEFAULT_CONTROLS, AuditConfig, probe_rows
 from auditkit.calibration_stats import fpr_table, power_table, seed_differences
 from auditkit.controls import LABEL_CONTROLS
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig
+from auditkit.methods.probe import PROBES
 from auditkit.metrics import selectivity_table
 from auditkit.metrics.selectivity import REAL, VERDICT_RULE
 from auditkit.models import LoadedModel
@@ -47,6 +48,11 @@ from auditkit.synthetic import null_labels, planted_labels, set_language, set_me
 from auditkit.types import ModelProvenance
 
 logger = logging.getLogger(__name__)
+
+CALIBRATED_METHODS = ("probe",)
+"""Methods whose verdicts :func:`calibrate` measures. SAE and pursuit verdicts on reconstruction
+metrics compare arms whose activations differ by construction, so a label null does not apply to them
+(their k-sparse and code probes are probes on other features, calibrated as probes)."""
 
 NULL = "null-labels"
 """``kind`` of a null dataset (not plain "null", which CSV readers turn into a missing value)."""
@@ -80,6 +86,10 @@ class CalibrationConfig:
     """Minimum mean (real - control) for a 'selective' verdict (the audit's default)."""
     probe_C: float = 1.0
     """Inverse L2 strength of the logistic probe (the audit's default)."""
+    probes: tuple[str, ...] = ("logistic", "mass-mean", "lda")
+    """Probe kinds whose verdicts are calibrated (each is its own method, ``probe-<kind>``). The default
+    is the closed-form and convex kinds, fast enough for ``auditkit validate``; the iterative low-rank and
+    MLP probes cost 25-50x more per dataset and are calibrated by ``bench/bench_calibration.py``."""
     metric: str = "accuracy"
     """Metric the verdict is read on (the audit's verdict rule uses held-out accuracy)."""
     nominal: float = 0.05
@@ -107,8 +117,10 @@ class CalibrationConfig:
 
     def __post_init__(self) -> None:
         for bad, why in [
-            (not self.methods or any(m not in METHODS for m in self.methods), f"methods {self.methods}: use {METHODS}"),
+            (not self.methods or any(m not in CALIBRATED_METHODS for m in self.methods),
+             f"methods {self.methods}: verdicts of {list(CALIBRATED_METHODS)} are calibrated"),
             (self.controls is not None and not self.controls, "controls is empty: name one, or leave it out"),
+            (not self.probes or any(p not in PROBES for p in self.probes), f"probes {self.probes}: use {list(PROBES)}"),
             (self.n_null < 0 or self.n_planted < 0, f"n_null={self.n_null}, n_planted={self.n_planted} must be >= 0"),
             (self.n_null + self.n_planted * len(self.strengths) == 0, "no datasets: set n_null or n_planted > 0"),
             (any(s < 0 for s in self.strengths), f"strengths {self.strengths} must be >= 0"),
@@ -236,7 +248,7 @@ def _score_chunk(arms: list[Arm], chunk: list[_Dataset], cfg: CalibrationConfig)
     for ds in chunk:
         for arm in relabel([a for a in arms if a.seed in ds.seeds], ds.labels_N, test_fraction=cfg.test_fraction):
             keyed.append(dataclasses.replace(arm, seed=keys.setdefault((ds.index, arm.seed), len(keys))))
-    rows, _ = probe_rows(keyed, AuditConfig(seeds=cfg.seeds, probe_C=cfg.probe_C))
+    rows, _ = probe_rows(keyed, AuditConfig(seeds=cfg.seeds, probe_C=cfg.probe_C, probes=cfg.probes))
     inverse = {key: pair for pair, key in keys.items()}
     rows["dataset"] = rows["seed"].map(lambda k: inverse[k][0])
     rows["seed"] = rows["seed"].map(lambda k: inverse[k][1])

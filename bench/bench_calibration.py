@@ -1,7 +1,7 @@
 """Calibration sweeps: false-positive rate and power of every method x control verdict.
 
 Two regimes, both at the audit's default settings (3 seeds, test fraction 0.25, threshold 0.05,
-logistic probe C = 1) on the synthetic set-language model:
+every probe kind of the audit's default ``--probes``, logistic C = 1) on the synthetic set-language model:
 
 - ``default``: 64 sequences x 16 labelled tokens (1,024 rows, ~256 test rows per seed), ``--n-null``
   nulls per pair and a power curve of ``--n-planted`` datasets per strength;
@@ -14,7 +14,7 @@ control draws as well: every dataset here shares one batch of tokens, so with on
 the same control draws and the FPR is conditional on those (see ``CalibrationConfig.n_seed_sets``).
 Prints the tables and writes each regime's report with :func:`write_calibration` under ``--out``.
 
-    python bench/bench_calibration.py [--n-null 200] [--n-planted 40] [--seed-sets 20] [--out reports/calibration]
+    python bench/bench_calibration.py [--n-null 200] [--n-planted 40] [--seed-sets 20] [--probes ...] [--out reports/calibration]
 """
 
 from __future__ import annotations
@@ -40,12 +40,16 @@ def main() -> None:
     parser.add_argument("--seed-sets", type=int, default=20)
     parser.add_argument("--regimes", default="default,small")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--probes", default="logistic,mass-mean,lda,low-rank,mlp", help="probe kinds calibrated")
     parser.add_argument("--out", type=Path, default=Path("reports/calibration"))
     args = parser.parse_args()
     torch.set_num_threads(1)  # tiny fits on a shared machine: a second thread only waits
     pd.set_option("display.width", 250)
     pd.set_option("display.max_columns", 20)
-    base = CalibrationConfig(n_null=args.n_null, n_seed_sets=args.seed_sets, seed=args.seed, progress=True, chunk=25)
+    base = CalibrationConfig(
+        n_null=args.n_null, n_seed_sets=args.seed_sets, seed=args.seed, progress=True, chunk=25,
+        probes=tuple(p for p in args.probes.split(",") if p),
+    )  # fmt: skip
     regimes = {
         "default": dataclasses.replace(base, n_planted=args.n_planted, strengths=STRENGTHS),
         "small": dataclasses.replace(base, n_planted=0, strengths=(), n_sequences=16, seq_length=8),
@@ -57,12 +61,12 @@ def main() -> None:
         info = result.info
         print(f"\n=== {name}: {info['n_rows']} rows (d={info['d']}), {info['n_datasets']} datasets, "
               f"seed sets {info['seed_sets']}, {time.perf_counter() - t:.0f} s ===")  # fmt: skip
-        cols = ["control", "n_null", "n_selective", "fpr", "ci_low", "ci_high", "interval_rate", "mean_selectivity",
+        cols = ["method", "control", "n_null", "n_selective", "fpr", "ci_low", "ci_high", "interval_rate", "mean_selectivity",
                 "sd_selectivity", "seed_icc"]  # fmt: skip
         print(result.fpr[cols].to_string(index=False, float_format="%.3f"))
         if not result.power.empty:
-            wide = result.power.pivot_table(index="strength", columns="control", values="power")
-            wide.insert(0, "real_acc", result.power.groupby("strength")["mean_real"].mean())
+            wide = result.power.pivot_table(index=["method", "strength"], columns="control", values="power")
+            wide.insert(0, "real_acc", result.power.groupby(["method", "strength"])["mean_real"].mean())
             print(wide.to_string(float_format="%.2f"))
         print("timings:", {k: round(v, 1) for k, v in info["timings"].items()},
               "unconverged fit warnings:", info["unconverged_fit_warnings"])  # fmt: skip

@@ -69,17 +69,16 @@ def _power_section(result: Any) -> list[str]:
     power = result.power
     if power.empty:
         return ["## Power", "", "No planted datasets were drawn.", ""]
-    wide = power.pivot_table(index="strength", columns="control", values="power").reset_index()
-    real = power.groupby("strength")["mean_real"].mean()
+    wide = power.pivot_table(index=["method", "strength"], columns="control", values="power").reset_index()
+    real = power.groupby(["method", "strength"])["mean_real"].mean()
     ideal = power.groupby("strength")["ideal_accuracy"].mean()
-    wide.insert(1, "best acc.", [float(ideal[s]) for s in wide["strength"]])
-    wide.insert(2, "real acc.", [float(real[s]) for s in wide["strength"]])
+    wide.insert(2, "best acc.", [float(ideal[s]) for s in wide["strength"]])
+    wide.insert(3, "real acc.", [float(real[m, s]) for m, s in zip(wide["method"], wide["strength"])])
     n = int(power["n"].min())
     return [
         "## Power (planted datasets)",
         "",
-        f"Share of planted datasets called *selective* ({n} datasets per strength; method: "
-        f"{', '.join(dict.fromkeys(power['method']))}). Strength is the signal-to-noise ratio of the latent "
+        f"Share of planted datasets called *selective* ({n} datasets per strength and method). Strength is the signal-to-noise ratio of the latent "
         "score; *best acc.* is the expected accuracy of the ideal reader (who knows the direction), mean "
         "Phi(strength |z|) over the rows (1/2 + arctan(strength)/pi if z were Gaussian); *real acc.* the probe's "
         "mean held-out accuracy on the real arm.",
@@ -122,7 +121,8 @@ def render_calibration(result: Any, plot: str | None = PLOT) -> str:
         f"every arm (real and {', '.join(info.get('controls', []))}) extracted once per seed and relabelled per "
         "dataset exactly as the audit labels it (split redrawn, label controls reapplied).",
         f"- **Audit settings**: seeds {list(cfg.seeds)} ({len(info.get('seed_sets', [[]]))} seed set(s)), test "
-        f"fraction {cfg.test_fraction:g}, logistic probe C = {cfg.probe_C:g}, verdict on held-out {cfg.metric}. "
+        f"fraction {cfg.test_fraction:g}, probes {', '.join(cfg.probes)} (logistic C = {cfg.probe_C:g}), verdict on "
+        f"held-out {cfg.metric}. "
         "All datasets share one batch of tokens, so datasets on one seed set share its control draws; "
         "datasets cycle through the seed sets to average over them.",
         f"- **Verdict rule**: {info.get('verdict_rule', '')}.",
@@ -152,18 +152,21 @@ def power_plot(result: Any, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    fpr = result.fpr.set_index("control")["fpr"] if not result.fpr.empty else pd.Series(dtype=float)
-    for control, sub in result.power.groupby("control", sort=False):
-        xs, ys = list(sub["strength"]), list(sub["power"])
-        if control in fpr.index:
-            xs, ys = [0.0, *xs], [float(fpr[control]), *ys]
-        ax.plot(xs, ys, marker="o", label=control)
-    ax.axhline(result.config.nominal, color="grey", linestyle="--", label=f"nominal {result.config.nominal:g}")
-    ax.set_xlabel("planted signal-to-noise (0 = null)")
-    ax.set_ylabel("P(verdict = selective)")
-    ax.set_ylim(-0.02, 1.02)
-    ax.legend(fontsize=7)
+    methods = list(dict.fromkeys(result.power["method"]))
+    fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 3.8), sharey=True, squeeze=False)
+    fpr = result.fpr.set_index(["method", "control"])["fpr"] if not result.fpr.empty else pd.Series(dtype=float)
+    for ax, method in zip(axes[0], methods):
+        for control, sub in result.power[result.power["method"] == method].groupby("control", sort=False):
+            xs, ys = list(sub["strength"]), list(sub["power"])
+            if (method, control) in fpr.index:
+                xs, ys = [0.0, *xs], [float(fpr[method, control]), *ys]
+            ax.plot(xs, ys, marker="o", label=control)
+        ax.axhline(result.config.nominal, color="grey", linestyle="--", label=f"nominal {result.config.nominal:g}")
+        ax.set_title(method, fontsize=9)
+        ax.set_xlabel("planted signal-to-noise (0 = null)")
+        ax.set_ylim(-0.02, 1.02)
+    axes[0][0].set_ylabel("P(verdict = selective)")
+    axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

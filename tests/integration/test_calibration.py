@@ -46,8 +46,9 @@ def one_thread():
 def shuffled():
     """60 nulls and 12 planted datasets per strength, shuffled-label control, audit defaults."""
     cfg = CalibrationConfig(
-        controls=("shuffled-labels",), n_null=60, n_planted=12, strengths=STRENGTHS, train_steps=100, chunk=100
-    )
+        controls=("shuffled-labels",), n_null=60, n_planted=12, strengths=STRENGTHS, train_steps=100, chunk=100,
+        probes=("logistic",),
+    )  # fmt: skip
     return calibrate(cfg)
 
 
@@ -147,6 +148,8 @@ def test_config_rejects_bad_values():
         CalibrationConfig(seeds=(0,))
     with pytest.raises(ConfigError, match="methods"):
         CalibrationConfig(methods=("sae",))
+    with pytest.raises(ConfigError, match="probes"):
+        CalibrationConfig(probes=("ridge",))
     with pytest.raises(ConfigError, match="no datasets"):
         CalibrationConfig(n_null=0, n_planted=0)
 
@@ -157,3 +160,15 @@ def test_sae_finds_planted_directions_and_its_decoder_controls_do_not():
     cos = rows[rows["check"] == "sae-directions"].set_index("dictionary")["value"]
     assert cos["real"] >= 0.9
     assert cos["gaussian"] < 0.7 and cos["spectrum-matched"] < 0.7
+
+
+def test_every_calibrated_probe_kind_gets_its_own_false_positive_rate():
+    """Each probe kind is a method of its own: its nulls are counted separately and stay at or below nominal."""
+    cfg = CalibrationConfig(
+        controls=("control-task",), n_null=40, n_planted=0, strengths=(), train_steps=50, chunk=40,
+        probes=("logistic", "mass-mean", "lda"),
+    )  # fmt: skip
+    fpr = calibrate(cfg).fpr.set_index("method")
+    assert sorted(fpr.index) == ["probe-lda", "probe-logistic", "probe-mass-mean"]
+    assert (fpr["n_null"] == 40).all()
+    assert (fpr["fpr"] <= fpr["nominal"]).all(), fpr
