@@ -87,3 +87,11 @@ def parse_list(value: str, kind: type, option: str) -> tuple:
         return tuple(kind(v.strip()) for v in value.split(",") if v.strip())
     except ValueError:
         raise ConfigError(f"{option} {value!r} is not a comma-separated list of {kind.__name__}s") from None
+
+DICTIONARY_CONTROL_DESCRIPTIONS = {
+    "gaussian-dict": "Destroys every learned direction of the dictionary and its spectrum: the real activations coded "
+    "against i.i.d. Gaussian unit atoms of the same number and width (one draw per seed).",
+    "spectral-dict": "Destroys which directions the dictionary holds but keeps how much of the space it covers and how "
+    "anisotropically: the real dictionary's singular values with Haar-random singular vectors, rows renormalised.",
+}
+"""One sentence per dictionary control on what it destroys, for the report."""

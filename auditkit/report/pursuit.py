@@ -7,8 +7,12 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.controls import DESCRIPTIONS
 from auditkit.metrics.selectivity import REAL
+from auditkit.pursuit_options import DICTIONARY_CONTROL_DESCRIPTIONS
 from auditkit.report.markdown import _control_sections, _table, method_selectivity
+
+DESCRIPTIONS.update(DICTIONARY_CONTROL_DESCRIPTIONS)  # the report's control sections describe every arm
 
 FIGURE = "fvu_l0.png"
 _DICTIONARY_WORDS = {
