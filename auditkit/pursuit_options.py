@@ -33,7 +33,8 @@ class PursuitAuditOptions:
     whose codes feed the code probe. OMP gives the whole sweep from one run (it is greedy)."""
     alphas: tuple[float, ...] = (0.5, 0.3, 0.2)
     """Lasso sweep: penalties as fractions of the arm's alpha_max = max_n,j |x_n . w_j| (all codes
-    zero at 1); the smallest gives the code probe's codes."""
+    zero at 1); the smallest gives the code probe's codes. Arms are matched in penalty, not in L0: read
+    each ``fvu@alpha`` with its ``mean_l0@alpha`` (a random dictionary spends more atoms at one alpha)."""
     center: bool = True
     """Code ``x - mean(x)`` (the arm's own mean over all its rows; for an SAE, ``x - b_dec``), so the
     dictionary explains the variation that FVU measures rather than spending atoms on the mean."""

@@ -89,7 +89,9 @@ def pursuit_section(result: Any) -> list[str]:
         "trained on each seed's train split and scored on its held-out split.",
         "- Which controls speak to which metric: reconstruction and support (`fvu@...`, `mean_l0`, `frac_atoms_used`, "
         "amortisation gap) against the dictionary, weight and token controls; the code probe against every control, "
-        "label controls included (they change neither activations nor, except for `probe`, dictionaries).",
+        "label controls included (they change neither activations nor, except for `probe`, dictionaries)."
+        + ("" if info["solver"] in ("omp", "gradient") else " Lasso arms are matched in penalty, not in L0: read "
+           "each `fvu@alpha` with its `mean_l0@alpha`."),
         "",
         "### FVU against L0 (mean over seeds)",
         "",

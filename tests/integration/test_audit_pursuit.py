@@ -91,6 +91,21 @@ def test_probe_and_sae_dictionaries(tmp_path, tiny):
     assert m.loc["none", "fvu@k=4"] < m.loc["gaussian-dict", "fvu@k=4"]
 
 
+@pytest.mark.parametrize(("solver", "sweep"), [("gradient", ["fvu@k=1", "fvu@k=4"]),
+                                               ("nn-lasso", ["fvu@alpha=0.5", "fvu@alpha=0.1"])])  # fmt: skip
+def test_other_solvers_trace_a_falling_curve_below_random_dictionaries(tmp_path, tiny, solver, sweep):
+    result = _run(_planted(tmp_path / "t.csv", n=60), tiny, ("shuffled-labels",), solver=solver, ks=(1, 4),
+                  alphas=(0.5, 0.1), center=False)  # fmt: skip
+    m = _means(result)
+    assert result.method_info["pursuit"]["sweep"] == sweep
+    assert m.loc["none", sweep[1]] < m.loc["none", sweep[0]] < 1.0
+    if solver == "gradient":  # matched L0: the model's own embeddings explain its layer-0 rows better
+        assert m.loc["none", sweep[1]] < m.loc["gaussian-dict", sweep[1]] - 0.1, m[sweep]
+    else:  # a smaller penalty buys a denser code; arms are matched in penalty, not in L0, so FVU alone
+        # does not rank them (a random dictionary spends more atoms at the same alpha / alpha_max)
+        assert (m["mean_l0@alpha=0.1"] > m["mean_l0@alpha=0.5"]).dropna().all()
+
+
 def result_metrics(result) -> set[str]:
     return set(result.rows["metric"])
 
