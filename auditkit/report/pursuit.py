@@ -25,9 +25,10 @@ _DICTIONARY_WORDS = {
 
 def _curve_table(rows: pd.DataFrame, sweep: list[str]) -> pd.DataFrame:
     """Mean over seeds of every sweep FVU (and mean L0, atom coverage), one row per arm."""
-    sub = rows[(rows["method"] == "pursuit") & rows["metric"].isin([*sweep, "mean_l0", "frac_atoms_used"])]
+    cols = [*sweep, *[s.replace("fvu@", "mean_l0@") for s in sweep if "alpha" in s], "mean_l0", "frac_atoms_used"]
+    sub = rows[(rows["method"] == "pursuit") & rows["metric"].isin(cols)]
     wide = sub.groupby(["control", "metric"])["value"].mean().unstack("metric")
-    wide = wide[[c for c in [*sweep, "mean_l0", "frac_atoms_used"] if c in wide.columns]]
+    wide = wide[[c for c in cols if c in wide.columns]]
     order = [REAL, *[c for c in dict.fromkeys(sub["control"]) if c != REAL]]
     wide = wide.reindex([c for c in order if c in wide.index]).reset_index().rename(columns={"control": "arm"})
     wide["arm"] = wide["arm"].replace({REAL: "real"})
