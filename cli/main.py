@@ -12,6 +12,7 @@ from typing import Annotated, Callable, Optional
 import typer
 
 from auditkit.errors import AuditkitError
+from auditkit.pursuit_options import DICTIONARIES, SOLVERS, PursuitAuditOptions, parse_list
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Controls for interpretability claims.")
 
@@ -34,6 +35,10 @@ class DatasetKind(str, Enum):
     multiclass = "multiclass"
     classification = "classification"
     all = "all"
+
+
+DictionaryKind = Enum("DictionaryKind", {d: d for d in DICTIONARIES}, type=str)
+PursuitSolver = Enum("PursuitSolver", {s: s for s in SOLVERS}, type=str)
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -82,6 +87,12 @@ def audit(
     test_fraction: Annotated[float, typer.Option(help="Share of examples held out.")] = 0.25,
     probe_c: Annotated[float, typer.Option("--probe-c", help="Inverse L2 strength of the logistic probe.")] = 1.0,
     probes: Annotated[str, typer.Option(help="Probe kinds for --methods probe.")] = "logistic,mass-mean,lda,low-rank,mlp",
+    dictionary: Annotated[DictionaryKind, typer.Option(help="--methods pursuit: embed (W_E rows), unembed (W_U columns), sae (a TopK SAE trained per arm, or --pursuit-sae), probe (logistic-probe directions).")] = DictionaryKind.embed,
+    pursuit_solver: Annotated[PursuitSolver, typer.Option(help="--methods pursuit: sparse coder.")] = PursuitSolver.omp,
+    pursuit_k: Annotated[str, typer.Option(help="--methods pursuit: target L0 sweep of omp/gradient; the largest feeds the code probe.")] = "1,2,4,8",
+    pursuit_alphas: Annotated[str, typer.Option(help="--methods pursuit: lasso penalties as fractions of alpha_max.")] = "0.5,0.3,0.2",
+    pursuit_sae: Annotated[Optional[str], typer.Option(help="--dictionary sae: a saved SAE folder or release instead of training one per arm.")] = None,
+    pursuit_no_center: Annotated[bool, typer.Option(help="--methods pursuit: code raw activations, not activations minus their mean.")] = False,
     text_column: Annotated[str, typer.Option(help="Text column of a table: dataset.")] = "text",
     label_column: Annotated[str, typer.Option(help="Label column of a table: dataset.")] = "label",
     revision: Annotated[Optional[str], typer.Option(help="Hub revision / Pythia checkpoint (step0).")] = None,
@@ -98,12 +109,16 @@ def audit(
     from auditkit.report import write_outputs
 
     _setup_logging(verbose)
+    pursuit = PursuitAuditOptions(
+        dictionary=dictionary.value, solver=pursuit_solver.value, ks=parse_list(pursuit_k, int, "--pursuit-k"),
+        alphas=parse_list(pursuit_alphas, float, "--pursuit-alphas"), sae_path=pursuit_sae, center=not pursuit_no_center,
+    )  # fmt: skip
     cfg = AuditConfig(
         model=ModelSpec(name=model, revision=revision, processed=processed, cache_dir=cache_dir),
         dataset=dataset, hook=hook, positions=positions.value, methods=_csv(methods), controls=_csv(controls) or None,
         seeds=_seeds(seeds), max_examples=max_examples or None, max_length=max_length, test_fraction=test_fraction,
         probe_C=probe_c, probes=_csv(probes), text_column=text_column, label_column=label_column, batch_size=batch_size,
-        use_cache=not no_cache, align=align.value, gaussian_keep_embeddings=gaussian_keep_embeddings,
+        use_cache=not no_cache, align=align.value, gaussian_keep_embeddings=gaussian_keep_embeddings, pursuit=pursuit,
     )  # fmt: skip
     result = run_audit(cfg)
     path = write_outputs(result, out, reproduce_command(cfg, out))

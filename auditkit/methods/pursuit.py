@@ -44,6 +44,9 @@ class PursuitResult:
     or atoms selected (greedy methods)."""
     converged_N: Bool[torch.Tensor, "N"]
     """Whether the row met the tolerance (lasso) or reached its k without degeneracy (greedy)."""
+    objective_path_NK: Float[torch.Tensor, "N K"] | None = None
+    """OMP only: column s is the objective with the first s + 1 atoms, float64 (a row that stopped
+    keeps its last value). OMP is greedy, so this is the whole FVU-vs-L0 curve up to max k in one run."""
 
 
 class _Gram:
@@ -176,6 +179,7 @@ def _omp_block(X, W, op: _Gram, k_N) -> PursuitResult:
     Rinv = torch.zeros(n, K, K, dtype=X.dtype)
     coef = torch.zeros(n, K, dtype=X.dtype)
     zz = torch.zeros(n, dtype=torch.float64)  # ||projection of x||^2 = sum of z^2
+    zz_NK = torch.zeros(n, K, dtype=torch.float64)
     degenerate = torch.zeros(n, dtype=torch.bool)
     eps = 100 * torch.finfo(X.dtype).eps
     for s in range(K):
@@ -196,6 +200,7 @@ def _omp_block(X, W, op: _Gram, k_N) -> PursuitResult:
         coef[:, s] = c_new
         idx[:, s] = new
         zz += z.to(torch.float64) ** 2
+        zz_NK[:, s] = zz
         # The residual loses z q_new, q_new = (w_new - u W_S) / rnn, so corr loses c_new (b @ G), b = e_new - u.
         corr -= op.apply_sparse(idx[:, : s + 1], torch.cat([-u, torch.ones(n, 1, dtype=X.dtype)], 1) * c_new[:, None])
     xx = (X.to(torch.float64) ** 2).sum(1)
@@ -204,6 +209,7 @@ def _omp_block(X, W, op: _Gram, k_N) -> PursuitResult:
         objective_N=0.5 * (xx - zz).clamp_min(0),
         n_iter_N=torch.minimum(k_N, torch.full_like(k_N, K)),
         converged_N=~degenerate,
+        objective_path_NK=0.5 * (xx[:, None] - zz_NK).clamp_min(0),
     )
 
 
@@ -254,9 +260,11 @@ def _concat(parts: list[PursuitResult], X_ND: torch.Tensor, F: int) -> PursuitRe
             codes_NF=torch.zeros(0, F, dtype=X_ND.dtype), objective_N=e,
             n_iter_N=torch.zeros(0, dtype=torch.int64), converged_N=torch.zeros(0, dtype=torch.bool),
         )  # fmt: skip
+    paths = [p.objective_path_NK for p in parts]
     return PursuitResult(
         codes_NF=torch.cat([p.codes_NF for p in parts]),
         objective_N=torch.cat([p.objective_N for p in parts]),
         n_iter_N=torch.cat([p.n_iter_N for p in parts]),
         converged_N=torch.cat([p.converged_N for p in parts]),
+        objective_path_NK=None if any(p is None for p in paths) else torch.cat(paths),
     )

@@ -179,3 +179,14 @@ def test_bad_inputs_raise() -> None:
         fista_path(X, W, [0.1, 0.2])
     with pytest.raises(ConfigError, match="min"):
         omp(X, W, 11)
+
+
+def test_omp_objective_path_is_every_smaller_k():
+    """OMP is greedy: the objective after s atoms of a k = 6 run equals a separate run's at k = s."""
+    W = _dictionary(40, 16, seed=3)
+    X, _ = _planted(30, W, 4, seed=4, noise=0.05)
+    full = omp(X, W, 6)
+    assert full.objective_path_NK.shape == (30, 6)
+    for k in (1, 3, 6):
+        torch.testing.assert_close(full.objective_path_NK[:, k - 1], omp(X, W, k).objective_N, rtol=1e-8, atol=1e-10)
+    assert (full.objective_path_NK.diff(dim=1) <= 1e-12).all()
