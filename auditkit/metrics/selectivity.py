@@ -45,8 +45,9 @@ def direction(metric: str) -> int:
 
 VERDICT_RULE = (
     "selective when the 95% interval of (real - control) lies entirely above zero and the mean "
-    "difference is at least {threshold:g}; not selective when the interval covers zero; "
-    "inconclusive otherwise (a positive but small effect)"
+    "difference is at least {threshold:g}; not selective when the interval covers zero; control better "
+    "when it lies entirely below zero (the control arm scores higher than the real one); inconclusive "
+    "otherwise (a positive but small effect)"
 )
 
 
@@ -99,4 +100,6 @@ def verdict(ci_low: float, ci_high: float, mean: float, threshold: float) -> str
         return "selective"
     if ci_low <= 0 <= ci_high:
         return "not selective"
+    if ci_high < 0:
+        return "control better"
     return "inconclusive"
