@@ -40,6 +40,18 @@ def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
+def _probe_specs(value: str) -> tuple[str, ...]:
+    """Comma-separated probe kinds; the bare integers after a ``k-sparse:k=`` spec continue its list
+    (``logistic,k-sparse:k=1,5,20,mlp`` is three kinds)."""
+    out: list[str] = []
+    for item in _csv(value):
+        if item.isdigit() and out and "k=" in out[-1]:
+            out[-1] += "," + item
+        else:
+            out.append(item)
+    return tuple(out)
+
+
 def _seeds(value: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in _csv(value))
@@ -81,7 +93,9 @@ def audit(
     max_length: Annotated[int, typer.Option(help="Tokens per text, BOS included.")] = 128,
     test_fraction: Annotated[float, typer.Option(help="Share of examples held out.")] = 0.25,
     probe_c: Annotated[float, typer.Option("--probe-c", help="Inverse L2 strength of the logistic probe.")] = 1.0,
-    probes: Annotated[str, typer.Option(help="Probe kinds for --methods probe.")] = "logistic,mass-mean,lda,low-rank,mlp",
+    probes: Annotated[str, typer.Option(help="Probe kinds for --methods probe (also k-sparse, or k-sparse:k=1,5,20).")] = "logistic,mass-mean,lda,low-rank,mlp",
+    matrix: Annotated[Optional[str], typer.Option(help="W_E or W_U: probe embedding rows for --dataset token-properties:PROP (or :all).")] = None,
+    vocab_sample: Annotated[int, typer.Option(help="Vocabulary tokens sampled as rows of a --matrix audit.")] = 20000,
     text_column: Annotated[str, typer.Option(help="Text column of a table: dataset.")] = "text",
     label_column: Annotated[str, typer.Option(help="Label column of a table: dataset.")] = "label",
     revision: Annotated[Optional[str], typer.Option(help="Hub revision / Pythia checkpoint (step0).")] = None,
@@ -102,14 +116,33 @@ def audit(
         model=ModelSpec(name=model, revision=revision, processed=processed, cache_dir=cache_dir),
         dataset=dataset, hook=hook, positions=positions.value, methods=_csv(methods), controls=_csv(controls) or None,
         seeds=_seeds(seeds), max_examples=max_examples or None, max_length=max_length, test_fraction=test_fraction,
-        probe_C=probe_c, probes=_csv(probes), text_column=text_column, label_column=label_column, batch_size=batch_size,
+        probe_C=probe_c, probes=_probe_specs(probes), matrix=matrix, vocab_sample=vocab_sample, text_column=text_column, label_column=label_column, batch_size=batch_size,
         use_cache=not no_cache, align=align.value, gaussian_keep_embeddings=gaussian_keep_embeddings,
     )  # fmt: skip
+    if matrix is not None and dataset.endswith(":all"):
+        return _matrix_all(cfg, out)
     result = run_audit(cfg)
     path = write_outputs(result, out, reproduce_command(cfg, out))
     typer.echo(f"wrote {path}/report.md, results.csv, run.json ({result.timings['total_s']:.0f} s)")
     for r in result.selectivity[result.selectivity["metric"] == "accuracy"].itertuples(index=False):
         typer.echo(f"{r.method} vs {r.control}: {r.verdict} (selectivity {r.selectivity:+.3f}, CI [{r.ci_low:.3f}, {r.ci_high:.3f}])")
+
+
+def _matrix_all(cfg: object, out: Path) -> None:
+    """``--matrix ... --dataset token-properties:all``: one audit per property into ``out/<property>/``, plus
+    ``out/summary.md``."""
+    from auditkit.audit import reproduce_command
+    from auditkit.matrix_audit import run_matrix_audits
+    from auditkit.report.embedding import write_matrix_summary
+
+    results = run_matrix_audits(cfg)
+    commands = {p: reproduce_command(r.config, out / p) for p, r in results.items()}
+    write_matrix_summary(results, out, commands, reproduce_command(cfg, out))
+    typer.echo(f"wrote {out}/summary.md and {len(results)} property reports")
+    for prop, r in results.items():
+        sel = r.selectivity.query("metric == 'accuracy' and method == 'probe-logistic'")
+        for s in sel.itertuples(index=False):
+            typer.echo(f"{prop}: probe-logistic vs {s.control}: {s.verdict} (selectivity {s.selectivity:+.3f})")
 
 
 @app.command()
