@@ -167,7 +167,7 @@ def run_matrix_audit(cfg: "AuditConfig", *, loaded: LoadedModel | None = None) -
     prop = parse_dataset(cfg.dataset)
     if prop == "all":
         raise ConfigError("token-properties:all runs one audit per property: use run_matrix_audits")
-    return run_matrix_audits(cfg, loaded=loaded)[prop]
+    return run_matrix_audits(cfg, loaded=loaded)[prop.replace("_", "-")]
 
 
 def run_matrix_audits(cfg: "AuditConfig", *, loaded: LoadedModel | None = None) -> dict[str, "AuditResult"]:
