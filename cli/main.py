@@ -93,7 +93,7 @@ def audit(
     max_length: Annotated[int, typer.Option(help="Tokens per text, BOS included.")] = 128,
     test_fraction: Annotated[float, typer.Option(help="Share of examples held out.")] = 0.25,
     probe_c: Annotated[float, typer.Option("--probe-c", help="Inverse L2 strength of the logistic probe.")] = 1.0,
-    probes: Annotated[str, typer.Option(help="Probe kinds for --methods probe (also k-sparse, or k-sparse:k=1,5,20).")] = "logistic,mass-mean,lda,low-rank,mlp",
+    probes: Annotated[str, typer.Option(help="Probe kinds for --methods probe (k-sparse:k=1,5,20 chooses the ks).")] = "logistic,mass-mean,lda,low-rank,mlp,k-sparse",
     matrix: Annotated[Optional[str], typer.Option(help="W_E or W_U: probe embedding rows for --dataset token-properties:PROP (or :all).")] = None,
     vocab_sample: Annotated[int, typer.Option(help="Vocabulary tokens sampled as rows of a --matrix audit.")] = 20000,
     text_column: Annotated[str, typer.Option(help="Text column of a table: dataset.")] = "text",
