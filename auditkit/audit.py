@@ -326,11 +326,8 @@ def probe_rows(arms: list[Arm], cfg: AuditConfig) -> tuple[pd.DataFrame, dict[st
     for kind in cfg.probes:
         ks = parse_sparse_spec(kind)
         if ks is not None:
-            rows += _sparse_rows(list(groups.values()), n_classes, ks, cfg.probe_C)
-            info["kinds"][SPARSE_KIND] = dict(
-                ks=",".join(map(str, ks)), complexity="k input dimensions", rank_by="standardized class-mean difference",
-                n_params=",".join(str(min(k, arms[0].acts.d) * (1 if n_classes == 2 else n_classes) + (1 if n_classes == 2 else n_classes)) for k in ks),
-            )  # fmt: skip
+            sparse_rows, info["kinds"][SPARSE_KIND] = _sparse_rows(list(groups.values()), n_classes, ks, cfg.probe_C)
+            rows += sparse_rows
             continue
         hp = {"C": cfg.probe_C} if kind in ("logistic", "low-rank") else {}
         for members in groups.values():
@@ -351,9 +348,12 @@ def probe_rows(arms: list[Arm], cfg: AuditConfig) -> tuple[pd.DataFrame, dict[st
     return pd.DataFrame(rows), info
 
 
-def _sparse_rows(groups: list[list[tuple[Arm, ActivationSet]]], n_classes: int, ks: tuple[int, ...], C: float) -> list[dict]:
+def _sparse_rows(
+    groups: list[list[tuple[Arm, ActivationSet]]], n_classes: int, ks: tuple[int, ...], C: float
+) -> tuple[list[dict], dict[str, Any]]:
     """k-sparse probes (:func:`auditkit.methods.sparse_probe.sparse_probe`) on the raw dimensions of every
-    activation matrix; each problem ranks dimensions on its own training rows. Method ``probe-k-sparse-k{k}``."""
+    activation matrix (each problem ranks dimensions on its own training rows), method ``probe-k-sparse-k{k}``;
+    and their complexity for the method info (k, and the parameters of each k's probe)."""
     rows = []
     for members in groups:
         y_SN = torch.as_tensor(np.stack([a.labels_N for _, a in members]))
@@ -363,7 +363,11 @@ def _sparse_rows(groups: list[list[tuple[Arm, ActivationSet]]], n_classes: int, 
             arm = members[r["problem"]][0]
             rows.append(dict(method=f"probe-{SPARSE_KIND}-k{r['k']}", control=arm.control, seed=arm.seed,
                              metric=r["metric"], value=r["value"]))  # fmt: skip
-    return rows
+    out = 1 if n_classes == 2 else n_classes
+    d = int(groups[0][0][1].acts_ND.shape[1])
+    info = dict(ks=",".join(map(str, ks)), complexity="k input dimensions", rank_by="standardised class-mean difference",
+                n_params=",".join(str((min(k, d) + 1) * out) for k in ks))  # fmt: skip
+    return rows, info
 
 
 def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:

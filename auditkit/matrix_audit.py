@@ -110,7 +110,8 @@ def sample_tokens(props: TokenProperties, n: int, seed: int = 0) -> np.ndarray:
 def audited_properties(props: TokenProperties, ids: np.ndarray, prop: str) -> list[str]:
     """The property names to audit: ``prop``, or for ``all`` every property with enough tokens on each side."""
     names = list(PROPERTIES) if prop == "all" else [prop]
-    ok = [p for p in names if min(int(props.labels[p][ids].sum()), len(ids) - int(props.labels[p][ids].sum())) >= MIN_PER_CLASS]
+    positives = {p: int(props.labels[p][ids].sum()) for p in names}
+    ok = [p for p in names if min(positives[p], len(ids) - positives[p]) >= MIN_PER_CLASS]
     if prop != "all" and not ok:
         pos = int(props.labels[prop][ids].sum())
         raise DataError(
@@ -150,7 +151,8 @@ def build_matrix_arms(
     own = lambda: loaded  # noqa: E731
     arms = []
     for seed in cfg.seeds:
-        is_test = split_examples(real.example_ids_N, real.labels_N, seed=derive_seed(seed, "split"), test_fraction=cfg.test_fraction)
+        split_seed = derive_seed(seed, "split")
+        is_test = split_examples(real.example_ids_N, real.labels_N, seed=split_seed, test_fraction=cfg.test_fraction)
         real_s = real.replace(is_test_N=is_test)
         arms.append(Arm(REAL, seed, real_s, batch, own))
         for control in controls:
@@ -188,6 +190,7 @@ def run_matrix_audits(cfg: "AuditConfig", *, loaded: LoadedModel | None = None) 
     model = loaded.model
     props = token_properties(model.tokenizer, vocab_size=model.cfg.d_vocab)
     ids = sample_tokens(props, cfg.vocab_sample)
+    tokenizer_name = getattr(model.tokenizer, "name_or_path", "?")
     results = {}
     for name in audited_properties(props, ids, prop):
         t = time.perf_counter()
@@ -203,7 +206,7 @@ def run_matrix_audits(cfg: "AuditConfig", *, loaded: LoadedModel | None = None) 
             config=sub, rows=rows, selectivity=selectivity_table(rows, threshold=cfg.selectivity_threshold),
             provenance=loaded.provenance.to_dict(),
             dataset=dict(
-                name=sub.dataset, source=f"decoded strings of the {getattr(model.tokenizer, 'name_or_path', '?')} tokenizer",
+                name=sub.dataset, source=f"decoded strings of the {tokenizer_name} tokenizer",
                 fingerprint=arms[0].batch.dataset_fingerprint, level="vocabulary", n_texts=len(ids), n_items=len(ids),
                 class_names=list(real.class_names), class_counts=np.bincount(labels_N, minlength=2).tolist(),
                 n_tokens=len(ids), vocab_size=int(model.cfg.d_vocab), usable_tokens=int(props.mask_V.sum()),

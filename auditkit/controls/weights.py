@@ -140,7 +140,9 @@ def reinit_matrix(model: Any, matrix: str, control: str, seed: int) -> torch.Ten
         return _spectral_param(name, p, seed)
     if control == "gaussian-reinit":
         return _gaussian_param(name, p, seed)
-    raise ConfigError(f"weight control {control!r} cannot be applied to a matrix alone: use spectral-reinit or gaussian-reinit")
+    raise ConfigError(
+        f"weight control {control!r} cannot be applied to a matrix alone: use spectral-reinit or gaussian-reinit"
+    )
 
 
 def reinit_loaded(loaded: Any, control: str, seed: int, *, keep_embeddings: bool = False) -> Any:
