@@ -365,7 +365,7 @@ def _sparse_rows(
                              metric=r["metric"], value=r["value"]))  # fmt: skip
     out = 1 if n_classes == 2 else n_classes
     d = int(groups[0][0][1].acts_ND.shape[1])
-    info = dict(ks=",".join(map(str, ks)), complexity="k input dimensions", rank_by="standardised class-mean difference",
+    info = dict(ks=",".join(map(str, ks)), complexity="k input dimensions", rank_by="standardized class-mean difference",
                 n_params=",".join(str((min(k, d) + 1) * out) for k in ks))  # fmt: skip
     return rows, info
 
