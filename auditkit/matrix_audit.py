@@ -135,9 +135,13 @@ def _vocab_batch(ids: np.ndarray, labels_N: np.ndarray, class_names: tuple[str, 
 
 def build_matrix_arms(
     loaded: LoadedModel, matrix: str, ids: np.ndarray, labels_N: np.ndarray, prop: str, cfg: "AuditConfig",
-    controls: tuple[str, ...],
+    controls: tuple[str, ...], weight_rows: dict[tuple[str, int], torch.Tensor] | None = None,
 ) -> list[Arm]:  # fmt: skip
-    """Every (control, seed) arm of a matrix audit; rows are the sampled tokens, in the same order in every arm."""
+    """Every (control, seed) arm of a matrix audit; rows are the sampled tokens, in the same order in every arm.
+
+    ``weight_rows`` memoises the weight-control rows by (control, seed), so that auditing several
+    properties of one sample reinitialises the matrix once per arm, not once per property."""
+    weight_rows = {} if weight_rows is None else weight_rows
     class_names = (f"not {prop}", prop)
     batch = _vocab_batch(ids, labels_N, class_names, prop)
     strings = tuple(loaded.model.tokenizer.convert_ids_to_tokens(ids.tolist()))
@@ -159,7 +163,10 @@ def build_matrix_arms(
             if control in LABEL_CONTROLS:
                 arms.append(Arm(control, seed, LABEL_CONTROLS[control](real_s, derive_seed(seed, control)), batch, own))
             else:
-                acts = matrix_rows(loaded.model, matrix, ids, control, derive_seed(seed, control))
+                key = (control, seed)
+                if key not in weight_rows:
+                    weight_rows[key] = matrix_rows(loaded.model, matrix, ids, control, derive_seed(seed, control))
+                acts = weight_rows[key]
                 arms.append(Arm(control, seed, real_s.replace(acts_ND=acts), batch, own))
     return arms
 
@@ -191,12 +198,12 @@ def run_matrix_audits(cfg: "AuditConfig", *, loaded: LoadedModel | None = None) 
     props = token_properties(model.tokenizer, vocab_size=model.cfg.d_vocab)
     ids = sample_tokens(props, cfg.vocab_sample)
     tokenizer_name = getattr(model.tokenizer, "name_or_path", "?")
-    results = {}
+    results, weight_rows = {}, {}
     for name in audited_properties(props, ids, prop):
         t = time.perf_counter()
         labels_N = props.labels[name][ids].astype(np.int64)
         sub = dataclasses.replace(cfg, dataset=f"{DATASET_KIND}:{name.replace('_', '-')}")
-        arms = build_matrix_arms(loaded, cfg.matrix, ids, labels_N, name.replace("_", "-"), sub, controls)
+        arms = build_matrix_arms(loaded, cfg.matrix, ids, labels_N, name.replace("_", "-"), sub, controls, weight_rows)
         build_s = time.perf_counter() - t
         t = time.perf_counter()
         rows, info = probe_rows(arms, sub)
