@@ -219,7 +219,7 @@ def run_matrix_audits(cfg: "AuditConfig", *, loaded: LoadedModel | None = None) 
                 n_tokens=len(ids), vocab_size=int(model.cfg.d_vocab), usable_tokens=int(props.mask_V.sum()),
             ),  # fmt: skip
             extraction=dict(hook=cfg.matrix, positions="vocabulary-rows", rows=real.n, d=real.d, cache_key=None),
-            method_info={"probe": {**info, "headline": ["accuracy"]}},
+            method_info={"probe": {**info, "headline": ["accuracy", "balanced_accuracy"]}},  # rare properties
             controls=controls,
             timings=dict(load_model_s=load_s, build_arms_s=build_s, **{"method[probe]_s": fit_s},
                          total_s=load_s + build_s + fit_s),  # fmt: skip

@@ -140,9 +140,10 @@ def _matrix_all(cfg: object, out: Path) -> None:
     write_matrix_summary(results, out, commands, reproduce_command(cfg, out))
     typer.echo(f"wrote {out}/summary.md and {len(results)} property reports")
     for prop, r in results.items():
-        sel = r.selectivity.query("metric == 'accuracy' and method == 'probe-logistic'")
+        sel = r.selectivity.query("metric == 'balanced_accuracy' and method == 'probe-logistic'")
         for s in sel.itertuples(index=False):
-            typer.echo(f"{prop}: probe-logistic vs {s.control}: {s.verdict} (selectivity {s.selectivity:+.3f})")
+            typer.echo(f"{prop}: probe-logistic vs {s.control}: {s.verdict} (balanced accuracy {s.real:.3f} real, "
+                       f"selectivity {s.selectivity:+.3f})")  # fmt: skip
 
 
 @app.command()

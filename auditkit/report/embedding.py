@@ -11,18 +11,22 @@ from auditkit.report.markdown import _table
 from auditkit.report.write import atomic_folder, write_outputs
 
 
-def matrix_summary(results: dict[str, Any], method: str = "probe-logistic") -> pd.DataFrame:
-    """One row per property: positives in the sample, ``method``'s mean accuracy on every arm, and its
-    verdict against every control."""
+def matrix_summary(results: dict[str, Any], method: str = "probe-logistic", metric: str = "balanced_accuracy") -> pd.DataFrame:
+    """One row per property: positives in the sample, the real arm's accuracy against the majority share,
+    ``method``'s mean ``metric`` on every arm (and the 1-sparse probe's on the real arm, when it ran) and its
+    verdict against every control on ``metric``."""
     rows = []
     for prop, r in results.items():
-        acc = r.rows.query("metric == 'accuracy' and method == @method").groupby("control")["value"].mean()
-        sel = r.selectivity.query("metric == 'accuracy' and method == @method").set_index("control")
+        mean = r.rows.groupby(["metric", "method", "control"])["value"].mean()
+        sel = r.selectivity.query("metric == @metric and method == @method").set_index("control")
         counts = r.dataset["class_counts"]
         row = {"property": prop, "positives": f"{counts[1]}/{sum(counts)}", "majority": max(counts) / sum(counts),
-               "real": acc.get("none", float("nan"))}  # fmt: skip
+               "accuracy": mean.get(("accuracy", method, "none"), float("nan")),
+               "real": mean.get((metric, method, "none"), float("nan"))}  # fmt: skip
         for control in r.controls:
-            row[control] = acc.get(control, float("nan"))
+            row[control] = mean.get((metric, method, control), float("nan"))
+        if (metric, "probe-k-sparse-k1", "none") in mean.index:
+            row["1-sparse real"] = mean[(metric, "probe-k-sparse-k1", "none")]
         for control in r.controls:
             if control in sel.index:
                 row[f"vs {control}"] = f"{sel.loc[control, 'verdict']} ({sel.loc[control, 'selectivity']:+.3f})"
@@ -42,9 +46,13 @@ def write_matrix_summary(results: dict[str, Any], out: Path, commands: dict[str,
             cfg = first.config
             lines += [
                 f"Logistic probes on {first.extraction['rows']} sampled vocabulary rows of `{cfg.matrix}` "
-                f"(d = {first.extraction['d']}), one audit per property; held-out accuracy, mean over seeds "
-                f"{list(cfg.seeds)}. Arms: the real matrix, shuffled labels, and the spectral-reinit and "
-                "gaussian-reinit models' matrix. Each property's full report (all probes, intervals) is in its folder.",
+                f"(d = {first.extraction['d']}), one audit per property, mean over seeds {list(cfg.seeds)}. "
+                "`accuracy` is the real arm's held-out accuracy (compare `majority`, the larger class's share); "
+                "the arm columns and verdicts are held-out balanced accuracy (mean recall over the two classes, "
+                "0.5 at chance whatever the imbalance), because most properties are rare. `1-sparse real`: the "
+                "best single dimension's probe on the real matrix. Arms: the real matrix, shuffled labels, and the "
+                "spectral-reinit and gaussian-reinit models' matrix. Each property's full report (all probes, "
+                "intervals, accuracy verdicts) is in its folder.",
                 "",
                 _table(matrix_summary(results)),
                 "",
