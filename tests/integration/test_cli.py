@@ -176,3 +176,10 @@ def test_matrix_all_writes_a_folder_per_property_and_a_summary(tmp_path):
     assert set(rows["control"]) == {"none", "shuffled-labels", "spectral-reinit", "gaussian-reinit"}
     assert set(rows["method"]) == {"probe-logistic", "probe-mass-mean"}
     assert "--matrix W_U" in (out / "capitalised" / "report.md").read_text()
+
+
+def test_probe_specs_keep_a_k_sparse_list_together():
+    from auditkit.cli.main import _probe_specs
+
+    assert _probe_specs("logistic,k-sparse:k=1,5,20,mlp") == ("logistic", "k-sparse:k=1,5,20", "mlp")
+    assert _probe_specs("k-sparse,mass-mean") == ("k-sparse", "mass-mean")
