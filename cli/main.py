@@ -170,6 +170,7 @@ def datasets(
         typer.echo(f"sae-probes:{row.tag:45s} {row.kind:11s} offline")
     typer.echo("conllu:PATH                                          token-level UPOS from a CoNLL-U file")
     typer.echo("table:PATH_OR_HUB_ID                                 CSV/JSONL/parquet file, or a datasets id (hub)")
+    typer.echo("token-properties:PROP|all                            token-string labels of vocabulary rows (--matrix)")
 
 
 @app.command()
