@@ -197,7 +197,7 @@ def run_matrix_audits(cfg: "AuditConfig", *, loaded: LoadedModel | None = None) 
     model = loaded.model
     props = token_properties(model.tokenizer, vocab_size=model.cfg.d_vocab)
     ids = sample_tokens(props, cfg.vocab_sample)
-    tokenizer_name = getattr(model.tokenizer, "name_or_path", "?")
+    tokenizer_name = loaded.provenance.name  # the model spec, not a local cache path
     results, weight_rows = {}, {}
     for name in audited_properties(props, ids, prop):
         t = time.perf_counter()
