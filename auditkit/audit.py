@@ -26,6 +26,7 @@ from auditkit.errors import ConfigError, DataError
 from auditkit.cache import request_key
 from auditkit.extract import ExtractConfig, cache_request, validate_hook
 from auditkit.methods.probe import PROBES, make_probe
+from auditkit.methods.sparse_probe import SPARSE_KIND, parse_sparse_spec, sparse_probe
 from auditkit.metrics import classification_metrics, selectivity_table
 from auditkit.models import LoadedModel, ModelSpec, default_cache_dir, load_model
 from auditkit.pursuit_options import PursuitAuditOptions
@@ -84,7 +85,13 @@ class AuditConfig:
     probe_C: float = 1.0
     """Inverse L2 strength of the logistic and low-rank probes (scikit-learn's C)."""
     probes: tuple[str, ...] = ("logistic",)
-    """Probe kinds fitted by the ``probe`` method: logistic, mass-mean, lda, low-rank, mlp."""
+    """Probe kinds fitted by the ``probe`` method: logistic, mass-mean, lda, low-rank, mlp, and ``k-sparse``
+    (or ``k-sparse:k=1,5,20``: logistic probes on the top-k raw dimensions, one method per k)."""
+    matrix: str | None = None
+    """``W_E`` or ``W_U``: probe rows of the token embedding (columns of the unembedding) for the
+    ``token-properties:PROP`` dataset instead of activations (see :mod:`auditkit.matrix_audit`)."""
+    vocab_sample: int = 20000
+    """Vocabulary tokens sampled (seeded) as the rows of a ``matrix`` audit."""
     pursuit: PursuitAuditOptions = field(default_factory=PursuitAuditOptions)
     """Dictionary, solver and L0 sweep of the ``pursuit`` method."""
     selectivity_threshold: float = 0.05
@@ -113,11 +120,15 @@ class AuditConfig:
             raise ConfigError(f"max_examples must be >= 4, got {self.max_examples}")
         if self.align not in ("first", "last"):
             raise ConfigError(f"align {self.align!r} unknown: use first or last")
-        bad_probes = [p for p in self.probes if p not in PROBES]
+        bad_probes = [p for p in self.probes if p not in PROBES and parse_sparse_spec(p) is None]
         if bad_probes or not self.probes:
-            raise ConfigError(f"unknown probe kind(s) {bad_probes or self.probes}: use some of {list(PROBES)}")
+            raise ConfigError(f"unknown probe kind(s) {bad_probes or self.probes}: use some of {[*PROBES, SPARSE_KIND]}")
         if not 0 < self.test_fraction < 1:
             raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        if self.matrix is None and self.dataset.startswith("token-properties:"):
+            raise ConfigError(f"{self.dataset} labels vocabulary tokens: add --matrix W_E or --matrix W_U")
+        if self.vocab_sample < 40:
+            raise ConfigError(f"vocab_sample must be >= 40, got {self.vocab_sample}")
 
 
 def resolve_controls(cfg: AuditConfig) -> tuple[str, ...]:
@@ -125,6 +136,10 @@ def resolve_controls(cfg: AuditConfig) -> tuple[str, ...]:
 
     Weight controls need unprocessed weights; by default they are left out for a processed model.
     """
+    if cfg.matrix is not None:
+        from auditkit.matrix_audit import matrix_controls
+
+        return matrix_controls(cfg)
     if cfg.controls is not None:
         return cfg.controls
     chosen = dict.fromkeys(c for m in cfg.methods for c in DEFAULT_CONTROLS[m])
@@ -223,6 +238,10 @@ def default_hook(n_layers: int) -> str:
 
 def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditResult:
     """Run the audit described by ``cfg`` (``loaded`` reuses an already loaded model)."""
+    if cfg.matrix is not None:
+        from auditkit.matrix_audit import run_matrix_audit
+
+        return run_matrix_audit(cfg, loaded=loaded)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     dataset = load_dataset_spec(cfg)
@@ -313,6 +332,11 @@ def probe_rows(arms: list[Arm], cfg: AuditConfig) -> tuple[pd.DataFrame, dict[st
         raise DataError("the extracted rows carry one class only: a probe needs at least two")
     rows, info = [], {"C": cfg.probe_C, "n_problems": len(arms), "n_classes": n_classes, "kinds": {}}
     for kind in cfg.probes:
+        ks = parse_sparse_spec(kind)
+        if ks is not None:
+            sparse_rows, info["kinds"][SPARSE_KIND] = _sparse_rows(list(groups.values()), n_classes, ks, cfg.probe_C)
+            rows += sparse_rows
+            continue
         hp = {"C": cfg.probe_C} if kind in ("logistic", "low-rank") else {}
         for members in groups.values():
             X_ND = members[0][1].acts_ND
@@ -332,6 +356,28 @@ def probe_rows(arms: list[Arm], cfg: AuditConfig) -> tuple[pd.DataFrame, dict[st
     return pd.DataFrame(rows), info
 
 
+def _sparse_rows(
+    groups: list[list[tuple[Arm, ActivationSet]]], n_classes: int, ks: tuple[int, ...], C: float
+) -> tuple[list[dict], dict[str, Any]]:
+    """k-sparse probes (:func:`auditkit.methods.sparse_probe.sparse_probe`) on the raw dimensions of every
+    activation matrix (each problem ranks dimensions on its own training rows), method ``probe-k-sparse-k{k}``;
+    and their complexity for the method info (k, and the parameters of each k's probe)."""
+    rows = []
+    for members in groups:
+        y_SN = torch.as_tensor(np.stack([a.labels_N for _, a in members]))
+        test_SN = torch.as_tensor(np.stack([a.is_test_N for _, a in members]))
+        res = sparse_probe(members[0][1].acts_ND, y_SN, ~test_SN, n_classes, test_SN=test_SN, ks=ks, C=C)
+        for r in res.rows:
+            arm = members[r["problem"]][0]
+            rows.append(dict(method=f"probe-{SPARSE_KIND}-k{r['k']}", control=arm.control, seed=arm.seed,
+                             metric=r["metric"], value=r["value"]))  # fmt: skip
+    out = 1 if n_classes == 2 else n_classes
+    d = int(groups[0][0][1].acts_ND.shape[1])
+    info = dict(ks=",".join(map(str, ks)), complexity="k input dimensions", rank_by="standardized class-mean difference",
+                n_params=",".join(str((min(k, d) + 1) * out) for k in ks))  # fmt: skip
+    return rows, info
+
+
 def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
     """The ``auditkit audit`` command line that reruns ``cfg``."""
     parts = ["auditkit audit", f"--model {cfg.model.name}", f"--dataset {cfg.dataset}"]
@@ -343,6 +389,8 @@ def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
         parts.append("--gaussian-keep-embeddings")
     if cfg.align != "first":
         parts.append(f"--align {cfg.align}")
+    if cfg.matrix is not None:
+        parts.append(f"--matrix {cfg.matrix} --vocab-sample {cfg.vocab_sample}")
     if cfg.dataset.startswith("table:"):
         parts += [f"--text-column {cfg.text_column}", f"--label-column {cfg.label_column}"]
     if cfg.hook:

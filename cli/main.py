@@ -45,6 +45,18 @@ def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
+def _probe_specs(value: str) -> tuple[str, ...]:
+    """Comma-separated probe kinds; the bare integers after a ``k-sparse:k=`` spec continue its list
+    (``logistic,k-sparse:k=1,5,20,mlp`` is three kinds)."""
+    out: list[str] = []
+    for item in _csv(value):
+        if item.isdigit() and out and "k=" in out[-1]:
+            out[-1] += "," + item
+        else:
+            out.append(item)
+    return tuple(out)
+
+
 def _seeds(value: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in _csv(value))
@@ -86,13 +98,15 @@ def audit(
     max_length: Annotated[int, typer.Option(help="Tokens per text, BOS included.")] = 128,
     test_fraction: Annotated[float, typer.Option(help="Share of examples held out.")] = 0.25,
     probe_c: Annotated[float, typer.Option("--probe-c", help="Inverse L2 strength of the logistic probe.")] = 1.0,
-    probes: Annotated[str, typer.Option(help="Probe kinds for --methods probe.")] = "logistic,mass-mean,lda,low-rank,mlp",
     dictionary: Annotated[DictionaryKind, typer.Option(help="--methods pursuit: embed (W_E rows), unembed (W_U columns), sae (a TopK SAE trained per arm, or --pursuit-sae), probe (logistic-probe directions).")] = DictionaryKind.embed,
     pursuit_solver: Annotated[PursuitSolver, typer.Option(help="--methods pursuit: sparse coder.")] = PursuitSolver.omp,
     pursuit_k: Annotated[str, typer.Option(help="--methods pursuit: target L0 sweep of omp/gradient; the largest feeds the code probe.")] = "1,2,4,8",
     pursuit_alphas: Annotated[str, typer.Option(help="--methods pursuit: lasso penalties as fractions of alpha_max.")] = "0.5,0.3,0.2",
     pursuit_sae: Annotated[Optional[str], typer.Option(help="--dictionary sae: a saved SAE folder or release instead of training one per arm.")] = None,
     pursuit_no_center: Annotated[bool, typer.Option(help="--methods pursuit: code raw activations, not activations minus their mean.")] = False,
+    probes: Annotated[str, typer.Option(help="Probe kinds for --methods probe (k-sparse:k=1,5,20 chooses the ks).")] = "logistic,mass-mean,lda,low-rank,mlp,k-sparse",
+    matrix: Annotated[Optional[str], typer.Option(help="W_E or W_U: probe embedding rows for --dataset token-properties:PROP (or :all).")] = None,
+    vocab_sample: Annotated[int, typer.Option(help="Vocabulary tokens sampled as rows of a --matrix audit.")] = 20000,
     text_column: Annotated[str, typer.Option(help="Text column of a table: dataset.")] = "text",
     label_column: Annotated[str, typer.Option(help="Label column of a table: dataset.")] = "label",
     revision: Annotated[Optional[str], typer.Option(help="Hub revision / Pythia checkpoint (step0).")] = None,
@@ -117,14 +131,35 @@ def audit(
         model=ModelSpec(name=model, revision=revision, processed=processed, cache_dir=cache_dir),
         dataset=dataset, hook=hook, positions=positions.value, methods=_csv(methods), controls=_csv(controls) or None,
         seeds=_seeds(seeds), max_examples=max_examples or None, max_length=max_length, test_fraction=test_fraction,
-        probe_C=probe_c, probes=_csv(probes), text_column=text_column, label_column=label_column, batch_size=batch_size,
-        use_cache=not no_cache, align=align.value, gaussian_keep_embeddings=gaussian_keep_embeddings, pursuit=pursuit,
+        probe_C=probe_c, probes=_probe_specs(probes), matrix=matrix, vocab_sample=vocab_sample, text_column=text_column,
+        label_column=label_column, batch_size=batch_size, use_cache=not no_cache, align=align.value,
+        gaussian_keep_embeddings=gaussian_keep_embeddings, pursuit=pursuit,
     )  # fmt: skip
+    if matrix is not None and dataset.endswith(":all"):
+        return _matrix_all(cfg, out)
     result = run_audit(cfg)
     path = write_outputs(result, out, reproduce_command(cfg, out))
     typer.echo(f"wrote {path}/report.md, results.csv, run.json ({result.timings['total_s']:.0f} s)")
     for r in result.selectivity[result.selectivity["metric"] == "accuracy"].itertuples(index=False):
         typer.echo(f"{r.method} vs {r.control}: {r.verdict} (selectivity {r.selectivity:+.3f}, CI [{r.ci_low:.3f}, {r.ci_high:.3f}])")
+
+
+def _matrix_all(cfg: object, out: Path) -> None:
+    """``--matrix ... --dataset token-properties:all``: one audit per property into ``out/<property>/``, plus
+    ``out/summary.md``."""
+    from auditkit.audit import reproduce_command
+    from auditkit.matrix_audit import run_matrix_audits
+    from auditkit.report.embedding import write_matrix_summary
+
+    results = run_matrix_audits(cfg)
+    commands = {p: reproduce_command(r.config, out / p) for p, r in results.items()}
+    write_matrix_summary(results, out, commands, reproduce_command(cfg, out))
+    typer.echo(f"wrote {out}/summary.md and {len(results)} property reports")
+    for prop, r in results.items():
+        sel = r.selectivity.query("metric == 'balanced_accuracy' and method == 'probe-logistic'")
+        for s in sel.itertuples(index=False):
+            typer.echo(f"{prop}: probe-logistic vs {s.control}: {s.verdict} (balanced accuracy {s.real:.3f} real, "
+                       f"selectivity {s.selectivity:+.3f})")  # fmt: skip
 
 
 @app.command()
@@ -151,6 +186,7 @@ def datasets(
         typer.echo(f"sae-probes:{row.tag:45s} {row.kind:11s} offline")
     typer.echo("conllu:PATH                                          token-level UPOS from a CoNLL-U file")
     typer.echo("table:PATH_OR_HUB_ID                                 CSV/JSONL/parquet file, or a datasets id (hub)")
+    typer.echo("token-properties:PROP|all                            token-string labels of vocabulary rows (--matrix)")
 
 
 @app.command()

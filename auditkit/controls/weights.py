@@ -70,6 +70,23 @@ def _tied(model: Any) -> bool:
     return W_E.shape == W_U.T.shape and torch.equal(W_E, W_U.T)
 
 
+def _spectral_param(name: str, p: torch.Tensor, seed: int) -> torch.Tensor | None:
+    """Spectral reinit of one parameter (None: kept as it is). Its own generator, ``derive_seed(seed,
+    "spectral-reinit", name)``, so the result depends neither on parameter order nor on the other parameters."""
+    if _is_norm(name):
+        return None
+    gen = torch_generator(derive_seed(seed, "spectral-reinit", name))
+    return _random_direction(p, gen) if _is_bias(name) else _spectral_tensor(p, gen)
+
+
+def _gaussian_param(name: str, p: torch.Tensor, seed: int) -> torch.Tensor:
+    """Gaussian reinit of one parameter: i.i.d. N(mean, std) of the tensor, own generator per name."""
+    gen = torch_generator(derive_seed(seed, "gaussian-reinit", name))
+    x = p.detach().to(torch.float64)
+    std = float(x.std()) if x.numel() > 1 else 0.0
+    return (torch.randn(p.shape, generator=gen, dtype=torch.float64) * std + float(x.mean())).to(p.dtype)
+
+
 @torch.no_grad()
 def spectral_reinit(model: Any, seed: int) -> Any:
     """A copy of ``model`` whose weight matrices keep their singular values, with random singular vectors.
@@ -80,15 +97,11 @@ def spectral_reinit(model: Any, seed: int) -> Any:
     new = copy.deepcopy(model)
     tied = _tied(model)
     for name, p in new.named_parameters():
-        gen = torch_generator(derive_seed(seed, "spectral-reinit", name))
-        if _is_norm(name):
+        if tied and name == "unembed.W_U":
             continue
-        if _is_bias(name):
-            p.copy_(_random_direction(p, gen))
-        elif tied and name == "unembed.W_U":
-            continue
-        else:
-            p.copy_(_spectral_tensor(p, gen))
+        value = _spectral_param(name, p, seed)
+        if value is not None:
+            p.copy_(value)
     if tied:
         new.unembed.W_U.copy_(new.embed.W_E.T)
     return new
@@ -104,11 +117,32 @@ def gaussian_reinit(model: Any, seed: int, *, keep_embeddings: bool = False) -> 
     for name, p in new.named_parameters():
         if keep_embeddings and name in EMBEDDING_PARAMS:
             continue
-        gen = torch_generator(derive_seed(seed, "gaussian-reinit", name))
-        x = p.detach().to(torch.float64)
-        std = float(x.std()) if x.numel() > 1 else 0.0
-        p.copy_((torch.randn(p.shape, generator=gen, dtype=torch.float64) * std + float(x.mean())).to(p.dtype))
+        p.copy_(_gaussian_param(name, p, seed))
     return new
+
+
+MATRICES = {"W_E": "embed.W_E", "W_U": "unembed.W_U"}
+"""Embedding matrices a weight control can be applied to alone, by the name used on the command line."""
+
+
+@torch.no_grad()
+def reinit_matrix(model: Any, matrix: str, control: str, seed: int) -> torch.Tensor:
+    """``matrix`` (``W_E`` [V, D] or ``W_U`` [D, V]) of the weight-control model ``control`` at ``seed``,
+    computed without building that model: exactly what :func:`spectral_reinit` or :func:`gaussian_reinit`
+    put there (same per-name generator; a tied W_U is the transpose of the reinitialised W_E)."""
+    if matrix not in MATRICES:
+        raise ConfigError(f"matrix {matrix!r} unknown: use one of {list(MATRICES)}")
+    name = MATRICES[matrix]
+    p = dict(model.named_parameters())[name]
+    if control == "spectral-reinit":
+        if matrix == "W_U" and _tied(model):
+            return _spectral_param(MATRICES["W_E"], model.embed.W_E, seed).T.clone()
+        return _spectral_param(name, p, seed)
+    if control == "gaussian-reinit":
+        return _gaussian_param(name, p, seed)
+    raise ConfigError(
+        f"weight control {control!r} cannot be applied to a matrix alone: use spectral-reinit or gaussian-reinit"
+    )
 
 
 def reinit_loaded(loaded: Any, control: str, seed: int, *, keep_embeddings: bool = False) -> Any:

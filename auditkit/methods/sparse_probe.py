@@ -44,6 +44,28 @@ KS = (1, 2, 5, 10, 20, 50)
 """Default numbers of dimensions (Gurnee et al. use 1 to 256 in powers of two; Kantamneni et al. 1 to 16)."""
 
 
+SPARSE_KIND = "k-sparse"
+"""Name of k-sparse probing among the audit's probe kinds; ``k-sparse:k=1,5,20`` chooses the ks."""
+
+
+def parse_sparse_spec(spec: str) -> tuple[int, ...] | None:
+    """The ks of a ``k-sparse`` (default :data:`KS`) or ``k-sparse:k=1,5,20`` probe spec; None for any
+    other probe kind."""
+    kind, sep, arg = spec.partition(":")
+    if kind != SPARSE_KIND:
+        return None
+    if not sep:
+        return KS
+    name, _, values = arg.partition("=")
+    try:
+        ks = tuple(int(v) for v in values.split(",") if v.strip())
+    except ValueError:
+        ks = ()
+    if name.strip() != "k" or not ks or min(ks) < 1 or len(set(ks)) != len(ks):
+        raise ConfigError(f"probe spec {spec!r} is malformed: write k-sparse or k-sparse:k=1,5,20 (distinct positive ks)")
+    return tuple(sorted(ks))
+
+
 @dataclass(frozen=True, kw_only=True)
 class SparseProbeResult:
     """Scores and chosen dimensions of a k-sparse probing run."""

@@ -104,6 +104,20 @@ def _verdict_lines(result: Any) -> list[str]:
     return lines or ["- no control ran: there is nothing to compare the real arm with"]
 
 
+def _dataset_line(ds: dict[str, Any]) -> str:
+    if ds["level"] == "vocabulary":  # a --matrix audit: the rows are vocabulary tokens, not texts
+        return (
+            f"- Dataset: `{ds['name']}` ({ds['n_items']} vocabulary tokens sampled from {ds['usable_tokens']} usable of "
+            f"{ds['vocab_size']}; labels from the {ds['source']}; classes {ds['class_names']} with counts "
+            f"{ds['class_counts']}; fingerprint `{ds['fingerprint'][:16]}`)"
+        )
+    return (
+        f"- Dataset: `{ds['name']}` ({ds['level']}-level, {ds['n_texts']} texts, {ds['n_items']} labelled items, "
+        f"{ds['n_tokens']} tokens; classes {ds['class_names']} with counts {ds['class_counts']}; "
+        f"fingerprint `{ds['fingerprint'][:16]}`)"
+    )
+
+
 def render(result: Any, command: str, plot_name: str | None) -> str:
     """report.md for an :class:`auditkit.audit.AuditResult`."""
     cfg, prov, ds, ex = result.config, result.provenance, result.dataset, result.extraction
@@ -124,9 +138,7 @@ def render(result: Any, command: str, plot_name: str | None) -> str:
         f"revision {prov['revision']}, weights {prov['weights_variant']}, TransformerLens weight processing "
         f"{'applied' if prov['processed'] else 'not applied'}, {prov['n_layers']} layers, d_model {prov['d_model']}, "
         f"BOS prepended: {prov['prepend_bos']})",
-        f"- Dataset: `{ds['name']}` ({ds['level']}-level, {ds['n_texts']} texts, {ds['n_items']} labelled items, "
-        f"{ds['n_tokens']} tokens; classes {ds['class_names']} with counts {ds['class_counts']}; "
-        f"fingerprint `{ds['fingerprint'][:16]}`)",
+        _dataset_line(ds),
         f"- Activations: hook `{ex['hook']}`, positions `{ex['positions']}`"
         + (f", {ex['rows']} rows x {ex['d']} dims" if ex.get("rows") is not None else ""),
         f"- Methods: {', '.join(result.method_info)}",

@@ -116,3 +116,49 @@ def test_rerun_with_one_more_control_computes_only_that_control(tmp_path, tiny, 
     real = lambda r: r.rows.query("control == 'none'").reset_index(drop=True)  # noqa: E731
     pd.testing.assert_frame_equal(real(first), real(again))
     assert np.isfinite(again.selectivity["selectivity"]).all()
+
+
+def test_k_sparse_probes_give_one_method_per_k_for_every_arm_and_seed(tmp_path, tiny):
+    path = _write_table(tmp_path / "planted.csv", [i % 2 for i in range(160)], planted=True)
+    cfg = _cfg(path, ("shuffled-labels", "random-tokens-uniform"), probes=("logistic", "k-sparse:k=1,5"))
+    result = run_audit(cfg, loaded=tiny)
+    acc = result.rows[result.rows["metric"] == "accuracy"]
+    counts = acc.groupby(["method", "control"])["seed"].nunique()
+    for method in ("probe-k-sparse-k1", "probe-k-sparse-k5"):
+        for control in ("none", "shuffled-labels", "random-tokens-uniform"):
+            assert counts[(method, control)] == len(SEEDS), (method, control)
+    mean = acc.groupby(["method", "control"])["value"].mean()
+    # The planted last word changes the last token: five raw dimensions read it; shuffled labels cannot.
+    assert mean[("probe-k-sparse-k5", "none")] > 0.9
+    assert abs(mean[("probe-k-sparse-k5", "shuffled-labels")] - 0.5) < 0.15
+    assert result.method_info["probe"]["kinds"]["k-sparse"]["ks"] == "1,5"
+
+
+def test_matrix_audit_reads_a_planted_property_and_its_controls_do_not(tiny):
+    """W_E with the 'all-alphabetic' property written along one direction: readable from the real matrix,
+    not from shuffled labels, nor from either reinitialised matrix (which loses the direction)."""
+    import copy
+
+    import torch
+
+    from auditkit.token_properties import token_properties
+
+    model = copy.deepcopy(tiny.model)
+    props = token_properties(model.tokenizer, vocab_size=model.cfg.d_vocab)
+    direction = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        model.embed.W_E[torch.as_tensor(props.labels["all_alphabetic"])] += 2 * direction / direction.norm() * model.W_E.norm(dim=1).mean()
+    loaded = LoadedModel(model, tiny.provenance)
+    cfg = AuditConfig(model=ModelSpec(name="tiny-gpt2", seed=0), matrix="W_E", dataset="token-properties:all-alphabetic",
+                      seeds=SEEDS, probes=("logistic", "k-sparse:k=1,5"), use_cache=False, progress=False)  # fmt: skip
+    result = run_audit(cfg, loaded=loaded)
+    assert set(result.controls) == {"shuffled-labels", "spectral-reinit", "gaussian-reinit"}
+    bal = result.rows.query("metric == 'balanced_accuracy'").groupby(["method", "control"])["value"]
+    assert (bal.nunique() > 0).all() and (bal.size() == len(SEEDS)).all() and len(bal.size()) == 3 * 4
+    mean = bal.mean()
+    assert mean[("probe-logistic", "none")] > 0.95
+    for control in result.controls:
+        assert abs(mean[("probe-logistic", control)] - 0.5) < 0.15, (control, mean[("probe-logistic", control)])
+    sel = result.selectivity.query("metric == 'balanced_accuracy' and method == 'probe-logistic'").set_index("control")
+    assert (sel["verdict"] == "selective").all(), sel
+    assert result.dataset["level"] == "vocabulary" and result.extraction["hook"] == "W_E"

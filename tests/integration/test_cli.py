@@ -147,3 +147,39 @@ def test_steer_and_validate_bad_input(tmp_path):
     _assert_one_line_exit_2(result, out, "alphas")
     result = runner.invoke(app, ["steer", "--model", "tiny-gpt2", "--datasets", "no_such_task", "--out", str(out)])
     _assert_one_line_exit_2(result, out, "no_such_task")
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (["--matrix", "W_X", "--dataset", "token-properties:digit"], "w_x"),
+        (["--matrix", "W_E", "--dataset", "token-properties:nope"], "nope"),
+        (["--matrix", "W_E"], "token-properties"),
+        (["--dataset", "token-properties:digit"], "--matrix"),
+        (["--matrix", "W_E", "--dataset", "token-properties:digit", "--controls", "control-task"], "control-task"),
+        (["--probes", "logistic,k-sparse:k=0"], "k-sparse"),
+    ],
+)
+def test_matrix_and_sparse_probe_bad_input(tmp_path, args, pattern):
+    result, out = _audit(tmp_path, *args)
+    _assert_one_line_exit_2(result, out, pattern)
+
+
+def test_matrix_all_writes_a_folder_per_property_and_a_summary(tmp_path):
+    result, out = _audit(tmp_path, "--matrix", "W_U", "--dataset", "token-properties:all", "--probes", "logistic,mass-mean")
+    assert result.exit_code == 0, result.output
+    summary = (out / "summary.md").read_text()
+    assert "| property |" in summary and "auditkit audit --model tiny-gpt2" in summary
+    folders = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert "capitalised" in folders and "punctuation" in folders
+    rows = pd.read_csv(out / "capitalised" / "results.csv")
+    assert set(rows["control"]) == {"none", "shuffled-labels", "spectral-reinit", "gaussian-reinit"}
+    assert set(rows["method"]) == {"probe-logistic", "probe-mass-mean"}
+    assert "--matrix W_U" in (out / "capitalised" / "report.md").read_text()
+
+
+def test_probe_specs_keep_a_k_sparse_list_together():
+    from auditkit.cli.main import _probe_specs
+
+    assert _probe_specs("logistic,k-sparse:k=1,5,20,mlp") == ("logistic", "k-sparse:k=1,5,20", "mlp")
+    assert _probe_specs("k-sparse,mass-mean") == ("k-sparse", "mass-mean")

@@ -8,6 +8,7 @@ import torch
 
 from auditkit import data
 from auditkit.controls import control_task, gaussian_reinit, random_tokens, shuffled_labels, spectral_reinit
+from auditkit.errors import ConfigError
 from auditkit.models import ModelSpec, load_model
 from auditkit.types import ActivationSet
 
@@ -131,3 +132,21 @@ def test_gaussian_reinit_matches_each_tensors_moments():
     kept = gaussian_reinit(model, seed=0, keep_embeddings=True)
     assert torch.equal(kept.embed.W_E, model.embed.W_E) and torch.equal(kept.unembed.W_U, model.unembed.W_U)
     assert not torch.equal(kept.blocks[0].attn.W_Q, model.blocks[0].attn.W_Q)
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_reinit_matrix_is_the_weight_control_models_matrix(tied):
+    from auditkit.controls.weights import reinit_matrix
+
+    model = load_model(ModelSpec(name="tiny-gpt2", seed=0)).model
+    if tied:
+        with torch.no_grad():
+            model.unembed.W_U.copy_(model.embed.W_E.T)
+    for control, build in (("spectral-reinit", spectral_reinit), ("gaussian-reinit", gaussian_reinit)):
+        new = build(model, 11)
+        for matrix, W in (("W_E", new.embed.W_E), ("W_U", new.unembed.W_U)):
+            alone = reinit_matrix(model, matrix, control, 11)
+            assert torch.equal(alone, W), (control, matrix)
+            assert not torch.allclose(alone, dict(W_E=model.embed.W_E, W_U=model.unembed.W_U)[matrix])
+    with pytest.raises(ConfigError, match="W_X"):
+        reinit_matrix(model, "W_X", "spectral-reinit", 0)

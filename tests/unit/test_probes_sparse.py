@@ -94,3 +94,14 @@ def test_stacked_metrics_and_log_loss() -> None:
     rows = stacked_metrics(y_SN, torch.stack([proba, proba]), test_SN)
     assert rows[0]["accuracy"] == 1.0 and rows[1]["accuracy"] == 0.5
     assert abs(log_loss(y_SN[0][:3], proba[:3]) - float(-np.log([0.9, 0.8, 0.6]).mean())) < 1e-12
+
+
+def test_sparse_probe_specs_parse_and_reject_bad_ks() -> None:
+    from auditkit.methods.sparse_probe import KS, parse_sparse_spec
+
+    assert parse_sparse_spec("k-sparse") == KS
+    assert parse_sparse_spec("k-sparse:k=20,1,5") == (1, 5, 20)
+    assert parse_sparse_spec("logistic") is None
+    for bad in ("k-sparse:k=0", "k-sparse:k=", "k-sparse:n=3", "k-sparse:k=2,2", "k-sparse:k=x"):
+        with pytest.raises(ConfigError, match="k-sparse"):
+            parse_sparse_spec(bad)
