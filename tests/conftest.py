@@ -26,6 +26,19 @@ def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(root) if root else tmp_path_factory.mktemp("auditkit-cache")
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op torch thread for a module of small problems: on a shared 2-core machine, OpenMP/BLAS
+    threads spin-wait on each other and made such modules ten to a hundred times slower under load.
+    Use it with ``pytestmark = pytest.mark.usefixtures("one_thread")``; restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def gpt2_tokenizer():
     if not (GPT2_TOKENIZER / "vocab.json").is_file():

@@ -19,13 +19,7 @@ SEEDS = (0, 1, 2)
 CODE_PROBE = ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems: BLAS threads only spin-wait on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

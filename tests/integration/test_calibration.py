@@ -33,13 +33,7 @@ from auditkit.types import ModelProvenance
 STRENGTHS = (0.1, 0.5, 2.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: these fits are tiny, and a second thread only waits on a busy shared core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

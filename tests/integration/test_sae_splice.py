@@ -8,14 +8,7 @@ import torch
 from auditkit.errors import HookError
 from auditkit.methods.sae import SAEConfig, evaluate_sae, splice_metrics, train_sae
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread for these tiny tensors: on a shared 2-core machine, a second OpenMP thread
-    waits on a busy core at every small op (measured: the same training took 86 s instead of 1 s)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 HOOK = "blocks.1.hook_resid_pre"

@@ -21,14 +21,7 @@ from auditkit.steering_hooks import Site, prefix_residual, read_last, steered_ro
 TEXTS = ("Plumstead railway station", "Sappada", "a", "Toms River (CDP), New Jersey", "Glenshaw is here")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are small: one intra-op thread avoids oversubscribing a shared machine's cores, which
-    made this module over ten times slower under load. Restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -21,13 +21,7 @@ from auditkit.metrics.sparse_coding import fvu
 from auditkit.seeding import torch_generator
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems: avoid OpenMP/BLAS threads spin-waiting on 2 shared cores; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _anisotropic(F: int, D: int, seed: int) -> torch.Tensor:

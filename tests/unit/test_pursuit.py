@@ -13,14 +13,7 @@ from auditkit.methods.pursuit import gradient_pursuit, omp
 from auditkit.seeding import torch_generator
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These problems are tiny: with 2 shared cores, OpenMP/BLAS threads spin-wait on each other
-    (100x slower under load), so run single-threaded and restore the setting afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _dictionary(F: int, D: int, seed: int, dtype=torch.float64) -> torch.Tensor:

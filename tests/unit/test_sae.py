@@ -64,14 +64,7 @@ def identity_sae(d: int, *, scale: float = 1.0, b_dec: torch.Tensor | None = Non
     return sae.eval()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread for these tiny tensors: on a shared 2-core machine, a second OpenMP thread
-    waits on a busy core at every small op (measured: the same training took 86 s instead of 1 s)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 FAST = dict(width=128, training_tokens=300_000, batch_size=1024, progress=False)

@@ -20,14 +20,7 @@ from auditkit.steering_summary import t_interval, verdicts
 K = 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are small: one intra-op thread avoids oversubscribing a shared machine's cores, which
-    made this module over ten times slower under load. Restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _planted(cosine: float, seed: int = 0):
