@@ -28,12 +28,14 @@ from auditkit.extract import ExtractConfig, cache_request, validate_hook
 from auditkit.methods.probe import PROBES, make_probe
 from auditkit.metrics import classification_metrics, selectivity_table
 from auditkit.models import LoadedModel, ModelSpec, default_cache_dir, load_model
+from auditkit.sae_options import SAE_CONTROLS, SAE_DEFAULT_CONTROLS, SAE_RUNNER, SAEAuditOptions
 from auditkit.types import ActivationSet, LabelledDataset, TokenBatch
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_DATASET = "sae-probes:92_glue_sst2"
 METHODS = ("probe",)
+METHODS += ("sae",)
 DEFAULT_CONTROLS = {"probe": tuple(c for c in ALL_CONTROLS if c != "step0")}
 """Controls that apply to each method and run by default (step0 needs the hub: opt in)."""
 APPLICABLE_CONTROLS = {"probe": ALL_CONTROLS}
@@ -41,6 +43,7 @@ APPLICABLE_CONTROLS = {"probe": ALL_CONTROLS}
 for that method (and said so in the report)."""
 RUNNERS = {"probe": "auditkit.audit:run_probe_method"}
 """``module:function`` of each method's runner, imported on first use: ``f(ctx) -> MethodOutput``."""
+DEFAULT_CONTROLS["sae"], APPLICABLE_CONTROLS["sae"], RUNNERS["sae"] = SAE_DEFAULT_CONTROLS, SAE_CONTROLS, SAE_RUNNER
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,6 +82,8 @@ class AuditConfig:
     """Inverse L2 strength of the logistic and low-rank probes (scikit-learn's C)."""
     probes: tuple[str, ...] = ("logistic",)
     """Probe kinds fitted by the ``probe`` method: logistic, mass-mean, lda, low-rank, mlp."""
+    sae: SAEAuditOptions = field(default_factory=SAEAuditOptions)
+    """Options of the ``sae`` method."""
     selectivity_threshold: float = 0.05
     """Minimum mean (real - control) accuracy for a 'selective' verdict."""
     batch_size: int = 16
@@ -349,6 +354,7 @@ def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
         f"--test-fraction {cfg.test_fraction:g}",
         f"--probe-c {cfg.probe_C:g}",
         f"--probes {','.join(cfg.probes)}",
+        *(cfg.sae.cli_args() if "sae" in cfg.methods else []),
         f"--out {out}",
     ]
     return " ".join(parts)
