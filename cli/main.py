@@ -91,25 +91,44 @@ def audit(
     cache_dir: Annotated[Optional[Path], typer.Option(help="Cache root (default ~/.cache/auditkit).")] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/default"),
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress messages.")] = False,
+    sae_arch: Annotated[str, typer.Option(help="SAE architecture for --methods sae: topk, standard or jumprelu.")] = "topk",
+    sae_width: Annotated[str, typer.Option(help="SAE dictionary size: an expansion like 2x, or F like 1152.")] = "2x",
+    sae_k: Annotated[int, typer.Option(help="Active latents per token (topk SAE).")] = 32,
+    sae_l1: Annotated[float, typer.Option(help="L1 coefficient (standard SAE).")] = 5.0,
+    sae_lr: Annotated[float, typer.Option(help="SAE learning rate.")] = 1e-3,
+    sae_tokens: Annotated[int, typer.Option(help="SAE training token budget, per arm and seed.")] = 60_000,
+    sae_batch_size: Annotated[int, typer.Option(help="SAE rows per optimiser step.")] = 512,
+    sae_splice_texts: Annotated[int, typer.Option(help="Held-out texts the SAE is spliced into the model on.")] = 48,
+    sae_load: Annotated[Optional[str], typer.Option(help="Score this SAE (folder or RELEASE/SAE_ID) on the real arm.")] = None,
 ) -> None:
     """Audit a feature-finding method against its controls and write a report."""
     from auditkit.audit import AuditConfig, reproduce_command, run_audit
     from auditkit.models import ModelSpec
     from auditkit.report import write_outputs
+    from auditkit.sae_options import SAEAuditOptions, parse_width
 
     _setup_logging(verbose)
+    expansion, width = parse_width(sae_width)
+    sae_options = SAEAuditOptions(
+        architecture=sae_arch, expansion_factor=expansion, width=width, k=sae_k, l1_coefficient=sae_l1, lr=sae_lr,
+        training_tokens=sae_tokens, batch_size=sae_batch_size, splice_texts=sae_splice_texts, load=sae_load,
+    )  # fmt: skip
     cfg = AuditConfig(
         model=ModelSpec(name=model, revision=revision, processed=processed, cache_dir=cache_dir),
         dataset=dataset, hook=hook, positions=positions.value, methods=_csv(methods), controls=_csv(controls) or None,
         seeds=_seeds(seeds), max_examples=max_examples or None, max_length=max_length, test_fraction=test_fraction,
         probe_C=probe_c, probes=_csv(probes), text_column=text_column, label_column=label_column, batch_size=batch_size,
         use_cache=not no_cache, align=align.value, gaussian_keep_embeddings=gaussian_keep_embeddings,
+        sae=sae_options,
     )  # fmt: skip
     result = run_audit(cfg)
     path = write_outputs(result, out, reproduce_command(cfg, out))
     typer.echo(f"wrote {path}/report.md, results.csv, run.json ({result.timings['total_s']:.0f} s)")
     for r in result.selectivity[result.selectivity["metric"] == "accuracy"].itertuples(index=False):
         typer.echo(f"{r.method} vs {r.control}: {r.verdict} (selectivity {r.selectivity:+.3f}, CI [{r.ci_low:.3f}, {r.ci_high:.3f}])")
+    sae_headline = result.method_info.get("sae", {}).get("headline", [])
+    for r in result.selectivity[(result.selectivity["method"] == "sae") & result.selectivity["metric"].isin(sae_headline)].itertuples(index=False):
+        typer.echo(f"sae {r.metric} vs {r.control}: {r.verdict} (selectivity {r.selectivity:+.3f}, CI [{r.ci_low:.3f}, {r.ci_high:.3f}])")
 
 
 @app.command()

@@ -14,6 +14,7 @@ from auditkit.metrics.selectivity import REAL, TWO_SIDED_RULE, VERDICT_RULE
 SECTIONS: dict[str, str] = {}
 """``module:function`` rendering a method's own report section, ``f(result) -> list[str]`` of markdown
 lines; a method not listed gets the generic section (its selectivity tables by control)."""
+SECTIONS["sae"] = "auditkit.report.sae:sae_section"
 
 
 def _fmt(x: Any, digits: int = 3) -> str:

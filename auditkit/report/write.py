@@ -24,6 +24,7 @@ LIBRARIES = ("auditkit", "torch", "transformer-lens", "transformers", "sae-lens"
 FIGURES: dict[str, str] = {}
 """``module:function`` writing a method's own figures into the report folder, ``f(result, folder)``;
 its report section (see ``markdown.SECTIONS``) links them."""
+FIGURES["sae"] = "auditkit.report.sae:sae_figures"
 
 
 def library_versions() -> dict[str, str]:
