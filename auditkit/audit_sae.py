@@ -100,6 +100,8 @@ def run_sae_method(ctx: Any) -> Any:
                            ("ce_clean", metrics.pop("ce_clean")), ("ce_zero", metrics.pop("ce_zero"))):  # fmt: skip
             stats.setdefault(key, []).append(float(value))
         rows += [dict(method=METHOD, control=arm.control, seed=arm.seed, metric=m, value=v) for m, v in metrics.items()]
+        logger.info("SAE arm %s seed %d: train %.1f s, score %.1f s, EV %.3f", arm.control, arm.seed,
+                    stats["train_s"][-1], stats["score_s"][-1], metrics["explained_variance"])  # fmt: skip
         if arm.control == REAL:
             for control in label_controls:
                 relabelled = LABEL_CONTROLS[control](probe_set, derive_seed(arm.seed, control))

@@ -60,14 +60,14 @@ class SAEAuditOptions:
     """L1 penalty weight (``standard`` only), on inputs normalised to mean norm sqrt(D)."""
     lr: float = 1e-3
     """Adam learning rate."""
-    training_tokens: int = 60_000
+    training_tokens: int = 49_152
     """Token budget per SAE: rows seen in training (the training rows repeat in fresh orders as needed)."""
-    batch_size: int = 512
+    batch_size: int = 1024
     """Rows per optimiser step."""
     load: str | None = None
     """A saved SAE folder or ``RELEASE/SAE_ID``: the real arm is scored with this SAE instead of a trained
     one; every control arm still trains an SAE of the same architecture, width and k on the budget above."""
-    splice_texts: int = 48
+    splice_texts: int = 32
     """Held-out texts of each seed on which the SAE is spliced into its arm's model (CE loss and KL)."""
 
     def __post_init__(self) -> None:

@@ -96,9 +96,9 @@ def audit(
     sae_k: Annotated[int, typer.Option(help="Active latents per token (topk SAE).")] = 32,
     sae_l1: Annotated[float, typer.Option(help="L1 coefficient (standard SAE).")] = 5.0,
     sae_lr: Annotated[float, typer.Option(help="SAE learning rate.")] = 1e-3,
-    sae_tokens: Annotated[int, typer.Option(help="SAE training token budget, per arm and seed.")] = 60_000,
-    sae_batch_size: Annotated[int, typer.Option(help="SAE rows per optimiser step.")] = 512,
-    sae_splice_texts: Annotated[int, typer.Option(help="Held-out texts the SAE is spliced into the model on.")] = 48,
+    sae_tokens: Annotated[int, typer.Option(help="SAE training token budget, per arm and seed.")] = 49_152,
+    sae_batch_size: Annotated[int, typer.Option(help="SAE rows per optimiser step.")] = 1024,
+    sae_splice_texts: Annotated[int, typer.Option(help="Held-out texts the SAE is spliced into the model on.")] = 32,
     sae_load: Annotated[Optional[str], typer.Option(help="Score this SAE (folder or RELEASE/SAE_ID) on the real arm.")] = None,
 ) -> None:
     """Audit a feature-finding method against its controls and write a report."""
