@@ -54,7 +54,7 @@ def separation_lines(sel: pd.DataFrame) -> list[str]:
         elif hits.empty:
             key = "no control"
         else:
-            key = "only " + ", ".join(hits["control"])
+            key = ", ".join(hits["control"]) + " only"
         groups.setdefault(key, []).append(metric)
         low = sub[(sub["ci_high"] < 0) & (sub["metric"].map(direction) != 0)]
         reversed_ += [f"{metric} vs {c}" for c in low["control"]]
@@ -62,7 +62,7 @@ def separation_lines(sel: pd.DataFrame) -> list[str]:
     lines = []
     for key in order:
         if key in groups:
-            lines.append(f"- Separate the trained model from {key}: {', '.join(groups[key])}.")
+            lines.append(f"- Separate the real arm from {key}: {', '.join(groups[key])}.")
     if reversed_:
         lines.append(
             "- The control arm scores *better* (interval of real - control below zero, direction-corrected) on: "
