@@ -43,9 +43,8 @@ class SAEAuditOptions:
     """How the ``sae`` method trains and scores one SAE per arm and seed.
 
     Every arm (the real one and each control) of a seed gets the same hyper-parameters, the same token
-    budget and the same initialisation seed; only its activations differ. The defaults fit the whole
-    ``auditkit audit --methods sae`` on the embedded SmolLM2-135M (4 controls x 3 seeds) in about ten
-    minutes on a 2-core CPU (README, "SAE audit").
+    budget and the same initialisation seed; only its activations differ. The defaults are sized for a
+    2-core CPU; measured run times are in the README ("SAE audit").
     """
 
     architecture: str = "topk"
