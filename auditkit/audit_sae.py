@@ -126,7 +126,9 @@ def _train(arm: Arm, cfg: Any) -> Any:
     return train_sae(arm.acts.acts_ND[train], cfg, seed=derive_seed(arm.seed, "sae"))
 
 
-def _score(sae: Any, arm: Arm, hook: str, probe_positions: str, splice_texts: int) -> tuple[dict[str, float], ActivationSet]:
+def _score(
+    sae: Any, arm: Arm, hook: str, probe_positions: str, splice_texts: int
+) -> tuple[dict[str, float], ActivationSet]:
     """Held-out reconstruction, sparsity, token entropy, splice and k-sparse-probing metrics of one arm."""
     from auditkit.methods.sae import evaluate_sae
 
@@ -174,7 +176,8 @@ def _probe_set(sae: Any, acts: ActivationSet, positions: str) -> ActivationSet:
     if positions == "mean":
         _, z_NF = encode_decode(sae, acts.acts_ND)
         _, inverse = np.unique(ex, return_inverse=True)
-        sums = torch.zeros(int(inverse.max()) + 1, z_NF.shape[1], dtype=z_NF.dtype).index_add_(0, torch.as_tensor(inverse), z_NF)
+        sums = torch.zeros(int(inverse.max()) + 1, z_NF.shape[1], dtype=z_NF.dtype)
+        sums.index_add_(0, torch.as_tensor(inverse), z_NF)
         counts = torch.as_tensor(np.bincount(inverse), dtype=z_NF.dtype)[:, None]
         z_RF = (sums / counts)[torch.as_tensor(inverse[keep])]
     else:

@@ -58,7 +58,8 @@ def separation_lines(sel: pd.DataFrame) -> list[str]:
         groups.setdefault(key, []).append(metric)
         low = sub[(sub["ci_high"] < 0) & (sub["metric"].map(direction) != 0)]
         reversed_ += [f"{metric} vs {c}" for c in low["control"]]
-    order = ["every control that ran"] + [k for k in groups if k not in ("every control that ran", "no control")] + ["no control"]
+    ends = ("every control that ran", "no control")
+    order = [ends[0], *(k for k in groups if k not in ends), ends[1]]
     lines = []
     for key in order:
         if key in groups:
