@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -60,6 +60,9 @@ class ArmPlan:
     controls: tuple[str, ...]
     test_fraction: float
     gaussian_keep_embeddings: bool = False
+    models: dict[tuple[str, int], Any] = field(default_factory=dict, compare=False)
+    """Weight-control models by (control, arm seed), built lazily; a plan derived with
+    ``dataclasses.replace`` (another method's positions) shares this dict, so no model is built twice."""
 
 
 class _Lazy:
@@ -87,11 +90,14 @@ def _extract(plan: ArmPlan, prov: Any, batch: TokenBatch, model: _Lazy, timings:
 
 
 def _weight_model(plan: ArmPlan, control: str, seed: int) -> _Lazy:
-    if control == "step0":
-        spec = ModelSpec(name=plan.loaded.provenance.name, revision="step0", cache_dir=plan.cache_root)
-        return _Lazy(lambda: load_model(spec))
-    keep = plan.gaussian_keep_embeddings
-    return _Lazy(lambda: reinit_loaded(plan.loaded, control, seed, keep_embeddings=keep))
+    if (control, seed) not in plan.models:
+        if control == "step0":
+            spec = ModelSpec(name=plan.loaded.provenance.name, revision="step0", cache_dir=plan.cache_root)
+            plan.models[control, seed] = _Lazy(lambda: load_model(spec))
+        else:
+            keep = plan.gaussian_keep_embeddings
+            plan.models[control, seed] = _Lazy(lambda: reinit_loaded(plan.loaded, control, seed, keep_embeddings=keep))
+    return plan.models[control, seed]
 
 
 def _control_acts(plan: ArmPlan, control: str, seed: int, real_model: _Lazy, timings: dict[str, float]) -> tuple[ActivationSet, TokenBatch, _Lazy]:

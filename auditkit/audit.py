@@ -30,12 +30,13 @@ from auditkit.methods.sparse_probe import SPARSE_KIND, parse_sparse_spec, sparse
 from auditkit.metrics import classification_metrics, selectivity_table
 from auditkit.models import LoadedModel, ModelSpec, default_cache_dir, load_model
 from auditkit.pursuit_options import PursuitAuditOptions
+from auditkit.sae_options import SAE_CONTROLS, SAE_DEFAULT_CONTROLS, SAE_RUNNER, SAEAuditOptions
 from auditkit.types import ActivationSet, LabelledDataset, TokenBatch
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_DATASET = "sae-probes:92_glue_sst2"
-METHODS = ("probe", "pursuit")
+METHODS = ("probe", "pursuit", "sae")
 DEFAULT_CONTROLS = {"probe": tuple(c for c in ALL_CONTROLS if c != "step0")}
 """Controls that apply to each method and run by default (step0 needs the hub: opt in)."""
 APPLICABLE_CONTROLS = {"probe": ALL_CONTROLS}
@@ -48,6 +49,7 @@ RUNNERS = {"probe": "auditkit.audit:run_probe_method"}
 DEFAULT_CONTROLS["pursuit"] = DEFAULT_CONTROLS["probe"]
 APPLICABLE_CONTROLS["pursuit"] = tuple(c for c in ALL_CONTROLS if c != "step0")
 RUNNERS["pursuit"] = "auditkit.audit_pursuit:run_pursuit_method"
+DEFAULT_CONTROLS["sae"], APPLICABLE_CONTROLS["sae"], RUNNERS["sae"] = SAE_DEFAULT_CONTROLS, SAE_CONTROLS, SAE_RUNNER
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,6 +96,8 @@ class AuditConfig:
     """Vocabulary tokens sampled (seeded) as the rows of a ``matrix`` audit."""
     pursuit: PursuitAuditOptions = field(default_factory=PursuitAuditOptions)
     """Dictionary, solver and L0 sweep of the ``pursuit`` method."""
+    sae: SAEAuditOptions = field(default_factory=SAEAuditOptions)
+    """Options of the ``sae`` method."""
     selectivity_threshold: float = 0.05
     """Minimum mean (real - control) accuracy for a 'selective' verdict."""
     batch_size: int = 16
@@ -405,6 +409,7 @@ def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
         f"--test-fraction {cfg.test_fraction:g}",
         f"--probe-c {cfg.probe_C:g}",
         f"--probes {','.join(cfg.probes)}",
+        *(cfg.sae.cli_args() if "sae" in cfg.methods else []),
     ]
     parts += cfg.pursuit.cli_args() if "pursuit" in cfg.methods else []
     parts.append(f"--out {out}")

@@ -116,16 +116,31 @@ def audit(
     cache_dir: Annotated[Optional[Path], typer.Option(help="Cache root (default ~/.cache/auditkit).")] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/default"),
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress messages.")] = False,
+    sae_arch: Annotated[str, typer.Option(help="SAE architecture for --methods sae: topk, standard or jumprelu.")] = "topk",
+    sae_width: Annotated[str, typer.Option(help="SAE dictionary size: an expansion like 2x, or F like 1152.")] = "2x",
+    sae_k: Annotated[int, typer.Option(help="Active latents per token (topk SAE).")] = 32,
+    sae_l1: Annotated[float, typer.Option(help="L1 coefficient (standard SAE).")] = 5.0,
+    sae_lr: Annotated[float, typer.Option(help="SAE learning rate.")] = 1e-3,
+    sae_tokens: Annotated[int, typer.Option(help="SAE training token budget, per arm and seed.")] = 49_152,
+    sae_batch_size: Annotated[int, typer.Option(help="SAE rows per optimiser step.")] = 1024,
+    sae_splice_texts: Annotated[int, typer.Option(help="Held-out texts the SAE is spliced into the model on.")] = 32,
+    sae_load: Annotated[Optional[str], typer.Option(help="Score this SAE (folder or RELEASE/SAE_ID) on the real arm.")] = None,
 ) -> None:
     """Audit a feature-finding method against its controls and write a report."""
     from auditkit.audit import AuditConfig, reproduce_command, run_audit
     from auditkit.models import ModelSpec
     from auditkit.report import write_outputs
+    from auditkit.sae_options import SAEAuditOptions, parse_width
 
     _setup_logging(verbose)
     pursuit = PursuitAuditOptions(
         dictionary=dictionary.value, solver=pursuit_solver.value, ks=parse_list(pursuit_k, int, "--pursuit-k"),
         alphas=parse_list(pursuit_alphas, float, "--pursuit-alphas"), sae_path=pursuit_sae, center=not pursuit_no_center,
+    )  # fmt: skip
+    expansion, width = parse_width(sae_width)
+    sae_options = SAEAuditOptions(
+        architecture=sae_arch, expansion_factor=expansion, width=width, k=sae_k, l1_coefficient=sae_l1, lr=sae_lr,
+        training_tokens=sae_tokens, batch_size=sae_batch_size, splice_texts=sae_splice_texts, load=sae_load,
     )  # fmt: skip
     cfg = AuditConfig(
         model=ModelSpec(name=model, revision=revision, processed=processed, cache_dir=cache_dir),
@@ -133,15 +148,19 @@ def audit(
         seeds=_seeds(seeds), max_examples=max_examples or None, max_length=max_length, test_fraction=test_fraction,
         probe_C=probe_c, probes=_probe_specs(probes), matrix=matrix, vocab_sample=vocab_sample, text_column=text_column,
         label_column=label_column, batch_size=batch_size, use_cache=not no_cache, align=align.value,
-        gaussian_keep_embeddings=gaussian_keep_embeddings, pursuit=pursuit,
+        gaussian_keep_embeddings=gaussian_keep_embeddings, pursuit=pursuit, sae=sae_options,
     )  # fmt: skip
     if matrix is not None and dataset.endswith(":all"):
         return _matrix_all(cfg, out)
     result = run_audit(cfg)
     path = write_outputs(result, out, reproduce_command(cfg, out))
     typer.echo(f"wrote {path}/report.md, results.csv, run.json ({result.timings['total_s']:.0f} s)")
-    for r in result.selectivity[result.selectivity["metric"] == "accuracy"].itertuples(index=False):
-        typer.echo(f"{r.method} vs {r.control}: {r.verdict} (selectivity {r.selectivity:+.3f}, CI [{r.ci_low:.3f}, {r.ci_high:.3f}])")
+    for method, info in result.method_info.items():  # each method's headline metrics
+        prefix = method if method != "probe" else "probe-"
+        sel = result.selectivity[result.selectivity["method"].str.startswith(prefix)]
+        for r in sel[sel["metric"].isin(info.get("headline", []))].itertuples(index=False):
+            typer.echo(f"{r.method} {r.metric} vs {r.control}: {r.verdict} "
+                       f"(selectivity {r.selectivity:+.3f}, CI [{r.ci_low:.3f}, {r.ci_high:.3f}])")  # fmt: skip
 
 
 def _matrix_all(cfg: object, out: Path) -> None:

@@ -15,6 +15,7 @@ SECTIONS: dict[str, str] = {}
 """``module:function`` rendering a method's own report section, ``f(result) -> list[str]`` of markdown
 lines; a method not listed gets the generic section (its selectivity tables by control)."""
 SECTIONS["pursuit"] = "auditkit.report.pursuit:pursuit_section"
+SECTIONS["sae"] = "auditkit.report.sae:sae_section"
 
 
 def _fmt(x: Any, digits: int = 3) -> str:

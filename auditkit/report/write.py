@@ -25,6 +25,7 @@ FIGURES: dict[str, str] = {}
 """``module:function`` writing a method's own figures into the report folder, ``f(result, folder)``;
 its report section (see ``markdown.SECTIONS``) links them."""
 FIGURES["pursuit"] = "auditkit.report.pursuit:fvu_l0_figure"
+FIGURES["sae"] = "auditkit.report.sae:sae_figures"
 
 
 def library_versions() -> dict[str, str]:

@@ -1,0 +1,100 @@
+"""Options of the audit's ``sae`` method: one frozen config (a field of ``AuditConfig``) and its CLI form.
+
+Kept apart from :mod:`auditkit.audit_sae` so that building an audit config never imports sae-lens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from auditkit.controls import ALL_CONTROLS, TOKEN_CONTROLS
+from auditkit.errors import ConfigError
+
+SAE_ARCHITECTURES = ("topk", "standard", "jumprelu")
+SAE_RUNNER = "auditkit.audit_sae:run_sae_method"
+"""The ``sae`` method's runner (``auditkit.audit.RUNNERS``)."""
+SAE_DEFAULT_CONTROLS = (*TOKEN_CONTROLS, "spectral-reinit", "gaussian-reinit")
+"""Controls run by default: the ones an unsupervised method can be run against (step0 needs the hub)."""
+SAE_CONTROLS = ALL_CONTROLS
+"""Controls that apply: token and weight controls to every metric (a fresh SAE per arm); label controls
+(opt-in) to the k-sparse-probing metrics only, reusing the real arm's SAE latents with the control's labels,
+since the SAE itself never sees a label."""
+
+
+def parse_width(value: str) -> tuple[float, int | None]:
+    """``--sae-width``: ``"2x"`` is an expansion factor (F = 2 D), ``"1152"`` a dictionary size F.
+
+    Returns (expansion_factor, width); width is None for an expansion factor.
+    """
+    text = str(value).strip().lower()
+    try:
+        if text.endswith("x"):
+            return float(text[:-1]), None
+        return 1.0, int(text)
+    except ValueError:
+        raise ConfigError(
+            f"--sae-width {value!r} is neither an expansion factor like 2x nor a dictionary size like 1152"
+        ) from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SAEAuditOptions:
+    """How the ``sae`` method trains and scores one SAE per arm and seed.
+
+    Every arm (the real one and each control) of a seed gets the same hyper-parameters, the same token
+    budget and the same initialisation seed; only its activations differ. The defaults are sized for a
+    2-core CPU; measured run times are in the README ("SAE audit").
+    """
+
+    architecture: str = "topk"
+    """``topk``, ``standard`` (ReLU + L1) or ``jumprelu`` (see :class:`auditkit.methods.sae.SAEConfig`)."""
+    expansion_factor: float = 2.0
+    """Dictionary size F as a multiple of d_model (ignored when ``width`` is set)."""
+    width: int | None = None
+    """Dictionary size F; overrides ``expansion_factor``."""
+    k: int = 32
+    """Active latents per token (``topk`` only)."""
+    l1_coefficient: float = 5.0
+    """L1 penalty weight (``standard`` only), on inputs normalised to mean norm sqrt(D)."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    training_tokens: int = 49_152
+    """Token budget per SAE: rows seen in training (the training rows repeat in fresh orders as needed)."""
+    batch_size: int = 1024
+    """Rows per optimiser step."""
+    load: str | None = None
+    """A saved SAE folder or ``RELEASE/SAE_ID``: the real arm is scored with this SAE instead of a trained
+    one; every control arm still trains an SAE of the same architecture, width and k on the budget above."""
+    splice_texts: int = 32
+    """Held-out texts of each seed on which the SAE is spliced into its arm's model (CE loss and KL)."""
+
+    def __post_init__(self) -> None:
+        if self.architecture not in SAE_ARCHITECTURES:
+            raise ConfigError(f"--sae-arch {self.architecture!r} unknown: use one of {', '.join(SAE_ARCHITECTURES)}")
+        if self.splice_texts < 1:
+            raise ConfigError(f"SAE splice_texts must be >= 1, got {self.splice_texts}")
+        self.sae_config()  # validates the rest (ConfigError naming the bad value)
+
+    def sae_config(self, **overrides: Any) -> Any:
+        """The :class:`auditkit.methods.sae.SAEConfig` these options train with."""
+        from auditkit.methods.sae_train import SAEConfig
+
+        kw: dict[str, Any] = dict(
+            architecture=self.architecture, expansion_factor=self.expansion_factor, width=self.width, k=self.k,
+            l1_coefficient=self.l1_coefficient, lr=self.lr, training_tokens=self.training_tokens,
+            batch_size=self.batch_size, progress=False,
+        )  # fmt: skip
+        return SAEConfig(**(kw | overrides))
+
+    def cli_args(self) -> list[str]:
+        """The ``auditkit audit`` options that reproduce these settings."""
+        width = str(self.width) if self.width is not None else f"{self.expansion_factor:g}x"
+        parts = [
+            f"--sae-arch {self.architecture}", f"--sae-width {width}", f"--sae-k {self.k}",
+            f"--sae-l1 {self.l1_coefficient:g}", f"--sae-lr {self.lr:g}", f"--sae-tokens {self.training_tokens}",
+            f"--sae-batch-size {self.batch_size}", f"--sae-splice-texts {self.splice_texts}",
+        ]  # fmt: skip
+        if self.load:
+            parts.append(f"--sae-load {self.load}")
+        return parts
