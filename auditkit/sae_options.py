@@ -61,8 +61,10 @@ class SAEAuditOptions:
     """Adam learning rate."""
     training_tokens: int = 49_152
     """Token budget per SAE: rows seen in training (the training rows repeat in fresh orders as needed)."""
-    batch_size: int = 1024
-    """Rows per optimiser step."""
+    batch_size: int = 128
+    """Rows per optimiser step. Small batches matter at a CPU budget: on the embedded model's layer 15
+    (SST-2, 49,152 tokens, seed 0) held-out explained variance was 0.32 with batches of 1,024 (48 steps),
+    0.76 with 256 and 0.89 with 128 (384 steps), for 1.4x the training time."""
     load: str | None = None
     """A saved SAE folder or ``RELEASE/SAE_ID``: the real arm is scored with this SAE instead of a trained
     one; every control arm still trains an SAE of the same architecture, width and k on the budget above."""

@@ -122,7 +122,7 @@ def audit(
     sae_l1: Annotated[float, typer.Option(help="L1 coefficient (standard SAE).")] = 5.0,
     sae_lr: Annotated[float, typer.Option(help="SAE learning rate.")] = 1e-3,
     sae_tokens: Annotated[int, typer.Option(help="SAE training token budget, per arm and seed.")] = 49_152,
-    sae_batch_size: Annotated[int, typer.Option(help="SAE rows per optimiser step.")] = 1024,
+    sae_batch_size: Annotated[int, typer.Option(help="SAE rows per optimiser step.")] = 128,
     sae_splice_texts: Annotated[int, typer.Option(help="Held-out texts the SAE is spliced into the model on.")] = 32,
     sae_load: Annotated[Optional[str], typer.Option(help="Score this SAE (folder or RELEASE/SAE_ID) on the real arm.")] = None,
 ) -> None:
