@@ -25,13 +25,7 @@ SMALL_CLI = ["--sae-width", "128", "--sae-k", "8", "--sae-tokens", "20000", "--s
              "--sae-splice-texts", "8"]  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: these tensors are tiny and the machine's cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _planted_table(path, n=120):
