@@ -14,6 +14,7 @@ D=576): it is folded into the weights, ``((X - mu) / sd) @ W = X @ (W / sd) - (m
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -318,7 +319,7 @@ def problem_seeds(seed: int, name: str, n_problems: int, problem_keys: Sequence[
     return [derive_seed(seed, name, k) for k in keys]
 
 
-class StackedProbe:
+class StackedProbe(ABC):
     """Base class: the estimator contract shared by every stacked probe.
 
     Subclasses implement ``fit`` and ``decision_function`` ([S, N, K] logits, or [S, N, 1] for a
@@ -332,8 +333,9 @@ class StackedProbe:
         if not hasattr(self, "n_classes_"):
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() first")
 
+    @abstractmethod
     def decision_function(self, X_ND: Float[torch.Tensor, "N D"]) -> Float[torch.Tensor, "S N K"]:
-        raise NotImplementedError
+        """Logits [S, N, K] of every problem's probe (each kind defines its own)."""
 
     def predict_proba(self, X_ND: Float[torch.Tensor, "N D"]) -> Float[torch.Tensor, "S N K"]:
         """Class probabilities [S, N, K]."""

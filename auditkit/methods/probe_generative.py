@@ -23,6 +23,8 @@ probe's capacity stays that of the closed-form rule.
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import torch
 from jaxtyping import Bool, Float, Int
 
@@ -65,11 +67,11 @@ class _GenerativeProbe(StackedProbe):
         self.tol = tol
         self.precision = precision
 
+    @abstractmethod
     def _directions(
         self, p: Problems, means_SKD: torch.Tensor, mu_SD: torch.Tensor, sd_SD: torch.Tensor
     ) -> torch.Tensor:
-        """Directions in the standardised basis, [S, D, 1 or K]."""
-        raise NotImplementedError
+        """Directions in the standardised basis, [S, D, 1 or K] (mass-mean and LDA each define theirs)."""
 
     def fit(
         self,
