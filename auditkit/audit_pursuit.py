@@ -48,7 +48,6 @@ from auditkit.types import ActivationSet
 logger = logging.getLogger(__name__)
 
 METHOD = "pursuit"
-_PRECONDITION_MAX = 1024  # the code probe whitens its features only up to this many (a D x D factorisation)
 
 
 @dataclass(frozen=True)
@@ -253,7 +252,7 @@ def code_probe_rows(problems: list[_Problem], coded: dict[tuple, _Coded], n_clas
         labelled = [_labelled_rows(p.acts) for p in members]
         y_SN = torch.as_tensor(np.stack([a.labels_N for a in labelled]))
         test_SN = torch.as_tensor(np.stack([a.is_test_N for a in labelled]))
-        probe = LogisticProbe(C=C, precondition=X_ND.shape[1] <= _PRECONDITION_MAX)
+        probe = LogisticProbe(C=C)
         proba_SNK = probe.fit(X_ND, y_SN, ~test_SN, n_classes).predict_proba(X_ND)
         for s, p in enumerate(members):
             for metric, value in classification_metrics(y_SN[s][test_SN[s]], proba_SNK[s][test_SN[s]]).items():

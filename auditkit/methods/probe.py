@@ -33,6 +33,10 @@ from auditkit.methods.probe_generative import LDAProbe, MassMeanProbe
 from auditkit.methods.probe_nn import LowRankProbe, MLPProbe
 
 
+PRECONDITION_MAX_DIMS = 1024
+"""Widest feature matrix ``precondition="auto"`` whitens."""
+
+
 class LogisticProbe(StackedProbe):
     """A stack of L2 logistic-regression probes on shared features ``X`` [N, D].
 
@@ -42,7 +46,9 @@ class LogisticProbe(StackedProbe):
     scikit-learn's lbfgs ``tol`` does (same default, 1e-4; at least 1e-5 in float32). ``precision`` is
     ``auto`` (float64 for small stacks, else float32), ``float32`` or ``float64``. ``precondition``
     optimises in whitened coordinates (:func:`~auditkit.methods.probe_base.whitening_preconditioner`;
-    same optimum, several times fewer iterations on correlated activations; needs ``standardize``).
+    same optimum, several times fewer iterations on correlated activations; needs ``standardize``):
+    ``True``, ``False``, or ``auto`` (the default: only up to :data:`PRECONDITION_MAX_DIMS` features, since the
+    whitening factorises a D x D matrix, too costly for tens of thousands of sparse-code features).
 
     Fitted attributes: ``coef_SDK_`` / ``intercept_SK_`` (standardised basis), ``mu_SD_``, ``sd_SD_``,
     ``n_params_``, ``complexity_``, and per problem ``converged_S_``, ``grad_max_S_``, ``n_iter_S_``.
@@ -52,12 +58,14 @@ class LogisticProbe(StackedProbe):
 
     def __init__(
         self, *, C: float = 1.0, max_iter: int = 1000, tol: float = 1e-4, standardize: bool = True,
-        precision: str = "auto", precondition: bool = True,
+        precision: str = "auto", precondition: bool | str = "auto",
     ):  # fmt: skip
         if C <= 0:
             raise ConfigError(f"probe C must be > 0, got {C}")
         if max_iter < 1:
             raise ConfigError(f"probe max_iter must be >= 1, got {max_iter}")
+        if precondition not in (True, False, "auto"):
+            raise ConfigError(f"probe precondition must be True, False or 'auto', got {precondition!r}")
         self.C = C
         self.max_iter = max_iter
         self.tol = tol
@@ -80,7 +88,8 @@ class LogisticProbe(StackedProbe):
         U_SDK = torch.zeros(S, D, out, dtype=p.X_ND.dtype, requires_grad=True)
         b_SK = torch.zeros(S, out, dtype=p.X_ND.dtype, requires_grad=True)
         P_DD, L_DD = torch.eye(D, dtype=p.X_ND.dtype), None
-        if self.precondition and self.standardize:
+        whiten = D <= PRECONDITION_MAX_DIMS if self.precondition == "auto" else self.precondition
+        if whiten and self.standardize:
             P_DD, L_DD = whitening_preconditioner(p.X_ND, p.w_SN, 1 / (self.C * float(p.n_S.mean())))
 
         def objective_S() -> torch.Tensor:
