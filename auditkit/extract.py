@@ -191,21 +191,40 @@ def _forward_rows(
 def _extract_examples(
     model: Any, batch: TokenBatch, plan: RowPlan, cfg: ExtractConfig, lo: int, hi: int, bar: Any,
 ) -> torch.Tensor:  # fmt: skip
-    """Rows of examples [lo, hi), in plan order, as float [R, D]."""
-    out = []
-    in_range = (plan.example_N >= lo) & (plan.example_N < hi)
+    """Rows of examples [lo, hi), in plan order, as float [R, D].
+
+    Forward batches group texts of similar length (sorted by length within the chunk), so that a
+    batch is padded to a width close to its texts' own lengths: on sentence datasets of mixed length
+    this runs a fraction of the padded positions of batching in dataset order. Right padding and the
+    causal mask make every real token's activations independent of its batch-mates.
+    """
+    rows_sel = np.flatnonzero((plan.example_N >= lo) & (plan.example_N < hi))
+    lengths = batch.lengths_B.numpy()
+    order = lo + np.argsort(lengths[lo:hi], kind="stable")
     mean_first = 1 if (batch.has_bos and not cfg.include_bos) else 0
-    for start in range(lo, hi, cfg.batch_size):
-        stop = min(start + cfg.batch_size, hi)
-        sel = in_range & (plan.example_N >= start) & (plan.example_N < stop)
-        width = int(batch.lengths_B[start:stop].max())
+    local = np.full(batch.n_examples, -1, np.int64)
+    parts, where = [], []
+    for start in range(0, len(order), cfg.batch_size):
+        group = order[start : start + cfg.batch_size]
+        local[group] = np.arange(len(group))
+        sel = rows_sel[local[plan.example_N[rows_sel]] >= 0]
+        idx = torch.as_tensor(group)
+        width = int(lengths[group].max())
         rows = _forward_rows(
-            model, batch.tokens_BL[start:stop, :width], cfg.hook, plan.example_N[sel] - start,
-            plan.position_N[sel], batch.mask_BL[start:stop, :width], mean_first,
+            model, batch.tokens_BL[idx, :width], cfg.hook, local[plan.example_N[sel]], plan.position_N[sel],
+            batch.mask_BL[idx, :width], mean_first,
         )  # fmt: skip
-        out.append(rows.to(getattr(torch, cfg.dtype)))
-        bar.update(int(batch.mask_BL[start:stop].sum()))
-    return torch.cat(out) if out else torch.empty(0, 0)
+        local[group] = -1
+        parts.append(rows.to(getattr(torch, cfg.dtype)))
+        where.append(sel)
+        bar.update(int(batch.mask_BL[idx].sum()))
+    if not parts:
+        return torch.empty(0, 0)
+    # Back to plan order: the rows of every group, scattered to their places in [lo, hi).
+    out = torch.cat(parts)
+    inverse = np.empty(len(rows_sel), np.int64)
+    inverse[np.searchsorted(rows_sel, np.concatenate(where))] = np.arange(len(rows_sel))
+    return out[torch.as_tensor(inverse)]
 
 
 def extract(

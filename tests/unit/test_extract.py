@@ -38,7 +38,9 @@ def _reference(model, batch, hook):
 
 @pytest.mark.parametrize("hook", ["blocks.1.hook_resid_pre", "blocks.0.attn.hook_z", "blocks.1.mlp.hook_post"])
 def test_all_positions_match_run_with_cache(tiny, batch, hook):
-    acts = extract(tiny.model, batch, ExtractConfig(hook=hook, positions="all", include_bos=True, batch_size=4, progress=False))
+    # Chunks of 4 texts, forward batches of 3 grouped by length: rows must still come back in plan order.
+    cfg = ExtractConfig(hook=hook, positions="all", include_bos=True, batch_size=3, chunk_size=4, progress=False)
+    acts = extract(tiny.model, batch, cfg)
     ref = torch.cat(_reference(tiny.model, batch, hook))
     assert acts.n == batch.n_tokens
     torch.testing.assert_close(acts.acts_ND, ref, atol=1e-5, rtol=1e-5)
