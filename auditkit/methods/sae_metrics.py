@@ -186,12 +186,17 @@ def splice_metrics(
 
     At every real token (``mask_BL``; position 0 left clean when ``exclude_bos``, since SAEs are trained
     without the BOS outlier) the activation at ``hook`` is replaced by sae(x) (``sae``), by zero
-    (``zero``), or by the mean activation over the batch's spliced positions (``mean``, taken from the
-    clean run). CE is the mean next-token cross-entropy (nats) over predictions of real tokens.
+    (``zero``), or by the mean activation over all the spliced positions of ``tokens_BL`` (``mean``, taken
+    from the clean run). CE is the mean next-token cross-entropy (nats) over predictions of real tokens.
     Keys: ``ce_clean``, ``ce_sae``, ``ce_zero``, ``ce_mean``; ``ce_recovered_zero`` =
     (ce_zero - ce_sae) / (ce_zero - ce_clean) and ``ce_recovered_mean`` likewise (1 = as good as the
     clean model, 0 = no better than ablating); ``kl_sae``, ``kl_zero``, ``kl_mean``: mean
     KL(clean || patched) per scored position (nats).
+
+    Cost: texts are batched by length; for a hook inside block l the model runs once to block l
+    (keeping block l's input residual and the hook's activations), and from block l on four times (clean,
+    and the three splices as one stacked batch, via TransformerLens's ``start_at_layer``): about 2.5 full
+    passes for a middle layer rather than 4.5. Hooks outside the blocks run four full passes.
     """
     from auditkit.extract import validate_hook
 
@@ -199,16 +204,37 @@ def splice_metrics(
     splice_BL = mask_BL.clone()
     if exclude_bos:
         splice_BL[:, 0] = False
+    if not bool(splice_BL.any()):
+        raise DataError("splice_metrics: no position to splice (all padding or BOS)")
+    lengths_B = mask_BL.sum(1)
+    order = torch.argsort(lengths_B, stable=True)
+    batches = [order[lo : lo + batch_size] for lo in range(0, len(order), batch_size)]
+    start = _start_layer(model, hook)
+    # Pass 1: block l's input residual per batch, and the mean activation at the hook over spliced positions.
+    starts, total, count = [], torch.zeros((), dtype=torch.float64), 0
+    for idx in batches:
+        width = int(lengths_B[idx].max())
+        resid, rows = _run_to_hook(model, tokens_BL[idx, :width], splice_BL[idx, :width], hook, start)
+        starts.append(resid)
+        total, count = total + rows.double().sum(0), count + rows.shape[0]
+    mean_D = (total / count).float()
+    # Pass 2: from block l on, clean and the three splices.
     sums: dict[str, float] = {}
     n_scored = 0
-    mean_D = _mean_activation(model, tokens_BL, splice_BL, hook, batch_size)
-    for lo in tqdm(range(0, tokens_BL.shape[0], batch_size), desc="splice SAE", disable=not progress):
-        tok, where = tokens_BL[lo : lo + batch_size], splice_BL[lo : lo + batch_size]
-        scored = mask_BL[lo : lo + batch_size, 1:] & mask_BL[lo : lo + batch_size, :-1]
-        clean = torch.log_softmax(model(tok, return_type="logits").double(), dim=-1)
+    replacements = _replacements(sae, mean_D)
+    for idx, resid in tqdm(list(zip(batches, starts)), desc="splice SAE", disable=not progress):
+        width = int(lengths_B[idx].max())
+        tok, where, m = tokens_BL[idx, :width], splice_BL[idx, :width], mask_BL[idx, :width]
+        scored = m[:, 1:] & m[:, :-1]
+        clean = torch.log_softmax(_run_rest(model, tok, resid, start).double(), dim=-1)
         sums["ce_clean"] = sums.get("ce_clean", 0.0) + float(_nll(clean, tok, scored).sum())
-        for arm, replace in _replacements(sae, mean_D).items():
-            logp = _patched_logp(model, tok, hook, _splice_hook(replace, where))
+        n = tok.shape[0]
+        stacked = _run_rest(
+            model, tok.repeat(len(replacements), 1), None if resid is None else resid.repeat(len(replacements), 1, 1),
+            start, fwd_hooks=[(hook, _splice_hook(list(replacements.values()), where))],
+        )  # fmt: skip
+        for i, arm in enumerate(replacements):
+            logp = torch.log_softmax(stacked[i * n : (i + 1) * n].double(), dim=-1)
             sums[f"ce_{arm}"] = sums.get(f"ce_{arm}", 0.0) + float(_nll(logp, tok, scored).sum())
             kl = (clean.exp() * (clean - logp)).sum(-1)[:, :-1][scored]
             sums[f"kl_{arm}"] = sums.get(f"kl_{arm}", 0.0) + float(kl.sum())
@@ -220,6 +246,46 @@ def splice_metrics(
         gap = out[f"ce_{ablation}"] - out["ce_clean"]
         out[f"ce_recovered_{ablation}"] = (out[f"ce_{ablation}"] - out["ce_sae"]) / gap if gap != 0 else float("nan")
     return out
+
+
+def _start_layer(model: Any, hook: str) -> int | None:
+    """The block a hook lives in (the run can restart at its input residual), or None outside the blocks."""
+    from auditkit.extract import hook_stop_layer
+
+    stop = hook_stop_layer(model, hook)
+    if stop is None or stop < 1 or model.cfg.positional_embedding_type == "shortformer":
+        return None  # shortformer models add positions inside every block: restart needs them too
+    if model.tokenizer is not None and model.tokenizer.padding_side != "right":
+        return None  # TransformerLens would build a padding mask from the tokens on a full pass only
+    return stop - 1
+
+
+def _run_to_hook(
+    model: Any, tokens_BL: torch.Tensor, where_BL: torch.Tensor, hook: str, start: int | None
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Block ``start``'s input residual (None when ``start`` is None) and the hook's rows at ``where_BL``."""
+    got: dict[str, torch.Tensor] = {}
+
+    def grab_rows(act: torch.Tensor, hook: Any) -> None:
+        got["rows"] = _check_3d(act, hook.name)[where_BL].clone()
+
+    hooks = [(hook, grab_rows)]
+    if start is not None:
+        hooks.append((f"blocks.{start}.hook_resid_pre", lambda act, hook: got.__setitem__("resid", act.clone())))
+    stop = start + 1 if start is not None else None
+    with model.hooks(fwd_hooks=hooks):
+        model(tokens_BL, return_type=None, stop_at_layer=stop)
+    return got.get("resid"), got["rows"]
+
+
+def _run_rest(
+    model: Any, tokens_BL: torch.Tensor, resid_BLD: torch.Tensor | None, start: int | None, fwd_hooks: list | None = None
+) -> torch.Tensor:
+    """Logits from block ``start`` on, given its input residual (or a full pass from the tokens)."""
+    with model.hooks(fwd_hooks=fwd_hooks or []):
+        if start is None:
+            return model(tokens_BL, return_type="logits")
+        return model(resid_BLD, start_at_layer=start, tokens=tokens_BL, return_type="logits")
 
 
 def _nll(logp_BLV: torch.Tensor, tokens_BL: torch.Tensor, scored_BL: torch.Tensor) -> torch.Tensor:
@@ -237,37 +303,23 @@ def _replacements(sae: Any, mean_D: torch.Tensor) -> dict[str, Any]:
     }
 
 
-def _splice_hook(replace: Any, where_BL: torch.Tensor) -> Any:
+def _check_3d(act: torch.Tensor, name: str) -> torch.Tensor:
+    # Only [B, L, D] activations (resid/mlp/attn outputs); hook_z-style [B, L, H, d] is not supported.
+    if act.ndim != 3:
+        raise DataError(f"splice_metrics supports [batch, pos, d] hooks; {name} has shape {tuple(act.shape)}")
+    return act
+
+
+def _splice_hook(replaces: list[Any], where_BL: torch.Tensor) -> Any:
+    """Hook for a stack of len(replaces) copies of one batch: copy i gets replaces[i] at ``where_BL``."""
+
     def hook_fn(act: torch.Tensor, hook: Any) -> torch.Tensor:
-        # Only [B, L, D] activations (resid/mlp/attn outputs); hook_z-style [B, L, H, d] is not supported.
-        if act.ndim != 3:
-            raise DataError(f"splice_metrics supports [batch, pos, d] hooks; {hook.name} has shape {tuple(act.shape)}")
+        _check_3d(act, hook.name)
+        n = where_BL.shape[0]
         out = act.clone()
-        out[where_BL] = replace(act[where_BL])
+        for i, replace in enumerate(replaces):
+            chunk = out[i * n : (i + 1) * n]
+            chunk[where_BL] = replace(act[i * n : (i + 1) * n][where_BL])
         return out
 
     return hook_fn
-
-
-def _mean_activation(
-    model: Any, tokens_BL: torch.Tensor, where_BL: torch.Tensor, hook: str, batch_size: int
-) -> torch.Tensor:
-    """Mean activation at ``hook`` over the positions ``where_BL`` (the mean-ablation value)."""
-    from auditkit.extract import hook_stop_layer
-
-    stop = hook_stop_layer(model, hook)
-    acc = {"sum": torch.zeros((), dtype=torch.float64), "count": 0}
-    for lo in range(0, tokens_BL.shape[0], batch_size):
-        where = where_BL[lo : lo + batch_size]
-
-        def grab(act: torch.Tensor, hook: Any, where: torch.Tensor = where) -> None:
-            rows = act[where].double()
-            acc["sum"] = acc["sum"] + rows.sum(0)
-            acc["count"] += rows.shape[0]
-
-        with model.hooks(fwd_hooks=[(hook, grab)]):
-            model(tokens_BL[lo : lo + batch_size], stop_at_layer=stop)
-    count = acc["count"]
-    if not count:
-        raise DataError("splice_metrics: no position to splice (all padding or BOS)")
-    return (acc["sum"] / count).float()
