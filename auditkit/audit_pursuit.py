@@ -193,19 +193,7 @@ def run_pursuit_method(ctx: MethodContext) -> MethodOutput:
     arms = [a for a in ctx.arms() if a.control == REAL or a.control in ctx.controls_for(METHOD)]
     n_classes = len(arms[0].acts.class_names) or int(arms[0].acts.labels_N.max()) + 1
     dicts = _Dictionaries(opts, n_classes, ctx.cfg.progress)
-    sources: dict[tuple, tuple[torch.Tensor, _Source]] = {}
-    problems: list[_Problem] = []
-    for arm in arms:
-        src = dicts.for_arm(arm)
-        key = (id(arm.acts.acts_ND), src.key)
-        sources.setdefault(key, (arm.acts.acts_ND, src))
-        problems.append(_Problem(arm.control, arm.seed, arm.acts, key, arm.control not in LABEL_CONTROLS))
-        if arm.control == REAL:
-            for name in opts.dictionary_controls:
-                ctrl = CONTROLS[DICTIONARY_CONTROLS[name]](src.dic, derive_seed(arm.seed, name))
-                ckey = (id(arm.acts.acts_ND), (name, arm.seed, src.key))
-                sources[ckey] = (arm.acts.acts_ND, _Source(ckey[1], ctrl, None))
-                problems.append(_Problem(name, arm.seed, arm.acts, ckey, True))
+    sources, problems = plan_codings(arms, opts, dicts)
     t = time.perf_counter()
     coded = {key: code(X, src, opts) for key, (X, src) in sources.items()}
     ctx.timings["pursuit_code_s"] = time.perf_counter() - t
@@ -231,6 +219,29 @@ def run_pursuit_method(ctx: MethodContext) -> MethodOutput:
                              for p in problems},
     )  # fmt: skip
     return MethodOutput(rows=pd.DataFrame(rows), info=info, headline=(metrics[-1], "accuracy"))
+
+
+def plan_codings(
+    arms: list[Arm], opts: PursuitAuditOptions, dicts: "_Dictionaries"
+) -> tuple[dict[tuple, tuple[torch.Tensor, _Source]], list[_Problem]]:
+    """Every coding the arms need (activations and dictionary, keyed so that arms sharing both share it),
+    and one problem per arm and dictionary control. Dictionary controls are drawn per seed
+    (``derive_seed(seed, name)``) from the real arm's dictionary."""
+    sources: dict[tuple, tuple[torch.Tensor, _Source]] = {}
+    problems: list[_Problem] = []
+    for arm in arms:
+        src = dicts.for_arm(arm)
+        key = (id(arm.acts.acts_ND), src.key)
+        sources.setdefault(key, (arm.acts.acts_ND, src))
+        problems.append(_Problem(arm.control, arm.seed, arm.acts, key, arm.control not in LABEL_CONTROLS))
+        if arm.control == REAL:
+            for name in opts.dictionary_controls:
+                ckey = (id(arm.acts.acts_ND), (name, arm.seed, src.key))
+                if ckey not in sources:
+                    ctrl = CONTROLS[DICTIONARY_CONTROLS[name]](src.dic, derive_seed(arm.seed, name))
+                    sources[ckey] = (arm.acts.acts_ND, _Source(ckey[1], ctrl, None))
+                problems.append(_Problem(name, arm.seed, arm.acts, ckey, True))
+    return sources, problems
 
 
 def code_probe_rows(problems: list[_Problem], coded: dict[tuple, _Coded], n_classes: int, C: float) -> list[dict]:

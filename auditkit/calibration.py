@@ -33,7 +33,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from auditkit.arms import Arm, ArmPlan, build_arms
-from auditkit.audit import DEFAULT_CONTROLS, AuditConfig, probe_rows
+from auditkit.audit import APPLICABLE_CONTROLS, DEFAULT_CONTROLS, AuditConfig, probe_rows
+from auditkit.calibration_features import FEATURE_METHODS, FeatureCache, score_features
 from auditkit.calibration_stats import fpr_table, power_table, seed_differences
 from auditkit.controls import LABEL_CONTROLS
 from auditkit.errors import ConfigError
@@ -42,6 +43,8 @@ from auditkit.methods.probe import PROBES
 from auditkit.metrics import selectivity_table
 from auditkit.metrics.selectivity import REAL, VERDICT_RULE
 from auditkit.models import LoadedModel
+from auditkit.pursuit_options import PursuitAuditOptions
+from auditkit.sae_options import SAEAuditOptions
 from auditkit.seeding import derive_seed
 from auditkit.splits import split_examples
 from auditkit.synthetic import null_labels, planted_labels, set_language, set_membership_batch, train_set_language_model
@@ -49,10 +52,11 @@ from auditkit.types import ModelProvenance
 
 logger = logging.getLogger(__name__)
 
-CALIBRATED_METHODS = ("probe",)
-"""Methods whose verdicts :func:`calibrate` measures. SAE and pursuit verdicts on reconstruction
-metrics compare arms whose activations differ by construction, so a label null does not apply to them
-(their k-sparse and code probes are probes on other features, calibrated as probes)."""
+CALIBRATED_METHODS = ("probe", "sae", "pursuit")
+"""Methods whose label verdicts :func:`calibrate` measures: every probe kind (methods ``probe-<kind>``),
+the SAE's k-sparse probing of latents (``sae-k1``, ``sae-k5``, ``sae-k20``) and the pursuit code probe
+(``pursuit-code``), see :mod:`auditkit.calibration_features`. SAE and pursuit verdicts on reconstruction
+metrics compare arms whose activations differ by construction, so a label null does not apply to them."""
 
 NULL = "null-labels"
 """``kind`` of a null dataset (not plain "null", which CSV readers turn into a missing value)."""
@@ -63,7 +67,7 @@ class CalibrationConfig:
     """One calibration run: the audit settings under test, the datasets drawn, the synthetic model."""
 
     methods: tuple[str, ...] = ("probe",)
-    """Methods whose verdicts are calibrated."""
+    """Methods whose label verdicts are calibrated: ``probe``, ``sae``, ``pursuit`` (see ``CALIBRATED_METHODS``)."""
     controls: tuple[str, ...] | None = None
     """Controls to calibrate; None for every default control of the methods (as ``auditkit audit``)."""
     n_null: int = 100
@@ -86,6 +90,10 @@ class CalibrationConfig:
     """Minimum mean (real - control) for a 'selective' verdict (the audit's default)."""
     probe_C: float = 1.0
     """Inverse L2 strength of the logistic probe (the audit's default)."""
+    sae: SAEAuditOptions = field(default_factory=SAEAuditOptions)
+    """How the ``sae`` method trains its SAEs (the audit's defaults)."""
+    pursuit: PursuitAuditOptions = field(default_factory=PursuitAuditOptions)
+    """How the ``pursuit`` method codes (the audit's defaults: OMP against each arm's own W_E)."""
     probes: tuple[str, ...] = ("logistic", "mass-mean", "lda")
     """Probe kinds whose verdicts are calibrated (each is its own method, ``probe-<kind>``). The default
     is the closed-form and convex kinds, fast enough for ``auditkit validate``; the iterative low-rank and
@@ -139,6 +147,12 @@ class CalibrationConfig:
         if self.controls is not None:
             return self.controls
         return tuple(dict.fromkeys(c for m in self.methods for c in DEFAULT_CONTROLS[m]))
+
+    def controls_for(self, method: str) -> tuple[str, ...]:
+        """The controls ``method`` is calibrated against: its audit defaults, or the asked-for ones it applies to."""
+        if self.controls is None:
+            return DEFAULT_CONTROLS[method]
+        return tuple(c for c in self.controls if c in APPLICABLE_CONTROLS[method])
 
     def seed_sets(self) -> list[tuple[int, ...]]:
         shift = max(self.seeds) + 1
@@ -238,21 +252,38 @@ def _datasets(cfg: CalibrationConfig, acts_ND: Any) -> Iterator[_Dataset]:
         yield _Dataset(j, kind, strength, labels, sets[j % len(sets)], ideal)
 
 
-def _score_chunk(arms: list[Arm], chunk: list[_Dataset], cfg: CalibrationConfig) -> pd.DataFrame:
-    """Tidy rows with a ``dataset`` column for a chunk of datasets, fitted in one stacked call.
+def _score_chunk(
+    arms: list[Arm], chunk: list[_Dataset], cfg: CalibrationConfig, features: dict[str, FeatureCache]
+) -> pd.DataFrame:
+    """Tidy rows with a ``dataset`` column for a chunk of datasets, each method fitted in stacked calls.
 
-    probe_rows names rows by arm seed; each (dataset, seed) gets its own key while fitting and the
-    real seed back afterwards.
+    The audit's row functions name rows by arm seed; each (dataset, seed) gets its own key while
+    fitting and the real seed back afterwards.
     """
-    keyed, keys = [], {}
+    keys: dict[tuple[int, int], int] = {}
+    probe_arms: list[Arm] = []
+    batches: dict[str, list] = {m: [] for m in features}
     for ds in chunk:
-        for arm in relabel([a for a in arms if a.seed in ds.seeds], ds.labels_N, test_fraction=cfg.test_fraction):
-            keyed.append(dataclasses.replace(arm, seed=keys.setdefault((ds.index, arm.seed), len(keys))))
-    rows, _ = probe_rows(keyed, AuditConfig(seeds=cfg.seeds, probe_C=cfg.probe_C, probes=cfg.probes))
+        relabelled = relabel([a for a in arms if a.seed in ds.seeds], ds.labels_N, test_fraction=cfg.test_fraction)
+        ds_keys = {a.seed: keys.setdefault((ds.index, a.seed), len(keys)) for a in relabelled}
+        if "probe" in cfg.methods:
+            probe_arms += [dataclasses.replace(a, seed=ds_keys[a.seed]) for a in _arms_for("probe", relabelled, cfg)]
+        for method in features:
+            batches[method].append((_arms_for(method, relabelled, cfg), ds_keys))
+    parts = [score_features(features[m], batches[m]) for m in features]
+    if probe_arms:
+        rows, _ = probe_rows(probe_arms, AuditConfig(seeds=cfg.seeds, probe_C=cfg.probe_C, probes=cfg.probes))
+        parts.append(rows[rows["metric"] == cfg.metric])
+    rows = pd.concat(parts, ignore_index=True)
     inverse = {key: pair for pair, key in keys.items()}
     rows["dataset"] = rows["seed"].map(lambda k: inverse[k][0])
     rows["seed"] = rows["seed"].map(lambda k: inverse[k][1])
-    return rows[rows["metric"] == cfg.metric]
+    return rows
+
+
+def _arms_for(method: str, arms: list[Arm], cfg: CalibrationConfig) -> list[Arm]:
+    controls = set(cfg.controls_for(method))
+    return [a for a in arms if a.control == REAL or a.control in controls]
 
 
 def _verdicts(rows: pd.DataFrame, datasets: dict[int, _Dataset], threshold: float) -> pd.DataFrame:
@@ -302,12 +333,15 @@ def calibrate(cfg: CalibrationConfig) -> CalibrationResult:
     # Datasets of one seed set share their control arms' tensors: chunk them together so they stack.
     order = sorted(datasets.values(), key=lambda ds: (ds.seeds, ds.index))
     parts, t = [], time.perf_counter()
+    features = {m: FeatureCache(m, sae=cfg.sae, pursuit=cfg.pursuit) for m in cfg.methods if m in FEATURE_METHODS}
     with _quiet_probe() as unconverged:
         chunks = [order[i : i + cfg.chunk] for i in range(0, len(order), cfg.chunk)]
         for chunk in tqdm(chunks, desc="calibration", unit="chunk", disable=not cfg.progress):
-            parts.append(_score_chunk(arms, chunk, cfg))
+            parts.append(_score_chunk(arms, chunk, cfg, features))
     rows = pd.concat(parts, ignore_index=True)
     timings["fit_s"] = time.perf_counter() - t
+    for method, cache in features.items():
+        timings[f"{method}_features_s"] = cache.seconds
     verdicts = _verdicts(rows, datasets, cfg.selectivity_threshold)
     diffs = seed_differences(rows)
     null_ids = [j for j, ds in datasets.items() if ds.kind == NULL]

@@ -74,6 +74,23 @@ class RowPlan(NamedTuple):
 # ----------------------------------------------------------------------------- hooks
 
 
+_RESID_PRE_RE = re.compile(r"^blocks\.(\d+)\.hook_resid_pre$")
+
+
+def capture_point(model: Any, hook: str) -> tuple[str, int | None]:
+    """The hook to read and the ``stop_at_layer`` to read it with, for the activations of ``hook``.
+
+    ``blocks.i.hook_resid_pre`` (i >= 1) is the same tensor as ``blocks.{i-1}.hook_resid_post`` (the
+    blocks run in sequence with nothing in between), which a pass stopped *before* block i still
+    fires: one block fewer than stopping after block i. Every other hook is read where it is.
+    """
+    match = _RESID_PRE_RE.match(hook)
+    if match and int(match.group(1)) >= 1:
+        i = int(match.group(1))
+        return f"blocks.{i - 1}.hook_resid_post", i
+    return hook, hook_stop_layer(model, hook)
+
+
 def hook_stop_layer(model: Any, hook: str) -> int | None:
     """The ``stop_at_layer`` that still runs ``hook``: blocks.i.* -> i + 1, embeddings -> 0."""
     match = _BLOCK_RE.match(hook)
@@ -182,8 +199,8 @@ def _forward_rows(
         else:
             captured["rows"] = act_BLD[ex, pos]
 
-    stop = hook_stop_layer(model, hook)
-    with model.hooks(fwd_hooks=[(hook, grab)]):
+    read, stop = capture_point(model, hook)
+    with model.hooks(fwd_hooks=[(read, grab)]):
         model(tokens_BL.to(model.cfg.device), return_type=None, stop_at_layer=stop)
     return captured["rows"].detach().to("cpu")
 

@@ -13,7 +13,11 @@ Activations: ``--acts FILE.safetensors`` (a tensor named ``acts``, [N, D]), else
 features in superposition at D = 576 (the embedded SmolLM2-135M's width), from sae-lens's
 ``FeatureDictionary``; throughput does not depend on where the rows came from.
 
-    python bench/bench_sae.py [--acts FILE] [--tokens 400000] [--batch 4096] [--architecture topk]
+The defaults are the SAE audit's (``auditkit audit --methods sae``: TopK, F = 2 x D, k = 32, 49,152
+tokens in batches of 128); ``--tokens 400000 --batch 4096 --expansion 4`` is the library default of
+``SAEConfig``.
+
+    python bench/bench_sae.py [--acts FILE] [--tokens 49152] [--batch 128] [--expansion 2] [--architecture topk]
 """
 
 from __future__ import annotations
@@ -118,7 +122,8 @@ def _child(args: argparse.Namespace) -> None:
     from auditkit.methods.sae import SAEConfig
 
     acts = _acts(args.acts, args.rows, 576)
-    cfg = SAEConfig(architecture=args.architecture, training_tokens=args.tokens, batch_size=args.batch, progress=False)
+    cfg = SAEConfig(architecture=args.architecture, training_tokens=args.tokens, batch_size=args.batch,
+                    expansion_factor=args.expansion, progress=False)  # fmt: skip
     seconds = _auditkit(acts, cfg) if args.side == "auditkit" else _sae_lens(acts, cfg, args.context)
     n_steps = math.ceil(cfg.training_tokens / min(cfg.batch_size, acts.shape[0]))
     tokens = n_steps * min(cfg.batch_size, acts.shape[0])
@@ -131,8 +136,9 @@ def main() -> None:
     parser.add_argument("--acts", default=None, help="safetensors file with an [N, D] tensor named 'acts'")
     parser.add_argument("--rows", type=int, default=40_000, help="synthetic rows when no --acts")
     parser.add_argument("--architecture", default="topk", choices=["topk", "standard", "jumprelu"])
-    parser.add_argument("--tokens", type=int, default=400_000)
-    parser.add_argument("--batch", type=int, default=4096)
+    parser.add_argument("--tokens", type=int, default=49_152)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--expansion", type=float, default=2.0, help="dictionary size F as a multiple of D")
     parser.add_argument("--context", type=int, default=128, help="tokens per cached row on the sae-lens side")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--side", default=None, help=argparse.SUPPRESS)

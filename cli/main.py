@@ -123,7 +123,7 @@ def audit(
     sae_lr: Annotated[float, typer.Option(help="SAE learning rate.")] = 1e-3,
     sae_tokens: Annotated[int, typer.Option(help="SAE training token budget, per arm and seed.")] = 49_152,
     sae_batch_size: Annotated[int, typer.Option(help="SAE rows per optimiser step.")] = 128,
-    sae_splice_texts: Annotated[int, typer.Option(help="Held-out texts the SAE is spliced into the model on.")] = 32,
+    sae_splice_texts: Annotated[int, typer.Option(help="Held-out texts the SAE is spliced into the model on (CE loss recovered, KL).")] = 16,
     sae_load: Annotated[Optional[str], typer.Option(help="Score this SAE (folder or RELEASE/SAE_ID) on the real arm.")] = None,
 ) -> None:
     """Audit a feature-finding method against its controls and write a report."""

@@ -264,15 +264,25 @@ def _run_to_hook(
     model: Any, tokens_BL: torch.Tensor, where_BL: torch.Tensor, hook: str, start: int | None
 ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """Block ``start``'s input residual (None when ``start`` is None) and the hook's rows at ``where_BL``."""
+    from auditkit.extract import capture_point
+
     got: dict[str, torch.Tensor] = {}
 
     def grab_rows(act: torch.Tensor, hook: Any) -> None:
         got["rows"] = _check_3d(act, hook.name)[where_BL].clone()
 
-    hooks = [(hook, grab_rows)]
-    if start is not None:
-        hooks.append((f"blocks.{start}.hook_resid_pre", lambda act, hook: got.__setitem__("resid", act.clone())))
-    stop = start + 1 if start is not None else None
+    def grab_resid(act: torch.Tensor, hook: Any) -> None:
+        got["resid"] = act.clone()
+
+    read, stop = capture_point(model, hook)
+    if start is not None and hook == f"blocks.{start}.hook_resid_pre" and stop == start:
+        # The hook is block ``start``'s input itself, read before the block runs (extract.capture_point).
+        hooks = [(read, lambda act, hook: (grab_rows(act, hook), grab_resid(act, hook)))]
+    else:
+        hooks = [(hook, grab_rows)]
+        if start is not None:
+            hooks.append((f"blocks.{start}.hook_resid_pre", grab_resid))
+        stop = start + 1 if start is not None else None
     with model.hooks(fwd_hooks=hooks):
         model(tokens_BL, return_type=None, stop_at_layer=stop)
     return got.get("resid"), got["rows"]

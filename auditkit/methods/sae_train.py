@@ -211,7 +211,7 @@ def _reinitialise(sae: Any, seed: int) -> None:
 
 @torch.no_grad()
 def geometric_median(
-    x_ND: Float[torch.Tensor, "N D"], *, seed: int, max_rows: int = 16_384, n_iter: int = 30
+    x_ND: Float[torch.Tensor, "N D"], *, seed: int, max_rows: int = 4096, n_iter: int = 30
 ) -> Float[torch.Tensor, " D"]:
     """Geometric median of the rows (Weiszfeld's algorithm, on at most ``max_rows`` random rows).
 

@@ -108,6 +108,34 @@ def _recovery_section(result: Any) -> list[str]:
     ]
 
 
+def _feature_lines(cfg: Any) -> list[str]:
+    """What the SAE and pursuit rows are, when those methods are calibrated."""
+    lines = []
+    if "sae" in cfg.methods:
+        o = cfg.sae
+        width = o.width if o.width is not None else f"{o.expansion_factor:g} x d"
+        lines.append(
+            f"- **sae-k1, sae-k5, sae-k20**: the SAE method's k-sparse probing of latents (`probe_acc_k{{k}}`), "
+            f"through the audit's own code: one {o.architecture} SAE (F = {width}, k = {o.k}, {o.training_tokens:,} "
+            f"tokens, batch {o.batch_size}) per arm and seed, same initialisation seed for every arm of a seed. "
+            "Each SAE is trained once on *all* of its arm's rows, not on one dataset's training split (the split "
+            "moves with every dataset's labels); the SAE never sees a label, so this cannot put label signal into "
+            "a null dataset's latents."
+        )
+    if "pursuit" in cfg.methods:
+        o = cfg.pursuit
+        lines.append(
+            f"- **pursuit-code**: the pursuit method's probe on codes (logistic, C = {o.code_probe_C:g}), through "
+            f"the audit's own code: {o.solver} codes (k = {max(o.ks)}) against each arm's own "
+            f"{o.dictionary} dictionary, computed once per arm, and the dictionary controls "
+            f"({', '.join(o.dictionary_controls)}). Those code the *real* activations against a random dictionary; "
+            "planted labels live in the real activations, which such codes keep, so their power stays near zero "
+            "by construction: a code-probe verdict against a dictionary control asks whether the dictionary "
+            "matters, not whether the model carries the label."
+        )
+    return lines
+
+
 def render_calibration(result: Any, plot: str | None = PLOT) -> str:
     """The markdown calibration report of a :class:`auditkit.calibration.CalibrationResult`."""
     cfg, info = result.config, result.info
@@ -125,6 +153,7 @@ def render_calibration(result: Any, plot: str | None = PLOT) -> str:
         f"held-out {cfg.metric}. "
         "All datasets share one batch of tokens, so datasets on one seed set share its control draws; "
         "datasets cycle through the seed sets to average over them.",
+        *_feature_lines(cfg),
         f"- **Verdict rule**: {info.get('verdict_rule', '')}.",
         f"- **Null datasets** ({cfg.n_null}): labels drawn uniformly, independently of the tokens.",
         f"- **Planted datasets** ({cfg.n_planted} per strength, strengths {list(cfg.strengths)}): labels "

@@ -20,6 +20,7 @@ from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig
 from auditkit.models import LoadedModel
 from auditkit.report.calibration import render_calibration, write_calibration
+from auditkit.sae_options import SAEAuditOptions
 from auditkit.synthetic import (
     correlated_basis,
     null_labels,
@@ -141,7 +142,7 @@ def test_config_rejects_bad_values():
     with pytest.raises(ConfigError, match="seeds"):
         CalibrationConfig(seeds=(0,))
     with pytest.raises(ConfigError, match="methods"):
-        CalibrationConfig(methods=("sae",))
+        CalibrationConfig(methods=("steering",))
     with pytest.raises(ConfigError, match="probes"):
         CalibrationConfig(probes=("ridge",))
     with pytest.raises(ConfigError, match="no datasets"):
@@ -166,3 +167,28 @@ def test_every_calibrated_probe_kind_gets_its_own_false_positive_rate():
     assert sorted(fpr.index) == ["probe-lda", "probe-logistic", "probe-mass-mean"]
     assert (fpr["n_null"] == 40).all()
     assert (fpr["fpr"] <= fpr["nominal"]).all(), fpr
+
+
+def test_sae_and_pursuit_label_verdicts_are_calibrated_and_have_power():
+    """k-sparse probing of SAE latents and the pursuit code probe, through the audit's own code: nulls at
+    or below nominal against every control, planted labels found against the random-token control, and
+    the dictionary controls blind to labels that live in the activations (power ~0 by construction)."""
+    cfg = CalibrationConfig(
+        methods=("sae", "pursuit"), controls=("random-tokens-uniform", "shuffled-labels"), n_null=30, n_planted=6,
+        strengths=(2.0,), train_steps=50, chunk=36, sae=SAEAuditOptions(training_tokens=8192),
+    )  # fmt: skip
+    result = calibrate(cfg)
+    fpr = result.fpr.set_index(["method", "control"])
+    expected = {(f"sae-k{k}", c) for k in (1, 5, 20) for c in ("random-tokens-uniform", "shuffled-labels")}
+    expected |= {("pursuit-code", c) for c in ("random-tokens-uniform", "shuffled-labels", "gaussian-dict", "spectral-dict")}
+    assert set(fpr.index) == expected
+    assert (fpr["n_null"] == 30).all()
+    assert (fpr["fpr"] <= fpr["nominal"]).all(), fpr
+    power = result.power.set_index(["method", "control"])["power"]
+    for method in ("sae-k5", "sae-k20", "pursuit-code"):
+        assert power[method, "random-tokens-uniform"] >= 0.8, power
+        assert power[method, "shuffled-labels"] >= 0.8, power
+    assert power["pursuit-code", "gaussian-dict"] <= 0.34 and power["pursuit-code", "spectral-dict"] <= 0.34
+    assert result.info["timings"]["sae_features_s"] > 0
+    text = render_calibration(result)
+    assert "sae-k5" in text and "pursuit-code" in text and "*all* of its arm's rows" in text

@@ -72,6 +72,19 @@ def test_forward_pass_stops_after_the_last_needed_block(tiny, batch):
     assert hook_stop_layer(tiny.model, "ln_final.hook_normalized") is None
 
 
+def test_resid_pre_is_read_before_its_block_runs(tiny, batch):
+    """blocks.1.hook_resid_pre is blocks.0.hook_resid_post: block 1 itself never runs."""
+    calls = []
+    handle = tiny.model.blocks[1].register_forward_hook(lambda *a: calls.append(1))
+    try:
+        acts = extract(tiny.model, batch, ExtractConfig(hook="blocks.1.hook_resid_pre", positions="all", progress=False))
+    finally:
+        handle.remove()
+    assert calls == []
+    ref = torch.cat([r[1:] for r in _reference(tiny.model, batch, "blocks.1.hook_resid_pre")])
+    torch.testing.assert_close(acts.acts_ND, ref, atol=1e-5, rtol=1e-5)
+
+
 def test_hooks_are_removed_even_when_extraction_fails(tiny, batch):
     with pytest.raises(HookError):
         extract(tiny.model, batch, ExtractConfig(hook="blocks.0.attn.hook_pattern", progress=False))
