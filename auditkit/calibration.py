@@ -366,15 +366,23 @@ def calibrate(cfg: CalibrationConfig) -> CalibrationResult:
     return CalibrationResult(config=cfg, fpr=fpr, power=power, verdicts=verdicts, recovery=recovery, info=info)
 
 
+VALIDATE_SAE = SAEAuditOptions(training_tokens=8192)
+"""SAE settings of ``auditkit validate`` (fast): the audit's defaults on a sixth of the token budget, since
+validate trains one SAE per arm and seed of every seed set (150 at the fast size); ``--full`` and the
+benchmark train with the audit's defaults."""
+
+
 def validate_config(fast: bool = True, seed: int = 0) -> CalibrationConfig:
     """The configuration ``auditkit validate`` runs: ``fast`` is a few minutes on a 2-core CPU."""
+    methods = ("probe", "sae", "pursuit")
     if fast:
         return CalibrationConfig(
-            n_null=100, n_planted=20, strengths=(0.1, 0.2, 0.3, 0.5, 1.0), n_seed_sets=10, seed=seed, recovery=True
-        )
+            methods=methods, n_null=100, n_planted=20, strengths=(0.1, 0.2, 0.3, 0.5, 1.0), n_seed_sets=10,
+            seed=seed, recovery=True, sae=VALIDATE_SAE,
+        )  # fmt: skip
     return CalibrationConfig(
-        n_null=400, n_planted=50, strengths=(0.1, 0.2, 0.3, 0.5, 1.0, 2.0), n_seed_sets=20, seed=seed,
-        recovery=True,
+        methods=methods, n_null=400, n_planted=50, strengths=(0.1, 0.2, 0.3, 0.5, 1.0, 2.0), n_seed_sets=20,
+        seed=seed, recovery=True,
     )  # fmt: skip
 
 
