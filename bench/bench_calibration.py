@@ -1,7 +1,9 @@
 """Calibration sweeps: false-positive rate and power of every method x control verdict.
 
 Two regimes, both at the audit's default settings (3 seeds, test fraction 0.25, threshold 0.05,
-every probe kind of the audit's default ``--probes``, logistic C = 1) on the synthetic set-language model:
+every probe kind of the audit's default ``--probes``, logistic C = 1; ``--methods sae,pursuit`` for the
+SAE's k-sparse probing and the pursuit code probe at the audit's default SAE and pursuit options) on the
+synthetic set-language model:
 
 - ``default``: 64 sequences x 16 labelled tokens (1,024 rows, ~256 test rows per seed), ``--n-null``
   nulls per pair and a power curve of ``--n-planted`` datasets per strength;
@@ -15,6 +17,7 @@ the same control draws and the FPR is conditional on those (see ``CalibrationCon
 Prints the tables and writes each regime's report with :func:`write_calibration` under ``--out``.
 
     python bench/bench_calibration.py [--n-null 200] [--n-planted 40] [--seed-sets 20] [--probes ...] [--out reports/calibration]
+    python bench/bench_calibration.py --methods sae,pursuit --n-planted 20 --out reports/calibration/features
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ def main() -> None:
     parser.add_argument("--regimes", default="default,small")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--probes", default="logistic,mass-mean,lda,low-rank,mlp", help="probe kinds calibrated")
+    parser.add_argument("--methods", default="probe", help="methods calibrated: probe, sae, pursuit (comma-separated)")
     parser.add_argument("--out", type=Path, default=Path("reports/calibration"))
     args = parser.parse_args()
     torch.set_num_threads(1)  # tiny fits on a shared machine: a second thread only waits
@@ -48,7 +52,7 @@ def main() -> None:
     pd.set_option("display.max_columns", 20)
     base = CalibrationConfig(
         n_null=args.n_null, n_seed_sets=args.seed_sets, seed=args.seed, progress=True, chunk=25,
-        probes=tuple(p for p in args.probes.split(",") if p),
+        probes=tuple(p for p in args.probes.split(",") if p), methods=tuple(m for m in args.methods.split(",") if m),
     )  # fmt: skip
     regimes = {
         "default": dataclasses.replace(base, n_planted=args.n_planted, strengths=STRENGTHS),
@@ -70,7 +74,7 @@ def main() -> None:
             print(wide.to_string(float_format="%.2f"))
         print("timings:", {k: round(v, 1) for k, v in info["timings"].items()},
               "unconverged fit warnings:", info["unconverged_fit_warnings"])  # fmt: skip
-        out = write_calibration(result, args.out / name, command=f"python bench/bench_calibration.py --regimes {name}")
+        out = write_calibration(result, args.out / name, command=f"python bench/bench_calibration.py --methods {args.methods} --regimes {name}")
         print("report:", out / "report.md")
 
 
