@@ -53,3 +53,24 @@ def tiny_gpt2():
     from auditkit.models import ModelSpec, load_model
 
     return load_model(ModelSpec(name="tiny-gpt2", seed=0))
+
+
+WORDS = "alpha beta gamma delta epsilon zeta theta iota kappa lambda sigma omega".split()
+
+
+@pytest.fixture(scope="session")
+def yes_no_table():
+    """Writes a CSV table whose final word names the class (' yes' / ' no') after a few random words:
+    a label written into the last token. ``write(path, n=120, words=(4, 10))``; returns ``path``."""
+    import pandas as pd
+
+    from auditkit.seeding import numpy_rng
+
+    def write(path: Path, n: int = 120, words: tuple[int, int] = (4, 10)) -> Path:
+        rng = numpy_rng(0)
+        labels = [i % 2 for i in range(n)]
+        texts = [" ".join(rng.choice(WORDS, size=int(rng.integers(*words)))) + (" yes" if y else " no") for y in labels]
+        pd.DataFrame({"text": texts, "label": labels}).to_csv(path, index=False)
+        return path
+
+    return write

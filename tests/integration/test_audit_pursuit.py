@@ -12,9 +12,7 @@ from auditkit.cli.main import app
 from auditkit.errors import ConfigError
 from auditkit.models import ModelSpec, load_model
 from auditkit.pursuit_options import PursuitAuditOptions
-from auditkit.seeding import numpy_rng
 
-WORDS = "alpha beta gamma delta epsilon zeta theta iota kappa lambda sigma omega".split()
 SEEDS = (0, 1, 2)
 CODE_PROBE = ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
 
@@ -25,15 +23,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def tiny():
     return load_model(ModelSpec(name="tiny-gpt2", seed=0))
-
-
-def _planted(path, n=120):
-    """The final word names the class (' yes' / ' no'): a label written into the last token's embedding."""
-    rng = numpy_rng(0)
-    labels = [i % 2 for i in range(n)]
-    texts = [" ".join(rng.choice(WORDS, size=int(rng.integers(3, 8)))) + (" yes" if y else " no") for y in labels]
-    pd.DataFrame({"text": texts, "label": labels}).to_csv(path, index=False)
-    return path
 
 
 def _run(path, tiny, controls, **opts):
@@ -48,12 +37,12 @@ def _means(result):
     return result.rows.groupby(["control", "metric"])["value"].mean().unstack("metric")
 
 
-def test_embedding_dictionary_reconstructs_its_own_model_and_codes_carry_the_label(tmp_path, tiny):
+def test_embedding_dictionary_reconstructs_its_own_model_and_codes_carry_the_label(tmp_path, tiny, yes_no_table):
     """At the residual stream entering block 0 a row is W_E[token] + W_pos[position]: the model's own W_E
     explains it far better than random dictionaries of the same shape or spectrum, a spectral-reinit model
     re-derives its own W_E and is explained as well (the fit needs no training), and the codes carry the
     planted label while shuffled labels fall to chance."""
-    result = _run(_planted(tmp_path / "t.csv"), tiny, ("shuffled-labels", "spectral-reinit"), ks=(1, 2, 4), center=False)
+    result = _run(yes_no_table(tmp_path / "t.csv", words=(3, 8)), tiny, ("shuffled-labels", "spectral-reinit"), ks=(1, 2, 4), center=False)
     m = _means(result)
     assert set(m.index) == {"none", "shuffled-labels", "spectral-reinit", "gaussian-dict", "spectral-dict"}
     assert set(result.rows.query("control == 'shuffled-labels'")["metric"]) == set(CODE_PROBE)
@@ -71,10 +60,10 @@ def test_embedding_dictionary_reconstructs_its_own_model_and_codes_carry_the_lab
     assert result.method_info["pursuit"]["headline"] == ["fvu@k=4", "accuracy"]
 
 
-def test_probe_and_sae_dictionaries(tmp_path, tiny):
+def test_probe_and_sae_dictionaries(tmp_path, tiny, yes_no_table):
     """A binary probe gives one atom, so the sweep clips to k = 1; a trained SAE reports its amortisation
     gap, and OMP on its own decoder at matched L0 reconstructs at least as well as its encoder."""
-    path = _planted(tmp_path / "t.csv", n=80)
+    path = yes_no_table(tmp_path / "t.csv", n=80, words=(3, 8))
     probe = _run(path, tiny, ("shuffled-labels",), dictionary="probe", ks=(1, 8))
     assert result_metrics(probe) >= {"fvu@k=1", "accuracy"} and "fvu@k=8" not in result_metrics(probe)
     assert probe.method_info["pursuit"]["n_atoms"] == 1
@@ -87,8 +76,8 @@ def test_probe_and_sae_dictionaries(tmp_path, tiny):
 
 @pytest.mark.parametrize(("solver", "sweep"), [("gradient", ["fvu@k=1", "fvu@k=4"]),
                                                ("nn-lasso", ["fvu@alpha=0.5", "fvu@alpha=0.1"])])  # fmt: skip
-def test_other_solvers_trace_a_falling_curve_below_random_dictionaries(tmp_path, tiny, solver, sweep):
-    result = _run(_planted(tmp_path / "t.csv", n=60), tiny, ("shuffled-labels",), solver=solver, ks=(1, 4),
+def test_other_solvers_trace_a_falling_curve_below_random_dictionaries(tmp_path, tiny, yes_no_table, solver, sweep):
+    result = _run(yes_no_table(tmp_path / "t.csv", n=60, words=(3, 8)), tiny, ("shuffled-labels",), solver=solver, ks=(1, 4),
                   alphas=(0.5, 0.1), center=False)  # fmt: skip
     m = _means(result)
     assert result.method_info["pursuit"]["sweep"] == sweep
@@ -115,9 +104,9 @@ def test_bad_options_raise_config_errors(opts, pattern):
         PursuitAuditOptions(**opts)
 
 
-def test_cli_writes_the_pursuit_section_and_rejects_a_bad_dictionary(tmp_path):
+def test_cli_writes_the_pursuit_section_and_rejects_a_bad_dictionary(tmp_path, yes_no_table):
     runner, out = CliRunner(), tmp_path / "out"
-    common = ["audit", "--model", "tiny-gpt2", "--dataset", f"table:{_planted(tmp_path / 't.csv', n=60)}",
+    common = ["audit", "--model", "tiny-gpt2", "--dataset", f"table:{yes_no_table(tmp_path / 't.csv', n=60, words=(3, 8))}",
               "--hook", "blocks.0.hook_resid_pre", "--methods", "pursuit", "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
     result = runner.invoke(app, [*common, "--controls", "shuffled-labels", "--pursuit-k", "1,2", "--out", str(out)])
     assert result.exit_code == 0, result.output

@@ -15,9 +15,7 @@ from auditkit.methods.sae import SAEConfig, save_sae, train_sae
 from auditkit.models import ModelSpec
 from auditkit.report import write_outputs
 from auditkit.sae_options import SAEAuditOptions, parse_width
-from auditkit.seeding import numpy_rng
 
-WORDS = "alpha beta gamma delta epsilon zeta theta iota kappa lambda sigma omega".split()
 SEEDS = (0, 1, 2)
 CONTROLS = ("random-tokens-uniform", "spectral-reinit", "shuffled-labels")
 SMALL = dict(width=128, k=8, training_tokens=20_000, batch_size=256, splice_texts=16)
@@ -26,14 +24,6 @@ SMALL_CLI = ["--sae-width", "128", "--sae-k", "8", "--sae-tokens", "20000", "--s
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _planted_table(path, n=120):
-    rng = numpy_rng(0)
-    labels = [i % 2 for i in range(n)]
-    texts = [" ".join(rng.choice(WORDS, size=int(rng.integers(4, 10)))) + (" yes" if y else " no") for y in labels]
-    pd.DataFrame({"text": texts, "label": labels}).to_csv(path, index=False)
-    return path
 
 
 def _cfg(path, controls=CONTROLS, seeds=SEEDS, **sae):
@@ -45,8 +35,8 @@ def _cfg(path, controls=CONTROLS, seeds=SEEDS, **sae):
 
 
 @pytest.fixture(scope="module")
-def audit(tmp_path_factory, tiny_gpt2):
-    path = _planted_table(tmp_path_factory.mktemp("sae") / "planted.csv")
+def audit(tmp_path_factory, tiny_gpt2, yes_no_table):
+    path = yes_no_table(tmp_path_factory.mktemp("sae") / "planted.csv")
     return run_audit(_cfg(path), loaded=tiny_gpt2)
 
 
@@ -108,12 +98,12 @@ def test_width_parsing():
         parse_width("wide")
 
 
-def test_loaded_sae_scores_the_real_arm_and_controls_train_its_shape(tmp_path, tiny_gpt2):
+def test_loaded_sae_scores_the_real_arm_and_controls_train_its_shape(tmp_path, tiny_gpt2, yes_no_table):
     d = tiny_gpt2.model.cfg.d_model
     x = torch.randn(2000, d, generator=torch.Generator().manual_seed(0))
     folder = save_sae(train_sae(x, SAEConfig(width=96, k=4, training_tokens=4000, batch_size=500, progress=False), seed=0),
                       tmp_path / "sae")  # fmt: skip
-    path = _planted_table(tmp_path / "t.csv", n=48)
+    path = yes_no_table(tmp_path / "t.csv", n=48)
     result = run_audit(_cfg(path, controls=("random-tokens-uniform",), seeds=(0, 1), load=str(folder)), loaded=tiny_gpt2)
     info = result.method_info["sae"]
     assert info["d_sae"] == 96 and info["config"]["k"] == 4 and info["loaded"] == str(folder)
@@ -154,16 +144,16 @@ def _one_line_exit_2(result, out, pattern):
     assert not out.exists()
 
 
-def _cli(tmp_path, *args):
+def _cli(tmp_path, yes_no_table, *args):
     out = tmp_path / "out"
-    path = _planted_table(tmp_path / "t.csv", n=48)
+    path = yes_no_table(tmp_path / "t.csv", n=48)
     result = runner.invoke(app, ["audit", "--model", "tiny-gpt2", "--dataset", f"table:{path}", "--hook",
                                  "blocks.1.hook_resid_post", "--methods", "sae", "--no-cache", "--out", str(out), *args])  # fmt: skip
     return result, out
 
 
-def test_cli_sae_audit_writes_the_sae_section(tmp_path):
-    result, out = _cli(tmp_path, "--controls", "random-tokens-uniform", "--seeds", "0,1", *SMALL_CLI)
+def test_cli_sae_audit_writes_the_sae_section(tmp_path, yes_no_table):
+    result, out = _cli(tmp_path, yes_no_table, "--controls", "random-tokens-uniform", "--seeds", "0,1", *SMALL_CLI)
     assert result.exit_code == 0, result.output
     assert "sae explained_variance vs random-tokens-uniform:" in result.output
     report = (out / "report.md").read_text()
@@ -177,6 +167,6 @@ def test_cli_sae_audit_writes_the_sae_section(tmp_path):
     [(["--sae-arch", "gated"], "--sae-arch 'gated' unknown"), (["--sae-width", "big"], "--sae-width 'big'"),
      (["--sae-k", "0"], "k must be >= 1")],
 )  # fmt: skip
-def test_cli_bad_sae_options_exit_2(tmp_path, args, pattern):
-    result, out = _cli(tmp_path, *args)
+def test_cli_bad_sae_options_exit_2(tmp_path, yes_no_table, args, pattern):
+    result, out = _cli(tmp_path, yes_no_table, *args)
     _one_line_exit_2(result, out, pattern)
