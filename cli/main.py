@@ -230,7 +230,7 @@ def validate(
     seed: Annotated[int, typer.Option(help="Root seed of the calibration.")] = 0,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/validate"),
 ) -> None:
-    """Calibrate the auditor offline: false-positive rate and power of its verdicts on planted data."""
+    """Calibrate the auditor offline: false-positive rate and power of its label verdicts (probe kinds, SAE k-sparse probing, pursuit code probe) on planted data."""
     from auditkit.calibration import run_validate
     from auditkit.report.calibration import write_calibration
 
