@@ -36,7 +36,7 @@ from auditkit.arms import Arm, ArmPlan, build_arms
 from auditkit.audit import APPLICABLE_CONTROLS, DEFAULT_CONTROLS, AuditConfig, probe_rows
 from auditkit.calibration_features import FEATURE_METHODS, FeatureCache, score_features
 from auditkit.calibration_stats import fpr_table, power_table, seed_differences
-from auditkit.controls import LABEL_CONTROLS
+from auditkit.controls import ALL_CONTROLS, LABEL_CONTROLS
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig
 from auditkit.methods.probe import PROBES
@@ -128,6 +128,8 @@ class CalibrationConfig:
             (not self.methods or any(m not in CALIBRATED_METHODS for m in self.methods),
              f"methods {self.methods}: verdicts of {list(CALIBRATED_METHODS)} are calibrated"),
             (self.controls is not None and not self.controls, "controls is empty: name one, or leave it out"),
+            (any(c not in ALL_CONTROLS for c in self.controls or ()),
+             f"controls {self.controls}: unknown; use {list(ALL_CONTROLS)}"),
             (not self.probes or any(p not in PROBES for p in self.probes), f"probes {self.probes}: use {list(PROBES)}"),
             (self.n_null < 0 or self.n_planted < 0, f"n_null={self.n_null}, n_planted={self.n_planted} must be >= 0"),
             (self.n_null + self.n_planted * len(self.strengths) == 0, "no datasets: set n_null or n_planted > 0"),
@@ -142,6 +144,13 @@ class CalibrationConfig:
         ]:
             if bad:
                 raise ConfigError(f"calibration config: {why}")
+        for method in self.methods:
+            own = method == "pursuit" and bool(self.pursuit.dictionary_controls)
+            if not self.controls_for(method) and not own:
+                raise ConfigError(
+                    f"calibration config: none of the controls {list(self.controls or ())} applies to {method}: "
+                    f"add one of {list(APPLICABLE_CONTROLS[method])}"
+                )
 
     def resolved_controls(self) -> tuple[str, ...]:
         if self.controls is not None:

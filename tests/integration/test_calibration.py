@@ -20,6 +20,7 @@ from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig
 from auditkit.models import LoadedModel
 from auditkit.report.calibration import render_calibration, write_calibration
+from auditkit.pursuit_options import PursuitAuditOptions
 from auditkit.sae_options import SAEAuditOptions
 from auditkit.synthetic import (
     correlated_basis,
@@ -145,6 +146,10 @@ def test_config_rejects_bad_values():
         CalibrationConfig(methods=("steering",))
     with pytest.raises(ConfigError, match="probes"):
         CalibrationConfig(probes=("ridge",))
+    with pytest.raises(ConfigError, match="unknown"):
+        CalibrationConfig(controls=("shuffled",))
+    with pytest.raises(ConfigError, match="applies to pursuit"):
+        CalibrationConfig(methods=("pursuit",), controls=("step0",), pursuit=PursuitAuditOptions(dictionary_controls=()))
     with pytest.raises(ConfigError, match="no datasets"):
         CalibrationConfig(n_null=0, n_planted=0)
 
