@@ -58,13 +58,6 @@ class FeatureCache:
     """Time spent computing features (SAE training and encoding, or coding)."""
 
 
-def method_names(method: str) -> list[str]:
-    """The calibrated rows' method names for one feature method."""
-    from auditkit.methods.sae_metrics import PROBE_KS
-
-    return [f"sae-k{k}" for k in PROBE_KS] if method == "sae" else ["pursuit-code"]
-
-
 def score_features(cache: FeatureCache, batches: list[tuple[list[Arm], dict[int, int]]]) -> pd.DataFrame:
     """Tidy rows (method, control, seed, metric ``accuracy``, value) for a chunk of datasets.
 
