@@ -172,11 +172,6 @@ def evaluate_sae(
 # ----------------------------------------------------------------------------- splice metrics
 
 
-def _patched_logp(model: Any, tokens_BL: torch.Tensor, hook: str, fn: Any) -> torch.Tensor:
-    with model.hooks(fwd_hooks=[(hook, fn)]):
-        return torch.log_softmax(model(tokens_BL, return_type="logits").double(), dim=-1)
-
-
 @torch.inference_mode()
 def splice_metrics(
     sae: Any, model: Any, tokens_BL: Int[torch.Tensor, "B L"], mask_BL: Bool[torch.Tensor, "B L"], hook: str,
