@@ -7,7 +7,6 @@ result row, never a separate code path.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import logging
 import time
@@ -24,10 +23,12 @@ from auditkit.arms import Arm, ArmPlan, build_arms
 from auditkit.controls import ALL_CONTROLS, WEIGHT_CONTROLS
 from auditkit.errors import ConfigError, DataError
 from auditkit.cache import request_key
+from auditkit.duplicates import check_policy
 from auditkit.extract import ExtractConfig, cache_request, validate_hook
 from auditkit.methods.probe import PROBES, make_probe
 from auditkit.methods.sparse_probe import SPARSE_KIND, parse_sparse_spec, sparse_probe
-from auditkit.metrics import classification_metrics, selectivity_table
+from auditkit.metrics import selectivity_table
+from auditkit.metrics.classification import classification_records
 from auditkit.models import LoadedModel, ModelSpec, default_cache_dir, load_model
 from auditkit.pursuit_options import PursuitAuditOptions
 from auditkit.sae_options import SAE_CONTROLS, SAE_DEFAULT_CONTROLS, SAE_RUNNER, SAEAuditOptions
@@ -65,7 +66,10 @@ class AuditConfig:
     label_column: str = "label"
     """Label column of a ``table:`` dataset."""
     max_examples: int | None = 1000
-    """Texts used (a stratified, seeded subsample); None for all."""
+    """Distinct texts used (a stratified, seeded subsample; a repeated text counts once); None for all."""
+    duplicates: str = "group"
+    """What to do with a text's copies whose labels disagree: ``group`` keeps them (one example),
+    ``drop-conflicts`` removes them, ``dedupe`` keeps one item per text (see :mod:`auditkit.duplicates`)."""
     hook: str | None = None
     """TransformerLens hook; default: the residual stream entering the middle block."""
     positions: str = "auto"
@@ -112,6 +116,11 @@ class AuditConfig:
             raise ConfigError("seeds is empty: give at least one seed (three or more for intervals)")
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds {self.seeds} repeat a value: give distinct seeds")
+        for option, names in (("methods", self.methods), ("controls", self.controls or ()), ("probes", self.probes)):
+            if repeated := sorted({n for n in names if names.count(n) > 1}):
+                # A repeated name would count its rows once per copy: more "seeds", a narrower interval.
+                raise ConfigError(f"--{option} names {', '.join(repeated)} more than once: give each once")
+        check_policy(self.duplicates)
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown or not self.methods:
             raise ConfigError(f"unknown method(s) {unknown or self.methods}: use one of {list(METHODS)}")
@@ -225,13 +234,14 @@ def load_dataset_spec(cfg: AuditConfig) -> LabelledDataset:
     if not value:
         kind, value = "sae-probes", kind
     if kind == "sae-probes":
-        return data_mod.load_sae_probes(value, max_examples=cfg.max_examples, seed=0)
+        return data_mod.load_sae_probes(value, max_examples=cfg.max_examples, seed=0, duplicates=cfg.duplicates)
     if kind == "conllu":
-        return data_mod.load_conllu(value, max_sentences=cfg.max_examples)
+        return data_mod.load_conllu(value, max_sentences=cfg.max_examples, duplicates=cfg.duplicates)
     if kind == "table":
         return data_mod.load_table(
-            value, text_column=cfg.text_column, label_column=cfg.label_column, max_examples=cfg.max_examples
-        )
+            value, text_column=cfg.text_column, label_column=cfg.label_column, max_examples=cfg.max_examples,
+            duplicates=cfg.duplicates,
+        )  # fmt: skip
     raise ConfigError(f"dataset kind {kind!r} unknown in {cfg.dataset!r}: use sae-probes:, conllu: or table:")
 
 
@@ -257,9 +267,8 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
     hook = cfg.hook or default_hook(model.cfg.n_layers)
     validate_hook(model, hook)
     t = time.perf_counter()
-    if dataset.level == "sentence" and dataset.groups_M is None:
-        # The control task's grouping key for sentence-level data: the example text itself.
-        dataset = dataclasses.replace(dataset, groups_M=tuple(dataset.texts[i] for i in dataset.item_example_M))
+    # Sentence-level data declares no grouping key: the control task then keys its labels by example,
+    # and an example is one distinct model input (copies and texts with equal token ids merged).
     batch = data_mod.tokenize(
         dataset, model.tokenizer, prepend_bos=loaded.provenance.prepend_bos,
         bos_token_id=model.tokenizer.bos_token_id, max_length=cfg.max_length, align=cfg.align,
@@ -281,16 +290,18 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
     rows = pd.concat([o.rows for o in outputs.values()], ignore_index=True)
     timings["total_s"] = time.perf_counter() - t0
     real = ctx._arms[0].acts if ctx._arms else None  # methods that need no labelled-position arms skip them
+    rows, selectivity = score_rows(rows, cfg.selectivity_threshold)
     return AuditResult(
         config=cfg,
         rows=rows,
-        selectivity=selectivity_table(rows, threshold=cfg.selectivity_threshold),
+        selectivity=selectivity,
         provenance=loaded.provenance.to_dict(),
         dataset=dict(
             name=dataset.name, source=dataset.source, fingerprint=dataset.fingerprint, level=dataset.level,
             n_texts=len(dataset.texts), n_items=dataset.n_items, class_names=list(dataset.class_names),
             class_counts=np.bincount(dataset.labels_M, minlength=dataset.n_classes).tolist(),
-            n_tokens=batch.n_tokens,
+            n_tokens=batch.n_tokens, duplicates={**dataset.duplicates, "merged_after_tokenising": batch.merged_examples},
+            label_notes=list(dataset.label_notes),
         ),  # fmt: skip
         extraction=dict(
             hook=hook, positions=real.positions if real else cfg.positions, rows=real.n if real else None,
@@ -301,6 +312,13 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
         controls=controls,
         timings=timings,
     )
+
+
+def score_rows(rows: pd.DataFrame, threshold: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The selectivity table of tidy ``rows``, and the rows to publish (per-example outcomes dropped:
+    they serve the interval, :data:`auditkit.metrics.selectivity.INTERVAL_RULE`)."""
+    selectivity = selectivity_table(rows, threshold=threshold)
+    return rows.drop(columns=["outcome"], errors="ignore"), selectivity
 
 
 def _labelled_rows(acts: ActivationSet) -> ActivationSet:
@@ -352,12 +370,20 @@ def probe_rows(arms: list[Arm], cfg: AuditConfig) -> tuple[pd.DataFrame, dict[st
             else:
                 probe.fit(X_ND, y_SN, ~test_SN, n_classes)
             proba_SNK = probe.predict_proba(X_ND)
-            for s_, (arm, _) in enumerate(members):
+            for s_, (arm, acts) in enumerate(members):
                 test = test_SN[s_]
-                for metric, value in classification_metrics(y_SN[s_][test], proba_SNK[s_][test]).items():
-                    rows.append(dict(method=f"probe-{kind}", control=arm.control, seed=arm.seed, metric=metric, value=value))
+                records = classification_records(
+                    y_SN[s_][test], proba_SNK[s_][test], acts.example_ids_N[test.numpy()],
+                    degenerate=_one_class(acts.labels_N[~acts.is_test_N]),
+                )  # fmt: skip
+                rows += [dict(method=f"probe-{kind}", control=arm.control, seed=arm.seed, **r) for r in records]
         info["kinds"][kind] = {k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in probe.complexity_.items()}
     return pd.DataFrame(rows), info
+
+
+def _one_class(train_labels_N: np.ndarray) -> bool:
+    """Whether an arm's labelled training rows hold one class (its probe can only learn the prior)."""
+    return np.unique(train_labels_N[train_labels_N >= 0]).size < 2
 
 
 def _sparse_rows(
@@ -370,11 +396,14 @@ def _sparse_rows(
     for members in groups:
         y_SN = torch.as_tensor(np.stack([a.labels_N for _, a in members]))
         test_SN = torch.as_tensor(np.stack([a.is_test_N for _, a in members]))
-        res = sparse_probe(members[0][1].acts_ND, y_SN, ~test_SN, n_classes, test_SN=test_SN, ks=ks, C=C)
+        clusters_SN = np.stack([a.example_ids_N for _, a in members])
+        res = sparse_probe(
+            members[0][1].acts_ND, y_SN, ~test_SN, n_classes, test_SN=test_SN, ks=ks, C=C, clusters_SN=clusters_SN
+        )
         for r in res.rows:
-            arm = members[r["problem"]][0]
-            rows.append(dict(method=f"probe-{SPARSE_KIND}-k{r['k']}", control=arm.control, seed=arm.seed,
-                             metric=r["metric"], value=r["value"]))  # fmt: skip
+            arm, acts = members[r.pop("problem")]
+            r["degenerate"] = _one_class(acts.labels_N[~acts.is_test_N])
+            rows.append(dict(method=f"probe-{SPARSE_KIND}-k{r.pop('k')}", control=arm.control, seed=arm.seed, **r))
     out = 1 if n_classes == 2 else n_classes
     d = int(groups[0][0][1].acts_ND.shape[1])
     info = dict(ks=",".join(map(str, ks)), complexity="k input dimensions", rank_by="standardized class-mean difference",
@@ -397,6 +426,8 @@ def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
         parts.append(f"--matrix {cfg.matrix} --vocab-sample {cfg.vocab_sample}")
     if cfg.dataset.startswith("table:"):
         parts += [f"--text-column {cfg.text_column}", f"--label-column {cfg.label_column}"]
+    if cfg.duplicates != "group":
+        parts.append(f"--duplicates {cfg.duplicates}")
     if cfg.hook:
         parts.append(f"--hook {cfg.hook}")
     parts += [

@@ -38,7 +38,7 @@ from auditkit.extract import embedding_matrices
 from auditkit.methods.lasso import fista_path
 from auditkit.methods.probe import LogisticProbe
 from auditkit.methods.pursuit import gradient_pursuit, omp
-from auditkit.metrics import classification_metrics
+from auditkit.metrics.classification import classification_records
 from auditkit.metrics.selectivity import REAL, register_directions
 from auditkit.metrics.sparse_coding import amortisation_gap, fvu, support_stats
 from auditkit.pursuit_options import DICTIONARY_CONTROLS, PursuitAuditOptions
@@ -265,7 +265,11 @@ def code_probe_rows(problems: list[_Problem], coded: dict[tuple, _Coded], n_clas
         test_SN = torch.as_tensor(np.stack([a.is_test_N for a in labelled]))
         probe = LogisticProbe(C=C)
         proba_SNK = probe.fit(X_ND, y_SN, ~test_SN, n_classes).predict_proba(X_ND)
-        for s, p in enumerate(members):
-            for metric, value in classification_metrics(y_SN[s][test_SN[s]], proba_SNK[s][test_SN[s]]).items():
-                rows.append(dict(method=METHOD, control=p.control, seed=p.seed, metric=metric, value=value))
+        for s, (p, acts) in enumerate(zip(members, labelled)):
+            test = test_SN[s]
+            records = classification_records(
+                y_SN[s][test], proba_SNK[s][test], acts.example_ids_N[test.numpy()],
+                degenerate=np.unique(acts.labels_N[~acts.is_test_N]).size < 2,
+            )  # fmt: skip
+            rows += [dict(method=METHOD, control=p.control, seed=p.seed, **r) for r in records]
     return rows

@@ -94,19 +94,19 @@ def run_sae_method(ctx: Any) -> Any:
         t = time.perf_counter()
         sae = loaded if loaded is not None and arm.control == REAL else _train(arm, sae_cfg)
         trained = time.perf_counter()
-        metrics, probe_set = _score(sae, arm, hook, probe_positions, opts.splice_texts)
+        metrics, probe_records, probe_set = _score(sae, arm, hook, probe_positions, opts.splice_texts)
         stats = per_arm.setdefault(arm.control, {})
         for key, value in (("train_s", trained - t), ("score_s", time.perf_counter() - trained),
                            ("ce_clean", metrics.pop("ce_clean")), ("ce_zero", metrics.pop("ce_zero"))):  # fmt: skip
             stats.setdefault(key, []).append(float(value))
         rows += [dict(method=METHOD, control=arm.control, seed=arm.seed, metric=m, value=v) for m, v in metrics.items()]
+        rows += [dict(method=METHOD, control=arm.control, seed=arm.seed, **r) for r in probe_records]
         logger.info("SAE arm %s seed %d: train %.1f s, score %.1f s, EV %.3f", arm.control, arm.seed,
                     stats["train_s"][-1], stats["score_s"][-1], metrics["explained_variance"])  # fmt: skip
         if arm.control == REAL:
             for control in label_controls:
                 relabelled = LABEL_CONTROLS[control](probe_set, derive_seed(arm.seed, control))
-                for m, v in _probe_metrics(relabelled).items():
-                    rows.append(dict(method=METHOD, control=control, seed=arm.seed, metric=m, value=v))
+                rows += [dict(method=METHOD, control=control, seed=arm.seed, **r) for r in probe_records_of(relabelled)]
     info = dict(
         config={k: v for k, v in sae_cfg.to_dict().items() if k not in ("device", "progress")},
         d_sae=sae_cfg.d_sae(arms[0].acts.d), loaded=opts.load, splice_texts=opts.splice_texts,
@@ -128,7 +128,7 @@ def _train(arm: Arm, cfg: Any) -> Any:
 
 def _score(
     sae: Any, arm: Arm, hook: str, probe_positions: str, splice_texts: int
-) -> tuple[dict[str, float], ActivationSet]:
+) -> tuple[dict[str, float], list[dict[str, Any]], ActivationSet]:
     """Held-out reconstruction, sparsity, token entropy, splice and k-sparse-probing metrics of one arm."""
     from auditkit.methods.sae import evaluate_sae
 
@@ -137,7 +137,7 @@ def _score(
     out.pop("mse")
     out |= _splice(sae, arm, hook, splice_texts)
     probe_set = _probe_set(sae, acts, probe_positions)
-    return out | _probe_metrics(probe_set), probe_set
+    return out, probe_records_of(probe_set), probe_set
 
 
 def _splice(sae: Any, arm: Arm, hook: str, n_texts: int) -> dict[str, float]:
@@ -189,11 +189,13 @@ def _probe_set(sae: Any, acts: ActivationSet, positions: str) -> ActivationSet:
     )  # fmt: skip
 
 
-def _probe_metrics(probe_set: ActivationSet) -> dict[str, float]:
-    from auditkit.methods.sae import sparse_probe_accuracy
+def probe_records_of(probe_set: ActivationSet) -> list[dict[str, Any]]:
+    """k-sparse probing of an arm's latents as tidy-row fields (metric, value, outcome, degenerate)."""
+    from auditkit.methods.sae_metrics import sparse_probe_records
 
-    return sparse_probe_accuracy(
-        probe_set.acts_ND, torch.as_tensor(probe_set.labels_N), torch.as_tensor(probe_set.is_test_N)
+    return sparse_probe_records(
+        probe_set.acts_ND, torch.as_tensor(probe_set.labels_N), torch.as_tensor(probe_set.is_test_N),
+        clusters_N=probe_set.example_ids_N,
     )
 
 

@@ -8,8 +8,8 @@ the audit's own functions:
 
 - ``sae``: one SAE per arm and seed with the audit's options (:class:`auditkit.sae_options.SAEAuditOptions`,
   the defaults unless the config says otherwise: same hyper-parameters, budget and initialisation seed
-  for every arm of a seed), latents scored by :func:`auditkit.audit_sae._probe_metrics`
-  (:func:`auditkit.methods.sae_metrics.sparse_probe_accuracy`). One deviation, stated in the report:
+  for every arm of a seed), latents scored by :func:`auditkit.audit_sae.probe_records_of`
+  (:func:`auditkit.methods.sae_metrics.sparse_probe_records`). One deviation, stated in the report:
   each SAE trains on *all* of its arm's rows rather than on one dataset's training split (the split
   moves with every dataset's labels; retraining per dataset would cost an SAE per dataset). The SAE
   never sees a label, so this cannot create label signal on a null dataset. Rows are the methods
@@ -71,15 +71,15 @@ def score_features(cache: FeatureCache, batches: list[tuple[list[Arm], dict[int,
 
 
 def _score_sae(cache: FeatureCache, arms: list[Arm], keys: dict[int, int]) -> pd.DataFrame:
-    from auditkit.audit_sae import _probe_metrics
+    from auditkit.audit_sae import probe_records_of
 
     rows = []
     for arm in arms:
         source = REAL if arm.control in LABEL_CONTROLS else arm.control
         z_NF = _latents(cache, arm, source, arms)
-        for metric, value in _probe_metrics(arm.acts.replace(acts_ND=z_NF)).items():
-            k = metric.removeprefix("probe_acc_k")
-            rows.append(dict(method=f"sae-k{k}", control=arm.control, seed=keys[arm.seed], metric="accuracy", value=value))
+        for record in probe_records_of(arm.acts.replace(acts_ND=z_NF)):
+            k = record.pop("metric").removeprefix("probe_acc_k")
+            rows.append(dict(method=f"sae-k{k}", control=arm.control, seed=keys[arm.seed], metric="accuracy", **record))
     return pd.DataFrame(rows)
 
 

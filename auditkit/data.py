@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from jaxtyping import Bool
 
+from auditkit.duplicates import DuplicateReport, check_policy, merge_identical_rows, merge_texts, repeat_counts, resolve_items
 from auditkit.errors import ConfigError, DataError, HubUnreachableError
 from auditkit.seeding import derive_seed, numpy_rng
 from auditkit.splits import split_examples
@@ -91,9 +92,19 @@ def validate_labelled(ds: LabelledDataset) -> None:
         raise DataError(f"dataset {ds.name!r}: item_example_M does not match labels or texts")
 
 
-def _encode_labels(values: Sequence[Any], names: Sequence[str] | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Sorted unique values -> class index; integral floats become ints so names read '1' not '1.0'."""
+def _encode_labels(
+    values: Sequence[Any], names: Sequence[str] | None = None
+) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
+    """Sorted unique values -> class index, the class names, and notes for the report.
+
+    Integral floats become ints so names read '1' not '1.0'. Text labels that differ only by
+    surrounding whitespace are one class ('pos' and 'pos ' are the same label typed twice); labels that
+    differ only by case stay separate classes but are named in a note, since they are more likely one
+    class spelt two ways than two classes.
+    """
     arr = pd.Series(list(values))
+    if arr.dtype.kind == "O":
+        arr = arr.map(lambda v: v.strip() if isinstance(v, str) else v)
     if arr.dtype.kind == "f" and np.all(np.mod(arr.to_numpy(), 1) == 0):
         arr = arr.astype(np.int64)
     try:
@@ -103,7 +114,15 @@ def _encode_labels(values: Sequence[Any], names: Sequence[str] | None = None) ->
     index = {v: i for i, v in enumerate(uniq)}
     labels = np.array([index[v] for v in arr], dtype=np.int64)
     class_names = tuple(names[int(v)] if names is not None else str(v) for v in uniq)
-    return labels, class_names
+    by_case: dict[str, list[str]] = {}
+    for name in class_names:
+        by_case.setdefault(name.casefold(), []).append(name)
+    notes = tuple(
+        f"labels {' and '.join(map(repr, same))} differ only by case and are kept as {len(same)} classes: "
+        "fix the labels if they are one class"
+        for same in by_case.values() if len(same) > 1
+    )  # fmt: skip
+    return labels, class_names, notes
 
 
 def _stratified_subsample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -172,7 +191,9 @@ def _resolve_sae_probes(tag: str) -> pd.Series:
     return hits.iloc[0]
 
 
-def load_sae_probes(tag: str, *, max_examples: int | None = None, seed: int = 0) -> LabelledDataset:
+def load_sae_probes(
+    tag: str, *, max_examples: int | None = None, seed: int = 0, duplicates: str = "group"
+) -> LabelledDataset:
     """A sentence-level sae-probes classification dataset, by tag ('92_glue_sst2') or name."""
     row = _resolve_sae_probes(tag)
     if row["kind"] == "continuous":
@@ -184,7 +205,9 @@ def load_sae_probes(tag: str, *, max_examples: int | None = None, seed: int = 0)
     texts, values = _texts_and_labels(frame, "prompt", "target", row["file"])
     sub_seed = derive_seed(seed, "sae-probes-subsample", row["tag"])
     name = f"sae-probes:{row['tag']}"
-    return _labelled(name, texts, values, source=row["file"], max_examples=max_examples, seed=sub_seed)
+    return _labelled(
+        name, texts, values, source=row["file"], max_examples=max_examples, seed=sub_seed, duplicates=duplicates
+    )
 
 
 def _read_frame(path: Path) -> pd.DataFrame:
@@ -224,19 +247,33 @@ def _texts_and_labels(frame: pd.DataFrame, text_col: str, label_col: str, source
 
 
 def _labelled(
-    name: str, texts: tuple[str, ...], values: list[Any], *, source: str,
-    max_examples: int | None = None, seed: int = 0, names: Sequence[str] | None = None,
+    name: str, texts: Sequence[str], values: Sequence[Any], *, source: str, max_examples: int | None = None,
+    seed: int = 0, names: Sequence[str] | None = None, duplicates: str = "group",
+    encoded: tuple[np.ndarray, tuple[str, ...], tuple[str, ...]] | None = None,
 ) -> LabelledDataset:
-    """Encode labels, subsample stratified by class, and build a sentence-level dataset."""
-    labels, class_names = _encode_labels(values, names)
+    """Encode labels, merge identical texts into one example (:mod:`auditkit.duplicates`), subsample
+    ``max_examples`` distinct texts stratified by class, and build a sentence-level dataset."""
+    check_policy(duplicates)
+    labels, class_names, notes = encoded if encoded is not None else _encode_labels(values, names)
+    unique, example_B, _ = merge_texts(texts)
+    keep, conflicts = resolve_items(example_B, labels, duplicates)
+    repeated, repeated_rows = repeat_counts(example_B)
+    example_M, labels = example_B[keep], labels[keep]
     if max_examples is not None:
         if max_examples < 1:
             raise ConfigError(f"max_examples must be >= 1, got {max_examples}")
-        keep = _stratified_subsample(labels, max_examples, seed)
-        texts, labels = tuple(texts[i] for i in keep), labels[keep]
+        present, first = np.unique(example_M, return_index=True)
+        chosen = present[_stratified_subsample(labels[first], max_examples, seed)]
+        in_sample = np.isin(example_M, chosen)
+        example_M, labels = example_M[in_sample], labels[in_sample]
+    used, example_M = np.unique(example_M, return_inverse=True)  # examples renumbered in source order
+    report = DuplicateReport(
+        policy=duplicates, source_texts=len(texts), repeated_texts=repeated, repeated_rows=repeated_rows,
+        label_conflicts=conflicts, dropped_items=int((~keep).sum()),
+    )  # fmt: skip
     return _finish(
-        name=name, texts=tuple(texts), labels_M=labels, item_example_M=np.arange(len(texts)),
-        class_names=class_names, source=source,
+        name=name, texts=tuple(unique[e] for e in used), labels_M=labels, item_example_M=example_M.astype(np.int64),
+        class_names=class_names, source=source, duplicates=report.to_dict(), label_notes=notes,
     )  # fmt: skip
 
 
@@ -260,7 +297,7 @@ def _load_hf(source: str, split: str) -> tuple[pd.DataFrame, dict[str, list[str]
 
 def load_table(
     source: str | Path, *, text_column: str = "text", label_column: str = "label",
-    split: str = "train", max_examples: int | None = None, seed: int = 0,
+    split: str = "train", max_examples: int | None = None, seed: int = 0, duplicates: str = "group",
 ) -> LabelledDataset:
     """A sentence-level dataset from a local table file, or any ``datasets.load_dataset`` source."""
     path = Path(source)
@@ -272,21 +309,23 @@ def load_table(
     texts, values = _texts_and_labels(frame, text_column, label_column, str(source))
     name, sub_seed = f"table:{path.stem if path.suffix else source}", derive_seed(seed, "table-subsample", str(source))
     return _labelled(
-        name, texts, values, source=str(source), max_examples=max_examples, seed=sub_seed, names=names.get(label_column)
-    )
+        name, texts, values, source=str(source), max_examples=max_examples, seed=sub_seed,
+        names=names.get(label_column), duplicates=duplicates,
+    )  # fmt: skip
 
 
 def from_lists(
-    name: str, texts: Sequence[str], labels: Sequence[Any] | np.ndarray, *, class_names: Sequence[str] | None = None
+    name: str, texts: Sequence[str], labels: Sequence[Any] | np.ndarray, *, class_names: Sequence[str] | None = None,
+    duplicates: str = "group",
 ) -> LabelledDataset:
     """An in-memory sentence-level dataset. With ``class_names``, labels must already be indices."""
     if len(texts) != len(labels):
         raise DataError(f"dataset {name!r}: got {len(texts)} texts but {len(labels)} labels")
-    if class_names is None:
-        return _labelled(name, tuple(texts), list(labels), source="memory")
-    return _finish(
-        name=name, texts=tuple(map(str, texts)), labels_M=np.asarray(labels, dtype=np.int64),
-        item_example_M=np.arange(len(texts)), class_names=tuple(class_names), source="memory",
+    encoded = None
+    if class_names is not None:
+        encoded = (np.asarray(labels, dtype=np.int64), tuple(class_names), ())
+    return _labelled(
+        name, tuple(map(str, texts)), list(labels), source="memory", duplicates=duplicates, encoded=encoded
     )
 
 
@@ -343,13 +382,19 @@ def _conllu_sentences(path: Path) -> Iterable[tuple[str | None, list[list[str]]]
 
 
 def load_conllu(
-    path: str | Path, *, max_sentences: int | None = None, tagset: Literal["upos", "xpos"] = "upos"
+    path: str | Path, *, max_sentences: int | None = None, tagset: Literal["upos", "xpos"] = "upos",
+    duplicates: str = "group",
 ) -> LabelledDataset:
-    """A token-level dataset: one item per word of a CoNLL-U file, labelled by its POS tag."""
+    """A token-level dataset: one item per word of a CoNLL-U file, labelled by its POS tag.
+
+    Identical sentences are one example; a word's copies are one item key ``(sentence, span)`` for the
+    duplicates policy (see :mod:`auditkit.duplicates`).
+    """
     path = Path(path)
     column = {"upos": 3, "xpos": 4}.get(tagset)
     if column is None:
         raise ConfigError(f"tagset must be 'upos' or 'xpos', got {tagset!r}")
+    check_policy(duplicates)
     texts, tags, examples, spans, forms = [], [], [], [], []
     for comment, rows in _conllu_sentences(path):
         if max_sentences is not None and len(texts) >= max_sentences:
@@ -365,13 +410,24 @@ def load_conllu(
         texts.append(text)
     if not texts:
         raise DataError(f"CoNLL-U file {str(path)!r} has no sentences")
-    labels, class_names = _encode_labels(tags)
+    labels, class_names, notes = _encode_labels(tags)
+    unique, example_B, shift_B = merge_texts(texts)
+    sentence_M = np.asarray(examples, dtype=np.int64)
+    example_M = example_B[sentence_M]
+    spans_M2 = np.asarray(spans, dtype=np.int64).reshape(-1, 2) + shift_B[sentence_M][:, None]
+    keep, conflicts = resolve_items([(int(e), int(a), int(b)) for e, (a, b) in zip(example_M, spans_M2)], labels, duplicates)
+    repeated, repeated_rows = repeat_counts(example_B)
+    used, example_M = np.unique(example_M[keep], return_inverse=True)
+    report = DuplicateReport(
+        policy=duplicates, source_texts=len(texts), repeated_texts=repeated, repeated_rows=repeated_rows,
+        label_conflicts=conflicts, dropped_items=int((~keep).sum()),
+    )  # fmt: skip
     return _finish(
-        name=f"conllu:{path.stem}", texts=tuple(texts), labels_M=labels,
-        item_example_M=np.asarray(examples, dtype=np.int64), class_names=class_names,
-        level="token", item_span_M2=np.asarray(spans, dtype=np.int64).reshape(-1, 2),
-        groups_M=tuple(forms), source=str(path),
-    )
+        name=f"conllu:{path.stem}", texts=tuple(unique[e] for e in used), labels_M=labels[keep],
+        item_example_M=example_M.astype(np.int64), class_names=class_names,
+        level="token", item_span_M2=spans_M2[keep], groups_M=tuple(f for f, k in zip(forms, keep) if k),
+        source=str(path), duplicates=report.to_dict(), label_notes=notes,
+    )  # fmt: skip
 
 
 def _default_corpus_texts(max_texts: int, seed: int) -> list[str]:
@@ -412,7 +468,7 @@ def load_corpus(source: str | Path | None = None, *, max_texts: int = 2000, seed
                 texts = [t for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
             except (OSError, UnicodeDecodeError) as exc:
                 raise DataError(f"cannot read corpus file {str(path)!r}: {exc}") from exc
-        texts = list(dict.fromkeys(texts))
+        texts = merge_texts(texts)[0]
         if len(texts) > max_texts:
             keep = np.sort(numpy_rng(derive_seed(seed, "corpus", str(path))).permutation(len(texts))[:max_texts])
             texts = [texts[i] for i in keep]
@@ -425,14 +481,18 @@ def load_corpus(source: str | Path | None = None, *, max_texts: int = 2000, seed
     )
 
 
-def split_items(ds: LabelledDataset, *, seed: int, test_fraction: float = 0.25) -> Bool[np.ndarray, " M"]:
+def split_items(
+    ds: LabelledDataset, *, seed: int, test_fraction: float = 0.25, example_M: np.ndarray | None = None
+) -> Bool[np.ndarray, " M"]:
     """bool [M] test membership: whole examples go to one side, so no text leaks across the split.
 
     Sentence-level data is stratified by label; token-level items of one text have many labels, so
     their texts are split unstratified. Same rule and sub-seed as the audit's own split of activations.
+    ``example_M`` overrides the items' examples (texts merged after tokenising).
     """
     strata = ds.labels_M if ds.level == "sentence" else np.zeros(ds.n_items, dtype=np.int64)
-    return split_examples(ds.item_example_M, strata, seed=derive_seed(seed, "split"), test_fraction=test_fraction)
+    example_M = ds.item_example_M if example_M is None else example_M
+    return split_examples(example_M, strata, seed=derive_seed(seed, "split"), test_fraction=test_fraction)
 
 
 def _align_items(offsets_BT, ds: LabelledDataset, keep: int, shift: int, align: str) -> np.ndarray:
@@ -485,7 +545,13 @@ def tokenize(
         )
     if n_cut := sum(len(row) > keep for row in enc["input_ids"]):
         logger.info("%s: %d of %d texts truncated to %d tokens", ds.name, n_cut, len(ids), max_length)
-    is_test = split_items(ds, seed=split_seed, test_fraction=test_fraction)
+    # Texts that tokenise to the same ids (equal once cut to max_length, say) are one model input:
+    # one example for every split (see auditkit.duplicates).
+    kept_rows, row_example = merge_identical_rows(ids)
+    example_M = row_example[ds.item_example_M]
+    if n_merged := len(ids) - len(kept_rows):
+        logger.info("%s: %d texts have the same token ids as another and join its example", ds.name, n_merged)
+    is_test = split_items(ds, seed=split_seed, test_fraction=test_fraction, example_M=example_M)
     if ds.level == "token":
         positions = _align_items(enc["offset_mapping"], ds, keep, shift, align)
         kept = positions >= 0
@@ -496,12 +562,13 @@ def tokenize(
     else:
         positions, kept = np.full(ds.n_items, -1, dtype=np.int64), np.ones(ds.n_items, bool)
     bos = bos_token_id if prepend_bos else None
-    return _batch(ds, tokenizer, ids, bos, positions, kept, is_test, f"{max_length}|{align}")
+    ids = [ids[b] for b in kept_rows]
+    return _batch(ds, tokenizer, ids, bos, positions, kept, is_test, example_M, f"{max_length}|{align}")
 
 
 def _batch(
     ds: LabelledDataset, tokenizer: Any, ids: list[list[int]], bos: int | None, positions: np.ndarray,
-    kept: np.ndarray, is_test: np.ndarray, settings: str,
+    kept: np.ndarray, is_test: np.ndarray, example_M: np.ndarray, settings: str,
 ) -> TokenBatch:
     """Pad the rows on the right, keep the surviving items, and key the batch for caches."""
     pad = next((p for p in (tokenizer.pad_token_id, tokenizer.eos_token_id) if p is not None), 0)
@@ -516,7 +583,7 @@ def _batch(
     tok_id = f"{tokenizer.name_or_path}|{len(tokenizer)}|{settings}|{bos is not None}|{bos}"
     return TokenBatch(
         tokens_BL=tokens_BL, mask_BL=mask_BL, labels_M=ds.labels_M[kept],
-        item_example_M=ds.item_example_M[kept], item_position_M=positions[kept],
+        item_example_M=example_M[kept], item_position_M=positions[kept], merged_examples=len(ds.texts) - len(rows),
         is_test_M=is_test[kept], class_names=ds.class_names, level=ds.level, pad_token_id=int(pad),
         has_bos=bos is not None, special_token_ids=tuple(sorted(int(s) for s in special)),
         groups_M=None if ds.groups_M is None else tuple(np.asarray(ds.groups_M, dtype=object)[kept]),

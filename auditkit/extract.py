@@ -156,8 +156,13 @@ def plan_rows(batch: TokenBatch, positions: str, include_bos: bool) -> RowPlan:
         lookup = {(int(e), int(p)): i for i, (e, p) in enumerate(zip(batch.item_example_M, batch.item_position_M))}
         item_N = np.array([lookup.get((int(e), int(p)), -1) for e, p in zip(ex_N, pos_N)], np.int64)
     else:
+        # An example's first item; an example whose copies disagree on the label carries none here
+        # (one row cannot hold two labels; see auditkit.duplicates).
         by_example = -np.ones(batch.n_examples, np.int64)
-        by_example[batch.item_example_M] = np.arange(n_items)
+        by_example[batch.item_example_M[::-1]] = np.arange(n_items)[::-1]
+        agree = np.ones(batch.n_examples, bool)
+        np.logical_and.at(agree, batch.item_example_M, batch.labels_M == batch.labels_M[by_example[batch.item_example_M]])
+        by_example[~agree] = -1
         item_N = by_example[ex_N]
     test_by_example = np.zeros(batch.n_examples, bool)
     test_by_example[batch.item_example_M] = batch.is_test_M

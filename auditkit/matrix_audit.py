@@ -34,7 +34,6 @@ from auditkit.arms import Arm
 from auditkit.controls import LABEL_CONTROLS
 from auditkit.controls.weights import MATRICES, reinit_matrix
 from auditkit.errors import ConfigError, DataError
-from auditkit.metrics import selectivity_table
 from auditkit.metrics.selectivity import REAL
 from auditkit.models import LoadedModel, load_model
 from auditkit.seeding import derive_seed, numpy_rng
@@ -183,7 +182,7 @@ def run_matrix_audits(cfg: "AuditConfig", *, loaded: LoadedModel | None = None) 
     """Matrix audits for ``token-properties:PROP``, or one per property with enough tokens for ``all``."""
     import dataclasses
 
-    from auditkit.audit import AuditResult, probe_rows
+    from auditkit.audit import AuditResult, probe_rows, score_rows
 
     if cfg.matrix not in MATRICES:
         raise ConfigError(f"--matrix {cfg.matrix!r} unknown: use one of {list(MATRICES)}")
@@ -209,8 +208,9 @@ def run_matrix_audits(cfg: "AuditConfig", *, loaded: LoadedModel | None = None) 
         rows, info = probe_rows(arms, sub)
         fit_s = time.perf_counter() - t
         real = arms[0].acts
+        rows, selectivity = score_rows(rows, cfg.selectivity_threshold)
         results[name.replace("_", "-")] = AuditResult(
-            config=sub, rows=rows, selectivity=selectivity_table(rows, threshold=cfg.selectivity_threshold),
+            config=sub, rows=rows, selectivity=selectivity,
             provenance=loaded.provenance.to_dict(),
             dataset=dict(
                 name=sub.dataset, source=f"decoded strings of the {tokenizer_name} tokenizer",

@@ -45,20 +45,23 @@ def load_concepts(
     """Load sae-probes datasets by tag and lay their classes out as concepts."""
     names, texts, label_blocks, words, splits, sources = [], [], [], [], [], []
     for tag in datasets:
-        ds = load_sae_probes(tag.removeprefix("sae-probes:"), max_examples=max_examples, seed=0)
+        # One label per text: copies of a text are one example, and texts whose copies disagree are
+        # dropped (a concept label must be one value per text; see auditkit.duplicates).
+        ds = load_sae_probes(tag.removeprefix("sae-probes:"), max_examples=max_examples, seed=0, duplicates="dedupe")
         classes = range(ds.n_classes) if ds.n_classes > 2 else (1,)
         block = np.stack([(ds.labels_M == k).astype(np.int64) for k in classes], 1)
         label_blocks.append((len(texts), block))
         names += [f"{ds.name.removeprefix('sae-probes:')}:{ds.class_names[k]}" for k in classes]
         words += [ds.class_names[k].replace("_", " ") if ds.n_classes > 2 else None for k in classes]
         splits.append([
-            split_examples(np.arange(ds.n_items), ds.labels_M, seed=derive_seed(s, "steering-split", ds.name),
+            split_examples(ds.item_example_M, ds.labels_M, seed=derive_seed(s, "steering-split", ds.name),
                            test_fraction=test_fraction)
             for s in seeds
         ])  # fmt: skip
         texts += [template.format(text=t) for t in ds.texts]
         sources.append(
-            dict(name=ds.name, fingerprint=ds.fingerprint, texts=len(ds.texts), classes=list(ds.class_names))
+            dict(name=ds.name, fingerprint=ds.fingerprint, texts=len(ds.texts), classes=list(ds.class_names),
+                 duplicates=ds.duplicates)  # fmt: skip
         )
     labels = -np.ones((len(texts), len(names)), dtype=np.int64)
     col = 0

@@ -104,6 +104,11 @@ class LabelledDataset:
     """Where the data was read from (package file, path, hub id)."""
     fingerprint: str = ""
     """Content hash of texts, labels and spans, used in cache keys."""
+    duplicates: dict[str, Any] = field(default_factory=dict)
+    """Repeated texts in the source and what the duplicates policy did
+    (:class:`auditkit.duplicates.DuplicateReport` as a dict)."""
+    label_notes: tuple[str, ...] = ()
+    """Warnings about the labels for the report (e.g. classes that differ only by case)."""
 
     @property
     def n_items(self) -> int:
@@ -148,6 +153,8 @@ class TokenBatch:
     """Name of the source dataset."""
     variant: str = "real"
     """``real`` or the name of the token control that produced this batch."""
+    merged_examples: int = 0
+    """Distinct texts merged into another example because their token ids are identical."""
 
     @property
     def n_examples(self) -> int:

@@ -30,6 +30,12 @@ class Align(str, Enum):
     last = "last"
 
 
+class Duplicates(str, Enum):
+    group = "group"
+    drop_conflicts = "drop-conflicts"
+    dedupe = "dedupe"
+
+
 class DatasetKind(str, Enum):
     binary = "binary"
     multiclass = "multiclass"
@@ -92,7 +98,8 @@ def audit(
     methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = "probe",
     controls: Annotated[str, typer.Option(help="Comma-separated controls (default: every control that applies).")] = "",
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds (>= 3 for intervals).")] = "0,1,2",
-    max_examples: Annotated[int, typer.Option(help="Texts used (0 = all).")] = 1000,
+    max_examples: Annotated[int, typer.Option(help="Distinct texts used (0 = all); a repeated text counts once.")] = 1000,
+    duplicates: Annotated[Duplicates, typer.Option(help="Copies of a text are one example; copies whose labels disagree: group (keep), drop-conflicts, dedupe (one label per text).")] = Duplicates.group,
     align: Annotated[Align, typer.Option(help="Sub-token a word's label sits on (token-level data).")] = Align.first,
     gaussian_keep_embeddings: Annotated[bool, typer.Option(help="gaussian-reinit keeps W_E, W_pos, W_U.")] = False,
     max_length: Annotated[int, typer.Option(help="Tokens per text, BOS included.")] = 128,
@@ -148,7 +155,7 @@ def audit(
         seeds=_seeds(seeds), max_examples=max_examples or None, max_length=max_length, test_fraction=test_fraction,
         probe_C=probe_c, probes=_probe_specs(probes), matrix=matrix, vocab_sample=vocab_sample, text_column=text_column,
         label_column=label_column, batch_size=batch_size, use_cache=not no_cache, align=align.value,
-        gaussian_keep_embeddings=gaussian_keep_embeddings, pursuit=pursuit, sae=sae_options,
+        gaussian_keep_embeddings=gaussian_keep_embeddings, pursuit=pursuit, sae=sae_options, duplicates=duplicates.value,
     )  # fmt: skip
     if matrix is not None and dataset.endswith(":all"):
         return _matrix_all(cfg, out)

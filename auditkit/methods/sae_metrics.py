@@ -16,11 +16,13 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from jaxtyping import Bool, Float, Int
 from tqdm.auto import tqdm
 
 from auditkit.errors import DataError
+from auditkit.metrics.classification import ExampleScores
 
 DENSE_THRESHOLD = 0.1
 """A latent is *dense* when it is active on more than this fraction of evaluation tokens."""
@@ -94,13 +96,23 @@ def sparse_probe_accuracy(
     latents_NF: Float[torch.Tensor, "N F"], labels_N: Int[torch.Tensor, " N"], is_test_N: Bool[torch.Tensor, " N"],
     *, ks: Sequence[int] = PROBE_KS,
 ) -> dict[str, float]:  # fmt: skip
+    """``probe_acc_k{k}`` of :func:`sparse_probe_records`, as a dict."""
+    return {r["metric"]: r["value"] for r in sparse_probe_records(latents_NF, labels_N, is_test_N, ks=ks)}
+
+
+def sparse_probe_records(
+    latents_NF: Float[torch.Tensor, "N F"], labels_N: Int[torch.Tensor, " N"], is_test_N: Bool[torch.Tensor, " N"],
+    *, ks: Sequence[int] = PROBE_KS, clusters_N: np.ndarray | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
     """Held-out accuracy of a logistic probe on the top-k latents, for each k (a minimal version).
 
     Latents are ranked on the *training* rows by class-mean difference: |mean over class 1 - mean over
     class 0| for two classes, and for more the largest |mean over class c - mean over the rest| (the
     ranking of Gurnee et al., 2023 and Kantamneni et al., 2025). A logistic probe
     (:class:`auditkit.methods.probe.LogisticProbe`, C = 1, standardised) is fit on the top k and scored
-    on the test rows. Rows labelled -1 are ignored. Keys ``probe_acc_k{k}``.
+    on the test rows. Rows labelled -1 are ignored. Tidy-row fields: ``metric`` (``probe_acc_k{k}``),
+    ``value``, ``outcome`` (each test row right or not, clustered by ``clusters_N``: the example of every
+    row) and ``degenerate`` (False: one training class raises instead).
     """
     from auditkit.methods.probe import LogisticProbe
 
@@ -114,12 +126,14 @@ def sparse_probe_accuracy(
     rest_KF = torch.stack([z[train & (y != c)].mean(0) for c in classes])
     score_F = (means_KF - rest_KF).abs().amax(0)
     y_idx = torch.searchsorted(classes, y.clamp_min(int(classes[0])))
-    out = {}
+    clusters = np.arange(len(y)) if clusters_N is None else np.asarray(clusters_N)[keep.numpy()]
+    out = []
     for k in ks:
         top = torch.topk(score_F, min(k, score_F.numel())).indices
         probe = LogisticProbe(C=1.0).fit(z[:, top], y_idx[None], train[None], n_classes=int(classes.numel()))
-        pred = probe.predict(z[test][:, top])[0]
-        out[f"probe_acc_k{k}"] = float((pred == y_idx[test]).double().mean())
+        right = (probe.predict(z[test][:, top])[0] == y_idx[test]).double().numpy()
+        outcome = ExampleScores(right, clusters[test.numpy()])
+        out.append(dict(metric=f"probe_acc_k{k}", value=float(right.mean()), outcome=outcome, degenerate=False))
     return out
 
 

@@ -38,7 +38,7 @@ from auditkit.methods.probe_base import (
     stacked_lbfgs,
     train_moments,
 )
-from auditkit.metrics.classification import classification_metrics
+from auditkit.metrics.classification import classification_records
 
 KS = (1, 2, 5, 10, 20, 50)
 """Default numbers of dimensions (Gurnee et al. use 1 to 256 in powers of two; Kantamneni et al. 1 to 16)."""
@@ -121,9 +121,11 @@ def sparse_probe(
     tol: float = 1e-4,
     rank_by: str = "standardized",
     problem_names: Sequence[str] | None = None,
+    clusters_SN: np.ndarray | None = None,
 ) -> SparseProbeResult:
     """Rank dimensions on each problem's training rows, fit logistic probes on the top k for every k
-    in ``ks`` (capped at D), and score them on ``test_SN`` (default: the rows outside training)."""
+    in ``ks`` (capped at D), and score them on ``test_SN`` (default: the rows outside training).
+    ``clusters_SN`` (int [S, N], the example of every row) clusters the rows' test-sampling error."""
     if not ks or min(ks) < 1:
         raise ConfigError(f"ks must be positive integers, got {list(ks)}")
     S, D = y_SN.shape[0], X_ND.shape[1]
@@ -141,8 +143,9 @@ def sparse_probe(
     for s in range(S):
         test = test_SN[s]
         for j, k in enumerate(ks):
-            for metric, value in classification_metrics(y_SN[s][test], proba_SJNK[s, j][test]).items():
-                rows.append(dict(problem=names[s], k=k, metric=metric, value=value))
+            clusters = None if clusters_SN is None else np.asarray(clusters_SN[s])[test.numpy()]
+            for record in classification_records(y_SN[s][test], proba_SJNK[s, j][test], clusters):
+                rows.append(dict(problem=names[s], k=k, **record))
     dims = {k: top_SM[:, :k].numpy().astype(np.int64) for k in ks}
     return SparseProbeResult(rows=rows, dims=dims, scores_SD=scores_SD, converged_SJ=converged_SJ)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
+import numpy as np
 import torch
 from jaxtyping import Bool, Float, Int
 
@@ -68,6 +71,46 @@ def classification_metrics(
     if n_classes == 2:
         out["auroc"] = auroc(y_true, proba[:, 1])
     return out
+
+
+class ExampleScores(NamedTuple):
+    """What each held-out row contributes to a metric (their mean is the metric), with its cluster.
+
+    Rows of one example (text) are one cluster: a split draws examples, not rows, so the test-sampling
+    error of a metric is the between-cluster spread (:func:`auditkit.metrics.selectivity.paired_sampling_se`).
+    """
+
+    values_N: np.ndarray
+    """float64 [N] contribution of every test row."""
+    clusters_N: np.ndarray
+    """int64 [N] example of every test row."""
+
+
+def example_scores(
+    y_true: Int[torch.Tensor, " N"], proba: Float[torch.Tensor, "N K"], clusters_N: np.ndarray | None = None
+) -> dict[str, ExampleScores]:
+    """Per-row contributions of the metrics that are means over rows: accuracy (1 if right), and balanced
+    accuracy (1 / (classes present x rows of the row's class) if right, times N, so its mean is the metric)."""
+    y = y_true.long().numpy()
+    right = (proba.argmax(1).numpy() == y).astype(np.float64)
+    clusters = np.arange(len(y)) if clusters_N is None else np.asarray(clusters_N, dtype=np.int64)
+    counts = np.bincount(y, minlength=proba.shape[1]).astype(np.float64)
+    weight = len(y) / (np.count_nonzero(counts) * counts[y])
+    return {"accuracy": ExampleScores(right, clusters), "balanced_accuracy": ExampleScores(right * weight, clusters)}
+
+
+def classification_records(
+    y_true: Int[torch.Tensor, " N"], proba: Float[torch.Tensor, "N K"], clusters_N: np.ndarray | None = None,
+    *, degenerate: bool = False,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """:func:`classification_metrics` as tidy-row fields: ``metric``, ``value``, ``outcome`` (the
+    :class:`ExampleScores` of a metric that is a mean over rows, else None) and ``degenerate`` (the arm's
+    training labels held one class, so its probe could only learn the prior)."""
+    scores = example_scores(y_true, proba, clusters_N)
+    return [
+        dict(metric=m, value=v, outcome=scores.get(m), degenerate=degenerate)
+        for m, v in classification_metrics(y_true, proba).items()
+    ]
 
 
 def log_loss(y_true: Int[torch.Tensor, " N"], proba: Float[torch.Tensor, "N K"], eps: float = 1e-15) -> float:

@@ -1,8 +1,9 @@
 """Selectivity: the score on the real arm minus the score on a control, paired by seed.
 
 For each (method, control, metric): the per-seed differences d_s = real_s - control_s (sign-flipped
-for a metric where lower is better, see :data:`METRIC_DIRECTIONS`), their mean
-with a two-sided 95% Student-t interval (n - 1 degrees of freedom), and the normalised selectivity
+for a metric where lower is better, see :data:`METRIC_DIRECTIONS`), their mean with a two-sided 95%
+Student-t interval (n - 1 degrees of freedom) whose variance is floored at the test-sampling variance of
+one seed's paired difference (:data:`INTERVAL_RULE`), and the normalised selectivity
 (real - control) / (ceiling - control), the share of the headroom above the control that the real
 arm reaches, where the metric has a ceiling.
 """
@@ -10,7 +11,9 @@ arm reaches, where the metric has a ceiling.
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import numpy as np
 import pandas as pd
 from scipy import stats
 
@@ -51,32 +54,122 @@ VERDICT_RULE = (
 )
 
 
+MIN_SEEDS = 3
+"""Fewer seeds than this and a verdict says so (the interval then rests mostly on one split's sampling)."""
+
+INTERVAL_RULE = (
+    "the 95% interval of the mean per-seed difference uses the larger of two variances: the spread of the "
+    "differences between seeds, and the test-sampling variance of one seed's difference (paired over the "
+    "same held-out examples, rows of one text clustered), so two seeds that happen to agree never give a "
+    "zero-width interval; a verdict whose interval has zero width, or whose arm could only learn the prior "
+    "(training labels of one class: degenerate), is never selective"
+)
+
+
+def paired_sampling_se(real: Any, control: Any) -> float:
+    """Standard error of (real - control) from test sampling alone, for one seed, or NaN.
+
+    ``real`` and ``control`` are :class:`~auditkit.metrics.classification.ExampleScores` over the same
+    held-out rows (same rows, same order): d_i = real_i - control_i, clustered by example, with the
+    cluster-robust variance G / (G - 1) * sum_g (sum_{i in g} (d_i - mean d))^2 / N^2.
+    """
+    if real is None or control is None or not isinstance(real, tuple) or not isinstance(control, tuple):
+        return math.nan
+    if len(real.values_N) != len(control.values_N) or not np.array_equal(real.clusters_N, control.clusters_N):
+        return math.nan
+    d = np.asarray(real.values_N, dtype=np.float64) - np.asarray(control.values_N, dtype=np.float64)
+    n = len(d)
+    _, inverse = np.unique(real.clusters_N, return_inverse=True)
+    g = int(inverse.max()) + 1 if n else 0
+    if g < 2:
+        return math.nan
+    sums = np.bincount(inverse, weights=d - d.mean(), minlength=g)
+    return math.sqrt(g / (g - 1) * float((sums**2).sum())) / n
+
+
+def _check_pairing(rows: pd.DataFrame) -> None:
+    """Every (method, control, metric) must pair with the real arm exactly once per seed."""
+    counts = rows.groupby(["method", "control", "seed", "metric"]).size()
+    if (counts > 1).any():
+        first = counts[counts > 1].index[0]
+        raise ValueError(
+            f"selectivity pairs each (method, control, metric) once per seed, but {first} has "
+            f"{int(counts[first])} rows: a repeated method, control or probe name would count as extra seeds"
+        )
+
+
 def selectivity_table(rows: pd.DataFrame, *, confidence: float = 0.95, threshold: float = 0.05) -> pd.DataFrame:
-    """One row per (method, control, metric) from tidy result rows (method, control, seed, metric, value)."""
+    """One row per (method, control, metric) from tidy result rows (method, control, seed, metric, value;
+    optional ``outcome``: per-row :class:`ExampleScores` of the held-out rows, and ``degenerate``)."""
+    _check_pairing(rows)
+    has_outcome, has_degenerate = "outcome" in rows.columns, "degenerate" in rows.columns
     real = rows[rows["control"] == REAL]
     out = []
     for (method, control, metric), ctrl in rows[rows["control"] != REAL].groupby(["method", "control", "metric"]):
-        ref = real[(real["method"] == method) & (real["metric"] == metric)].set_index("seed")["value"]
-        paired = ctrl.set_index("seed")["value"].to_frame("control").join(ref.rename("real"), how="inner")
+        ref = real[(real["method"] == method) & (real["metric"] == metric)].set_index("seed")
+        paired = ctrl.set_index("seed").join(ref, how="inner", lsuffix="_control", rsuffix="_real")
         sign = direction(metric)
-        diff = (paired["real"] - paired["control"]) * (sign or 1)
+        diff = (paired["value_real"] - paired["value_control"]) * (sign or 1)
         n = len(diff)
         mean = float(diff.mean()) if n else math.nan
-        half = _t_half_width(diff, confidence) if n > 1 else math.nan
+        se_sampling = math.nan
+        if has_outcome and n:
+            per_seed = [paired_sampling_se(r, c) for r, c in zip(paired["outcome_real"], paired["outcome_control"])]
+            if not any(math.isnan(v) for v in per_seed):
+                se_sampling = math.sqrt(float(np.mean(np.square(per_seed))) / n)
+        half = _half_width(diff, se_sampling, confidence)
         ceiling = CEILINGS.get(metric)
-        ctrl_mean, real_mean = float(paired["control"].mean()), float(paired["real"].mean())
+        ctrl_mean, real_mean = float(paired["value_control"].mean()), float(paired["value_real"].mean())
         norm = math.nan
         if sign == 1 and ceiling is not None and ceiling - ctrl_mean > 1e-12:
             norm = (real_mean - ctrl_mean) / (ceiling - ctrl_mean)
+        degenerate = has_degenerate and bool(
+            paired["degenerate_control"].fillna(False).any() or paired["degenerate_real"].fillna(False).any()
+        )
         row = dict(
             method=method, control=control, metric=metric, n_seeds=n, real=real_mean, control_score=ctrl_mean,
-            selectivity=mean, ci_low=mean - half, ci_high=mean + half, normalised=norm,
+            selectivity=mean, ci_low=mean - half, ci_high=mean + half, sampling_se=se_sampling, normalised=norm,
         )  # fmt: skip
-        row["verdict"] = verdict(row["ci_low"], row["ci_high"], mean, threshold) if sign else two_sided_verdict(
-            row["ci_low"], row["ci_high"]
-        )
+        if degenerate:
+            row["verdict"] = "degenerate"
+        elif not half > 0:  # zero width (or NaN): never evidence either way
+            row["verdict"] = "inconclusive"
+        elif sign:
+            row["verdict"] = verdict(row["ci_low"], row["ci_high"], mean, threshold)
+        else:
+            row["verdict"] = two_sided_verdict(row["ci_low"], row["ci_high"])
+        row["note"] = _note(n, degenerate, half, se_sampling)
         out.append(row)
     return pd.DataFrame(out)
+
+
+def _note(n: int, degenerate: bool, half: float, se_sampling: float) -> str:
+    notes = []
+    if degenerate:
+        notes.append("an arm's training labels hold one class (its probe can only learn the prior)")
+    if not half > 0:
+        notes.append("zero-width interval")
+    if n < MIN_SEEDS:
+        notes.append(f"{n} seed{'s' if n != 1 else ''} (fewer than {MIN_SEEDS})")
+    if math.isnan(se_sampling) and n:
+        notes.append("between-seed spread only")
+    return "; ".join(notes)
+
+
+def _half_width(diff: pd.Series, se_sampling: float, confidence: float) -> float:
+    """Half-width of the interval of the mean difference (see :data:`INTERVAL_RULE`)."""
+    n = len(diff)
+    se_seeds = float(diff.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
+    if math.isnan(se_sampling):
+        se = se_seeds
+    elif math.isnan(se_seeds):
+        se = se_sampling
+    else:
+        se = max(se_seeds, se_sampling)
+    if math.isnan(se):
+        return math.nan
+    q = stats.t.ppf(0.5 + confidence / 2, n - 1) if n > 1 else stats.norm.ppf(0.5 + confidence / 2)
+    return float(q) * se
 
 
 def two_sided_verdict(ci_low: float, ci_high: float) -> str:
@@ -86,14 +179,8 @@ def two_sided_verdict(ci_low: float, ci_high: float) -> str:
     return "similar" if ci_low <= 0 <= ci_high else "differs"
 
 
-def _t_half_width(diff: pd.Series, confidence: float) -> float:
-    n = len(diff)
-    sem = float(diff.std(ddof=1)) / math.sqrt(n)
-    return float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sem
-
-
 def verdict(ci_low: float, ci_high: float, mean: float, threshold: float) -> str:
-    """Apply :data:`VERDICT_RULE`."""
+    """Apply :data:`VERDICT_RULE` (the table adds ``degenerate`` and zero-width checks, :data:`INTERVAL_RULE`)."""
     if any(math.isnan(x) for x in (ci_low, ci_high, mean)):
         return "inconclusive"
     if ci_low > 0 and mean >= threshold:

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from auditkit.controls import DESCRIPTIONS
-from auditkit.metrics.selectivity import REAL, TWO_SIDED_RULE, VERDICT_RULE
+from auditkit.metrics.selectivity import INTERVAL_RULE, REAL, TWO_SIDED_RULE, VERDICT_RULE
 
 SECTIONS: dict[str, str] = {}
 """``module:function`` rendering a method's own report section, ``f(result) -> list[str]`` of markdown
@@ -100,7 +100,8 @@ def _verdict_lines(result: Any) -> list[str]:
             lines.append(
                 f"- **{r.method}** vs **{r.control}**: {r.verdict} ({r.metric} {r.real:.3f} real vs "
                 f"{r.control_score:.3f} control; selectivity {r.selectivity:+.3f}, "
-                f"95% CI [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}], {r.n_seeds} seeds)"
+                f"95% CI [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}], {r.n_seeds} seeds"
+                + (f"; {r.note}" if getattr(r, "note", "") else "") + ")"
             )
     return lines or ["- no control ran: there is nothing to compare the real arm with"]
 
@@ -112,10 +113,24 @@ def _dataset_line(ds: dict[str, Any]) -> str:
             f"{ds['vocab_size']}; labels from the {ds['source']}; classes {ds['class_names']} with counts "
             f"{ds['class_counts']}; fingerprint `{ds['fingerprint'][:16]}`)"
         )
-    return (
-        f"- Dataset: `{ds['name']}` ({ds['level']}-level, {ds['n_texts']} texts, {ds['n_items']} labelled items, "
-        f"{ds['n_tokens']} tokens; classes {ds['class_names']} with counts {ds['class_counts']}; "
+    line = (
+        f"- Dataset: `{ds['name']}` ({ds['level']}-level, {ds['n_texts']} distinct texts, {ds['n_items']} labelled "
+        f"items, {ds['n_tokens']} tokens; classes {ds['class_names']} with counts {ds['class_counts']}; "
         f"fingerprint `{ds['fingerprint'][:16]}`)"
+    )
+    if dup := ds.get("duplicates"):
+        line += "\n" + duplicates_line(dup)
+    return line + "".join(f"\n- Labels: {note}" for note in ds.get("label_notes", ()))
+
+
+def duplicates_line(dup: dict[str, Any]) -> str:
+    """One bullet saying what the source held in repeats and what the policy did."""
+    return (
+        f"- Repeated texts: {dup['repeated_texts']} distinct texts occur more than once in the source, covering "
+        f"{dup['repeated_rows']} of its {dup['source_texts']} texts; {dup['label_conflicts']} with copies whose "
+        f"labels disagree; policy `{dup['policy']}` ({dup['dropped_items']} items dropped); "
+        f"{dup.get('merged_after_tokenising', 0)} texts merged for identical token ids. Copies are one example: "
+        "never on both sides of a split."
     )
 
 
@@ -129,7 +144,8 @@ def render(result: Any, command: str, plot_name: str | None) -> str:
         "",
         *_verdict_lines(result),
         "",
-        f"Verdict rule: {VERDICT_RULE.format(threshold=cfg.selectivity_threshold)}; {TWO_SIDED_RULE}. "
+        f"Verdict rule: {VERDICT_RULE.format(threshold=cfg.selectivity_threshold)}; {TWO_SIDED_RULE}; "
+        f"{INTERVAL_RULE}. "
         "Selectivity is signed so that positive means the real arm does better (for a metric where lower is "
         "better, control - real).",
         "",

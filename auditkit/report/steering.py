@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from auditkit.report.write import _jsonable, atomic_folder, library_versions
+from auditkit.report.markdown import duplicates_line
 
 PLOT = "dose_response.png"
 CURVES = (
@@ -124,6 +125,8 @@ def _setup(result: Any) -> list[str]:
         f"- model: {result.provenance['none'].get('name')} ({result.provenance['none'].get('weights_variant')})",
         f"- concepts ({len(result.concepts)}): {', '.join(result.concepts)}; texts: {data['texts']} "
         f"(template {cfg.template!r}); label words: {data['label_words'] or 'none'}",
+        *(f"- `{d['name']}`: " + duplicates_line(d["duplicates"]).removeprefix("- ")
+          for d in data["datasets"] if d.get("duplicates")),  # fmt: skip
         f"- written at `{site['hook']}` ({site['positions']} positions), read again at `{site['later_hook']}`",
         f"- doses alpha = {', '.join(f'{a:g}' for a in cfg.alphas)} in {cfg.scale} units; mean activation norm {norms}",
         f"- seeds {', '.join(map(str, cfg.seeds))} (each its own split; {cfg.n_eval} held-out texts steered per seed); "

@@ -82,8 +82,9 @@ def test_sst2_subsample_is_stratified_and_seeded():
     a = data.load_sae_probes("glue_sst2", max_examples=200, seed=0)
     assert a.name == "sae-probes:92_glue_sst2"
     assert a.class_names == ("0", "1") and a.n_classes == 2
-    assert a.n_items == 200 == len(a.texts)
-    counts = np.bincount(a.labels_M, minlength=2)
+    assert len(a.texts) == 200 <= a.n_items  # 200 distinct texts, each with every copy's label
+    assert len({t.strip() for t in a.texts}) == 200
+    counts = np.bincount(a.labels_M[np.unique(a.item_example_M, return_index=True)[1]], minlength=2)
     full = data.load_sae_probes("92_glue_sst2")
     full_frac = np.bincount(full.labels_M)[1] / full.n_items
     assert abs(counts[1] / 200 - full_frac) < 0.01  # stratified: class share kept to rounding
