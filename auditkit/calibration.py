@@ -60,6 +60,13 @@ metrics compare arms whose activations differ by construction, so a label null d
 
 NULL = "null-labels"
 """``kind`` of a null dataset (not plain "null", which CSV readers turn into a missing value)."""
+NULL_REPEATED_TEXT = "null-repeated-text"
+"""A null whose label belongs to the text: every row of an example, and of every copy of a repeated
+sequence, carries that example's label (a sentence-level null over repeated texts)."""
+NULL_REPEATED_TOKEN = "null-repeated-token"
+"""A null whose label belongs to a word of a text: copies of a repeated sequence carry the same label at
+the same position (a token-level null over repeated texts)."""
+NULL_KINDS = (NULL, NULL_REPEATED_TEXT, NULL_REPEATED_TOKEN)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,7 +78,14 @@ class CalibrationConfig:
     controls: tuple[str, ...] | None = None
     """Controls to calibrate; None for every default control of the methods (as ``auditkit audit``)."""
     n_null: int = 100
-    """Null datasets (labels independent of the tokens)."""
+    """Null datasets (labels independent of the tokens, drawn per row)."""
+    n_null_repeated: int = 0
+    """Null datasets of each repeated-text family (:data:`NULL_REPEATED_TEXT`, :data:`NULL_REPEATED_TOKEN`):
+    labels independent of the tokens but shared by a text's copies, so a split that let copies straddle
+    train and test would show up as false positives."""
+    repeated_sequences: int = 16
+    """Sequences of the batch that appear three times (copies merged into one example, as every
+    tokenised dataset's are); the other sequences appear once."""
     strengths: tuple[float, ...] = (0.1, 0.2, 0.3, 0.5, 1.0)
     """Signal-to-noise ratios of the planted datasets (the power curve's x axis)."""
     n_planted: int = 40
@@ -131,8 +145,12 @@ class CalibrationConfig:
             (any(c not in ALL_CONTROLS for c in self.controls or ()),
              f"controls {self.controls}: unknown; use {list(ALL_CONTROLS)}"),
             (not self.probes or any(p not in PROBES for p in self.probes), f"probes {self.probes}: use {list(PROBES)}"),
-            (self.n_null < 0 or self.n_planted < 0, f"n_null={self.n_null}, n_planted={self.n_planted} must be >= 0"),
-            (self.n_null + self.n_planted * len(self.strengths) == 0, "no datasets: set n_null or n_planted > 0"),
+            (min(self.n_null, self.n_planted, self.n_null_repeated) < 0,
+             f"n_null={self.n_null}, n_null_repeated={self.n_null_repeated}, n_planted={self.n_planted} must be >= 0"),
+            (self.n_null + self.n_null_repeated + self.n_planted * len(self.strengths) == 0,
+             "no datasets: set n_null, n_null_repeated or n_planted > 0"),
+            (not 0 <= self.repeated_sequences <= self.n_sequences,
+             f"repeated_sequences={self.repeated_sequences} must be in [0, n_sequences={self.n_sequences}]"),
             (any(s < 0 for s in self.strengths), f"strengths {self.strengths} must be >= 0"),
             (len(self.seeds) < 2 or len(set(self.seeds)) != len(self.seeds), f"seeds {self.seeds}: need >= 2 distinct"),
             (min(self.seeds) < 0, f"seeds {self.seeds} must be >= 0"),
@@ -206,7 +224,9 @@ def calibration_arms(cfg: CalibrationConfig, timings: dict[str, float]) -> tuple
         name="set-language-lm", source="random-init", architecture="GPT2LMHeadModel", n_layers=1,
         d_model=cfg.d_model, d_vocab=lang.vocab_size, seed=cfg.seed,
     )  # fmt: skip
-    batch = set_membership_batch(lang, cfg.n_sequences, cfg.seq_length, seed=derive_seed(cfg.seed, "batch"))
+    batch = set_membership_batch(
+        lang, cfg.n_sequences, cfg.seq_length, seed=derive_seed(cfg.seed, "batch"), repeated=cfg.repeated_sequences
+    )
     plan = ArmPlan(
         loaded=LoadedModel(model, prov), batch=batch, cache_root=None, test_fraction=cfg.test_fraction,
         extract_cfg=ExtractConfig(hook=cfg.hook, progress=False), controls=cfg.resolved_controls(),
@@ -219,7 +239,8 @@ def calibration_arms(cfg: CalibrationConfig, timings: dict[str, float]) -> tuple
     info = dict(
         model=f"1-layer GPT-2 (d_model={cfg.d_model}) trained {cfg.train_steps} steps on a two-set Markov "
         f"language of {cfg.vocab_size} token types", hook=cfg.hook, n_rows=real.n, d=real.d,
-        n_examples=cfg.n_sequences, n_test_rows_approx=int(round(real.n * cfg.test_fraction)),
+        n_examples=batch.n_examples, n_test_rows_approx=int(round(real.n * cfg.test_fraction)),
+        repeated_sequences=cfg.repeated_sequences, merged_copies=batch.merged_examples,
     )  # fmt: skip
     return arms, info
 
@@ -248,12 +269,22 @@ def relabel(arms: list[Arm], labels_N: np.ndarray, *, test_fraction: float) -> l
     return out
 
 
-def _datasets(cfg: CalibrationConfig, acts_ND: Any) -> Iterator[_Dataset]:
-    sets, n = cfg.seed_sets(), acts_ND.shape[0]
-    plan = [(NULL, 0.0)] * cfg.n_null + [("planted", s) for s in cfg.strengths for _ in range(cfg.n_planted)]
+def _datasets(cfg: CalibrationConfig, real: Any) -> Iterator[_Dataset]:
+    sets, acts_ND = cfg.seed_sets(), real.acts_ND
+    plan = [(NULL, 0.0)] * cfg.n_null + [(k, 0.0) for k in NULL_KINDS[1:] for _ in range(cfg.n_null_repeated)]
+    plan += [("planted", s) for s in cfg.strengths for _ in range(cfg.n_planted)]
+    # What a repeated-text null's label belongs to: the example, or the (example, position) word.
+    owner = {
+        NULL_REPEATED_TEXT: np.unique(real.example_ids_N, return_inverse=True)[1],
+        NULL_REPEATED_TOKEN: np.unique(np.stack([real.example_ids_N, real.positions_N]), axis=1, return_inverse=True)[1],
+    }
     for j, (kind, strength) in enumerate(plan):
         if kind == NULL:
-            labels, ideal = null_labels(n, seed=derive_seed(cfg.seed, "calibration", "null", j)), 0.5
+            labels, ideal = null_labels(acts_ND.shape[0], seed=derive_seed(cfg.seed, "calibration", "null", j)), 0.5
+        elif kind in owner:
+            inverse = np.asarray(owner[kind]).ravel()
+            per_owner = null_labels(int(inverse.max()) + 1, seed=derive_seed(cfg.seed, "calibration", kind, j))
+            labels, ideal = per_owner[inverse], 0.5
         else:
             seed = derive_seed(cfg.seed, "calibration", "planted", j)
             planted = planted_labels(acts_ND, strength=strength, seed=seed)
@@ -338,7 +369,7 @@ def calibrate(cfg: CalibrationConfig) -> CalibrationResult:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     arms, info = calibration_arms(cfg, timings)
-    datasets = {ds.index: ds for ds in _datasets(cfg, arms[0].acts.acts_ND)}
+    datasets = {ds.index: ds for ds in _datasets(cfg, arms[0].acts)}
     # Datasets of one seed set share their control arms' tensors: chunk them together so they stack.
     order = sorted(datasets.values(), key=lambda ds: (ds.seeds, ds.index))
     parts, t = [], time.perf_counter()
@@ -353,10 +384,13 @@ def calibrate(cfg: CalibrationConfig) -> CalibrationResult:
         timings[f"{method}_features_s"] = cache.seconds
     verdicts = _verdicts(rows, datasets, cfg.selectivity_threshold)
     diffs = seed_differences(rows)
-    null_ids = [j for j, ds in datasets.items() if ds.kind == NULL]
-    fpr = fpr_table(
-        verdicts[verdicts["kind"] == NULL], diffs[diffs["dataset"].isin(null_ids)], nominal=cfg.nominal
-    )
+    fprs = []
+    for kind in NULL_KINDS:
+        ids = [j for j, ds in datasets.items() if ds.kind == kind]
+        if ids:
+            sub = fpr_table(verdicts[verdicts["kind"] == kind], diffs[diffs["dataset"].isin(ids)], nominal=cfg.nominal)
+            fprs.append(sub.assign(null=kind))
+    fpr = pd.concat(fprs, ignore_index=True) if fprs else pd.DataFrame()
     power = power_table(verdicts[verdicts["kind"] == "planted"])
     recovery = pd.DataFrame()
     if cfg.recovery:
@@ -386,11 +420,11 @@ def validate_config(fast: bool = True, seed: int = 0) -> CalibrationConfig:
     methods = ("probe", "sae", "pursuit")
     if fast:
         return CalibrationConfig(
-            methods=methods, n_null=100, n_planted=20, strengths=(0.1, 0.2, 0.3, 0.5, 1.0), n_seed_sets=10,
+            methods=methods, n_null=100, n_null_repeated=50, n_planted=20, strengths=(0.1, 0.2, 0.3, 0.5, 1.0), n_seed_sets=10,
             seed=seed, recovery=True, sae=VALIDATE_SAE,
         )  # fmt: skip
     return CalibrationConfig(
-        methods=methods, n_null=400, n_planted=50, strengths=(0.1, 0.2, 0.3, 0.5, 1.0, 2.0), n_seed_sets=20,
+        methods=methods, n_null=400, n_null_repeated=200, n_planted=50, strengths=(0.1, 0.2, 0.3, 0.5, 1.0, 2.0), n_seed_sets=20,
         seed=seed, recovery=True,
     )  # fmt: skip
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from jaxtyping import Float
 
+from auditkit.duplicates import merge_identical_rows
 from auditkit.errors import ConfigError
 from auditkit.seeding import derive_seed, numpy_rng, torch_generator
 from auditkit.types import TokenBatch
@@ -91,19 +92,31 @@ def train_set_language_model(
     return model
 
 
-def set_membership_batch(lang: SetLanguage, n: int, length: int, *, seed: int, test_fraction: float = 0.25) -> TokenBatch:
-    """Token-level items at every non-BOS position, labelled with the token's set, grouped by token id."""
+def set_membership_batch(
+    lang: SetLanguage, n: int, length: int, *, seed: int, test_fraction: float = 0.25, repeated: int = 0
+) -> TokenBatch:
+    """Token-level items at every non-BOS position, labelled with the token's set, grouped by token id.
+
+    ``repeated``: the first that many sequences appear three times, as a dataset with repeated texts
+    does; the copies are merged into one example (:func:`auditkit.duplicates.merge_identical_rows`, the
+    rule every tokenised dataset goes through), so each copy's items belong to that one example.
+    """
+    if not 0 <= repeated <= n:
+        raise ConfigError(f"repeated must be in [0, n={n}], got {repeated}")
     seqs = sample_sequences(lang, n, length, seed)
-    ex, pos = np.meshgrid(np.arange(n), np.arange(1, length + 1), indexing="ij")
-    ex, pos = ex.ravel(), pos.ravel()
-    tokens = seqs[ex, pos]
-    is_test_example = numpy_rng(derive_seed(seed, "split")).random(n) < test_fraction
+    raw = np.concatenate([seqs, seqs[:repeated], seqs[:repeated]])
+    keep, row_example = merge_identical_rows(raw.tolist())
+    row, pos = np.meshgrid(np.arange(len(raw)), np.arange(1, length + 1), indexing="ij")
+    row, pos = row.ravel(), pos.ravel()
+    ex, tokens = row_example[row], raw[row, pos]
+    is_test_example = numpy_rng(derive_seed(seed, "split")).random(len(keep)) < test_fraction
     return TokenBatch(
-        tokens_BL=torch.as_tensor(seqs), mask_BL=torch.ones(seqs.shape, dtype=torch.bool),
+        tokens_BL=torch.as_tensor(raw[keep]), mask_BL=torch.ones((len(keep), raw.shape[1]), dtype=torch.bool),
         labels_M=lang.member_V[tokens], item_example_M=ex, item_position_M=pos, is_test_M=is_test_example[ex],
         class_names=("set0", "set1"), level="token", pad_token_id=BOS_ID, has_bos=True,
         special_token_ids=(BOS_ID,), groups_M=tuple(str(t) for t in tokens),
-        dataset_fingerprint=f"set-language:{seed}:{n}:{length}", dataset_name="synthetic:set-language",
+        dataset_fingerprint=f"set-language:{seed}:{n}:{length}:{repeated}", dataset_name="synthetic:set-language",
+        merged_examples=len(raw) - len(keep),
     )  # fmt: skip
 
 

@@ -39,6 +39,7 @@ STRENGTHS = (0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-null", type=int, default=200)
+    parser.add_argument("--n-null-repeated", type=int, default=100, help="null datasets of each repeated-text family")
     parser.add_argument("--n-planted", type=int, default=40)
     parser.add_argument("--seed-sets", type=int, default=20)
     parser.add_argument("--regimes", default="default,small")
@@ -51,12 +52,12 @@ def main() -> None:
     pd.set_option("display.width", 250)
     pd.set_option("display.max_columns", 20)
     base = CalibrationConfig(
-        n_null=args.n_null, n_seed_sets=args.seed_sets, seed=args.seed, progress=True, chunk=25,
+        n_null=args.n_null, n_null_repeated=args.n_null_repeated, n_seed_sets=args.seed_sets, seed=args.seed, progress=True, chunk=25,
         probes=tuple(p for p in args.probes.split(",") if p), methods=tuple(m for m in args.methods.split(",") if m),
     )  # fmt: skip
     regimes = {
         "default": dataclasses.replace(base, n_planted=args.n_planted, strengths=STRENGTHS),
-        "small": dataclasses.replace(base, n_planted=0, strengths=(), n_sequences=16, seq_length=8),
+        "small": dataclasses.replace(base, n_planted=0, strengths=(), n_sequences=16, seq_length=8, repeated_sequences=4),
     }
     for name in args.regimes.split(","):
         cfg = regimes[name]
@@ -65,7 +66,7 @@ def main() -> None:
         info = result.info
         print(f"\n=== {name}: {info['n_rows']} rows (d={info['d']}), {info['n_datasets']} datasets, "
               f"seed sets {info['seed_sets']}, {time.perf_counter() - t:.0f} s ===")  # fmt: skip
-        cols = ["method", "control", "n_null", "n_selective", "fpr", "ci_low", "ci_high", "interval_rate", "mean_selectivity",
+        cols = ["null", "method", "control", "n_null", "n_selective", "fpr", "ci_low", "ci_high", "interval_rate", "mean_selectivity",
                 "sd_selectivity", "seed_icc"]  # fmt: skip
         print(result.fpr[cols].to_string(index=False, float_format="%.3f"))
         if not result.power.empty:

@@ -40,6 +40,7 @@ def _fpr_section(result: Any) -> list[str]:
         return ["## False-positive rate", "", "No null datasets were drawn.", ""]
     table = pd.DataFrame(
         {
+            "null": fpr["null"] if "null" in fpr else "null-labels",
             "method": fpr["method"], "control": fpr["control"], "null datasets": fpr["n_null"],
             "selective": fpr["n_selective"], "FPR": fpr["fpr"].map(_pct),
             "95% CI": [f"[{_pct(a)}, {_pct(b)}]" for a, b in zip(fpr["ci_low"], fpr["ci_high"])],
@@ -155,7 +156,12 @@ def render_calibration(result: Any, plot: str | None = PLOT) -> str:
         "datasets cycle through the seed sets to average over them.",
         *_feature_lines(cfg),
         f"- **Verdict rule**: {info.get('verdict_rule', '')}.",
-        f"- **Null datasets** ({cfg.n_null}): labels drawn uniformly, independently of the tokens.",
+        f"- **Null datasets** ({cfg.n_null}): labels drawn uniformly, independently of the tokens, one per row.",
+        f"- **Repeated-text nulls** ({getattr(cfg, 'n_null_repeated', 0)} of each family): the batch holds "
+        f"{getattr(cfg, 'repeated_sequences', 0)} sequences three times (copies merged into one example, as in every "
+        "tokenised dataset); `null-repeated-text` draws one label per text for all its rows (a sentence-level null), "
+        "`null-repeated-token` one label per word position, shared by a sequence's copies (a token-level null). A "
+        "split that let copies straddle train and test would show here as false positives.",
         f"- **Planted datasets** ({cfg.n_planted} per strength, strengths {list(cfg.strengths)}): labels "
         "1[strength * z + e > 0], z the standardised projection of the real arm's activations on a random "
         "direction, e ~ N(0, 1), so only the real model carries them.",
@@ -183,7 +189,8 @@ def power_plot(result: Any, path: Path) -> None:
 
     methods = list(dict.fromkeys(result.power["method"]))
     fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 3.8), sharey=True, squeeze=False)
-    fpr = result.fpr.set_index(["method", "control"])["fpr"] if not result.fpr.empty else pd.Series(dtype=float)
+    fpr = result.fpr[result.fpr.get("null", "null-labels") == "null-labels"] if not result.fpr.empty else result.fpr
+    fpr = fpr.set_index(["method", "control"])["fpr"] if not fpr.empty else pd.Series(dtype=float)
     for ax, method in zip(axes[0], methods):
         for control, sub in result.power[result.power["method"] == method].groupby("control", sort=False):
             xs, ys = list(sub["strength"]), list(sub["power"])
