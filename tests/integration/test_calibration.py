@@ -204,3 +204,17 @@ def test_sae_and_pursuit_label_verdicts_are_calibrated_and_have_power():
     assert result.info["timings"]["sae_features_s"] > 0
     text = render_calibration(result)
     assert "sae-k5" in text and "pursuit-code" in text and "*all* of its arm's rows" in text
+
+
+def test_repeated_text_nulls_stay_at_nominal():
+    """Nulls whose labels belong to a text (or a word of it) on a batch where a quarter of the sequences
+    appear three times: copies are one example, so neither family exceeds the nominal rate."""
+    cfg = CalibrationConfig(
+        controls=("shuffled-labels", "random-tokens-uniform"), n_null=0, n_null_repeated=40, n_planted=0,
+        strengths=(), train_steps=50, chunk=40, probes=("logistic",), n_seed_sets=4,
+    )  # fmt: skip
+    result = calibrate(cfg)
+    fpr = result.fpr
+    assert set(fpr["null"]) == {"null-repeated-text", "null-repeated-token"}
+    assert (fpr["n_null"] == 40).all() and result.info["merged_copies"] >= 2 * cfg.repeated_sequences
+    assert (fpr["fpr"] <= 0.05).all(), fpr
