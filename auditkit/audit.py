@@ -382,6 +382,14 @@ def _sparse_rows(
     return rows, info
 
 
+def input_paths(cfg: AuditConfig) -> tuple[str, ...]:
+    """What the audit reads that may be a local path (model folder, dataset file or folder, SAE folders), for
+    :func:`auditkit.report.outputs.check_output`; names that are not paths are harmless there."""
+    kind, _, value = cfg.dataset.partition(":")
+    paths = [cfg.model.name, cfg.pursuit.sae_path, cfg.sae.load, value if kind in ("conllu", "table") else None]
+    return tuple(p for p in paths if p)
+
+
 def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
     """The ``auditkit audit`` command line that reruns ``cfg``."""
     parts = ["auditkit audit", f"--model {cfg.model.name}", f"--dataset {cfg.dataset}"]

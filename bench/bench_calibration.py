@@ -32,6 +32,7 @@ import torch
 
 from auditkit.calibration import CalibrationConfig, calibrate
 from auditkit.report.calibration import write_calibration
+from auditkit.report.outputs import check_output
 
 STRENGTHS = (0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
 
@@ -58,7 +59,10 @@ def main() -> None:
         "default": dataclasses.replace(base, n_planted=args.n_planted, strengths=STRENGTHS),
         "small": dataclasses.replace(base, n_planted=0, strengths=(), n_sequences=16, seq_length=8),
     }
-    for name in args.regimes.split(","):
+    names = args.regimes.split(",")
+    for name in names:  # every regime's output folder before the first regime's compute
+        check_output(args.out / name)
+    for name in names:
         cfg = regimes[name]
         t = time.perf_counter()
         result = calibrate(cfg)
