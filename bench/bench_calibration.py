@@ -33,6 +33,7 @@ import torch
 from auditkit.calibration import CalibrationConfig, calibrate
 from auditkit.report.calibration import write_calibration
 from auditkit.report.outputs import check_output
+from auditkit.shell import command_line
 
 STRENGTHS = (0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
 
@@ -78,7 +79,12 @@ def main() -> None:
             print(wide.to_string(float_format="%.2f"))
         print("timings:", {k: round(v, 1) for k, v in info["timings"].items()},
               "unconverged fit warnings:", info["unconverged_fit_warnings"])  # fmt: skip
-        out = write_calibration(result, args.out / name, command=f"python bench/bench_calibration.py --methods {args.methods} --regimes {name}")
+        command = command_line(["python", "bench/bench_calibration.py"], [
+            ("--n-null", args.n_null), ("--n-planted", args.n_planted), ("--seed-sets", args.seed_sets),
+            ("--regimes", name), ("--seed", args.seed), ("--probes", args.probes), ("--methods", args.methods),
+            ("--out", args.out),
+        ])  # fmt: skip
+        out = write_calibration(result, args.out / name, command=command)
         print("report:", out / "report.md")
 
 

@@ -236,10 +236,12 @@ def validate(
     from auditkit.calibration import run_validate
     from auditkit.report.calibration import write_calibration
     from auditkit.report.outputs import check_output
+    from auditkit.shell import command_line
 
     check_output(out)  # before the calibration's minutes of compute
     result = run_validate(fast=not full, seed=seed, progress=True)
-    write_calibration(result, out, command=f"auditkit validate{' --full' if full else ''} --seed {seed} --out {out}")
+    command = command_line(["auditkit", "validate"], [("--full", full), ("--seed", seed), ("--out", out)])
+    write_calibration(result, out, command=command)
     typer.echo(f"wrote {out}/report.md")
 
 
