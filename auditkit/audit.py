@@ -32,6 +32,7 @@ from auditkit.metrics.classification import classification_records
 from auditkit.models import LoadedModel, ModelSpec, default_cache_dir, load_model
 from auditkit.pursuit_options import PursuitAuditOptions
 from auditkit.sae_options import SAE_CONTROLS, SAE_DEFAULT_CONTROLS, SAE_RUNNER, SAEAuditOptions
+from auditkit.shell import Option, command_line, display_path
 from auditkit.types import ActivationSet, LabelledDataset, TokenBatch
 
 logger = logging.getLogger(__name__)
@@ -411,20 +412,27 @@ def _sparse_rows(
     return rows, info
 
 
+def input_paths(cfg: AuditConfig) -> tuple[str, ...]:
+    """What the audit reads that may be a local path (model folder, dataset file or folder, SAE folders), for
+    :func:`auditkit.report.outputs.check_output`; names that are not paths are harmless there."""
+    kind, _, value = cfg.dataset.partition(":")
+    paths = [cfg.model.name, cfg.pursuit.sae_path, cfg.sae.load, value if kind in ("conllu", "table") else None]
+    return tuple(p for p in paths if p)
+
+
 def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
-    """The ``auditkit audit`` command line that reruns ``cfg``."""
-    parts = ["auditkit audit", f"--model {cfg.model.name}", f"--dataset {cfg.dataset}"]
-    if cfg.model.revision:
-        parts.append(f"--revision {cfg.model.revision}")
-    if cfg.model.processed:
-        parts.append("--processed")
-    if cfg.gaussian_keep_embeddings:
-        parts.append("--gaussian-keep-embeddings")
-    if cfg.align != "first":
-        parts.append(f"--align {cfg.align}")
+    """The ``auditkit audit`` command line that reruns ``cfg`` (quoted by :func:`auditkit.shell.command_line`)."""
+    kind, _, value = cfg.dataset.partition(":")
+    dataset = f"{kind}:{display_path(value)}" if kind in ("conllu", "table") and value else cfg.dataset
+    options: list[Option] = [
+        ("--model", display_path(cfg.model.name)), ("--dataset", dataset), ("--revision", cfg.model.revision or None),
+        ("--processed", cfg.model.processed), ("--gaussian-keep-embeddings", cfg.gaussian_keep_embeddings),
+        ("--align", cfg.align if cfg.align != "first" else None),
+    ]  # fmt: skip
     if cfg.matrix is not None:
-        parts.append(f"--matrix {cfg.matrix} --vocab-sample {cfg.vocab_sample}")
+        options += [("--matrix", cfg.matrix), ("--vocab-sample", cfg.vocab_sample)]
     if cfg.dataset.startswith("table:"):
+<<<<<<< HEAD
         parts += [f"--text-column {cfg.text_column}", f"--label-column {cfg.label_column}"]
     if cfg.duplicates != "group":
         parts.append(f"--duplicates {cfg.duplicates}")
@@ -440,8 +448,16 @@ def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
         f"--test-fraction {cfg.test_fraction:g}",
         f"--probe-c {cfg.probe_C:g}",
         f"--probes {','.join(cfg.probes)}",
+=======
+        options += [("--text-column", cfg.text_column), ("--label-column", cfg.label_column)]
+    options += [
+        ("--hook", cfg.hook or None), ("--positions", cfg.positions),
+        ("--max-examples", cfg.max_examples if cfg.max_examples is not None else 0), ("--max-length", cfg.max_length),
+        ("--methods", cfg.methods), ("--controls", resolve_controls(cfg)), ("--seeds", cfg.seeds),
+        ("--test-fraction", float(cfg.test_fraction)), ("--probe-c", float(cfg.probe_C)), ("--probes", cfg.probes),
+>>>>>>> wip-out
         *(cfg.sae.cli_args() if "sae" in cfg.methods else []),
-    ]
-    parts += cfg.pursuit.cli_args() if "pursuit" in cfg.methods else []
-    parts.append(f"--out {out}")
-    return " ".join(parts)
+        *(cfg.pursuit.cli_args() if "pursuit" in cfg.methods else []),
+        ("--out", Path(out)),
+    ]  # fmt: skip
+    return command_line(["auditkit", "audit"], options)

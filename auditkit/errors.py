@@ -37,3 +37,7 @@ class CacheError(AuditkitError):
 
 class NotFittedError(AuditkitError, AttributeError):
     """An estimator was used before ``fit``."""
+
+
+class OutputError(AuditkitError):
+    """The output path would destroy something auditkit did not write, or cannot be written at all."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from auditkit.errors import ConfigError
+from auditkit.shell import display_path
 
 DICTIONARIES = ("embed", "unembed", "sae", "probe")
 """Where the dictionary's atoms come from: token embeddings W_E rows, unembedding W_U columns, the
@@ -68,18 +69,15 @@ class PursuitAuditOptions:
             if bad:
                 raise ConfigError(why)
 
-    def cli_args(self) -> list[str]:
-        """The ``auditkit audit`` options that reproduce these options."""
-        parts = [f"--dictionary {self.dictionary}", f"--pursuit-solver {self.solver}"]
-        if self.solver in ("omp", "gradient"):
-            parts.append(f"--pursuit-k {','.join(map(str, self.ks))}")
-        else:
-            parts.append(f"--pursuit-alphas {','.join(f'{a:g}' for a in self.alphas)}")
-        if self.sae_path:
-            parts.append(f"--pursuit-sae {self.sae_path}")
-        if not self.center:
-            parts.append("--pursuit-no-center")
-        return parts
+    def cli_args(self) -> list[tuple[str, object]]:
+        """The ``auditkit audit`` options that reproduce these options, as ``(flag, value)`` pairs for
+        :func:`auditkit.shell.command_line`."""
+        sweep = ("--pursuit-k", self.ks) if self.solver in ("omp", "gradient") else ("--pursuit-alphas", self.alphas)
+        return [
+            ("--dictionary", self.dictionary), ("--pursuit-solver", self.solver), sweep,
+            ("--pursuit-sae", display_path(self.sae_path) if self.sae_path else None),
+            ("--pursuit-no-center", not self.center),
+        ]  # fmt: skip
 
 
 def parse_list(value: str, kind: type, option: str) -> tuple:

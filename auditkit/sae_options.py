@@ -10,6 +10,7 @@ from typing import Any
 
 from auditkit.controls import ALL_CONTROLS, TOKEN_CONTROLS
 from auditkit.errors import ConfigError
+from auditkit.shell import display_path
 
 SAE_ARCHITECTURES = ("topk", "standard", "jumprelu")
 SAE_RUNNER = "auditkit.audit_sae:run_sae_method"
@@ -91,14 +92,13 @@ class SAEAuditOptions:
         )  # fmt: skip
         return SAEConfig(**(kw | overrides))
 
-    def cli_args(self) -> list[str]:
-        """The ``auditkit audit`` options that reproduce these settings."""
-        width = str(self.width) if self.width is not None else f"{self.expansion_factor:g}x"
-        parts = [
-            f"--sae-arch {self.architecture}", f"--sae-width {width}", f"--sae-k {self.k}",
-            f"--sae-l1 {self.l1_coefficient:g}", f"--sae-lr {self.lr:g}", f"--sae-tokens {self.training_tokens}",
-            f"--sae-batch-size {self.batch_size}", f"--sae-splice-texts {self.splice_texts}",
+    def cli_args(self) -> list[tuple[str, object]]:
+        """The ``auditkit audit`` options that reproduce these settings, as ``(flag, value)`` pairs for
+        :func:`auditkit.shell.command_line`."""
+        width = str(self.width) if self.width is not None else f"{float(self.expansion_factor)!r}x"
+        return [
+            ("--sae-arch", self.architecture), ("--sae-width", width), ("--sae-k", self.k),
+            ("--sae-l1", float(self.l1_coefficient)), ("--sae-lr", float(self.lr)), ("--sae-tokens", self.training_tokens),
+            ("--sae-batch-size", self.batch_size), ("--sae-splice-texts", self.splice_texts),
+            ("--sae-load", display_path(self.load) if self.load else None),
         ]  # fmt: skip
-        if self.load:
-            parts.append(f"--sae-load {self.load}")
-        return parts

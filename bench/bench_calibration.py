@@ -32,6 +32,8 @@ import torch
 
 from auditkit.calibration import CalibrationConfig, calibrate
 from auditkit.report.calibration import write_calibration
+from auditkit.report.outputs import check_output
+from auditkit.shell import command_line
 
 STRENGTHS = (0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
 
@@ -59,7 +61,10 @@ def main() -> None:
         "default": dataclasses.replace(base, n_planted=args.n_planted, strengths=STRENGTHS),
         "small": dataclasses.replace(base, n_planted=0, strengths=(), n_sequences=16, seq_length=8, repeated_sequences=4),
     }
-    for name in args.regimes.split(","):
+    names = args.regimes.split(",")
+    for name in names:  # every regime's output folder before the first regime's compute
+        check_output(args.out / name)
+    for name in names:
         cfg = regimes[name]
         t = time.perf_counter()
         result = calibrate(cfg)
@@ -75,7 +80,12 @@ def main() -> None:
             print(wide.to_string(float_format="%.2f"))
         print("timings:", {k: round(v, 1) for k, v in info["timings"].items()},
               "unconverged fit warnings:", info["unconverged_fit_warnings"])  # fmt: skip
-        out = write_calibration(result, args.out / name, command=f"python bench/bench_calibration.py --methods {args.methods} --regimes {name}")
+        command = command_line(["python", "bench/bench_calibration.py"], [
+            ("--n-null", args.n_null), ("--n-planted", args.n_planted), ("--seed-sets", args.seed_sets),
+            ("--regimes", name), ("--seed", args.seed), ("--probes", args.probes), ("--methods", args.methods),
+            ("--out", args.out),
+        ])  # fmt: skip
+        out = write_calibration(result, args.out / name, command=command)
         print("report:", out / "report.md")
 
 

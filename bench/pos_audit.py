@@ -50,8 +50,9 @@ def summary(rows: pd.DataFrame, sel: pd.DataFrame) -> pd.DataFrame:
 
 
 def main() -> None:
-    from auditkit.audit import AuditConfig, reproduce_command, run_audit
+    from auditkit.audit import AuditConfig, input_paths, reproduce_command, run_audit
     from auditkit.report import write_outputs
+    from auditkit.report.outputs import check_output
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sentences", type=int, default=1000, help="sentences of the CoNLL-U file used")
@@ -62,6 +63,7 @@ def main() -> None:
         dataset=f"conllu:{conllu_file()}", max_examples=args.sentences, hook=args.hook, probes=("logistic", "mlp"),
         controls=("control-task",), seeds=(0, 1, 2),
     )  # fmt: skip
+    check_output(args.out, inputs=input_paths(cfg))
     t = time.perf_counter()
     result = run_audit(cfg)
     elapsed = time.perf_counter() - t

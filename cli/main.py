@@ -134,9 +134,10 @@ def audit(
     sae_load: Annotated[Optional[str], typer.Option(help="Score this SAE (folder or RELEASE/SAE_ID) on the real arm.")] = None,
 ) -> None:
     """Audit a feature-finding method against its controls and write a report."""
-    from auditkit.audit import AuditConfig, reproduce_command, run_audit
+    from auditkit.audit import AuditConfig, input_paths, reproduce_command, run_audit
     from auditkit.models import ModelSpec
     from auditkit.report import write_outputs
+    from auditkit.report.outputs import check_output
     from auditkit.sae_options import SAEAuditOptions, parse_width
 
     _setup_logging(verbose)
@@ -157,6 +158,7 @@ def audit(
         label_column=label_column, batch_size=batch_size, use_cache=not no_cache, align=align.value,
         gaussian_keep_embeddings=gaussian_keep_embeddings, pursuit=pursuit, sae=sae_options, duplicates=duplicates.value,
     )  # fmt: skip
+    check_output(out, inputs=input_paths(cfg), cache_dir=cache_dir)  # before anything is loaded or computed
     if matrix is not None and dataset.endswith(":all"):
         return _matrix_all(cfg, out)
     result = run_audit(cfg)
@@ -240,9 +242,13 @@ def validate(
     """Calibrate the auditor offline: false-positive rate and power of its label verdicts (probe kinds, SAE k-sparse probing, pursuit code probe) on planted data."""
     from auditkit.calibration import run_validate
     from auditkit.report.calibration import write_calibration
+    from auditkit.report.outputs import check_output
+    from auditkit.shell import command_line
 
+    check_output(out)  # before the calibration's minutes of compute
     result = run_validate(fast=not full, seed=seed, progress=True)
-    write_calibration(result, out, command=f"auditkit validate{' --full' if full else ''} --seed {seed} --out {out}")
+    command = command_line(["auditkit", "validate"], [("--full", full), ("--seed", seed), ("--out", out)])
+    write_calibration(result, out, command=command)
     typer.echo(f"wrote {out}/report.md")
 
 
@@ -264,6 +270,7 @@ def steer(
 ) -> None:
     """Compare probe, mass-mean, LDA and dual-basis directions by what they do when written."""
     from auditkit.models import ModelSpec
+    from auditkit.report.outputs import check_output
     from auditkit.report.steering import write_steering
     from auditkit.steering import SteeringConfig, run_steering
 
@@ -276,6 +283,7 @@ def steer(
         max_examples=max_examples or None, alphas=alpha_values, scale=scale, positions=positions,
         controls=() if controls == "none" else _csv(controls), seeds=_seeds(seeds),
     )  # fmt: skip
+    check_output(out, inputs=(model,), cache_dir=cache_dir)  # before anything is loaded or computed
     result = run_steering(cfg)
     write_steering(result, out)
     typer.echo(f"wrote {out}/steering.md, steering.csv")

@@ -16,7 +16,8 @@ from typing import Any
 import pandas as pd
 
 from auditkit.report.markdown import _table
-from auditkit.report.write import atomic_folder, library_versions
+from auditkit.report.outputs import atomic_folder
+from auditkit.report.write import library_versions
 
 PLOT = "power.png"
 
@@ -211,7 +212,7 @@ def power_plot(result: Any, path: Path) -> None:
 def write_calibration(result: Any, out: Path | str, command: str = "auditkit validate") -> Path:
     """Write report.md, power.png, fpr.csv, power.csv, verdicts.csv, recovery.csv and run.json to ``out``."""
     out = Path(out)
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, "validate") as tmp:
         has_plot = not result.power.empty
         if has_plot:
             power_plot(result, tmp / PLOT)

@@ -8,7 +8,8 @@ from typing import Any
 import pandas as pd
 
 from auditkit.report.markdown import _table
-from auditkit.report.write import atomic_folder, write_outputs
+from auditkit.report.outputs import atomic_folder
+from auditkit.report.write import write_outputs
 
 
 def matrix_summary(results: dict[str, Any], method: str = "probe-logistic", metric: str = "balanced_accuracy") -> pd.DataFrame:
@@ -38,7 +39,7 @@ def write_matrix_summary(results: dict[str, Any], out: Path, commands: dict[str,
     """``out/<property>/`` (the normal audit outputs) for every property, and ``out/summary.md``, atomically."""
     out = Path(out)
     first = next(iter(results.values()), None)
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, "audit") as tmp:
         for prop, result in results.items():
             write_outputs(result, tmp / prop, commands[prop])
         lines = [f"# Embedding-matrix audit: token properties on {first.provenance['name'] if first else '?'}", ""]

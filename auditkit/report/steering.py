@@ -10,8 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-from auditkit.report.write import _jsonable, atomic_folder, library_versions
 from auditkit.report.markdown import duplicates_line
+from auditkit.report.outputs import atomic_folder
+from auditkit.report.write import _jsonable, library_versions
 
 PLOT = "dose_response.png"
 CURVES = (
@@ -207,7 +208,7 @@ def write_steering(result: Any, out: Path) -> Path:
     """Write ``out/steering.md``, ``steering.csv``, ``steering.json`` and the plot in a temporary sibling
     folder, then swap it into place with one rename: a failed run leaves the previous ``out/`` or nothing."""
     out = Path(out)
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, "steer") as tmp:
         dose_response_plot(result.summary, tmp / PLOT)
         (tmp / "steering.md").write_text(render_steering(result))
         rows = result.rows[["direction", "concept", "seed", "alpha", "metric", "value", "arm"]]

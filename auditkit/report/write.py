@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib
 import json
-import os
 import platform
-import shutil
 import sys
-import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from auditkit.report.markdown import render
+from auditkit.report.outputs import atomic_folder
 from auditkit.report.plots import arms_plot
 
 LIBRARIES = ("auditkit", "torch", "transformer-lens", "transformers", "sae-lens", "numpy", "pandas")
@@ -50,34 +47,14 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-@contextlib.contextmanager
-def atomic_folder(out: Path) -> Iterator[Path]:
-    """A temporary sibling of ``out`` to write into, swapped into place in one rename if the block succeeds.
-
-    An interrupted write leaves the previous ``out/`` (or nothing), never a half-written folder.
-    """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        yield tmp
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, old / out.name)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def write_outputs(result: Any, out: Path, command: str) -> Path:
     """Write ``out/`` in a temporary sibling folder, then swap it into place in one rename.
 
-    An interrupted write leaves the previous ``out/`` (or nothing), never a half-written report.
+    An interrupted write leaves the previous ``out/`` (or nothing), never a half-written report; only an
+    earlier auditkit output (or an empty folder) at ``out`` is replaced (see :func:`atomic_folder`).
     """
     out = Path(out)
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, "audit") as tmp:
         plot = "arms.png" if (result.rows["metric"] == "accuracy").any() else None
         if plot:
             arms_plot(result.rows, tmp / plot)

@@ -1,0 +1,223 @@
+"""Output folders that never destroy: a marker on everything auditkit writes, a check before compute, and
+an atomic swap that replaces only what carries the marker.
+
+Every output folder gets ``.auditkit-output`` (JSON: who wrote it, the command kind, auditkit's version).
+An existing ``--out`` is replaced only when it carries that marker, or is an empty folder (nothing to lose);
+anything else (a file, a link, a folder of someone's files, the working folder, the cache, a folder that is or
+holds an input) is refused with an :class:`OutputError` by :func:`check_output`, which each command calls
+before it loads or computes anything, and again by :func:`atomic_folder` just before the swap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from auditkit import __version__
+from auditkit.errors import OutputError
+from auditkit.models import default_cache_dir
+
+MARKER = ".auditkit-output"
+"""File in every output folder auditkit writes; its presence is what allows replacing the folder."""
+
+_TEMP_NAME_CHARS = 40
+"""Characters of the output's name kept in its temporary siblings' names, so that a name at the
+filesystem's limit still leaves room for the temporary prefix and suffix."""
+
+
+def is_auditkit_output(folder: Path) -> bool:
+    """Whether ``folder`` holds auditkit's marker (a regular file with a JSON object naming auditkit)."""
+    marker = Path(folder) / MARKER
+    if marker.is_symlink() or not marker.is_file():
+        return False
+    try:
+        data = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("written_by") == "auditkit"
+
+
+def write_marker(folder: Path, kind: str) -> None:
+    """Mark ``folder`` as an output of ``auditkit <kind>``."""
+    data = {"written_by": "auditkit", "kind": kind, "version": __version__}
+    (Path(folder) / MARKER).write_text(json.dumps(data) + "\n")
+
+
+def _real(path: str | os.PathLike[str]) -> Path:
+    return Path(os.path.realpath(os.path.expanduser(os.fspath(path))))
+
+
+def _holds(folder: Path, path: Path) -> bool:
+    """``folder`` is ``path`` or one of its ancestors (both resolved)."""
+    return folder == path or folder in path.parents
+
+
+def _replaceable(out: Path, given: str) -> None:
+    """Raise unless what is at ``out`` (if anything) may be replaced: an auditkit output or an empty folder."""
+    if out.is_symlink():
+        raise OutputError(f"--out {given!r} is a symbolic link: give a new folder (auditkit never replaces a link)")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise OutputError(f"--out {given!r} is a file, not a folder auditkit wrote: give a new folder name "
+                          "(auditkit never replaces a file)")  # fmt: skip
+    if is_auditkit_output(out):
+        return
+    try:
+        empty = next(os.scandir(out), None) is None
+    except OSError as exc:
+        raise OutputError(f"--out {given!r} cannot be read ({exc.strerror}): give a new folder") from None
+    if not empty:
+        raise OutputError(f"--out {given!r} is a folder auditkit did not write (no {MARKER} marker): give a new "
+                          "or empty folder, or move that one away; auditkit replaces only its own reports")  # fmt: skip
+
+
+def _protected(out: Path, given: str, inputs: Iterable[str | os.PathLike[str]], cache_dirs: Iterable[Path]) -> None:
+    """Raise if ``out`` is, or holds, the working folder, a cache root or an input."""
+    if _holds(out, _real(os.getcwd())):
+        raise OutputError(f"--out {given!r} is the current folder or holds it: give a folder inside it, "
+                          "e.g. --out reports/NAME")  # fmt: skip
+    for cache in cache_dirs:
+        if _holds(out, _real(cache)):
+            raise OutputError(f"--out {given!r} is or holds auditkit's cache folder {str(cache)!r}: give a folder "
+                              "outside the cache")  # fmt: skip
+    for item in inputs:
+        path = _real(item)
+        if os.path.lexists(path) and _holds(out, path):
+            raise OutputError(f"--out {given!r} is or holds the input {os.fspath(item)!r}: give a folder that "
+                              "holds none of the inputs")  # fmt: skip
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not os.path.lexists(path):  # lexists answers False, not an error, for a name over the limits
+        path = path.parent
+    return path
+
+
+def _short(text: str, keep: int = 60) -> str:
+    """``text`` quoted, cut to ``keep`` characters (an error line stays one short line)."""
+    return repr(text) if len(text) <= keep else repr(text[:keep]) + "..."
+
+
+def _within_limits(out: Path, given: str) -> None:
+    """Raise if a name still to be created in ``out`` (absolute) exceeds the filesystem's name or path limit;
+    checked on the text alone, since stat itself fails on such names."""
+    anchor = _nearest_existing(out)
+    try:
+        name_max = os.pathconf(anchor, "PC_NAME_MAX")
+        path_max = os.pathconf(anchor, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        name_max, path_max = 255, 4096
+    for part in out.relative_to(anchor).parts:
+        if len(os.fsencode(part)) > name_max:
+            raise OutputError(f"--out {_short(given)}: the name {_short(part)} is {len(os.fsencode(part))} bytes, "
+                              f"over this filesystem's limit of {name_max}: give a shorter name")  # fmt: skip
+    if len(os.fsencode(str(out))) >= path_max:
+        raise OutputError(f"--out {_short(given)} is {len(os.fsencode(str(out)))} bytes long, over this system's "
+                          f"path limit of {path_max}: give a shorter path")  # fmt: skip
+
+
+def _writable(out: Path, given: str) -> None:
+    """Raise unless ``out`` can be created: its nearest existing ancestor is a folder we can write in."""
+    anchor = _nearest_existing(out.parent)
+    if not anchor.is_dir():
+        raise OutputError(f"--out {given!r} cannot be created: {str(anchor)!r} is a file, not a folder; "
+                          "give a path under a folder")  # fmt: skip
+    try:  # the one reliable test of writing here, whoever we run as: create and remove a temporary folder
+        os.rmdir(tempfile.mkdtemp(prefix=".auditkit-check.", dir=anchor))
+    except OSError as exc:
+        raise OutputError(f"--out {given!r} cannot be written: {str(anchor)!r} is not writable "
+                          f"({exc.strerror}); give a folder you can write to") from None  # fmt: skip
+
+
+def check_output(
+    out: str | os.PathLike[str],
+    *,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Raise :class:`OutputError` unless a command may write its output folder ``out``; returns it resolved.
+
+    Refused: a file or link at ``out``; an existing folder without auditkit's marker, unless empty; the working
+    folder, auditkit's cache root (``cache_dir`` and :func:`default_cache_dir`) and any existing path in
+    ``inputs`` (dataset file, model or SAE folder), or any folder holding one of these; a path whose nearest
+    existing ancestor is a file or not writable, or whose names exceed the filesystem's limits. Leaves
+    nothing behind. Call it before loading or computing anything.
+    """
+    given = os.fspath(out)
+    if not given.strip():
+        raise OutputError("--out is empty: give an output folder, e.g. --out reports/NAME")
+    unresolved = Path(os.path.abspath(os.path.expanduser(given)))
+    _within_limits(unresolved, given)
+    try:
+        if unresolved.is_symlink():
+            raise OutputError(f"--out {given!r} is a symbolic link: give a new folder (auditkit never replaces a link)")
+        resolved = _real(unresolved)
+        caches = [default_cache_dir()] + ([Path(cache_dir)] if cache_dir is not None else [])
+        _protected(resolved, given, inputs, caches)
+        _replaceable(resolved, given)
+        _writable(resolved, given)
+    except OSError as exc:
+        raise OutputError(f"--out {given!r} cannot be checked ({exc.strerror}): give another folder") from None
+    return resolved
+
+
+def _write_error(out: Path, exc: OSError) -> OutputError:
+    reason = exc.strerror or str(exc)
+    fix = "free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "check the folder"
+    return OutputError(f"cannot write {str(out)!r}: {reason}; nothing was replaced (an earlier report there is "
+                       f"kept): {fix}, or give another --out")  # fmt: skip
+
+
+@contextlib.contextmanager
+def atomic_folder(out: Path, kind: str) -> Iterator[Path]:
+    """A temporary sibling of ``out``, marked as an output of ``auditkit <kind>``, to write into; swapped into
+    place in one rename if the block succeeds.
+
+    Only an auditkit output or an empty folder at ``out`` is replaced (checked on entry and again just before
+    the swap); a failed write (an exception, a full disk) leaves the previous ``out/`` or nothing, and no
+    temporary folder. An ``OSError`` while writing becomes an :class:`OutputError`.
+    """
+    out = Path(out)
+    _replaceable(out, str(out))
+    prefix = f".{out.name[:_TEMP_NAME_CHARS]}."
+    tmp: Path | None = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=out.parent))
+        write_marker(tmp, kind)
+        yield tmp
+        _replaceable(out, str(out))
+        _swap(tmp, out, prefix)
+    except OSError as exc:
+        raise _write_error(out, exc) from exc
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap(tmp: Path, out: Path, prefix: str) -> None:
+    """Move ``tmp`` to ``out``; a previous ``out`` is moved aside first, put back if the move fails, and
+    deleted only once the new folder is in place."""
+    if not os.path.lexists(out):
+        os.replace(tmp, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=prefix + "old.", dir=out.parent))
+    try:
+        os.replace(out, old / out.name)
+    except OSError:
+        os.rmdir(old)
+        raise
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        os.replace(old / out.name, out)
+        os.rmdir(old)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

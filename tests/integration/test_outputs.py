@@ -1,0 +1,347 @@
+"""``--out`` never destroys what auditkit did not write, is checked before any compute, leaves no temporary
+folder whatever happens; the reproduce command written into a report is exact (issue 13, sections 1 and 4).
+
+The refusal tests run no model: every command's compute is replaced by a function that fails the test,
+so a refusal that came after compute (or never came) fails it."""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import json
+import os
+import shlex
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from auditkit.cli.main import app
+from auditkit.errors import AuditkitError
+from auditkit.report import write_outputs
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+runner = CliRunner()
+MARKER = ".auditkit-output"
+COMPUTE = ("auditkit.audit.run_audit", "auditkit.matrix_audit.run_matrix_audits", "auditkit.steering.run_steering",
+           "auditkit.calibration.run_validate")  # fmt: skip
+
+
+def _table(path: Path, n: int = 40) -> Path:
+    labels = [i % 2 for i in range(n)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"text": [f"sample {i} {'yes' if l else 'no'}" for i, l in enumerate(labels)], "label": labels}).to_csv(
+        path, index=False
+    )
+    return path
+
+
+@pytest.fixture
+def no_compute(monkeypatch):
+    """Every command's compute fails the test: refusals must come before anything is loaded."""
+
+    def compute_started(*args, **kwargs):
+        raise AssertionError("compute started before --out was checked")
+
+    for target in COMPUTE:
+        monkeypatch.setattr(target, compute_started)
+
+
+@pytest.fixture(scope="module")
+def tiny_result(tmp_path_factory):
+    """One real audit result of a tiny model (a few seconds), reused by the tests that must write a report."""
+    from auditkit.audit import AuditConfig, run_audit
+    from auditkit.models import ModelSpec
+
+    table = _table(tmp_path_factory.mktemp("data") / "t.csv")
+    cfg = AuditConfig(model=ModelSpec(name="tiny-gpt2"), dataset=f"table:{table}", probes=("logistic",),
+                      controls=("shuffled-labels",), use_cache=False, progress=False)  # fmt: skip
+    return run_audit(cfg)
+
+
+@pytest.fixture
+def canned_audit(monkeypatch, tiny_result):
+    """``auditkit audit`` computes nothing and writes ``tiny_result``; the configs it was asked for are kept."""
+    asked = []
+
+    def run_audit(cfg):
+        asked.append(cfg)
+        return tiny_result
+
+    monkeypatch.setattr("auditkit.audit.run_audit", run_audit)
+    return asked
+
+
+def _snapshot(path: Path) -> dict[str, bytes]:
+    if path.is_file():
+        return {"": path.read_bytes()}
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def _audit(out, *args, cache=None):
+    extra = ["--cache-dir", str(cache)] if cache is not None else []
+    return runner.invoke(app, ["audit", "--model", "tiny-gpt2", *extra, "--out", str(out), *args])
+
+
+def _one_error_line(result, *patterns):
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert all(p in lines[0].lower() for p in patterns), lines[0]
+    assert "Traceback" not in result.output
+
+
+def _no_temporaries(folder: Path):
+    stray = [p.name for p in folder.iterdir() if p.name.startswith(".") and p.name != MARKER]
+    assert stray == [], f"temporary folders left behind: {stray}"
+
+
+def _mark(folder: Path, **files: str) -> Path:
+    """An earlier auditkit output (marker and files) at ``folder``."""
+    folder.mkdir(parents=True)
+    (folder / MARKER).write_text(json.dumps({"written_by": "auditkit", "kind": "audit", "version": "0.1.0"}))
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+# --- refusals, before any compute --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["audit", "--model", "tiny-gpt2"], ["steer", "--model", "tiny-gpt2"], ["validate"]])
+def test_a_folder_of_user_files_is_refused_and_kept(tmp_path, no_compute, command):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("three years of work")
+    (mine / "sub").mkdir()
+    (mine / "sub" / "data.csv").write_text("a,b\n1,2\n")
+    before = _snapshot(mine)
+    result = runner.invoke(app, [*command, "--out", str(mine)])
+    _one_error_line(result, "did not write", "new or empty folder")
+    assert _snapshot(mine) == before
+    _no_temporaries(tmp_path)
+
+
+def test_a_regular_file_is_refused_and_kept(tmp_path, no_compute):
+    target = tmp_path / "results.txt"
+    target.write_text("keep me")
+    _one_error_line(_audit(target), "is a file")
+    assert target.read_text() == "keep me"
+    _no_temporaries(tmp_path)
+
+
+def test_a_symbolic_link_is_refused(tmp_path, no_compute):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "notes.txt").write_text("keep me")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    _one_error_line(_audit(tmp_path / "link"), "symbolic link")
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "real" / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("out", [".", "..", "work/.."])
+def test_the_working_folder_and_its_ancestors_are_refused(tmp_path, monkeypatch, no_compute, out):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "notes.txt").write_text("keep me")
+    _mark(work / "old-report", **{"report.md": "old"})
+    monkeypatch.chdir(work if out != "work/.." else tmp_path)
+    before = _snapshot(tmp_path)
+    _one_error_line(_audit(out), "current folder")
+    assert _snapshot(tmp_path) == before
+
+
+def test_the_cache_folder_is_refused(tmp_path, no_compute):
+    cache = tmp_path / "cache"
+    (cache / "activations" / "abc").mkdir(parents=True)
+    (cache / "activations" / "abc" / "meta.json").write_text("{}")
+    before = _snapshot(cache)
+    _one_error_line(_audit(cache, cache=cache), "cache")
+    assert _snapshot(cache) == before
+
+
+def test_the_folder_holding_the_default_cache_is_refused(tmp_path, monkeypatch, no_compute):
+    """``AUDITKIT_CACHE`` (auditkit.models.default_cache_dir) is protected even when --cache-dir is not given,
+    and so is a marked report folder that happens to hold it."""
+    holder = _mark(tmp_path / "holder", **{"report.md": "old"})
+    (holder / "cache" / "models").mkdir(parents=True)
+    monkeypatch.setenv("AUDITKIT_CACHE", str(holder / "cache"))
+    before = _snapshot(holder)
+    _one_error_line(_audit(holder), "cache")
+    assert _snapshot(holder) == before
+
+
+@pytest.mark.parametrize("which", ["dataset", "model", "sae-load"])
+def test_a_folder_holding_an_input_is_refused_even_when_marked(tmp_path, no_compute, which):
+    """The input sits inside an earlier auditkit report (so the marker alone would allow replacing it)."""
+    holder = _mark(tmp_path / "report", **{"report.md": "old"})
+    table = _table(holder / "data" / "t.csv")
+    args = ["--dataset", f"table:{table}"]
+    if which == "model":
+        (holder / "model").mkdir()
+        args = ["--model", str(holder / "model"), *args]
+    if which == "sae-load":
+        (holder / "sae").mkdir()
+        args += ["--methods", "sae", "--sae-load", str(holder / "sae")]
+    before = _snapshot(holder)
+    result = runner.invoke(app, ["audit", "--out", str(holder), *args])
+    _one_error_line(result, "input")
+    assert _snapshot(holder) == before
+
+
+def test_the_dataset_files_own_folder_is_refused(tmp_path, no_compute):
+    table = _table(tmp_path / "data" / "t.csv")
+    before = _snapshot(tmp_path / "data")
+    _one_error_line(_audit(tmp_path / "data", "--dataset", f"table:{table}"), "input")
+    assert _snapshot(tmp_path / "data") == before
+
+
+def test_a_parent_that_is_a_file_is_refused(tmp_path, no_compute):
+    """Tests run as root, so chmod cannot make a folder unwritable: a regular file as the parent can."""
+    (tmp_path / "notes.txt").write_text("keep me")
+    _one_error_line(_audit(tmp_path / "notes.txt" / "report"), "cannot be created", "is a file")
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+    _no_temporaries(tmp_path)
+
+
+def test_an_unwritable_parent_is_refused(tmp_path, monkeypatch, no_compute):
+    """What a read-only folder does to a non-root user (EACCES on creating anything in it), simulated."""
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr("tempfile.mkdtemp", denied)
+    _one_error_line(_audit(tmp_path / "new" / "report"), "not writable")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_name_over_the_filesystem_limit_is_refused(tmp_path, no_compute):
+    _one_error_line(_audit(tmp_path / ("r" * 300)), "shorter name")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- what may be replaced, and faults while writing --------------------------------------------------------
+
+
+def test_an_earlier_auditkit_report_is_replaced_and_marked(tmp_path, canned_audit):
+    out = _mark(tmp_path / "out", **{"report.md": "stale", "stale.csv": "x"})
+    result = _audit(out, "--dataset", f"table:{_table(tmp_path / 't.csv')}")
+    assert result.exit_code == 0, result.output
+    assert not (out / "stale.csv").exists() and "## Reproduce" in (out / "report.md").read_text()
+    assert json.loads((out / MARKER).read_text())["kind"] == "audit"
+    _no_temporaries(tmp_path)
+
+
+def test_an_empty_folder_may_be_used(tmp_path, canned_audit):
+    (tmp_path / "out").mkdir()
+    result = _audit(tmp_path / "out", "--dataset", f"table:{_table(tmp_path / 't.csv')}")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "report.md").is_file() and (tmp_path / "out" / MARKER).is_file()
+
+
+def test_a_full_disk_while_writing_keeps_the_old_report_and_no_temporary(tmp_path, monkeypatch, canned_audit):
+    out = _mark(tmp_path / "out", **{"report.md": "previous"})
+    before = _snapshot(out)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    result = _audit(out, "--dataset", "table:elsewhere.csv")
+    _one_error_line(result, "no space left", "nothing was replaced")
+    assert _snapshot(out) == before
+    _no_temporaries(tmp_path)
+
+
+def _write(result, out: Path) -> Exception | None:
+    """``write_outputs`` into ``out``; the error it raised, if any (checked after the files)."""
+    try:
+        write_outputs(result, out, "auditkit audit")
+    except (AuditkitError, OSError) as exc:
+        return exc
+    return None
+
+
+def test_a_failed_final_rename_puts_the_previous_report_back(tmp_path, monkeypatch, tiny_result):
+    out = _mark(tmp_path / "out", **{"report.md": "previous"})
+    before = _snapshot(out)
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if Path(dst) == out and Path(src).name.startswith(".out."):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    error = _write(tiny_result, out)
+    assert _snapshot(out) == before
+    _no_temporaries(tmp_path)
+    assert isinstance(error, AuditkitError) and "No space left" in str(error)
+
+
+def test_the_writer_itself_refuses_a_folder_it_did_not_write(tmp_path, tiny_result):
+    """The last line of defence, for library callers and for a folder that appeared during the compute."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("keep me")
+    error = _write(tiny_result, mine)
+    assert _snapshot(mine) == {"thesis.tex": b"keep me"}
+    _no_temporaries(tmp_path)
+    assert isinstance(error, AuditkitError) and "did not write" in str(error)
+
+
+# --- the reproduce command ---------------------------------------------------------------------------------
+
+
+def test_reproduce_command_round_trips_through_the_shell(tmp_path, monkeypatch, canned_audit):
+    """A path with a space stays one word, --probe-c 0.123456789 is not rounded, --out inside the working folder
+    (and an input path inside it) is written relative to it, and running the command gives back the same
+    configuration."""
+    monkeypatch.chdir(tmp_path)
+    table = _table(tmp_path / "my data" / "t 1.csv")
+    out = tmp_path / "my reports" / "run 1"
+    args = ["audit", "--model", "tiny-gpt2", "--dataset", f"table:{table}", "--probe-c", "0.123456789",
+            "--test-fraction", "0.3", "--controls", "shuffled-labels", "--probes", "logistic", "--out", str(out)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    command = json.loads((out / "run.json").read_text())["command"]
+    assert command in (out / "report.md").read_text()
+    words = shlex.split(command)
+    assert words[:2] == ["auditkit", "audit"]
+    assert words[words.index("--probe-c") + 1] == "0.123456789"
+    assert words[words.index("--dataset") + 1] == "table:my data/t 1.csv"
+    assert words[words.index("--out") + 1] == "my reports/run 1"
+    assert str(tmp_path) not in command
+
+    again = runner.invoke(app, words[1:])
+    assert again.exit_code == 0, again.output
+    # the same configuration, its dataset path written relative to the working folder as --out is
+    assert canned_audit[1] == dataclasses.replace(canned_audit[0], dataset="table:my data/t 1.csv")
+    assert json.loads((out / "run.json").read_text())["command"] == command
+
+
+def test_reproduce_command_writes_floats_in_full_and_quotes_every_value():
+    from auditkit.audit import AuditConfig, reproduce_command
+    from auditkit.models import ModelSpec
+    from auditkit.pursuit_options import PursuitAuditOptions
+
+    cfg = AuditConfig(model=ModelSpec(name="tiny-gpt2"), dataset="table:/data/it's here.csv", probe_C=0.123456789,
+                      test_fraction=0.123456789, methods=("probe", "pursuit", "sae"),
+                      pursuit=PursuitAuditOptions(solver="lasso", alphas=(0.123456789, 0.05)))  # fmt: skip
+    words = shlex.split(reproduce_command(cfg, "/elsewhere/out dir"))
+    value = dict(zip(words[2::2], words[3::2]))
+    assert value["--dataset"] == "table:/data/it's here.csv" and value["--out"] == "/elsewhere/out dir"
+    assert value["--probe-c"] == value["--test-fraction"] == "0.123456789"
+    assert value["--pursuit-alphas"] == "0.123456789,0.05" and value["--sae-lr"] == "0.001"
+    assert dataclasses.asdict(cfg)["probe_C"] == float(value["--probe-c"])
+
+
+def test_validate_reproduce_command_is_quoted(tmp_path, monkeypatch):
+    commands = []
+    monkeypatch.setattr("auditkit.calibration.run_validate", lambda **kw: object())
+    monkeypatch.setattr("auditkit.report.calibration.write_calibration",
+                        lambda result, out, command: commands.append(command))  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["validate", "--seed", "3", "--out", str(tmp_path / "my out" / "v")])
+    assert result.exit_code == 0, result.output
+    assert shlex.split(commands[0]) == ["auditkit", "validate", "--seed", "3", "--out", "my out/v"]
