@@ -432,30 +432,13 @@ def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
     if cfg.matrix is not None:
         options += [("--matrix", cfg.matrix), ("--vocab-sample", cfg.vocab_sample)]
     if cfg.dataset.startswith("table:"):
-<<<<<<< HEAD
-        parts += [f"--text-column {cfg.text_column}", f"--label-column {cfg.label_column}"]
-    if cfg.duplicates != "group":
-        parts.append(f"--duplicates {cfg.duplicates}")
-    if cfg.hook:
-        parts.append(f"--hook {cfg.hook}")
-    parts += [
-        f"--positions {cfg.positions}",
-        f"--max-examples {cfg.max_examples if cfg.max_examples is not None else 0}",
-        f"--max-length {cfg.max_length}",
-        f"--methods {','.join(cfg.methods)}",
-        f"--controls {','.join(resolve_controls(cfg))}",
-        f"--seeds {','.join(map(str, cfg.seeds))}",
-        f"--test-fraction {cfg.test_fraction:g}",
-        f"--probe-c {cfg.probe_C:g}",
-        f"--probes {','.join(cfg.probes)}",
-=======
         options += [("--text-column", cfg.text_column), ("--label-column", cfg.label_column)]
+    options += [("--duplicates", cfg.duplicates if cfg.duplicates != "group" else None)]
     options += [
         ("--hook", cfg.hook or None), ("--positions", cfg.positions),
         ("--max-examples", cfg.max_examples if cfg.max_examples is not None else 0), ("--max-length", cfg.max_length),
         ("--methods", cfg.methods), ("--controls", resolve_controls(cfg)), ("--seeds", cfg.seeds),
         ("--test-fraction", float(cfg.test_fraction)), ("--probe-c", float(cfg.probe_C)), ("--probes", cfg.probes),
->>>>>>> wip-out
         *(cfg.sae.cli_args() if "sae" in cfg.methods else []),
         *(cfg.pursuit.cli_args() if "pursuit" in cfg.methods else []),
         ("--out", Path(out)),
