@@ -66,6 +66,36 @@ def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+def check_root(root: Path) -> None:
+    """Raise :class:`CacheError` unless ``root`` is (or can be made) a writable cache folder.
+
+    Writability is probed by creating and removing a file (``os.access`` says yes to root on a
+    read-only mount). Nothing is created: a missing root is probed in its nearest existing parent.
+    """
+    root = Path(root)
+    probe_dir, reason = root, None
+    while not probe_dir.exists() and not probe_dir.is_symlink() and probe_dir != probe_dir.parent:
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir():
+        what = "a broken link" if not probe_dir.exists() else "a regular file"
+        reason = f"it is {what}" if probe_dir == root else f"{probe_dir} is {what}"
+    for sub in ("activations", "models"):
+        if reason is None and (root / sub).exists() and not (root / sub).is_dir():
+            reason = f"{root / sub} is not a folder"
+    if reason is None:
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".auditkit-probe-", dir=probe_dir)
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as exc:
+            reason = f"cannot write in {probe_dir} ({exc.strerror or exc})"
+    if reason is not None:
+        raise CacheError(
+            f"cache folder {str(root)!r} cannot be used: {reason}; pass a writable --cache-dir "
+            "(or AUDITKIT_CACHE), or --no-cache to run without a cache"
+        )
+
+
 def move_aside(
     path: Path, reason: str, *, what: str = "cache entry", tag: str = "corrupt", into: Path | None = None,
     name: str | None = None,

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from auditkit.cache import move_aside
+from auditkit.cache import check_root, move_aside
 from auditkit.errors import ConfigError, HubUnreachableError, ModelNotFoundError
 from auditkit.types import ModelProvenance
 
@@ -89,6 +89,9 @@ class ModelSpec:
     """Seed of the random initialisation of ``tiny-*`` models (ignored otherwise)."""
     cache_dir: Path | None = None
     """Root of auditkit's cache; defaults to ``$AUDITKIT_CACHE`` or ``~/.cache/auditkit``."""
+    use_cache: bool = True
+    """Keep the converted embedded model in the cache; False converts it into a temporary folder
+    on every load (~30 s) and touches no cache folder."""
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -278,14 +281,21 @@ def _load_embedded(spec: ModelSpec, emb: EmbeddedModel) -> LoadedModel:
     gguf = embedded_file(emb)
     sha = _sha256(gguf)
     name = f"{spec.name}-{sha[:16]}"
-    folder = (spec.cache_dir or default_cache_dir()) / "models" / name
-    if not _conversion_is_intact(folder):
-        _convert_gguf(gguf, emb, folder)
-    cfg = _tl_config(folder, spec)
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    state_dict = load_file(str(folder / "model.safetensors"))
-    state_dict = {k: v.to(_DTYPES[spec.dtype]) for k, v in state_dict.items()}
-    model = _build(cfg, tokenizer, state_dict, spec.processed)
+    with contextlib.ExitStack() as stack:
+        if spec.use_cache:
+            root = spec.cache_dir or default_cache_dir()
+            check_root(root)
+            folder = root / "models" / name
+            if not _conversion_is_intact(folder):
+                _convert_gguf(gguf, emb, folder)
+        else:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="auditkit-model-"))) / name
+            _convert_gguf(gguf, emb, folder)
+        cfg = _tl_config(folder, spec)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        state_dict = load_file(str(folder / "model.safetensors"))
+        state_dict = {k: v.to(_DTYPES[spec.dtype]) for k, v in state_dict.items()}
+        model = _build(cfg, tokenizer, state_dict, spec.processed)
     _path_free_tokenizer_name(model, name)
     prov = _provenance(
         model,

@@ -208,6 +208,21 @@ def test_a_chunk_of_another_entry_is_not_used(tmp_path, caplog, monkeypatch):
     assert "written for key" in caplog.records[0].getMessage()
 
 
+def test_cache_root_that_cannot_be_written_is_one_clear_error(tmp_path):
+    from auditkit.cache import check_root
+
+    regular = tmp_path / "file"
+    regular.write_text("not a folder")
+    for root in (regular, regular / "under", regular / "under" / "deeper"):
+        with pytest.raises(CacheError, match="--no-cache") as info:
+            check_root(root)
+        assert "\n" not in str(info.value)
+    assert regular.read_text() == "not a folder"
+    check_root(tmp_path / "new" / "cache")  # a missing folder under a writable one is fine...
+    assert not (tmp_path / "new").exists()  # ...and the probe creates nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
 KILL_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
