@@ -81,8 +81,9 @@ def _extract(plan: ArmPlan, prov: Any, batch: TokenBatch, model: _Lazy, timings:
     t = time.perf_counter()
     entry = CacheEntry(plan.cache_root, cache_request(prov, batch, plan.extract_cfg)) if plan.cache_root else None
     # A cached entry needs no forward pass, so a weight-control model is not even built: the real model
-    # only validates the hook name (same architecture).
-    cached = entry is not None and (entry.path / "meta.json").is_file()
+    # only validates the hook name (same architecture). Only a verified entry counts: a damaged one is
+    # moved aside by ``load`` and recomputed, with the arm's own model.
+    cached = entry is not None and entry.load() is not None
     runner = plan.loaded if cached else model()
     acts = extract(runner.model, batch, plan.extract_cfg, provenance=prov.to_dict(), cache=entry)
     timings[f"extract[{label}]_s"] = timings.get(f"extract[{label}]_s", 0.0) + time.perf_counter() - t

@@ -22,7 +22,7 @@ from auditkit import data as data_mod
 from auditkit.arms import Arm, ArmPlan, build_arms
 from auditkit.controls import ALL_CONTROLS, WEIGHT_CONTROLS
 from auditkit.errors import ConfigError, DataError
-from auditkit.cache import request_key
+from auditkit.cache import check_root, request_key
 from auditkit.duplicates import check_policy
 from auditkit.extract import ExtractConfig, cache_request, validate_hook
 from auditkit.methods.probe import PROBES, make_probe
@@ -253,6 +253,8 @@ def default_hook(n_layers: int) -> str:
 
 def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditResult:
     """Run the audit described by ``cfg`` (``loaded`` reuses an already loaded model)."""
+    if cfg.use_cache:  # before any compute: an unusable cache folder is one clear error, not a late traceback
+        check_root(cfg.model.cache_dir or default_cache_dir())
     if cfg.matrix is not None:
         from auditkit.matrix_audit import run_matrix_audit
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import hashlib
 import importlib.util
 import json
@@ -30,6 +31,7 @@ from typing import Any
 
 import torch
 
+from auditkit.cache import check_root, move_aside
 from auditkit.errors import ConfigError, HubUnreachableError, ModelNotFoundError
 from auditkit.types import ModelProvenance
 
@@ -87,6 +89,9 @@ class ModelSpec:
     """Seed of the random initialisation of ``tiny-*`` models (ignored otherwise)."""
     cache_dir: Path | None = None
     """Root of auditkit's cache; defaults to ``$AUDITKIT_CACHE`` or ``~/.cache/auditkit``."""
+    use_cache: bool = True
+    """Keep the converted embedded model in the cache; False converts it into a temporary folder
+    on every load (~30 s) and touches no cache folder."""
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -223,11 +228,33 @@ def _provenance(model: Any, spec: ModelSpec, **fields: Any) -> ModelProvenance:
 
 
 def _sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, hashed once per process for each (path, size, times, inode).
+
+    Size and mtime alone do not identify contents (an overwrite can keep both, and mtime can be set
+    back), so the bytes are hashed; the change time and inode, which no write can keep, make the
+    in-memory reuse safe within a run.
+    """
+    st = path.stat()
+    return _sha256_of(str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+@functools.lru_cache(maxsize=1024)
+def _sha256_of(path: str, size: int, mtime_ns: int, ctime_ns: int, inode: int) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 22), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _path_free_tokenizer_name(model: Any, name: str) -> None:
+    """Name the built model's tokenizer by ``name`` instead of the folder it was read from.
+
+    A batch's cache key names its tokenizer by ``name_or_path`` (``data.tokenize``); a path there
+    would tie activation keys to where a folder lies, so a moved cache or model folder would never be
+    hit. Set after the model is built: TransformerLens reloads the tokenizer from ``init_kwargs``.
+    """
+    model.tokenizer.name_or_path = name
 
 
 # ----------------------------------------------------------------------------- embedded GGUF
@@ -253,14 +280,23 @@ def _load_embedded(spec: ModelSpec, emb: EmbeddedModel) -> LoadedModel:
 
     gguf = embedded_file(emb)
     sha = _sha256(gguf)
-    folder = (spec.cache_dir or default_cache_dir()) / "models" / f"{spec.name}-{sha[:16]}"
-    if not (folder / "complete").is_file():
-        _convert_gguf(gguf, emb, folder)
-    cfg = _tl_config(folder, spec)
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    state_dict = load_file(str(folder / "model.safetensors"))
-    state_dict = {k: v.to(_DTYPES[spec.dtype]) for k, v in state_dict.items()}
-    model = _build(cfg, tokenizer, state_dict, spec.processed)
+    name = f"{spec.name}-{sha[:16]}"
+    with contextlib.ExitStack() as stack:
+        if spec.use_cache:
+            root = spec.cache_dir or default_cache_dir()
+            check_root(root)
+            folder = root / "models" / name
+            if not _conversion_is_intact(folder):
+                _convert_gguf(gguf, emb, folder)
+        else:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="auditkit-model-"))) / name
+            _convert_gguf(gguf, emb, folder)
+        cfg = _tl_config(folder, spec)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        state_dict = load_file(str(folder / "model.safetensors"))
+        state_dict = {k: v.to(_DTYPES[spec.dtype]) for k, v in state_dict.items()}
+        model = _build(cfg, tokenizer, state_dict, spec.processed)
+    _path_free_tokenizer_name(model, name)
     prov = _provenance(
         model,
         spec,
@@ -273,11 +309,53 @@ def _load_embedded(spec: ModelSpec, emb: EmbeddedModel) -> LoadedModel:
     return LoadedModel(model, prov)
 
 
+CONVERSION_FORMAT = 2
+"""2: the ``complete`` marker lists the SHA-256 of every file of the converted folder."""
+
+
+def _conversion_is_intact(folder: Path) -> bool:
+    """Whether ``folder`` holds a finished conversion whose files match the checksums in its
+    ``complete`` marker. Anything else that sits there (a damaged file, a missing marker, a folder
+    converted before checksums) is moved aside with one warning, and False tells the caller to
+    convert again."""
+    if not (folder.exists() or folder.is_symlink()):
+        return False
+    reason, tag = None, "corrupt"
+    try:
+        marker = json.loads((folder / "complete").read_text())
+        files = marker.get("sha256") if isinstance(marker, dict) else None
+        if marker.get("format") != CONVERSION_FORMAT or not isinstance(files, dict) or not files:
+            reason, tag = "converted by an older auditkit, without checksums", "stale"
+        else:
+            present = sorted(p.name for p in folder.iterdir() if p.name != "complete")
+            if present != sorted(files):
+                reason = f"holds {present}, its marker lists {sorted(files)}"
+            else:
+                bad = [f for f, digest in files.items() if _sha256(folder / f) != digest]
+                reason = f"{', '.join(bad)} does not match its checksum" if bad else None
+    except FileNotFoundError:
+        reason = "no 'complete' marker: a half-written conversion"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        reason = f"unreadable: {exc}"
+    if reason is None:
+        return True
+    move_aside(folder, reason, what="converted model", tag=tag)
+    return False
+
+
+def _write_marker(folder: Path, source: str) -> None:
+    """The ``complete`` marker of a converted folder: its source and every file's SHA-256."""
+    files = {p.name: _sha256(p) for p in sorted(folder.iterdir())}
+    marker = {"source": source, "format": CONVERSION_FORMAT, "sha256": files}
+    (folder / "complete").write_text(json.dumps(marker, indent=1))
+
+
 def _convert_gguf(gguf: Path, emb: EmbeddedModel, folder: Path) -> None:
     """Dequantise the GGUF once (~30 s) into ``folder``: HF config, tokenizer, TL state dict.
 
     Written into a temporary sibling folder and renamed into place, so a killed conversion leaves
-    nothing that a later load could mistake for a finished one.
+    nothing that a later load could mistake for a finished one; the ``complete`` marker records every
+    file's SHA-256, checked on each load.
     """
     from safetensors.torch import save_file
     from transformer_lens.loading_from_pretrained import get_pretrained_state_dict
@@ -300,18 +378,36 @@ def _convert_gguf(gguf: Path, emb: EmbeddedModel, folder: Path) -> None:
         cfg = _tl_config(tmp, ModelSpec(name="convert"))
         state_dict = get_pretrained_state_dict(str(tmp), cfg, hf_model, dtype=torch.float32)
         save_file({k: v.contiguous() for k, v in state_dict.items()}, str(tmp / "model.safetensors"))
-        (tmp / "complete").write_text(json.dumps({"source": str(gguf.name)}))
+        _write_marker(tmp, source=gguf.name)
         try:
             os.replace(tmp, folder)
         except OSError:
-            # Another process finished the same conversion first: keep theirs.
-            if not (folder / "complete").is_file():
-                raise
+            # Another process finished the same conversion first: keep theirs if it is intact.
+            if not _conversion_is_intact(folder):
+                os.replace(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- local HF folder
+
+_CONTENT_FILES = (
+    "config.json", "*.safetensors", "*.bin", "*.index.json", "tokenizer*.json", "vocab.*", "merges.txt",
+    "special_tokens_map.json", "added_tokens.json", "*.model",
+)  # fmt: skip
+"""The files of a local folder that decide its activations: config, weights, tokenizer."""
+
+
+def folder_sha256(folder: Path) -> str:
+    """SHA-256 over the names and bytes of a local folder's config, weight and tokenizer files.
+
+    A local folder is keyed by what it holds, not where it lies: overwritten weights get a new key
+    (size and mtime may survive an overwrite, so the bytes are hashed, once per run), a moved folder
+    keeps its key.
+    """
+    names = sorted({p.name for pattern in _CONTENT_FILES for p in folder.glob(pattern) if p.is_file()})
+    listing = [(name, _sha256(folder / name)) for name in names]
+    return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
 
 
 def _load_local_folder(spec: ModelSpec, folder: Path) -> LoadedModel:
@@ -333,6 +429,7 @@ def _load_local_folder(spec: ModelSpec, folder: Path) -> LoadedModel:
         raise ModelNotFoundError(
             f"{folder} has no usable tokenizer: save one beside the weights with tokenizer.save_pretrained()"
         ) from exc
+    contents = folder_sha256(folder)  # before the weights are read: a later overwrite gets another key
     hf_model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=_DTYPES[spec.dtype])
     try:
         cfg = _tl_config(folder, spec)
@@ -342,7 +439,8 @@ def _load_local_folder(spec: ModelSpec, folder: Path) -> LoadedModel:
         ) from exc
     state_dict = get_pretrained_state_dict(str(folder), cfg, hf_model, dtype=_DTYPES[spec.dtype])
     model = _build(cfg, tokenizer, state_dict, spec.processed)
-    prov = _provenance(model, spec, source="local-folder", architecture=architecture)
+    _path_free_tokenizer_name(model, f"local-folder-{contents[:16]}")
+    prov = _provenance(model, spec, source="local-folder", architecture=architecture, file_sha256=contents)
     return LoadedModel(model, prov)
 
 

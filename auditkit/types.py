@@ -52,7 +52,8 @@ class ModelProvenance:
     prepend_bos: bool = True
     """Whether a BOS token is prepended to every text."""
     file_sha256: str | None = None
-    """Content hash of the weights file the model was converted from, when there is one."""
+    """Content hash of the weights: the GGUF file an embedded model was converted from, or a local
+    folder's config, weight and tokenizer files (:func:`auditkit.models.folder_sha256`)."""
     seed: int | None = None
     """Seed of a random initialisation or weight control."""
 
@@ -60,11 +61,15 @@ class ModelProvenance:
         return dataclasses.asdict(self)
 
     def cache_token(self) -> str:
-        """The part of a cache key that identifies these exact weights."""
+        """The part of a cache key that identifies these exact weights.
+
+        A local folder is named by its contents (``file_sha256``), never its path: a moved folder is
+        still a hit, overwritten weights are not.
+        """
         return "|".join(
             str(x)
             for x in (
-                self.name,
+                "local-folder" if self.source == "local-folder" else self.name,
                 self.source,
                 self.revision,
                 self.weights_variant,

@@ -119,8 +119,8 @@ def audit(
     revision: Annotated[Optional[str], typer.Option(help="Hub revision / Pythia checkpoint (step0).")] = None,
     processed: Annotated[bool, typer.Option(help="Apply TransformerLens weight processing.")] = False,
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 16,
-    no_cache: Annotated[bool, typer.Option(help="Neither read nor write the activation cache.")] = False,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Cache root (default ~/.cache/auditkit).")] = None,
+    no_cache: Annotated[bool, typer.Option(help="Neither read nor write the cache (activations, converted model).")] = False,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Cache root (default $AUDITKIT_CACHE or ~/.cache/auditkit).")] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/default"),
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress messages.")] = False,
     sae_arch: Annotated[str, typer.Option(help="SAE architecture for --methods sae: topk, standard or jumprelu.")] = "topk",
@@ -151,7 +151,7 @@ def audit(
         training_tokens=sae_tokens, batch_size=sae_batch_size, splice_texts=sae_splice_texts, load=sae_load,
     )  # fmt: skip
     cfg = AuditConfig(
-        model=ModelSpec(name=model, revision=revision, processed=processed, cache_dir=cache_dir),
+        model=ModelSpec(name=model, revision=revision, processed=processed, cache_dir=cache_dir, use_cache=not no_cache),
         dataset=dataset, hook=hook, positions=positions.value, methods=_csv(methods), controls=_csv(controls) or None,
         seeds=_seeds(seeds), max_examples=max_examples or None, max_length=max_length, test_fraction=test_fraction,
         probe_C=probe_c, probes=_probe_specs(probes), matrix=matrix, vocab_sample=vocab_sample, text_column=text_column,
@@ -222,11 +222,12 @@ def datasets(
 def hooks(
     model: Annotated[str, typer.Argument(help="Model spec, as for audit.")] = "smollm2-135m",
     contains: Annotated[str, typer.Option(help="Only hooks whose name contains this.")] = "",
+    no_cache: Annotated[bool, typer.Option(help="Convert the embedded model without caching it.")] = False,
 ) -> None:
     """List the TransformerLens hook names of a model."""
     from auditkit.models import ModelSpec, load_model
 
-    loaded = load_model(ModelSpec(name=model))
+    loaded = load_model(ModelSpec(name=model, use_cache=not no_cache))
     for name in loaded.model.hook_dict:
         if contains in name:
             typer.echo(name)
@@ -266,6 +267,7 @@ def steer(
     controls: Annotated[str, typer.Option(help="spectral-reinit, gaussian-reinit, or none.")] = "spectral-reinit",
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0,1,2",
     cache_dir: Annotated[Optional[Path], typer.Option(help="Cache root.")] = None,
+    no_cache: Annotated[bool, typer.Option(help="Convert the embedded model without caching it.")] = False,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/steering"),
 ) -> None:
     """Compare probe, mass-mean, LDA and dual-basis directions by what they do when written."""
@@ -279,7 +281,7 @@ def steer(
     except ValueError:
         raise AuditkitError(f"--alphas {alphas!r} is not a comma-separated list of numbers") from None
     cfg = SteeringConfig(
-        model=ModelSpec(name=model, cache_dir=cache_dir), datasets=_csv(datasets), hook=hook, later_hook=later_hook,
+        model=ModelSpec(name=model, cache_dir=cache_dir, use_cache=not no_cache), datasets=_csv(datasets), hook=hook, later_hook=later_hook,
         max_examples=max_examples or None, alphas=alpha_values, scale=scale, positions=positions,
         controls=() if controls == "none" else _csv(controls), seeds=_seeds(seeds),
     )  # fmt: skip

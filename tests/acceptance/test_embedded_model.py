@@ -30,6 +30,42 @@ def test_conversion_is_cached_as_safetensors(smollm, session_cache):
     torch.testing.assert_close(again.model.W_E, smollm.model.W_E)
 
 
+def test_moved_cache_is_still_a_hit(smollm, session_cache, tmp_path, monkeypatch):
+    """Nothing of the cache folder's path is in a key: a moved cache neither converts again nor
+    misses its activations."""
+    import os
+    import shutil
+
+    from auditkit import data
+    from auditkit import models as models_mod
+    from auditkit.cache import request_key
+    from auditkit.extract import ExtractConfig, cache_request
+
+    def link_or_copy(src, dst):
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    moved = tmp_path / "moved-cache"
+    shutil.copytree(session_cache / "models", moved / "models", copy_function=link_or_copy)
+
+    def no_conversion(*a, **k):
+        raise AssertionError("a moved cache converted the model again")
+
+    monkeypatch.setattr(models_mod, "_convert_gguf", no_conversion)
+    again = load_model(ModelSpec(name="smollm2-135m", cache_dir=moved))
+    ds = data.from_lists("toy", ["a yes", "b no", "c yes", "d no"], [1, 0, 1, 0])
+    cfg = ExtractConfig(hook="blocks.1.hook_resid_pre", positions="last", progress=False)
+    keys = []
+    for loaded in (smollm, again):
+        tok = loaded.model.tokenizer
+        batch = data.tokenize(ds, tok, prepend_bos=True, bos_token_id=tok.bos_token_id, max_length=16)
+        keys.append(request_key(cache_request(loaded.provenance, batch, cfg)))
+        assert str(session_cache) not in tok.name_or_path and str(moved) not in tok.name_or_path
+    assert keys[0] == keys[1]
+
+
 def test_activations_match_the_transformers_gguf_model(smollm):
     from transformers import AutoModelForCausalLM
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from auditkit import extract as extract_mod
 from auditkit.arms import ArmPlan, build_arms
@@ -38,10 +40,8 @@ def tiny():
 
 
 def _cfg(path, controls=None, **kw):
-    kw = {"use_cache": False, "model": ModelSpec(name="tiny-gpt2", seed=0), **kw}
-    return AuditConfig(
-        dataset=f"table:{path}", hook="blocks.1.hook_resid_post", seeds=SEEDS, controls=controls, progress=False, **kw
-    )
+    kw = {"use_cache": False, "model": ModelSpec(name="tiny-gpt2", seed=0), "seeds": SEEDS, **kw}
+    return AuditConfig(dataset=f"table:{path}", hook="blocks.1.hook_resid_post", controls=controls, progress=False, **kw)
 
 
 def test_planted_label_is_selective_against_data_controls(tmp_path, tiny):
@@ -116,6 +116,26 @@ def test_rerun_with_one_more_control_computes_only_that_control(tmp_path, tiny, 
     real = lambda r: r.rows.query("control == 'none'").reset_index(drop=True)  # noqa: E731
     pd.testing.assert_frame_equal(real(first), real(again))
     assert np.isfinite(again.selectivity["selectivity"]).all()
+
+
+def test_damaged_control_arm_entry_is_recomputed_with_the_control_model(tmp_path, tiny):
+    """A weight-control arm whose cache entry fails its check is recomputed with the control's own
+    weights: the entry looked cached (its meta.json exists), which once skipped building that model."""
+    path = _write_table(tmp_path / "planted.csv", [i % 2 for i in range(48)], planted=True)
+    cache = dict(use_cache=True, seeds=(0, 1), model=ModelSpec(name="tiny-gpt2", seed=0, cache_dir=tmp_path / "cache"))
+    first = run_audit(_cfg(path, ("spectral-reinit",), **cache), loaded=tiny)
+    entries = sorted((tmp_path / "cache" / "activations").glob("*/tensors.safetensors"))
+    assert len(entries) == 3  # the real arm and one spectral-reinit arm per seed
+    clean = {tensors: load_file(str(tensors))["acts"].clone() for tensors in entries}  # not a view of the file
+    for tensors in entries:
+        blob = bytearray(tensors.read_bytes())
+        blob[-5] ^= 0xFF
+        tensors.write_bytes(bytes(blob))
+    again = run_audit(_cfg(path, ("spectral-reinit",), **cache), loaded=tiny)
+    pd.testing.assert_frame_equal(first.rows, again.rows)
+    assert len(list((tmp_path / "cache" / "activations").glob("*.corrupt-*"))) == 3
+    for tensors, acts in clean.items():  # each arm recomputed with its own weights
+        assert torch.equal(load_file(str(tensors))["acts"], acts), tensors.parent.name
 
 
 def test_k_sparse_probes_give_one_method_per_k_for_every_arm_and_seed(tmp_path, tiny):

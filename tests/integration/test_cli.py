@@ -183,3 +183,34 @@ def test_probe_specs_keep_a_k_sparse_list_together():
 
     assert _probe_specs("logistic,k-sparse:k=1,5,20,mlp") == ("logistic", "k-sparse:k=1,5,20", "mlp")
     assert _probe_specs("k-sparse,mass-mean") == ("k-sparse", "mass-mean")
+
+
+@pytest.mark.parametrize("where", ["file", "under-file", "env-file", "env-under-file"])
+def test_unusable_cache_root_is_one_line_naming_no_cache(tmp_path, monkeypatch, where):
+    regular = tmp_path / "regular"
+    regular.write_text("a user's file")
+    root = regular / "cache" if "under" in where else regular
+    args = ["audit", "--model", "tiny-gpt2", "--dataset", f"table:{_table(tmp_path / 't.csv')}",
+            "--out", str(tmp_path / "out")]  # fmt: skip
+    if where.startswith("env"):
+        monkeypatch.setenv("AUDITKIT_CACHE", str(root))
+    else:
+        args += ["--cache-dir", str(root)]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = runner.invoke(app, args)
+    _assert_one_line_exit_2(result, tmp_path / "out", "--no-cache")
+    assert regular.read_text() == "a user's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "a failed run created something"
+
+
+def test_no_cache_is_the_way_round_an_unusable_cache_root(tmp_path, monkeypatch):
+    regular = tmp_path / "regular"
+    regular.write_text("a user's file")
+    monkeypatch.setenv("AUDITKIT_CACHE", str(regular / "cache"))
+    result = runner.invoke(
+        app,
+        ["audit", "--model", "tiny-gpt2", "--dataset", f"table:{_table(tmp_path / 't.csv')}", "--no-cache",
+         "--controls", "shuffled-labels", "--seeds", "0", "--probes", "logistic", "--out", str(tmp_path / "out")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "report.md").is_file() and regular.read_text() == "a user's file"

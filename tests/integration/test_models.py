@@ -126,3 +126,100 @@ def test_tiny_models_are_seeded_and_run(name):
     assert not torch.allclose(a(tokens), c(tokens))
     # The byte tokenizer round-trips text exactly.
     assert a.tokenizer.decode(tokens[0, 1:]) == TEXT[0]
+
+
+def _cached_acts(folder: Path, root: Path):
+    """Last-token activations of TEXT through the activation cache at ``root``, and the cache key."""
+    from auditkit import data
+    from auditkit.cache import CacheEntry
+    from auditkit.extract import ExtractConfig, cache_request, extract
+
+    loaded = load_model(ModelSpec(name=str(folder)))
+    tok = loaded.model.tokenizer
+    ds = data.from_lists("two", TEXT * 4, [0, 1] * 4)
+    batch = data.tokenize(ds, tok, prepend_bos=loaded.provenance.prepend_bos, bos_token_id=tok.bos_token_id, max_length=32)
+    cfg = ExtractConfig(hook="blocks.1.hook_resid_pre", positions="last", progress=False)
+    entry = CacheEntry(root, cache_request(loaded.provenance, batch, cfg))
+    return extract(loaded.model, batch, cfg, cache=entry).acts_ND, entry.key
+
+
+def test_overwritten_local_weights_are_recomputed_not_reused(tmp_path, gpt2_tokenizer):
+    import os
+
+    from transformers import AutoModelForCausalLM
+
+    folder = _save_tiny_hf("gpt2", tmp_path / "gpt2", gpt2_tokenizer)
+    before, key_before = _cached_acts(folder, tmp_path / "cache")
+    # Overwrite the weights in place with ones of the same size, then put the old mtime back: only
+    # the bytes tell the two apart.
+    weights = folder / "model.safetensors"
+    stat = weights.stat()
+    hf = AutoModelForCausalLM.from_pretrained(folder)
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.mul_(1.5)
+    hf.save_pretrained(folder)
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert weights.stat().st_size == stat.st_size
+    after, key_after = _cached_acts(folder, tmp_path / "cache")
+    assert key_after != key_before
+    assert not torch.allclose(after, before)
+    fresh, _ = _cached_acts(folder, tmp_path / "fresh-cache")
+    torch.testing.assert_close(after, fresh, rtol=0, atol=0)
+
+
+def test_moved_local_folder_keeps_its_cache_key(tmp_path, gpt2_tokenizer):
+    folder = _save_tiny_hf("gpt2", tmp_path / "a" / "gpt2", gpt2_tokenizer)
+    acts, key = _cached_acts(folder, tmp_path / "cache")
+    moved = shutil.copytree(folder, tmp_path / "b" / "elsewhere")
+    acts_moved, key_moved = _cached_acts(moved, tmp_path / "cache")
+    assert key_moved == key and str(tmp_path) not in key
+    torch.testing.assert_close(acts_moved, acts)
+
+
+def _fake_conversion(folder: Path) -> Path:
+    """A converted-model folder as ``_convert_gguf`` leaves it (small files), with its marker."""
+    from safetensors.torch import save_file
+
+    from auditkit.models import _write_marker
+
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text('{"architectures": ["LlamaForCausalLM"]}')
+    save_file({"w": torch.arange(64.0).reshape(8, 8)}, str(folder / "model.safetensors"))
+    _write_marker(folder, source="model.gguf")
+    return folder
+
+
+def _replace_bytes(path: Path, change) -> None:
+    """Rewrite ``path`` as a new file (new inode), as a copy or a restore would."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(change(bytearray(path.read_bytes())))
+    tmp.replace(path)
+
+
+def _flipped(blob: bytearray) -> bytes:
+    blob[-3] ^= 0xFF
+    return bytes(blob)
+
+
+@pytest.mark.parametrize(
+    "damage, tag, reason",
+    [
+        (lambda f: _replace_bytes(f / "model.safetensors", _flipped), "corrupt", "checksum"),
+        (lambda f: _replace_bytes(f / "model.safetensors", lambda b: bytes(b[:-8])), "corrupt", "checksum"),
+        (lambda f: (f / "complete").unlink(), "corrupt", "half-written"),
+        (lambda f: (f / "complete").write_text('{"source": "model.gguf"}'), "stale", "older auditkit"),
+    ],
+    ids=["flipped-byte", "truncated", "no-marker", "old-format"],
+)
+def test_damaged_converted_model_is_moved_aside(tmp_path, caplog, damage, tag, reason):
+    from auditkit.models import _conversion_is_intact
+
+    folder = _fake_conversion(tmp_path / "models" / "smollm2-135m-0123")
+    assert _conversion_is_intact(folder)
+    damage(folder)
+    with caplog.at_level("WARNING", logger="auditkit.cache"):
+        assert not _conversion_is_intact(folder)
+    assert not folder.exists() and len(list(folder.parent.glob(f"{folder.name}.{tag}-*"))) == 1
+    assert len(caplog.records) == 1 and str(folder) in caplog.records[0].getMessage()
+    assert reason in caplog.records[0].getMessage()

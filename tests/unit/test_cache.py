@@ -1,8 +1,12 @@
-"""The activation cache: keyed by the whole request, atomic, resumable after SIGKILL."""
+"""The activation cache: keyed by the whole request, atomic, resumable after SIGKILL, and verified on
+load: a corrupt, truncated, swapped or half-written entry is moved aside with one warning and
+recomputed, never used."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -10,7 +14,9 @@ import textwrap
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
+from auditkit import cache as cache_mod
 from auditkit import data, extract as extract_mod
 from auditkit.cache import CacheEntry, request_key
 from auditkit.errors import CacheError
@@ -42,10 +48,7 @@ def test_second_run_loads_instead_of_computing(tmp_path, monkeypatch):
     first = extract(loaded.model, batch, cfg, cache=entry)
     assert (entry.path / "meta.json").is_file() and not entry.partial.exists()
 
-    def boom(*a, **k):
-        raise AssertionError("recomputed a cached entry")
-
-    monkeypatch.setattr(extract_mod, "_extract_examples", boom)
+    monkeypatch.setattr(extract_mod, "_extract_examples", _boom)
     again = extract(loaded.model, batch, cfg, cache=CacheEntry(tmp_path, cache_request(loaded.provenance, batch, cfg)))
     torch.testing.assert_close(first.acts_ND, again.acts_ND)
 
@@ -58,14 +61,166 @@ def test_other_weights_get_another_key():
     )
 
 
-def test_meta_mismatch_raises(tmp_path):
+def _finished(tmp_path, cfg=None):
+    """A finished entry at ``tmp_path`` and the activations it holds."""
+    loaded, batch, base_cfg = _setup()
+    cfg = cfg or base_cfg
+    entry = CacheEntry(tmp_path, cache_request(loaded.provenance, batch, cfg))
+    acts = extract(loaded.model, batch, cfg, cache=entry).acts_ND
+    assert (entry.path / "meta.json").is_file()
+    return loaded, batch, cfg, entry, acts
+
+
+def _cached(loaded, batch, cfg, root):
+    return extract(loaded.model, batch, cfg, cache=CacheEntry(root, cache_request(loaded.provenance, batch, cfg))).acts_ND
+
+
+def _rerun(loaded, batch, cfg, root, caplog):
+    """Extract again through a fresh entry; the cache warnings it logged."""
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="auditkit.cache"):
+        acts = _cached(loaded, batch, cfg, root)
+    return acts, [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def _assert_moved_aside_and_recomputed(entry, warnings, acts, clean, monkeypatch, loaded, batch, cfg, root):
+    assert len(warnings) == 1 and str(entry.path) in warnings[0] and "\n" not in warnings[0], warnings
+    torch.testing.assert_close(acts, clean, rtol=0, atol=0)
+    assert len(list(entry.base.glob(f"{entry.key}.corrupt-*"))) == 1, "the bad entry was not kept aside"
+    monkeypatch.setattr(extract_mod, "_extract_examples", _boom)  # the rewritten entry is trusted again
+    torch.testing.assert_close(_cached(loaded, batch, cfg, root), clean, rtol=0, atol=0)
+
+
+def _boom(*a, **k):
+    raise AssertionError("recomputed a cached entry")
+
+
+def _flip_byte(path, offset_from_end=5):
+    blob = bytearray(path.read_bytes())
+    blob[-offset_from_end] ^= 0xFF
+    path.write_bytes(bytes(blob))
+
+
+def test_flipped_byte_in_a_finished_entry_is_moved_aside_and_recomputed(tmp_path, caplog, monkeypatch):
+    loaded, batch, cfg, entry, clean = _finished(tmp_path)
+    _flip_byte(entry.path / "tensors.safetensors")
+    acts, warnings = _rerun(loaded, batch, cfg, tmp_path, caplog)
+    _assert_moved_aside_and_recomputed(entry, warnings, acts, clean, monkeypatch, loaded, batch, cfg, tmp_path)
+
+
+def test_swapped_tensor_files_are_detected(tmp_path, caplog, monkeypatch):
+    loaded, batch, cfg, entry_a, clean_a = _finished(tmp_path)
+    cfg_b = dataclasses.replace(cfg, hook="blocks.1.hook_resid_post")
+    _, _, _, entry_b, clean_b = _finished(tmp_path, cfg_b)
+    assert not torch.equal(clean_a, clean_b)
+    a, b = entry_a.path / "tensors.safetensors", entry_b.path / "tensors.safetensors"
+    tmp = tmp_path / "swap"
+    a.rename(tmp), b.rename(a), tmp.rename(b)
+    for entry, c, clean in ((entry_a, cfg, clean_a), (entry_b, cfg_b, clean_b)):
+        acts, warnings = _rerun(loaded, batch, c, tmp_path, caplog)
+        assert len(warnings) == 1 and str(entry.path) in warnings[0] and "checksum" in warnings[0], warnings
+        torch.testing.assert_close(acts, clean, rtol=0, atol=0)
+
+
+def test_entry_without_meta_json_does_not_wedge_the_cache(tmp_path, caplog, monkeypatch):
+    # Before checksums, such a folder read as "no entry", and the recomputed entry could then never be
+    # renamed onto it (os.replace onto a non-empty folder): every later run ended in a traceback.
+    loaded, batch, cfg, entry, clean = _finished(tmp_path)
+    (entry.path / "meta.json").unlink()
+    acts, warnings = _rerun(loaded, batch, cfg, tmp_path, caplog)
+    assert "meta.json is missing" in warnings[0]
+    _assert_moved_aside_and_recomputed(entry, warnings, acts, clean, monkeypatch, loaded, batch, cfg, tmp_path)
+
+
+def test_edited_meta_json_is_moved_aside_not_a_dead_end(tmp_path, caplog, monkeypatch):
+    loaded, batch, cfg, entry, clean = _finished(tmp_path)
+    meta = json.loads((entry.path / "meta.json").read_text())
+    (entry.path / "meta.json").write_text(json.dumps({**meta, "request": {"model": "something else"}}))
+    acts, warnings = _rerun(loaded, batch, cfg, tmp_path, caplog)
+    assert "another request" in warnings[0]
+    _assert_moved_aside_and_recomputed(entry, warnings, acts, clean, monkeypatch, loaded, batch, cfg, tmp_path)
+
+
+def test_old_format_entries_without_checksums_are_recomputed(tmp_path, caplog, monkeypatch):
+    """An entry as the first cache format wrote it (meta.json without checksum) is never used: not
+    at the first format's key, nor at today's."""
+    loaded, batch, cfg = _setup()
+    request = cache_request(loaded.provenance, batch, cfg)
+    clean = extract(loaded.model, batch, cfg).acts_ND
+    stale = torch.zeros_like(clean)
+    with monkeypatch.context() as m:
+        m.setattr(cache_mod, "FORMAT_VERSION", 1)
+        old_key = cache_mod.request_key(request)
+    new_key = CacheEntry(tmp_path, request).key
+    for key in {old_key, new_key}:
+        folder = tmp_path / "activations" / key
+        folder.mkdir(parents=True)
+        save_file({"acts": stale}, str(folder / "tensors.safetensors"))
+        (folder / "meta.json").write_text(json.dumps({"request": json.loads(json.dumps(request, sort_keys=True))}))
+    acts, warnings = _rerun(loaded, batch, cfg, tmp_path, caplog)
+    torch.testing.assert_close(acts, clean, rtol=0, atol=0)
+    if new_key != old_key:
+        assert len(warnings) == 1 and new_key in warnings[0] and "format" in warnings[0], warnings
+
+
+def test_truncated_or_flipped_chunks_are_moved_aside_and_recomputed(tmp_path, caplog, monkeypatch):
     loaded, batch, cfg = _setup()
     entry = CacheEntry(tmp_path, cache_request(loaded.provenance, batch, cfg))
-    extract(loaded.model, batch, cfg, cache=entry)
-    meta = entry.path / "meta.json"
-    meta.write_text(json.dumps({"request": {"model": "something else"}}))
-    with pytest.raises(CacheError, match="another request"):
-        extract(loaded.model, batch, cfg, cache=entry)
+
+    class Crash(Exception):
+        pass
+
+    def crash(self, tensors):
+        raise Crash
+
+    with monkeypatch.context() as m:  # every chunk saved, then the run dies before finishing
+        m.setattr(CacheEntry, "finish", crash)
+        with pytest.raises(Crash):
+            extract(loaded.model, batch, cfg, cache=entry)
+    chunk1, chunk3 = entry.partial / "chunk-00001.safetensors", entry.partial / "chunk-00003.safetensors"
+    chunk1.write_bytes(chunk1.read_bytes()[:-40])
+    _flip_byte(chunk3)
+
+    computed = []
+    original = extract_mod._extract_examples
+
+    def counting(model, batch, plan, cfg, lo, hi, bar):
+        computed.append(lo)
+        return original(model, batch, plan, cfg, lo, hi, bar)
+
+    monkeypatch.setattr(extract_mod, "_extract_examples", counting)
+    acts, warnings = _rerun(loaded, batch, cfg, tmp_path, caplog)
+    assert computed == [1 * CHUNK, 3 * CHUNK]
+    assert len(warnings) == 2 and str(chunk1) in warnings[0] and str(chunk3) in warnings[1], warnings
+    torch.testing.assert_close(acts, extract(loaded.model, batch, cfg).acts_ND, rtol=0, atol=0)
+    assert len(list(entry.base.glob(f"{entry.key}.chunk-*.corrupt-*"))) == 2, "a bad chunk was not kept aside"
+
+
+def test_a_chunk_of_another_entry_is_not_used(tmp_path, caplog, monkeypatch):
+    loaded, batch, cfg = _setup()
+    entry = CacheEntry(tmp_path, cache_request(loaded.provenance, batch, cfg))
+    other = CacheEntry(tmp_path, {"some": "other request"})
+    other.save_chunk(0, {"acts": torch.zeros(3, 64)})
+    entry.partial.mkdir(parents=True)
+    (other.partial / "chunk-00000.safetensors").rename(entry.partial / "chunk-00000.safetensors")
+    with caplog.at_level(logging.WARNING, logger="auditkit.cache"):
+        assert entry.load_chunk(0) is None
+    assert "written for key" in caplog.records[0].getMessage()
+
+
+def test_cache_root_that_cannot_be_written_is_one_clear_error(tmp_path):
+    from auditkit.cache import check_root
+
+    regular = tmp_path / "file"
+    regular.write_text("not a folder")
+    for root in (regular, regular / "under", regular / "under" / "deeper"):
+        with pytest.raises(CacheError, match="--no-cache") as info:
+            check_root(root)
+        assert "\n" not in str(info.value)
+    assert regular.read_text() == "not a folder"
+    check_root(tmp_path / "new" / "cache")  # a missing folder under a writable one is fine...
+    assert not (tmp_path / "new").exists()  # ...and the probe creates nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
 KILL_SCRIPT = textwrap.dedent(
