@@ -19,6 +19,10 @@ class ModelNotFoundError(AuditkitError):
     """The model spec names no known model, folder or file."""
 
 
+class ModelError(AuditkitError):
+    """A model was found but could not be loaded or converted (incomplete, corrupt or unsupported files)."""
+
+
 class HubUnreachableError(AuditkitError):
     """The model or dataset lives on the Hugging Face hub and the hub cannot be reached."""
 

@@ -1,0 +1,69 @@
+"""Bad input through the CLI: one ``error:`` line, exit 2, before any forward pass, no cache entry, no output.
+
+Issue 13, section 3 (loading and input handling); docs/reliability.md lists every case with its outcome.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from auditkit.cli.main import app
+
+MAX_LINE = 300
+"""An error line is capped at a few hundred characters (``auditkit.cli.main.MAX_ERROR_CHARS``)."""
+
+runner = CliRunner()
+
+
+def _conllu(path, sentences):
+    """A CoNLL-U file of two-word sentences, each given as (word, tag, word, tag)."""
+    blocks = [
+        f"# text = {w0} {w1}\n1\t{w0}\t{w0}\t{t0}\t_\t_\t0\t_\t_\t_\n2\t{w1}\t{w1}\t{t1}\t_\t_\t1\t_\t_\t_\n"
+        for w0, t0, w1, t1 in sentences
+    ]
+    path.write_text("\n".join(blocks))
+    return path
+
+
+def _table(path, n=40):
+    labels = [i % 2 for i in range(n)]
+    texts = [f"sample {i} {'yes' if y else 'no'}" for i, y in enumerate(labels)]
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(path, index=False)
+    return path
+
+
+def _audit(tmp_path, *args, model="tiny-gpt2"):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    if "--dataset" not in args:
+        args = ("--dataset", f"table:{_table(tmp_path / 't.csv')}", *args)
+    result = runner.invoke(app, ["audit", "--model", model, "--cache-dir", str(cache), "--out", str(out), *args])
+    return result, out, cache
+
+
+def _assert_refused(result, out, cache, pattern):
+    """Exit 2, one ``error:`` line (capped) naming ``pattern``, no output folder, no activation cache entry."""
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("error:"), result.stderr
+    assert len(errors[0]) <= MAX_LINE and pattern in errors[0].lower(), errors[0]
+    assert not any("Traceback" in line or "│" in line for line in lines), result.stderr  # no traceback, no usage box
+    assert not out.exists(), "a refused run left an output folder"
+    entries = list((cache / "activations").iterdir()) if (cache / "activations").exists() else []
+    assert entries == [], f"a refused run left cache entries: {entries}"
+
+
+def test_loader_failure_is_one_error_line(tmp_path, gpt2_tokenizer):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    folder = tmp_path / "broken-model"
+    GPT2LMHeadModel(
+        GPT2Config(n_layer=1, n_embd=32, n_head=2, n_positions=64, vocab_size=len(gpt2_tokenizer))
+    ).save_pretrained(folder)
+    gpt2_tokenizer.save_pretrained(folder)
+    (folder / "model.safetensors").write_bytes(b"\x00 truncated")
+    _assert_refused(*_audit(tmp_path, model=str(folder)), "cannot load model")
