@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +21,12 @@ import pandas as pd
 import torch
 
 from auditkit import data as data_mod
+from auditkit import preflight
 from auditkit.arms import Arm, ArmPlan, build_arms
 from auditkit.controls import ALL_CONTROLS, WEIGHT_CONTROLS
 from auditkit.errors import ConfigError, DataError
 from auditkit.cache import request_key
-from auditkit.extract import ExtractConfig, cache_request, validate_hook
+from auditkit.extract import ExtractConfig, cache_request
 from auditkit.methods.probe import PROBES, make_probe
 from auditkit.methods.sparse_probe import SPARSE_KIND, parse_sparse_spec, sparse_probe
 from auditkit.metrics import classification_metrics, selectivity_table
@@ -112,6 +114,9 @@ class AuditConfig:
             raise ConfigError("seeds is empty: give at least one seed (three or more for intervals)")
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds {self.seeds} repeat a value: give distinct seeds")
+        if not self.methods or not self.probes:  # an empty --methods '' or --probes '' is a mistake, never "all"
+            empty = "methods" if not self.methods else "probes"
+            raise ConfigError(f"{empty} is empty: name at least one (--help lists them)")
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown or not self.methods:
             raise ConfigError(f"unknown method(s) {unknown or self.methods}: use one of {list(METHODS)}")
@@ -129,6 +134,8 @@ class AuditConfig:
             raise ConfigError(f"unknown probe kind(s) {bad_probes or self.probes}: use some of {[*PROBES, SPARSE_KIND]}")
         if not 0 < self.test_fraction < 1:
             raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        if not (math.isfinite(self.probe_C) and self.probe_C > 0):
+            raise ConfigError(f"probe_C (--probe-c) must be a finite number > 0, got {self.probe_C}: e.g. --probe-c 1")
         if self.matrix is None and self.dataset.startswith("token-properties:"):
             raise ConfigError(f"{self.dataset} labels vocabulary tokens: add --matrix W_E or --matrix W_U")
         if self.vocab_sample < 40:
@@ -255,7 +262,8 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
     timings["load_model_s"] = time.perf_counter() - t
     model = loaded.model
     hook = cfg.hook or default_hook(model.cfg.n_layers)
-    validate_hook(model, hook)
+    controls = resolve_controls(cfg)
+    preflight.check_model(cfg, loaded, hook, controls)
     t = time.perf_counter()
     if dataset.level == "sentence" and dataset.groups_M is None:
         # The control task's grouping key for sentence-level data: the example text itself.
@@ -264,8 +272,8 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
         dataset, model.tokenizer, prepend_bos=loaded.provenance.prepend_bos,
         bos_token_id=model.tokenizer.bos_token_id, max_length=cfg.max_length, align=cfg.align,
     )  # fmt: skip
+    preflight.check_splits(batch, cfg.seeds, cfg.test_fraction)
     ecfg = ExtractConfig(hook=hook, positions=cfg.positions, batch_size=cfg.batch_size, progress=cfg.progress)
-    controls = resolve_controls(cfg)
     plan = ArmPlan(
         loaded=loaded, batch=batch, extract_cfg=ecfg, seeds=cfg.seeds, controls=controls,
         test_fraction=cfg.test_fraction, gaussian_keep_embeddings=cfg.gaussian_keep_embeddings,

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from jaxtyping import Bool
 
-from auditkit.errors import ConfigError, DataError, HubUnreachableError
+from auditkit.errors import ConfigError, DataError, HubUnreachableError, shorten
 from auditkit.seeding import derive_seed, numpy_rng
 from auditkit.splits import split_examples
 from auditkit.types import LabelledDataset, TokenBatch
@@ -312,6 +312,10 @@ def _sentence_text(words: list[tuple[str, bool]], comment: str | None) -> tuple[
     return "".join(parts).rstrip(" "), spans
 
 
+_CONLLU_ID = re.compile(r"[0-9]+(?:-(?P<end>[0-9]+)|\.(?P<node>[0-9]+))?")
+"""Column 1 of a CoNLL-U word line: a word (3), a multiword token's range (3-4) or an empty node (3.1)."""
+
+
 def _conllu_sentences(path: Path) -> Iterable[tuple[str | None, list[list[str]]]]:
     """(text comment, word rows) per sentence; a multiword range's SpaceAfter moves to its last word."""
     try:
@@ -331,9 +335,15 @@ def _conllu_sentences(path: Path) -> Iterable[tuple[str | None, list[list[str]]]
             cols = line.split("\t")
             if len(cols) != 10:
                 raise DataError(f"{str(path)!r} line {lineno}: expected 10 tab-separated columns")
-            if "-" in cols[0]:  # multiword token: its words follow; only its SpaceAfter matters
-                range_end, range_misc = int(cols[0].split("-")[1]), cols[9]
-            elif "." not in cols[0]:  # empty nodes ('8.1') are not in the surface text
+            word = _CONLLU_ID.fullmatch(cols[0])
+            if word is None:
+                raise DataError(
+                    f"{str(path)!r} line {lineno}: word id {shorten(cols[0], 40)} in column 1 is not a number "
+                    "(3), a multiword range (3-4) or an empty node (3.1): fix that line"
+                )
+            if word["end"]:  # multiword token: its words follow; only its SpaceAfter matters
+                range_end, range_misc = int(word["end"]), cols[9]
+            elif not word["node"]:  # empty nodes ('8.1') are not in the surface text
                 word_id = int(cols[0])
                 if word_id < range_end:
                     cols[9] = "SpaceAfter=No"

@@ -41,3 +41,12 @@ class CacheError(AuditkitError):
 
 class NotFittedError(AuditkitError, AttributeError):
     """An estimator was used before ``fit``."""
+
+
+def shorten(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so that a message never echoes a huge input (a 48 MB
+    table header, a whole file) back at the user."""
+    if isinstance(value, str) and len(value) > limit:  # never build the repr of a huge string
+        return f"{value[:limit]!r}... ({len(value):,} characters)"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"

@@ -57,6 +57,51 @@ def _assert_refused(result, out, cache, pattern):
     assert entries == [], f"a refused run left cache entries: {entries}"
 
 
+@pytest.mark.parametrize("value", ["nan", "0", "-1", "inf"])
+def test_probe_c_out_of_range(tmp_path, value):
+    _assert_refused(*_audit(tmp_path, "--probe-c", value), "--probe-c")
+
+
+def test_step0_on_a_model_without_checkpoints(tmp_path):
+    _assert_refused(*_audit(tmp_path, "--controls", "shuffled-labels,step0"), "pythia")
+
+
+def test_missing_sae_load(tmp_path):
+    _assert_refused(*_audit(tmp_path, "--methods", "sae", "--sae-load", str(tmp_path / "no-such-sae")), "no-such-sae")
+
+
+def test_max_length_above_the_model_context(tmp_path):
+    path = tmp_path / "long.csv"
+    texts = [("word " * 80 + ("yes" if i % 2 else "no")) for i in range(20)]  # ~400 byte tokens > n_ctx 256
+    pd.DataFrame({"text": texts, "label": [i % 2 for i in range(20)]}).to_csv(path, index=False)
+    _assert_refused(*_audit(tmp_path, "--dataset", f"table:{path}", "--max-length", "300"), "context")
+
+
+@pytest.mark.parametrize(
+    "sentences",
+    [
+        # two sentences: the one training sentence holds one word of each class
+        [("The", "DET", "cat", "NOUN"), ("A", "DET", "dog", "NOUN")],
+        # three sentences: seed 0 trains on DET NOUN VERB ADV, one word of each class
+        [("The", "DET", "cat", "NOUN"), ("A", "DET", "dog", "NOUN"), ("Run", "VERB", "now", "ADV")],
+    ],
+)
+def test_conllu_too_small_to_split(tmp_path, sentences):
+    path = _conllu(tmp_path / "small.conllu", sentences)
+    _assert_refused(*_audit(tmp_path, "--dataset", f"conllu:{path}"), "too small to split")
+
+
+@pytest.mark.parametrize("word_id", ["x", "3-a", "1.x", ""])
+def test_conllu_malformed_word_id(tmp_path, word_id):
+    path = _conllu(tmp_path / "bad.conllu", [("The", "DET", "cat", "NOUN")] * 6)
+    lines = path.read_text().splitlines()
+    lines[2] = word_id + lines[2][1:]  # the first sentence's second word
+    path.write_text("\n".join(lines) + "\n")
+    result, out, cache = _audit(tmp_path, "--dataset", f"conllu:{path}")
+    _assert_refused(result, out, cache, "line 3")
+    assert "bad.conllu" in result.stderr
+
+
 def test_loader_failure_is_one_error_line(tmp_path, gpt2_tokenizer):
     from transformers import GPT2Config, GPT2LMHeadModel
 
