@@ -207,7 +207,9 @@ def _texts_and_labels(frame: pd.DataFrame, text_col: str, label_col: str, source
     """Texts and raw labels, dropping rows whose text is empty or whose label is missing."""
     missing = [c for c in (text_col, label_col) if c not in frame.columns]
     if missing:
-        raise DataError(f"{source!r} has no column {missing[0]!r}; available columns: {list(frame.columns)}")
+        shown = ", ".join(shorten(str(c), 40) for c in frame.columns[:8])  # a header can be megabytes long
+        more = f" and {len(frame.columns) - 8} more" if len(frame.columns) > 8 else ""
+        raise DataError(f"{source!r} has no column {shorten(missing[0], 40)}; available columns: {shown}{more}")
     text = frame[text_col]
     has_text = text.notna() & text.astype(str).str.strip().ne("")
     unlabelled = int((has_text & frame[label_col].isna()).sum())

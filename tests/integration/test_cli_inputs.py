@@ -102,6 +102,45 @@ def test_conllu_malformed_word_id(tmp_path, word_id):
     assert "bad.conllu" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (["--positions", "foo"], "--positions"),
+        (["--max-examples", "x"], "--max-examples"),
+        (["--align", "middle"], "--align"),
+        (["--no-such-option"], "no-such-option"),
+    ],
+)
+def test_option_parsing_errors_are_one_line(tmp_path, args, pattern):
+    _assert_refused(*_audit(tmp_path, *args), pattern)
+
+
+def test_help_still_prints_help():
+    result = runner.invoke(app, ["audit", "--help"])
+    assert result.exit_code == 0 and "--probe-c" in result.output and "error:" not in result.output
+
+
+@pytest.mark.parametrize("option", ["--controls", "--probes", "--methods"])
+def test_an_empty_list_is_refused_not_read_as_all(tmp_path, option):
+    _assert_refused(*_audit(tmp_path, option, ""), "empty")
+
+
+def test_steer_empty_controls(tmp_path):
+    out = tmp_path / "out"
+    result = runner.invoke(app, [
+        "steer", "--model", "tiny-gpt2", "--controls", "", "--max-examples", "16", "--seeds", "0", "--alphas", "0,0.1",
+        "--cache-dir", str(tmp_path / "cache"), "--out", str(out),
+    ])  # fmt: skip
+    _assert_refused(result, out, tmp_path / "cache", "--controls")
+
+
+def test_error_line_is_capped_for_a_huge_header(tmp_path):
+    path = tmp_path / "wide.csv"
+    path.write_text("x" * 2_000_000 + ",label\nsome text,1\nmore text,0\n")  # no 'text' column
+    result, out, cache = _audit(tmp_path, "--dataset", f"table:{path}")
+    _assert_refused(result, out, cache, "no column 'text'")
+
+
 def test_loader_failure_is_one_error_line(tmp_path, gpt2_tokenizer):
     from transformers import GPT2Config, GPT2LMHeadModel
 

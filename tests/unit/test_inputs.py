@@ -53,3 +53,13 @@ def test_conllu_malformed_word_id_names_file_and_line(tmp_path, word_id):
         data.load_conllu(path)
     assert "\n" not in str(err.value)
 
+
+def test_missing_column_message_stays_short_for_a_huge_header(tmp_path):
+    path = tmp_path / "wide.csv"
+    columns = ["y" * 1_000_000, *(f"c{i}" for i in range(50))]
+    path.write_text(",".join(columns) + "\n" + ",".join("1" for _ in columns) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match="no column 'text'") as err:
+        data.load_table(path)
+    message = str(err.value)
+    assert len(message) < 600 and "1,000,000 characters" in message and "43 more" in message
+
