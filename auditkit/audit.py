@@ -298,7 +298,7 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
             name=dataset.name, source=dataset.source, fingerprint=dataset.fingerprint, level=dataset.level,
             n_texts=len(dataset.texts), n_items=dataset.n_items, class_names=list(dataset.class_names),
             class_counts=np.bincount(dataset.labels_M, minlength=dataset.n_classes).tolist(),
-            n_tokens=batch.n_tokens,
+            n_tokens=batch.n_tokens, n_truncated=batch.n_truncated,
         ),  # fmt: skip
         extraction=dict(
             hook=hook, positions=real.positions if real else cfg.positions, rows=real.n if real else None,

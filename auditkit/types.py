@@ -148,6 +148,8 @@ class TokenBatch:
     """Name of the source dataset."""
     variant: str = "real"
     """``real`` or the name of the token control that produced this batch."""
+    n_truncated: int = 0
+    """Texts longer than the token budget (``max_length``), whose tail was cut off."""
 
     @property
     def n_examples(self) -> int:

@@ -151,3 +151,18 @@ def test_loader_failure_is_one_error_line(tmp_path, gpt2_tokenizer):
     gpt2_tokenizer.save_pretrained(folder)
     (folder / "model.safetensors").write_bytes(b"\x00 truncated")
     _assert_refused(*_audit(tmp_path, model=str(folder)), "cannot load model")
+
+
+def test_truncated_texts_are_counted_in_run_json_and_report(tmp_path):
+    path = tmp_path / "t.csv"
+    labels = [i % 2 for i in range(40)]
+    texts = [("filler " * (200 if i < 6 else 1)) + ("yes" if y else "no") for i, y in enumerate(labels)]
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(path, index=False)
+    result, out, _ = _audit(
+        tmp_path, "--dataset", f"table:{path}", "--max-length", "32", "--seeds", "0,1",
+        "--controls", "shuffled-labels", "--probes", "logistic", "--max-examples", "0",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["dataset"]["n_truncated"] == 6
+    assert "Truncated: 6 of 40 texts" in (out / "report.md").read_text()

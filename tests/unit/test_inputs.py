@@ -63,3 +63,52 @@ def test_missing_column_message_stays_short_for_a_huge_header(tmp_path):
     message = str(err.value)
     assert len(message) < 600 and "1,000,000 characters" in message and "43 more" in message
 
+
+# ---------------------------------------------------------------- texts cut before tokenising
+
+
+class _Spy:
+    """A tokenizer that records the longest text it is asked to read."""
+
+    def __init__(self, tokenizer):
+        self._tokenizer, self.longest = tokenizer, 0
+
+    def __call__(self, texts, **kwargs):
+        self.longest = max(self.longest, *map(len, texts))
+        return self._tokenizer(texts, **kwargs)
+
+    def __len__(self):
+        return len(self._tokenizer)
+
+    def __getattr__(self, name):
+        return getattr(self._tokenizer, name)
+
+
+def test_tokenize_cuts_huge_texts_and_counts_truncation_exactly(gpt2_tokenizer):
+    huge = "word " * 20_000 + "end"  # 100 kB: read whole, the tokenizer's time and memory grow with it
+    tokens_long = "a " * 40  # 40 tokens but only 80 characters: truncated by tokens, never cut by characters
+    texts = [huge, "a short yes", tokens_long, "no", huge.upper()]
+    ds = data.from_lists("long", texts, [0, 1, 0, 1, 1])
+    spy = _Spy(gpt2_tokenizer)
+    batch = data.tokenize(ds, spy, prepend_bos=True, bos_token_id=50256, max_length=16, test_fraction=0.5)
+    assert spy.longest <= (15 + 2) * 128  # tokens x characters of GPT-2's longest vocabulary entry
+    assert batch.n_truncated == 3
+    for row, text in zip(batch.tokens_BL, texts):  # the kept tokens are those of the whole text
+        expected = gpt2_tokenizer(text, add_special_tokens=False)["input_ids"][:15]
+        assert row[1 : 1 + len(expected)].tolist() == expected
+
+
+def test_a_cut_text_that_comes_short_is_tokenised_whole():
+    """A normaliser that drops characters can leave a cut text with fewer tokens than it needs: then the whole
+    text is read, so cutting never changes the tokens kept."""
+    from tokenizers import normalizers
+
+    from auditkit.models import byte_tokenizer
+
+    tok = byte_tokenizer()
+    tok.backend_tokenizer.normalizer = normalizers.Replace("~", "")
+    texts = ["~" * 5_000 + "yes it is", "no", "~~ok", "maybe"]
+    batch = data.tokenize(data.from_lists("tilde", texts, [0, 1, 0, 1]), tok, prepend_bos=False, bos_token_id=None,
+                          max_length=8, test_fraction=0.5)  # fmt: skip
+    assert tok.decode(batch.tokens_BL[0][batch.mask_BL[0]]) == "yes it i"
+    assert batch.n_truncated == 1
