@@ -166,3 +166,33 @@ def test_truncated_texts_are_counted_in_run_json_and_report(tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert run["dataset"]["n_truncated"] == 6
     assert "Truncated: 6 of 40 texts" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (["--seeds", "0,0"], "repeat"),
+        (["--seeds", ""], "seeds is empty"),
+        (["--methods", "probe,foo"], "unknown method"),
+        (["--test-fraction", "nan"], "test_fraction"),
+        (["--max-examples", "2"], "max_examples"),
+        (["--max-length", "1"], "max_length"),
+        (["--methods", "sae", "--sae-lr", "nan"], "--sae-lr"),
+        (["--methods", "sae", "--sae-width", "abc"], "--sae-width"),
+        (["--methods", "pursuit", "--pursuit-k", "0"], "--pursuit-k"),
+        (["--methods", "pursuit", "--pursuit-sae", "x"], "--dictionary sae"),
+        (["--positions", "labelled"], "token-level"),
+        (["--dataset", "foo:bar"], "dataset kind"),
+        (["--dataset", "table:t.csv", "--text-column", "sentence"], "no column 'sentence'"),
+        (["--model", "pythia-70m"], "hub"),
+    ],
+)
+def test_checks_listed_in_reliability_md_stay_one_line(tmp_path, monkeypatch, args, pattern):
+    """Checks that held before issue 13 too, kept as one line before any compute (docs/reliability.md)."""
+    monkeypatch.chdir(tmp_path)
+    _table(tmp_path / "t.csv")
+    import huggingface_hub.constants as hc  # an empty HF cache, so pythia-70m is offline whatever this machine holds
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    _assert_refused(*_audit(tmp_path, *args), pattern)
