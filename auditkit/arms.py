@@ -24,7 +24,7 @@ from auditkit.controls.weights import reinit_loaded, weight_control_provenance
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig, cache_request, extract
 from auditkit.metrics.selectivity import REAL
-from auditkit.models import LoadedModel, ModelSpec, load_model
+from auditkit.models import LoadedModel, ModelSpec, has_step0_checkpoint, load_model
 from auditkit.seeding import derive_seed
 from auditkit.splits import split_examples
 from auditkit.types import ActivationSet, TokenBatch
@@ -111,8 +111,8 @@ def _control_acts(plan: ArmPlan, control: str, seed: int, real_model: _Lazy, tim
         )
         return _extract(plan, prov, batch, real_model, timings, control), batch, real_model
     if control == "step0":
-        if not prov.name.lower().replace("eleutherai/", "").startswith("pythia"):
-            raise ConfigError(f"control step0 needs a Pythia model, not {prov.name!r}")
+        if not has_step0_checkpoint(prov):  # also checked before any forward pass (auditkit.preflight)
+            raise ConfigError(f"control step0 needs a Pythia model from the hub, not {prov.name!r}")
         arm_seed = 0  # one checkpoint, shared by every seed
         prov = dataclasses.replace(prov, revision="step0")
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +20,13 @@ import pandas as pd
 import torch
 
 from auditkit import data as data_mod
+from auditkit import preflight
 from auditkit.arms import Arm, ArmPlan, build_arms
 from auditkit.controls import ALL_CONTROLS, WEIGHT_CONTROLS
 from auditkit.errors import ConfigError, DataError
 from auditkit.cache import check_root, request_key
 from auditkit.duplicates import check_policy
-from auditkit.extract import ExtractConfig, cache_request, validate_hook
+from auditkit.extract import ExtractConfig, cache_request
 from auditkit.methods.probe import PROBES, make_probe
 from auditkit.methods.sparse_probe import SPARSE_KIND, parse_sparse_spec, sparse_probe
 from auditkit.metrics import selectivity_table
@@ -122,6 +124,9 @@ class AuditConfig:
                 # A repeated name would count its rows once per copy: more "seeds", a narrower interval.
                 raise ConfigError(f"--{option} names {', '.join(repeated)} more than once: give each once")
         check_policy(self.duplicates)
+        if not self.methods or not self.probes:  # an empty --methods '' or --probes '' is a mistake, never "all"
+            empty = "methods" if not self.methods else "probes"
+            raise ConfigError(f"{empty} is empty: name at least one (--help lists them)")
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown or not self.methods:
             raise ConfigError(f"unknown method(s) {unknown or self.methods}: use one of {list(METHODS)}")
@@ -139,6 +144,8 @@ class AuditConfig:
             raise ConfigError(f"unknown probe kind(s) {bad_probes or self.probes}: use some of {[*PROBES, SPARSE_KIND]}")
         if not 0 < self.test_fraction < 1:
             raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        if not (math.isfinite(self.probe_C) and self.probe_C > 0):
+            raise ConfigError(f"probe_C (--probe-c) must be a finite number > 0, got {self.probe_C}: e.g. --probe-c 1")
         if self.matrix is None and self.dataset.startswith("token-properties:"):
             raise ConfigError(f"{self.dataset} labels vocabulary tokens: add --matrix W_E or --matrix W_U")
         if self.vocab_sample < 40:
@@ -268,7 +275,8 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
     timings["load_model_s"] = time.perf_counter() - t
     model = loaded.model
     hook = cfg.hook or default_hook(model.cfg.n_layers)
-    validate_hook(model, hook)
+    controls = resolve_controls(cfg)
+    preflight.check_model(cfg, loaded, hook, controls)
     t = time.perf_counter()
     # Sentence-level data declares no grouping key: the control task then keys its labels by example,
     # and an example is one distinct model input (copies and texts with equal token ids merged).
@@ -276,8 +284,8 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
         dataset, model.tokenizer, prepend_bos=loaded.provenance.prepend_bos,
         bos_token_id=model.tokenizer.bos_token_id, max_length=cfg.max_length, align=cfg.align,
     )  # fmt: skip
+    preflight.check_splits(batch, cfg.seeds, cfg.test_fraction)
     ecfg = ExtractConfig(hook=hook, positions=cfg.positions, batch_size=cfg.batch_size, progress=cfg.progress)
-    controls = resolve_controls(cfg)
     plan = ArmPlan(
         loaded=loaded, batch=batch, extract_cfg=ecfg, seeds=cfg.seeds, controls=controls,
         test_fraction=cfg.test_fraction, gaussian_keep_embeddings=cfg.gaussian_keep_embeddings,
@@ -305,6 +313,7 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
             class_counts=np.bincount(dataset.labels_M, minlength=dataset.n_classes).tolist(),
             n_tokens=batch.n_tokens, duplicates={**dataset.duplicates, "merged_after_tokenising": batch.merged_examples},
             label_notes=list(dataset.label_notes),
+            n_truncated=batch.n_truncated,
         ),  # fmt: skip
         extraction=dict(
             hook=hook, positions=real.positions if real else cfg.positions, rows=real.n if real else None,

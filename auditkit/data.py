@@ -8,6 +8,7 @@ local tables or ``datasets`` sources, and in-memory lists. Every labelled loader
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import hashlib
@@ -24,7 +25,7 @@ import torch
 from jaxtyping import Bool
 
 from auditkit.duplicates import DuplicateReport, check_policy, merge_identical_rows, merge_texts, repeat_counts, resolve_items
-from auditkit.errors import ConfigError, DataError, HubUnreachableError
+from auditkit.errors import ConfigError, DataError, HubUnreachableError, shorten
 from auditkit.seeding import derive_seed, numpy_rng
 from auditkit.splits import split_examples
 from auditkit.types import LabelledDataset, TokenBatch
@@ -230,7 +231,9 @@ def _texts_and_labels(frame: pd.DataFrame, text_col: str, label_col: str, source
     """Texts and raw labels, dropping rows whose text is empty or whose label is missing."""
     missing = [c for c in (text_col, label_col) if c not in frame.columns]
     if missing:
-        raise DataError(f"{source!r} has no column {missing[0]!r}; available columns: {list(frame.columns)}")
+        shown = ", ".join(shorten(str(c), 40) for c in frame.columns[:8])  # a header can be megabytes long
+        more = f" and {len(frame.columns) - 8} more" if len(frame.columns) > 8 else ""
+        raise DataError(f"{source!r} has no column {shorten(missing[0], 40)}; available columns: {shown}{more}")
     text = frame[text_col]
     has_text = text.notna() & text.astype(str).str.strip().ne("")
     unlabelled = int((has_text & frame[label_col].isna()).sum())
@@ -351,6 +354,10 @@ def _sentence_text(words: list[tuple[str, bool]], comment: str | None) -> tuple[
     return "".join(parts).rstrip(" "), spans
 
 
+_CONLLU_ID = re.compile(r"[0-9]+(?:-(?P<end>[0-9]+)|\.(?P<node>[0-9]+))?")
+"""Column 1 of a CoNLL-U word line: a word (3), a multiword token's range (3-4) or an empty node (3.1)."""
+
+
 def _conllu_sentences(path: Path) -> Iterable[tuple[str | None, list[list[str]]]]:
     """(text comment, word rows) per sentence; a multiword range's SpaceAfter moves to its last word."""
     try:
@@ -370,9 +377,15 @@ def _conllu_sentences(path: Path) -> Iterable[tuple[str | None, list[list[str]]]
             cols = line.split("\t")
             if len(cols) != 10:
                 raise DataError(f"{str(path)!r} line {lineno}: expected 10 tab-separated columns")
-            if "-" in cols[0]:  # multiword token: its words follow; only its SpaceAfter matters
-                range_end, range_misc = int(cols[0].split("-")[1]), cols[9]
-            elif "." not in cols[0]:  # empty nodes ('8.1') are not in the surface text
+            word = _CONLLU_ID.fullmatch(cols[0])
+            if word is None:
+                raise DataError(
+                    f"{str(path)!r} line {lineno}: word id {shorten(cols[0], 40)} in column 1 is not a number "
+                    "(3), a multiword range (3-4) or an empty node (3.1): fix that line"
+                )
+            if word["end"]:  # multiword token: its words follow; only its SpaceAfter matters
+                range_end, range_misc = int(word["end"]), cols[9]
+            elif not word["node"]:  # empty nodes ('8.1') are not in the surface text
                 word_id = int(cols[0])
                 if word_id < range_end:
                     cols[9] = "SpaceAfter=No"
@@ -522,7 +535,10 @@ def tokenize(
     max_length: int = 256, align: Literal["first", "last"] = "first", split_seed: int = 0,
     test_fraction: float = 0.25,
 ) -> TokenBatch:
-    """Tokenise ``ds`` with a Hugging Face fast tokenizer, right-padded, BOS added by hand."""
+    """Tokenise ``ds`` with a Hugging Face fast tokenizer, right-padded, BOS added by hand.
+
+    Texts longer than ``max_length`` tokens keep their first tokens; ``n_truncated`` of the batch counts them.
+    """
     shift = int(prepend_bos)
     keep = max_length - shift
     for bad, why in [
@@ -534,16 +550,29 @@ def tokenize(
         if bad:
             raise ConfigError(why)
     # one token beyond the limit, so _align_items can tell a word cut mid-way from one that fits
-    enc = tokenizer(
-        list(ds.texts), add_special_tokens=False, return_offsets_mapping=True, truncation=True, max_length=keep + 1
+    encode = functools.partial(
+        tokenizer, add_special_tokens=False, return_offsets_mapping=True, truncation=True, max_length=keep + 1
     )
+    # The tokenizer reads a whole text before truncating it (a 20 MB row took 56 s and 5.5 GB), so each text
+    # is first cut to a character budget. No token spans more characters than the longest vocabulary entry
+    # (a byte-level entry spells one character per byte: 128 for GPT-2, 81 for SmolLM2), so keep + 2 such
+    # entries hold the keep + 1 tokens read here with one token to spare. (Only a single word longer than the
+    # spare token, cut mid-way, may be split by BPE differently from the whole word: a truncation either way.)
+    budget = (keep + 2) * max(map(len, tokenizer.get_vocab()), default=1)
+    enc = encode([text[:budget] for text in ds.texts])
+    # A cut text that gives no more than keep tokens lost characters the tokenizer would have used (one whose
+    # normaliser drops characters): tokenise it whole, so that the cut never changes the tokens kept.
+    if redo := [i for i, text in enumerate(ds.texts) if len(text) > budget and len(enc["input_ids"][i]) <= keep]:
+        whole = encode([ds.texts[i] for i in redo])
+        for j, i in enumerate(redo):
+            enc["input_ids"][i], enc["offset_mapping"][i] = whole["input_ids"][j], whole["offset_mapping"][j]
     ids = [row[:keep] for row in enc["input_ids"]]
     if not prepend_bos and (empty := [i for i, row in enumerate(ids) if not row]):
         raise DataError(
             f"dataset {ds.name!r}: text {empty[0]} ({ds.texts[empty[0]]!r}) tokenises to zero "
             f"tokens ({len(empty)} such texts) and no BOS is prepended; remove them or set prepend_bos"
         )
-    if n_cut := sum(len(row) > keep for row in enc["input_ids"]):
+    if n_cut := sum(len(row) > keep for row in enc["input_ids"]):  # exact: a cut text was re-read if it came short
         logger.info("%s: %d of %d texts truncated to %d tokens", ds.name, n_cut, len(ids), max_length)
     # Texts that tokenise to the same ids (equal once cut to max_length, say) are one model input:
     # one example for every split (see auditkit.duplicates).
@@ -563,7 +592,8 @@ def tokenize(
         positions, kept = np.full(ds.n_items, -1, dtype=np.int64), np.ones(ds.n_items, bool)
     bos = bos_token_id if prepend_bos else None
     ids = [ids[b] for b in kept_rows]
-    return _batch(ds, tokenizer, ids, bos, positions, kept, is_test, example_M, f"{max_length}|{align}")
+    batch = _batch(ds, tokenizer, ids, bos, positions, kept, is_test, example_M, f"{max_length}|{align}")
+    return dataclasses.replace(batch, n_truncated=n_cut)
 
 
 def _batch(

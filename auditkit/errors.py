@@ -19,6 +19,10 @@ class ModelNotFoundError(AuditkitError):
     """The model spec names no known model, folder or file."""
 
 
+class ModelError(AuditkitError):
+    """A model was found but could not be loaded or converted (incomplete, corrupt or unsupported files)."""
+
+
 class HubUnreachableError(AuditkitError):
     """The model or dataset lives on the Hugging Face hub and the hub cannot be reached."""
 
@@ -41,3 +45,12 @@ class NotFittedError(AuditkitError, AttributeError):
 
 class OutputError(AuditkitError):
     """The output path would destroy something auditkit did not write, or cannot be written at all."""
+
+
+def shorten(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so that a message never echoes a huge input (a 48 MB
+    table header, a whole file) back at the user."""
+    if isinstance(value, str) and len(value) > limit:  # never build the repr of a huge string
+        return f"{value[:limit]!r}... ({len(value):,} characters)"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"

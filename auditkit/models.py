@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from auditkit.cache import check_root, move_aside
-from auditkit.errors import ConfigError, HubUnreachableError, ModelNotFoundError
+from auditkit.errors import AuditkitError, ConfigError, HubUnreachableError, ModelError, ModelNotFoundError
 from auditkit.types import ModelProvenance
 
 logger = logging.getLogger(__name__)
@@ -129,19 +129,38 @@ def default_cache_dir() -> Path:
 
 
 def load_model(spec: ModelSpec) -> LoadedModel:
-    """Load ``spec`` as a HookedTransformer; raises an :class:`AuditkitError` on bad input."""
-    if spec.name in EMBEDDED_MODELS:
-        loaded = _load_embedded(spec, EMBEDDED_MODELS[spec.name])
-    elif spec.name in TINY_MODELS:
-        loaded = _load_tiny(spec)
-    elif Path(spec.name).expanduser().exists():
-        loaded = _load_local_folder(spec, Path(spec.name).expanduser())
-    else:
-        loaded = _load_from_hub(spec)
+    """Load ``spec`` as a HookedTransformer; raises an :class:`AuditkitError` on bad input.
+
+    Whatever transformers, TransformerLens or safetensors raise while reading the model's files (their
+    exception types are many and undocumented: OSError, ValueError, AttributeError, SafetensorError...)
+    becomes a :class:`ModelError` naming the model and the cause's first line.
+    """
+    try:
+        if spec.name in EMBEDDED_MODELS:
+            loaded = _load_embedded(spec, EMBEDDED_MODELS[spec.name])
+        elif spec.name in TINY_MODELS:
+            loaded = _load_tiny(spec)
+        elif Path(spec.name).expanduser().exists():
+            loaded = _load_local_folder(spec, Path(spec.name).expanduser())
+        else:
+            loaded = _load_from_hub(spec)
+    except AuditkitError:
+        raise
+    except Exception as exc:  # third-party loaders raise anything; re-raised as one typed error, cause chained
+        raise ModelError(
+            f"cannot load model {spec.name!r}: {type(exc).__name__}: {_first_line(exc)}; check that its config.json, "
+            "weights and tokenizer are complete (save_pretrained() writes all three), or pass another model"
+        ) from exc
     loaded.model.eval()
     for param in loaded.model.parameters():
         param.requires_grad_(False)
     return loaded
+
+
+def has_step0_checkpoint(provenance: ModelProvenance) -> bool:
+    """Whether the ``step0`` control can load this model's step-0 checkpoint: a Pythia model from the hub
+    (a local folder has no checkpoints, and its loader ignores ``revision``)."""
+    return provenance.source == "hub" and provenance.name.lower().replace("eleutherai/", "").startswith("pythia")
 
 
 def list_models() -> list[ModelInfo]:
@@ -206,12 +225,62 @@ def _build(
     return model.to(cfg.device)
 
 
+_TL_PATH_WORDS = ("llama", "gemma", "wav2vec2")
+"""Words that TransformerLens looks for in a local folder's *path* to pick its architecture or a hard-coded
+config (``'llama' in path`` means Llama whatever config.json says, and then crashes on a missing config)."""
+
+
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else "(no message)"
+
+
+def _hf_config(folder: Path) -> dict[str, Any]:
+    """``folder/config.json`` as a dict that names its architecture; ModelNotFoundError otherwise."""
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise ModelNotFoundError(
+            f"{folder} has no config.json: pass a folder saved with save_pretrained(), or a model name"
+        )
+    try:
+        config = json.loads(config_path.read_text())
+        config["architectures"][0].strip()
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise ModelNotFoundError(
+            f"{config_path} is unreadable or names no architecture ({type(exc).__name__}: {_first_line(exc, 100)}): "
+            "save the model again with save_pretrained()"
+        ) from exc
+    return config
+
+
 def _tl_config(folder: Path, spec: ModelSpec) -> Any:
+    """The HookedTransformerConfig of a Hugging Face folder, resolved from its config.json alone.
+
+    TransformerLens picks a local folder's architecture from words in its path (:data:`_TL_PATH_WORDS`)
+    and reads GPT-2's context length from ``n_ctx``, which transformers' own ``save_pretrained`` no longer
+    writes (only ``n_positions``). So TransformerLens is handed a copy of config.json, with ``n_ctx``
+    filled in from ``n_positions``, in a fresh temporary folder whose path names nothing; the tokenizer
+    and weights are still read from ``folder`` itself.
+    """
     from transformer_lens.loading_from_pretrained import get_pretrained_model_config
 
-    return get_pretrained_model_config(
-        str(folder), fold_ln=spec.processed, device=spec.device, dtype=_DTYPES[spec.dtype]
-    )
+    config = _hf_config(folder)
+    if config["architectures"][0] == "GPT2LMHeadModel" and "n_ctx" not in config and "n_positions" in config:
+        config["n_ctx"] = config["n_positions"]
+    with tempfile.TemporaryDirectory(prefix="auditkit-config-") as tmp:
+        staged = Path(tmp) / "model"
+        if any(word in str(staged).lower() for word in _TL_PATH_WORDS):
+            raise ModelError(
+                f"the temporary folder {tmp} contains one of {_TL_PATH_WORDS}, which TransformerLens reads as a "
+                "model name: set TMPDIR to a folder whose path does not"
+            )
+        staged.mkdir()
+        (staged / "config.json").write_text(json.dumps(config))
+        cfg = get_pretrained_model_config(
+            str(staged), fold_ln=spec.processed, device=spec.device, dtype=_DTYPES[spec.dtype]
+        )
+    cfg.model_name, cfg.tokenizer_name = folder.name, str(folder)
+    return cfg
 
 
 def _provenance(model: Any, spec: ModelSpec, **fields: Any) -> ModelProvenance:
@@ -414,29 +483,29 @@ def _load_local_folder(spec: ModelSpec, folder: Path) -> LoadedModel:
     from transformer_lens.loading_from_pretrained import get_pretrained_state_dict
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    config_path = folder / "config.json"
-    if not config_path.is_file():
+    architecture = _hf_config(folder)["architectures"][0]
+    try:  # the config first: it is cheap, and an unsupported architecture needs no weights read
+        cfg = _tl_config(folder, spec)
+    except (NotImplementedError, KeyError, ValueError) as exc:
         raise ModelNotFoundError(
-            f"{folder} has no config.json: pass a folder saved with save_pretrained(), or a model name"
-        )
-    try:
-        architecture = json.loads(config_path.read_text())["architectures"][0]
-    except (json.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
-        raise ModelNotFoundError(f"{config_path} is unreadable or names no architecture ({exc})") from exc
+            f"architecture {architecture} in {folder} is not supported by TransformerLens ({_first_line(exc, 100)}): "
+            "use a GPT-2, GPT-NeoX (Pythia) or Llama model"
+        ) from exc
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
     except (OSError, ValueError) as exc:
         raise ModelNotFoundError(
             f"{folder} has no usable tokenizer: save one beside the weights with tokenizer.save_pretrained()"
         ) from exc
+    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
+        # Without tokenizer files, transformers builds an empty tokenizer from config.json alone: every text
+        # would encode to nothing, and the audit would fail only after extracting activations.
+        raise ModelNotFoundError(
+            f"{folder} has no tokenizer files (the tokenizer it builds holds only special tokens): "
+            "save one beside the weights with tokenizer.save_pretrained()"
+        )
     contents = folder_sha256(folder)  # before the weights are read: a later overwrite gets another key
     hf_model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=_DTYPES[spec.dtype])
-    try:
-        cfg = _tl_config(folder, spec)
-    except (NotImplementedError, KeyError, ValueError) as exc:
-        raise ModelNotFoundError(
-            f"architecture {architecture} in {folder} is not supported by TransformerLens ({exc})"
-        ) from exc
     state_dict = get_pretrained_state_dict(str(folder), cfg, hf_model, dtype=_DTYPES[spec.dtype])
     model = _build(cfg, tokenizer, state_dict, spec.processed)
     _path_free_tokenizer_name(model, f"local-folder-{contents[:16]}")

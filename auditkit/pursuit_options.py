@@ -6,6 +6,7 @@ Kept in its own module so that ``audit.py`` only names one field, and the runner
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from auditkit.errors import ConfigError
@@ -64,7 +65,8 @@ class PursuitAuditOptions:
              f"dictionary controls {self.dictionary_controls} unknown: use some of {list(DICTIONARY_CONTROLS)}"),
             (self.sae_path is not None and self.dictionary != "sae", "--pursuit-sae needs --dictionary sae"),
             (self.sae_expansion <= 0 or self.sae_k < 1 or self.sae_tokens < 1, "SAE expansion, k and tokens must be > 0"),
-            (self.code_probe_C <= 0, f"code_probe_C must be > 0, got {self.code_probe_C}"),
+            (not (math.isfinite(self.code_probe_C) and self.code_probe_C > 0),
+             f"code_probe_C must be finite and > 0, got {self.code_probe_C}"),
         ]:  # fmt: skip
             if bad:
                 raise ConfigError(why)

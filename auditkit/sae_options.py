@@ -5,6 +5,7 @@ Kept apart from :mod:`auditkit.audit_sae` so that building an audit config never
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +80,10 @@ class SAEAuditOptions:
             raise ConfigError(f"--sae-arch {self.architecture!r} unknown: use one of {', '.join(SAE_ARCHITECTURES)}")
         if self.splice_texts < 1:
             raise ConfigError(f"SAE splice_texts must be >= 1, got {self.splice_texts}")
+        floats = (("--sae-width", self.expansion_factor), ("--sae-l1", self.l1_coefficient), ("--sae-lr", self.lr))
+        for flag, value in floats:
+            if not math.isfinite(value):  # NaN passes every < or > test below
+                raise ConfigError(f"{flag} must be a finite number, got {value}")
         self.sae_config()  # validates the rest (ConfigError naming the bad value)
 
     def sae_config(self, **overrides: Any) -> Any:

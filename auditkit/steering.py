@@ -111,7 +111,8 @@ class SteeringConfig:
             (not 0 < self.test_fraction < 1, f"test_fraction must be in (0, 1), got {self.test_fraction}"),
             (self.n_eval < 2 or self.n_heldout < 1, f"n_eval ({self.n_eval}) >= 2 and n_heldout >= 1 needed"),
             (self.max_examples is not None and self.max_examples < 8, f"max_examples {self.max_examples} < 8"),
-            (self.probe_C <= 0 or self.batch_size < 1, f"probe_C ({self.probe_C}) > 0, batch_size >= 1 needed"),
+            (not (math.isfinite(self.probe_C) and self.probe_C > 0) or self.batch_size < 1,
+             f"probe_C ({self.probe_C}) finite and > 0, batch_size >= 1 needed"),
         ]  # fmt: skip
         for bad, why in checks:
             if bad:

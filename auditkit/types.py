@@ -160,6 +160,8 @@ class TokenBatch:
     """``real`` or the name of the token control that produced this batch."""
     merged_examples: int = 0
     """Distinct texts merged into another example because their token ids are identical."""
+    n_truncated: int = 0
+    """Texts longer than the token budget (``max_length``), whose tail was cut off."""
 
     @property
     def n_examples(self) -> int:

@@ -10,11 +10,49 @@ from pathlib import Path
 from typing import Annotated, Callable, Optional
 
 import typer
+from typer.core import TyperGroup
+
+try:  # recent Typer vendors its own copy of click; older Typer uses click itself
+    from typer._click.core import Context
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover
+    from click.core import Context
+    from click.exceptions import UsageError
 
 from auditkit.errors import AuditkitError
 from auditkit.pursuit_options import DICTIONARIES, SOLVERS, PursuitAuditOptions, parse_list
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Controls for interpretability claims.")
+MAX_ERROR_CHARS = 300
+"""An error line is cut to this many characters: a message may quote user input (a table header, a file)."""
+
+
+def _fail(message: str) -> typer.Exit:
+    """Print ``error: message`` as one line of at most :data:`MAX_ERROR_CHARS` on stderr; the Exit(2) to raise.
+
+    The one place the CLI prints an error, so the cap and the one-line rule hold for every message."""
+    line = " ".join(f"error: {message}".split())
+    if len(line) > MAX_ERROR_CHARS:
+        line = f"{line[: MAX_ERROR_CHARS - 30]}... ({len(line):,} characters cut)"
+    typer.echo(line, err=True)
+    return typer.Exit(2)
+
+
+class _OneLineGroup(TyperGroup):
+    """A bad option value (``--positions foo``, ``--max-examples x``), an unknown option or command prints
+    one ``error:`` line and exits 2, like every other bad input, instead of Typer's usage box. ``--help``
+    is not an error and still prints the help."""
+
+    def invoke(self, ctx: Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx is not None else "auditkit"
+            raise _fail(f"{exc.format_message()} (`{command} --help` lists the options)") from None
+
+
+app = typer.Typer(
+    cls=_OneLineGroup, add_completion=False, no_args_is_help=True, help="Controls for interpretability claims."
+)
 
 
 class Positions(str, Enum):
@@ -78,8 +116,7 @@ def _one_line_errors(func: Callable[..., None]) -> Callable[..., None]:
         try:
             func(*args, **kwargs)
         except AuditkitError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+            raise _fail(str(exc)) from None
 
     return wrapper
 
@@ -96,7 +133,7 @@ def audit(
     hook: Annotated[Optional[str], typer.Option(help="TransformerLens hook; default blocks.{n_layers//2}.hook_resid_pre.")] = None,
     positions: Annotated[Positions, typer.Option(help="Which token positions become rows.")] = Positions.auto,
     methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = "probe",
-    controls: Annotated[str, typer.Option(help="Comma-separated controls (default: every control that applies).")] = "",
+    controls: Annotated[Optional[str], typer.Option(help="Comma-separated controls (default: every control that applies).")] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds (>= 3 for intervals).")] = "0,1,2",
     max_examples: Annotated[int, typer.Option(help="Distinct texts used (0 = all); a repeated text counts once.")] = 1000,
     duplicates: Annotated[Duplicates, typer.Option(help="Copies of a text are one example; copies whose labels disagree: group (keep), drop-conflicts, dedupe (one label per text).")] = Duplicates.group,
@@ -152,8 +189,9 @@ def audit(
     )  # fmt: skip
     cfg = AuditConfig(
         model=ModelSpec(name=model, revision=revision, processed=processed, cache_dir=cache_dir, use_cache=not no_cache),
-        dataset=dataset, hook=hook, positions=positions.value, methods=_csv(methods), controls=_csv(controls) or None,
-        seeds=_seeds(seeds), max_examples=max_examples or None, max_length=max_length, test_fraction=test_fraction,
+        dataset=dataset, hook=hook, positions=positions.value, methods=_csv(methods),
+        controls=None if controls is None else _csv(controls), seeds=_seeds(seeds), max_examples=max_examples or None,
+        max_length=max_length, test_fraction=test_fraction,
         probe_C=probe_c, probes=_probe_specs(probes), matrix=matrix, vocab_sample=vocab_sample, text_column=text_column,
         label_column=label_column, batch_size=batch_size, use_cache=not no_cache, align=align.value,
         gaussian_keep_embeddings=gaussian_keep_embeddings, pursuit=pursuit, sae=sae_options, duplicates=duplicates.value,
@@ -280,6 +318,8 @@ def steer(
         alpha_values = tuple(float(a) for a in _csv(alphas))
     except ValueError:
         raise AuditkitError(f"--alphas {alphas!r} is not a comma-separated list of numbers") from None
+    if not _csv(controls):
+        raise AuditkitError(f"--controls {controls!r} names no control: pass spectral-reinit, gaussian-reinit or none")
     cfg = SteeringConfig(
         model=ModelSpec(name=model, cache_dir=cache_dir, use_cache=not no_cache), datasets=_csv(datasets), hook=hook, later_hook=later_hook,
         max_examples=max_examples or None, alphas=alpha_values, scale=scale, positions=positions,

@@ -34,31 +34,41 @@ def load_sae(spec: str | Path, *, device: str = "cpu", dtype: str = "float32") -
     folder or release, :class:`HubUnreachableError` when the release is not in the local HF cache and
     the hub cannot be reached.
     """
+    if check_sae_spec(spec) == "folder":
+        return _load_folder(Path(spec).expanduser(), device, dtype)
+    return _load_pretrained(str(spec), device, dtype)
+
+
+def check_sae_spec(spec: str | Path) -> str:
+    """``"folder"`` or ``"release"``: what ``spec`` names, checked without reading weights or the hub (the
+    audit runs this before its first forward pass). Raises :class:`ModelNotFoundError` as :func:`load_sae` would
+    for a file, a folder missing its files, or a name that is neither a folder nor a known release."""
     path = Path(spec).expanduser()
     if path.is_dir():
-        return _load_folder(path, device, dtype)
+        missing = [n for n in (SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME) if not (path / n).is_file()]
+        if missing:
+            raise ModelNotFoundError(
+                f"SAE folder {str(path)!r} lacks {', '.join(missing)}: save it with auditkit's save_sae or "
+                "sae-lens's SAE.save_model"
+            )
+        return "folder"
     if path.exists():
         raise ModelNotFoundError(f"SAE spec {str(spec)!r} is a file: pass the folder holding {SAE_CFG_FILENAME}")
-    return _load_pretrained(str(spec), device, dtype)
+    _release_id(str(spec))
+    return "release"
 
 
 def _load_folder(path: Path, device: str, dtype: str) -> Any:
     from sae_lens import SAE
 
-    missing = [n for n in (SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME) if not (path / n).is_file()]
-    if missing:
-        raise ModelNotFoundError(
-            f"SAE folder {str(path)!r} lacks {', '.join(missing)}: save it with auditkit's save_sae or "
-            "sae-lens's SAE.save_model"
-        )
     try:
         return SAE.load_from_disk(path, device=device, dtype=dtype).eval()
     except (KeyError, ValueError, json.JSONDecodeError, RuntimeError) as exc:
         raise ModelNotFoundError(f"cannot read the SAE in {str(path)!r}: {exc}") from exc
 
 
-def _load_pretrained(spec: str, device: str, dtype: str) -> Any:
-    from sae_lens import SAE
+def _release_id(spec: str) -> tuple[str, str]:
+    """``RELEASE/SAE_ID`` split and checked against sae-lens's pretrained directory (shipped with sae-lens)."""
     from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
 
     release, _, sae_id = spec.partition("/")
@@ -74,6 +84,13 @@ def _load_pretrained(spec: str, device: str, dtype: str) -> Any:
     if sae_id not in ids:
         close = difflib.get_close_matches(sae_id, ids, n=3, cutoff=0.5) or ids[:3]
         raise ModelNotFoundError(f"release {release!r} has no SAE {sae_id!r}: e.g. {', '.join(close)}")
+    return release, sae_id
+
+
+def _load_pretrained(spec: str, device: str, dtype: str) -> Any:
+    from sae_lens import SAE
+
+    release, sae_id = _release_id(spec)
     try:
         return SAE.from_pretrained(release, sae_id, device=device, dtype=dtype).eval()
     except (OSError, ConnectionError) as exc:

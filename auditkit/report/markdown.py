@@ -156,6 +156,8 @@ def render(result: Any, command: str, plot_name: str | None) -> str:
         f"{'applied' if prov['processed'] else 'not applied'}, {prov['n_layers']} layers, d_model {prov['d_model']}, "
         f"BOS prepended: {prov['prepend_bos']})",
         _dataset_line(ds),
+        *([(f"- Truncated: {ds['n_truncated']} of {ds['n_texts']} texts were longer than --max-length {cfg.max_length} "
+            "tokens and were cut to it")] if "n_truncated" in ds else []),
         f"- Activations: hook `{ex['hook']}`, positions `{ex['positions']}`"
         + (f", {ex['rows']} rows x {ex['d']} dims" if ex.get("rows") is not None else ""),
         f"- Methods: {', '.join(result.method_info)}",

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from auditkit import errors
 from auditkit.errors import HubUnreachableError, ModelNotFoundError
 from auditkit.models import ModelSpec, load_model
 
@@ -19,12 +20,28 @@ TEXT = ["The quick brown fox jumps over the lazy dog.", "Interpretability needs 
 
 
 def _save_tiny_hf(kind: str, folder: Path, gpt2_tokenizer) -> Path:
-    from transformers import GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM
+    from transformers import (
+        GPT2Config,
+        GPT2LMHeadModel,
+        GPTNeoXConfig,
+        GPTNeoXForCausalLM,
+        LlamaConfig,
+        LlamaForCausalLM,
+    )
 
     torch.manual_seed(0)  # test-local: makes the saved random weights reproducible
     if kind == "gpt2":
         cfg = GPT2Config(n_layer=2, n_embd=64, n_head=4, n_positions=128, n_ctx=128, vocab_size=len(gpt2_tokenizer))
         model = GPT2LMHeadModel(cfg)
+    elif kind == "gpt2-plain":  # as transformers' own save_pretrained writes it: n_positions, no n_ctx
+        cfg = GPT2Config(n_layer=2, n_embd=64, n_head=4, n_positions=96, vocab_size=len(gpt2_tokenizer))
+        model = GPT2LMHeadModel(cfg)
+    elif kind == "llama":
+        cfg = LlamaConfig(
+            num_hidden_layers=2, hidden_size=64, num_attention_heads=4, num_key_value_heads=4, intermediate_size=128,
+            max_position_embeddings=128, vocab_size=len(gpt2_tokenizer), tie_word_embeddings=False,
+        )  # fmt: skip
+        model = LlamaForCausalLM(cfg)
     else:
         cfg = GPTNeoXConfig(
             num_hidden_layers=2, hidden_size=64, num_attention_heads=4, intermediate_size=256,
@@ -57,6 +74,43 @@ def test_local_folder_matches_hf_hidden_states(kind, tmp_path, gpt2_tokenizer):
     _, cache = model.run_with_cache(tokens)
     for i in range(model.cfg.n_layers):
         torch.testing.assert_close(cache[f"blocks.{i}.hook_resid_pre"], hidden[i], atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("kind", "folder_name", "architecture", "n_ctx"),
+    [
+        ("gpt2-plain", "gpt2-plain", "GPT2LMHeadModel", 96),  # config.json without n_ctx
+        ("gpt2", "my-llama-finetune", "GPT2LMHeadModel", 128),  # 'llama' in the path, GPT-2 in config.json
+        ("llama", "tiny-llama", "LlamaForCausalLM", 128),
+    ],
+)
+def test_local_folder_architecture_comes_from_config_json(
+    kind, folder_name, architecture, n_ctx, tmp_path, gpt2_tokenizer
+):
+    """Not from words in the folder's path, and not from a field transformers no longer saves."""
+    folder = _save_tiny_hf(kind, tmp_path / folder_name, gpt2_tokenizer)
+    loaded = load_model(ModelSpec(name=str(folder)))
+    assert loaded.provenance.architecture == architecture and loaded.model.cfg.n_ctx == n_ctx
+    tokens = loaded.model.to_tokens(TEXT[0])
+    hidden = _hf_hidden_states(folder, tokens)
+    _, cache = loaded.model.run_with_cache(tokens)
+    torch.testing.assert_close(cache["blocks.1.hook_resid_pre"], hidden[1], atol=1e-4, rtol=0)
+
+
+def test_unreadable_weights_are_one_model_error(tmp_path, gpt2_tokenizer):
+    folder = _save_tiny_hf("gpt2", tmp_path / "broken", gpt2_tokenizer)
+    (folder / "model.safetensors").write_bytes(b"\x00garbage, not safetensors")
+    with pytest.raises(errors.ModelError, match="cannot load model") as info:
+        load_model(ModelSpec(name=str(folder)))
+    assert str(folder) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_folder_without_tokenizer_files_is_rejected_at_load(tmp_path, gpt2_tokenizer):
+    folder = _save_tiny_hf("gpt2", tmp_path / "no-tokenizer", gpt2_tokenizer)
+    for name in ("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (folder / name).unlink(missing_ok=True)
+    with pytest.raises(ModelNotFoundError, match="tokenizer"):
+        load_model(ModelSpec(name=str(folder)))
 
 
 def test_processed_weights_change_the_residual_but_not_the_logits(tmp_path, gpt2_tokenizer):
