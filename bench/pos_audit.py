@@ -22,6 +22,7 @@ later runs read them from the activation cache.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -60,7 +61,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("reports/pos"))
     args = ap.parse_args()
     cfg = AuditConfig(
-        dataset=f"conllu:{conllu_file()}", max_examples=args.sentences, hook=args.hook, probes=("logistic", "mlp"),
+        dataset=f"conllu:{os.path.relpath(conllu_file())}", max_examples=args.sentences, hook=args.hook, probes=("logistic", "mlp"),
         controls=("control-task",), seeds=(0, 1, 2),
     )  # fmt: skip
     check_output(args.out, inputs=input_paths(cfg))
