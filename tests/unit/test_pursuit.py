@@ -33,6 +33,18 @@ def _planted(N: int, W: torch.Tensor, k: int, seed: int, noise: float = 0.0, pos
     return X, support
 
 
+def _sklearn_lasso_objective(X: torch.Tensor, W: torch.Tensor, alpha: float, positive: bool) -> torch.Tensor:
+    """Per row, our objective at scikit-learn's ``Lasso(alpha / D)`` solution (D samples: our objective / D)."""
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    D = X.shape[1]
+    out = torch.zeros(X.shape[0], dtype=torch.float64)
+    for n in range(X.shape[0]):
+        fit = linear_model.Lasso(alpha=alpha / D, fit_intercept=False, tol=1e-14, max_iter=1_000_000, positive=positive)
+        c = torch.from_numpy(fit.fit(W.T.double().numpy(), X[n].double().numpy()).coef_)
+        out[n] = 0.5 * ((X[n].double() - c @ W.double()) ** 2).sum() + alpha * c.abs().sum()
+    return out
+
+
 @pytest.mark.parametrize("solver", ["working-set", "fista"])
 @pytest.mark.parametrize("positive", [False, True])
 def test_fista_objective_matches_sklearn_lasso_cd(positive: bool, solver: str) -> None:
@@ -73,22 +85,61 @@ def test_fista_objective_is_that_of_its_codes_and_matches_sparse_encode() -> Non
 @pytest.mark.parametrize("shape", [(200, 40, 0.3), (96, 48, 0.1), (300, 60, 0.03)])
 def test_working_set_solver_reaches_plain_fistas_objective(shape, positive: bool) -> None:
     """Random (unplanted) problems from sparse (alpha = 0.3 max|x W^T|) to dense solutions (support near
-    D, where rows leave the working set for FISTA): at the same tol, the working-set objective is never
-    worse than FISTA's, and both agree with a much tighter FISTA solve."""
+    D, where rows leave the working set for FISTA): at the same tol, plain FISTA is within tol of
+    scikit-learn's optimum (its duality-gap certificate), the working-set objective within tol of FISTA's,
+    and both agree with scikit-learn's. tol is 1e-7: on the dense problem FISTA needs ~130k iterations
+    to certify 1e-10."""
     F, D, frac = shape
     W = _dictionary(F, D, F)
     X = torch.randn(20, D, generator=torch_generator(D), dtype=torch.float64)
     alpha = frac * float((X @ W.T).abs().max())
-    ref = fista(X, W, alpha, positive=positive, tol=1e-13, max_iter=100_000, solver="fista")
-    plain = fista(X, W, alpha, positive=positive, tol=1e-10, max_iter=20_000, solver="fista")
-    ws = fista(X, W, alpha, positive=positive, tol=1e-10, max_iter=20_000)
-    assert bool(ws.converged_N.all())
-    assert bool((ws.objective_N <= plain.objective_N * (1 + 1e-9)).all())
-    torch.testing.assert_close(ws.objective_N, ref.objective_N, rtol=1e-5, atol=0)
+    ref = _sklearn_lasso_objective(X, W, alpha, positive)
+    tol = 1e-7
+    plain = fista(X, W, alpha, positive=positive, tol=tol, max_iter=20_000, solver="fista")
+    ws = fista(X, W, alpha, positive=positive, tol=tol, max_iter=20_000)
+    assert bool(plain.converged_N.all()) and bool(ws.converged_N.all())
+    assert bool((plain.objective_N <= ref * (1 + tol)).all())
+    assert bool((ws.objective_N <= plain.objective_N * (1 + tol)).all())
+    torch.testing.assert_close(ws.objective_N, ref, rtol=1e-5, atol=0)
     c = ws.codes_NF
     direct = 0.5 * ((X - c @ W) ** 2).sum(1) + alpha * c.abs().sum(1)
     torch.testing.assert_close(ws.objective_N, direct, rtol=1e-10, atol=1e-10)
     assert not positive or bool((c >= 0).all())
+
+
+@pytest.mark.parametrize("positive", [False, True])
+def test_plain_fista_reports_converged_only_within_tol_of_the_optimum(positive: bool) -> None:
+    """Atoms sharing one direction (L ~ 50) make FISTA crawl, so one step's objective change says little
+    of the distance to the optimum (that stopping rule left rows up to 6e-4 above it at tol 1e-6). A
+    row reported converged is within tol of scikit-learn's optimum; one cut off by max_iter says so."""
+    D, F, N, tol = 32, 64, 40, 1e-6
+    g = torch_generator(1)
+    W = torch.randn(F, D, generator=g, dtype=torch.float64) + 2 * torch.randn(1, D, generator=g, dtype=torch.float64)
+    W /= W.norm(dim=1, keepdim=True)
+    X = torch.randn(N, D, generator=torch_generator(2), dtype=torch.float64)
+    alpha = 0.1 * float((X @ W.T).abs().max())
+    ref = _sklearn_lasso_objective(X, W, alpha, positive)
+    for max_iter in (30, 20_000):
+        res = fista(X, W, alpha, positive=positive, tol=tol, max_iter=max_iter, solver="fista")
+        excess = (res.objective_N - ref) / ref
+        assert bool((excess[res.converged_N] <= tol * 1.001).all())
+        assert bool((res.n_iter_N[~res.converged_N] == max_iter).all())
+        assert bool(res.converged_N.all()) == (max_iter > 30)  # 30 iterations are too few for every row
+
+
+def test_plain_fista_in_float32_stops_at_the_gaps_rounding_level() -> None:
+    """In float32 with a small alpha, the duality gap of the rounded codes stalls above 8 eps x objective
+    (~1e-6) while their objective is within ~1e-9 of the optimum: rows stop there, converged, instead of
+    running to max_iter."""
+    W = _dictionary(128, 64, 64)
+    X, _ = _planted(50, W, 4, 65, noise=0.05)
+    ref = fista(X, W, 0.1, tol=1e-12, max_iter=50_000, solver="fista")
+    res = fista(X.float(), W.float(), 0.1, tol=1e-6, max_iter=1000, solver="fista")
+    assert bool(ref.converged_N.all()) and bool(res.converged_N.all())
+    assert int(res.n_iter_N.max()) < 200
+    c = res.codes_NF.double()
+    obj = 0.5 * ((X - c @ W) ** 2).sum(1) + 0.1 * c.abs().sum(1)
+    assert float(((obj - ref.objective_N) / ref.objective_N).max()) <= 1e-6
 
 
 def test_working_set_solver_takes_warm_starts_and_falls_back_to_fista(monkeypatch) -> None:
@@ -141,7 +192,10 @@ def test_warm_starts_along_a_decreasing_path_save_iterations(solver: str) -> Non
     cold = fista_path(X, W, alphas, tol=1e-6, warm_start=False, solver=solver)
     it_warm = sum(int(r.n_iter_N.sum()) for r in warm[1:])
     it_cold = sum(int(r.n_iter_N.sum()) for r in cold[1:])
-    assert it_warm < 0.8 * it_cold
+    # FISTA converges linearly here, so a closer start saves only a few of its ~100 iterations a row to a
+    # certified (or, in float32, stalled) gap: measured 0.96. It once met 0.8 only because its old stopping
+    # rule (one step's objective change) ended warm starts early, short of the optimum.
+    assert it_warm < (0.8 if solver == "working-set" else 1.0) * it_cold
     for a, b in zip(warm, cold):
         torch.testing.assert_close(a.objective_N.mean(), b.objective_N.mean(), rtol=1e-3, atol=0)
 
