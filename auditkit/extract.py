@@ -282,12 +282,13 @@ def extract(
 def _extract_chunks(
     model: Any, batch: TokenBatch, plan: RowPlan, cfg: ExtractConfig, cache: CacheEntry | None
 ) -> torch.Tensor:
-    chunks = []
+    chunks, where = [], []
     with tqdm(
         total=batch.n_tokens, unit="tok", desc=f"extract {cfg.hook}", disable=not cfg.progress, leave=False
     ) as bar:
         for index, lo in enumerate(range(0, batch.n_examples, cfg.chunk_size)):
             hi = min(lo + cfg.chunk_size, batch.n_examples)
+            where.append(np.flatnonzero((plan.example_N >= lo) & (plan.example_N < hi)))
             saved = cache.load_chunk(index) if cache is not None else None
             if saved is not None:
                 chunks.append(saved["acts"])
@@ -298,7 +299,12 @@ def _extract_chunks(
             if cache is not None:
                 cache.save_chunk(index, {"acts": acts})
             chunks.append(acts)
-    acts_ND = torch.cat([c for c in chunks if c.numel()])
+    # A chunk holds the rows of its examples in plan order; rows of one example need not be adjacent in
+    # the plan (a repeated text's copies sit where the source had them), so scatter, never concatenate.
+    filled = [(c, w) for c, w in zip(chunks, where) if c.numel()]
+    acts_ND = torch.empty((len(plan.example_N), filled[0][0].shape[1]), dtype=filled[0][0].dtype)
+    for c, w in filled:
+        acts_ND[torch.as_tensor(w)] = c
     if cache is not None:
         cache.finish({"acts": acts_ND})
     return acts_ND

@@ -59,6 +59,29 @@ def test_last_and_mean_positions_with_padding(tiny, batch):
     np.testing.assert_array_equal(last.token_ids_N, batch.tokens_BL[order, batch.lengths_B[order] - 1].numpy())
 
 
+@pytest.mark.parametrize("cached", [False, True])
+def test_rows_of_repeated_texts_keep_their_place_across_chunks(tiny, tmp_path, cached):
+    """A repeated text's copies sit where the source had them, so an example's rows are not adjacent in the
+    plan: every row must still carry its own example's activations, chunk by chunk and from the cache."""
+    from auditkit.cache import CacheEntry
+
+    texts = TEXTS + ["a cat", "hello", "end"]  # copies of examples 0, 2 and 5, after the others
+    ds = data.from_lists("toy", texts, [0, 1, 0, 1, 0, 1, 0, 0, 1])
+    assert (np.diff(ds.item_example_M) < 0).any()
+    tok = tiny.model.tokenizer
+    rep = data.tokenize(ds, tok, prepend_bos=True, bos_token_id=tok.bos_token_id, max_length=64)
+    hook = "blocks.1.hook_resid_post"
+    ref = _reference(tiny.model, rep, hook)
+    cfg = ExtractConfig(hook=hook, positions="last", batch_size=2, chunk_size=2, progress=False)
+    entry = (lambda: CacheEntry(tmp_path, {"test": "repeated"})) if cached else (lambda: None)
+    acts = extract(tiny.model, rep, cfg, cache=entry())
+    if cached:  # the finished entry, read back, is in the same order
+        acts = extract(tiny.model, rep, cfg, cache=entry())
+    expected = torch.stack([ref[b][-1] for b in acts.example_ids_N])
+    torch.testing.assert_close(acts.acts_ND, expected, atol=1e-5, rtol=1e-5)
+    np.testing.assert_array_equal(acts.example_ids_N, rep.item_example_M)
+
+
 def test_forward_pass_stops_after_the_last_needed_block(tiny, batch):
     calls = []
     handle = tiny.model.blocks[1].register_forward_hook(lambda *a: calls.append(1))
