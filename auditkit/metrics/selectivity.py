@@ -132,8 +132,9 @@ def selectivity_table(rows: pd.DataFrame, *, confidence: float = 0.95, threshold
         )  # fmt: skip
         if degenerate:
             row["verdict"] = "degenerate"
-        elif not half > 0:  # zero width (or NaN): never evidence either way
-            row["verdict"] = "inconclusive"
+        elif not half > 0:  # zero width (or NaN): never evidence of a difference
+            identical = n > 0 and bool((diff == 0).all())  # the arms scored exactly alike on every seed
+            row["verdict"] = ("not selective" if sign else "similar") if identical else "inconclusive"
         elif sign:
             row["verdict"] = verdict(row["ci_low"], row["ci_high"], mean, threshold)
         else:

@@ -34,7 +34,8 @@ def test_tiny_audit_writes_report_results_and_run(tmp_path):
     result, out = _audit(tmp_path, "--dataset", f"table:{_table(tmp_path / 't.csv')}", "--hook", "blocks.1.hook_resid_post")
     assert result.exit_code == 0, result.output
     rows = pd.read_csv(out / "results.csv")
-    assert list(rows.columns) == ["method", "control", "seed", "metric", "value"]
+    # degenerate: the arm's training labels held one class (its verdict is then "degenerate")
+    assert list(rows.columns) == ["method", "control", "seed", "metric", "value", "degenerate"]
     assert set(rows["control"]) == {"none", "shuffled-labels", "control-task", "random-tokens-uniform",
                                     "random-tokens-unigram", "spectral-reinit", "gaussian-reinit"}
     assert rows["seed"].nunique() == 3

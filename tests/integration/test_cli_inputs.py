@@ -156,7 +156,7 @@ def test_loader_failure_is_one_error_line(tmp_path, gpt2_tokenizer):
 def test_truncated_texts_are_counted_in_run_json_and_report(tmp_path):
     path = tmp_path / "t.csv"
     labels = [i % 2 for i in range(40)]
-    texts = [("filler " * (200 if i < 6 else 1)) + ("yes" if y else "no") for i, y in enumerate(labels)]
+    texts = [f"{i} " + ("filler " * (200 if i < 6 else 1)) + ("yes" if y else "no") for i, y in enumerate(labels)]
     pd.DataFrame({"text": texts, "label": labels}).to_csv(path, index=False)
     result, out, _ = _audit(
         tmp_path, "--dataset", f"table:{path}", "--max-length", "32", "--seeds", "0,1",

@@ -190,7 +190,7 @@ def _cached_acts(folder: Path, root: Path):
 
     loaded = load_model(ModelSpec(name=str(folder)))
     tok = loaded.model.tokenizer
-    ds = data.from_lists("two", TEXT * 4, [0, 1] * 4)
+    ds = data.from_lists("two", [f"{t} {i}" for i, t in enumerate(TEXT * 4)], [0, 1] * 4)  # distinct texts
     batch = data.tokenize(ds, tok, prepend_bos=loaded.provenance.prepend_bos, bos_token_id=tok.bos_token_id, max_length=32)
     cfg = ExtractConfig(hook="blocks.1.hook_resid_pre", positions="last", progress=False)
     entry = CacheEntry(root, cache_request(loaded.provenance, batch, cfg))
