@@ -207,8 +207,14 @@ def load_sae_probes(
     sub_seed = derive_seed(seed, "sae-probes-subsample", row["tag"])
     name = f"sae-probes:{row['tag']}"
     return _labelled(
-        name, texts, values, source=row["file"], max_examples=max_examples, seed=sub_seed, duplicates=duplicates
+        name, texts, values, source=_package_source(Path(row["file"])), max_examples=max_examples, seed=sub_seed,
+        duplicates=duplicates,
     )
+
+
+def _package_source(file: Path) -> str:
+    """A shipped file named inside its package, never by the machine's install path (reports are committed)."""
+    return f"sae-probes package: {file.relative_to(_sae_probes_dir().parent.parent).as_posix()}"
 
 
 def _read_frame(path: Path) -> pd.DataFrame:

@@ -356,3 +356,9 @@ def test_empty_text_without_bos_is_rejected(gpt2_tok):
         data.tokenize(ds, gpt2_tok, prepend_bos=False, bos_token_id=None, test_fraction=0.5)
     batch = data.tokenize(ds, gpt2_tok, prepend_bos=True, bos_token_id=GPT2_EOS, test_fraction=0.5)
     assert batch.lengths_B.tolist()[0] == 1
+
+
+def test_sae_probes_source_names_the_package_file_not_the_machine_path():
+    ds = data.load_sae_probes("92_glue_sst2", max_examples=20)
+    assert ds.source == "sae-probes package: sae_probes/data/cleaned_data/92_glue_sst2.csv.zst"
+    assert not ds.source.startswith("/") and "site-packages" not in ds.source
