@@ -36,6 +36,19 @@ def _setup():
     return loaded, batch, cfg
 
 
+def _record_computed_chunks(monkeypatch) -> list[int]:
+    """The first example of every chunk extraction computes (not loads), in order."""
+    computed: list[int] = []
+    original = extract_mod._extract_examples
+
+    def counting(model, batch, plan, cfg, lo, hi, bar):
+        computed.append(lo)
+        return original(model, batch, plan, cfg, lo, hi, bar)
+
+    monkeypatch.setattr(extract_mod, "_extract_examples", counting)
+    return computed
+
+
 def test_key_depends_on_every_field():
     base = {"model": "m", "hook": "h", "dataset": "d"}
     assert request_key(base) == request_key(dict(reversed(list(base.items()))))
@@ -181,14 +194,7 @@ def test_truncated_or_flipped_chunks_are_moved_aside_and_recomputed(tmp_path, ca
     chunk1.write_bytes(chunk1.read_bytes()[:-40])
     _flip_byte(chunk3)
 
-    computed = []
-    original = extract_mod._extract_examples
-
-    def counting(model, batch, plan, cfg, lo, hi, bar):
-        computed.append(lo)
-        return original(model, batch, plan, cfg, lo, hi, bar)
-
-    monkeypatch.setattr(extract_mod, "_extract_examples", counting)
+    computed = _record_computed_chunks(monkeypatch)
     acts, warnings = _rerun(loaded, batch, cfg, tmp_path, caplog)
     assert computed == [1 * CHUNK, 3 * CHUNK]
     assert len(warnings) == 2 and str(chunk1) in warnings[0] and str(chunk3) in warnings[1], warnings
@@ -260,14 +266,7 @@ def test_sigkill_leaves_no_entry_and_rerun_computes_only_the_rest(tmp_path, monk
     assert sorted(p.name for p in entry.partial.glob("chunk-*")) == ["chunk-00000.safetensors", "chunk-00001.safetensors"]
     assert not list(entry.partial.glob(".*")), "a killed run left a temporary file"
 
-    computed = []
-    original = extract_mod._extract_examples
-
-    def counting(model, batch, plan, cfg, lo, hi, bar):
-        computed.append(lo)
-        return original(model, batch, plan, cfg, lo, hi, bar)
-
-    monkeypatch.setattr(extract_mod, "_extract_examples", counting)
+    computed = _record_computed_chunks(monkeypatch)
     resumed = extract(loaded.model, batch, cfg, cache=entry)
     assert computed == [2 * CHUNK, 3 * CHUNK, 4 * CHUNK]
     fresh = extract(loaded.model, batch, cfg)
