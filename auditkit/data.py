@@ -24,7 +24,14 @@ import pandas as pd
 import torch
 from jaxtyping import Bool
 
-from auditkit.duplicates import DuplicateReport, check_policy, merge_identical_rows, merge_texts, repeat_counts, resolve_items
+from auditkit.duplicates import (
+    DuplicateReport,
+    check_policy,
+    merge_identical_rows,
+    merge_texts,
+    repeat_counts,
+    resolve_items,
+)
 from auditkit.errors import ConfigError, DataError, HubUnreachableError, shorten
 from auditkit.seeding import derive_seed, numpy_rng
 from auditkit.splits import split_examples
@@ -207,7 +214,12 @@ def load_sae_probes(
     sub_seed = derive_seed(seed, "sae-probes-subsample", row["tag"])
     name = f"sae-probes:{row['tag']}"
     return _labelled(
-        name, texts, values, source=_package_source(Path(row["file"])), max_examples=max_examples, seed=sub_seed,
+        name,
+        texts,
+        values,
+        source=_package_source(Path(row["file"])),
+        max_examples=max_examples,
+        seed=sub_seed,
         duplicates=duplicates,
     )
 
@@ -256,8 +268,15 @@ def _texts_and_labels(frame: pd.DataFrame, text_col: str, label_col: str, source
 
 
 def _labelled(
-    name: str, texts: Sequence[str], values: Sequence[Any], *, source: str, max_examples: int | None = None,
-    seed: int = 0, names: Sequence[str] | None = None, duplicates: str = "group",
+    name: str,
+    texts: Sequence[str],
+    values: Sequence[Any],
+    *,
+    source: str,
+    max_examples: int | None = None,
+    seed: int = 0,
+    names: Sequence[str] | None = None,
+    duplicates: str = "group",
     encoded: tuple[np.ndarray, tuple[str, ...], tuple[str, ...]] | None = None,
 ) -> LabelledDataset:
     """Encode labels, merge identical texts into one example (:mod:`auditkit.duplicates`), subsample
@@ -305,8 +324,14 @@ def _load_hf(source: str, split: str) -> tuple[pd.DataFrame, dict[str, list[str]
 
 
 def load_table(
-    source: str | Path, *, text_column: str = "text", label_column: str = "label",
-    split: str = "train", max_examples: int | None = None, seed: int = 0, duplicates: str = "group",
+    source: str | Path,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    split: str = "train",
+    max_examples: int | None = None,
+    seed: int = 0,
+    duplicates: str = "group",
 ) -> LabelledDataset:
     """A sentence-level dataset from a local table file, or any ``datasets.load_dataset`` source."""
     path = Path(source)
@@ -324,7 +349,11 @@ def load_table(
 
 
 def from_lists(
-    name: str, texts: Sequence[str], labels: Sequence[Any] | np.ndarray, *, class_names: Sequence[str] | None = None,
+    name: str,
+    texts: Sequence[str],
+    labels: Sequence[Any] | np.ndarray,
+    *,
+    class_names: Sequence[str] | None = None,
     duplicates: str = "group",
 ) -> LabelledDataset:
     """An in-memory sentence-level dataset. With ``class_names``, labels must already be indices."""
@@ -401,7 +430,10 @@ def _conllu_sentences(path: Path) -> Iterable[tuple[str | None, list[list[str]]]
 
 
 def load_conllu(
-    path: str | Path, *, max_sentences: int | None = None, tagset: Literal["upos", "xpos"] = "upos",
+    path: str | Path,
+    *,
+    max_sentences: int | None = None,
+    tagset: Literal["upos", "xpos"] = "upos",
     duplicates: str = "group",
 ) -> LabelledDataset:
     """A token-level dataset: one item per word of a CoNLL-U file, labelled by its POS tag.
@@ -434,7 +466,9 @@ def load_conllu(
     sentence_M = np.asarray(examples, dtype=np.int64)
     example_M = example_B[sentence_M]
     spans_M2 = np.asarray(spans, dtype=np.int64).reshape(-1, 2) + shift_B[sentence_M][:, None]
-    keep, conflicts = resolve_items([(int(e), int(a), int(b)) for e, (a, b) in zip(example_M, spans_M2)], labels, duplicates)
+    keep, conflicts = resolve_items(
+        [(int(e), int(a), int(b)) for e, (a, b) in zip(example_M, spans_M2)], labels, duplicates
+    )
     repeated, repeated_rows = repeat_counts(example_B)
     used, example_M = np.unique(example_M[keep], return_inverse=True)
     report = DuplicateReport(
@@ -447,57 +481,6 @@ def load_conllu(
         level="token", item_span_M2=spans_M2[keep], groups_M=tuple(f for f, k in zip(forms, keep) if k),
         source=str(path), duplicates=report.to_dict(), label_notes=notes,
     )  # fmt: skip
-
-
-def _default_corpus_texts(max_texts: int, seed: int) -> list[str]:
-    """Round-robin over shuffled classification datasets, so each contributes about equally."""
-    pools = []
-    table = list_sae_probes("classification")
-    for tag, file in zip(table["tag"], table["file"]):
-        prompts = pd.read_csv(file, compression="zstd", usecols=["prompt"])["prompt"].dropna()
-        prompts = prompts[prompts.str.strip() != ""].astype(str).to_numpy()
-        pools.append(numpy_rng(derive_seed(seed, "corpus", tag)).permutation(prompts))
-    chosen: dict[str, None] = {}  # insertion-ordered set: deduplicates texts shared across datasets
-    for rank in range(max(map(len, pools), default=0)):
-        for pool in pools:
-            if rank < len(pool) and len(chosen) < max_texts:
-                chosen.setdefault(pool[rank])
-        if len(chosen) >= max_texts:
-            break
-    return list(chosen)
-
-
-def load_corpus(source: str | Path | None = None, *, max_texts: int = 2000, seed: int = 0) -> LabelledDataset:
-    """Unlabelled texts for unsupervised methods: labels_M all -1 and no classes.
-
-    Default: deduplicated prompts sampled across the sae-probes classification datasets. Otherwise a
-    local table with a ``text`` column, or a text file with one text per line. Texts are never cut.
-    """
-    if max_texts < 1:
-        raise ConfigError(f"max_texts must be >= 1, got {max_texts}")
-    if source is None:
-        texts, name = _default_corpus_texts(max_texts, seed), "corpus:sae-probes"
-    else:
-        path = Path(source)
-        if path.suffix.lower() in _TABLE_SUFFIXES:
-            frame = _read_frame(path)
-            texts, _ = _texts_and_labels(frame.assign(_l=0), "text", "_l", str(path))
-        else:
-            try:
-                texts = [t for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
-            except (OSError, UnicodeDecodeError) as exc:
-                raise DataError(f"cannot read corpus file {str(path)!r}: {exc}") from exc
-        texts = merge_texts(texts)[0]
-        if len(texts) > max_texts:
-            keep = np.sort(numpy_rng(derive_seed(seed, "corpus", str(path))).permutation(len(texts))[:max_texts])
-            texts = [texts[i] for i in keep]
-        name = f"corpus:{path.stem}"
-    if not texts:
-        raise DataError(f"corpus {str(source)!r} has no non-empty texts")
-    return _finish(
-        labelled=False, name=name, texts=tuple(texts), labels_M=np.full(len(texts), -1, dtype=np.int64),
-        item_example_M=np.arange(len(texts)), class_names=(), source=str(source or "sae-probes"),
-    )
 
 
 def split_items(
@@ -537,8 +520,14 @@ def _align_items(offsets_BT, ds: LabelledDataset, keep: int, shift: int, align: 
 
 
 def tokenize(
-    ds: LabelledDataset, tokenizer: Any, *, prepend_bos: bool, bos_token_id: int | None,
-    max_length: int = 256, align: Literal["first", "last"] = "first", split_seed: int = 0,
+    ds: LabelledDataset,
+    tokenizer: Any,
+    *,
+    prepend_bos: bool,
+    bos_token_id: int | None,
+    max_length: int = 256,
+    align: Literal["first", "last"] = "first",
+    split_seed: int = 0,
     test_fraction: float = 0.25,
 ) -> TokenBatch:
     """Tokenise ``ds`` with a Hugging Face fast tokenizer, right-padded, BOS added by hand.
@@ -603,8 +592,15 @@ def tokenize(
 
 
 def _batch(
-    ds: LabelledDataset, tokenizer: Any, ids: list[list[int]], bos: int | None, positions: np.ndarray,
-    kept: np.ndarray, is_test: np.ndarray, example_M: np.ndarray, settings: str,
+    ds: LabelledDataset,
+    tokenizer: Any,
+    ids: list[list[int]],
+    bos: int | None,
+    positions: np.ndarray,
+    kept: np.ndarray,
+    is_test: np.ndarray,
+    example_M: np.ndarray,
+    settings: str,
 ) -> TokenBatch:
     """Pad the rows on the right, keep the surviving items, and key the batch for caches."""
     pad = next((p for p in (tokenizer.pad_token_id, tokenizer.eos_token_id) if p is not None), 0)
@@ -618,10 +614,18 @@ def _batch(
     special = set(tokenizer.all_special_ids) | ({bos} if bos is not None else set())
     tok_id = f"{tokenizer.name_or_path}|{len(tokenizer)}|{settings}|{bos is not None}|{bos}"
     return TokenBatch(
-        tokens_BL=tokens_BL, mask_BL=mask_BL, labels_M=ds.labels_M[kept],
-        item_example_M=example_M[kept], item_position_M=positions[kept], merged_examples=len(ds.texts) - len(rows),
-        is_test_M=is_test[kept], class_names=ds.class_names, level=ds.level, pad_token_id=int(pad),
-        has_bos=bos is not None, special_token_ids=tuple(sorted(int(s) for s in special)),
+        tokens_BL=tokens_BL,
+        mask_BL=mask_BL,
+        labels_M=ds.labels_M[kept],
+        item_example_M=example_M[kept],
+        item_position_M=positions[kept],
+        merged_examples=len(ds.texts) - len(rows),
+        is_test_M=is_test[kept],
+        class_names=ds.class_names,
+        level=ds.level,
+        pad_token_id=int(pad),
+        has_bos=bos is not None,
+        special_token_ids=tuple(sorted(int(s) for s in special)),
         groups_M=None if ds.groups_M is None else tuple(np.asarray(ds.groups_M, dtype=object)[kept]),
         dataset_fingerprint=hashlib.sha256(f"{ds.fingerprint}|{tok_id}".encode()).hexdigest(),
         dataset_name=ds.name,

@@ -161,7 +161,9 @@ def plan_rows(batch: TokenBatch, positions: str, include_bos: bool) -> RowPlan:
         by_example = -np.ones(batch.n_examples, np.int64)
         by_example[batch.item_example_M[::-1]] = np.arange(n_items)[::-1]
         agree = np.ones(batch.n_examples, bool)
-        np.logical_and.at(agree, batch.item_example_M, batch.labels_M == batch.labels_M[by_example[batch.item_example_M]])
+        np.logical_and.at(
+            agree, batch.item_example_M, batch.labels_M == batch.labels_M[by_example[batch.item_example_M]]
+        )
         by_example[~agree] = -1
         item_N = by_example[ex_N]
     test_by_example = np.zeros(batch.n_examples, bool)
@@ -331,8 +333,7 @@ def check_finite(acts_ND: Float[torch.Tensor, "N D"], hook: str) -> None:
     if bool(bad.any()):
         rows = int(bad.any(dim=1).sum())
         raise DataError(
-            f"activations at {hook!r} contain NaN/inf in {rows} rows: use dtype float32 "
-            "or check the model weights"
+            f"activations at {hook!r} contain NaN/inf in {rows} rows: use dtype float32 or check the model weights"
         )
 
 

@@ -6,7 +6,9 @@ import torch
 from jaxtyping import Float
 
 
-def haar_orthonormal(n: int, k: int, generator: torch.Generator, batch: tuple[int, ...] = ()) -> Float[torch.Tensor, "*b n k"]:
+def haar_orthonormal(
+    n: int, k: int, generator: torch.Generator, batch: tuple[int, ...] = ()
+) -> Float[torch.Tensor, "*b n k"]:
     """[*batch, n, k] matrices (k <= n) with orthonormal columns, Haar-distributed, float64.
 
     QR of a Gaussian matrix with the signs of R's diagonal folded into Q (Mezzadri, 2007, "How to

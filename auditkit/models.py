@@ -207,9 +207,7 @@ def _in_hf_cache(repo_id: str) -> bool:
 # ----------------------------------------------------------------------------- building blocks
 
 
-def _build(
-    cfg: Any, tokenizer: Any, state_dict: dict[str, torch.Tensor], processed: bool
-) -> Any:
+def _build(cfg: Any, tokenizer: Any, state_dict: dict[str, torch.Tensor], processed: bool) -> Any:
     """A HookedTransformer from an unprocessed TransformerLens state dict, processed on request."""
     from transformer_lens import HookedTransformer
 
@@ -434,9 +432,7 @@ def _convert_gguf(gguf: Path, emb: EmbeddedModel, folder: Path) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        hf_model = AutoModelForCausalLM.from_pretrained(
-            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
-        )
+        hf_model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         # The weights are dequantised on load: drop the quantisation marker so that downstream
         # converters treat them as the plain float tensors they now are.
@@ -638,3 +634,8 @@ def _load_tiny(spec: ModelSpec) -> LoadedModel:
         seed=spec.seed,
     )
     return LoadedModel(model, prov)
+
+
+def default_hook(n_layers: int) -> str:
+    """The hook audits and steering read by default: the residual stream entering the middle block."""
+    return f"blocks.{n_layers // 2}.hook_resid_pre"

@@ -15,14 +15,14 @@ import numpy as np
 
 from auditkit.errors import ConfigError, DataError
 from auditkit.extract import validate_hook
-from auditkit.methods.sae_io import check_sae_spec
+from auditkit.methods.sae.io import check_sae_spec
 from auditkit.models import LoadedModel, has_step0_checkpoint
 from auditkit.seeding import derive_seed
 from auditkit.splits import split_examples
 from auditkit.types import TokenBatch
 
 if TYPE_CHECKING:
-    from auditkit.audit import AuditConfig
+    from auditkit.audit.config import AuditConfig
 
 
 def check_model(cfg: AuditConfig, loaded: LoadedModel, hook: str, controls: tuple[str, ...]) -> None:
@@ -50,7 +50,7 @@ def check_model(cfg: AuditConfig, loaded: LoadedModel, hook: str, controls: tupl
 
 def check_splits(batch: TokenBatch, seeds: tuple[int, ...], test_fraction: float) -> None:
     """Every seed's train/test split of the labelled items (the audit's own rule and sub-seed, see
-    :func:`auditkit.arms.build_arms`) must hold a test item, two classes on the training side, and some
+    :func:`auditkit.audit.arms.build_arms`) must hold a test item, two classes on the training side, and some
     class with two training items: with one item per class a probe has no within-class spread to fit
     (LDA's covariance is zero) and its score says nothing."""
     for seed in seeds:

@@ -34,29 +34,3 @@ def split_examples(example_ids: np.ndarray, labels: np.ndarray, *, seed: int, te
             "use more examples or another test_fraction"
         )
     return is_test
-
-
-def kfold_examples(example_ids: np.ndarray, labels: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
-    """k bool ``is_test`` masks over rows: every example is in exactly one fold's test side.
-
-    Stratified like :func:`split_examples` (by each example's first label): within each stratum the
-    examples are shuffled with ``seed`` and dealt round-robin to the folds, continuing from where the
-    previous stratum stopped, so fold sizes differ by at most one example overall and every class
-    with at least k examples reaches every fold.
-    """
-    if k < 2:
-        raise ConfigError(f"k-fold cross-validation needs k >= 2, got {k}")
-    uniq, first = np.unique(example_ids, return_index=True)
-    if len(uniq) < k:
-        raise DataError(f"{k}-fold cross-validation needs at least {k} examples, got {len(uniq)}: lower k")
-    strata = labels[first]
-    rng = numpy_rng(seed)
-    fold_of_example = np.empty(len(uniq), dtype=np.int64)
-    offset = 0
-    for value in np.unique(strata):
-        members = np.flatnonzero(strata == value)
-        members = members[rng.permutation(len(members))]
-        fold_of_example[members] = (offset + np.arange(len(members))) % k
-        offset += len(members)
-    fold_N = fold_of_example[np.searchsorted(uniq, example_ids)]
-    return [fold_N == f for f in range(k)]

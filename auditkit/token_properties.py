@@ -109,7 +109,9 @@ def token_properties(tokenizer: Any, *, vocab_size: int | None = None) -> TokenP
     strings = strings + [""] * (V - n)
     special = np.zeros(V, dtype=bool)
     special[[i for i in tokenizer.all_special_ids if i < V]] = True
-    special[[i for i in getattr(tokenizer, "added_tokens_decoder", {}) if i < V and _is_special_added(tokenizer, i)]] = True
+    special[
+        [i for i in getattr(tokenizer, "added_tokens_decoder", {}) if i < V and _is_special_added(tokenizer, i)]
+    ] = True
     mask = ~special & np.array([s != "" and "\ufffd" not in s for s in strings])
     mask[n:] = False
     labels = {name: np.array([fn(s) for s in strings], dtype=bool) for name, fn in PROPERTIES.items()}

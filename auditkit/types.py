@@ -24,6 +24,10 @@ import numpy as np
 import torch
 
 Level = Literal["sentence", "token"]
+
+REAL = "none"
+"""The arm name of the real (unperturbed) arm: the ``control`` value of its result rows, next to each
+control's own name."""
 """``sentence``: one label per text. ``token``: labels belong to words inside a text."""
 
 

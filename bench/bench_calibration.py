@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from auditkit.calibration import CalibrationConfig, calibrate
+from auditkit.calibration.run import CalibrationConfig, calibrate
 from auditkit.report.calibration import write_calibration
 from auditkit.report.outputs import check_output
 from auditkit.shell import command_line
@@ -59,7 +59,9 @@ def main() -> None:
     )  # fmt: skip
     regimes = {
         "default": dataclasses.replace(base, n_planted=args.n_planted, strengths=STRENGTHS),
-        "small": dataclasses.replace(base, n_planted=0, strengths=(), n_sequences=16, seq_length=8, repeated_sequences=4),
+        "small": dataclasses.replace(
+            base, n_planted=0, strengths=(), n_sequences=16, seq_length=8, repeated_sequences=4
+        ),
     }
     names = args.regimes.split(",")
     for name in names:  # every regime's output folder before the first regime's compute

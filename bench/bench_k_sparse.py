@@ -20,10 +20,12 @@ import time
 
 def main() -> None:
     from auditkit import data as data_mod
-    from auditkit.arms import Arm, ArmPlan, build_arms
-    from auditkit.audit import AuditConfig, default_hook, load_dataset_spec, probe_rows
+    from auditkit.audit.arms import Arm, ArmPlan, build_arms
+    from auditkit.audit.config import AuditConfig
+    from auditkit.audit.probe import probe_rows
+    from auditkit.audit.run import load_dataset_spec
     from auditkit.extract import ExtractConfig
-    from auditkit.models import default_cache_dir, load_model
+    from auditkit.models import default_cache_dir, default_hook, load_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=2)
@@ -49,7 +51,7 @@ def main() -> None:
         times = []
         for _ in range(args.repeats):
             t = time.perf_counter()
-            rows, _ = probe_rows(arms, dataclasses.replace(cfg, probes=probes))
+            rows, _ = probe_rows(arms, probes, C=cfg.probe_C)
             times.append(time.perf_counter() - t)
         print(f"{','.join(probes)}: {min(times):.1f} s (best of {args.repeats}); {rows['method'].nunique()} methods")
 

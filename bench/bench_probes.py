@@ -28,7 +28,7 @@ CONLLU = "/work/shared/data/ud-english-ewt/en_ewt-ud-dev.conllu"
 
 def _activations(layer: int, n_sentences: int):
     from auditkit import data
-    from auditkit.audit import _labelled_rows
+    from auditkit.audit.probe import _labelled_rows
     from auditkit.cache import CacheEntry
     from auditkit.extract import ExtractConfig, cache_request, extract
     from auditkit.models import ModelSpec, default_cache_dir, load_model
@@ -79,7 +79,7 @@ def _sklearn(X: np.ndarray, y_SN: np.ndarray, train_SN: np.ndarray, C: float, n:
 
 
 def _auditkit(X: torch.Tensor, y_SN: torch.Tensor, train_SN: torch.Tensor, C: float, K: int):
-    from auditkit.methods.probe import LogisticProbe
+    from auditkit.methods.probes.logistic import LogisticProbe
 
     start = time.perf_counter()
     probe = LogisticProbe(C=C).fit(X, y_SN, train_SN, K)

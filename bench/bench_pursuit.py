@@ -4,10 +4,10 @@ Same activations, same dictionary, measured in one run (these machines are noisy
 the ratios are meaningful):
 
 - lasso: ``sparse_encode(algorithm="lasso_cd", alpha)`` (coordinate descent, tol 1e-8 fixed inside
-  sklearn) against ``auditkit.methods.lasso.fista`` with the *same* alpha (same objective scaling),
+  sklearn) against ``auditkit.methods.pursuit.lasso.fista`` with the *same* alpha (same objective scaling),
   run to a tolerance whose objective agrees with sklearn's (the agreement is printed), with both
   solvers: the default working set (``solver="working-set"``) and plain FISTA (``solver="fista"``);
-- omp: ``sparse_encode(algorithm="omp", n_nonzero_coefs=k)`` against ``auditkit.methods.pursuit.omp``
+- omp: ``sparse_encode(algorithm="omp", n_nonzero_coefs=k)`` against ``auditkit.methods.pursuit.greedy.omp``
   with the same k (same L0; support agreement is printed).
 
 Activations are synthetic: non-negative k-sparse combinations of a unit-norm Gaussian dictionary
@@ -28,7 +28,7 @@ import torch
 
 
 def _data(n: int, d: int, f: int, k_true: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    from auditkit.dictionaries import from_matrix
+    from auditkit.methods.pursuit.dictionaries import from_matrix
     from auditkit.seeding import torch_generator
 
     g = torch_generator(seed)
@@ -69,8 +69,8 @@ def main() -> None:
 
 def _run(args: argparse.Namespace, sparse_encode) -> None:
 
-    from auditkit.methods.lasso import fista
-    from auditkit.methods.pursuit import omp
+    from auditkit.methods.pursuit.greedy import omp
+    from auditkit.methods.pursuit.lasso import fista
 
     X, W = _data(args.n, args.d, args.f, 20, 0)
     Xn, Wn = X.double().numpy(), W.double().numpy()

@@ -51,9 +51,12 @@ def summary(rows: pd.DataFrame, sel: pd.DataFrame) -> pd.DataFrame:
 
 
 def main() -> None:
-    from auditkit.audit import AuditConfig, input_paths, reproduce_command, run_audit
-    from auditkit.report import write_outputs
+    from auditkit.cli.reproduce import reproduce_command
+
+    from auditkit.audit.config import AuditConfig, input_paths
+    from auditkit.audit.run import run_audit
     from auditkit.report.outputs import check_output
+    from auditkit.report.write import write_outputs
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sentences", type=int, default=1000, help="sentences of the CoNLL-U file used")
@@ -78,12 +81,17 @@ def main() -> None:
     lin, mlp = table.loc["probe-logistic"], table.loc["probe-mlp"]
     similar = abs(lin["real accuracy"] - mlp["real accuracy"]) <= 0.03
     disjoint = lin["ci_low"] > mlp["ci_high"]
-    print(f"linear minus MLP: accuracy {lin['real accuracy'] - mlp['real accuracy']:+.3f}, selectivity "
-          f"{lin['selectivity'] - mlp['selectivity']:+.3f} (intervals {'disjoint' if disjoint else 'overlapping'})")
+    print(
+        f"linear minus MLP: accuracy {lin['real accuracy'] - mlp['real accuracy']:+.3f}, selectivity "
+        f"{lin['selectivity'] - mlp['selectivity']:+.3f} (intervals {'disjoint' if disjoint else 'overlapping'})"
+    )
     # Hewitt and Liang's finding: at similar accuracy the linear probe is the more selective one.
     found = "reproduced" if similar and disjoint else "not reproduced"
-    print(f"linear more selective than MLP at similar accuracy (accuracies within 0.03, intervals disjoint): "
-          f"{found}; report in {args.out}/")
+    print(
+        f"linear more selective than MLP at similar accuracy (accuracies within 0.03, intervals disjoint): "
+        f"{found}; report in {args.out}/"
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -19,8 +19,17 @@ except ImportError:  # pragma: no cover
     from click.core import Context
     from click.exceptions import UsageError
 
-from auditkit.errors import AuditkitError
-from auditkit.pursuit_options import DICTIONARIES, SOLVERS, PursuitAuditOptions, parse_list
+from auditkit.audit.options import DICTIONARIES, SOLVERS, PursuitAuditOptions
+from auditkit.errors import AuditkitError, ConfigError
+
+
+def parse_list(value: str, kind: type, option: str) -> tuple:
+    """``"1,2,4"`` -> ``(1, 2, 4)`` as ``kind``; a bad item raises a one-line ConfigError."""
+    try:
+        return tuple(kind(v.strip()) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"{option} {value!r} is not a comma-separated list of {kind.__name__}s") from None
+
 
 MAX_ERROR_CHARS = 300
 """An error line is cut to this many characters: a message may quote user input (a table header, a file)."""
@@ -122,60 +131,109 @@ def _one_line_errors(func: Callable[..., None]) -> Callable[..., None]:
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 @app.command()
 @_one_line_errors
 def audit(
-    model: Annotated[str, typer.Option(help="Model: smollm2-135m, a TransformerLens name, a local HF folder, tiny-gpt2.")] = "smollm2-135m",
-    dataset: Annotated[str, typer.Option(help="sae-probes:TAG, conllu:PATH or table:PATH_OR_HUB_ID.")] = "sae-probes:92_glue_sst2",
-    hook: Annotated[Optional[str], typer.Option(help="TransformerLens hook; default blocks.{n_layers//2}.hook_resid_pre.")] = None,
+    model: Annotated[
+        str, typer.Option(help="Model: smollm2-135m, a TransformerLens name, a local HF folder, tiny-gpt2.")
+    ] = "smollm2-135m",
+    dataset: Annotated[
+        str, typer.Option(help="sae-probes:TAG, conllu:PATH or table:PATH_OR_HUB_ID.")
+    ] = "sae-probes:92_glue_sst2",
+    hook: Annotated[
+        Optional[str], typer.Option(help="TransformerLens hook; default blocks.{n_layers//2}.hook_resid_pre.")
+    ] = None,
     positions: Annotated[Positions, typer.Option(help="Which token positions become rows.")] = Positions.auto,
     methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = "probe",
-    controls: Annotated[Optional[str], typer.Option(help="Comma-separated controls (default: every control that applies).")] = None,
+    controls: Annotated[
+        Optional[str], typer.Option(help="Comma-separated controls (default: every control that applies).")
+    ] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds (>= 3 for intervals).")] = "0,1,2",
-    max_examples: Annotated[int, typer.Option(help="Distinct texts used (0 = all); a repeated text counts once.")] = 1000,
-    duplicates: Annotated[Duplicates, typer.Option(help="Copies of a text are one example; copies whose labels disagree: group (keep), drop-conflicts, dedupe (one label per text).")] = Duplicates.group,
+    max_examples: Annotated[
+        int, typer.Option(help="Distinct texts used (0 = all); a repeated text counts once.")
+    ] = 1000,
+    duplicates: Annotated[
+        Duplicates,
+        typer.Option(
+            help="Copies of a text are one example; copies whose labels disagree: group (keep), drop-conflicts, dedupe (one label per text)."
+        ),
+    ] = Duplicates.group,
     align: Annotated[Align, typer.Option(help="Sub-token a word's label sits on (token-level data).")] = Align.first,
     gaussian_keep_embeddings: Annotated[bool, typer.Option(help="gaussian-reinit keeps W_E, W_pos, W_U.")] = False,
     max_length: Annotated[int, typer.Option(help="Tokens per text, BOS included.")] = 128,
     test_fraction: Annotated[float, typer.Option(help="Share of examples held out.")] = 0.25,
     probe_c: Annotated[float, typer.Option("--probe-c", help="Inverse L2 strength of the logistic probe.")] = 1.0,
-    dictionary: Annotated[DictionaryKind, typer.Option(help="--methods pursuit: embed (W_E rows), unembed (W_U columns), sae (a TopK SAE trained per arm, or --pursuit-sae), probe (logistic-probe directions).")] = DictionaryKind.embed,
+    dictionary: Annotated[
+        DictionaryKind,
+        typer.Option(
+            help="--methods pursuit: embed (W_E rows), unembed (W_U columns), sae (a TopK SAE trained per arm, or --pursuit-sae), probe (logistic-probe directions)."
+        ),
+    ] = DictionaryKind.embed,
     pursuit_solver: Annotated[PursuitSolver, typer.Option(help="--methods pursuit: sparse coder.")] = PursuitSolver.omp,
-    pursuit_k: Annotated[str, typer.Option(help="--methods pursuit: target L0 sweep of omp/gradient; the largest feeds the code probe.")] = "1,2,4,8",
-    pursuit_alphas: Annotated[str, typer.Option(help="--methods pursuit: lasso penalties as fractions of alpha_max.")] = "0.5,0.3,0.2",
-    pursuit_sae: Annotated[Optional[str], typer.Option(help="--dictionary sae: a saved SAE folder or release instead of training one per arm.")] = None,
-    pursuit_no_center: Annotated[bool, typer.Option(help="--methods pursuit: code raw activations, not activations minus their mean.")] = False,
-    probes: Annotated[str, typer.Option(help="Probe kinds for --methods probe (k-sparse:k=1,5,20 chooses the ks).")] = "logistic,mass-mean,lda,low-rank,mlp,k-sparse",
-    matrix: Annotated[Optional[str], typer.Option(help="W_E or W_U: probe embedding rows for --dataset token-properties:PROP (or :all).")] = None,
+    pursuit_k: Annotated[
+        str, typer.Option(help="--methods pursuit: target L0 sweep of omp/gradient; the largest feeds the code probe.")
+    ] = "1,2,4,8",
+    pursuit_alphas: Annotated[
+        str, typer.Option(help="--methods pursuit: lasso penalties as fractions of alpha_max.")
+    ] = "0.5,0.3,0.2",
+    pursuit_sae: Annotated[
+        Optional[str],
+        typer.Option(help="--dictionary sae: a saved SAE folder or release instead of training one per arm."),
+    ] = None,
+    pursuit_no_center: Annotated[
+        bool, typer.Option(help="--methods pursuit: code raw activations, not activations minus their mean.")
+    ] = False,
+    probes: Annotated[
+        str, typer.Option(help="Probe kinds for --methods probe (k-sparse:k=1,5,20 chooses the ks).")
+    ] = "logistic,mass-mean,lda,low-rank,mlp,k-sparse",
+    matrix: Annotated[
+        Optional[str],
+        typer.Option(help="W_E or W_U: probe embedding rows for --dataset token-properties:PROP (or :all)."),
+    ] = None,
     vocab_sample: Annotated[int, typer.Option(help="Vocabulary tokens sampled as rows of a --matrix audit.")] = 20000,
     text_column: Annotated[str, typer.Option(help="Text column of a table: dataset.")] = "text",
     label_column: Annotated[str, typer.Option(help="Label column of a table: dataset.")] = "label",
     revision: Annotated[Optional[str], typer.Option(help="Hub revision / Pythia checkpoint (step0).")] = None,
     processed: Annotated[bool, typer.Option(help="Apply TransformerLens weight processing.")] = False,
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 16,
-    no_cache: Annotated[bool, typer.Option(help="Neither read nor write the cache (activations, converted model).")] = False,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Cache root (default $AUDITKIT_CACHE or ~/.cache/auditkit).")] = None,
+    no_cache: Annotated[
+        bool, typer.Option(help="Neither read nor write the cache (activations, converted model).")
+    ] = False,
+    cache_dir: Annotated[
+        Optional[Path], typer.Option(help="Cache root (default $AUDITKIT_CACHE or ~/.cache/auditkit).")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/default"),
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress messages.")] = False,
-    sae_arch: Annotated[str, typer.Option(help="SAE architecture for --methods sae: topk, standard or jumprelu.")] = "topk",
+    sae_arch: Annotated[
+        str, typer.Option(help="SAE architecture for --methods sae: topk, standard or jumprelu.")
+    ] = "topk",
     sae_width: Annotated[str, typer.Option(help="SAE dictionary size: an expansion like 2x, or F like 1152.")] = "2x",
     sae_k: Annotated[int, typer.Option(help="Active latents per token (topk SAE).")] = 32,
     sae_l1: Annotated[float, typer.Option(help="L1 coefficient (standard SAE).")] = 5.0,
     sae_lr: Annotated[float, typer.Option(help="SAE learning rate.")] = 1e-3,
     sae_tokens: Annotated[int, typer.Option(help="SAE training token budget, per arm and seed.")] = 49_152,
     sae_batch_size: Annotated[int, typer.Option(help="SAE rows per optimiser step.")] = 128,
-    sae_splice_texts: Annotated[int, typer.Option(help="Held-out texts the SAE is spliced into the model on (CE loss recovered, KL).")] = 16,
-    sae_load: Annotated[Optional[str], typer.Option(help="Score this SAE (folder or RELEASE/SAE_ID) on the real arm.")] = None,
+    sae_splice_texts: Annotated[
+        int, typer.Option(help="Held-out texts the SAE is spliced into the model on (CE loss recovered, KL).")
+    ] = 16,
+    sae_load: Annotated[
+        Optional[str], typer.Option(help="Score this SAE (folder or RELEASE/SAE_ID) on the real arm.")
+    ] = None,
 ) -> None:
     """Audit a feature-finding method against its controls and write a report."""
-    from auditkit.audit import AuditConfig, input_paths, reproduce_command, run_audit
+    from auditkit.cli.reproduce import reproduce_command
+
+    from auditkit.audit.config import AuditConfig, input_paths
+    from auditkit.audit.options import SAEAuditOptions, parse_width
+    from auditkit.audit.run import run_audit
     from auditkit.models import ModelSpec
-    from auditkit.report import write_outputs
     from auditkit.report.outputs import check_output
-    from auditkit.sae_options import SAEAuditOptions, parse_width
+    from auditkit.report.write import write_outputs
 
     _setup_logging(verbose)
     pursuit = PursuitAuditOptions(
@@ -213,8 +271,9 @@ def audit(
 def _matrix_all(cfg: object, out: Path) -> None:
     """``--matrix ... --dataset token-properties:all``: one audit per property into ``out/<property>/``, plus
     ``out/summary.md``."""
-    from auditkit.audit import reproduce_command
-    from auditkit.matrix_audit import run_matrix_audits
+    from auditkit.cli.reproduce import reproduce_command
+
+    from auditkit.audit.matrix import run_matrix_audits
     from auditkit.report.embedding import write_matrix_summary
 
     results = run_matrix_audits(cfg)
@@ -279,7 +338,7 @@ def validate(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/validate"),
 ) -> None:
     """Calibrate the auditor offline: false-positive rate and power of its label verdicts (probe kinds, SAE k-sparse probing, pursuit code probe) on planted data."""
-    from auditkit.calibration import run_validate
+    from auditkit.calibration.run import run_validate
     from auditkit.report.calibration import write_calibration
     from auditkit.report.outputs import check_output
     from auditkit.shell import command_line
@@ -295,7 +354,9 @@ def validate(
 @_one_line_errors
 def steer(
     model: Annotated[str, typer.Option(help="Model spec, as for audit.")] = "smollm2-135m",
-    datasets: Annotated[str, typer.Option(help="Comma-separated sae-probes tags (one multiclass or several binary).")] = "17_world_country",
+    datasets: Annotated[
+        str, typer.Option(help="Comma-separated sae-probes tags (one multiclass or several binary).")
+    ] = "17_world_country",
     hook: Annotated[Optional[str], typer.Option(help="Hook to write at; default the middle resid_pre.")] = None,
     later_hook: Annotated[Optional[str], typer.Option(help="Later hook to read effects at.")] = None,
     max_examples: Annotated[int, typer.Option(help="Texts used (0 = all).")] = 300,
@@ -312,7 +373,7 @@ def steer(
     from auditkit.models import ModelSpec
     from auditkit.report.outputs import check_output
     from auditkit.report.steering import write_steering
-    from auditkit.steering import SteeringConfig, run_steering
+    from auditkit.steering.run import SteeringConfig, run_steering
 
     try:
         alpha_values = tuple(float(a) for a in _csv(alphas))

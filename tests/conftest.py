@@ -12,7 +12,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from auditkit.errors import DataError  # noqa: E402
+from auditkit.linalg import haar_orthonormal  # noqa: E402
+from auditkit.seeding import derive_seed, numpy_rng, torch_generator  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 GPT2_TOKENIZER = SHARED / "gpt2-tokenizer"
@@ -74,3 +80,23 @@ def yes_no_table():
         return path
 
     return write
+
+
+def planted_features(
+    n: int, d: int, k: int, *, cosine: float, noise: float = 0.3, seed: int = 0
+) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
+    """Known-answer data ``x = sum_k z_k f_k + noise``: unit features of pairwise cosine ``cosine``.
+
+    Returns activations [n, d], labels [n, k] (z_k in {0, 1}, independent fair coins) and the feature
+    basis F [k, d]. The Gram matrix ``(1 - c) I + c 11^T`` is factored ``L L^T`` (Cholesky) and
+    embedded by a Haar-random orthonormal frame, so ``F F^T`` equals it exactly.
+    """
+    if not -1 / max(k - 1, 1) < cosine < 1:
+        raise DataError(f"pairwise cosine {cosine} is not attainable by {k} unit vectors: use (-1/(k-1), 1)")
+    gram = (1 - cosine) * torch.eye(k, dtype=torch.float64) + cosine
+    frame_DK = haar_orthonormal(d, k, torch_generator(derive_seed(seed, "planted-frame")))
+    F_KD = torch.linalg.cholesky(gram) @ frame_DK.T
+    z_NK = numpy_rng(derive_seed(seed, "planted-z")).integers(0, 2, size=(n, k))
+    eps = torch.randn(n, d, generator=torch_generator(derive_seed(seed, "planted-noise")), dtype=torch.float64)
+    X_ND = torch.as_tensor(z_NK, dtype=torch.float64) @ F_KD + noise * eps
+    return X_ND.float(), z_NK.astype(np.int64), F_KD

@@ -20,7 +20,9 @@ def shuffled_labels(acts: ActivationSet, seed: int) -> ActivationSet:
     for side in (False, True):
         idx = np.flatnonzero((acts.is_test_N == side) & (labels >= 0))
         labels[idx] = labels[idx[rng.permutation(len(idx))]]
-    return acts.replace(labels_N=labels, provenance={**acts.provenance, "control": "shuffled-labels", "control_seed": seed})
+    return acts.replace(
+        labels_N=labels, provenance={**acts.provenance, "control": "shuffled-labels", "control_seed": seed}
+    )
 
 
 def control_task(acts: ActivationSet, seed: int) -> ActivationSet:
@@ -42,4 +44,6 @@ def control_task(acts: ActivationSet, seed: int) -> ActivationSet:
     u = np.array([derive_seed(seed, "control-task", k) / 2.0**63 for k in uniq])
     per_key = np.minimum(np.searchsorted(cdf, u, side="right"), n_classes - 1)
     labels = np.where(labelled, per_key[inverse], -1).astype(np.int64)
-    return acts.replace(labels_N=labels, provenance={**acts.provenance, "control": "control-task", "control_seed": seed})
+    return acts.replace(
+        labels_N=labels, provenance={**acts.provenance, "control": "control-task", "control_seed": seed}
+    )

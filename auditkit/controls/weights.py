@@ -37,7 +37,7 @@ from typing import Any
 import torch
 
 from auditkit.errors import ConfigError
-from auditkit.linalg import haar_orthonormal, spectrum_matched
+from auditkit.linalg import spectrum_matched
 from auditkit.seeding import derive_seed, torch_generator
 
 EMBEDDING_PARAMS = ("embed.W_E", "pos_embed.W_pos", "unembed.W_U")

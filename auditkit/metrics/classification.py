@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Float, Int
 
 CEILINGS = {"accuracy": 1.0, "balanced_accuracy": 1.0, "auroc": 1.0, "macro_f1": 1.0}
 """The best possible value of each metric, for normalised selectivity."""
@@ -18,9 +18,7 @@ def accuracy(y_true: Int[torch.Tensor, " N"], y_pred: Int[torch.Tensor, " N"]) -
 
 def balanced_accuracy(y_true: Int[torch.Tensor, " N"], y_pred: Int[torch.Tensor, " N"], n_classes: int) -> float:
     """Mean per-class recall over the classes present in ``y_true``."""
-    recalls = [
-        float((y_pred[y_true == k] == k).double().mean()) for k in range(n_classes) if bool((y_true == k).any())
-    ]
+    recalls = [float((y_pred[y_true == k] == k).double().mean()) for k in range(n_classes) if bool((y_true == k).any())]
     return sum(recalls) / len(recalls)
 
 
@@ -57,9 +55,7 @@ def _tied_ranks(sorted_values: torch.Tensor) -> torch.Tensor:
     return avg[inverse]
 
 
-def classification_metrics(
-    y_true: Int[torch.Tensor, " N"], proba: Float[torch.Tensor, "N K"]
-) -> dict[str, float]:
+def classification_metrics(y_true: Int[torch.Tensor, " N"], proba: Float[torch.Tensor, "N K"]) -> dict[str, float]:
     """accuracy, balanced_accuracy, macro_f1 and (binary only) auroc of class probabilities."""
     n_classes = proba.shape[1]
     y_pred = proba.argmax(1)
@@ -111,16 +107,3 @@ def classification_records(
         dict(metric=m, value=v, outcome=scores.get(m), degenerate=degenerate)
         for m, v in classification_metrics(y_true, proba).items()
     ]
-
-
-def log_loss(y_true: Int[torch.Tensor, " N"], proba: Float[torch.Tensor, "N K"], eps: float = 1e-15) -> float:
-    """Mean negative log-probability of the true class (nats), probabilities clipped to [eps, 1]."""
-    p_true = proba.double().gather(1, y_true.long()[:, None])[:, 0].clamp_min(eps)
-    return float(-p_true.log().mean())
-
-
-def stacked_metrics(
-    y_SN: Int[torch.Tensor, "S N"], proba_SNK: Float[torch.Tensor, "S N K"], test_SN: Bool[torch.Tensor, "S N"]
-) -> list[dict[str, float]]:
-    """:func:`classification_metrics` of every problem of a stacked probe on its own test rows."""
-    return [classification_metrics(y_SN[s][test_SN[s]], proba_SNK[s][test_SN[s]]) for s in range(y_SN.shape[0])]

@@ -1,7 +1,7 @@
 """Selectivity: the score on the real arm minus the score on a control, paired by seed.
 
 For each (method, control, metric): the per-seed differences d_s = real_s - control_s (sign-flipped
-for a metric where lower is better, see :data:`METRIC_DIRECTIONS`), their mean with a two-sided 95%
+for a metric where lower is better, see :data:`Direction`), their mean with a two-sided 95%
 Student-t interval (n - 1 degrees of freedom) whose variance is floored at the test-sampling variance of
 one seed's paired difference (:data:`INTERVAL_RULE`), and the normalised selectivity
 (real - control) / (ceiling - control), the share of the headroom above the control that the real
@@ -11,6 +11,7 @@ arm reaches, where the metric has a ceiling.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -18,15 +19,13 @@ import pandas as pd
 from scipy import stats
 
 from auditkit.metrics.classification import CEILINGS
+from auditkit.types import REAL
 
-REAL = "none"
-"""The ``control`` value of real-arm rows."""
-
-METRIC_DIRECTIONS: dict[str, int] = {}
-"""Which way is better for a metric: +1 higher (the default for any metric not listed), -1 lower (the
-sign is flipped, so selectivity is always "how much better the real arm is"), 0 neither (a descriptive
-metric such as L0: selectivity is real - control and the verdict says only whether the arms differ).
-Methods register their metrics here (see :func:`register_directions`)."""
+Direction = int
+"""Which way is better for a metric: +1 higher (the default for any metric a method does not declare),
+-1 lower (the sign is flipped, so selectivity is always "how much better the real arm is"), 0 neither (a
+descriptive metric such as L0: selectivity is real - control and the verdict says only whether the arms
+differ). Each method declares its metrics' directions with its rows (``MethodOutput.directions``)."""
 
 TWO_SIDED_RULE = (
     "for a metric with no better direction: differs when the 95% interval of (real - control) excludes "
@@ -34,17 +33,12 @@ TWO_SIDED_RULE = (
 )
 
 
-def register_directions(**directions: int) -> None:
-    """Declare metric directions (+1 higher is better, -1 lower is better, 0 neither)."""
+def check_directions(directions: Mapping[str, int]) -> None:
+    """Every declared direction is -1, 0 or +1."""
     for name, d in directions.items():
         if d not in (-1, 0, 1):
             raise ValueError(f"direction of {name} must be -1, 0 or +1, got {d}")
-        METRIC_DIRECTIONS[name] = d
 
-
-def direction(metric: str) -> int:
-    """+1, -1 or 0: see :data:`METRIC_DIRECTIONS`."""
-    return METRIC_DIRECTIONS.get(metric, 1)
 
 VERDICT_RULE = (
     "selective when the 95% interval of (real - control) lies entirely above zero and the mean "
@@ -98,9 +92,23 @@ def _check_pairing(rows: pd.DataFrame) -> None:
         )
 
 
-def selectivity_table(rows: pd.DataFrame, *, confidence: float = 0.95, threshold: float = 0.05) -> pd.DataFrame:
+def selectivity_table(
+    rows: pd.DataFrame,
+    *,
+    confidence: float = 0.95,
+    threshold: float = 0.05,
+    directions: Mapping[str, int] | None = None,
+    ceilings: Mapping[str, float] | None = None,
+) -> pd.DataFrame:
     """One row per (method, control, metric) from tidy result rows (method, control, seed, metric, value;
-    optional ``outcome``: per-row :class:`ExampleScores` of the held-out rows, and ``degenerate``)."""
+    optional ``outcome``: per-row :class:`ExampleScores` of the held-out rows, and ``degenerate``).
+
+    ``directions`` maps a metric to -1, 0 or +1 (see :data:`Direction`; unlisted metrics are +1);
+    ``ceilings`` maps a metric to its best value for the normalised selectivity (default
+    :data:`~auditkit.metrics.classification.CEILINGS`, the classification metrics)."""
+    directions = directions or {}
+    check_directions(directions)
+    ceilings = CEILINGS if ceilings is None else ceilings
     _check_pairing(rows)
     has_outcome, has_degenerate = "outcome" in rows.columns, "degenerate" in rows.columns
     real = rows[rows["control"] == REAL]
@@ -108,7 +116,7 @@ def selectivity_table(rows: pd.DataFrame, *, confidence: float = 0.95, threshold
     for (method, control, metric), ctrl in rows[rows["control"] != REAL].groupby(["method", "control", "metric"]):
         ref = real[(real["method"] == method) & (real["metric"] == metric)].set_index("seed")
         paired = ctrl.set_index("seed").join(ref, how="inner", lsuffix="_control", rsuffix="_real")
-        sign = direction(metric)
+        sign = directions.get(metric, 1)
         diff = (paired["value_real"] - paired["value_control"]) * (sign or 1)
         n = len(diff)
         mean = float(diff.mean()) if n else math.nan
@@ -118,7 +126,7 @@ def selectivity_table(rows: pd.DataFrame, *, confidence: float = 0.95, threshold
             if not any(math.isnan(v) for v in per_seed):
                 se_sampling = math.sqrt(float(np.mean(np.square(per_seed))) / n)
         half = _half_width(diff, se_sampling, confidence)
-        ceiling = CEILINGS.get(metric)
+        ceiling = ceilings.get(metric)
         ctrl_mean, real_mean = float(paired["value_control"].mean()), float(paired["value_real"].mean())
         norm = math.nan
         if sign == 1 and ceiling is not None and ceiling - ctrl_mean > 1e-12:

@@ -1,5 +1,6 @@
-"""Rendering: audit results to report.md, results.csv, run.json and plots. No computation here."""
+"""Rendering: audit, steering and calibration results to report.md, results.csv, run.json and figures.
 
-from auditkit.report.write import write_outputs
-
-__all__ = ["write_outputs"]
+No computation here. Shared pieces: :mod:`~auditkit.report.tables` (markdown), :mod:`~auditkit.report.plots`
+(figures), :mod:`~auditkit.report.outputs` (safe, atomic output folders); one module per report kind or
+method section.
+"""

@@ -15,8 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from auditkit.report.markdown import _table
 from auditkit.report.outputs import atomic_folder
+from auditkit.report.plots import subplots
+from auditkit.report.tables import markdown_table
 from auditkit.report.write import library_versions
 
 PLOT = "power.png"
@@ -62,7 +63,7 @@ def _fpr_section(result: Any) -> list[str]:
         "correlation of the per-seed differences: the seeds share one dataset, so they are not independent, "
         "and a positive ICC makes the t-interval over seeds too narrow by sqrt((1 - ICC) / (1 + (S - 1) ICC)).",
         "",
-        _table(table),
+        markdown_table(table),
         "",
     ]
 
@@ -85,7 +86,7 @@ def _power_section(result: Any) -> list[str]:
         "Phi(strength |z|) over the rows (1/2 + arctan(strength)/pi if z were Gaussian); *real acc.* the probe's "
         "mean held-out accuracy on the real arm.",
         "",
-        _table(wide),
+        markdown_table(wide),
         "",
         f"![power curves]({PLOT})",
         "",
@@ -105,7 +106,7 @@ def _recovery_section(result: Any) -> list[str]:
         "best |cosine| of every planted direction with a decoder row), and its Gaussian and "
         "spectrum-matched controls must *fail*.",
         "",
-        _table(rec),
+        markdown_table(rec),
         "",
     ]
 
@@ -139,7 +140,7 @@ def _feature_lines(cfg: Any) -> list[str]:
 
 
 def render_calibration(result: Any, plot: str | None = PLOT) -> str:
-    """The markdown calibration report of a :class:`auditkit.calibration.CalibrationResult`."""
+    """The markdown calibration report of a :class:`auditkit.calibration.run.CalibrationResult`."""
     cfg, info = result.config, result.info
     lines = [
         "# Calibration of the audit's verdicts",
@@ -183,13 +184,8 @@ def render_calibration(result: Any, plot: str | None = PLOT) -> str:
 
 def power_plot(result: Any, path: Path) -> None:
     """Power against strength, one line per control, with the null FPR at strength 0."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     methods = list(dict.fromkeys(result.power["method"]))
-    fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 3.8), sharey=True, squeeze=False)
+    fig, axes = subplots(1, len(methods), figsize=(4.2 * len(methods), 3.8), sharey=True, squeeze=False)
     fpr = result.fpr[result.fpr.get("null", "null-labels") == "null-labels"] if not result.fpr.empty else result.fpr
     fpr = fpr.set_index(["method", "control"])["fpr"] if not fpr.empty else pd.Series(dtype=float)
     for ax, method in zip(axes[0], methods):
@@ -206,7 +202,6 @@ def power_plot(result: Any, path: Path) -> None:
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def write_calibration(result: Any, out: Path | str, command: str = "auditkit validate") -> Path:

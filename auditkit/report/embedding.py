@@ -7,12 +7,15 @@ from typing import Any
 
 import pandas as pd
 
-from auditkit.report.markdown import _table
 from auditkit.report.outputs import atomic_folder
+from auditkit.report.tables import markdown_table
 from auditkit.report.write import write_outputs
+from auditkit.types import REAL
 
 
-def matrix_summary(results: dict[str, Any], method: str = "probe-logistic", metric: str = "balanced_accuracy") -> pd.DataFrame:
+def matrix_summary(
+    results: dict[str, Any], method: str = "probe-logistic", metric: str = "balanced_accuracy"
+) -> pd.DataFrame:
     """One row per property: positives in the sample, the real arm's accuracy against the majority share,
     ``method``'s mean ``metric`` on every arm (and the 1-sparse probe's on the real arm, when it ran) and its
     verdict against every control on ``metric``."""
@@ -22,12 +25,12 @@ def matrix_summary(results: dict[str, Any], method: str = "probe-logistic", metr
         sel = r.selectivity.query("metric == @metric and method == @method").set_index("control")
         counts = r.dataset["class_counts"]
         row = {"property": prop, "positives": f"{counts[1]}/{sum(counts)}", "majority": max(counts) / sum(counts),
-               "accuracy": mean.get(("accuracy", method, "none"), float("nan")),
-               "real": mean.get((metric, method, "none"), float("nan"))}  # fmt: skip
+               "accuracy": mean.get(("accuracy", method, REAL), float("nan")),
+               "real": mean.get((metric, method, REAL), float("nan"))}  # fmt: skip
         for control in r.controls:
             row[control] = mean.get((metric, method, control), float("nan"))
-        if (metric, "probe-k-sparse-k1", "none") in mean.index:
-            row["1-sparse real"] = mean[(metric, "probe-k-sparse-k1", "none")]
+        if (metric, "probe-k-sparse-k1", REAL) in mean.index:
+            row["1-sparse real"] = mean[(metric, "probe-k-sparse-k1", REAL)]
         for control in r.controls:
             if control in sel.index:
                 row[f"vs {control}"] = f"{sel.loc[control, 'verdict']} ({sel.loc[control, 'selectivity']:+.3f})"
@@ -55,7 +58,7 @@ def write_matrix_summary(results: dict[str, Any], out: Path, commands: dict[str,
                 "spectral-reinit and gaussian-reinit models' matrix. Each property's full report (all probes, "
                 "intervals, accuracy verdicts) is in its folder.",
                 "",
-                _table(matrix_summary(results)),
+                markdown_table(matrix_summary(results)),
                 "",
             ]
         lines += ["Reproduce:", "", "```", command, "```", ""]

@@ -7,12 +7,14 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.audit.options import DICTIONARY_CONTROL_DESCRIPTIONS
 from auditkit.controls import DESCRIPTIONS
-from auditkit.metrics.selectivity import REAL
-from auditkit.pursuit_options import DICTIONARY_CONTROL_DESCRIPTIONS
-from auditkit.report.markdown import _control_sections, _table, method_selectivity
+from auditkit.report.plots import subplots
+from auditkit.report.tables import control_sections, markdown_table, method_selectivity
+from auditkit.types import REAL
 
-DESCRIPTIONS.update(DICTIONARY_CONTROL_DESCRIPTIONS)  # the report's control sections describe every arm
+ARM_DESCRIPTIONS = {**DESCRIPTIONS, **DICTIONARY_CONTROL_DESCRIPTIONS}
+"""What each arm destroys, the dictionary controls included."""
 
 FIGURE = "fvu_l0.png"
 _DICTIONARY_WORDS = {
@@ -59,11 +61,14 @@ def _verdict_paragraph(result: Any, info: dict[str, Any]) -> list[str]:
     if not acc.empty:
         sel_c = acc[acc["verdict"] == "selective"]["control"].tolist()
         rest = acc[acc["verdict"] != "selective"]
-        txt = f"The probe on the codes reaches held-out accuracy {acc['real'].iloc[0]:.3f}; it is selective against " + (
-            ", ".join(sel_c) if sel_c else "no control"
+        txt = (
+            f"The probe on the codes reaches held-out accuracy {acc['real'].iloc[0]:.3f}; it is selective against "
+            + (", ".join(sel_c) if sel_c else "no control")
         )
         if not rest.empty:
-            txt += "; not against " + ", ".join(f"{r.control} ({r.verdict}, {r.control_score:.3f})" for r in rest.itertuples())
+            txt += "; not against " + ", ".join(
+                f"{r.control} ({r.verdict}, {r.control_score:.3f})" for r in rest.itertuples()
+            )
         out.append(txt + ".")
     return [" ".join(out)]
 
@@ -78,7 +83,11 @@ def pursuit_section(result: Any) -> list[str]:
         "",
         f"- Dictionary: {_DICTIONARY_WORDS[info['dictionary']]}, {info['n_atoms']} unit-norm atoms in "
         f"{info['d']} dimensions; solver `{info['solver']}`, sweep over the {param}: {', '.join(s.split('=')[1] for s in sweep)}; "
-        + ("activations centred on the arm's mean (an SAE's b_dec) before coding" if info["center"] else "raw activations coded"),
+        + (
+            "activations centred on the arm's mean (an SAE's b_dec) before coding"
+            if info["center"]
+            else "raw activations coded"
+        ),
         "- Every arm derives its dictionary as the real arm does (W_E / W_U of the arm's model, an SAE trained on the "
         "arm's activations, probes fitted on the arm's train split and labels) and is coded by the same solver. "
         f"Dictionary controls: {', '.join(info['dictionary_controls']) or 'none'}: the real activations against a random "
@@ -91,12 +100,15 @@ def pursuit_section(result: Any) -> list[str]:
         "- Which controls speak to which metric: reconstruction and support (`fvu@...`, `mean_l0`, `frac_atoms_used`, "
         "amortisation gap) against the dictionary, weight and token controls; the code probe against every control, "
         "label controls included (they change neither activations nor, except for `probe`, dictionaries)."
-        + ("" if info["solver"] in ("omp", "gradient") else " Lasso arms are matched in penalty, not in L0: read "
-           "each `fvu@alpha` with its `mean_l0@alpha`."),
+        + (
+            ""
+            if info["solver"] in ("omp", "gradient")
+            else " Lasso arms are matched in penalty, not in L0: read each `fvu@alpha` with its `mean_l0@alpha`."
+        ),
         "",
         "### FVU against L0 (mean over seeds)",
         "",
-        _table(_curve_table(result.rows, sweep)),
+        markdown_table(_curve_table(result.rows, sweep)),
         "",
         f"![FVU against L0 per arm]({FIGURE})",
         "",
@@ -112,7 +124,7 @@ def pursuit_section(result: Any) -> list[str]:
             "encoder's (O'Neill, Ye & Lewis, 2024); gap = encoder FVU - pursuit FVU, > 0 when the encoder leaves "
             "reconstruction on the table.",
             "",
-            _table(table.rename(columns={"control": "arm"}).replace({REAL: "real"})),
+            markdown_table(table.rename(columns={"control": "arm"}).replace({REAL: "real"})),
             "",
         ]
     lines += ["### Verdict", "", *_verdict_paragraph(result, info), ""]
@@ -122,22 +134,17 @@ def pursuit_section(result: Any) -> list[str]:
         f"### Selectivity of {sweep[-1]} and code-probe accuracy by control (real minus control, paired by seed; "
         "for FVU, control minus real)",
         "",
-        *_control_sections(headline, level="####"),
+        *control_sections(headline, level="####", descriptions=ARM_DESCRIPTIONS),
     ]
     return lines
 
 
 def fvu_l0_figure(result: Any, folder: Path) -> None:
     """``fvu_l0.png``: mean FVU against the sweep parameter, one line per arm."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     info = result.method_info["pursuit"]
     table = _curve_table(result.rows, info["sweep"])
     xs = [float(s.split("=")[1]) for s in info["sweep"]]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     for _, row in table.iterrows():
         ys = [row[m] for m in info["sweep"]]
         ax.plot(xs, ys, marker="o", label=row["arm"], lw=2.5 if row["arm"] == "real" else 1.2)
@@ -151,5 +158,3 @@ def fvu_l0_figure(result: Any, folder: Path) -> None:
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(folder / FIGURE, dpi=120)
-    plt.close(fig)
-

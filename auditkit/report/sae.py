@@ -9,8 +9,10 @@ from typing import Any
 import pandas as pd
 from scipy import stats
 
-from auditkit.metrics.selectivity import REAL, direction
-from auditkit.report.markdown import _control_sections, _fmt, _table, method_selectivity
+from auditkit.audit.sae import SAE_METRICS
+from auditkit.report.plots import subplots
+from auditkit.report.tables import control_sections, fmt, markdown_table, method_selectivity
+from auditkit.types import REAL
 
 FIGURE = "sae_arms.png"
 FIGURE_METRICS = ("explained_variance", "ce_loss_recovered", "kl", "probe_acc_k5", "dead_fraction", "token_entropy")
@@ -25,9 +27,9 @@ def _mean_ci(values: pd.Series) -> str:
     """``mean [low, high]``: the 95% Student-t interval of the mean over seeds."""
     n, mean = len(values), float(values.mean())
     if n < 2:
-        return _fmt(mean)
+        return fmt(mean)
     half = float(stats.t.ppf(0.975, n - 1)) * float(values.std(ddof=1)) / math.sqrt(n)
-    return f"{_fmt(mean)} [{_fmt(mean - half)}, {_fmt(mean + half)}]"
+    return f"{fmt(mean)} [{fmt(mean - half)}, {fmt(mean + half)}]"
 
 
 def metric_by_arm(rows: pd.DataFrame) -> pd.DataFrame:
@@ -35,7 +37,9 @@ def metric_by_arm(rows: pd.DataFrame) -> pd.DataFrame:
     sae = rows[rows["method"] == "sae"]
     arms = list(dict.fromkeys(sae["control"]))
     table = {
-        metric: {_arm_name(a): _mean_ci(g[g["control"] == a]["value"]) if (g["control"] == a).any() else "" for a in arms}
+        metric: {
+            _arm_name(a): _mean_ci(g[g["control"] == a]["value"]) if (g["control"] == a).any() else "" for a in arms
+        }
         for metric, g in sae.groupby("metric", sort=False)
     }
     return pd.DataFrame.from_dict(table, orient="index").rename_axis("metric").reset_index()
@@ -56,7 +60,7 @@ def separation_lines(sel: pd.DataFrame) -> list[str]:
         else:
             key = ", ".join(hits["control"]) + " only"
         groups.setdefault(key, []).append(metric)
-        low = sub[(sub["ci_high"] < 0) & (sub["metric"].map(direction) != 0)]
+        low = sub[(sub["ci_high"] < 0) & (sub["metric"].map(_direction) != 0)]
         reversed_ += [f"{metric} vs {c}" for c in low["control"]]
     ends = ("every control that ran", "no control")
     order = [ends[0], *(k for k in groups if k not in ends), ends[1]]
@@ -67,7 +71,8 @@ def separation_lines(sel: pd.DataFrame) -> list[str]:
     if reversed_:
         lines.append(
             "- The control arm scores *better* (interval of real - control below zero, direction-corrected) on: "
-            + "; ".join(reversed_) + "."
+            + "; ".join(reversed_)
+            + "."
         )
     return lines
 
@@ -106,7 +111,7 @@ def sae_section(result: Any) -> list[str]:
         "",
         "### Metrics by arm (mean over seeds, 95% interval of the mean)",
         "",
-        _table(metric_by_arm(result.rows)),
+        markdown_table(metric_by_arm(result.rows)),
         "",
         f"![SAE metrics by arm]({FIGURE})",
         "",
@@ -122,26 +127,26 @@ def sae_section(result: Any) -> list[str]:
         "",
         "### Selectivity by control (real minus control, paired by seed; sign-flipped where lower is better)",
         "",
-        *_control_sections(sel, level="####"),
+        *control_sections(sel, level="####"),
     ]
     return lines
 
 
+def _direction(metric: str) -> int:
+    """+1 higher is better, -1 lower, 0 descriptive (:data:`auditkit.audit.sae.SAE_METRICS`)."""
+    return SAE_METRICS[metric][0] if metric in SAE_METRICS else 1
+
+
 def _direction_word(metric: str) -> str:
-    return {1: "higher is better", -1: "lower is better", 0: "descriptive, two-sided"}[direction(metric)]
+    return {1: "higher is better", -1: "lower is better", 0: "descriptive, two-sided"}[_direction(metric)]
 
 
 def sae_figures(result: Any, folder: Path) -> None:
     """``sae_arms.png``: per-seed values of the key metrics for every arm."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = result.rows[result.rows["method"] == "sae"]
     metrics = [m for m in FIGURE_METRICS if (rows["metric"] == m).any()]
     arms = list(dict.fromkeys(rows["control"]))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.6), squeeze=False)
+    fig, axes = subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.6), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         sub = rows[rows["metric"] == metric]
         for i, arm in enumerate(arms):
@@ -153,4 +158,3 @@ def sae_figures(result: Any, folder: Path) -> None:
         ax.set_title(metric, fontsize=10)
     fig.tight_layout()
     fig.savefig(folder / FIGURE, dpi=110)
-    plt.close(fig)

@@ -1,4 +1,4 @@
-"""Render a :class:`auditkit.steering.SteeringResult`: steering.md, steering.csv, steering.json and the
+"""Render a :class:`auditkit.steering.run.SteeringResult`: steering.md, steering.csv, steering.json and the
 dose-response plot, written atomically (a temporary sibling folder renamed into place)."""
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ from typing import Any
 
 import pandas as pd
 
-from auditkit.report.markdown import duplicates_line
 from auditkit.report.outputs import atomic_folder
+from auditkit.report.plots import subplots
+from auditkit.report.tables import duplicates_line
 from auditkit.report.write import _jsonable, library_versions
+from auditkit.types import REAL
 
 PLOT = "dose_response.png"
 CURVES = (
@@ -71,7 +73,7 @@ def _verdicts(result: Any) -> list[str]:
     cfg, lines = result.config, ["## Verdicts", ""]
     dose = f"alpha = {cfg.dose_for_verdict:g} ({cfg.scale} units)"
     for arm, v in result.verdicts.items():
-        lines += [f"### {'real model' if arm == 'none' else arm}", ""]
+        lines += [f"### {'real model' if arm == REAL else arm}", ""]
         lines += _verdict_lines(v["reads_best"], "reads best", "held-out AUROC")
         lines += _verdict_lines(v["writes_best"], f"writes best at {dose}", "on - off at the later hook")
         lines += _verdict_lines(v["most_surgical"], f"most surgical at {dose}", "off/on ratio at the later hook")
@@ -98,9 +100,7 @@ def _geometry(result: Any) -> list[str]:
     lines += _table(["arm", "readers", "max off-diag abs cos", "mean off-diag abs cos", "condition number"], body)
     kinds = ("logistic", "mass-mean", "lda", "dual", "random")
     lines += ["", "Mean cosine between directions of the same concept (real model; mean over concepts, seeds):", ""]
-    body = [
-        [a] + [_cell(s, "none", a, f"cos:{b}", None).split(" [")[0] if a != b else "1" for b in kinds] for a in kinds
-    ]
+    body = [[a] + [_cell(s, REAL, a, f"cos:{b}", None).split(" [")[0] if a != b else "1" for b in kinds] for a in kinds]
     return lines + _table(["", *kinds], body) + [""]
 
 
@@ -123,11 +123,14 @@ def _setup(result: Any) -> list[str]:
     return [
         "## Set-up",
         "",
-        f"- model: {result.provenance['none'].get('name')} ({result.provenance['none'].get('weights_variant')})",
+        f"- model: {result.provenance[REAL].get('name')} ({result.provenance[REAL].get('weights_variant')})",
         f"- concepts ({len(result.concepts)}): {', '.join(result.concepts)}; texts: {data['texts']} "
         f"(template {cfg.template!r}); label words: {data['label_words'] or 'none'}",
-        *(f"- `{d['name']}`: " + duplicates_line(d["duplicates"]).removeprefix("- ")
-          for d in data["datasets"] if d.get("duplicates")),  # fmt: skip
+        *(
+            f"- `{d['name']}`: " + duplicates_line(d["duplicates"]).removeprefix("- ")
+            for d in data["datasets"]
+            if d.get("duplicates")
+        ),  # fmt: skip
         f"- written at `{site['hook']}` ({site['positions']} positions), read again at `{site['later_hook']}`",
         f"- doses alpha = {', '.join(f'{a:g}' for a in cfg.alphas)} in {cfg.scale} units; mean activation norm {norms}",
         f"- seeds {', '.join(map(str, cfg.seeds))} (each its own split; {cfg.n_eval} held-out texts steered per seed); "
@@ -170,37 +173,33 @@ DEFINITIONS = """## Definitions
 def dose_response_plot(summary: pd.DataFrame, path: Path) -> None:
     """One panel per effect metric: mean over seeds (95% band) against dose, one line per direction,
     solid for the real model and dashed for the controls."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
 
     panels = [(m, t) for m, t in CURVES if (summary["metric"] == m).any()]
-    fig, axes = plt.subplots(2, (len(panels) + 1) // 2, figsize=(4.2 * ((len(panels) + 1) // 2), 7), squeeze=False)
-    colours = dict(zip(("logistic", "mass-mean", "lda", "dual", "random"), plt.cm.tab10.colors))
+    fig, axes = subplots(2, (len(panels) + 1) // 2, figsize=(4.2 * ((len(panels) + 1) // 2), 7), squeeze=False)
+    colours = dict(zip(("logistic", "mass-mean", "lda", "dual", "random"), colormaps["tab10"].colors))
     for ax, (metric, title) in zip(axes.flat, panels):
         for (arm, direction), g in summary[summary["metric"] == metric].groupby(["arm", "direction"]):
             g = g.sort_values("alpha")
-            style = "-" if arm == "none" else "--"
-            label = direction if arm == "none" else f"{direction} ({arm})"
+            style = "-" if arm == REAL else "--"
+            label = direction if arm == REAL else f"{direction} ({arm})"
             ax.plot(g["alpha"], g["mean"], style, marker="o", ms=3, color=colours.get(direction), label=label)
             ax.fill_between(g["alpha"], g["ci_low"], g["ci_high"], color=colours.get(direction), alpha=0.12)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("alpha")
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def render_steering(result: Any) -> str:
     """steering.md for a SteeringResult."""
     names = ", ".join(d["name"] for d in result.data["datasets"])
-    lines = [f"# auditkit steering report: {names} on {result.provenance['none'].get('name')}", ""]
+    lines = [f"# auditkit steering report: {names} on {result.provenance[REAL].get('name')}", ""]
     lines += _verdicts(result) + _geometry(result) + _reading_writing(result)
-    lines += [f"## Dose-response", "", f"![dose-response]({PLOT})", ""] + _setup(result) + [DEFINITIONS]
+    lines += ["## Dose-response", "", f"![dose-response]({PLOT})", ""] + _setup(result) + [DEFINITIONS]
     return "\n".join(lines)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import platform
 import sys
@@ -11,18 +10,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from auditkit.audit.registry import METHODS
 from auditkit.report.markdown import render
 from auditkit.report.outputs import atomic_folder
 from auditkit.report.plots import arms_plot
 
 LIBRARIES = ("auditkit", "torch", "transformer-lens", "transformers", "sae-lens", "numpy", "pandas")
-
-
-FIGURES: dict[str, str] = {}
-"""``module:function`` writing a method's own figures into the report folder, ``f(result, folder)``;
-its report section (see ``markdown.SECTIONS``) links them."""
-FIGURES["pursuit"] = "auditkit.report.pursuit:fvu_l0_figure"
-FIGURES["sae"] = "auditkit.report.sae:sae_figures"
 
 
 def library_versions() -> dict[str, str]:
@@ -59,9 +52,8 @@ def write_outputs(result: Any, out: Path, command: str) -> Path:
         if plot:
             arms_plot(result.rows, tmp / plot)
         for method in result.method_info:
-            if method in FIGURES:
-                module, _, name = FIGURES[method].partition(":")
-                getattr(importlib.import_module(module), name)(result, tmp)
+            if method in METHODS and METHODS[method].figures is not None:
+                METHODS[method].figures(result, tmp)
         (tmp / "report.md").write_text(render(result, command, plot))
         result.rows.to_csv(tmp / "results.csv", index=False)
         result.selectivity.to_csv(tmp / "selectivity.csv", index=False)

@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 import torch
+from auditkit.cli.main import app
 from typer.testing import CliRunner
 
-from auditkit.cli.main import app
 from auditkit.models import EMBEDDED_MODELS, ModelSpec, embedded_file, load_model
 
 pytestmark = pytest.mark.acceptance
@@ -81,15 +81,30 @@ def test_activations_match_the_transformers_gguf_model(smollm):
 
 def test_small_default_audit_is_selective_and_cached(session_cache, tmp_path):
     runner = CliRunner()
-    args = ["audit", "--max-examples", "400", "--probes", "logistic,mass-mean",
-            "--controls", "shuffled-labels,control-task,random-tokens-uniform,spectral-reinit", "--cache-dir", str(session_cache), "--out", str(tmp_path / "out")]
+    args = [
+        "audit",
+        "--max-examples",
+        "400",
+        "--probes",
+        "logistic,mass-mean",
+        "--controls",
+        "shuffled-labels,control-task,random-tokens-uniform,spectral-reinit",
+        "--cache-dir",
+        str(session_cache),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     rows = pd.read_csv(tmp_path / "out" / "results.csv")
     acc = rows.query("metric == 'accuracy' and method == 'probe-logistic'").groupby("control")["value"].mean()
     # SST-2 sentiment is linearly readable from the middle of the residual stream; shuffled labels are not.
     assert acc["none"] > 0.65 and abs(acc["shuffled-labels"] - 0.5) < 0.1
-    sel = pd.read_csv(tmp_path / "out" / "selectivity.csv").query("metric == 'accuracy' and method == 'probe-logistic'").set_index("control")
+    sel = (
+        pd.read_csv(tmp_path / "out" / "selectivity.csv")
+        .query("metric == 'accuracy' and method == 'probe-logistic'")
+        .set_index("control")
+    )
     assert sel.loc["shuffled-labels", "verdict"] == "selective"
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["extraction"]["hook"] == "blocks.15.hook_resid_pre"

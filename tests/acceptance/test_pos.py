@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from conftest import UD_EWT  # the one definition of ../shared/data
 
-from auditkit.audit import AuditConfig, run_audit
+from auditkit.audit.config import AuditConfig
+from auditkit.audit.run import run_audit
 from auditkit.models import ModelSpec
 
-UD_EWT = Path(__file__).resolve().parents[3] / "shared" / "data" / "ud-english-ewt"  # ../shared/data of the repo
 pytestmark = pytest.mark.acceptance
 
 

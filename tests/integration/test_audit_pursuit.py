@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-import torch
+from auditkit.cli.main import app
 from typer.testing import CliRunner
 
-from auditkit.audit import AuditConfig, run_audit
-from auditkit.cli.main import app
+from auditkit.audit.config import AuditConfig
+from auditkit.audit.options import PursuitAuditOptions
+from auditkit.audit.run import run_audit
 from auditkit.errors import ConfigError
 from auditkit.models import ModelSpec, load_model
-from auditkit.pursuit_options import PursuitAuditOptions
 
 SEEDS = (0, 1, 2)
 CODE_PROBE = ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
@@ -42,7 +42,13 @@ def test_embedding_dictionary_reconstructs_its_own_model_and_codes_carry_the_lab
     explains it far better than random dictionaries of the same shape or spectrum, a spectral-reinit model
     re-derives its own W_E and is explained as well (the fit needs no training), and the codes carry the
     planted label while shuffled labels fall to chance."""
-    result = _run(yes_no_table(tmp_path / "t.csv", words=(3, 8)), tiny, ("shuffled-labels", "spectral-reinit"), ks=(1, 2, 4), center=False)
+    result = _run(
+        yes_no_table(tmp_path / "t.csv", words=(3, 8)),
+        tiny,
+        ("shuffled-labels", "spectral-reinit"),
+        ks=(1, 2, 4),
+        center=False,
+    )
     m = _means(result)
     assert set(m.index) == {"none", "shuffled-labels", "spectral-reinit", "gaussian-dict", "spectral-dict"}
     assert set(result.rows.query("control == 'shuffled-labels'")["metric"]) == set(CODE_PROBE)

@@ -5,16 +5,18 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from auditkit.cli.main import app
+from auditkit.cli.reproduce import reproduce_command
 from typer.testing import CliRunner
 
-from auditkit.audit import AuditConfig, reproduce_command, run_audit
-from auditkit.audit_sae import PROBE_METRICS, SAE_METRICS
-from auditkit.cli.main import app
+from auditkit.audit.config import AuditConfig
+from auditkit.audit.options import SAEAuditOptions, parse_width
+from auditkit.audit.run import run_audit
+from auditkit.audit.sae import PROBE_METRICS, SAE_METRICS
 from auditkit.errors import ConfigError
 from auditkit.methods.sae import SAEConfig, save_sae, train_sae
 from auditkit.models import ModelSpec
-from auditkit.report import write_outputs
-from auditkit.sae_options import SAEAuditOptions, parse_width
+from auditkit.report.write import write_outputs
 
 SEEDS = (0, 1, 2)
 CONTROLS = ("random-tokens-uniform", "spectral-reinit", "shuffled-labels")
@@ -104,7 +106,9 @@ def test_loaded_sae_scores_the_real_arm_and_controls_train_its_shape(tmp_path, t
     folder = save_sae(train_sae(x, SAEConfig(width=96, k=4, training_tokens=4000, batch_size=500, progress=False), seed=0),
                       tmp_path / "sae")  # fmt: skip
     path = yes_no_table(tmp_path / "t.csv", n=48)
-    result = run_audit(_cfg(path, controls=("random-tokens-uniform",), seeds=(0, 1), load=str(folder)), loaded=tiny_gpt2)
+    result = run_audit(
+        _cfg(path, controls=("random-tokens-uniform",), seeds=(0, 1), load=str(folder)), loaded=tiny_gpt2
+    )
     info = result.method_info["sae"]
     assert info["d_sae"] == 96 and info["config"]["k"] == 4 and info["loaded"] == str(folder)
     assert "train_s" in info["arms"]["random-tokens-uniform"]
@@ -121,11 +125,18 @@ def test_loaded_sae_scores_the_real_arm_and_controls_train_its_shape(tmp_path, t
 def test_report_section_is_generated_from_the_verdicts(audit, tmp_path):
     out = write_outputs(audit, tmp_path / "report", reproduce_command(audit.config, tmp_path / "report"))
     report = (out / "report.md").read_text()
-    for needle in ("## Method: sae", "### Metrics by arm", "sae_arms.png", "### Metric definitions",
-                   "`fvu` (lower is better)", "**sae** vs **spectral-reinit**", "--sae-arch topk --sae-width 128"):
+    for needle in (
+        "## Method: sae",
+        "### Metrics by arm",
+        "sae_arms.png",
+        "### Metric definitions",
+        "`fvu` (lower is better)",
+        "**sae** vs **spectral-reinit**",
+        "--sae-arch topk --sae-width 128",
+    ):
         assert needle in report, needle
     assert (out / "sae_arms.png").stat().st_size > 0
-    section = report[report.index("### What separates"):report.index("### Metric definitions")]
+    section = report[report.index("### What separates") : report.index("### Metric definitions")]
     sel = audit.selectivity
     # Every metric is listed under exactly the controls it separates, per the verdicts.
     everywhere = sel.groupby("metric")["verdict"].apply(lambda v: v.isin(["selective", "differs"]).all())

@@ -7,22 +7,18 @@ bench/bench_calibration.py; here the conclusions are checked at a size that runs
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
 import torch
 
-from auditkit.arms import ArmPlan, build_arms
-from auditkit.calibration import CalibrationConfig, calibrate, relabel
-from auditkit.calibration_recovery import RecoveryConfig, recovery_checks
-from auditkit.calibration_stats import bayes_accuracy, binomial_interval, seed_icc
-from auditkit.errors import ConfigError
-from auditkit.extract import ExtractConfig
-from auditkit.models import LoadedModel
-from auditkit.report.calibration import render_calibration, write_calibration
-from auditkit.pursuit_options import PursuitAuditOptions
-from auditkit.sae_options import SAEAuditOptions
-from auditkit.synthetic import (
+from auditkit.audit.arms import ArmPlan, build_arms
+from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
+from auditkit.calibration.recovery import RecoveryConfig, recovery_checks
+from auditkit.calibration.run import CalibrationConfig, calibrate, relabel
+from auditkit.calibration.stats import binomial_interval, seed_icc
+from auditkit.calibration.synthetic import (
     correlated_basis,
     null_labels,
     planted_labels,
@@ -30,6 +26,10 @@ from auditkit.synthetic import (
     set_membership_batch,
     train_set_language_model,
 )
+from auditkit.errors import ConfigError
+from auditkit.extract import ExtractConfig
+from auditkit.models import LoadedModel
+from auditkit.report.calibration import render_calibration, write_calibration
 from auditkit.types import ModelProvenance
 
 STRENGTHS = (0.1, 0.5, 2.0)
@@ -149,7 +149,9 @@ def test_config_rejects_bad_values():
     with pytest.raises(ConfigError, match="unknown"):
         CalibrationConfig(controls=("shuffled",))
     with pytest.raises(ConfigError, match="applies to pursuit"):
-        CalibrationConfig(methods=("pursuit",), controls=("step0",), pursuit=PursuitAuditOptions(dictionary_controls=()))
+        CalibrationConfig(
+            methods=("pursuit",), controls=("step0",), pursuit=PursuitAuditOptions(dictionary_controls=())
+        )
     with pytest.raises(ConfigError, match="no datasets"):
         CalibrationConfig(n_null=0, n_planted=0)
 
@@ -185,7 +187,9 @@ def test_sae_and_pursuit_label_verdicts_are_calibrated_and_have_power():
     result = calibrate(cfg)
     fpr = result.fpr.set_index(["method", "control"])
     expected = {(f"sae-k{k}", c) for k in (1, 5, 20) for c in ("random-tokens-uniform", "shuffled-labels")}
-    expected |= {("pursuit-code", c) for c in ("random-tokens-uniform", "shuffled-labels", "gaussian-dict", "spectral-dict")}
+    expected |= {
+        ("pursuit-code", c) for c in ("random-tokens-uniform", "shuffled-labels", "gaussian-dict", "spectral-dict")
+    }
     assert set(fpr.index) == expected
     assert (fpr["n_null"] == 30).all()
     # 30 nulls per pair, all on one seed set: no pair may *exceed* the level (its exact interval above
@@ -218,3 +222,12 @@ def test_repeated_text_nulls_stay_at_nominal():
     assert set(fpr["null"]) == {"null-repeated-text", "null-repeated-token"}
     assert (fpr["n_null"] == 40).all() and result.info["merged_copies"] >= 2 * cfg.repeated_sequences
     assert (fpr["fpr"] <= 0.05).all(), fpr
+
+
+def bayes_accuracy(strength: float) -> float:
+    """Best accuracy on :func:`auditkit.calibration.synthetic.planted_labels` with a Gaussian latent score.
+
+    P(sign(s z + e) = sign(z)) for independent standard normals z, e is 1/2 + arctan(s) / pi (the
+    orthant probability of a bivariate normal with correlation s / sqrt(1 + s^2)).
+    """
+    return 0.5 + math.atan(strength) / math.pi

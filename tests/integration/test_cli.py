@@ -7,18 +7,17 @@ import json
 import pandas as pd
 import pytest
 import torch
-from typer.testing import CliRunner
-
 from auditkit.cli.main import app
+from typer.testing import CliRunner
 
 runner = CliRunner()
 
 
 def _table(path, n=40, labels=None, text=True):
     labels = labels if labels is not None else [i % 2 for i in range(n)]
-    pd.DataFrame({"text": [f"sample {i} {'yes' if l else 'no'}" for i, l in enumerate(labels)], "label": labels}).to_csv(
-        path, index=False
-    )
+    pd.DataFrame(
+        {"text": [f"sample {i} {'yes' if l else 'no'}" for i, l in enumerate(labels)], "label": labels}
+    ).to_csv(path, index=False)
     return path
 
 
@@ -31,17 +30,33 @@ def _audit(tmp_path, *args):
 
 
 def test_tiny_audit_writes_report_results_and_run(tmp_path):
-    result, out = _audit(tmp_path, "--dataset", f"table:{_table(tmp_path / 't.csv')}", "--hook", "blocks.1.hook_resid_post")
+    result, out = _audit(
+        tmp_path, "--dataset", f"table:{_table(tmp_path / 't.csv')}", "--hook", "blocks.1.hook_resid_post"
+    )
     assert result.exit_code == 0, result.output
     rows = pd.read_csv(out / "results.csv")
     # degenerate: the arm's training labels held one class (its verdict is then "degenerate")
     assert list(rows.columns) == ["method", "control", "seed", "metric", "value", "degenerate"]
-    assert set(rows["control"]) == {"none", "shuffled-labels", "control-task", "random-tokens-uniform",
-                                    "random-tokens-unigram", "spectral-reinit", "gaussian-reinit"}
+    assert set(rows["control"]) == {
+        "none",
+        "shuffled-labels",
+        "control-task",
+        "random-tokens-uniform",
+        "random-tokens-unigram",
+        "spectral-reinit",
+        "gaussian-reinit",
+    }
     assert rows["seed"].nunique() == 3
     report = (out / "report.md").read_text()
-    for needle in ("## What was audited", "95% CI", "auditkit audit --model tiny-gpt2", "Verdict rule", "arms.png",
-                   "### spectral-reinit", "### control-task"):
+    for needle in (
+        "## What was audited",
+        "95% CI",
+        "auditkit audit --model tiny-gpt2",
+        "Verdict rule",
+        "arms.png",
+        "### spectral-reinit",
+        "### control-task",
+    ):
         assert needle in report
     run = json.loads((out / "run.json").read_text())
     assert run["config"]["seeds"] == [0, 1, 2] and "torch" in run["versions"] and run["timings"]["total_s"] > 0
@@ -167,7 +182,9 @@ def test_matrix_and_sparse_probe_bad_input(tmp_path, args, pattern):
 
 
 def test_matrix_all_writes_a_folder_per_property_and_a_summary(tmp_path):
-    result, out = _audit(tmp_path, "--matrix", "W_U", "--dataset", "token-properties:all", "--probes", "logistic,mass-mean")
+    result, out = _audit(
+        tmp_path, "--matrix", "W_U", "--dataset", "token-properties:all", "--probes", "logistic,mass-mean"
+    )
     assert result.exit_code == 0, result.output
     summary = (out / "summary.md").read_text()
     assert "| property |" in summary and "auditkit audit --model tiny-gpt2" in summary

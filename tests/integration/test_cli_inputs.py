@@ -9,9 +9,8 @@ import json
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
-
 from auditkit.cli.main import app
+from typer.testing import CliRunner
 
 MAX_LINE = 300
 """An error line is capped at a few hundred characters (``auditkit.cli.main.MAX_ERROR_CHARS``)."""

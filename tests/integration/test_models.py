@@ -120,9 +120,7 @@ def test_processed_weights_change_the_residual_but_not_the_logits(tmp_path, gpt2
     assert proc.provenance.processed is True
     tokens = raw.to_tokens(TEXT[1])
     # Centring the unembedding shifts every logit of a position by the same amount: compare log-probs.
-    torch.testing.assert_close(
-        raw(tokens).log_softmax(-1), proc.model(tokens).log_softmax(-1), atol=1e-4, rtol=0
-    )
+    torch.testing.assert_close(raw(tokens).log_softmax(-1), proc.model(tokens).log_softmax(-1), atol=1e-4, rtol=0)
     assert proc.model.cfg.normalization_type == "LNPre"
 
 
@@ -191,7 +189,9 @@ def _cached_acts(folder: Path, root: Path):
     loaded = load_model(ModelSpec(name=str(folder)))
     tok = loaded.model.tokenizer
     ds = data.from_lists("two", [f"{t} {i}" for i, t in enumerate(TEXT * 4)], [0, 1] * 4)  # distinct texts
-    batch = data.tokenize(ds, tok, prepend_bos=loaded.provenance.prepend_bos, bos_token_id=tok.bos_token_id, max_length=32)
+    batch = data.tokenize(
+        ds, tok, prepend_bos=loaded.provenance.prepend_bos, bos_token_id=tok.bos_token_id, max_length=32
+    )
     cfg = ExtractConfig(hook="blocks.1.hook_resid_pre", positions="last", progress=False)
     entry = CacheEntry(root, cache_request(loaded.provenance, batch, cfg))
     return extract(loaded.model, batch, cfg, cache=entry).acts_ND, entry.key

@@ -15,25 +15,25 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from auditkit.cli.main import app
 from typer.testing import CliRunner
 
-from auditkit.cli.main import app
 from auditkit.errors import AuditkitError
-from auditkit.report import write_outputs
+from auditkit.report.write import write_outputs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 runner = CliRunner()
 MARKER = ".auditkit-output"
-COMPUTE = ("auditkit.audit.run_audit", "auditkit.matrix_audit.run_matrix_audits", "auditkit.steering.run_steering",
-           "auditkit.calibration.run_validate")  # fmt: skip
+COMPUTE = ("auditkit.audit.run.run_audit", "auditkit.audit.matrix.run_matrix_audits", "auditkit.steering.run.run_steering",
+           "auditkit.calibration.run.run_validate")  # fmt: skip
 
 
 def _table(path: Path, n: int = 40) -> Path:
     labels = [i % 2 for i in range(n)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"text": [f"sample {i} {'yes' if l else 'no'}" for i, l in enumerate(labels)], "label": labels}).to_csv(
-        path, index=False
-    )
+    pd.DataFrame(
+        {"text": [f"sample {i} {'yes' if l else 'no'}" for i, l in enumerate(labels)], "label": labels}
+    ).to_csv(path, index=False)
     return path
 
 
@@ -51,7 +51,8 @@ def no_compute(monkeypatch):
 @pytest.fixture(scope="module")
 def tiny_result(tmp_path_factory):
     """One real audit result of a tiny model (a few seconds), reused by the tests that must write a report."""
-    from auditkit.audit import AuditConfig, run_audit
+    from auditkit.audit.config import AuditConfig
+    from auditkit.audit.run import run_audit
     from auditkit.models import ModelSpec
 
     table = _table(tmp_path_factory.mktemp("data") / "t.csv")
@@ -69,7 +70,7 @@ def canned_audit(monkeypatch, tiny_result):
         asked.append(cfg)
         return tiny_result
 
-    monkeypatch.setattr("auditkit.audit.run_audit", run_audit)
+    monkeypatch.setattr("auditkit.audit.run.run_audit", run_audit)
     return asked
 
 
@@ -109,7 +110,9 @@ def _mark(folder: Path, **files: str) -> Path:
 # --- refusals, before any compute --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", [["audit", "--model", "tiny-gpt2"], ["steer", "--model", "tiny-gpt2"], ["validate"]])
+@pytest.mark.parametrize(
+    "command", [["audit", "--model", "tiny-gpt2"], ["steer", "--model", "tiny-gpt2"], ["validate"]]
+)
 def test_a_folder_of_user_files_is_refused_and_kept(tmp_path, no_compute, command):
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -321,9 +324,11 @@ def test_reproduce_command_round_trips_through_the_shell(tmp_path, monkeypatch, 
 
 
 def test_reproduce_command_writes_floats_in_full_and_quotes_every_value():
-    from auditkit.audit import AuditConfig, reproduce_command
+    from auditkit.cli.reproduce import reproduce_command
+
+    from auditkit.audit.config import AuditConfig
+    from auditkit.audit.options import PursuitAuditOptions
     from auditkit.models import ModelSpec
-    from auditkit.pursuit_options import PursuitAuditOptions
 
     cfg = AuditConfig(model=ModelSpec(name="tiny-gpt2"), dataset="table:/data/it's here.csv", probe_C=0.123456789,
                       test_fraction=0.123456789, methods=("probe", "pursuit", "sae"),
@@ -338,7 +343,7 @@ def test_reproduce_command_writes_floats_in_full_and_quotes_every_value():
 
 def test_validate_reproduce_command_is_quoted(tmp_path, monkeypatch):
     commands = []
-    monkeypatch.setattr("auditkit.calibration.run_validate", lambda **kw: object())
+    monkeypatch.setattr("auditkit.calibration.run.run_validate", lambda **kw: object())
     monkeypatch.setattr("auditkit.report.calibration.write_calibration",
                         lambda result, out, command: commands.append(command))  # fmt: skip
     monkeypatch.chdir(tmp_path)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from auditkit.audit import AuditConfig, run_audit
+from auditkit.audit.config import AuditConfig
+from auditkit.audit.run import run_audit
 from auditkit.models import ModelSpec, load_model
 from auditkit.seeding import numpy_rng
 

@@ -8,15 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import planted_features  # known-answer features, shared by the steering tests
 
 from auditkit.errors import HookError
 from auditkit.models import ModelSpec
 from auditkit.report.steering import write_steering
-from auditkit.steering import SteeringConfig, run_steering
-from auditkit.steering_data import tokenize_texts
-from auditkit.steering_directions import dual_basis, off_on, planted_features, unit
-from auditkit.steering_effects import later_shifts
-from auditkit.steering_hooks import Site, prefix_residual, read_last, steered_rows
+from auditkit.steering.data import tokenize_texts
+from auditkit.steering.directions import dual_basis, off_on, unit
+from auditkit.steering.effects import later_shifts
+from auditkit.steering.hooks import Site, prefix_residual, read_last, steered_rows
+from auditkit.steering.run import SteeringConfig, run_steering
 
 TEXTS = ("Plumstead railway station", "Sappada", "a", "Toms River (CDP), New Jersey", "Glenshaw is here")
 
@@ -114,8 +115,8 @@ def test_run_steering_end_to_end_and_write_the_report(tiny_gpt2, tmp_path):
 
 
 def test_several_binary_tasks_make_one_concept_each_and_train_only_on_their_own_texts(tiny_gpt2):
-    from auditkit.steering_data import load_concepts
-    from auditkit.steering_directions import concept_problems
+    from auditkit.steering.data import load_concepts
+    from auditkit.steering.directions import concept_problems
 
     concepts = load_concepts(("5_hist_fig_ismale", "6_hist_fig_isamerican"), template="{text} was", max_examples=20,
                              seeds=(0, 1), test_fraction=0.25)  # fmt: skip

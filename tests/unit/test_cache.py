@@ -17,7 +17,8 @@ import torch
 from safetensors.torch import save_file
 
 from auditkit import cache as cache_mod
-from auditkit import data, extract as extract_mod
+from auditkit import data
+from auditkit import extract as extract_mod
 from auditkit.cache import CacheEntry, request_key
 from auditkit.errors import CacheError
 from auditkit.extract import ExtractConfig, cache_request, extract
@@ -50,9 +51,26 @@ def _record_computed_chunks(monkeypatch) -> list[int]:
 
 
 def test_key_depends_on_every_field():
-    base = {"model": "m", "hook": "h", "dataset": "d"}
+    """The real key: every input that changes the extracted rows (model weights, hook, positions, BOS,
+    dtype, chunking, dataset, token variant) gives a new key; the same inputs in another order do not."""
+    loaded, batch, cfg = _setup()
+    base = cache_request(loaded.provenance, batch, cfg)
     assert request_key(base) == request_key(dict(reversed(list(base.items()))))
-    assert len({request_key({**base, k: "other"}) for k in base} | {request_key(base)}) == 4
+    other_model = load_model(ModelSpec(name="tiny-gpt2", seed=1))
+    variants = [
+        cache_request(other_model.provenance, batch, cfg),
+        cache_request(loaded.provenance, batch, dataclasses.replace(cfg, hook="blocks.0.hook_resid_post")),
+        cache_request(loaded.provenance, batch, dataclasses.replace(cfg, positions="last")),
+        cache_request(loaded.provenance, batch, dataclasses.replace(cfg, include_bos=not cfg.include_bos)),
+        cache_request(loaded.provenance, batch, dataclasses.replace(cfg, dtype="float64")),
+        cache_request(loaded.provenance, batch, dataclasses.replace(cfg, chunk_size=cfg.chunk_size + 1)),
+        cache_request(loaded.provenance, dataclasses.replace(batch, dataset_fingerprint="another"), cfg),
+        cache_request(loaded.provenance, dataclasses.replace(batch, variant="random-tokens-uniform/1"), cfg),
+    ]
+    changed = {k for v in variants for k in v if v[k] != base[k]}
+    assert changed == set(base) - {"n_examples"}  # n_examples follows the dataset; every other field is varied
+    keys = [request_key(v) for v in variants]
+    assert len(set(keys) | {request_key(base)}) == len(variants) + 1
 
 
 def test_second_run_loads_instead_of_computing(tmp_path, monkeypatch):
@@ -85,7 +103,9 @@ def _finished(tmp_path, cfg=None):
 
 
 def _cached(loaded, batch, cfg, root):
-    return extract(loaded.model, batch, cfg, cache=CacheEntry(root, cache_request(loaded.provenance, batch, cfg))).acts_ND
+    return extract(
+        loaded.model, batch, cfg, cache=CacheEntry(root, cache_request(loaded.provenance, batch, cfg))
+    ).acts_ND
 
 
 def _rerun(loaded, batch, cfg, root, caplog):
@@ -263,7 +283,10 @@ def test_sigkill_leaves_no_entry_and_rerun_computes_only_the_rest(tmp_path, monk
     loaded, batch, cfg = _setup()
     entry = CacheEntry(tmp_path, cache_request(loaded.provenance, batch, cfg))
     assert not entry.path.exists(), "a killed run left a finished-looking entry"
-    assert sorted(p.name for p in entry.partial.glob("chunk-*")) == ["chunk-00000.safetensors", "chunk-00001.safetensors"]
+    assert sorted(p.name for p in entry.partial.glob("chunk-*")) == [
+        "chunk-00000.safetensors",
+        "chunk-00001.safetensors",
+    ]
     assert not list(entry.partial.glob(".*")), "a killed run left a temporary file"
 
     computed = _record_computed_chunks(monkeypatch)

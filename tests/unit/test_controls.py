@@ -29,7 +29,9 @@ def test_shuffled_labels_keep_marginals_per_split_and_change_assignment():
     out = shuffled_labels(acts, seed=1)
     for side in (False, True):
         m = acts.is_test_N == side
-        np.testing.assert_array_equal(np.bincount(out.labels_N[m], minlength=3), np.bincount(acts.labels_N[m], minlength=3))
+        np.testing.assert_array_equal(
+            np.bincount(out.labels_N[m], minlength=3), np.bincount(acts.labels_N[m], minlength=3)
+        )
     assert (out.labels_N != acts.labels_N).mean() > 0.4
     np.testing.assert_array_equal(shuffled_labels(acts, seed=1).labels_N, out.labels_N)
 
@@ -101,8 +103,16 @@ def test_spectral_reinit_keeps_singular_values_and_randomises_vectors():
         if W.ndim == 2 and min(W.shape) >= 16:
             # Largest |cosine| between the top-5 singular vectors, old vs new, against random unit vectors.
             for side, dim in ((0, W.shape[0]), (1, W.shape[1])):
-                u1 = torch.linalg.svd(W.double())[side * 2][:, :5] if side == 0 else torch.linalg.svd(W.double())[2][:5].T
-                u2 = torch.linalg.svd(W2.double())[side * 2][:, :5] if side == 0 else torch.linalg.svd(W2.double())[2][:5].T
+                u1 = (
+                    torch.linalg.svd(W.double())[side * 2][:, :5]
+                    if side == 0
+                    else torch.linalg.svd(W.double())[2][:5].T
+                )
+                u2 = (
+                    torch.linalg.svd(W2.double())[side * 2][:, :5]
+                    if side == 0
+                    else torch.linalg.svd(W2.double())[2][:5].T
+                )
                 assert (u1.T @ u2).abs().max() < 5 / dim**0.5, (name, side)
     for name in ("blocks.0.ln1.w", "blocks.0.ln1.b"):
         assert torch.equal(dict(new.named_parameters())[name], dict(model.named_parameters())[name])

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import GPT2_TOKENIZER as GPT2_DIR  # the one definition of ../shared/data  # noqa: E402
+from conftest import UD_EWT  # noqa: E402
 
 from auditkit import data
 from auditkit.errors import DataError, HubUnreachableError
 from auditkit.types import LabelledDataset
 
-SHARED = Path("/work/shared/data")
-EWT_DEV = SHARED / "ud-english-ewt" / "en_ewt-ud-dev.conllu"
-GPT2_DIR = SHARED / "gpt2-tokenizer"
+EWT_DEV = UD_EWT / "en_ewt-ud-dev.conllu"
 GPT2_EOS = 50256
 
 needs_ewt = pytest.mark.skipif(not EWT_DEV.is_file(), reason=f"UD English-EWT dev file not found at {EWT_DEV}")
@@ -253,20 +253,6 @@ def test_fingerprint_changes_with_one_label():
     assert a.fingerprint != data.from_lists("m", texts, [0, 1, 1]).fingerprint
 
 
-def test_corpus_default_and_text_file(tmp_path):
-    corpus = data.load_corpus(max_texts=300, seed=0)
-    assert corpus.n_items == 300 == len(set(corpus.texts))
-    assert (corpus.labels_M == -1).all() and corpus.class_names == ()
-    assert data.load_corpus(max_texts=300, seed=0).texts == corpus.texts
-    assert data.load_corpus(max_texts=300, seed=1).texts != corpus.texts
-    path = tmp_path / "c.txt"
-    path.write_text("one\n\ntwo\none\nthree\n", encoding="utf-8")
-    assert data.load_corpus(path).texts == ("one", "two", "three")
-
-
-# ---------------------------------------------------------------- split
-
-
 def test_split_sentence_level_is_stratified_and_seeded():
     ds = data.from_lists("m", [f"t{i}" for i in range(40)], [0] * 30 + [1] * 10)
     a = data.split_items(ds, seed=0)
@@ -301,10 +287,10 @@ def test_alignment_decodes_to_the_word(gpt2_tok, prepend_bos, align, expected):
     texts = ["the xylophonist plays", "i saw the cat", "the zebras ran"]
     words = [["xylophonist"], ["the"], ["the"]]
     ds = _token_dataset(texts, words)
-    batch = data.tokenize(
-        ds, gpt2_tok, prepend_bos=prepend_bos, bos_token_id=GPT2_EOS, align=align, test_fraction=0.34
-    )
-    decoded = [gpt2_tok.decode([int(batch.tokens_BL[e, p])]) for e, p in zip(batch.item_example_M, batch.item_position_M)]
+    batch = data.tokenize(ds, gpt2_tok, prepend_bos=prepend_bos, bos_token_id=GPT2_EOS, align=align, test_fraction=0.34)
+    decoded = [
+        gpt2_tok.decode([int(batch.tokens_BL[e, p])]) for e, p in zip(batch.item_example_M, batch.item_position_M)
+    ]
     assert decoded == expected
     assert batch.has_bos is prepend_bos and batch.level == "token"
     if prepend_bos:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from auditkit.dictionaries import (
+from auditkit.errors import DataError
+from auditkit.methods.pursuit.dictionaries import (
     CONTROLS,
     from_embedding,
     from_matrix,
@@ -15,11 +16,9 @@ from auditkit.dictionaries import (
     gaussian_control,
     spectrum_matched_control,
 )
-from auditkit.errors import DataError
-from auditkit.methods.pursuit import omp
+from auditkit.methods.pursuit.greedy import omp
 from auditkit.metrics.sparse_coding import fvu
 from auditkit.seeding import torch_generator
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -35,7 +34,8 @@ def _unit(W: torch.Tensor) -> bool:
 
 
 def test_sae_decoder_rows_are_normalised_and_norms_kept() -> None:
-    sae_lens = pytest.importorskip("sae_lens")
+    import sae_lens as sae_lens
+
     sae = sae_lens.StandardSAE(sae_lens.StandardSAEConfig(d_in=16, d_sae=40))
     dic = from_sae(sae)
     assert dic.W_FD.shape == (40, 16) and _unit(dic.W_FD) and dic.source == "sae"

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from auditkit import data
-from auditkit.arms import Arm
-from auditkit.audit import AuditConfig, probe_rows
+from auditkit.audit.arms import Arm
+from auditkit.audit.config import AuditConfig
+from auditkit.audit.probe import probe_rows
 from auditkit.controls.labels import control_task
 from auditkit.errors import ConfigError
 from auditkit.extract import plan_rows
@@ -129,7 +130,9 @@ def test_sampling_error_is_clustered_by_example():
     d = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
     zero = np.zeros(6)
     rows_apart = paired_sampling_se(ExampleScores(d, np.arange(6)), ExampleScores(zero, np.arange(6)))
-    clustered = paired_sampling_se(ExampleScores(d, np.array([0, 0, 0, 1, 1, 1])), ExampleScores(zero, np.array([0, 0, 0, 1, 1, 1])))
+    clustered = paired_sampling_se(
+        ExampleScores(d, np.array([0, 0, 0, 1, 1, 1])), ExampleScores(zero, np.array([0, 0, 0, 1, 1, 1]))
+    )
     assert clustered > rows_apart > 0
     assert math.isnan(paired_sampling_se(ExampleScores(d, np.arange(6)), ExampleScores(zero[:5], np.arange(5))))
 
@@ -152,6 +155,6 @@ def test_a_control_whose_labels_collapse_is_degenerate_not_control_better():
         class_names=("a", "b"), level="token", pad_token_id=0, has_bos=False,
     )  # fmt: skip
     arms = [Arm(c, s, a, batch, lambda: None) for c, a in (("none", acts), ("control-task", ctrl)) for s in (0, 1, 2)]
-    rows, _ = probe_rows(arms, AuditConfig(probes=("logistic",)))
+    rows, _ = probe_rows(arms, ("logistic",))
     sel = selectivity_table(rows).query("metric == 'accuracy'").iloc[0]
     assert sel["verdict"] == "degenerate" and sel["control_score"] == 1.0

@@ -100,7 +100,9 @@ def test_resid_pre_is_read_before_its_block_runs(tiny, batch):
     calls = []
     handle = tiny.model.blocks[1].register_forward_hook(lambda *a: calls.append(1))
     try:
-        acts = extract(tiny.model, batch, ExtractConfig(hook="blocks.1.hook_resid_pre", positions="all", progress=False))
+        acts = extract(
+            tiny.model, batch, ExtractConfig(hook="blocks.1.hook_resid_pre", positions="all", progress=False)
+        )
     finally:
         handle.remove()
     assert calls == []

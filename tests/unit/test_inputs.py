@@ -14,8 +14,8 @@ NAN, INF = math.nan, math.inf
 
 @pytest.mark.parametrize("value", [NAN, INF, 0.0, -1.0])
 def test_probe_c_must_be_finite_and_positive(value):
-    from auditkit.audit import AuditConfig
-    from auditkit.steering import SteeringConfig
+    from auditkit.audit.config import AuditConfig
+    from auditkit.steering.run import SteeringConfig
 
     with pytest.raises(ConfigError, match="probe_C"):
         AuditConfig(probe_C=value)
@@ -26,14 +26,14 @@ def test_probe_c_must_be_finite_and_positive(value):
 @pytest.mark.parametrize("field", ["lr", "l1_coefficient", "expansion_factor"])
 @pytest.mark.parametrize("value", [NAN, INF])
 def test_sae_options_must_be_finite(field, value):
-    from auditkit.sae_options import SAEAuditOptions
+    from auditkit.audit.options import SAEAuditOptions
 
     with pytest.raises(ConfigError, match="finite"):
         SAEAuditOptions(**{field: value})
 
 
 def test_pursuit_code_probe_c_must_be_finite():
-    from auditkit.pursuit_options import PursuitAuditOptions
+    from auditkit.audit.options import PursuitAuditOptions
 
     with pytest.raises(ConfigError, match="code_probe_C"):
         PursuitAuditOptions(code_probe_C=NAN)

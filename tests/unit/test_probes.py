@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from auditkit.errors import ConfigError, DataError, NotFittedError
-from auditkit.methods.probe import PROBES, LogisticProbe, make_probe
-from auditkit.methods.probe_generative import LDAProbe, MassMeanProbe
+from auditkit.methods.probes import PROBES, make_probe
+from auditkit.methods.probes.generative import LDAProbe, MassMeanProbe
+from auditkit.methods.probes.logistic import LogisticProbe
 
 FAST = {"mlp": dict(epochs=30, batch_size=None, lr=3e-2), "low-rank": dict(rank=3)}
 """Test hyper-parameters: a short full-batch MLP; a low-rank probe with the rank a 4-class linear map needs."""

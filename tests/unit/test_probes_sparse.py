@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
-from auditkit.errors import ConfigError, DataError
-from auditkit.methods.sparse_probe import rank_dims, sparse_probe
-from auditkit.metrics.classification import log_loss, stacked_metrics
-from auditkit.splits import kfold_examples
+from auditkit.errors import ConfigError
+from auditkit.methods.probes.sparse import rank_dims, sparse_probe
 
 
 def _planted_sparse(n: int = 3000, d: int = 80, seed: int = 0):
@@ -63,41 +60,8 @@ def test_sparse_probe_rejects_bad_ks() -> None:
         sparse_probe(X, y[None], torch.ones(1, 100, dtype=torch.bool), 2, ks=(0, 2))
 
 
-def test_kfold_examples_is_a_stratified_deterministic_partition_by_example() -> None:
-    rng = np.random.default_rng(0)
-    example_ids = np.repeat(np.arange(200), rng.integers(1, 5, size=200))
-    labels_by_example = rng.integers(0, 3, size=200)
-    labels = labels_by_example[example_ids]
-    folds = kfold_examples(example_ids, labels, k=5, seed=3)
-    assert len(folds) == 5
-    assert (np.sum(folds, axis=0) == 1).all()  # every row in exactly one test fold
-    for f in folds:
-        assert not set(example_ids[f]) & set(example_ids[~f])  # never split inside an example
-        per_class = np.bincount(labels_by_example[np.unique(example_ids[f])], minlength=3)
-        assert (abs(per_class - np.bincount(labels_by_example, minlength=3) / 5) <= 1).all()
-    sizes = [len(np.unique(example_ids[f])) for f in folds]
-    assert max(sizes) - min(sizes) <= 1
-    again = kfold_examples(example_ids, labels, k=5, seed=3)
-    assert all((a == b).all() for a, b in zip(folds, again))
-    other = kfold_examples(example_ids, labels, k=5, seed=4)
-    assert any((a != b).any() for a, b in zip(folds, other))
-    with pytest.raises(ConfigError):
-        kfold_examples(example_ids, labels, k=1, seed=0)
-    with pytest.raises(DataError):
-        kfold_examples(np.arange(3), np.zeros(3, dtype=int), k=4, seed=0)
-
-
-def test_stacked_metrics_and_log_loss() -> None:
-    y_SN = torch.tensor([[0, 1, 1, 0], [1, 1, 0, 0]])
-    proba = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.6, 0.4]], dtype=torch.float64)
-    test_SN = torch.tensor([[True, True, True, False], [True, True, True, True]])
-    rows = stacked_metrics(y_SN, torch.stack([proba, proba]), test_SN)
-    assert rows[0]["accuracy"] == 1.0 and rows[1]["accuracy"] == 0.5
-    assert abs(log_loss(y_SN[0][:3], proba[:3]) - float(-np.log([0.9, 0.8, 0.6]).mean())) < 1e-12
-
-
 def test_sparse_probe_specs_parse_and_reject_bad_ks() -> None:
-    from auditkit.methods.sparse_probe import KS, parse_sparse_spec
+    from auditkit.methods.probes.sparse import KS, parse_sparse_spec
 
     assert parse_sparse_spec("k-sparse") == KS
     assert parse_sparse_spec("k-sparse:k=20,1,5") == (1, 5, 20)

@@ -8,11 +8,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from auditkit.dictionaries import from_matrix
-from auditkit.metrics.sparse_coding import amortisation_gap, fvu, fvu_l0_curve, support_stats
-from auditkit.methods.pursuit import omp
+from auditkit.methods.pursuit.curves import amortisation_gap, fvu_l0_curve
+from auditkit.methods.pursuit.dictionaries import from_matrix
+from auditkit.methods.pursuit.greedy import omp
+from auditkit.metrics.sparse_coding import fvu, support_stats
 from auditkit.seeding import torch_generator
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -65,7 +65,8 @@ def test_omp_beats_sae_lens_matching_pursuit_at_the_same_l0() -> None:
     """sae_lens's MatchingPursuitSAE encodes by plain (non-orthogonal, non-negative) matching pursuit.
     On planted non-negative signals, OMP with its decoder at each row's L0 reconstructs better, and
     plain MP's codes are not the least-squares codes on their own support."""
-    sae_lens = pytest.importorskip("sae_lens")
+    import sae_lens as sae_lens
+
     W = from_matrix(torch.randn(256, 64, generator=torch_generator(5))).W_FD
     X = _planted_nonneg(200, W, 4, 6)
     mp = sae_lens.MatchingPursuitSAE(

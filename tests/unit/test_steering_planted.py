@@ -6,16 +6,23 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import planted_features  # known-answer features, shared by the steering tests
 
 from auditkit.errors import ConfigError, DataError
 from auditkit.models import ModelSpec
-from auditkit.steering import SteeringConfig
-from auditkit.steering_directions import (
-    class_gaps, dual_basis, fit_readers, off_on, planted_features, reader_geometry, readout_shifts, reading_auroc,
+from auditkit.steering.directions import (  # fmt: skip
+    class_gaps,
+    dual_basis,
+    fit_readers,
+    off_on,
+    reader_geometry,
+    reading_auroc,
+    readout_shifts,
     unit,
-)  # fmt: skip
-from auditkit.steering_effects import label_logodds, step_vectors
-from auditkit.steering_summary import t_interval, verdicts
+)
+from auditkit.steering.effects import label_logodds, step_vectors
+from auditkit.steering.run import SteeringConfig
+from auditkit.steering.summary import t_interval, verdicts
 
 K = 3
 

@@ -1,0 +1,159 @@
+"""Arms: the real arm and every control arm, each an ActivationSet with its seed's split.
+
+Every arm goes through the same extraction (same hook, positions, batch and cache) as the real
+one; only the stage its control perturbs differs: tokens (``random-tokens-*``), weights
+(``spectral-reinit``, ``gaussian-reinit``, ``step0``) or labels (``shuffled-labels``,
+``control-task``). Each extraction is cached under a key that includes the control and its seed,
+so rerunning an audit with one more control computes only that control.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from auditkit.cache import CacheEntry
+from auditkit.controls import LABEL_CONTROLS, TOKEN_CONTROLS, random_tokens
+from auditkit.controls.weights import reinit_loaded, weight_control_provenance
+from auditkit.errors import ConfigError
+from auditkit.extract import ExtractConfig, cache_request, extract
+from auditkit.models import LoadedModel, ModelSpec, has_step0_checkpoint, load_model
+from auditkit.seeding import derive_seed
+from auditkit.splits import split_examples
+from auditkit.types import REAL, ActivationSet, TokenBatch
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of one seed: its activations (with the seed's train/test split) and its model."""
+
+    control: str
+    """``none`` for the real arm, else the control's name."""
+    seed: int
+    """The audit seed this arm belongs to."""
+    acts: ActivationSet
+    """Activations with the seed's split; label controls carry their control labels."""
+    batch: TokenBatch
+    """The tokens the activations were read from."""
+    model: Callable[[], LoadedModel]
+    """The arm's model, built on first call (weight-control models are only built when needed)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArmPlan:
+    """What to extract for every arm, shared by all methods."""
+
+    loaded: LoadedModel
+    batch: TokenBatch
+    extract_cfg: ExtractConfig
+    cache_root: Path | None
+    seeds: tuple[int, ...]
+    controls: tuple[str, ...]
+    test_fraction: float
+    gaussian_keep_embeddings: bool = False
+    models: dict[tuple[str, int], Any] = field(default_factory=dict, compare=False)
+    """Weight-control models by (control, arm seed), built lazily; a plan derived with
+    ``dataclasses.replace`` (another method's positions) shares this dict, so no model is built twice."""
+
+
+class _Lazy:
+    """A model built on first use and kept."""
+
+    def __init__(self, build: Callable[[], LoadedModel]) -> None:
+        self._build, self._value = build, None
+
+    def __call__(self) -> LoadedModel:
+        if self._value is None:
+            self._value = self._build()
+        return self._value
+
+
+def _extract(
+    plan: ArmPlan, prov: Any, batch: TokenBatch, model: _Lazy, timings: dict[str, float], label: str
+) -> ActivationSet:
+    t = time.perf_counter()
+    entry = CacheEntry(plan.cache_root, cache_request(prov, batch, plan.extract_cfg)) if plan.cache_root else None
+    # A cached entry needs no forward pass, so a weight-control model is not even built: the real model
+    # only validates the hook name (same architecture). Only a verified entry counts: a damaged one is
+    # moved aside by ``load`` and recomputed, with the arm's own model.
+    cached = entry is not None and entry.load() is not None
+    runner = plan.loaded if cached else model()
+    acts = extract(runner.model, batch, plan.extract_cfg, provenance=prov.to_dict(), cache=entry)
+    timings[f"extract[{label}]_s"] = timings.get(f"extract[{label}]_s", 0.0) + time.perf_counter() - t
+    return acts
+
+
+def _weight_model(plan: ArmPlan, control: str, seed: int) -> _Lazy:
+    if (control, seed) not in plan.models:
+        if control == "step0":
+            spec = ModelSpec(name=plan.loaded.provenance.name, revision="step0", cache_dir=plan.cache_root)
+            plan.models[control, seed] = _Lazy(lambda: load_model(spec))
+        else:
+            keep = plan.gaussian_keep_embeddings
+            plan.models[control, seed] = _Lazy(lambda: reinit_loaded(plan.loaded, control, seed, keep_embeddings=keep))
+    return plan.models[control, seed]
+
+
+def _control_acts(
+    plan: ArmPlan, control: str, seed: int, real_model: _Lazy, timings: dict[str, float]
+) -> tuple[ActivationSet, TokenBatch, _Lazy]:
+    """Activations of a token or weight control for one seed."""
+    arm_seed = derive_seed(seed, control)
+    prov = plan.loaded.provenance
+    if control in TOKEN_CONTROLS:
+        batch = random_tokens(
+            plan.batch, arm_seed, vocab_size=plan.loaded.model.cfg.d_vocab, variant=TOKEN_CONTROLS[control]
+        )
+        return _extract(plan, prov, batch, real_model, timings, control), batch, real_model
+    if control == "step0":
+        if not has_step0_checkpoint(prov):  # also checked before any forward pass (auditkit.preflight)
+            raise ConfigError(f"control step0 needs a Pythia model from the hub, not {prov.name!r}")
+        arm_seed = 0  # one checkpoint, shared by every seed
+        prov = dataclasses.replace(prov, revision="step0")
+    else:
+        prov = weight_control_provenance(prov, control, arm_seed, plan.gaussian_keep_embeddings)
+    model = _weight_model(plan, control, arm_seed)
+    return _extract(plan, prov, plan.batch, model, timings, control), plan.batch, model
+
+
+def split_for_seed(real: ActivationSet, seed: int, test_fraction: float) -> ActivationSet:
+    """The real arm of ``seed``: its rows split by example, stratified by label, with ``derive_seed(seed, "split")``.
+
+    Every arm of the seed (each control) takes this split, so each pair of arms is scored on the same rows."""
+    is_test = split_examples(
+        real.example_ids_N, real.labels_N, seed=derive_seed(seed, "split"), test_fraction=test_fraction
+    )
+    return real.replace(is_test_N=is_test)
+
+
+def label_control(real_s: ActivationSet, control: str, seed: int) -> ActivationSet:
+    """The arm of label control ``control`` for ``seed``: the seed's real arm relabelled, drawn with
+    ``derive_seed(seed, control)``."""
+    return LABEL_CONTROLS[control](real_s, derive_seed(seed, control))
+
+
+def build_arms(plan: ArmPlan, timings: dict[str, float]) -> list[Arm]:
+    """Every (control, seed) arm; the real arm's control is ``none``."""
+    real_model = _Lazy(lambda: plan.loaded)
+    real = _extract(plan, plan.loaded.provenance, plan.batch, real_model, timings, REAL)
+    arms = []
+    for seed in plan.seeds:
+        real_s = split_for_seed(real, seed, plan.test_fraction)
+        arms.append(Arm(REAL, seed, real_s, plan.batch, real_model))
+        for control in plan.controls:
+            if control in LABEL_CONTROLS:
+                arms.append(Arm(control, seed, label_control(real_s, control, seed), plan.batch, real_model))
+                continue
+            acts, batch, model = _control_acts(plan, control, seed, real_model, timings)
+            if not np.array_equal(acts.example_ids_N, real.example_ids_N):
+                raise RuntimeError(f"control {control} produced rows that do not align with the real arm")
+            arms.append(Arm(control, seed, acts.replace(is_test_N=real_s.is_test_N), batch, model))
+    return arms

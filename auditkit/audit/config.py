@@ -1,0 +1,120 @@
+"""The audit's configuration: one frozen dataclass, validated field by field on construction."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
+from auditkit.controls import ALL_CONTROLS
+from auditkit.duplicates import check_policy
+from auditkit.errors import ConfigError
+from auditkit.methods.probes import PROBES
+from auditkit.methods.probes.sparse import SPARSE_KIND, parse_sparse_spec
+from auditkit.models import ModelSpec
+
+DEFAULT_DATASET = "sae-probes:92_glue_sst2"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditConfig:
+    """One audit: model, data, hook, methods, controls, seeds."""
+
+    model: ModelSpec = field(default_factory=ModelSpec)
+    """The model to audit."""
+    dataset: str = DEFAULT_DATASET
+    """``sae-probes:TAG``, ``conllu:PATH``, or ``table:PATH_OR_HUB_ID`` (see ``auditkit datasets``)."""
+    text_column: str = "text"
+    """Text column of a ``table:`` dataset."""
+    label_column: str = "label"
+    """Label column of a ``table:`` dataset."""
+    max_examples: int | None = 1000
+    """Distinct texts used (a stratified, seeded subsample; a repeated text counts once); None for all."""
+    duplicates: str = "group"
+    """What to do with a text's copies whose labels disagree: ``group`` keeps them (one example),
+    ``drop-conflicts`` removes them, ``dedupe`` keeps one item per text (see :mod:`auditkit.duplicates`)."""
+    hook: str | None = None
+    """TransformerLens hook; default: the residual stream entering the middle block."""
+    positions: str = "auto"
+    """Position rule for extraction (see :class:`ExtractConfig`)."""
+    max_length: int = 128
+    """Tokens per text, BOS included; longer texts are truncated."""
+    align: str = "first"
+    """Sub-token a token-level label sits on: ``first`` or ``last``."""
+    methods: tuple[str, ...] = ("probe",)
+    """Feature-finding methods to audit (names in :data:`auditkit.audit.registry.METHODS`; checked when the
+    audit starts, before any compute)."""
+    controls: tuple[str, ...] | None = None
+    """Controls to run every method against; None runs every control that applies to the methods."""
+    gaussian_keep_embeddings: bool = False
+    """gaussian-reinit keeps the trained W_E, W_pos and W_U."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Seeds: each gives its own train/test split and control draw."""
+    test_fraction: float = 0.25
+    """Share of examples held out for scoring."""
+    probe_C: float = 1.0
+    """Inverse L2 strength of the logistic and low-rank probes (scikit-learn's C)."""
+    probes: tuple[str, ...] = ("logistic",)
+    """Probe kinds fitted by the ``probe`` method: logistic, mass-mean, lda, low-rank, mlp, and ``k-sparse``
+    (or ``k-sparse:k=1,5,20``: logistic probes on the top-k raw dimensions, one method per k)."""
+    matrix: str | None = None
+    """``W_E`` or ``W_U``: probe rows of the token embedding (columns of the unembedding) for the
+    ``token-properties:PROP`` dataset instead of activations (see :mod:`auditkit.audit.matrix`)."""
+    vocab_sample: int = 20000
+    """Vocabulary tokens sampled (seeded) as the rows of a ``matrix`` audit."""
+    pursuit: PursuitAuditOptions = field(default_factory=PursuitAuditOptions)
+    """Dictionary, solver and L0 sweep of the ``pursuit`` method."""
+    sae: SAEAuditOptions = field(default_factory=SAEAuditOptions)
+    """Options of the ``sae`` method."""
+    selectivity_threshold: float = 0.05
+    """Minimum mean (real - control) accuracy for a 'selective' verdict."""
+    batch_size: int = 16
+    """Texts per forward pass."""
+    use_cache: bool = True
+    """Read and write the activation cache."""
+    progress: bool = True
+    """Show progress bars."""
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ConfigError("seeds is empty: give at least one seed (three or more for intervals)")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds {self.seeds} repeat a value: give distinct seeds")
+        for option, names in (("methods", self.methods), ("controls", self.controls or ()), ("probes", self.probes)):
+            if repeated := sorted({n for n in names if names.count(n) > 1}):
+                # A repeated name would count its rows once per copy: more "seeds", a narrower interval.
+                raise ConfigError(f"--{option} names {', '.join(repeated)} more than once: give each once")
+        check_policy(self.duplicates)
+        if not self.methods or not self.probes:  # an empty --methods '' or --probes '' is a mistake, never "all"
+            empty = "methods" if not self.methods else "probes"
+            raise ConfigError(f"{empty} is empty: name at least one (--help lists them)")
+        bad = [c for c in self.controls or () if c not in ALL_CONTROLS]
+        if bad:
+            raise ConfigError(f"unknown control(s) {bad}: use one of {list(ALL_CONTROLS)}")
+        if self.controls is not None and not self.controls:
+            raise ConfigError("controls is empty: name at least one control, or leave it out to run all that apply")
+        if self.max_examples is not None and self.max_examples < 4:
+            raise ConfigError(f"max_examples must be >= 4, got {self.max_examples}")
+        if self.align not in ("first", "last"):
+            raise ConfigError(f"align {self.align!r} unknown: use first or last")
+        bad_probes = [p for p in self.probes if p not in PROBES and parse_sparse_spec(p) is None]
+        if bad_probes or not self.probes:
+            raise ConfigError(
+                f"unknown probe kind(s) {bad_probes or self.probes}: use some of {[*PROBES, SPARSE_KIND]}"
+            )
+        if not 0 < self.test_fraction < 1:
+            raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        if not (math.isfinite(self.probe_C) and self.probe_C > 0):
+            raise ConfigError(f"probe_C (--probe-c) must be a finite number > 0, got {self.probe_C}: e.g. --probe-c 1")
+        if self.matrix is None and self.dataset.startswith("token-properties:"):
+            raise ConfigError(f"{self.dataset} labels vocabulary tokens: add --matrix W_E or --matrix W_U")
+        if self.vocab_sample < 40:
+            raise ConfigError(f"vocab_sample must be >= 40, got {self.vocab_sample}")
+
+
+def input_paths(cfg: AuditConfig) -> tuple[str, ...]:
+    """What the audit reads that may be a local path (model folder, dataset file or folder, SAE folders), for
+    :func:`auditkit.report.outputs.check_output`; names that are not paths are harmless there."""
+    kind, _, value = cfg.dataset.partition(":")
+    paths = [cfg.model.name, cfg.pursuit.sae_path, cfg.sae.load, value if kind in ("conllu", "table") else None]
+    return tuple(p for p in paths if p)

@@ -1,0 +1,146 @@
+"""The audit's ``probe`` method: every probe kind on every labelled-position arm.
+
+Also the stacking every supervised read-out of the audit shares (the probe method, the pursuit code
+probe, the calibration): arms whose features are one matrix are fitted as one stack of problems,
+each problem scored on its own seed's held-out rows (:func:`stack_labels`, :func:`stack_records`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from auditkit.audit.arms import Arm
+from auditkit.audit.method import MethodContext, MethodOutput
+from auditkit.controls import ALL_CONTROLS
+from auditkit.errors import DataError
+from auditkit.methods.probes import make_probe
+from auditkit.methods.probes.sparse import SPARSE_KIND, parse_sparse_spec, sparse_probe
+from auditkit.metrics.classification import classification_records
+from auditkit.types import REAL, ActivationSet
+
+METHOD = "probe"
+CONTROLS = ALL_CONTROLS
+"""Every control applies to a probe."""
+DEFAULT_CONTROLS = tuple(c for c in ALL_CONTROLS if c != "step0")
+"""Run by default: every control but step0 (it needs the hub: opt in)."""
+
+
+def labelled_rows(acts: ActivationSet) -> ActivationSet:
+    """The rows of ``acts`` that carry a label (``labels_N >= 0``)."""
+    keep = acts.labels_N >= 0
+    if not keep.any():
+        raise DataError("no extracted row carries a label: check the dataset's label positions")
+    if keep.all():
+        return acts
+    idx = np.flatnonzero(keep)
+    groups = tuple(acts.groups_N[i] for i in idx) if acts.groups_N is not None else None
+    return acts.replace(
+        acts_ND=acts.acts_ND[torch.as_tensor(idx)], labels_N=acts.labels_N[idx], token_ids_N=acts.token_ids_N[idx],
+        example_ids_N=acts.example_ids_N[idx], positions_N=acts.positions_N[idx], is_test_N=acts.is_test_N[idx],
+        groups_N=groups,
+    )  # fmt: skip
+
+
+def one_class(acts: ActivationSet) -> bool:
+    """Whether an arm's labelled training rows hold one class (its probe can only learn the prior)."""
+    train = acts.labels_N[~acts.is_test_N]
+    return np.unique(train[train >= 0]).size < 2
+
+
+def stack_labels(members: Sequence[ActivationSet]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``y_SN`` and ``test_SN`` of problems that share their rows (one problem per arm and seed)."""
+    y_SN = torch.as_tensor(np.stack([a.labels_N for a in members]))
+    test_SN = torch.as_tensor(np.stack([a.is_test_N for a in members]))
+    return y_SN, test_SN
+
+
+def stack_records(
+    method: str, keys: Sequence[tuple[str, int]], members: Sequence[ActivationSet], y_SN: torch.Tensor,
+    test_SN: torch.Tensor, proba_SNK: torch.Tensor,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Tidy rows of a fitted stack: each problem (``keys``: its control and seed) scored on its held-out rows
+    (:func:`auditkit.metrics.classification.classification_records`), marked degenerate if it trained on
+    one class."""
+    rows = []
+    for s, ((control, seed), acts) in enumerate(zip(keys, members)):
+        test = test_SN[s]
+        records = classification_records(
+            y_SN[s][test], proba_SNK[s][test], acts.example_ids_N[test.numpy()], degenerate=one_class(acts)
+        )
+        rows += [dict(method=method, control=control, seed=seed, **r) for r in records]
+    return rows
+
+
+def run_probe_method(ctx: MethodContext) -> MethodOutput:
+    """The ``probe`` method: every probe kind on every labelled-position arm."""
+    arms = [a for a in ctx.arms() if a.control == REAL or a.control in ctx.controls_for(CONTROLS)]
+    rows, info = probe_rows(arms, ctx.cfg.probes, C=ctx.cfg.probe_C)
+    return MethodOutput(rows=rows, info=info, headline=("accuracy",))
+
+
+def probe_rows(arms: list[Arm], kinds: Sequence[str], *, C: float = 1.0) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Fit stacked probes of every kind, one stack per distinct activation matrix (the real arm and its
+    label controls share one), and score each on its own seed's test rows.
+
+    ``kinds`` are :data:`auditkit.methods.probes.PROBES` names or a ``k-sparse`` spec; ``C`` is the inverse
+    L2 strength of the logistic and low-rank probes."""
+    groups: dict[int, list[tuple[Arm, ActivationSet]]] = {}
+    for arm in arms:
+        groups.setdefault(id(arm.acts.acts_ND), []).append((arm, labelled_rows(arm.acts)))
+    n_classes = len(arms[0].acts.class_names) or int(arms[0].acts.labels_N.max()) + 1
+    if np.unique(arms[0].acts.labels_N[arms[0].acts.labels_N >= 0]).size < 2:
+        raise DataError("the extracted rows carry one class only: a probe needs at least two")
+    rows, info = [], {"C": C, "n_problems": len(arms), "n_classes": n_classes, "kinds": {}}
+    for kind in kinds:
+        ks = parse_sparse_spec(kind)
+        if ks is not None:
+            sparse_rows, info["kinds"][SPARSE_KIND] = _sparse_rows(list(groups.values()), n_classes, ks, C)
+            rows += sparse_rows
+            continue
+        hp = {"C": C} if kind in ("logistic", "low-rank") else {}
+        for members in groups.values():
+            keys = [(a.control, a.seed) for a, _ in members]
+            labelled = [acts for _, acts in members]
+            y_SN, test_SN = stack_labels(labelled)
+            probe = make_probe(kind, **hp)
+            if kind == "mlp":  # per-problem init seeds, so adding an arm never moves another arm's numbers
+                probe.fit(labelled[0].acts_ND, y_SN, ~test_SN, n_classes, problem_keys=[f"{c}/{s}" for c, s in keys])
+            else:
+                probe.fit(labelled[0].acts_ND, y_SN, ~test_SN, n_classes)
+            rows += stack_records(
+                f"probe-{kind}", keys, labelled, y_SN, test_SN, probe.predict_proba(labelled[0].acts_ND)
+            )
+        info["kinds"][kind] = {
+            k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in probe.complexity_.items()
+        }
+    return pd.DataFrame(rows), info
+
+
+def _sparse_rows(
+    groups: list[list[tuple[Arm, ActivationSet]]], n_classes: int, ks: tuple[int, ...], C: float
+) -> tuple[list[dict], dict[str, Any]]:
+    """k-sparse probes (:func:`auditkit.methods.probes.sparse.sparse_probe`) on the raw dimensions of every
+    activation matrix (each problem ranks dimensions on its own training rows), method ``probe-k-sparse-k{k}``;
+    and their complexity for the method info (k, and the parameters of each k's probe)."""
+    rows = []
+    for members in groups:
+        labelled = [acts for _, acts in members]
+        y_SN, test_SN = stack_labels(labelled)
+        clusters_SN = np.stack([a.example_ids_N for a in labelled])
+        res = sparse_probe(
+            labelled[0].acts_ND, y_SN, ~test_SN, n_classes, test_SN=test_SN, ks=ks, C=C, clusters_SN=clusters_SN
+        )
+        for r in res.rows:
+            arm, acts = members[r.pop("problem")]
+            r["degenerate"] = one_class(acts)
+            rows.append(dict(method=f"probe-{SPARSE_KIND}-k{r.pop('k')}", control=arm.control, seed=arm.seed, **r))
+    out = 1 if n_classes == 2 else n_classes
+    d = int(groups[0][0][1].acts_ND.shape[1])
+    info = dict(ks=",".join(map(str, ks)), complexity="k input dimensions", rank_by="standardized class-mean difference",
+                n_params=",".join(str((min(k, d) + 1) * out) for k in ks))  # fmt: skip
+    return rows, info

@@ -1,0 +1,50 @@
+"""What an audit returns: its rows, the selectivity table scored from them, and what produced them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from auditkit.audit.config import AuditConfig
+from auditkit.metrics.classification import CEILINGS
+from auditkit.metrics.selectivity import selectivity_table
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditResult:
+    """Everything a report needs."""
+
+    config: AuditConfig
+    rows: pd.DataFrame
+    """Tidy rows: method, control, seed, metric, value."""
+    selectivity: pd.DataFrame
+    """One row per (method, control, metric); see :func:`auditkit.metrics.selectivity_table`."""
+    provenance: dict[str, Any]
+    """Model provenance."""
+    dataset: dict[str, Any]
+    """Dataset name, source, fingerprint, sizes."""
+    extraction: dict[str, Any]
+    """Hook, positions, rows, cache key."""
+    method_info: dict[str, dict[str, Any]]
+    """Per method: hyper-parameters, complexity, and what its report section needs."""
+    controls: tuple[str, ...]
+    """The controls that ran."""
+    timings: dict[str, float]
+    """Seconds per stage."""
+
+
+def score_rows(
+    rows: pd.DataFrame,
+    threshold: float,
+    *,
+    directions: Mapping[str, int] | None = None,
+    ceilings: Mapping[str, float] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The selectivity table of tidy ``rows``, and the rows to publish (per-example outcomes dropped:
+    they serve the interval, :data:`auditkit.metrics.selectivity.INTERVAL_RULE`)."""
+    all_ceilings = {**CEILINGS, **(ceilings or {})}
+    selectivity = selectivity_table(rows, threshold=threshold, directions=directions, ceilings=all_ceilings)
+    return rows.drop(columns=["outcome"], errors="ignore"), selectivity

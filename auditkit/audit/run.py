@@ -1,0 +1,141 @@
+"""The audit: wire the stages, run every arm through the same code on the same budget.
+
+Orchestration only: the maths lives in ``methods/``, ``controls/`` and ``metrics/``, each method's runner
+in its own module of this package (registered in :mod:`auditkit.audit.registry`), the rendering in
+``report/``. An arm (:data:`auditkit.types.REAL` for the real one, else the control's name) is a column of
+every result row, never a separate code path.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pandas as pd
+
+from auditkit import data as data_mod
+from auditkit import preflight
+from auditkit.audit.arms import ArmPlan
+from auditkit.audit.config import AuditConfig
+from auditkit.audit.matrix import matrix_controls, run_matrix_audit
+from auditkit.audit.method import MethodContext, MethodOutput
+from auditkit.audit.registry import METHODS, check_methods
+from auditkit.audit.result import AuditResult, score_rows
+from auditkit.cache import check_root, request_key
+from auditkit.controls import WEIGHT_CONTROLS
+from auditkit.errors import ConfigError
+from auditkit.extract import ExtractConfig, cache_request
+from auditkit.models import LoadedModel, default_cache_dir, default_hook, load_model
+from auditkit.types import LabelledDataset
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_controls(cfg: AuditConfig) -> tuple[str, ...]:
+    """The controls to run: the ones asked for, or every one that applies to the methods.
+
+    Weight controls need unprocessed weights; by default they are left out for a processed model.
+    """
+    if cfg.matrix is not None:
+        return matrix_controls(cfg)
+    if cfg.controls is not None:
+        return cfg.controls
+    chosen = dict.fromkeys(c for m in cfg.methods for c in METHODS[m].default_controls)
+    if cfg.model.processed:
+        chosen = {c: None for c in chosen if c not in WEIGHT_CONTROLS}
+    return tuple(chosen)
+
+
+def load_dataset_spec(cfg: AuditConfig) -> LabelledDataset:
+    """Resolve ``cfg.dataset`` (``kind:value``) into a labelled dataset."""
+    kind, _, value = cfg.dataset.partition(":")
+    if not value:
+        kind, value = "sae-probes", kind
+    if kind == "sae-probes":
+        return data_mod.load_sae_probes(value, max_examples=cfg.max_examples, seed=0, duplicates=cfg.duplicates)
+    if kind == "conllu":
+        return data_mod.load_conllu(value, max_sentences=cfg.max_examples, duplicates=cfg.duplicates)
+    if kind == "table":
+        return data_mod.load_table(
+            value, text_column=cfg.text_column, label_column=cfg.label_column, max_examples=cfg.max_examples,
+            duplicates=cfg.duplicates,
+        )  # fmt: skip
+    raise ConfigError(f"dataset kind {kind!r} unknown in {cfg.dataset!r}: use sae-probes:, conllu: or table:")
+
+
+def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditResult:
+    """Run the audit described by ``cfg`` (``loaded`` reuses an already loaded model)."""
+    check_methods(cfg.methods)
+    if cfg.use_cache:  # before any compute: an unusable cache folder is one clear error, not a late traceback
+        check_root(cfg.model.cache_dir or default_cache_dir())
+    if cfg.matrix is not None:
+        return run_matrix_audit(cfg, loaded=loaded)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    dataset = load_dataset_spec(cfg)
+    timings["load_data_s"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    loaded = loaded or load_model(cfg.model)
+    timings["load_model_s"] = time.perf_counter() - t
+    model = loaded.model
+    hook = cfg.hook or default_hook(model.cfg.n_layers)
+    controls = resolve_controls(cfg)
+    preflight.check_model(cfg, loaded, hook, controls)
+    t = time.perf_counter()
+    # Sentence-level data declares no grouping key: the control task then keys its labels by example,
+    # and an example is one distinct model input (copies and texts with equal token ids merged).
+    batch = data_mod.tokenize(
+        dataset, model.tokenizer, prepend_bos=loaded.provenance.prepend_bos,
+        bos_token_id=model.tokenizer.bos_token_id, max_length=cfg.max_length, align=cfg.align,
+    )  # fmt: skip
+    preflight.check_splits(batch, cfg.seeds, cfg.test_fraction)
+    ecfg = ExtractConfig(hook=hook, positions=cfg.positions, batch_size=cfg.batch_size, progress=cfg.progress)
+    plan = ArmPlan(
+        loaded=loaded, batch=batch, extract_cfg=ecfg, seeds=cfg.seeds, controls=controls,
+        test_fraction=cfg.test_fraction, gaussian_keep_embeddings=cfg.gaussian_keep_embeddings,
+        cache_root=(cfg.model.cache_dir or default_cache_dir()) if cfg.use_cache else None,
+    )  # fmt: skip
+    timings["tokenize_s"] = time.perf_counter() - t
+    ctx = MethodContext(cfg=cfg, loaded=loaded, dataset=dataset, batch=batch, plan=plan, timings=timings)
+    outputs: dict[str, MethodOutput] = {}
+    for method in cfg.methods:
+        t = time.perf_counter()
+        outputs[method] = METHODS[method].runner(ctx)
+        timings[f"method[{method}]_s"] = time.perf_counter() - t
+    rows = pd.concat([o.rows for o in outputs.values()], ignore_index=True)
+    timings["total_s"] = time.perf_counter() - t0
+    real = ctx._arms[0].acts if ctx._arms else None  # methods that need no labelled-position arms skip them
+    directions = {m: d for o in outputs.values() for m, d in o.directions.items()}
+    ceilings = {m: c for o in outputs.values() for m, c in o.ceilings.items()}
+    rows, selectivity = score_rows(rows, cfg.selectivity_threshold, directions=directions, ceilings=ceilings)
+    return AuditResult(
+        config=cfg,
+        rows=rows,
+        selectivity=selectivity,
+        provenance=loaded.provenance.to_dict(),
+        dataset=dict(
+            name=dataset.name,
+            source=dataset.source,
+            fingerprint=dataset.fingerprint,
+            level=dataset.level,
+            n_texts=len(dataset.texts),
+            n_items=dataset.n_items,
+            class_names=list(dataset.class_names),
+            class_counts=np.bincount(dataset.labels_M, minlength=dataset.n_classes).tolist(),
+            n_tokens=batch.n_tokens,
+            duplicates={**dataset.duplicates, "merged_after_tokenising": batch.merged_examples},
+            label_notes=list(dataset.label_notes),
+            n_truncated=batch.n_truncated,
+        ),  # fmt: skip
+        extraction=dict(
+            hook=hook,
+            positions=real.positions if real else cfg.positions,
+            rows=real.n if real else None,
+            d=real.d if real else model.cfg.d_model,
+            cache_key=request_key(cache_request(loaded.provenance, batch, ecfg)) if cfg.use_cache else None,
+        ),  # fmt: skip
+        method_info={m: {**o.info, "headline": list(o.headline)} for m, o in outputs.items()},
+        controls=controls,
+        timings=timings,
+    )

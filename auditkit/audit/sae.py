@@ -1,0 +1,231 @@
+"""The audit's ``sae`` method: one SAE per arm and seed, same hyper-parameters, budget and init seed.
+
+Orchestration only; the maths is in :mod:`auditkit.methods.sae`. Every arm comes from the audit's own
+arm machinery (:func:`auditkit.audit.arms.build_arms`) at *all* token positions of the audit's texts: the real
+model on the real texts, the real model on each seed's random tokens, each seed's reinitialised model on
+the real texts. Per arm and seed the SAE trains on the seed's training texts and is scored on its held-out
+texts: reconstruction and sparsity on held-out tokens, CE loss and KL with the SAE spliced into that arm's
+own model, latent token entropy, and k-sparse probing of the audit's labels at its labelled positions.
+Label controls (opt-in) reuse the real arm's latents with the control's labels, for the probing metrics only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from auditkit.audit.arms import Arm, build_arms, label_control
+from auditkit.audit.method import MethodContext, MethodOutput
+from auditkit.controls import ALL_CONTROLS, LABEL_CONTROLS, TOKEN_CONTROLS
+from auditkit.errors import ConfigError
+from auditkit.extract import resolve_positions
+from auditkit.seeding import derive_seed
+from auditkit.types import REAL, ActivationSet
+
+logger = logging.getLogger(__name__)
+
+METHOD = "sae"
+HEADLINE = ("explained_variance", "ce_loss_recovered", "kl", "probe_acc_k5")
+"""Metrics whose verdicts open the report."""
+
+SAE_METRICS: dict[str, tuple[int, str]] = {
+    "explained_variance": (1, "1 - sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 over the seed's held-out tokens, the "
+                           "mean taken over those tokens (0: no better than predicting the mean; 1: exact)"),
+    "fvu": (-1, "fraction of variance unexplained, 1 - explained_variance"),
+    "l0": (0, "mean number of active latents per held-out token (fixed at k for TopK)"),
+    "dead_fraction": (-1, "share of latents never active on any held-out token"),
+    "dense_fraction": (-1, "share of latents active on more than 10% of held-out tokens"),
+    "shrinkage": (0, "mean ||x_hat|| / ||x|| over held-out tokens (1: no shrinkage)"),
+    "ce_loss_recovered": (1, "(CE_zero - CE_sae) / (CE_zero - CE_clean): next-token cross-entropy of the arm's own "
+                          "model with the SAE's reconstruction spliced in at the hook on every non-BOS token of the "
+                          "seed's held-out splice texts, against zero-ablating the hook (1: as good as the clean "
+                          "model; 0: no better than ablation; unstable when ablation barely changes CE)"),
+    "ce_loss_recovered_mean": (1, "as ce_loss_recovered, against mean-ablation (the mean activation of those tokens)"),
+    "ce_loss_increase": (-1, "CE_sae - CE_clean, nats per predicted token"),
+    "kl": (-1, "mean KL(clean || SAE spliced) of the next-token distributions per predicted token, nats"),
+    "token_entropy": (0, "mean over live latents of the entropy (nats) of the token ids each fires on, held-out "
+                      "tokens (low: single-token latents; Heap et al., 2025)"),
+    "token_entropy_norm": (0, "token_entropy / log(number of distinct held-out token ids)"),
+    **{f"probe_acc_k{k}": (1, f"held-out accuracy of a logistic probe on the {k} latent(s) with the largest "
+                              "class-mean difference on training rows, at the audit's labelled positions")
+       for k in (1, 5, 20)},
+}  # fmt: skip
+"""Every row metric of the method: direction (+1 higher is better, -1 lower, 0 descriptive) and definition."""
+PROBE_METRICS = tuple(m for m in SAE_METRICS if m.startswith("probe_acc_"))
+
+
+DIRECTIONS = {m: d for m, (d, _) in SAE_METRICS.items() if d != 1}
+"""The metrics where higher is not better (see :data:`auditkit.metrics.selectivity.Direction`)."""
+CEILINGS = {m: 1.0 for m in ("explained_variance", "ce_loss_recovered", "ce_loss_recovered_mean", *PROBE_METRICS)}
+"""Best attainable values, for the normalised selectivity."""
+CONTROLS = ALL_CONTROLS
+"""Controls that apply: token and weight controls to every metric (a fresh SAE per arm); label controls
+(opt-in) to the k-sparse-probing metrics only, reusing the real arm's SAE latents with the control's labels,
+since the SAE itself never sees a label."""
+DEFAULT_CONTROLS = (*TOKEN_CONTROLS, "spectral-reinit", "gaussian-reinit")
+"""Controls run by default: the ones an unsupervised method can be run against (step0 needs the hub)."""
+
+
+def run_sae_method(ctx: MethodContext) -> MethodOutput:
+    """The ``sae`` method: train and score one SAE per arm and seed (see the module docstring)."""
+    opts = ctx.cfg.sae
+    controls = ctx.controls_for(CONTROLS)
+    plan = dataclasses.replace(
+        ctx.plan, extract_cfg=dataclasses.replace(ctx.plan.extract_cfg, positions="all"),
+        controls=tuple(c for c in controls if c not in LABEL_CONTROLS),
+    )  # fmt: skip
+    t = time.perf_counter()
+    arms = build_arms(plan, ctx.timings)
+    ctx.timings["extract_s"] = ctx.timings.get("extract_s", 0.0) + time.perf_counter() - t
+    hook = plan.extract_cfg.hook
+    probe_positions = resolve_positions(ctx.plan.extract_cfg, ctx.batch)
+    loaded = _load_checked(opts.load, hook, arms[0].acts.d) if opts.load else None
+    sae_cfg = opts.sae_config(**(_shape_of(loaded) if loaded is not None else {}))
+    rows: list[dict[str, Any]] = []
+    per_arm: dict[str, dict[str, list[float]]] = {}
+    label_controls = [c for c in controls if c in LABEL_CONTROLS]
+    for arm in tqdm(arms, desc="SAE arms", disable=not ctx.cfg.progress):
+        t = time.perf_counter()
+        sae = loaded if loaded is not None and arm.control == REAL else _train(arm, sae_cfg)
+        trained = time.perf_counter()
+        metrics, probe_records, probe_set = _score(sae, arm, hook, probe_positions, opts.splice_texts)
+        stats = per_arm.setdefault(arm.control, {})
+        for key, value in (("train_s", trained - t), ("score_s", time.perf_counter() - trained),
+                           ("ce_clean", metrics.pop("ce_clean")), ("ce_zero", metrics.pop("ce_zero"))):  # fmt: skip
+            stats.setdefault(key, []).append(float(value))
+        rows += [dict(method=METHOD, control=arm.control, seed=arm.seed, metric=m, value=v) for m, v in metrics.items()]
+        rows += [dict(method=METHOD, control=arm.control, seed=arm.seed, **r) for r in probe_records]
+        logger.info("SAE arm %s seed %d: train %.1f s, score %.1f s, EV %.3f", arm.control, arm.seed,
+                    stats["train_s"][-1], stats["score_s"][-1], metrics["explained_variance"])  # fmt: skip
+        if arm.control == REAL:
+            for control in label_controls:
+                relabelled = label_control(probe_set, control, arm.seed)
+                rows += [dict(method=METHOD, control=control, seed=arm.seed, **r) for r in probe_records_of(relabelled)]
+    info = dict(
+        config={k: v for k, v in sae_cfg.to_dict().items() if k not in ("device", "progress")},
+        d_sae=sae_cfg.d_sae(arms[0].acts.d), loaded=opts.load, splice_texts=opts.splice_texts,
+        probe_positions=probe_positions, label_controls=label_controls,
+        train_tokens=int((~arms[0].acts.is_test_N).sum()), test_tokens=int(arms[0].acts.is_test_N.sum()),
+        arms={c: {k: float(np.mean(v)) for k, v in s.items()} for c, s in per_arm.items()},
+        definitions={m: text for m, (_, text) in SAE_METRICS.items()},
+    )  # fmt: skip
+    return MethodOutput(rows=pd.DataFrame(rows), info=info, headline=HEADLINE, directions=DIRECTIONS, ceilings=CEILINGS)
+
+
+def _train(arm: Arm, cfg: Any) -> Any:
+    from auditkit.methods.sae import train_sae
+
+    train = torch.as_tensor(~arm.acts.is_test_N)
+    # One init and batch-order seed per audit seed, shared by every arm: arms differ only in their data.
+    return train_sae(arm.acts.acts_ND[train], cfg, seed=derive_seed(arm.seed, "sae"))
+
+
+def _score(
+    sae: Any, arm: Arm, hook: str, probe_positions: str, splice_texts: int
+) -> tuple[dict[str, float], list[dict[str, Any]], ActivationSet]:
+    """Held-out reconstruction, sparsity, token entropy, splice and k-sparse-probing metrics of one arm."""
+    from auditkit.methods.sae import evaluate_sae
+
+    acts, test = arm.acts, torch.as_tensor(arm.acts.is_test_N)
+    out = evaluate_sae(sae, acts.acts_ND[test], token_ids_N=torch.as_tensor(acts.token_ids_N)[test])
+    out.pop("mse")
+    out |= _splice(sae, arm, hook, splice_texts)
+    probe_set = _probe_set(sae, acts, probe_positions)
+    return out, probe_records_of(probe_set), probe_set
+
+
+def _splice(sae: Any, arm: Arm, hook: str, n_texts: int) -> dict[str, float]:
+    from auditkit.methods.sae import splice_metrics
+
+    examples = np.unique(arm.acts.example_ids_N[arm.acts.is_test_N])[:n_texts]
+    idx = torch.as_tensor(examples)
+    mask_BL = arm.batch.mask_BL[idx]
+    width = int(mask_BL.sum(1).max())
+    s = splice_metrics(
+        sae, arm.model().model, arm.batch.tokens_BL[idx, :width], mask_BL[:, :width], hook,
+        exclude_bos=arm.batch.has_bos,
+    )  # fmt: skip
+    return dict(
+        ce_loss_recovered=s["ce_recovered_zero"], ce_loss_recovered_mean=s["ce_recovered_mean"],
+        ce_loss_increase=s["ce_sae"] - s["ce_clean"], kl=s["kl_sae"], ce_clean=s["ce_clean"], ce_zero=s["ce_zero"],
+    )  # fmt: skip
+
+
+def _probe_set(sae: Any, acts: ActivationSet, positions: str) -> ActivationSet:
+    """The rows a probe of the audit would read (its ``positions``), with SAE latents as features.
+
+    ``last``: each text's last token; ``labelled``/``all``: every labelled row; ``mean``: each text's
+    latents averaged over its tokens.
+    """
+    from auditkit.methods.sae.metrics import encode_decode
+
+    ex = acts.example_ids_N
+    labelled = acts.labels_N >= 0
+    if positions == "last":
+        keep = np.flatnonzero(np.r_[ex[1:] != ex[:-1], True] & labelled)
+    elif positions == "mean":
+        keep = np.flatnonzero(np.r_[True, ex[1:] != ex[:-1]] & labelled)
+    else:
+        keep = np.flatnonzero(labelled)
+    if positions == "mean":
+        _, z_NF = encode_decode(sae, acts.acts_ND)
+        _, inverse = np.unique(ex, return_inverse=True)
+        sums = torch.zeros(int(inverse.max()) + 1, z_NF.shape[1], dtype=z_NF.dtype)
+        sums.index_add_(0, torch.as_tensor(inverse), z_NF)
+        counts = torch.as_tensor(np.bincount(inverse), dtype=z_NF.dtype)[:, None]
+        z_RF = (sums / counts)[torch.as_tensor(inverse[keep])]
+    else:
+        _, z_RF = encode_decode(sae, acts.acts_ND[torch.as_tensor(keep)])
+    groups = tuple(acts.groups_N[i] for i in keep) if acts.groups_N is not None else None
+    return acts.replace(
+        acts_ND=z_RF, labels_N=acts.labels_N[keep], token_ids_N=acts.token_ids_N[keep],
+        example_ids_N=ex[keep], positions_N=acts.positions_N[keep], is_test_N=acts.is_test_N[keep], groups_N=groups,
+    )  # fmt: skip
+
+
+def probe_records_of(probe_set: ActivationSet) -> list[dict[str, Any]]:
+    """k-sparse probing of an arm's latents as tidy-row fields (metric, value, outcome, degenerate)."""
+    from auditkit.methods.sae.metrics import sparse_probe_records
+
+    return sparse_probe_records(
+        probe_set.acts_ND,
+        torch.as_tensor(probe_set.labels_N),
+        torch.as_tensor(probe_set.is_test_N),
+        clusters_N=probe_set.example_ids_N,
+    )
+
+
+def _load_checked(spec: str, hook: str, d_model: int) -> Any:
+    """A loaded SAE that reads ``hook``'s activations, or a ConfigError saying why not."""
+    from auditkit.methods.sae import load_sae
+
+    sae = load_sae(spec)
+    if int(sae.cfg.d_in) != d_model:
+        raise ConfigError(
+            f"--sae-load {spec}: the SAE reads {sae.cfg.d_in}-dim activations but {hook} has {d_model}: "
+            "load an SAE trained on this model and hook"
+        )
+    trained_at = getattr(sae.cfg.metadata, "hook_name", None)
+    if trained_at and trained_at != hook:
+        raise ConfigError(f"--sae-load {spec} was trained at {trained_at}, not {hook}: pass --hook {trained_at}")
+    return sae
+
+
+def _shape_of(sae: Any) -> dict[str, Any]:
+    """SAEConfig overrides that make control SAEs the loaded SAE's architecture, width and k."""
+    arch = sae.cfg.architecture()
+    if arch not in ("topk", "standard", "jumprelu"):
+        raise ConfigError(
+            f"--sae-load: the loaded SAE is a {arch!r} SAE; the controls can train topk, standard or jumprelu only"
+        )
+    shape: dict[str, Any] = dict(architecture=arch, width=int(sae.cfg.d_sae))
+    if arch == "topk":
+        shape["k"] = int(sae.cfg.k)
+    return shape

@@ -1,0 +1,128 @@
+"""Statistics of a calibration: false-positive rates, power, and how correlated the seeds are.
+
+Pure functions on tidy frames (no I/O, no models). The input is one row per (dataset, method, control)
+with the audit's own verdict for that dataset (:func:`auditkit.metrics.selectivity_table`), plus the
+per-seed differences real - control, so that the FPR can be read against the nominal level and the
+reason for any excess (seeds that share data are not independent) can be measured.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from auditkit.types import REAL
+
+SELECTIVE = "selective"
+
+
+def binomial_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Clopper-Pearson (exact) interval for a binomial proportion k / n.
+
+    Exact rather than Wald because the rates of interest sit near 0 and 1, where the Wald interval
+    collapses to a point (Clopper and Pearson, 1934, Biometrika 26(4)).
+    """
+    if n <= 0:
+        return math.nan, math.nan
+    a = 1 - confidence
+    low = 0.0 if k == 0 else float(stats.beta.ppf(a / 2, k, n - k + 1))
+    high = 1.0 if k == n else float(stats.beta.ppf(1 - a / 2, k + 1, n - k))
+    return low, high
+
+
+def seed_icc(diffs: pd.DataFrame) -> float:
+    """Intraclass correlation ICC(1) of the per-seed differences within a dataset.
+
+    ``diffs`` has one row per (dataset, seed) with a ``diff`` column. One-way random-effects ANOVA
+    estimator (Shrout and Fleiss, 1979, Psychol. Bull. 86(2), ICC(1,1)):
+    (MSB - MSW) / (MSB + (S - 1) MSW). The t-interval over S seeds assumes the differences are
+    independent; with correlation rho the interval's standard error is too small by the factor
+    sqrt((1 - rho) / (1 + (S - 1) rho)), so a positive ICC makes the interval anti-conservative.
+    """
+    # Seeds differ between seed sets: align them by their rank within the dataset.
+    ranked = diffs.sort_values(["dataset", "seed"]).assign(rank=lambda d: d.groupby("dataset").cumcount())
+    wide = ranked.pivot_table(index="dataset", columns="rank", values="diff").dropna()
+    n, s = wide.shape
+    if n < 2 or s < 2:
+        return math.nan
+    values = wide.to_numpy(dtype=np.float64)
+    msb = s * values.mean(1).var(ddof=1)
+    msw = values.var(1, ddof=1).mean()
+    denom = msb + (s - 1) * msw
+    return float((msb - msw) / denom) if denom > 0 else math.nan
+
+
+def fpr_table(verdicts: pd.DataFrame, diffs: pd.DataFrame, *, nominal: float, confidence: float = 0.95) -> pd.DataFrame:
+    """One row per (method, control): the share of null datasets called selective, with its interval.
+
+    ``verdicts`` (null datasets only) has columns dataset, method, control, selectivity, ci_low,
+    verdict; ``diffs`` has dataset, method, control, seed, diff. Besides the verdict's FPR
+    (``fpr``), ``interval_rate`` is the share whose interval alone excludes zero from above (the rule
+    without its threshold), to be read against ``interval_nominal`` = (1 - confidence) / 2, the
+    one-sided error of a two-sided interval if the seeds were independent (2.5% at 95%); ``seed_icc``
+    is the within-dataset correlation of the per-seed differences.
+    """
+    out = []
+    for (method, control), sub in verdicts.groupby(["method", "control"], sort=False):
+        n = len(sub)
+        k = int((sub["verdict"] == SELECTIVE).sum())
+        low, high = binomial_interval(k, n, confidence)
+        k_int = int((sub["ci_low"] > 0).sum())
+        d = diffs[(diffs["method"] == method) & (diffs["control"] == control)]
+        out.append(
+            dict(
+                method=method,
+                control=control,
+                n_null=n,
+                n_selective=k,
+                fpr=k / n if n else math.nan,
+                ci_low=low,
+                ci_high=high,
+                nominal=nominal,
+                interval_rate=k_int / n if n else math.nan,
+                interval_nominal=(1 - confidence) / 2,
+                mean_selectivity=float(sub["selectivity"].mean()),
+                sd_selectivity=float(sub["selectivity"].std(ddof=1)),
+                seed_icc=seed_icc(d),
+            )  # fmt: skip
+        )
+    return pd.DataFrame(out)
+
+
+def power_table(verdicts: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
+    """One row per (method, control, strength): the share of planted datasets called selective."""
+    out = []
+    for (method, control, strength), sub in verdicts.groupby(["method", "control", "strength"], sort=True):
+        n = len(sub)
+        k = int((sub["verdict"] == SELECTIVE).sum())
+        low, high = binomial_interval(k, n, confidence)
+        out.append(
+            dict(
+                method=method,
+                control=control,
+                strength=float(strength),
+                power=k / n,
+                n=n,
+                ci_low=low,
+                ci_high=high,
+                mean_selectivity=float(sub["selectivity"].mean()),
+                mean_real=float(sub["real"].mean()),
+                ideal_accuracy=float(sub["ideal_accuracy"].mean()),
+            )  # fmt: skip
+        )
+    return pd.DataFrame(out)
+
+
+def seed_differences(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per-seed differences real - control: one row per (dataset, method, control, seed) with ``diff``.
+
+    ``rows`` are tidy result rows of one metric with a ``dataset`` column (control ``none`` is real).
+    """
+    real = rows[rows["control"] == REAL][["dataset", "method", "seed", "value"]].rename(columns={"value": "real"})
+    ctrl = rows[rows["control"] != REAL]
+    out = ctrl.merge(real, on=["dataset", "method", "seed"], how="inner")
+    out["diff"] = out["real"] - out["value"]
+    return out[["dataset", "method", "control", "seed", "diff"]]

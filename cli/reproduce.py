@@ -1,0 +1,61 @@
+"""The command lines that rerun a result: the only place besides :mod:`auditkit.cli.main` that spells flags.
+
+Every report prints one (``## Reproduce``); it must parse back to the same configuration
+(``tests/integration/test_outputs.py`` round-trips it through the CLI).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from auditkit.audit.config import AuditConfig
+from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
+from auditkit.audit.run import resolve_controls
+from auditkit.shell import Option, command_line, display_path
+
+
+def sae_options(opts: SAEAuditOptions) -> list[Option]:
+    """The ``auditkit audit`` options that reproduce the ``sae`` method's settings."""
+    width = str(opts.width) if opts.width is not None else f"{float(opts.expansion_factor)!r}x"
+    return [
+        ("--sae-arch", opts.architecture), ("--sae-width", width), ("--sae-k", opts.k),
+        ("--sae-l1", float(opts.l1_coefficient)), ("--sae-lr", float(opts.lr)), ("--sae-tokens", opts.training_tokens),
+        ("--sae-batch-size", opts.batch_size), ("--sae-splice-texts", opts.splice_texts),
+        ("--sae-load", display_path(opts.load) if opts.load else None),
+    ]  # fmt: skip
+
+
+def pursuit_options(opts: PursuitAuditOptions) -> list[Option]:
+    """The ``auditkit audit`` options that reproduce the ``pursuit`` method's settings."""
+    sweep = ("--pursuit-k", opts.ks) if opts.solver in ("omp", "gradient") else ("--pursuit-alphas", opts.alphas)
+    return [
+        ("--dictionary", opts.dictionary), ("--pursuit-solver", opts.solver), sweep,
+        ("--pursuit-sae", display_path(opts.sae_path) if opts.sae_path else None),
+        ("--pursuit-no-center", not opts.center),
+    ]  # fmt: skip
+
+
+def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
+    """The ``auditkit audit`` command line that reruns ``cfg`` (quoted by :func:`auditkit.shell.command_line`)."""
+    kind, _, value = cfg.dataset.partition(":")
+    dataset = f"{kind}:{display_path(value)}" if kind in ("conllu", "table") and value else cfg.dataset
+    options: list[Option] = [
+        ("--model", display_path(cfg.model.name)), ("--dataset", dataset), ("--revision", cfg.model.revision or None),
+        ("--processed", cfg.model.processed), ("--gaussian-keep-embeddings", cfg.gaussian_keep_embeddings),
+        ("--align", cfg.align if cfg.align != "first" else None),
+    ]  # fmt: skip
+    if cfg.matrix is not None:
+        options += [("--matrix", cfg.matrix), ("--vocab-sample", cfg.vocab_sample)]
+    if cfg.dataset.startswith("table:"):
+        options += [("--text-column", cfg.text_column), ("--label-column", cfg.label_column)]
+    options += [("--duplicates", cfg.duplicates if cfg.duplicates != "group" else None)]
+    options += [
+        ("--hook", cfg.hook or None), ("--positions", cfg.positions),
+        ("--max-examples", cfg.max_examples if cfg.max_examples is not None else 0), ("--max-length", cfg.max_length),
+        ("--methods", cfg.methods), ("--controls", resolve_controls(cfg)), ("--seeds", cfg.seeds),
+        ("--test-fraction", float(cfg.test_fraction)), ("--probe-c", float(cfg.probe_C)), ("--probes", cfg.probes),
+        *(sae_options(cfg.sae) if "sae" in cfg.methods else []),
+        *(pursuit_options(cfg.pursuit) if "pursuit" in cfg.methods else []),
+        ("--out", Path(out)),
+    ]  # fmt: skip
+    return command_line(["auditkit", "audit"], options)
