@@ -35,9 +35,9 @@ def _side(args: argparse.Namespace, side: str) -> dict:
     from auditkit.sweep.config import SweepConfig
     from auditkit.sweep.run import run_sweep
 
-    cache = tempfile.mkdtemp(prefix="bench-sweep-")
+    cache = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     if (default_cache_dir() / "models").is_dir():  # the converted model is shared; activations start empty
-        (Path(cache) / "models").symlink_to(default_cache_dir() / "models")
+        (cache / "models").symlink_to(default_cache_dir() / "models")
     tags = [t for t in list_sae_probes("binary")["tag"]][: args.datasets]
     audit = AuditConfig(
         model=ModelSpec(name=args.model, cache_dir=cache), max_examples=args.texts, probes=tuple(args.probes.split(",")),

@@ -145,9 +145,9 @@ def depth_figure(result: Any, dataset: str, path: Path) -> None:
         bottom.set_ylim(0, 1.02)
     handles, labels = axes[0][0].get_legend_handles_labels()
     h2, l2 = axes[1][0].get_legend_handles_labels()
-    fig.legend(handles + h2, labels + l2, loc="lower center", ncol=min(len(labels) + 1, 7), fontsize=9, frameon=False)
+    fig.legend(handles + h2, labels + l2, loc="lower center", ncol=4, fontsize=9, frameon=False)
     fig.suptitle(f"{dataset}: where the label becomes readable beyond the controls")
-    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.08, 1, 0.97))
     fig.savefig(path, dpi=100)
 
 
