@@ -265,7 +265,7 @@ def audit(
 
 def _print_verdicts(result: object, path: Path, quiet: bool, note: str = "") -> None:
     """The verdict matrix as a compact table, then the report's path; ``quiet``: the path only."""
-    from auditkit.report.summary import terminal_table
+    from auditkit.report.summary import TERMINAL_LEGEND, terminal_table
     from auditkit.shell import display_path
 
     report = f"{display_path(Path(path) / 'report.md')}"
@@ -276,6 +276,7 @@ def _print_verdicts(result: object, path: Path, quiet: bool, note: str = "") -> 
 
     console = Console(highlight=False, soft_wrap=False, width=200)
     console.print(terminal_table(result))
+    typer.echo(TERMINAL_LEGEND)
     typer.echo(f"report: {report}" + (f" ({note})" if note else ""))
 
 

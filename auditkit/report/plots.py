@@ -177,10 +177,10 @@ def verdict_heatmap(matrix: pd.DataFrame, path: Path, title: str) -> Any:
     for r in matrix.itertuples(index=False):
         i, j = rows.index(r.row), controls.index(r.control)
         colour[i, j] = r.colour
-        shown = r.value if math.isnan(r.normalised) else r.normalised  # the number the colour encodes
-        digits = 3 if math.isnan(r.normalised) else 2  # unnormalised rows can be small (FVU, L0)
-        labels[i, j] = f"{shown:+.{digits}f} {MARKS.get(r.verdict, '?')}" if not math.isnan(shown) else "n/a"
-    fig, ax = subplots(figsize=(1.0 * len(controls) + 2.8, 0.42 * len(rows) + 1.9))
+        digits = 3 if r.scaled else 2  # selectivity rows can be small (FVU, L0)
+        mark = MARKS.get(r.verdict, "?")
+        labels[i, j] = f"{r.shown:+.{digits}f} {mark}" if not math.isnan(r.shown) else f"n/a {mark}"
+    fig, ax = subplots(figsize=(max(6.5, 1.0 * len(controls) + 2.8), 0.42 * len(rows) + 1.9))
     image = ax.imshow(np.ma.masked_invalid(colour), cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
     for (i, j), text in labels.items():
         dark = not math.isnan(colour[i, j]) and abs(colour[i, j]) > 0.6

@@ -28,8 +28,9 @@ def _headline(info: dict[str, Any]) -> list[str]:
 
 def verdict_matrix(result: Any) -> pd.DataFrame:
     """Long table of the matrix: row label, method, metric, control, selectivity, interval, verdict,
-    normalised selectivity and the heatmap colour (normalised, else selectivity over the row's largest
-    absolute selectivity; such rows are labelled with a trailing ``*``)."""
+    normalised selectivity, the number the heatmap shows (``shown``) and its colour: normalised selectivity,
+    or, in a row where some cell has none (no ceiling, or a control at the ceiling), the selectivity, coloured
+    relative to the row's largest absolute selectivity (``scaled``; the row is labelled with a trailing ``*``)."""
     order = list(dict.fromkeys(result.rows["method"]))
     parts = []
     for method, info in result.method_info.items():
@@ -45,7 +46,7 @@ def verdict_matrix(result: Any) -> pd.DataFrame:
                     continue
                 label = sub if len(metrics) == 1 else f"{sub}: {metric}"
                 norm = cells["normalised"].astype(float)
-                scaled = bool(norm.isna().all())
+                scaled = bool(norm.isna().any())  # no ceiling, or a control at or above it: not comparable
                 peak = float(cells["selectivity"].abs().max()) if scaled else 1.0
                 colour = cells["selectivity"] / peak if scaled and peak > 0 else norm
                 parts.append(pd.DataFrame({
@@ -53,10 +54,11 @@ def verdict_matrix(result: Any) -> pd.DataFrame:
                     "control": cells["control"], "value": cells["selectivity"].astype(float),
                     "ci_low": cells["ci_low"].astype(float), "ci_high": cells["ci_high"].astype(float),
                     "verdict": cells["verdict"], "normalised": norm, "colour": colour.astype(float),
+                    "shown": cells["selectivity"].astype(float) if scaled else norm, "scaled": scaled,
                 }))  # fmt: skip
     if not parts:
         return pd.DataFrame(columns=["row", "method", "metric", "control", "value", "ci_low", "ci_high", "verdict",
-                                     "normalised", "colour"])  # fmt: skip
+                                     "normalised", "colour", "shown", "scaled"])  # fmt: skip
     out = pd.concat(parts, ignore_index=True)
     controls = [c for c in result.controls if c in set(out["control"])]
     rest = [c for c in dict.fromkeys(out["control"]) if c not in controls]
@@ -118,7 +120,7 @@ def summary_lines(result: Any, rule: str, figure: str | None) -> list[str]:
         *("| " + " | ".join(cells) + " |" for cells in body),
         "",
         LEGEND + " The heatmap shows normalised selectivity, (real - control) / (ceiling - control); rows marked * "
-        "have no ceiling: it shows their selectivity, coloured relative to the row's largest |selectivity|.",
+        "have no normalised value (no ceiling, or a control at it): it shows their selectivity, coloured relative to the row's largest |selectivity|.",
         "",
         *collapsed("Verdict rule", rule),
     ]
@@ -133,8 +135,11 @@ def summary_figure(result: Any, folder: Any) -> str | None:
     if matrix.empty:
         return None
     verdict_heatmap(matrix, folder / FIGURE,
-                    "Normalised selectivity (real vs control, mean over seeds) and verdict")  # fmt: skip
+                    "Normalised selectivity and verdict\n(real vs control, mean over seeds; * rows: selectivity)")  # fmt: skip
     return FIGURE
+
+
+TERMINAL_LEGEND = "  ".join(f"{m} {n}" for n, m in MARKS.items())
 
 
 def terminal_table(result: Any) -> Any:
@@ -143,8 +148,7 @@ def terminal_table(result: Any) -> Any:
     from rich.table import Table
 
     matrix = verdict_matrix(result)
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1),
-                  caption=" ".join(f"{m} {n}" for n, m in MARKS.items()), caption_justify="left")  # fmt: skip
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
     if matrix.empty:
         return table
     head, body = wide(matrix, interval=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 import shutil
 import sys
@@ -16,6 +17,7 @@ from auditkit.report.markdown import render
 from auditkit.report.outputs import MARKER, atomic_folder
 from auditkit.report.plots import arms_plot
 from auditkit.report.summary import summary_figure
+from auditkit.shell import display_path
 
 LIBRARIES = ("auditkit", "torch", "transformer-lens", "transformers", "sae-lens", "numpy", "pandas")
 
@@ -28,6 +30,12 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+def recorded_argv(argv: list[str]) -> list[str]:
+    """The command line as typed, without machine paths: the program by its name, paths inside the working
+    folder relative to it (:func:`auditkit.shell.display_path`)."""
+    return [os.path.basename(argv[0]) if argv else "", *(display_path(a) for a in argv[1:])]
 
 
 def _jsonable(obj: Any) -> Any:
@@ -88,7 +96,7 @@ def write_outputs(result: Any, out: Path, command: str) -> Path:
         result.rows.to_csv(tmp / "results.csv", index=False)
         result.selectivity.to_csv(tmp / "selectivity.csv", index=False)
         run = dict(
-            command=command, argv=sys.argv, config=_jsonable(result.config), provenance=result.provenance,
+            command=command, argv=recorded_argv(sys.argv), config=_jsonable(result.config), provenance=result.provenance,
             dataset=result.dataset, extraction=result.extraction, methods=result.method_info,
             timings=result.timings, versions=library_versions(),
         )  # fmt: skip
