@@ -224,6 +224,7 @@ def audit(
     sae_load: Annotated[
         Optional[str], typer.Option(help="Score this SAE (folder or RELEASE/SAE_ID) on the real arm.")
     ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the report's path.")] = False,
 ) -> None:
     """Audit a feature-finding method against its controls and write a report."""
     from auditkit.cli.reproduce import reproduce_command
@@ -259,13 +260,24 @@ def audit(
         return _matrix_all(cfg, out)
     result = run_audit(cfg)
     path = write_outputs(result, out, reproduce_command(cfg, out))
-    typer.echo(f"wrote {path}/report.md, results.csv, run.json ({result.timings['total_s']:.0f} s)")
-    for method, info in result.method_info.items():  # each method's headline metrics
-        prefix = method if method != "probe" else "probe-"
-        sel = result.selectivity[result.selectivity["method"].str.startswith(prefix)]
-        for r in sel[sel["metric"].isin(info.get("headline", []))].itertuples(index=False):
-            typer.echo(f"{r.method} {r.metric} vs {r.control}: {r.verdict} "
-                       f"(selectivity {r.selectivity:+.3f}, CI [{r.ci_low:.3f}, {r.ci_high:.3f}])")  # fmt: skip
+    _print_verdicts(result, path, quiet, f"{result.timings['total_s']:.0f} s")
+
+
+def _print_verdicts(result: object, path: Path, quiet: bool, note: str = "") -> None:
+    """The verdict matrix as a compact table, then the report's path; ``quiet``: the path only."""
+    from auditkit.report.summary import TERMINAL_LEGEND, terminal_table
+    from auditkit.shell import display_path
+
+    report = f"{display_path(Path(path) / 'report.md')}"
+    if quiet:
+        typer.echo(report)
+        return
+    from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=False, width=200)
+    console.print(terminal_table(result))
+    typer.echo(TERMINAL_LEGEND)
+    typer.echo(f"report: {report}" + (f" ({note})" if note else ""))
 
 
 def _matrix_all(cfg: object, out: Path) -> None:
@@ -459,6 +471,52 @@ def steer(
     result = run_steering(cfg)
     write_steering(result, out)
     typer.echo(f"wrote {out}/steering.md, steering.csv")
+
+
+@app.command()
+@_one_line_errors
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="An `auditkit audit` output folder.")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the report's path.")] = False,
+) -> None:
+    """Re-render report.md and the figures of an audit from its results.csv, selectivity.csv and run.json.
+
+    Nothing is recomputed: the verdicts are those in selectivity.csv. Writes in place, atomically, and only
+    in a folder `auditkit audit` wrote."""
+    from auditkit.audit.saved import load_run
+    from auditkit.report.outputs import check_audit_output
+    from auditkit.report.write import rerender_outputs
+
+    folder = check_audit_output(run_dir)
+    result, run = load_run(folder)
+    _print_verdicts(result, rerender_outputs(result, folder, run["command"]), quiet)
+
+
+@app.command()
+@_one_line_errors
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="An `auditkit audit` output folder (A).")],
+    run_b: Annotated[Path, typer.Argument(help="Another one (B).")],
+    out: Annotated[Optional[Path], typer.Option(help="Write the markdown here (a new file) instead of printing it.")] = None,
+    top: Annotated[int, typer.Option(help="Largest selectivity deltas listed.")] = 10,
+) -> None:
+    """A short markdown diff of two audits: settings that differ, verdicts that changed, selectivity deltas."""
+    from auditkit.audit.saved import load_run
+    from auditkit.report.compare import render_compare
+    from auditkit.report.outputs import check_audit_output
+    from auditkit.shell import display_path
+
+    (a, run_1), (b, run_2) = (load_run(check_audit_output(p)) for p in (run_a, run_b))
+    text = render_compare(display_path(run_a), run_1, a.selectivity, display_path(run_b), run_2, b.selectivity, top)
+    if out is None:
+        typer.echo(text)
+        return
+    if out.exists() or out.is_symlink():
+        raise AuditkitError(f"--out {str(out)!r} exists: give a new file name (auditkit never overwrites a file)")
+    if not out.parent.is_dir():
+        raise AuditkitError(f"--out {str(out)!r}: its folder does not exist")
+    out.write_text(text)
+    typer.echo(display_path(out))
 
 
 def main() -> None:

@@ -6,34 +6,13 @@ from typing import Any
 
 from auditkit.audit.registry import METHODS
 from auditkit.metrics.selectivity import INTERVAL_RULE, TWO_SIDED_RULE, VERDICT_RULE
-from auditkit.report.tables import (
-    control_sections,
-    duplicates_line,
-    fmt,
-    markdown_table,
-    method_selectivity,
-    results_summary,
-)
+from auditkit.report.summary import summary_lines
+from auditkit.report.tables import collapsed, control_sections, duplicates_line, markdown_table, method_selectivity, results_summary
 
 
 def _generic_section(result: Any, method: str) -> list[str]:
     lines = [f"## Method: {method}", "", "Selectivity by control (real minus control, paired by seed):", ""]
     return lines + control_sections(method_selectivity(result, method))
-
-
-def _verdict_lines(result: Any) -> list[str]:
-    lines = []
-    for method, info in result.method_info.items():
-        msel = method_selectivity(result, method)
-        for r in msel[msel["metric"].isin(info.get("headline", ["accuracy"]))].itertuples(index=False):
-            lines.append(
-                f"- **{r.method}** vs **{r.control}**: {r.verdict} ({r.metric} {r.real:.3f} real vs "
-                f"{r.control_score:.3f} control; selectivity {r.selectivity:+.3f}, "
-                f"95% CI [{fmt(r.ci_low)}, {fmt(r.ci_high)}], {r.n_seeds} seeds"
-                + (f"; {r.note}" if getattr(r, "note", "") else "")
-                + ")"
-            )
-    return lines or ["- no control ran: there is nothing to compare the real arm with"]
 
 
 def _dataset_line(ds: dict[str, Any]) -> str:
@@ -53,21 +32,20 @@ def _dataset_line(ds: dict[str, Any]) -> str:
     return line + "".join(f"\n- Labels: {note}" for note in ds.get("label_notes", ()))
 
 
-def render(result: Any, command: str, plot_name: str | None) -> str:
-    """report.md for an :class:`auditkit.audit.result.AuditResult`."""
+def render(result: Any, command: str, plot_name: str | None, summary_plot: str | None = None) -> str:
+    """report.md for an :class:`auditkit.audit.result.AuditResult`: the first screen (:mod:`auditkit.report.summary`),
+    what was audited, each method's section (long tables collapsed), every metric collapsed, the reproduce command."""
     cfg, prov, ds, ex = result.config, result.provenance, result.dataset, result.extraction
-    lines = [
-        f"# auditkit control report: {ds['name']} on {prov['name']}",
-        "",
-        "## Verdicts",
-        "",
-        *_verdict_lines(result),
-        "",
+    rule = (
         f"Verdict rule: {VERDICT_RULE.format(threshold=cfg.selectivity_threshold)}; {TWO_SIDED_RULE}; "
         f"{INTERVAL_RULE}. "
         "Selectivity is signed so that positive means the real arm does better (for a metric where lower is "
-        "better, control - real).",
+        "better, control - real)."
+    )
+    lines = [
+        f"# auditkit control report: {ds['name']} on {prov['name']}",
         "",
+        *summary_lines(result, rule, summary_plot),
         "## What was audited",
         "",
         f"- Model: `{prov['name']}` (source {prov['source']}, architecture {prov['architecture']}, "
@@ -95,14 +73,13 @@ def render(result: Any, command: str, plot_name: str | None) -> str:
     for method in result.method_info:
         section = METHODS[method].section if method in METHODS else None
         lines += section(result) if section else _generic_section(result, method)
+    if plot_name:
+        lines += ["## Scores per arm", "", f"![held-out scores per arm and seed]({plot_name})", ""]
     lines += [
         "## Results (mean and standard deviation over seeds)",
         "",
-        markdown_table(results_summary(result.rows)),
-        "",
+        *collapsed("every metric of every arm", markdown_table(results_summary(result.rows))),
     ]
-    if plot_name:
-        lines += [f"![real vs control]({plot_name})", ""]
     lines += [
         "## Reproduce",
         "",

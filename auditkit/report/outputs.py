@@ -221,3 +221,20 @@ def _swap(tmp: Path, out: Path, prefix: str) -> None:
         os.rmdir(old)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def check_audit_output(folder: str | os.PathLike[str]) -> Path:
+    """Raise :class:`OutputError` unless ``folder`` is an ``auditkit audit`` output (a real folder, not a link,
+    carrying the marker of kind ``audit``): the only folders ``auditkit report`` re-renders in place."""
+    given = os.fspath(folder)
+    path = Path(os.path.abspath(os.path.expanduser(given)))
+    if path.is_symlink() or not path.is_dir():
+        raise OutputError(f"{given!r} is not a folder: give the folder an `auditkit audit --out` wrote")
+    if not is_auditkit_output(path):
+        raise OutputError(f"{given!r} is not an auditkit output (no {MARKER} marker): `auditkit report` re-renders "
+                          "only folders `auditkit audit` wrote")  # fmt: skip
+    kind = json.loads((path / MARKER).read_text()).get("kind")
+    if kind != "audit":
+        raise OutputError(f"{given!r} is the output of `auditkit {kind}`, not of `auditkit audit`: give an audit's "
+                          "folder")  # fmt: skip
+    return path

@@ -9,7 +9,7 @@ import pandas as pd
 
 from auditkit.audit.options import DICTIONARY_CONTROL_DESCRIPTIONS
 from auditkit.controls import DESCRIPTIONS
-from auditkit.report.plots import subplots
+from auditkit.report.plots import arm_colour, save, short_name, subplots
 from auditkit.report.tables import control_sections, markdown_table, method_selectivity
 from auditkit.types import REAL
 
@@ -144,17 +144,19 @@ def fvu_l0_figure(result: Any, folder: Path) -> None:
     info = result.method_info["pursuit"]
     table = _curve_table(result.rows, info["sweep"])
     xs = [float(s.split("=")[1]) for s in info["sweep"]]
-    fig, ax = subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(7.5, 4))
     for _, row in table.iterrows():
         ys = [row[m] for m in info["sweep"]]
-        ax.plot(xs, ys, marker="o", label=row["arm"], lw=2.5 if row["arm"] == "real" else 1.2)
+        ax.plot(xs, ys, marker="o", ms=4, label=short_name(row["arm"]), color=arm_colour(row["arm"]),
+                lw=2.5 if row["arm"] == "real" else 1.2)
     if info["solver"] in ("omp", "gradient"):
         ax.set_xscale("log", base=2)
     else:
         ax.invert_xaxis()
     ax.set_xlabel("target L0 (k)" if info["solver"] in ("omp", "gradient") else "alpha / alpha_max")
-    ax.set_ylabel("FVU (mean over seeds)")
-    ax.set_title(f"pursuit on {info['dictionary']} dictionary")
-    ax.legend(fontsize=7)
+    ax.set_ylabel("FVU, lower is better (mean over seeds)")
+    ax.set_title(f"Pursuit on the {info['dictionary']} dictionary: FVU per arm (a point = mean of the seeds)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
-    fig.savefig(folder / FIGURE, dpi=120)
+    save(fig, folder / FIGURE)

@@ -10,17 +10,12 @@ import pandas as pd
 from scipy import stats
 
 from auditkit.audit.sae import SAE_METRICS
-from auditkit.report.plots import subplots
+from auditkit.report.plots import arm_name, arms_grid
 from auditkit.report.tables import control_sections, fmt, markdown_table, method_selectivity
-from auditkit.types import REAL
 
 FIGURE = "sae_arms.png"
 FIGURE_METRICS = ("explained_variance", "ce_loss_recovered", "kl", "probe_acc_k5", "dead_fraction", "token_entropy")
 SEPARATES = ("selective", "differs")
-
-
-def _arm_name(control: str) -> str:
-    return "real" if control == REAL else control
 
 
 def _mean_ci(values: pd.Series) -> str:
@@ -38,7 +33,7 @@ def metric_by_arm(rows: pd.DataFrame) -> pd.DataFrame:
     arms = list(dict.fromkeys(sae["control"]))
     table = {
         metric: {
-            _arm_name(a): _mean_ci(g[g["control"] == a]["value"]) if (g["control"] == a).any() else "" for a in arms
+            arm_name(a): _mean_ci(g[g["control"] == a]["value"]) if (g["control"] == a).any() else "" for a in arms
         }
         for metric, g in sae.groupby("metric", sort=False)
     }
@@ -105,7 +100,7 @@ def sae_section(result: Any) -> list[str]:
             "SAEs of its architecture and width on the budget above, so a difference mixes learned structure with "
             "the loaded SAE's larger training budget."
         )
-    ce = ", ".join(f"{_arm_name(a)} {v['ce_clean']:.2f}" for a, v in info["arms"].items() if "ce_clean" in v)
+    ce = ", ".join(f"{arm_name(a)} {v['ce_clean']:.2f}" for a, v in info["arms"].items() if "ce_clean" in v)
     lines += [
         f"- Clean next-token CE of each arm's model on its splice texts (nats, mean over seeds): {ce}.",
         "",
@@ -142,19 +137,8 @@ def _direction_word(metric: str) -> str:
 
 
 def sae_figures(result: Any, folder: Path) -> None:
-    """``sae_arms.png``: per-seed values of the key metrics for every arm."""
+    """``sae_arms.png``: per-seed values of the key metrics for every arm, a grid of panels."""
     rows = result.rows[result.rows["method"] == "sae"]
     metrics = [m for m in FIGURE_METRICS if (rows["metric"] == m).any()]
-    arms = list(dict.fromkeys(rows["control"]))
-    fig, axes = subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.6), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
-        sub = rows[rows["metric"] == metric]
-        for i, arm in enumerate(arms):
-            vals = sub[sub["control"] == arm]["value"]
-            ax.scatter([i] * len(vals), vals, alpha=0.7)
-            if len(vals):
-                ax.hlines(vals.mean(), i - 0.25, i + 0.25, color="black")
-        ax.set_xticks(range(len(arms)), [_arm_name(a) for a in arms], rotation=35, ha="right", fontsize=8)
-        ax.set_title(metric, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(folder / FIGURE, dpi=110)
+    arms_grid(rows, folder / FIGURE, [("sae", m) for m in metrics],
+              "SAE metrics per arm (one point = one seed; bar = mean over seeds)")  # fmt: skip

@@ -41,8 +41,15 @@ def control_sections(
     lines = []
     for control in dict.fromkeys(sel["control"]):
         sub = sel[sel["control"] == control].drop(columns=["control", "n_seeds"])
-        lines += [f"{level} {control}", "", descriptions.get(control, ""), "", markdown_table(sub), ""]
+        summary = ", ".join(f"{v} {n}" for v, n in sub["verdict"].value_counts(sort=False).items())
+        lines += [f"{level} {control}", "", descriptions.get(control, ""), "",
+                  *collapsed(f"{len(sub)} rows: {summary}", markdown_table(sub))]  # fmt: skip
     return lines
+
+
+def collapsed(summary: str, body: str) -> list[str]:
+    """``body`` (markdown) folded under ``summary`` (a ``<details>`` block; blank lines keep tables rendering)."""
+    return ["<details>", f"<summary>{summary}</summary>", "", body, "", "</details>", ""]
 
 
 def method_selectivity(result: Any, method_prefix: str) -> pd.DataFrame:

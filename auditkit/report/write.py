@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
+import shutil
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -12,8 +14,10 @@ from typing import Any
 
 from auditkit.audit.registry import METHODS
 from auditkit.report.markdown import render
-from auditkit.report.outputs import atomic_folder
+from auditkit.report.outputs import MARKER, atomic_folder
 from auditkit.report.plots import arms_plot
+from auditkit.report.summary import summary_figure
+from auditkit.shell import display_path
 
 LIBRARIES = ("auditkit", "torch", "transformer-lens", "transformers", "sae-lens", "numpy", "pandas")
 
@@ -28,6 +32,12 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+def recorded_argv(argv: list[str]) -> list[str]:
+    """The command line as typed, without machine paths: the program by its name, paths inside the working
+    folder relative to it (:func:`auditkit.shell.display_path`)."""
+    return [os.path.basename(argv[0]) if argv else "", *(display_path(a) for a in argv[1:])]
+
+
 def _jsonable(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj):
         return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
@@ -40,6 +50,40 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def render_report(result: Any, folder: Path, command: str) -> None:
+    """report.md and every figure of ``result`` into ``folder`` (no tables, no run.json)."""
+    plot = "arms.png" if (result.rows["metric"] == "accuracy").any() else None
+    if plot:
+        arms_plot(result.rows, folder / plot)
+    summary = summary_figure(result, folder)
+    for method in result.method_info:
+        if method in METHODS and METHODS[method].figures is not None:
+            METHODS[method].figures(result, folder)
+    (folder / "report.md").write_text(render(result, command, plot, summary))
+
+
+RENDERED = ("report.md", "arms.png", "verdicts.png")
+"""Files :func:`render_report` writes besides the methods' figures."""
+
+
+def rerender_outputs(result: Any, out: Path, command: str) -> Path:
+    """Re-render report.md and the figures of an audit output ``out`` in place, atomically, from ``result``
+    (rebuilt from its own tables): every other file of ``out`` (results.csv, selectivity.csv, run.json, ...)
+    is carried over byte for byte; the render then overwrites report.md and the figures."""
+    out = Path(out)
+    owned = set(RENDERED)
+    with atomic_folder(out, "audit") as tmp:
+        for item in sorted(out.iterdir()):
+            if item.name in owned or item.name == MARKER:
+                continue
+            if item.is_dir() and not item.is_symlink():
+                shutil.copytree(item, tmp / item.name, symlinks=True)
+            else:
+                shutil.copy2(item, tmp / item.name, follow_symlinks=False)
+        render_report(result, tmp, command)
+    return out
+
+
 def write_outputs(result: Any, out: Path, command: str) -> Path:
     """Write ``out/`` in a temporary sibling folder, then swap it into place in one rename.
 
@@ -48,17 +92,11 @@ def write_outputs(result: Any, out: Path, command: str) -> Path:
     """
     out = Path(out)
     with atomic_folder(out, "audit") as tmp:
-        plot = "arms.png" if (result.rows["metric"] == "accuracy").any() else None
-        if plot:
-            arms_plot(result.rows, tmp / plot)
-        for method in result.method_info:
-            if method in METHODS and METHODS[method].figures is not None:
-                METHODS[method].figures(result, tmp)
-        (tmp / "report.md").write_text(render(result, command, plot))
+        render_report(result, tmp, command)
         result.rows.to_csv(tmp / "results.csv", index=False)
         result.selectivity.to_csv(tmp / "selectivity.csv", index=False)
         run = dict(
-            command=command, argv=sys.argv, config=_jsonable(result.config), provenance=result.provenance,
+            command=command, argv=recorded_argv(sys.argv), config=_jsonable(result.config), provenance=result.provenance,
             dataset=result.dataset, extraction=result.extraction, methods=result.method_info,
             timings=result.timings, versions=library_versions(),
         )  # fmt: skip

@@ -131,7 +131,8 @@ def test_report_section_is_generated_from_the_verdicts(audit, tmp_path):
         "sae_arms.png",
         "### Metric definitions",
         "`fvu` (lower is better)",
-        "**sae** vs **spectral-reinit**",
+        "| sae: explained_variance |",
+        "verdicts.png",
         "--sae-arch topk --sae-width 128",
     ):
         assert needle in report, needle
@@ -166,7 +167,7 @@ def _cli(tmp_path, yes_no_table, *args):
 def test_cli_sae_audit_writes_the_sae_section(tmp_path, yes_no_table):
     result, out = _cli(tmp_path, yes_no_table, "--controls", "random-tokens-uniform", "--seeds", "0,1", *SMALL_CLI)
     assert result.exit_code == 0, result.output
-    assert "sae explained_variance vs random-tokens-uniform:" in result.output
+    assert "sae: explained_variance" in result.output and "rand tok unif" in result.output
     report = (out / "report.md").read_text()
     assert "## Method: sae" in report and "--methods sae" in report and "--sae-tokens 20000" in report
     rows = pd.read_csv(out / "results.csv")

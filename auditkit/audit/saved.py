@@ -1,0 +1,70 @@
+"""An audit read back from its output folder (run.json, results.csv, selectivity.csv), for re-rendering and
+comparing without recomputing: the selectivity table and its verdicts are read as written, never rescored."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from auditkit.audit.config import AuditConfig
+from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
+from auditkit.audit.result import AuditResult
+from auditkit.errors import AuditkitError, OutputError
+from auditkit.models import ModelSpec
+from auditkit.types import REAL
+
+FILES = ("run.json", "results.csv", "selectivity.csv")
+"""What an audit output holds that a re-render reads."""
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def _build(cls: type, data: dict[str, Any], **nested: Any) -> Any:
+    """``cls`` from its JSON fields (lists back to tuples); unknown keys are ignored (an older run.json)."""
+    fields = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    kwargs = {
+        k: Path(v) if isinstance(v, str) and "Path" in fields[k] else _tuples(v)  # run.json writes paths as text
+        for k, v in data.items() if k in fields and k not in nested
+    }  # fmt: skip
+    return cls(**kwargs, **nested)
+
+
+def config_from_json(data: dict[str, Any]) -> AuditConfig:
+    """The :class:`AuditConfig` that run.json's ``config`` was written from."""
+    return _build(
+        AuditConfig, data, model=_build(ModelSpec, data["model"]),
+        pursuit=_build(PursuitAuditOptions, data["pursuit"]), sae=_build(SAEAuditOptions, data["sae"]),
+    )  # fmt: skip
+
+
+def load_run(folder: Path) -> tuple[AuditResult, dict[str, Any]]:
+    """The :class:`AuditResult` an audit output folder was written from, and its run.json.
+
+    Raises :class:`OutputError` naming what is missing when ``folder`` does not hold an audit's outputs."""
+    folder = Path(folder)
+    missing = [name for name in FILES if not (folder / name).is_file()]
+    if missing:
+        raise OutputError(f"{str(folder)!r} is not an auditkit audit output: it has no {', '.join(missing)}; give the "
+                          "folder an `auditkit audit --out` wrote")  # fmt: skip
+    try:
+        run = json.loads((folder / "run.json").read_text())
+        rows = pd.read_csv(folder / "results.csv")
+        selectivity = pd.read_csv(folder / "selectivity.csv", keep_default_na=False, na_values=[""])
+        if "note" in selectivity.columns:
+            selectivity["note"] = selectivity["note"].fillna("")
+        cfg = config_from_json(run["config"])
+    except (OSError, ValueError, KeyError, TypeError, AuditkitError) as exc:
+        raise OutputError(f"cannot read the audit in {str(folder)!r} ({type(exc).__name__}: {exc}): its run.json "
+                          "or tables are not what `auditkit audit` writes") from None  # fmt: skip
+    controls = tuple(c for c in dict.fromkeys(rows["control"]) if c != REAL)
+    result = AuditResult(
+        config=cfg, rows=rows, selectivity=selectivity, provenance=run["provenance"], dataset=run["dataset"],
+        extraction=run["extraction"], method_info=run["methods"], controls=controls, timings=run.get("timings", {}),
+    )  # fmt: skip
+    return result, run

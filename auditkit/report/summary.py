@@ -1,0 +1,160 @@
+"""The first screen of an audit report: one sentence on what was audited, the verdict matrix (rows: each
+method's headline metrics; columns: controls; cells: selectivity, its 95% interval and the verdict's mark),
+its legend, and the heatmap that says the same. The terminal prints the same matrix, compactly."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from auditkit.report.plots import MARKS, short_name, verdict_heatmap
+from auditkit.report.tables import collapsed, method_selectivity
+
+FIGURE = "verdicts.png"
+
+LEGEND = (
+    "Each cell: selectivity (real minus control, sign-flipped where lower is better) [95% CI] and the verdict: "
+    + ", ".join(f"{mark} {name}" for name, mark in MARKS.items() if name not in ("differs", "similar"))
+    + f"; for a metric with no better direction (two-sided): {MARKS['differs']} differs, {MARKS['similar']} similar. "
+    "An empty cell: that control does not apply to that row."
+)
+
+
+def _headline(info: dict[str, Any]) -> list[str]:
+    return list(info.get("headline", ["accuracy"]))
+
+
+def verdict_matrix(result: Any) -> pd.DataFrame:
+    """Long table of the matrix: row label, method, metric, control, selectivity, interval, verdict,
+    normalised selectivity, the number the heatmap shows (``shown``) and its colour: normalised selectivity,
+    or, in a row where some cell has none (no ceiling, or a control at the ceiling), the selectivity, coloured
+    relative to the row's largest absolute selectivity (``scaled``; the row is labelled with a trailing ``*``)."""
+    order = list(dict.fromkeys(result.rows["method"]))
+    parts = []
+    for method, info in result.method_info.items():
+        metrics = _headline(info)
+        sel = method_selectivity(result, method)
+        if sel.empty:
+            continue
+        sel = sel[sel["metric"].isin(metrics)]
+        for sub in sorted(dict.fromkeys(sel["method"]), key=lambda m: order.index(m) if m in order else len(order)):
+            for metric in metrics:
+                cells = sel[(sel["method"] == sub) & (sel["metric"] == metric)]
+                if cells.empty:
+                    continue
+                label = sub if len(metrics) == 1 else f"{sub}: {metric}"
+                norm = cells["normalised"].astype(float)
+                scaled = bool(norm.isna().any())  # no ceiling, or a control at or above it: not comparable
+                peak = float(cells["selectivity"].abs().max()) if scaled else 1.0
+                colour = cells["selectivity"] / peak if scaled and peak > 0 else norm
+                parts.append(pd.DataFrame({
+                    "row": label + (" *" if scaled else ""), "method": sub, "metric": metric,
+                    "control": cells["control"], "value": cells["selectivity"].astype(float),
+                    "ci_low": cells["ci_low"].astype(float), "ci_high": cells["ci_high"].astype(float),
+                    "verdict": cells["verdict"], "normalised": norm, "colour": colour.astype(float),
+                    "shown": cells["selectivity"].astype(float) if scaled else norm, "scaled": scaled,
+                }))  # fmt: skip
+    if not parts:
+        return pd.DataFrame(columns=["row", "method", "metric", "control", "value", "ci_low", "ci_high", "verdict",
+                                     "normalised", "colour", "shown", "scaled"])  # fmt: skip
+    out = pd.concat(parts, ignore_index=True)
+    controls = [c for c in result.controls if c in set(out["control"])]
+    rest = [c for c in dict.fromkeys(out["control"]) if c not in controls]
+    out["control"] = pd.Categorical(out["control"], categories=controls + rest, ordered=True)
+    rows = list(dict.fromkeys(out["row"]))
+    out["_r"] = out["row"].map(rows.index)
+    out = out.sort_values(["_r", "control"], kind="stable").drop(columns="_r").reset_index(drop=True)
+    out["control"] = out["control"].astype(str)
+    return out
+
+
+def _signed(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{x:+.3f}"
+
+
+def cell_text(r: Any, interval: bool = True) -> str:
+    mark = MARKS.get(r.verdict, "?")
+    if not interval:
+        return f"{r.value:+.2f} {mark}" if not math.isnan(r.value) else f"n/a {mark}"
+    return f"{_signed(r.value)} [{_signed(r.ci_low)}, {_signed(r.ci_high)}] {mark}"
+
+
+def wide(matrix: pd.DataFrame, interval: bool = True) -> tuple[list[str], list[list[str]]]:
+    """Header (``""`` then controls) and one list of cells per matrix row."""
+    controls = list(dict.fromkeys(matrix["control"]))
+    body = []
+    for row, g in matrix.groupby("row", sort=False):
+        cells = {r.control: cell_text(r, interval) for r in g.itertuples(index=False)}
+        body.append([row, *(cells.get(c, "") for c in controls)])
+    return ["", *controls], body
+
+
+def audited_sentence(result: Any) -> str:
+    """One sentence: model, hook, dataset, arms, seeds."""
+    prov, ds, ex, cfg = result.provenance, result.dataset, result.extraction, result.config
+    if ds.get("level") == "vocabulary":
+        data = f"{ds['n_items']} vocabulary tokens labelled by `{ds['name']}`"
+    else:
+        data = f"`{ds['name']}` ({ds.get('n_texts', ds.get('n_items'))} texts, {len(ds.get('class_names', []))} classes)"
+    seeds = list(cfg.seeds)
+    return (
+        f"Audited `{prov['name']}` at hook `{ex['hook']}` ({ex['positions']} positions) on {data} with "
+        f"{', '.join(result.method_info)}: the real arm against {len(result.controls)} control arm"
+        f"{'s' if len(result.controls) != 1 else ''} ({', '.join(result.controls)}), {len(seeds)} seed"
+        f"{'s' if len(seeds) != 1 else ''} {seeds}."
+    )
+
+
+def summary_lines(result: Any, rule: str, figure: str | None) -> list[str]:
+    """The first screen: the sentence, the verdict matrix with its legend and rule, and the heatmap."""
+    matrix = verdict_matrix(result)
+    lines = [audited_sentence(result), "", "## Verdicts", ""]
+    if matrix.empty:
+        return lines + ["No control ran: there is nothing to compare the real arm with.", ""]
+    head, body = wide(matrix)
+    lines += [
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] + [":---:"] * (len(head) - 1)) + "|",
+        *("| " + " | ".join(cells) + " |" for cells in body),
+        "",
+        LEGEND + " The heatmap shows normalised selectivity, (real - control) / (ceiling - control); rows marked * "
+        "have no normalised value (no ceiling, or a control at it): it shows their selectivity, coloured relative to the row's largest |selectivity|.",
+        "",
+        *collapsed("Verdict rule", rule),
+    ]
+    if figure:
+        lines += [f"![Verdict matrix: normalised selectivity per method and control]({figure})", ""]
+    return lines
+
+
+def summary_figure(result: Any, folder: Any) -> str | None:
+    """Write the heatmap; its file name, or None when no control ran."""
+    matrix = verdict_matrix(result)
+    if matrix.empty:
+        return None
+    verdict_heatmap(matrix, folder / FIGURE,
+                    "Normalised selectivity and verdict\n(real vs control, mean over seeds; * rows: selectivity)")  # fmt: skip
+    return FIGURE
+
+
+TERMINAL_LEGEND = "  ".join(f"{m} {n}" for n, m in MARKS.items())
+
+
+def terminal_table(result: Any) -> Any:
+    """The verdict matrix as a compact ``rich`` table (selectivity and mark; the report has the intervals)."""
+    from rich import box
+    from rich.table import Table
+
+    matrix = verdict_matrix(result)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+    if matrix.empty:
+        return table
+    head, body = wide(matrix, interval=False)
+    table.add_column("selectivity", no_wrap=True)
+    for control in head[1:]:
+        table.add_column(short_name(control), justify="right", no_wrap=True)
+    for cells in body:
+        table.add_row(*cells)
+    return table
