@@ -160,9 +160,7 @@ def sae_section(result: Any) -> list[str]:
         "",
         "Read off the verdicts below (directional metrics: selective; descriptive ones: differs).",
         "",
-        *[line for group, _, names in groups
-          for line in ([f"Against {group}:", ""] if len(groups) > 1 else [])
-          + separation_lines(sel[sel["control"].isin(names)]) + ([""] if len(groups) > 1 else [])],
+        *_separations(sel),
         "",
         "### Metric definitions",
         "",
@@ -173,6 +171,18 @@ def sae_section(result: Any) -> list[str]:
         *control_sections(sel, level="####", descriptions=ARM_DESCRIPTIONS),
     ]
     return lines
+
+
+def _separations(sel: pd.DataFrame) -> list[str]:
+    """:func:`separation_lines`, read apart for the arm controls and the SAE baselines when both ran (each
+    answers its own question, so "every control" should not mix them)."""
+    baseline = sel["control"].isin(list(SAE_BASELINES))
+    if baseline.all() or not baseline.any():
+        return separation_lines(sel)
+    return [
+        "Against the model, token and label controls:", "", *separation_lines(sel[~baseline]), "",
+        "Against the SAE baselines:", "", *separation_lines(sel[baseline]),
+    ]  # fmt: skip
 
 
 def _direction(metric: str) -> int:
