@@ -114,8 +114,3 @@ def sparsity_k(trained: Any, train_ND: Float[torch.Tensor, "N D"], cfg: SAEConfi
         return cfg.k
     _, z_NF = encode_decode(trained, train_ND.float())
     return max(1, round(float((z_NF != 0).double().sum(1).mean())))
-
-
-def dictionary_size(sae: Any) -> int:
-    """F of an SAE (its decoder's rows)."""
-    return int(sae.W_dec.shape[0])
