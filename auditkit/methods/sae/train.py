@@ -288,7 +288,7 @@ def _freeze_decoder(sae: Any, W_dec_FD: torch.Tensor, scaling_factor: float | No
     """
     if tuple(W_dec_FD.shape) != tuple(sae.W_dec.shape):
         raise ConfigError(f"frozen decoder of shape {tuple(W_dec_FD.shape)} for an SAE of {tuple(sae.W_dec.shape)}")
-    W = W_dec_FD.to(sae.W_dec.dtype) * (scaling_factor or 1.0)
+    W = W_dec_FD.to(device=sae.W_dec.device, dtype=sae.W_dec.dtype) * (scaling_factor or 1.0)
     sae.W_dec.copy_(W)
     unit = W / W.norm(dim=1, keepdim=True).clamp_min(1e-12)
     sae.W_enc.copy_((unit * (sae.cfg.decoder_init_norm or 1.0)).T)
