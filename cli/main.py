@@ -151,7 +151,9 @@ def audit(
     positions: Annotated[Positions, typer.Option(help="Which token positions become rows.")] = Positions.auto,
     methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = "probe",
     controls: Annotated[
-        Optional[str], typer.Option(help="Comma-separated controls (default: every control that applies).")
+        Optional[str],
+        typer.Option(help="Comma-separated controls (default: every control that applies); sae-untrained, "
+                     "sae-frozen-decoder, pca and identity are the sae method's own (other methods skip them)."),
     ] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds (>= 3 for intervals).")] = "0,1,2",
     max_examples: Annotated[

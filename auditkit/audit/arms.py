@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from auditkit.audit.options import SAE_BASELINES
 from auditkit.cache import CacheEntry
 from auditkit.controls import LABEL_CONTROLS, TOKEN_CONTROLS, random_tokens
 from auditkit.controls.weights import reinit_loaded, weight_control_provenance
@@ -194,6 +195,8 @@ def build_arms(plan: ArmPlan, timings: dict[str, float]) -> list[Arm]:
         real_s = split_for_seed(real, seed, plan.test_fraction)
         arms.append(Arm(REAL, seed, real_s, plan.batch, real_model))
         for control in plan.controls:
+            if control in SAE_BASELINES:
+                continue  # the sae method's own controls: it builds them from the real arm
             if control in LABEL_CONTROLS:
                 arms.append(Arm(control, seed, label_control(real_s, control, seed), plan.batch, real_model))
                 continue

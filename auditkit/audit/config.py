@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
+from auditkit.audit.options import SAE_BASELINES, PursuitAuditOptions, SAEAuditOptions
 from auditkit.controls import ALL_CONTROLS
 from auditkit.duplicates import check_policy
 from auditkit.errors import ConfigError
@@ -14,6 +14,9 @@ from auditkit.methods.probes.sparse import SPARSE_KIND, parse_sparse_spec
 from auditkit.models import ModelSpec
 
 DEFAULT_DATASET = "sae-probes:92_glue_sst2"
+KNOWN_CONTROLS = (*ALL_CONTROLS, *SAE_BASELINES)
+"""Every ``--controls`` name: the arm controls (labels, tokens, weights) and the methods' own (the SAE
+baselines); a method skips the ones it does not apply (:attr:`auditkit.audit.method.Method.controls`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,9 +91,9 @@ class AuditConfig:
         if not self.methods or not self.probes:  # an empty --methods '' or --probes '' is a mistake, never "all"
             empty = "methods" if not self.methods else "probes"
             raise ConfigError(f"{empty} is empty: name at least one (--help lists them)")
-        bad = [c for c in self.controls or () if c not in ALL_CONTROLS]
+        bad = [c for c in self.controls or () if c not in KNOWN_CONTROLS]
         if bad:
-            raise ConfigError(f"unknown control(s) {bad}: use one of {list(ALL_CONTROLS)}")
+            raise ConfigError(f"unknown control(s) {bad}: use one of {list(KNOWN_CONTROLS)}")
         if self.controls is not None and not self.controls:
             raise ConfigError("controls is empty: name at least one control, or leave it out to run all that apply")
         if self.max_examples is not None and self.max_examples < 4:

@@ -14,6 +14,23 @@ from typing import Any
 from auditkit.errors import ConfigError
 
 SAE_ARCHITECTURES = ("topk", "standard", "jumprelu")
+SAE_BASELINES = {"sae-untrained": "untrained", "sae-frozen-decoder": "frozen-decoder", "pca": "pca",
+                 "identity": "identity"}  # fmt: skip
+"""The ``sae`` method's own controls (result-row and ``--controls`` name -> baseline kind of
+:func:`auditkit.methods.sae.baselines.baseline_sae`): the *real* activations encoded by a dictionary that
+training did not find. The other methods skip them; no arm is extracted for them."""
+SAE_BASELINE_DESCRIPTIONS = {
+    "sae-untrained": "Removes the SAE's training: the SAE at its initialisation (same init code, seed, decoder-bias "
+    "start and architecture as training), on the real activations.",
+    "sae-frozen-decoder": "Removes what training put into the dictionary: the decoder fixed at a random dictionary "
+    "with the trained decoder's singular values (Haar-random singular vectors), encoder and biases trained on the "
+    "real activations with the same budget and seed.",
+    "pca": "Replaces the learned dictionary with the top principal directions of the real training activations "
+    "(each signed, F capped at 2D), TopK on the magnitude of the projections with the same k.",
+    "identity": "Replaces the learned dictionary with the raw neuron basis (each neuron signed, F = 2D), TopK on the "
+    "magnitude of the centred activations with the same k.",
+}
+"""One sentence per SAE baseline on what it removes, for the report."""
 
 
 def parse_width(value: str) -> tuple[float, int | None]:

@@ -7,6 +7,11 @@ the real texts. Per arm and seed the SAE trains on the seed's training texts and
 texts: reconstruction and sparsity on held-out tokens, CE loss and KL with the SAE spliced into that arm's
 own model, latent token entropy, and k-sparse probing of the audit's labels at its labelled positions.
 Label controls (opt-in) reuse the real arm's latents with the control's labels, for the probing metrics only.
+
+The SAE baselines (:data:`auditkit.audit.options.SAE_BASELINES`: ``sae-untrained``, ``sae-frozen-decoder``,
+``pca``, ``identity``) are arms of this method only: the real arm's activations and split, encoded by a
+dictionary training did not find (:func:`auditkit.methods.sae.baselines.baseline_sae`), built per seed right
+after the real arm's SAE (the frozen decoder takes that SAE's spectrum) and scored by the same code.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from tqdm.auto import tqdm
 
 from auditkit.audit.arms import Arm, build_arms, label_control
 from auditkit.audit.method import MethodContext, MethodOutput
+from auditkit.audit.options import SAE_BASELINES
 from auditkit.controls import ALL_CONTROLS, LABEL_CONTROLS, TOKEN_CONTROLS
 from auditkit.errors import ConfigError
 from auditkit.extract import resolve_positions
@@ -65,12 +71,14 @@ DIRECTIONS = {m: d for m, (d, _) in SAE_METRICS.items() if d != 1}
 """The metrics where higher is not better (see :data:`auditkit.metrics.selectivity.Direction`)."""
 CEILINGS = {m: 1.0 for m in ("explained_variance", "ce_loss_recovered", "ce_loss_recovered_mean", *PROBE_METRICS)}
 """Best attainable values, for the normalised selectivity."""
-CONTROLS = ALL_CONTROLS
+CONTROLS = (*ALL_CONTROLS, *SAE_BASELINES)
 """Controls that apply: token and weight controls to every metric (a fresh SAE per arm); label controls
 (opt-in) to the k-sparse-probing metrics only, reusing the real arm's SAE latents with the control's labels,
-since the SAE itself never sees a label."""
-DEFAULT_CONTROLS = (*TOKEN_CONTROLS, "spectral-reinit", "gaussian-reinit")
-"""Controls run by default: the ones an unsupervised method can be run against (step0 needs the hub)."""
+since the SAE itself never sees a label; the SAE baselines to every metric (the real activations, another
+dictionary)."""
+DEFAULT_CONTROLS = (*TOKEN_CONTROLS, "spectral-reinit", "gaussian-reinit", *SAE_BASELINES)
+"""Controls run by default: the ones an unsupervised method can be run against (step0 needs the hub), and the
+SAE baselines."""
 
 
 def run_sae_method(ctx: MethodContext) -> MethodOutput:
@@ -79,7 +87,7 @@ def run_sae_method(ctx: MethodContext) -> MethodOutput:
     controls = ctx.controls_for(CONTROLS)
     plan = dataclasses.replace(
         ctx.plan, extract_cfg=dataclasses.replace(ctx.plan.extract_cfg, positions="all"),
-        controls=tuple(c for c in controls if c not in LABEL_CONTROLS),
+        controls=tuple(c for c in controls if c not in LABEL_CONTROLS and c not in SAE_BASELINES),
     )  # fmt: skip
     t = time.perf_counter()
     arms = build_arms(plan, ctx.timings)
@@ -91,32 +99,59 @@ def run_sae_method(ctx: MethodContext) -> MethodOutput:
     rows: list[dict[str, Any]] = []
     per_arm: dict[str, dict[str, list[float]]] = {}
     label_controls = [c for c in controls if c in LABEL_CONTROLS]
+    baselines = [c for c in controls if c in SAE_BASELINES]
+    shapes: dict[str, list[int]] = {}
     for arm in tqdm(arms, desc="SAE arms", disable=not ctx.cfg.progress):
         t = time.perf_counter()
         sae = loaded if loaded is not None and arm.control == REAL else _train(arm, sae_cfg)
-        trained = time.perf_counter()
-        metrics, probe_records, probe_set = _score(sae, arm, hook, probe_positions, opts.splice_texts)
-        stats = per_arm.setdefault(arm.control, {})
-        for key, value in (("train_s", trained - t), ("score_s", time.perf_counter() - trained),
-                           ("ce_clean", metrics.pop("ce_clean")), ("ce_zero", metrics.pop("ce_zero"))):  # fmt: skip
-            stats.setdefault(key, []).append(float(value))
-        rows += [dict(method=METHOD, control=arm.control, seed=arm.seed, metric=m, value=v) for m, v in metrics.items()]
-        rows += [dict(method=METHOD, control=arm.control, seed=arm.seed, **r) for r in probe_records]
-        logger.info("SAE arm %s seed %d: train %.1f s, score %.1f s, EV %.3f", arm.control, arm.seed,
-                    stats["train_s"][-1], stats["score_s"][-1], metrics["explained_variance"])  # fmt: skip
+        probe_set = _scored(sae, arm, arm.control, t, hook, probe_positions, opts.splice_texts, rows, per_arm)
         if arm.control == REAL:
             for control in label_controls:
                 relabelled = label_control(probe_set, control, arm.seed)
                 rows += [dict(method=METHOD, control=control, seed=arm.seed, **r) for r in probe_records_of(relabelled)]
+            for control in baselines:
+                t = time.perf_counter()
+                base = _baseline(control, arm, sae_cfg, sae)
+                shapes.setdefault(control, []).append(int(base.W_dec.shape[0]))
+                _scored(base, arm, control, t, hook, probe_positions, opts.splice_texts, rows, per_arm)
     info = dict(
         config={k: v for k, v in sae_cfg.to_dict().items() if k not in ("device", "progress")},
         d_sae=sae_cfg.d_sae(arms[0].acts.d), loaded=opts.load, splice_texts=opts.splice_texts,
         probe_positions=probe_positions, label_controls=label_controls,
         train_tokens=int((~arms[0].acts.is_test_N).sum()), test_tokens=int(arms[0].acts.is_test_N.sum()),
         arms={c: {k: float(np.mean(v)) for k, v in s.items()} for c, s in per_arm.items()},
+        baselines={c: dict(kind=SAE_BASELINES[c], d_sae=max(f)) for c, f in shapes.items()},
         definitions={m: text for m, (_, text) in SAE_METRICS.items()},
     )  # fmt: skip
     return MethodOutput(rows=pd.DataFrame(rows), info=info, headline=HEADLINE, directions=DIRECTIONS, ceilings=CEILINGS)
+
+
+def _scored(
+    sae: Any, arm: Arm, control: str, started: float, hook: str, probe_positions: str, splice_texts: int,
+    rows: list[dict[str, Any]], per_arm: dict[str, dict[str, list[float]]],
+) -> ActivationSet:  # fmt: skip
+    """Score ``sae`` on ``arm``, append its rows as ``control`` and its timings; returns the probe rows' latents."""
+    built = time.perf_counter()
+    metrics, probe_records, probe_set = _score(sae, arm, hook, probe_positions, splice_texts)
+    stats = per_arm.setdefault(control, {})
+    for key, value in (("train_s", built - started), ("score_s", time.perf_counter() - built),
+                       ("ce_clean", metrics.pop("ce_clean")), ("ce_zero", metrics.pop("ce_zero"))):  # fmt: skip
+        stats.setdefault(key, []).append(float(value))
+    rows += [dict(method=METHOD, control=control, seed=arm.seed, metric=m, value=v) for m, v in metrics.items()]
+    rows += [dict(method=METHOD, control=control, seed=arm.seed, **r) for r in probe_records]
+    logger.info("SAE arm %s seed %d: train %.1f s, score %.1f s, EV %.3f", control, arm.seed,
+                stats["train_s"][-1], stats["score_s"][-1], metrics["explained_variance"])  # fmt: skip
+    return probe_set
+
+
+def _baseline(control: str, real: Arm, cfg: Any, trained: Any) -> Any:
+    """The SAE baseline ``control`` of the real arm's SAE ``trained`` (same rows, config and seed as :func:`_train`)."""
+    from auditkit.methods.sae.baselines import baseline_sae
+
+    train = torch.as_tensor(~real.acts.is_test_N)
+    return baseline_sae(
+        SAE_BASELINES[control], real.acts.acts_ND[train], cfg, seed=derive_seed(real.seed, "sae"), trained=trained
+    )
 
 
 def _train(arm: Arm, cfg: Any) -> Any:

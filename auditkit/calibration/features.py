@@ -13,7 +13,10 @@ the audit's own functions:
   each SAE trains on *all* of its arm's rows rather than on one dataset's training split (the split
   moves with every dataset's labels; retraining per dataset would cost an SAE per dataset). The SAE
   never sees a label, so this cannot create label signal on a null dataset. Rows are the methods
-  ``sae-k{k}`` (k = 1, 5, 20, the latent budgets of the audit), metric ``accuracy``.
+  ``sae-k{k}`` (k = 1, 5, 20, the latent budgets of the audit), metric ``accuracy``. The SAE baselines
+  (``sae-untrained``, ``sae-frozen-decoder``, ``pca``, ``identity``) are built per seed from the real arm's
+  rows and its SAE, as the audit builds them (:func:`auditkit.methods.sae.baselines.baseline_sae`), and their
+  latents are scored with the real arm's labels and split under the baseline's name.
 - ``pursuit``: the audit's pursuit options (by default OMP against the arm's own W_E, both dictionary
   controls), codings planned by :func:`auditkit.audit.pursuit.plan_codings` and scored by
   :func:`auditkit.audit.pursuit.code_probe_rows` (one stacked fit per coding). Method ``pursuit-code``,
@@ -31,7 +34,7 @@ import pandas as pd
 import torch
 
 from auditkit.audit.arms import Arm
-from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
+from auditkit.audit.options import SAE_BASELINES, PursuitAuditOptions, SAEAuditOptions
 from auditkit.controls import LABEL_CONTROLS
 from auditkit.seeding import derive_seed
 from auditkit.types import REAL
@@ -49,12 +52,21 @@ class FeatureCache:
     """How SAEs are trained (the audit's defaults unless a test shrinks them)."""
     pursuit: PursuitAuditOptions = field(default_factory=PursuitAuditOptions)
     """How arms are coded."""
+    baselines: tuple[str, ...] = ()
+    """sae: the SAE baselines (names of :data:`auditkit.audit.options.SAE_BASELINES`) to score beside the arms."""
     latents: dict[tuple[str, int], torch.Tensor] = field(default_factory=dict)
-    """sae: (control, seed) -> latents [N, F] of the arm's SAE on the arm's rows."""
+    """sae: (control, seed) -> latents [N, F] of the arm's SAE (or the baseline's) on the arm's rows."""
+    saes: dict[int, Any] = field(default_factory=dict)
+    """sae: seed -> the real arm's SAE (the frozen-decoder baseline takes its spectrum)."""
     codings: Any = None
     """pursuit: (dictionaries, codings) shared across datasets."""
     seconds: float = 0.0
     """Time spent computing features (SAE training and encoding, or coding)."""
+
+
+def baselines_of(controls: tuple[str, ...]) -> tuple[str, ...]:
+    """The SAE baselines among ``controls``."""
+    return tuple(c for c in controls if c in SAE_BASELINES)
 
 
 def score_features(cache: FeatureCache, batches: list[tuple[list[Arm], dict[int, int]]]) -> pd.DataFrame:
@@ -75,11 +87,33 @@ def _score_sae(cache: FeatureCache, arms: list[Arm], keys: dict[int, int]) -> pd
     rows = []
     for arm in arms:
         source = REAL if arm.control in LABEL_CONTROLS else arm.control
-        z_NF = _latents(cache, arm, source, arms)
-        for record in probe_records_of(arm.acts.replace(acts_ND=z_NF)):
-            k = record.pop("metric").removeprefix("probe_acc_k")
-            rows.append(dict(method=f"sae-k{k}", control=arm.control, seed=keys[arm.seed], metric="accuracy", **record))
+        scored = [(arm.control, _latents(cache, arm, source, arms))]
+        if arm.control == REAL:
+            scored += [(b, _baseline_latents(cache, arm, b, arms)) for b in cache.baselines]
+        for control, z_NF in scored:
+            for record in probe_records_of(arm.acts.replace(acts_ND=z_NF)):
+                k = record.pop("metric").removeprefix("probe_acc_k")
+                rows.append(dict(method=f"sae-k{k}", control=control, seed=keys[arm.seed], metric="accuracy", **record))
     return pd.DataFrame(rows)
+
+
+def _baseline_latents(cache: FeatureCache, arm: Arm, baseline: str, arms: list[Arm]) -> torch.Tensor:
+    """Latents of the SAE baseline ``baseline`` of the real arm of ``arm.seed``, on the real rows."""
+    key = (baseline, arm.seed)
+    if key not in cache.latents:
+        from auditkit.methods.sae.baselines import baseline_sae
+        from auditkit.methods.sae.metrics import encode_decode
+
+        _latents(cache, arm, REAL, arms)  # trains the real arm's SAE first
+        t = time.perf_counter()
+        X = next(a for a in arms if a.control == REAL and a.seed == arm.seed).acts.acts_ND
+        base = baseline_sae(
+            SAE_BASELINES[baseline], X, cache.sae.sae_config(), seed=derive_seed(arm.seed, "sae"),
+            trained=cache.saes[arm.seed],
+        )  # fmt: skip
+        cache.latents[key] = encode_decode(base, X)[1]
+        cache.seconds += time.perf_counter() - t
+    return cache.latents[key]
 
 
 def _latents(cache: FeatureCache, arm: Arm, source: str, arms: list[Arm]) -> torch.Tensor:
@@ -94,6 +128,8 @@ def _latents(cache: FeatureCache, arm: Arm, source: str, arms: list[Arm]) -> tor
         X = src.acts.acts_ND
         # The audit's seed for every arm of a seed (audit_sae._train), on all rows (see module docstring).
         sae = train_sae(X, cache.sae.sae_config(), seed=derive_seed(arm.seed, "sae"))
+        if source == REAL:
+            cache.saes[arm.seed] = sae
         cache.latents[key] = encode_decode(sae, X)[1]
         cache.seconds += time.perf_counter() - t
     return cache.latents[key]

@@ -36,7 +36,7 @@ from auditkit.audit.arms import Arm, ArmPlan, build_arms, label_control, split_f
 from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
 from auditkit.audit.probe import probe_rows
 from auditkit.audit.registry import METHODS
-from auditkit.calibration.features import FEATURE_METHODS, FeatureCache, score_features
+from auditkit.calibration.features import FEATURE_METHODS, FeatureCache, baselines_of, score_features
 from auditkit.calibration.stats import fpr_table, power_table, seed_differences
 from auditkit.calibration.synthetic import (
     null_labels,
@@ -45,7 +45,8 @@ from auditkit.calibration.synthetic import (
     set_membership_batch,
     train_set_language_model,
 )
-from auditkit.controls import ALL_CONTROLS, LABEL_CONTROLS
+from auditkit.audit.config import KNOWN_CONTROLS
+from auditkit.controls import LABEL_CONTROLS
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig
 from auditkit.methods.probes import PROBES
@@ -150,8 +151,8 @@ class CalibrationConfig:
             ),
             (self.controls is not None and not self.controls, "controls is empty: name one, or leave it out"),
             (
-                any(c not in ALL_CONTROLS for c in self.controls or ()),
-                f"controls {self.controls}: unknown; use {list(ALL_CONTROLS)}",
+                any(c not in KNOWN_CONTROLS for c in self.controls or ()),
+                f"controls {self.controls}: unknown; use {list(KNOWN_CONTROLS)}",
             ),
             (not self.probes or any(p not in PROBES for p in self.probes), f"probes {self.probes}: use {list(PROBES)}"),
             (
@@ -389,7 +390,11 @@ def calibrate(cfg: CalibrationConfig) -> CalibrationResult:
     # Datasets of one seed set share their control arms' tensors: chunk them together so they stack.
     order = sorted(datasets.values(), key=lambda ds: (ds.seeds, ds.index))
     parts, t = [], time.perf_counter()
-    features = {m: FeatureCache(m, sae=cfg.sae, pursuit=cfg.pursuit) for m in cfg.methods if m in FEATURE_METHODS}
+    features = {
+        m: FeatureCache(m, sae=cfg.sae, pursuit=cfg.pursuit, baselines=baselines_of(cfg.controls_for(m)))
+        for m in cfg.methods
+        if m in FEATURE_METHODS
+    }
     with _quiet_probe() as unconverged:
         chunks = [order[i : i + cfg.chunk] for i in range(0, len(order), cfg.chunk)]
         for chunk in tqdm(chunks, desc="calibration", unit="chunk", disable=not cfg.progress):

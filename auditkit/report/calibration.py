@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.audit.options import SAE_BASELINES
 from auditkit.report.outputs import atomic_folder
 from auditkit.report.plots import subplots
 from auditkit.report.tables import markdown_table
@@ -125,6 +126,16 @@ def _feature_lines(cfg: Any) -> list[str]:
             "moves with every dataset's labels); the SAE never sees a label, so this cannot put label signal into "
             "a null dataset's latents."
         )
+        baselines = [c for c in cfg.controls_for("sae") if c in SAE_BASELINES]
+        if baselines:
+            lines.append(
+                f"- The SAE baselines ({', '.join(baselines)}) are built per seed from the real arm's rows and its "
+                "SAE, as the audit builds them, and probed with the real arm's labels. They encode the *real* "
+                "activations, so planted labels (which live there) stay readable and their power stays near zero "
+                "by construction: a verdict against a baseline asks whether SAE training found the label's "
+                "direction better than an untrained, frozen-decoder, PCA or identity dictionary, not whether the "
+                "model carries the label."
+            )
     if "pursuit" in cfg.methods:
         o = cfg.pursuit
         lines.append(

@@ -9,13 +9,51 @@ from typing import Any
 import pandas as pd
 from scipy import stats
 
+from auditkit.audit.options import SAE_BASELINE_DESCRIPTIONS, SAE_BASELINES
 from auditkit.audit.sae import SAE_METRICS
+from auditkit.controls import DESCRIPTIONS, LABEL_CONTROLS
 from auditkit.report.plots import arm_name, arms_grid
 from auditkit.report.tables import control_sections, fmt, markdown_table, method_selectivity
 
 FIGURE = "sae_arms.png"
 FIGURE_METRICS = ("explained_variance", "ce_loss_recovered", "kl", "probe_acc_k5", "dead_fraction", "token_entropy")
 SEPARATES = ("selective", "differs")
+ARM_DESCRIPTIONS = {**DESCRIPTIONS, **SAE_BASELINE_DESCRIPTIONS}
+"""What each arm of the method removes, the SAE baselines included."""
+QUESTIONS = (
+    ("the model and token controls", "does the model's activation space hold this? (a fresh SAE, same budget and "
+     "seed, on the activations of a reinitialised model or of random tokens)"),
+    ("the SAE baselines", "did training find anything a random, untrained, PCA or identity dictionary would not? "
+     "(the *real* activations and split, encoded by a dictionary training did not find)"),
+    ("the label controls", "do the latents' probes read the labels, or structure any labelling would show?"),
+)  # fmt: skip
+"""The question each group of controls answers, in the order of :func:`control_groups`."""
+
+
+def control_groups(controls: list[str]) -> list[tuple[str, str, list[str]]]:
+    """(group, question, controls that ran) for each group with a control, in :data:`QUESTIONS` order."""
+    members = (
+        [c for c in controls if c not in SAE_BASELINES and c not in LABEL_CONTROLS],
+        [c for c in controls if c in SAE_BASELINES],
+        [c for c in controls if c in LABEL_CONTROLS],
+    )
+    return [(group, question, names) for (group, question), names in zip(QUESTIONS, members) if names]
+
+
+def baseline_lines(info: dict[str, Any]) -> list[str]:
+    """How each SAE baseline that ran was built (from the method's info)."""
+    if not info.get("baselines"):
+        return []
+    shapes = ", ".join(f"{c} F = {b['d_sae']}" for c, b in info["baselines"].items())
+    k = "the same k" if info["config"]["architecture"] == "topk" else "k = the trained SAE's mean L0 on training rows"
+    return [
+        f"- SAE baselines ({shapes}): built per seed from the real arm's training rows. `sae-untrained` is the SAE "
+        "training starts from (same init code and seed); `sae-frozen-decoder` trains encoder and biases with the "
+        "decoder fixed at a spectrum-matched random dictionary (the trained decoder's singular values, Haar-random "
+        f"singular vectors); `pca` (top principal directions, F capped at 2D) and `identity` (the neuron basis, "
+        f"F = 2D) are signed TopK codes, {k}, centred on the training mean: each direction is two atoms (+v, -v) "
+        "so TopK keeps the largest |coefficient| with its sign.",
+    ]
 
 
 def _mean_ci(values: pd.Series) -> str:
@@ -100,6 +138,9 @@ def sae_section(result: Any) -> list[str]:
             "SAEs of its architecture and width on the budget above, so a difference mixes learned structure with "
             "the loaded SAE's larger training budget."
         )
+    lines += baseline_lines(info)
+    groups = control_groups(list(dict.fromkeys(sel["control"])))
+    lines += [f"- Against {group}: {question} ({', '.join(names)})." for group, question, names in groups]
     ce = ", ".join(f"{arm_name(a)} {v['ce_clean']:.2f}" for a, v in info["arms"].items() if "ce_clean" in v)
     lines += [
         f"- Clean next-token CE of each arm's model on its splice texts (nats, mean over seeds): {ce}.",
@@ -114,7 +155,7 @@ def sae_section(result: Any) -> list[str]:
         "",
         "Read off the verdicts below (directional metrics: selective; descriptive ones: differs).",
         "",
-        *separation_lines(sel),
+        *_separations(sel),
         "",
         "### Metric definitions",
         "",
@@ -122,9 +163,21 @@ def sae_section(result: Any) -> list[str]:
         "",
         "### Selectivity by control (real minus control, paired by seed; sign-flipped where lower is better)",
         "",
-        *control_sections(sel, level="####"),
+        *control_sections(sel, level="####", descriptions=ARM_DESCRIPTIONS),
     ]
     return lines
+
+
+def _separations(sel: pd.DataFrame) -> list[str]:
+    """:func:`separation_lines`, read apart for the arm controls and the SAE baselines when both ran (each
+    answers its own question, so "every control" should not mix them)."""
+    baseline = sel["control"].isin(list(SAE_BASELINES))
+    if baseline.all() or not baseline.any():
+        return separation_lines(sel)
+    return [
+        "Against the model, token and label controls:", "", *separation_lines(sel[~baseline]), "",
+        "Against the SAE baselines:", "", *separation_lines(sel[baseline]),
+    ]  # fmt: skip
 
 
 def _direction(metric: str) -> int:

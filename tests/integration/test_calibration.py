@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from auditkit.audit.arms import ArmPlan, build_arms
-from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
+from auditkit.audit.options import SAE_BASELINES, PursuitAuditOptions, SAEAuditOptions
 from auditkit.calibration.recovery import RecoveryConfig, recovery_checks
 from auditkit.calibration.run import CalibrationConfig, calibrate, relabel
 from auditkit.calibration.stats import binomial_interval, seed_icc
@@ -178,22 +178,24 @@ def test_every_calibrated_probe_kind_gets_its_own_false_positive_rate():
 
 def test_sae_and_pursuit_label_verdicts_are_calibrated_and_have_power():
     """k-sparse probing of SAE latents and the pursuit code probe, through the audit's own code: nulls at
-    or below nominal against every control, planted labels found against the random-token control, and
-    the dictionary controls blind to labels that live in the activations (power ~0 by construction)."""
+    or below nominal against every control (the SAE baselines included), planted labels found against the
+    random-token control, and the dictionary controls and SAE baselines blind to labels that live in the
+    activations (power ~0 by construction)."""
     cfg = CalibrationConfig(
-        methods=("sae", "pursuit"), controls=("random-tokens-uniform", "shuffled-labels"), n_null=30, n_planted=6,
-        strengths=(2.0,), train_steps=50, chunk=36, sae=SAEAuditOptions(training_tokens=8192),
+        methods=("sae", "pursuit"), controls=("random-tokens-uniform", "shuffled-labels", *SAE_BASELINES), n_null=30,
+        n_planted=6, strengths=(2.0,), train_steps=50, chunk=36, sae=SAEAuditOptions(training_tokens=8192),
     )  # fmt: skip
     result = calibrate(cfg)
     fpr = result.fpr.set_index(["method", "control"])
-    expected = {(f"sae-k{k}", c) for k in (1, 5, 20) for c in ("random-tokens-uniform", "shuffled-labels")}
+    sae_controls = ("random-tokens-uniform", "shuffled-labels", *SAE_BASELINES)
+    expected = {(f"sae-k{k}", c) for k in (1, 5, 20) for c in sae_controls}
     expected |= {
         ("pursuit-code", c) for c in ("random-tokens-uniform", "shuffled-labels", "gaussian-dict", "spectral-dict")
     }
     assert set(fpr.index) == expected
     assert (fpr["n_null"] == 30).all()
     # 30 nulls per pair, all on one seed set: no pair may *exceed* the level (its exact interval above
-    # it), and pooled over the 10 pairs the rate is at or below nominal.
+    # it), and pooled over the 22 pairs the rate is at or below nominal.
     assert (fpr["ci_low"] <= fpr["nominal"]).all(), fpr
     assert fpr["n_selective"].sum() / fpr["n_null"].sum() <= 0.05, fpr
     assert (fpr["mean_selectivity"].abs() < 0.02).all(), fpr
@@ -205,9 +207,12 @@ def test_sae_and_pursuit_label_verdicts_are_calibrated_and_have_power():
         assert power.loc[(method, "random-tokens-uniform"), "mean_selectivity"] > 0.05, power
     for control in ("gaussian-dict", "spectral-dict"):
         assert power.loc[("pursuit-code", control), "power"] <= 0.34, power
+    for control in SAE_BASELINES:
+        assert power.loc[("sae-k5", control), "power"] <= 0.34, power
     assert result.info["timings"]["sae_features_s"] > 0
     text = render_calibration(result)
     assert "sae-k5" in text and "pursuit-code" in text and "*all* of its arm's rows" in text
+    assert "The SAE baselines (sae-untrained" in text
 
 
 def test_repeated_text_nulls_stay_at_nominal():

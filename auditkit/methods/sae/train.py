@@ -242,32 +242,80 @@ def _trainer_config(cfg: SAEConfig, n_steps: int, batch_size: int) -> Any:
     )  # fmt: skip
 
 
-def train_sae(acts_ND: Float[torch.Tensor, "N D"], cfg: SAEConfig, *, seed: int) -> Any:
-    """Train an SAE on ``acts_ND`` (rows are tokens) and return the sae-lens *inference* SAE.
+def _prepared(
+    acts_ND: Float[torch.Tensor, "N D"], cfg: SAEConfig, seed: int
+) -> tuple[Any, TensorBatches, int, float | None]:
+    """The TrainingSAE exactly as training starts it: (sae, batches, n_steps, input scaling factor).
 
-    The returned object is a ``sae_lens.SAE`` (``TopKSAE``, ``StandardSAE`` or ``JumpReLUSAE``) that
-    works on raw activations (any training-time input scaling is folded into its weights); its
-    ``cfg.metadata['auditkit_training']`` holds :class:`SAETrainStats` as a dict (``training_stats``).
+    Weights from :func:`_training_sae` (sae-lens's init scheme, drawn from ``seed``), decoder bias at the
+    geometric median of the rows, in the scaled input space when ``cfg.normalize_activations``.
     """
     if acts_ND.ndim != 2 or acts_ND.shape[0] < 2:
         raise DataError(f"train_sae needs an [N, D] tensor with N >= 2, got shape {tuple(acts_ND.shape)}")
     if not bool(torch.isfinite(acts_ND).all()):
         raise DataError("SAE training activations contain NaN/inf: check the extraction")
-    from sae_lens.training.sae_trainer import SAETrainer
-
     acts_ND = acts_ND.to(device=cfg.device, dtype=torch.float32)
     batches = TensorBatches(acts_ND, cfg.batch_size, seed=derive_seed(seed, "sae-batches"))
     n_steps = max(1, math.ceil(cfg.training_tokens / batches.batch_size))
     sae = _training_sae(cfg, acts_ND.shape[1], n_steps, seed)
-    trainer = SAETrainer(cfg=_trainer_config(cfg, n_steps, batches.batch_size), sae=sae, data_provider=batches)
-    if cfg.normalize_activations:
-        # sae-lens's estimate_scaling_factor (sqrt(D) / mean row norm) on every row rather than a
-        # sample of batches: exact, and cheap for an in-memory tensor.
-        trainer.activation_scaler.scaling_factor = math.sqrt(acts_ND.shape[1]) / float(acts_ND.norm(dim=1).mean())
-    scaling_factor = trainer.activation_scaler.scaling_factor
+    # sae-lens's estimate_scaling_factor (sqrt(D) / mean row norm) on every row rather than a sample of
+    # batches: exact, and cheap for an in-memory tensor.
+    scaling_factor = math.sqrt(acts_ND.shape[1]) / float(acts_ND.norm(dim=1).mean()) if cfg.normalize_activations else None
     with torch.no_grad():
         sae.b_dec.copy_(geometric_median(acts_ND, seed=derive_seed(seed, "sae-b-dec")) * (scaling_factor or 1.0))
+    return sae, batches, n_steps, scaling_factor
+
+
+def initial_sae(acts_ND: Float[torch.Tensor, "N D"], cfg: SAEConfig, *, seed: int) -> Any:
+    """The inference SAE that :func:`train_sae` with the same ``cfg`` and ``seed`` starts from (no step taken).
+
+    Same init code, seed, decoder-bias start and input scaling (folded into the weights) as training, so it
+    is the ``sae-untrained`` baseline of the audit: what the architecture and its initialisation give for free.
+    """
+    sae, _, _, scaling_factor = _prepared(acts_ND, cfg, seed)
+    if scaling_factor is not None:
+        sae.fold_activation_norm_scaling_factor(scaling_factor)
+    return to_inference_sae(sae)
+
+
+@torch.no_grad()
+def _freeze_decoder(sae: Any, W_dec_FD: torch.Tensor, scaling_factor: float | None) -> None:
+    """Fix the decoder at ``W_dec_FD`` (raw-activation units) and restart the encoder from it.
+
+    The encoder starts as the frozen decoder's transpose with rows of sae-lens's ``decoder_init_norm``,
+    the init scheme of every other SAE here; the decoder's ``requires_grad`` is off, so Adam (which skips
+    parameters without a gradient) trains only the encoder and the biases.
+    """
+    if tuple(W_dec_FD.shape) != tuple(sae.W_dec.shape):
+        raise ConfigError(f"frozen decoder of shape {tuple(W_dec_FD.shape)} for an SAE of {tuple(sae.W_dec.shape)}")
+    W = W_dec_FD.to(device=sae.W_dec.device, dtype=sae.W_dec.dtype) * (scaling_factor or 1.0)
+    sae.W_dec.copy_(W)
+    unit = W / W.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    sae.W_enc.copy_((unit * (sae.cfg.decoder_init_norm or 1.0)).T)
+    sae.W_dec.requires_grad_(False)
+
+
+def train_sae(
+    acts_ND: Float[torch.Tensor, "N D"], cfg: SAEConfig, *, seed: int,
+    frozen_decoder_FD: Float[torch.Tensor, "F D"] | None = None,
+) -> Any:  # fmt: skip
+    """Train an SAE on ``acts_ND`` (rows are tokens) and return the sae-lens *inference* SAE.
+
+    The returned object is a ``sae_lens.SAE`` (``TopKSAE``, ``StandardSAE`` or ``JumpReLUSAE``) that
+    works on raw activations (any training-time input scaling is folded into its weights); its
+    ``cfg.metadata['auditkit_training']`` holds :class:`SAETrainStats` as a dict (``training_stats``).
+    ``frozen_decoder_FD`` (raw-activation units) fixes the decoder and trains only the encoder and biases
+    (the ``sae-frozen-decoder`` baseline); a TopK SAE's inference form has unit decoder rows either way.
+    """
+    from sae_lens.training.sae_trainer import SAETrainer
+
+    sae, batches, n_steps, scaling_factor = _prepared(acts_ND, cfg, seed)
+    if frozen_decoder_FD is not None:
+        _freeze_decoder(sae, frozen_decoder_FD, scaling_factor)
+    trainer = SAETrainer(cfg=_trainer_config(cfg, n_steps, batches.batch_size), sae=sae, data_provider=batches)
+    trainer.activation_scaler.scaling_factor = scaling_factor
     seconds, losses = _run_steps(trainer, batches, n_steps, cfg.progress)
+    sae.W_dec.requires_grad_(True)
     if trainer.activation_scaler.scaling_factor is not None:
         sae.fold_activation_norm_scaling_factor(trainer.activation_scaler.scaling_factor)
         trainer.activation_scaler.scaling_factor = None
