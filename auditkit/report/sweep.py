@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from auditkit.report.outputs import atomic_folder
-from auditkit.report.plots import subplots
+from auditkit.report.plots import arm_colour, subplots
 from auditkit.report.tables import fmt, markdown_table
 from auditkit.report.write import _jsonable, library_versions
 from auditkit.types import REAL
@@ -178,10 +178,8 @@ def matrix_figure(result: Any, method: str, path: Path) -> None:
 
 
 def _control_colours(controls: tuple[str, ...]) -> dict[str, Any]:
-    from matplotlib import colormaps
-
-    palette = colormaps["tab10"].colors
-    return {c: palette[i % len(palette)] for i, c in enumerate(controls)}
+    """The report-wide colour of each control (:func:`auditkit.report.plots.arm_colour`)."""
+    return {c: arm_colour(c) for c in controls}
 
 
 def render(result: Any, command: str, figures: dict[str, str]) -> str:
