@@ -191,6 +191,13 @@ def audit(
     probes: Annotated[
         str, typer.Option(help="Probe kinds for --methods probe (k-sparse:k=1,5,20 chooses the ks).")
     ] = "logistic,mass-mean,lda,low-rank,mlp,k-sparse",
+    mdl: Annotated[
+        bool,
+        typer.Option(help="--methods probe: also score each dense probe kind by its online codelength (MDL) and compression."),
+    ] = False,
+    mdl_schedule: Annotated[
+        str, typer.Option(help="--mdl: block ends as fractions of the training rows (default 0.1% doubling to 100%).")
+    ] = "0.001,0.002,0.004,0.008,0.016,0.032,0.0625,0.125,0.25,0.5,1",
     matrix: Annotated[
         Optional[str],
         typer.Option(help="W_E or W_U: probe embedding rows for --dataset token-properties:PROP (or :all)."),
@@ -253,6 +260,7 @@ def audit(
         probe_C=probe_c, probes=_probe_specs(probes), matrix=matrix, vocab_sample=vocab_sample, text_column=text_column,
         label_column=label_column, batch_size=batch_size, use_cache=not no_cache, align=align.value,
         gaussian_keep_embeddings=gaussian_keep_embeddings, pursuit=pursuit, sae=sae_options, duplicates=duplicates.value,
+        mdl=mdl, mdl_schedule=parse_list(mdl_schedule, float, "--mdl-schedule"),
     )  # fmt: skip
     check_output(out, inputs=input_paths(cfg), cache_dir=cache_dir)  # before anything is loaded or computed
     if matrix is not None and dataset.endswith(":all"):

@@ -11,6 +11,7 @@ from pathlib import Path
 from auditkit.audit.config import AuditConfig
 from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
 from auditkit.audit.run import resolve_controls
+from auditkit.methods.probes.mdl import DEFAULT_SCHEDULE
 from auditkit.shell import Option, command_line, display_path
 
 
@@ -54,6 +55,7 @@ def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
         ("--max-examples", cfg.max_examples if cfg.max_examples is not None else 0), ("--max-length", cfg.max_length),
         ("--methods", cfg.methods), ("--controls", resolve_controls(cfg)), ("--seeds", cfg.seeds),
         ("--test-fraction", float(cfg.test_fraction)), ("--probe-c", float(cfg.probe_C)), ("--probes", cfg.probes),
+        ("--mdl", cfg.mdl), ("--mdl-schedule", cfg.mdl_schedule if cfg.mdl and cfg.mdl_schedule != DEFAULT_SCHEDULE else None),
         *(sae_options(cfg.sae) if "sae" in cfg.methods else []),
         *(pursuit_options(cfg.pursuit) if "pursuit" in cfg.methods else []),
         ("--out", Path(out)),
