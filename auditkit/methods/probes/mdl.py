@@ -9,9 +9,12 @@ and the compression ``uniform / online`` (1 for a probe that learns nothing; rea
 labels the features cannot predict do not). The paper's schedule starts at 0.1% and doubles to 100%
 (:data:`DEFAULT_SCHEDULE`).
 
-Pure maths: the block fits of every problem are independent given the schedule, so block ``j`` of
-problem ``s`` becomes problem ``(s, j)`` of ONE stacked fit (the stacked probes take a training mask per
-problem), and every block is coded from that fit's log-probabilities.
+Pure maths: the block fits are independent given the schedule, and the stacked probes take a training
+mask per problem, so block ``j`` of every problem ``s`` (every arm and seed) is problem ``(s, j)`` of one
+stacked fit, on the rows those problems train on or code: one stacked fit per block (10 with the default
+schedule) rather than one for all blocks, because a stacked fit costs rows x problems x iterations and the
+early blocks need only a few percent of the rows (one stack of every block would multiply every problem by
+all the rows, and run as many iterations as its slowest problem).
 """
 
 from __future__ import annotations
@@ -103,7 +106,7 @@ def online_codelength(
     """Online codelength of every problem s: its training rows ``train_SN[s]`` ordered by a permutation
     drawn from ``order_seeds[s]`` (problems given the same seed and rows share the order, so their blocks
     hold the same rows and differ only in labels), cut by ``schedule``, every block after the first coded
-    by the probe ``fit`` on the rows before it. All block fits of all problems are one stacked ``fit``."""
+    by the probe ``fit`` on the rows before it. Block j of all problems is one stacked ``fit``."""
     S = y_SN.shape[0]
     if len(order_seeds) != S:
         raise ConfigError(f"order_seeds has {len(order_seeds)} entries for {S} problems: give one per problem")
@@ -113,27 +116,25 @@ def online_codelength(
         raise DataError("online codelength: a training row carries no label (-1): train only on labelled rows")
     orders = [training_order(train_SN[s], order_seeds[s]) for s in range(S)]
     ends = [block_ends(len(o), schedule) for o in orders]
-    # Problem (s, j) trains on the first ends[s][j] rows of s's order and codes the rows up to ends[s][j + 1].
-    owner, fit_train, code = [], [], []
-    for s, (order, e) in enumerate(zip(orders, ends)):
-        for j in range(len(e) - 1):
-            t = torch.zeros(y_SN.shape[1], dtype=torch.bool)
-            t[order[: e[j]]] = True
-            c = torch.zeros_like(t)
-            c[order[e[j] : e[j + 1]]] = True
-            owner.append(s)
-            fit_train.append(t)
-            code.append(c)
     log2K = math.log2(n_classes)
     block_bits = [np.array([e[0] * log2K]) for e in ends]
-    if owner:
-        idx = torch.as_tensor(owner)
-        y_PN, train_PN, code_PN = y_SN[idx], torch.stack(fit_train), torch.stack(code)
-        block_keys = [f"{keys[s]}/mdl-block{j}" for s in range(S) for j in range(len(ends[s]) - 1)]
-        probe = fit(X_ND, y_PN, train_PN, n_classes, block_keys)
-        bits_P = -(log2_likelihood(probe, X_ND, y_PN) * code_PN).sum(1)
-        for s in range(S):
-            block_bits[s] = np.concatenate([block_bits[s], bits_P[idx == s].numpy()])
+    for j in range(max(len(e) for e in ends) - 1):
+        # Block j of every problem s is problem (s, j) of one stacked fit: it trains on the first ends[s][j]
+        # rows of s's order and codes the rows up to ends[s][j + 1].
+        members = [s for s in range(S) if j < len(ends[s]) - 1]
+        train_PN = torch.zeros(len(members), y_SN.shape[1], dtype=torch.bool)
+        code_PN = torch.zeros_like(train_PN)
+        for p, s in enumerate(members):
+            train_PN[p, orders[s][: ends[s][j]]] = True
+            code_PN[p, orders[s][ends[s][j] : ends[s][j + 1]]] = True
+        # Only the rows these problems train on or code enter the fit: a stacked fit costs rows x problems,
+        # and the early blocks need a few percent of the rows.
+        rows = torch.nonzero((train_PN | code_PN).any(0)).flatten()
+        y_PN = y_SN[members][:, rows]
+        probe = fit(X_ND[rows], y_PN, train_PN[:, rows], n_classes, [f"{keys[s]}/mdl-block{j}" for s in members])
+        bits_P = -(log2_likelihood(probe, X_ND[rows], y_PN) * code_PN[:, rows]).sum(1)
+        for p, s in enumerate(members):
+            block_bits[s] = np.append(block_bits[s], float(bits_P[p]))
     codelength_S = torch.tensor([float(b.sum()) for b in block_bits], dtype=torch.float64)
     uniform_S = torch.tensor([len(o) * log2K for o in orders], dtype=torch.float64)
     return OnlineCode(codelength_S, uniform_S, uniform_S / codelength_S, ends, block_bits)
