@@ -450,11 +450,11 @@ def validate_config(fast: bool = True, seed: int = 0) -> CalibrationConfig:
     if fast:
         return CalibrationConfig(
             methods=methods, n_null=100, n_null_repeated=50, n_planted=20, strengths=(0.1, 0.2, 0.3, 0.5, 1.0), n_seed_sets=10,
-            seed=seed, recovery=True, sae=VALIDATE_SAE,
+            seed=seed, recovery=True, sae=VALIDATE_SAE, mdl_probes=("logistic",),
         )  # fmt: skip
     return CalibrationConfig(
         methods=methods, n_null=400, n_null_repeated=200, n_planted=50, strengths=(0.1, 0.2, 0.3, 0.5, 1.0, 2.0), n_seed_sets=20,
-        seed=seed, recovery=True,
+        seed=seed, recovery=True, mdl_probes=("logistic",),
     )  # fmt: skip
 
 
