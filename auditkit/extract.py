@@ -1,8 +1,8 @@
 """Activations at any TransformerLens hook, at chosen positions, plus the embedding matrices.
 
-The forward pass runs under ``torch.inference_mode``, reads exactly one hook, removes it afterwards
-whatever happens, and stops after the last block it needs (``stop_at_layer``), which is where the
-speed over ``run_with_cache`` comes from. Rows are gathered inside the hook, so the full
+The forward pass runs under ``torch.inference_mode``, reads the hooks asked for (one, or many in one
+pass: :func:`extract_hooks`), removes them afterwards whatever happens, and stops after the last block it
+needs (``stop_at_layer``), which is where the speed over ``run_with_cache`` comes from. Rows are gathered inside the hook, so the full
 [B, L, D] activations of a batch are never kept. Batches are right-padded: with causal attention a
 real token never attends to padding on its right, so no attention mask is needed and padded
 positions are simply never read.
@@ -185,49 +185,58 @@ def _flatten(act: torch.Tensor, hook: str) -> torch.Tensor:
 
 @torch.inference_mode()
 def _forward_rows(
-    model: Any, tokens_BL: torch.Tensor, hook: str, rows_ex: np.ndarray, rows_pos: np.ndarray,
+    model: Any, tokens_BL: torch.Tensor, hooks: list[str], rows_ex: np.ndarray, rows_pos: np.ndarray,
     mask_BL: torch.Tensor, mean_first: int,
-) -> torch.Tensor:  # fmt: skip
-    """Activations [R, D] of one forward batch at the given (local example, position) rows.
+) -> dict[str, torch.Tensor]:  # fmt: skip
+    """Activations [R, D] of one forward batch at the given (local example, position) rows, at every hook
+    of ``hooks``: one pass, stopped after the deepest block any of them needs.
 
     A position of -1 means the mean over the example's real tokens from ``mean_first`` on.
     """
     captured: dict[str, torch.Tensor] = {}
+    ex = torch.as_tensor(rows_ex, dtype=torch.long)
+    pos = torch.as_tensor(rows_pos, dtype=torch.long)
 
-    def grab(act: torch.Tensor, hook: Any) -> None:
-        act_BLD = _flatten(act, hook.name)
-        ex = torch.as_tensor(rows_ex, dtype=torch.long)
-        pos = torch.as_tensor(rows_pos, dtype=torch.long)
-        if bool((pos < 0).any()):
-            weights_BL = mask_BL.clone().to(act_BLD.dtype)
-            weights_BL[:, :mean_first] = 0
-            means_BD = (act_BLD * weights_BL[..., None]).sum(1) / weights_BL.sum(1, keepdim=True).clamp_min(1)
-            captured["rows"] = means_BD[ex]
-        else:
-            captured["rows"] = act_BLD[ex, pos]
+    def grabber(hook_name: str) -> Any:
+        def grab(act: torch.Tensor, hook: Any) -> None:
+            act_BLD = _flatten(act, hook_name)
+            if bool((pos < 0).any()):
+                weights_BL = mask_BL.clone().to(act_BLD.dtype)
+                weights_BL[:, :mean_first] = 0
+                means_BD = (act_BLD * weights_BL[..., None]).sum(1) / weights_BL.sum(1, keepdim=True).clamp_min(1)
+                captured[hook_name] = means_BD[ex]
+            else:
+                captured[hook_name] = act_BLD[ex, pos]
 
-    read, stop = capture_point(model, hook)
-    with model.hooks(fwd_hooks=[(read, grab)]):
+        return grab
+
+    points = [(hook, *capture_point(model, hook)) for hook in hooks]
+    stops = [stop for _, _, stop in points]
+    stop = None if any(s is None for s in stops) else max(stops)
+    with model.hooks(fwd_hooks=[(read, grabber(hook)) for hook, read, _ in points]):
         model(tokens_BL.to(model.cfg.device), return_type=None, stop_at_layer=stop)
-    return captured["rows"].detach().to("cpu")
+    return {hook: captured[hook].detach().to("cpu") for hook in hooks}
 
 
 def _extract_examples(
     model: Any, batch: TokenBatch, plan: RowPlan, cfg: ExtractConfig, lo: int, hi: int, bar: Any,
-) -> torch.Tensor:  # fmt: skip
-    """Rows of examples [lo, hi), in plan order, as float [R, D].
+    hooks: list[str] | None = None,
+) -> dict[str, torch.Tensor]:  # fmt: skip
+    """Rows of examples [lo, hi) at every hook (default ``cfg.hook``), in plan order, as float [R, D].
 
     Forward batches group texts of similar length (sorted by length within the chunk), so that a
     batch is padded to a width close to its texts' own lengths: on sentence datasets of mixed length
     this runs a fraction of the padded positions of batching in dataset order. Right padding and the
     causal mask make every real token's activations independent of its batch-mates.
     """
+    hooks = hooks or [cfg.hook]
     rows_sel = np.flatnonzero((plan.example_N >= lo) & (plan.example_N < hi))
     lengths = batch.lengths_B.numpy()
     order = lo + np.argsort(lengths[lo:hi], kind="stable")
     mean_first = 1 if (batch.has_bos and not cfg.include_bos) else 0
     local = np.full(batch.n_examples, -1, np.int64)
-    parts, where = [], []
+    parts: dict[str, list[torch.Tensor]] = {hook: [] for hook in hooks}
+    where = []
     for start in range(0, len(order), cfg.batch_size):
         group = order[start : start + cfg.batch_size]
         local[group] = np.arange(len(group))
@@ -235,20 +244,20 @@ def _extract_examples(
         idx = torch.as_tensor(group)
         width = int(lengths[group].max())
         rows = _forward_rows(
-            model, batch.tokens_BL[idx, :width], cfg.hook, local[plan.example_N[sel]], plan.position_N[sel],
+            model, batch.tokens_BL[idx, :width], hooks, local[plan.example_N[sel]], plan.position_N[sel],
             batch.mask_BL[idx, :width], mean_first,
         )  # fmt: skip
         local[group] = -1
-        parts.append(rows.to(getattr(torch, cfg.dtype)))
+        for hook in hooks:
+            parts[hook].append(rows[hook].to(getattr(torch, cfg.dtype)))
         where.append(sel)
         bar.update(int(batch.mask_BL[idx].sum()))
-    if not parts:
-        return torch.empty(0, 0)
+    if not where:
+        return {hook: torch.empty(0, 0) for hook in hooks}
     # Back to plan order: the rows of every group, scattered to their places in [lo, hi).
-    out = torch.cat(parts)
     inverse = np.empty(len(rows_sel), np.int64)
     inverse[np.searchsorted(rows_sel, np.concatenate(where))] = np.arange(len(rows_sel))
-    return out[torch.as_tensor(inverse)]
+    return {hook: torch.cat(parts[hook])[torch.as_tensor(inverse)] for hook in hooks}
 
 
 def extract(
@@ -264,52 +273,92 @@ def extract(
     With ``cache``, finished entries are loaded instead of computed, and chunks of ``cfg.chunk_size``
     texts are saved as they finish so that an interrupted run resumes where it stopped.
     """
-    validate_hook(model, cfg.hook)
+    return extract_hooks(model, batch, cfg, [cfg.hook], provenance=provenance, caches={cfg.hook: cache})[cfg.hook]
+
+
+def extract_hooks(
+    model: Any,
+    batch: TokenBatch,
+    cfg: ExtractConfig,
+    hooks: list[str],
+    *,
+    provenance: dict[str, Any] | None = None,
+    caches: dict[str, CacheEntry | None] | None = None,
+) -> dict[str, ActivationSet]:
+    """Activations of ``batch`` at every hook of ``hooks`` (``cfg.hook`` is not used), one row per planned
+    position: one forward pass per text batch reads all of them and stops after the deepest block any
+    needs. Each hook has its own cache entry (``caches``): finished entries are loaded, and only the
+    hooks without one are computed, so adding a layer later computes only that layer.
+    """
+    if not hooks or len(set(hooks)) != len(hooks):
+        raise ConfigError(f"hooks {hooks} must be a non-empty list of distinct hook names")
+    for hook in hooks:
+        validate_hook(model, hook)
     positions = resolve_positions(cfg, batch)
     plan = plan_rows(batch, positions, cfg.include_bos)
     if len(plan.example_N) == 0:
         raise DataError("no rows to extract: the dataset is empty after tokenisation")
-    done = cache.load() if cache is not None else None
-    if done is not None:
-        acts_ND = done["acts"]
-        logger.info("loaded %d cached activation rows from %s", acts_ND.shape[0], cache.path)
-    else:
-        acts_ND = _extract_chunks(model, batch, plan, cfg, cache)
-    if acts_ND.shape[0] != len(plan.example_N):
-        raise DataError(f"extracted {acts_ND.shape[0]} rows but planned {len(plan.example_N)}")
-    check_finite(acts_ND, cfg.hook)
-    return _activation_set(batch, plan, acts_ND, cfg.hook, positions, provenance or {})
+    caches = caches or {}
+    acts: dict[str, torch.Tensor] = {}
+    todo = []
+    for hook in hooks:
+        entry = caches.get(hook)
+        done = entry.load() if entry is not None else None
+        if done is not None:
+            acts[hook] = done["acts"]
+            logger.info("loaded %d cached activation rows from %s", acts[hook].shape[0], entry.path)
+        else:
+            todo.append(hook)
+    if todo:
+        acts.update(_extract_chunks(model, batch, plan, cfg, {hook: caches.get(hook) for hook in todo}))
+    out = {}
+    for hook in hooks:
+        if acts[hook].shape[0] != len(plan.example_N):
+            raise DataError(f"extracted {acts[hook].shape[0]} rows at {hook} but planned {len(plan.example_N)}")
+        check_finite(acts[hook], hook)
+        out[hook] = _activation_set(batch, plan, acts[hook], hook, positions, provenance or {})
+    return out
 
 
 def _extract_chunks(
-    model: Any, batch: TokenBatch, plan: RowPlan, cfg: ExtractConfig, cache: CacheEntry | None
-) -> torch.Tensor:
-    chunks, where = [], []
-    with tqdm(
-        total=batch.n_tokens, unit="tok", desc=f"extract {cfg.hook}", disable=not cfg.progress, leave=False
-    ) as bar:
+    model: Any, batch: TokenBatch, plan: RowPlan, cfg: ExtractConfig, caches: dict[str, CacheEntry | None]
+) -> dict[str, torch.Tensor]:
+    hooks = list(caches)
+    chunks: dict[str, list[torch.Tensor]] = {hook: [] for hook in hooks}
+    where = []
+    desc = f"extract {hooks[0]}" if len(hooks) == 1 else f"extract {len(hooks)} hooks"
+    with tqdm(total=batch.n_tokens, unit="tok", desc=desc, disable=not cfg.progress, leave=False) as bar:
         for index, lo in enumerate(range(0, batch.n_examples, cfg.chunk_size)):
             hi = min(lo + cfg.chunk_size, batch.n_examples)
             where.append(np.flatnonzero((plan.example_N >= lo) & (plan.example_N < hi)))
-            saved = cache.load_chunk(index) if cache is not None else None
-            if saved is not None:
-                chunks.append(saved["acts"])
+            missing = []
+            for hook in hooks:
+                saved = caches[hook].load_chunk(index) if caches[hook] is not None else None
+                if saved is None:
+                    missing.append(hook)
+                else:
+                    chunks[hook].append(saved["acts"])
+            if not missing:
                 bar.update(int(batch.mask_BL[lo:hi].sum()))
                 continue
-            acts = _extract_examples(model, batch, plan, cfg, lo, hi, bar)
-            check_finite(acts, cfg.hook)  # before caching: a NaN chunk must never be stored
-            if cache is not None:
-                cache.save_chunk(index, {"acts": acts})
-            chunks.append(acts)
+            computed = _extract_examples(model, batch, plan, cfg, lo, hi, bar, hooks=missing)
+            for hook in missing:
+                check_finite(computed[hook], hook)  # before caching: a NaN chunk must never be stored
+                if caches[hook] is not None:
+                    caches[hook].save_chunk(index, {"acts": computed[hook]})
+                chunks[hook].append(computed[hook])
     # A chunk holds the rows of its examples in plan order; rows of one example need not be adjacent in
     # the plan (a repeated text's copies sit where the source had them), so scatter, never concatenate.
-    filled = [(c, w) for c, w in zip(chunks, where) if c.numel()]
-    acts_ND = torch.empty((len(plan.example_N), filled[0][0].shape[1]), dtype=filled[0][0].dtype)
-    for c, w in filled:
-        acts_ND[torch.as_tensor(w)] = c
-    if cache is not None:
-        cache.finish({"acts": acts_ND})
-    return acts_ND
+    out = {}
+    for hook in hooks:
+        filled = [(c, w) for c, w in zip(chunks[hook], where) if c.numel()]
+        acts_ND = torch.empty((len(plan.example_N), filled[0][0].shape[1]), dtype=filled[0][0].dtype)
+        for c, w in filled:
+            acts_ND[torch.as_tensor(w)] = c
+        if caches[hook] is not None:
+            caches[hook].finish({"acts": acts_ND})
+        out[hook] = acts_ND
+    return out
 
 
 def cache_request(provenance: Any, batch: TokenBatch, cfg: ExtractConfig) -> dict[str, Any]:

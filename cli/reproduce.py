@@ -13,6 +13,7 @@ from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
 from auditkit.audit.run import resolve_controls
 from auditkit.methods.probes.mdl import DEFAULT_SCHEDULE
 from auditkit.shell import Option, command_line, display_path
+from auditkit.sweep.config import SweepConfig
 
 
 def sae_options(opts: SAEAuditOptions) -> list[Option]:
@@ -61,3 +62,19 @@ def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
         ("--out", Path(out)),
     ]  # fmt: skip
     return command_line(["auditkit", "audit"], options)
+
+
+def sweep_command(cfg: SweepConfig, out: Path | str) -> str:
+    """The ``auditkit sweep`` command line that reruns ``cfg``."""
+    a = cfg.audit
+    options: list[Option] = [
+        ("--model", display_path(a.model.name)), ("--datasets", cfg.datasets), ("--hooks", cfg.hooks),
+        ("--revision", a.model.revision or None), ("--processed", a.model.processed),
+        ("--gaussian-keep-embeddings", a.gaussian_keep_embeddings),
+        ("--duplicates", a.duplicates if a.duplicates != "group" else None), ("--positions", a.positions),
+        ("--max-examples", a.max_examples if a.max_examples is not None else 0), ("--max-length", a.max_length),
+        ("--methods", a.methods), ("--controls", resolve_controls(a)), ("--seeds", a.seeds),
+        ("--test-fraction", float(a.test_fraction)), ("--probe-c", float(a.probe_C)), ("--probes", a.probes),
+        ("--out", Path(out)),
+    ]  # fmt: skip
+    return command_line(["auditkit", "sweep"], options)

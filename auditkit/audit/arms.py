@@ -22,7 +22,7 @@ from auditkit.cache import CacheEntry
 from auditkit.controls import LABEL_CONTROLS, TOKEN_CONTROLS, random_tokens
 from auditkit.controls.weights import reinit_loaded, weight_control_provenance
 from auditkit.errors import ConfigError
-from auditkit.extract import ExtractConfig, cache_request, extract
+from auditkit.extract import ExtractConfig, cache_request, extract, extract_hooks
 from auditkit.models import LoadedModel, ModelSpec, has_step0_checkpoint, load_model
 from auditkit.seeding import derive_seed
 from auditkit.splits import split_examples
@@ -102,17 +102,16 @@ def _weight_model(plan: ArmPlan, control: str, seed: int) -> _Lazy:
     return plan.models[control, seed]
 
 
-def _control_acts(
-    plan: ArmPlan, control: str, seed: int, real_model: _Lazy, timings: dict[str, float]
-) -> tuple[ActivationSet, TokenBatch, _Lazy]:
-    """Activations of a token or weight control for one seed."""
+def _variant(plan: ArmPlan, control: str, seed: int, real_model: _Lazy) -> tuple[Any, TokenBatch, _Lazy]:
+    """What a token or weight control's arm of ``seed`` is extracted from: its model's provenance (the cache
+    key), its tokens and its (lazily built) model."""
     arm_seed = derive_seed(seed, control)
     prov = plan.loaded.provenance
     if control in TOKEN_CONTROLS:
         batch = random_tokens(
             plan.batch, arm_seed, vocab_size=plan.loaded.model.cfg.d_vocab, variant=TOKEN_CONTROLS[control]
         )
-        return _extract(plan, prov, batch, real_model, timings, control), batch, real_model
+        return prov, batch, real_model
     if control == "step0":
         if not has_step0_checkpoint(prov):  # also checked before any forward pass (auditkit.preflight)
             raise ConfigError(f"control step0 needs a Pythia model from the hub, not {prov.name!r}")
@@ -120,8 +119,54 @@ def _control_acts(
         prov = dataclasses.replace(prov, revision="step0")
     else:
         prov = weight_control_provenance(prov, control, arm_seed, plan.gaussian_keep_embeddings)
-    model = _weight_model(plan, control, arm_seed)
-    return _extract(plan, prov, plan.batch, model, timings, control), plan.batch, model
+    return prov, plan.batch, _weight_model(plan, control, arm_seed)
+
+
+def _control_acts(
+    plan: ArmPlan, control: str, seed: int, real_model: _Lazy, timings: dict[str, float]
+) -> tuple[ActivationSet, TokenBatch, _Lazy]:
+    """Activations of a token or weight control for one seed."""
+    prov, batch, model = _variant(plan, control, seed, real_model)
+    return _extract(plan, prov, batch, model, timings, control), batch, model
+
+
+def prefetch_hooks(
+    plan: ArmPlan, hooks: list[str], timings: dict[str, float], *, controls: tuple[str, ...] | None = None,
+    release: bool = False,
+) -> None:  # fmt: skip
+    """Extract every arm of ``plan`` at every hook of ``hooks`` into the cache: one forward pass per arm
+    reads all the hooks (:func:`auditkit.extract.extract_hooks`); hooks already cached cost nothing.
+
+    ``controls`` limits it to those controls' arms (plus the real arm when ``none`` is listed: pass
+    ``(REAL, ...)``); ``release`` drops each weight-control model once its arm is cached, so at most one
+    reinitialised model is resident besides the trained one. :func:`build_arms` with any of the hooks then
+    reads every arm from the cache.
+    """
+    if plan.cache_root is None:
+        raise ConfigError("prefetching arms needs the activation cache: leave use_cache on")
+    wanted = plan.controls if controls is None else tuple(c for c in controls if c != REAL)
+    real_model = _Lazy(lambda: plan.loaded)
+    jobs = (
+        [(REAL, None, plan.loaded.provenance, plan.batch, real_model)] if controls is None or REAL in controls else []
+    )
+    for seed in plan.seeds:
+        for control in wanted:
+            if control not in LABEL_CONTROLS:
+                jobs.append((control, seed, *_variant(plan, control, seed, real_model)))
+    for control, seed, prov, batch, model in jobs:
+        entries = {h: CacheEntry(plan.cache_root, cache_request(prov, batch, _with_hook(plan, h))) for h in hooks}
+        missing = [h for h in hooks if entries[h].load() is None]
+        if missing:
+            t = time.perf_counter()
+            extract_hooks(model().model, batch, plan.extract_cfg, missing, provenance=prov.to_dict(),
+                          caches={h: entries[h] for h in missing})  # fmt: skip
+            timings[f"extract[{control}]_s"] = timings.get(f"extract[{control}]_s", 0.0) + time.perf_counter() - t
+        if release and seed is not None and control not in TOKEN_CONTROLS:
+            plan.models.pop((control, 0 if control == "step0" else derive_seed(seed, control)), None)
+
+
+def _with_hook(plan: ArmPlan, hook: str) -> ExtractConfig:
+    return dataclasses.replace(plan.extract_cfg, hook=hook)
 
 
 def split_for_seed(real: ActivationSet, seed: int, test_fraction: float) -> ActivationSet:

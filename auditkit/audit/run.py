@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -27,7 +28,7 @@ from auditkit.controls import WEIGHT_CONTROLS
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig, cache_request
 from auditkit.models import LoadedModel, default_cache_dir, default_hook, load_model
-from auditkit.types import LabelledDataset
+from auditkit.types import LabelledDataset, TokenBatch
 
 logger = logging.getLogger(__name__)
 
@@ -64,20 +65,27 @@ def load_dataset_spec(cfg: AuditConfig) -> LabelledDataset:
     raise ConfigError(f"dataset kind {kind!r} unknown in {cfg.dataset!r}: use sae-probes:, conllu: or table:")
 
 
-def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditResult:
-    """Run the audit described by ``cfg`` (``loaded`` reuses an already loaded model)."""
-    check_methods(cfg.methods)
-    if cfg.use_cache:  # before any compute: an unusable cache folder is one clear error, not a late traceback
-        check_root(cfg.model.cache_dir or default_cache_dir())
-    if cfg.matrix is not None:
-        return run_matrix_audit(cfg, loaded=loaded)
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
+@dataclass(frozen=True)
+class Prepared:
+    """An audit's inputs, ready for the methods: data, model, tokens, and the arm plan."""
+
+    dataset: LabelledDataset
+    loaded: LoadedModel
+    hook: str
+    controls: tuple[str, ...]
+    batch: TokenBatch
+    plan: ArmPlan
+
+
+def prepare_audit(cfg: AuditConfig, loaded: LoadedModel | None, timings: dict[str, float]) -> Prepared:
+    """Load the data and the model, check them against the config (before any forward pass), tokenize, and
+    plan the arms. Shared by :func:`run_audit` and the sweep, so both read the same arms from the cache."""
+    t = time.perf_counter()
     dataset = load_dataset_spec(cfg)
-    timings["load_data_s"] = time.perf_counter() - t0
+    timings["load_data_s"] = timings.get("load_data_s", 0.0) + time.perf_counter() - t
     t = time.perf_counter()
     loaded = loaded or load_model(cfg.model)
-    timings["load_model_s"] = time.perf_counter() - t
+    timings["load_model_s"] = timings.get("load_model_s", 0.0) + time.perf_counter() - t
     model = loaded.model
     hook = cfg.hook or default_hook(model.cfg.n_layers)
     controls = resolve_controls(cfg)
@@ -96,7 +104,29 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
         test_fraction=cfg.test_fraction, gaussian_keep_embeddings=cfg.gaussian_keep_embeddings,
         cache_root=(cfg.model.cache_dir or default_cache_dir()) if cfg.use_cache else None,
     )  # fmt: skip
-    timings["tokenize_s"] = time.perf_counter() - t
+    timings["tokenize_s"] = timings.get("tokenize_s", 0.0) + time.perf_counter() - t
+    return Prepared(dataset, loaded, hook, controls, batch, plan)
+
+
+def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditResult:
+    """Run the audit described by ``cfg`` (``loaded`` reuses an already loaded model)."""
+    check_methods(cfg.methods)
+    if cfg.use_cache:  # before any compute: an unusable cache folder is one clear error, not a late traceback
+        check_root(cfg.model.cache_dir or default_cache_dir())
+    if cfg.matrix is not None:
+        return run_matrix_audit(cfg, loaded=loaded)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    prep = prepare_audit(cfg, loaded, timings)
+    dataset, loaded, hook, controls, batch, plan = (
+        prep.dataset,
+        prep.loaded,
+        prep.hook,
+        prep.controls,
+        prep.batch,
+        prep.plan,
+    )
+    model, ecfg = loaded.model, plan.extract_cfg
     ctx = MethodContext(cfg=cfg, loaded=loaded, dataset=dataset, batch=batch, plan=plan, timings=timings)
     outputs: dict[str, MethodOutput] = {}
     for method in cfg.methods:

@@ -106,7 +106,7 @@ def test_rerun_with_one_more_control_computes_only_that_control(tmp_path, tiny, 
     path = _write_table(tmp_path / "planted.csv", [i % 2 for i in range(48)], planted=True)
     computed, reinits = [], []
     original, original_reinit = extract_mod._extract_examples, weights_mod.spectral_reinit
-    monkeypatch.setattr(extract_mod, "_extract_examples", lambda *a: computed.append(1) or original(*a))
+    monkeypatch.setattr(extract_mod, "_extract_examples", lambda *a, **k: computed.append(1) or original(*a, **k))
     monkeypatch.setattr(weights_mod, "spectral_reinit", lambda *a: reinits.append(1) or original_reinit(*a))
     cache = dict(use_cache=True, model=ModelSpec(name="tiny-gpt2", seed=0, cache_dir=tmp_path / "cache"))
     first = run_audit(_cfg(path, ("shuffled-labels",), **cache), loaded=tiny)

@@ -103,10 +103,11 @@ FORBIDDEN = {
     "auditkit.methods": ("auditkit.audit", "auditkit.steering", "auditkit.calibration", "auditkit.report", "auditkit.cli"),
     "auditkit.controls": ("auditkit.methods", "auditkit.audit", "auditkit.steering", "auditkit.calibration",
                           "auditkit.report", "auditkit.cli"),
-    "auditkit.steering": ("auditkit.audit", "auditkit.calibration", "auditkit.cli"),
-    "auditkit.calibration": ("auditkit.steering", "auditkit.cli"),
-    "auditkit.report": ("auditkit.cli", "auditkit.calibration.run", "auditkit.steering.run"),
-    "auditkit.audit": ("auditkit.steering", "auditkit.calibration", "auditkit.cli"),
+    "auditkit.steering": ("auditkit.audit", "auditkit.calibration", "auditkit.sweep", "auditkit.cli"),
+    "auditkit.calibration": ("auditkit.steering", "auditkit.sweep", "auditkit.cli"),
+    "auditkit.report": ("auditkit.cli", "auditkit.calibration.run", "auditkit.steering.run", "auditkit.sweep"),
+    "auditkit.audit": ("auditkit.steering", "auditkit.calibration", "auditkit.sweep", "auditkit.cli"),
+    "auditkit.sweep": ("auditkit.steering", "auditkit.calibration", "auditkit.cli"),
 }  # fmt: skip
 
 

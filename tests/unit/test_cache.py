@@ -42,9 +42,9 @@ def _record_computed_chunks(monkeypatch) -> list[int]:
     computed: list[int] = []
     original = extract_mod._extract_examples
 
-    def counting(model, batch, plan, cfg, lo, hi, bar):
+    def counting(model, batch, plan, cfg, lo, hi, bar, **kw):
         computed.append(lo)
-        return original(model, batch, plan, cfg, lo, hi, bar)
+        return original(model, batch, plan, cfg, lo, hi, bar, **kw)
 
     monkeypatch.setattr(extract_mod, "_extract_examples", counting)
     return computed

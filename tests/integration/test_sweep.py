@@ -1,0 +1,162 @@
+"""Sweeps: one-pass multi-hook extraction, a planted label found at the layer it appears, resume, bad input."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import random
+
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from auditkit import data
+from auditkit import extract as extract_mod
+from auditkit.audit.config import AuditConfig
+from auditkit.audit.run import run_audit
+from auditkit.cli.main import app
+from auditkit.errors import ConfigError
+from auditkit.extract import ExtractConfig, extract, extract_hooks
+from auditkit.models import ModelSpec, load_model
+from auditkit.sweep import run as sweep_run
+from auditkit.sweep.config import SweepConfig
+from auditkit.sweep.plan import layer_of, parse_hooks, resolve_datasets
+from auditkit.sweep.run import run_sweep
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+HOOKS = ["blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre", "blocks.1.hook_resid_post"]
+
+
+def _planted_table(path, n=240, seed=0):
+    """The label is the class of the FIRST word; the probe reads the LAST token. Before any attention (block 0's
+    input) the last position cannot know the first word; after block 0 it can."""
+    rng = random.Random(seed)
+    first = (["river", "cloud", "quiet", "metal"], ["apple", "stone", "green", "happy"])
+    filler = "the a of and to in is was for on with as by at from this that it be are".split()
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        for i in range(n):
+            words = [rng.choice(first[i % 2])] + [rng.choice(filler) for _ in range(rng.randint(3, 6))]
+            w.writerow([" ".join(words) + f" {i}", i % 2])
+    return path
+
+
+def _sweep_cfg(table, cache, **kw):
+    audit = AuditConfig(
+        model=ModelSpec(name="tiny-gpt2", seed=0, cache_dir=cache), max_examples=None, max_length=16,
+        controls=("shuffled-labels", "random-tokens-uniform"), probes=("logistic",), progress=False,
+    )  # fmt: skip
+    return SweepConfig(audit=audit, datasets=f"table:{table}", hooks="all", **kw)
+
+
+def test_one_pass_multi_hook_extraction_equals_each_single_hook_extraction(monkeypatch):
+    loaded = load_model(ModelSpec(name="tiny-gpt2", seed=0))
+    tok = loaded.model.tokenizer
+    ds = data.from_lists(
+        "toy", [f"text number {i} is {'long ' * (i % 4)}here" for i in range(24)], [i % 2 for i in range(24)]
+    )
+    batch = data.tokenize(ds, tok, prepend_bos=True, bos_token_id=tok.bos_token_id, max_length=32)
+    cfg = ExtractConfig(hook=HOOKS[0], positions="all", batch_size=8, progress=False)
+    passes = []
+    original = extract_mod._forward_rows
+    monkeypatch.setattr(extract_mod, "_forward_rows", lambda *a, **k: passes.append(a[2]) or original(*a, **k))
+    many = extract_hooks(loaded.model, batch, cfg, HOOKS)
+    assert len(passes) == 3 and all(p == HOOKS for p in passes)  # 24 texts in batches of 8: one pass each
+    for hook in HOOKS:
+        single = extract(loaded.model, batch, dataclasses.replace(cfg, hook=hook))
+        torch.testing.assert_close(many[hook].acts_ND, single.acts_ND, atol=1e-6, rtol=0)
+        assert many[hook].hook == hook and (many[hook].example_ids_N == single.example_ids_N).all()
+    # resid_pre of block 1 is block 0's output: the two hooks that read it must differ from block 0's input
+    assert not torch.allclose(many[HOOKS[0]].acts_ND, many[HOOKS[1]].acts_ND)
+
+
+def test_a_planted_label_is_detected_at_the_layer_it_becomes_readable_and_not_before(tmp_path):
+    result = run_sweep(_sweep_cfg(_planted_table(tmp_path / "planted.csv"), tmp_path / "cache"))
+    assert list(result.rows.columns[:3]) == ["dataset", "hook", "layer"]
+    sel = result.selectivity.query("metric == 'accuracy'").set_index(["hook", "control"])["verdict"]
+    for control in ("shuffled-labels", "random-tokens-uniform"):
+        assert sel[(HOOKS[0], control)] == "not selective"  # block 0's input: the last token cannot see the first
+        assert sel[(HOOKS[1], control)] == "selective"
+        assert sel[(HOOKS[2], control)] == "selective"
+    assert result.selectivity.drop_duplicates("hook")["layer"].tolist() == [0.0, 1.0, 2.0]
+
+
+def test_a_cell_is_exactly_the_single_audit_of_that_hook(tmp_path):
+    table = _planted_table(tmp_path / "planted.csv", n=120)
+    cfg = _sweep_cfg(table, tmp_path / "cache")
+    result = run_sweep(cfg)
+    single = run_audit(dataclasses.replace(cfg.audit, dataset=f"table:{table}", hook=HOOKS[1]))
+    cell = (
+        result.rows[result.rows["hook"] == HOOKS[1]].drop(columns=["dataset", "hook", "layer"]).reset_index(drop=True)
+    )
+    pd.testing.assert_frame_equal(
+        cell[["method", "control", "seed", "metric"]], single.rows[["method", "control", "seed", "metric"]]
+    )
+    assert (cell["value"] - single.rows["value"]).abs().max() < 1e-12
+
+
+def test_a_killed_sweep_reruns_only_its_unfinished_cells(tmp_path, monkeypatch):
+    table = _planted_table(tmp_path / "planted.csv", n=120)
+    cfg = _sweep_cfg(table, tmp_path / "cache")
+    calls = []
+    original = sweep_run.run_audit
+
+    def dies_on_third(c, **kw):
+        calls.append(c.hook)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # killed mid-sweep, after two finished cells
+        return original(c, **kw)
+
+    monkeypatch.setattr(sweep_run, "run_audit", dies_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(cfg)
+    calls.clear()
+    monkeypatch.setattr(sweep_run, "run_audit", lambda c, **kw: calls.append(c.hook) or original(c, **kw))
+    resumed = run_sweep(cfg)
+    assert calls == [HOOKS[2]]  # only the cell that had not finished
+    again = run_sweep(cfg)
+    assert calls == [HOOKS[2]]  # nothing left to compute
+    pd.testing.assert_frame_equal(resumed.rows, again.rows)
+    pd.testing.assert_frame_equal(resumed.selectivity, again.selectivity)
+
+
+def test_hook_and_dataset_specs():
+    assert parse_hooks("all", 2) == HOOKS
+    assert parse_hooks("blocks.0-29:10.hook_resid_pre", 30) == [f"blocks.{i}.hook_resid_pre" for i in (0, 10, 20)]
+    assert parse_hooks("middle,blocks.1.hook_resid_pre", 4) == ["blocks.2.hook_resid_pre", "blocks.1.hook_resid_pre"]
+    assert [layer_of(h) for h in HOOKS] == [0.0, 1.0, 2.0]
+    for bad in ("blocks.5-2.hook_resid_pre", "blocks.0-40.hook_resid_pre", ","):
+        with pytest.raises(ConfigError):
+            parse_hooks(bad, 30)
+    binary = resolve_datasets("sae-probes:binary")
+    assert len(binary) == 113 and len(set(binary)) == 113
+    assert (
+        resolve_datasets("sae-probes:2*_headline_is*,sae-probes:21_headline_istrump")[0]
+        == "sae-probes:21_headline_istrump"
+    )
+    with pytest.raises(ConfigError, match="matches no"):
+        resolve_datasets("sae-probes:*nothing-like-this*")
+
+
+def test_bad_input_is_one_error_before_any_compute(tmp_path):
+    table = _planted_table(tmp_path / "planted.csv", n=40)
+    runner = CliRunner()
+    common = ["sweep", "--model", "tiny-gpt2", "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
+    for args, needle in (
+        (
+            ["--datasets", f"table:{table}", "--hooks", "blocks.0.hook_resid_pre,blocks.7.hook_resid_pre"],
+            "out of range",
+        ),
+        (["--datasets", f"table:{table}", "--hooks", "blocks.0.hook_resid_typo"], "unknown hook"),
+        (["--datasets", "sae-probes:*nothing-like-this*"], "matches no"),
+        (["--datasets", f"table:{table},sae-probes:25_headline_year"], "continuous"),
+    ):
+        result = runner.invoke(app, [*common, *args])
+        assert result.exit_code == 2, result.output
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert lines[-1].startswith("error:") and needle in lines[-1], result.output
+        assert not (tmp_path / "out").exists()
+        assert not list(tmp_path.glob("cache/**/meta.json")) and not list(tmp_path.glob("cache/**/*.safetensors"))
