@@ -98,3 +98,34 @@ def test_mdl_without_the_probe_method_or_with_a_bad_schedule_is_one_error():
         AuditConfig(mdl=True, mdl_schedule=(0.5, 0.25, 1.0))
     result = CliRunner().invoke(app, ["audit", "--mdl", "--mdl-schedule", "0.5,x", "--out", "never"])
     assert result.exit_code == 2 and result.stderr.startswith("error:")
+
+
+def test_a_sweep_scores_the_codelength_per_cell_with_its_direction(tmp_path):
+    """The label is the class of the first word, read at the last token: unreadable before any attention
+    (block 0's input), readable after block 0. The sweep's cells are audits, so the codelength verdict (lower
+    is better) follows the layer; the reproduce command keeps --mdl."""
+    import random
+
+    from auditkit.cli.reproduce import sweep_command
+    from auditkit.sweep.config import SweepConfig
+    from auditkit.sweep.run import run_sweep
+
+    rng = random.Random(0)
+    first = (["river", "cloud", "quiet", "metal"], ["apple", "stone", "green", "happy"])
+    filler = "the a of and to in is was for on with as by at from this that it be are".split()
+    texts = [
+        " ".join([rng.choice(first[i % 2]), *rng.choices(filler, k=rng.randint(3, 6))]) + f" {i}" for i in range(240)
+    ]
+    pd.DataFrame({"text": texts, "label": [i % 2 for i in range(240)]}).to_csv(tmp_path / "t.csv", index=False)
+    audit = AuditConfig(
+        model=ModelSpec(name="tiny-gpt2", seed=0, cache_dir=tmp_path / "cache"), max_examples=None, max_length=16,
+        controls=("shuffled-labels",), probes=("logistic",), progress=False, mdl=True,
+    )  # fmt: skip
+    hooks = "blocks.0.hook_resid_pre,blocks.1.hook_resid_pre"
+    cfg = SweepConfig(audit=audit, datasets=f"table:{tmp_path / 't.csv'}", hooks=hooks)
+    result = run_sweep(cfg)
+    sel = result.selectivity.query("metric == 'codelength_bits'").set_index("hook")
+    assert sel.loc["blocks.0.hook_resid_pre", "verdict"] != "selective"
+    assert sel.loc["blocks.1.hook_resid_pre", "verdict"] == "selective"
+    assert sel.loc["blocks.1.hook_resid_pre", "real"] < sel.loc["blocks.1.hook_resid_pre", "control_score"]
+    assert "--mdl" in shlex.split(sweep_command(cfg, tmp_path / "out"))
