@@ -127,6 +127,8 @@ def probe_rows(
         if ks is not None:
             sparse_rows, info["kinds"][SPARSE_KIND] = _sparse_rows(list(groups.values()), n_classes, ks, C)
             rows += sparse_rows
+            if mdl is not None:  # its top-k selection is not a probe of the stacked interface: not coded
+                info.setdefault("mdl", {"schedule": list(mdl), "blocks": {}}).setdefault("not_coded", []).append(kind)
             continue
         hp = {"C": C} if kind in ("logistic", "low-rank") else {}
         for members in groups.values():

@@ -56,7 +56,8 @@ def mdl_lines(result: Any) -> list[str]:
         "better; selectivity = control minus real bits); compression: uniform codelength (n log2 K) / online "
         "codelength (higher is better; 1 = nothing learned). One number per arm and seed, not a mean over "
         "held-out rows, so its 95% interval is the Student-t interval of the per-seed differences alone "
-        "(between-seed spread). Block j of every arm and seed is one stacked fit per probe kind.",
+        "(between-seed spread). Block j of every arm and seed is one stacked fit per probe kind."
+        + (f" Not coded: {', '.join(mdl['not_coded'])} (k-sparse probes)." if mdl.get("not_coded") else ""),
         "",
         "### Online code (MDL)",
         "",

@@ -60,6 +60,7 @@ def test_planted_label_compresses_and_is_selective_in_bits_against_its_label_con
     comp = result.rows.query("metric == 'compression' and method == 'probe-logistic'").groupby("control")["value"]
     assert comp.mean()["none"] > 2 and (comp.mean()[list(CONTROLS)] < 1.1).all(), comp.mean()
     assert result.method_info["probe"]["headline"] == ["accuracy", "codelength_bits", "compression"]
+    assert set(result.method_info["probe"]["mdl"]["blocks"]) == {"logistic", "mlp"}
 
 
 def test_noise_label_is_not_selective_in_bits(tmp_path, tiny):
@@ -74,12 +75,12 @@ def test_mdl_cli_writes_the_code_and_its_figure_and_the_command_round_trips(tmp_
     monkeypatch.chdir(tmp_path)
     path = _table(tmp_path / "t.csv", [i % 2 for i in range(80)], planted=True)
     args = ["audit", "--model", "tiny-gpt2", "--dataset", f"table:{path.name}", "--controls", "shuffled-labels",
-            "--probes", "logistic", "--mdl", "--mdl-schedule", "0.1,0.5,1", "--no-cache", "--out", "out"]  # fmt: skip
+            "--probes", "logistic,k-sparse:k=1", "--mdl", "--mdl-schedule", "0.1,0.5,1", "--no-cache", "--out", "out"]  # fmt: skip
     runner = CliRunner()
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     report = (tmp_path / "out" / "report.md").read_text()
-    assert "### Online code (MDL)" in report and "mdl_blocks.png" in report
+    assert "### Online code (MDL)" in report and "mdl_blocks.png" in report and "Not coded: k-sparse:k=1" in report
     assert (tmp_path / "out" / "mdl_blocks.png").stat().st_size > 0
     assert "codelength_bits vs shuffled-labels" in result.output
     command = json.loads((tmp_path / "out" / "run.json").read_text())["command"]
