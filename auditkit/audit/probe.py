@@ -138,7 +138,9 @@ def probe_rows(
             X_ND, names = labelled[0].acts_ND, [f"{c}/{s}" for c, s in keys]
             probe = fit_stack(kind, hp, X_ND, y_SN, ~test_SN, n_classes, names)
             rows += stack_records(f"probe-{kind}", keys, labelled, y_SN, test_SN, probe.predict_proba(X_ND))
-            if mdl is not None:
+            if mdl is not None and any(c == REAL for c, _ in keys):
+                # Only the arms that share the real arm's features (its label controls): across different
+                # features the code also measures how much a probe overfits noise on each (calibration).
                 fit = functools.partial(fit_stack, kind, hp)
                 mdl_part, blocks = mdl_rows(f"probe-{kind}", fit, keys, labelled, n_classes, mdl)
                 rows += mdl_part
@@ -155,13 +157,14 @@ def mdl_rows(
     schedule: Sequence[float],
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
     """Online codelength (bits) and compression of every problem of a stack, on its seed's training rows
-    ordered by the seed's permutation (every arm of a seed codes the same rows in the same blocks, so the
-    arms differ only in labels); and, for the first seed, each arm's block ends and bits per block (the
+    ordered example by example by the seed's permutation (every arm of a seed codes the same rows in the
+    same blocks, so the arms differ only in labels); and, for the first seed, each arm's block ends and bits per block (the
     report's figure). One value per arm and seed: the interval is the between-seed spread."""
     y_SN, test_SN = stack_labels(members)
     code = online_codelength(
         fit, members[0].acts_ND, y_SN, ~test_SN, n_classes, schedule=schedule,
         order_seeds=[order_seed(seed) for _, seed in keys], problem_keys=[f"{c}/{s}" for c, s in keys],
+        groups_N=members[0].example_ids_N,
     )  # fmt: skip
     rows, blocks = [], {}
     first = min(seed for _, seed in keys)

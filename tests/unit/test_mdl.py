@@ -62,7 +62,7 @@ def test_code_is_uniform_first_block_plus_each_next_block_under_the_probe_traine
     assert math.isclose(code.block_bits[0][0], 28 * math.log2(3))
     assert math.isclose(float(code.codelength_S[0]), float(code.block_bits[0].sum()))
     # Recompute block 2 by hand: a probe fitted on the first 140 ordered rows, coding rows 140..280.
-    order = training_order(train_SN[0], 7)
+    order, _ = training_order(train_SN[0], 7)
     t = torch.zeros(300, dtype=torch.bool)
     t[order[:140]] = True
     probe = LogisticProbe(tol=1e-9).fit(X, y_SN, t[None], 3)
@@ -92,3 +92,17 @@ def test_problems_sharing_an_order_seed_share_their_blocks_and_unlabelled_traini
     assert math.isclose(float(code.codelength_S[0]), float(code.codelength_S[2]), rel_tol=1e-9)
     with pytest.raises(DataError, match="no label"):
         online_codelength(_fit("logistic"), X, torch.full_like(y_SN, -1), train_SN, 3, order_seeds=[0, 0, 0])
+
+
+def test_an_example_never_straddles_two_blocks():
+    """Rows of one text are sent in one block (else a probe reads a text's label off its other rows)."""
+    groups = np.repeat(np.arange(50), 6)  # 50 texts of 6 rows
+    train = torch.ones(300, dtype=torch.bool)
+    train[:12] = False
+    order, bounds = training_order(train, 3, groups)
+    assert sorted(order.tolist()) == list(range(12, 300))
+    ends = block_ends(288, (0.01, 0.1, 0.5, 1.0), bounds)
+    assert ends.tolist() == [6, 30, 144, 288]
+    for lo, hi in zip([0, *ends[:-1]], ends):
+        inside, outside = set(groups[order[lo:hi]]), set(groups[order[:lo]]) | set(groups[order[hi:]])
+        assert not inside & outside

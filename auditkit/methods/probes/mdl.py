@@ -52,11 +52,14 @@ def check_schedule(schedule: Sequence[float]) -> tuple[float, ...]:
     return fr
 
 
-def block_ends(n: int, schedule: Sequence[float]) -> np.ndarray:
-    """Row counts at which the blocks of ``n`` ordered rows end: ``max(1, round(t_j n))``, repeats dropped
-    (a small problem has fewer, larger blocks), the last equal to ``n``."""
+def block_ends(n: int, schedule: Sequence[float], boundaries: np.ndarray | None = None) -> np.ndarray:
+    """Row counts at which the blocks of ``n`` ordered rows end: ``max(1, round(t_j n))``, moved up to the next
+    of ``boundaries`` (the row counts at which an example ends, so an example never straddles two blocks;
+    None: every row is its own example), repeats dropped (a small problem has fewer, larger blocks), the last
+    equal to ``n``."""
+    bounds = np.arange(1, n + 1) if boundaries is None else np.asarray(boundaries)
     ends = [max(1, round(f * n)) for f in check_schedule(schedule)]
-    return np.unique(np.minimum(ends, n))
+    return np.unique(bounds[np.minimum(np.searchsorted(bounds, ends), len(bounds) - 1)])
 
 
 class OnlineCode(NamedTuple):
@@ -75,10 +78,25 @@ class OnlineCode(NamedTuple):
     """Per problem: the bits of each block (block 0 uniform); they sum to ``codelength_S[s]``."""
 
 
-def training_order(train_N: torch.Tensor, seed: int) -> torch.Tensor:
-    """The training rows of one problem (indices into N) in a random order drawn from ``seed``."""
+def training_order(
+    train_N: torch.Tensor, seed: int, groups_N: np.ndarray | None = None
+) -> tuple[torch.Tensor, np.ndarray]:
+    """The training rows of one problem (indices into N) in a random order drawn from ``seed``, and the row
+    counts at which each example ends. With ``groups_N`` (an example id per row) the *examples* are put in a
+    random order and each one's rows follow one another (in row order): the rows of one text are never split
+    between a block and the blocks that code it, or a probe could read a text's label off its other rows
+    (the split rule of the audit, :mod:`auditkit.splits`)."""
     rows = torch.nonzero(train_N).flatten()
-    return rows[torch.randperm(len(rows), generator=torch_generator(seed))]
+    gen = torch_generator(seed)
+    if groups_N is None:
+        return rows[torch.randperm(len(rows), generator=gen)], np.arange(1, len(rows) + 1)
+    _, inverse = np.unique(np.asarray(groups_N)[rows.numpy()], return_inverse=True)
+    inverse = np.asarray(inverse).ravel()
+    rank = torch.randperm(int(inverse.max()) + 1, generator=gen).numpy()[inverse]
+    perm = np.lexsort((rows.numpy(), rank))
+    ranked = rank[perm]
+    boundaries = np.append(np.flatnonzero(ranked[1:] != ranked[:-1]) + 1, len(rows))
+    return rows[torch.as_tensor(perm)], boundaries
 
 
 def log2_likelihood(probe: StackedProbe, X_ND: torch.Tensor, y_SN: torch.Tensor) -> torch.Tensor:
@@ -102,11 +120,13 @@ def online_codelength(
     schedule: Sequence[float] = DEFAULT_SCHEDULE,
     order_seeds: Sequence[int],
     problem_keys: Sequence[str] | None = None,
+    groups_N: np.ndarray | None = None,
 ) -> OnlineCode:
     """Online codelength of every problem s: its training rows ``train_SN[s]`` ordered by a permutation
     drawn from ``order_seeds[s]`` (problems given the same seed and rows share the order, so their blocks
-    hold the same rows and differ only in labels), cut by ``schedule``, every block after the first coded
-    by the probe ``fit`` on the rows before it. Block j of all problems is one stacked ``fit``."""
+    hold the same rows and differ only in labels), example by example when ``groups_N`` gives each row's
+    example (:func:`training_order`), cut by ``schedule`` at example boundaries, every block after the first
+    coded by the probe ``fit`` on the rows before it. Block j of all problems is one stacked ``fit``."""
     S = y_SN.shape[0]
     if len(order_seeds) != S:
         raise ConfigError(f"order_seeds has {len(order_seeds)} entries for {S} problems: give one per problem")
@@ -114,8 +134,9 @@ def online_codelength(
     train_SN = train_SN.bool()
     if bool((train_SN & (y_SN < 0)).any()):
         raise DataError("online codelength: a training row carries no label (-1): train only on labelled rows")
-    orders = [training_order(train_SN[s], order_seeds[s]) for s in range(S)]
-    ends = [block_ends(len(o), schedule) for o in orders]
+    ordered = [training_order(train_SN[s], order_seeds[s], groups_N) for s in range(S)]
+    orders = [o for o, _ in ordered]
+    ends = [block_ends(len(o), schedule, b) for o, b in ordered]
     log2K = math.log2(n_classes)
     block_bits = [np.array([e[0] * log2K]) for e in ends]
     for j in range(max(len(e) for e in ends) - 1):
