@@ -60,7 +60,7 @@ class AuditConfig:
     (or ``k-sparse:k=1,5,20``: logistic probes on the top-k raw dimensions, one method per k)."""
     mdl: bool = False
     """Also score every dense probe kind by its online codelength (Voita and Titov, 2020) on each arm's
-    training rows: metrics ``codelength_bits`` (lower is better) and ``compression`` (uniform / online)."""
+    training rows: metrics ``codelength_per_label`` (lower is better) and ``compression`` (uniform / online)."""
     mdl_schedule: tuple[float, ...] = DEFAULT_SCHEDULE
     """Block ends of the online code as fractions of the training rows (the paper's, 0.1% doubling to 100%)."""
     matrix: str | None = None

@@ -146,7 +146,7 @@ def _mdl_sentence(cfg: Any) -> str:
         return ""
     return (
         f"Online-codelength verdicts (`auditkit audit --mdl`) of {', '.join(kinds)}: methods "
-        "`probe-<kind>:codelength_bits` (control minus real bits) and `probe-<kind>:compression`, one number per "
+        "`probe-<kind>:codelength_per_label` (control minus real bits) and `probe-<kind>:compression`, one number per "
         "arm and seed on its training rows, so their interval is the between-seed spread alone. "
     )
 

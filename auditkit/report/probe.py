@@ -42,21 +42,25 @@ def mdl_lines(result: Any) -> list[str]:
     mdl = result.method_info["probe"].get("mdl")
     if not mdl:
         return []
-    rows = result.rows[result.rows["metric"].isin(["codelength_bits", "compression"])]
+    rows = result.rows[result.rows["metric"].isin(["codelength_per_label", "compression"])]
     table = rows.pivot_table(index=["method", "control"], columns="metric", values="value", aggfunc="mean", sort=False)
-    table = table.reset_index().rename(columns={"control": "arm", "codelength_bits": "codelength_bits (mean)",
+    table = table.reset_index().rename(columns={"control": "arm", "codelength_per_label": "bits per label (mean)",
                                                 "compression": "compression (mean)"})  # fmt: skip
     table["arm"] = table["arm"].replace({REAL: "real"})
     pct = ", ".join(f"{100 * f:g}" for f in mdl["schedule"])
     return [
-        "- Online codelength (Voita and Titov, 2020, MDL probing), on each seed's *training* rows: the rows in a "
-        f"random order (one per seed, shared by every arm, so the arms' blocks hold the same rows), cut at {pct} % "
-        "of them; the first block is sent with the uniform code (log2 K bits a label), every later block with the "
-        "probe trained on all rows before it (-log2 p(label) bits a row). codelength_bits: the total (lower is "
-        "better; selectivity = control minus real bits); compression: uniform codelength (n log2 K) / online "
-        "codelength (higher is better; 1 = nothing learned). One number per arm and seed, not a mean over "
-        "held-out rows, so its 95% interval is the Student-t interval of the per-seed differences alone "
-        "(between-seed spread). Block j of every arm and seed is one stacked fit per probe kind."
+        "- Online codelength (Voita and Titov, 2020, MDL probing), on each seed's *training* rows: the examples "
+        "(texts) in a random order, each text's rows together (one order per seed, shared by every arm, so the "
+        f"arms' blocks hold the same rows), cut at {pct} % of the rows (moved to the next text boundary); only "
+        "the arms that share the real arm's features are coded (the label controls: across different features "
+        "the code also measures how much a probe overfits noise on each). The first block is sent with the "
+        "uniform code (log2 K bits a label), every later block with the probe trained on all rows before it "
+        "(-log2 p(label) bits a row). codelength_per_label: the total over the n training labels / n (lower is "
+        "better; selectivity = control minus real bits per label); compression: uniform codelength (n log2 K) "
+        "/ online codelength (higher is better; 1 = nothing learned). One number per arm and seed, not a mean "
+        "over held-out rows, so its 95% interval is "
+        "the Student-t interval of the per-seed differences alone (between-seed spread). Block j of every arm "
+        "and seed is one stacked fit per probe kind."
         + (f" Not coded: {', '.join(mdl['not_coded'])} (k-sparse probes)." if mdl.get("not_coded") else ""),
         "",
         "### Online code (MDL)",

@@ -53,20 +53,20 @@ def test_planted_label_compresses_and_is_selective_in_bits_against_its_label_con
     sel = result.selectivity.set_index(["method", "control", "metric"])
     for method in ("probe-logistic", "probe-mlp"):
         for control in CONTROLS:
-            bits = sel.loc[(method, control, "codelength_bits")]
+            bits = sel.loc[(method, control, "codelength_per_label")]
             assert bits["verdict"] == "selective" and bits["ci_low"] > 0, (method, control, bits)
             assert bits["real"] < bits["control_score"]  # fewer bits on the real arm
             assert sel.loc[(method, control, "compression"), "verdict"] == "selective"
     comp = result.rows.query("metric == 'compression' and method == 'probe-logistic'").groupby("control")["value"]
     assert comp.mean()["none"] > 2 and (comp.mean()[list(CONTROLS)] < 1.1).all(), comp.mean()
-    assert result.method_info["probe"]["headline"] == ["accuracy", "codelength_bits", "compression"]
+    assert result.method_info["probe"]["headline"] == ["accuracy", "codelength_per_label", "compression"]
     assert set(result.method_info["probe"]["mdl"]["blocks"]) == {"logistic", "mlp"}
 
 
 def test_noise_label_is_not_selective_in_bits(tmp_path, tiny):
     labels = numpy_rng(7).integers(0, 2, size=200)
     result = _audit(_table(tmp_path / "noise.csv", labels, planted=False), tiny)
-    sel = result.selectivity[result.selectivity["metric"].isin(["codelength_bits", "compression"])]
+    sel = result.selectivity[result.selectivity["metric"].isin(["codelength_per_label", "compression"])]
     assert len(sel) == 2 * 2 * len(CONTROLS)
     assert (sel["verdict"] != "selective").all(), sel[["method", "control", "metric", "selectivity", "verdict"]]
 
@@ -82,7 +82,7 @@ def test_mdl_cli_writes_the_code_and_its_figure_and_the_command_round_trips(tmp_
     report = (tmp_path / "out" / "report.md").read_text()
     assert "### Online code (MDL)" in report and "mdl_blocks.png" in report and "Not coded: k-sparse:k=1" in report
     assert (tmp_path / "out" / "mdl_blocks.png").stat().st_size > 0
-    assert "codelength_bits vs shuffled-labels" in result.output
+    assert "codelength_per_label vs shuffled-labels" in result.output
     command = json.loads((tmp_path / "out" / "run.json").read_text())["command"]
     words = shlex.split(command)
     assert words[words.index("--mdl-schedule") + 1] == "0.1,0.5,1.0" and "--mdl" in words
@@ -125,7 +125,7 @@ def test_a_sweep_scores_the_codelength_per_cell_with_its_direction(tmp_path):
     hooks = "blocks.0.hook_resid_pre,blocks.1.hook_resid_pre"
     cfg = SweepConfig(audit=audit, datasets=f"table:{tmp_path / 't.csv'}", hooks=hooks)
     result = run_sweep(cfg)
-    sel = result.selectivity.query("metric == 'codelength_bits'").set_index("hook")
+    sel = result.selectivity.query("metric == 'codelength_per_label'").set_index("hook")
     assert sel.loc["blocks.0.hook_resid_pre", "verdict"] != "selective"
     assert sel.loc["blocks.1.hook_resid_pre", "verdict"] == "selective"
     assert sel.loc["blocks.1.hook_resid_pre", "real"] < sel.loc["blocks.1.hook_resid_pre", "control_score"]

@@ -247,7 +247,7 @@ def mdl_calibration():
 def test_codelength_verdicts_keep_the_nominal_rate_on_nulls_and_gain_power_with_strength(mdl_calibration):
     fpr = mdl_calibration.fpr.set_index("method")
     power = mdl_calibration.power.set_index(["method", "strength"])["power"]
-    for method in ("probe-logistic:codelength_bits", "probe-logistic:compression"):
+    for method in ("probe-logistic:codelength_per_label", "probe-logistic:compression"):
         assert fpr.loc[method, "n_null"] == 60
         assert fpr.loc[method, "fpr"] <= 0.05, fpr.loc[method]
         assert power[method, 2.0] >= 0.9 and power[method, 0.1] <= power[method, 2.0]
