@@ -67,7 +67,9 @@ def test_code_is_uniform_first_block_plus_each_next_block_under_the_probe_traine
     t[order[:140]] = True
     probe = LogisticProbe(tol=1e-9).fit(X, y_SN, t[None], 3)
     p = probe.predict_proba(X)[0, order[140:280], :].gather(1, planted[order[140:280], None])
-    assert math.isclose(code.block_bits[0][2], float(-torch.log2(p).sum()), rel_tol=1e-6)
+    # The cheaper of the probe's code and the uniform code, plus the one bit that names it.
+    expected = min(float(-torch.log2(p).sum()), 140 * math.log2(3)) + 1
+    assert math.isclose(code.block_bits[0][2], expected, rel_tol=1e-6)
 
 
 @pytest.mark.parametrize("kind,hp", [("logistic", {}), ("mlp", dict(epochs=20, batch_size=None, lr=3e-2))])
@@ -77,9 +79,9 @@ def test_a_planted_label_compresses_and_an_unpredictable_one_does_not(kind, hp):
     train_SN = torch.ones(2, len(planted), dtype=torch.bool)
     code = online_codelength(_fit(kind, **hp), X, y_SN, train_SN, 3, order_seeds=[1, 1])
     assert code.compression_S[0] > 1.5, code.compression_S
-    # An unpredictable label costs about the uniform code or more: a probe can only overfit it (the MLP
-    # trained to convergence on small blocks is overconfident, so it pays more than uniform).
-    assert code.compression_S[1] <= 1.05, code.compression_S
+    # An unpredictable label costs the uniform code (a probe can only overfit it; where it is confidently
+    # wrong the block falls back to the uniform code), plus a bit a block.
+    assert 0.95 < code.compression_S[1] <= 1.0, code.compression_S
     assert code.codelength_S[1] > 1.5 * code.codelength_S[0]
 
 
