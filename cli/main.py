@@ -193,6 +193,13 @@ def audit(
     probes: Annotated[
         str, typer.Option(help="Probe kinds for --methods probe (k-sparse:k=1,5,20 chooses the ks).")
     ] = "logistic,mass-mean,lda,low-rank,mlp,k-sparse",
+    mdl: Annotated[
+        bool,
+        typer.Option(help="--methods probe: also score each dense probe kind by its online codelength (MDL) and compression."),
+    ] = False,
+    mdl_schedule: Annotated[
+        str, typer.Option(help="--mdl: block ends as fractions of the training rows (default 0.1% doubling to 100%).")
+    ] = "0.001,0.002,0.004,0.008,0.016,0.032,0.0625,0.125,0.25,0.5,1",
     matrix: Annotated[
         Optional[str],
         typer.Option(help="W_E or W_U: probe embedding rows for --dataset token-properties:PROP (or :all)."),
@@ -256,6 +263,7 @@ def audit(
         probe_C=probe_c, probes=_probe_specs(probes), matrix=matrix, vocab_sample=vocab_sample, text_column=text_column,
         label_column=label_column, batch_size=batch_size, use_cache=not no_cache, align=align.value,
         gaussian_keep_embeddings=gaussian_keep_embeddings, pursuit=pursuit, sae=sae_options, duplicates=duplicates.value,
+        mdl=mdl, mdl_schedule=parse_list(mdl_schedule, float, "--mdl-schedule"),
     )  # fmt: skip
     check_output(out, inputs=input_paths(cfg), cache_dir=cache_dir)  # before anything is loaded or computed
     if matrix is not None and dataset.endswith(":all"):
@@ -333,6 +341,10 @@ def sweep(
     test_fraction: Annotated[float, typer.Option(help="Share of examples held out.")] = 0.25,
     probe_c: Annotated[float, typer.Option("--probe-c", help="Inverse L2 strength of the logistic probe.")] = 1.0,
     probes: Annotated[str, typer.Option(help="Probe kinds of every cell.")] = "logistic,mass-mean",
+    mdl: Annotated[bool, typer.Option(help="Also score each dense probe kind by its online codelength (MDL).")] = False,
+    mdl_schedule: Annotated[
+        str, typer.Option(help="--mdl: block ends as fractions of the training rows (default 0.1% doubling to 100%).")
+    ] = "0.001,0.002,0.004,0.008,0.016,0.032,0.0625,0.125,0.25,0.5,1",
     gaussian_keep_embeddings: Annotated[bool, typer.Option(help="gaussian-reinit keeps W_E, W_pos, W_U.")] = False,
     revision: Annotated[Optional[str], typer.Option(help="Hub revision / Pythia checkpoint (step0).")] = None,
     processed: Annotated[bool, typer.Option(help="Apply TransformerLens weight processing.")] = False,
@@ -359,7 +371,8 @@ def sweep(
         positions=positions.value, methods=_csv(methods), controls=None if controls is None else _csv(controls),
         seeds=_seeds(seeds), max_examples=max_examples or None, max_length=max_length, test_fraction=test_fraction,
         probe_C=probe_c, probes=_probe_specs(probes), batch_size=batch_size, duplicates=duplicates.value,
-        gaussian_keep_embeddings=gaussian_keep_embeddings,
+        gaussian_keep_embeddings=gaussian_keep_embeddings, mdl=mdl,
+        mdl_schedule=parse_list(mdl_schedule, float, "--mdl-schedule"),
     )  # fmt: skip
     cfg = SweepConfig(audit=audit_cfg, datasets=datasets, hooks=hooks)
     inputs = [model, *(d.partition(":")[2] for d in _csv(datasets) if d.startswith(("conllu:", "table:")))]

@@ -11,6 +11,7 @@ from pathlib import Path
 from auditkit.audit.config import AuditConfig
 from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
 from auditkit.audit.run import resolve_controls
+from auditkit.methods.probes.mdl import DEFAULT_SCHEDULE
 from auditkit.shell import Option, command_line, display_path
 from auditkit.sweep.config import SweepConfig
 
@@ -36,6 +37,12 @@ def pursuit_options(opts: PursuitAuditOptions) -> list[Option]:
     ]  # fmt: skip
 
 
+def mdl_options(cfg: AuditConfig) -> list[Option]:
+    """``--mdl`` and, when it is not the default, ``--mdl-schedule``."""
+    custom = cfg.mdl and cfg.mdl_schedule != DEFAULT_SCHEDULE
+    return [("--mdl", cfg.mdl), ("--mdl-schedule", cfg.mdl_schedule if custom else None)]
+
+
 def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
     """The ``auditkit audit`` command line that reruns ``cfg`` (quoted by :func:`auditkit.shell.command_line`)."""
     kind, _, value = cfg.dataset.partition(":")
@@ -55,6 +62,7 @@ def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
         ("--max-examples", cfg.max_examples if cfg.max_examples is not None else 0), ("--max-length", cfg.max_length),
         ("--methods", cfg.methods), ("--controls", resolve_controls(cfg)), ("--seeds", cfg.seeds),
         ("--test-fraction", float(cfg.test_fraction)), ("--probe-c", float(cfg.probe_C)), ("--probes", cfg.probes),
+        *mdl_options(cfg),
         *(sae_options(cfg.sae) if "sae" in cfg.methods else []),
         *(pursuit_options(cfg.pursuit) if "pursuit" in cfg.methods else []),
         ("--out", Path(out)),
@@ -73,6 +81,6 @@ def sweep_command(cfg: SweepConfig, out: Path | str) -> str:
         ("--max-examples", a.max_examples if a.max_examples is not None else 0), ("--max-length", a.max_length),
         ("--methods", a.methods), ("--controls", resolve_controls(a)), ("--seeds", a.seeds),
         ("--test-fraction", float(a.test_fraction)), ("--probe-c", float(a.probe_C)), ("--probes", a.probes),
-        ("--out", Path(out)),
+        *mdl_options(a), ("--out", Path(out)),
     ]  # fmt: skip
     return command_line(["auditkit", "sweep"], options)

@@ -10,6 +10,7 @@ from auditkit.controls import ALL_CONTROLS
 from auditkit.duplicates import check_policy
 from auditkit.errors import ConfigError
 from auditkit.methods.probes import PROBES
+from auditkit.methods.probes.mdl import DEFAULT_SCHEDULE, check_schedule
 from auditkit.methods.probes.sparse import SPARSE_KIND, parse_sparse_spec
 from auditkit.models import ModelSpec
 
@@ -60,6 +61,11 @@ class AuditConfig:
     probes: tuple[str, ...] = ("logistic",)
     """Probe kinds fitted by the ``probe`` method: logistic, mass-mean, lda, low-rank, mlp, and ``k-sparse``
     (or ``k-sparse:k=1,5,20``: logistic probes on the top-k raw dimensions, one method per k)."""
+    mdl: bool = False
+    """Also score every dense probe kind by its online codelength (Voita and Titov, 2020) on each arm's
+    training rows: metrics ``codelength_per_label`` (lower is better) and ``compression`` (uniform / online)."""
+    mdl_schedule: tuple[float, ...] = DEFAULT_SCHEDULE
+    """Block ends of the online code as fractions of the training rows (the paper's, 0.1% doubling to 100%)."""
     matrix: str | None = None
     """``W_E`` or ``W_U``: probe rows of the token embedding (columns of the unembedding) for the
     ``token-properties:PROP`` dataset instead of activations (see :mod:`auditkit.audit.matrix`)."""
@@ -111,6 +117,11 @@ class AuditConfig:
             raise ConfigError(f"probe_C (--probe-c) must be a finite number > 0, got {self.probe_C}: e.g. --probe-c 1")
         if self.matrix is None and self.dataset.startswith("token-properties:"):
             raise ConfigError(f"{self.dataset} labels vocabulary tokens: add --matrix W_E or --matrix W_U")
+        check_schedule(self.mdl_schedule)
+        if self.mdl and "probe" not in self.methods:
+            raise ConfigError("--mdl scores the probe method's probes: add probe to --methods, or drop --mdl")
+        if self.mdl and not [p for p in self.probes if p in PROBES]:
+            raise ConfigError(f"--mdl codes with the dense probe kinds {list(PROBES)}: name at least one in --probes")
         if self.vocab_sample < 40:
             raise ConfigError(f"vocab_sample must be >= 40, got {self.vocab_sample}")
 

@@ -179,7 +179,7 @@ def run_matrix_audits(cfg: "AuditConfig", *, loaded: LoadedModel | None = None) 
     """Matrix audits for ``token-properties:PROP``, or one per property with enough tokens for ``all``."""
     import dataclasses
 
-    from auditkit.audit.probe import probe_rows
+    from auditkit.audit.probe import MDL_DIRECTIONS, probe_rows
     from auditkit.audit.result import AuditResult, score_rows
 
     if cfg.matrix not in MATRICES:
@@ -213,10 +213,10 @@ def run_matrix_audits(cfg: "AuditConfig", *, loaded: LoadedModel | None = None) 
         )
         build_s = time.perf_counter() - t
         t = time.perf_counter()
-        rows, info = probe_rows(arms, cfg.probes, C=cfg.probe_C)
+        rows, info = probe_rows(arms, cfg.probes, C=cfg.probe_C, mdl=cfg.mdl_schedule if cfg.mdl else None)
         fit_s = time.perf_counter() - t
         real = arms[0].acts
-        rows, selectivity = score_rows(rows, cfg.selectivity_threshold)
+        rows, selectivity = score_rows(rows, cfg.selectivity_threshold, directions=MDL_DIRECTIONS)
         results[name.replace("_", "-")] = AuditResult(
             config=sub,
             rows=rows,

@@ -7,6 +7,7 @@ each problem scored on its own seed's held-out rows (:func:`stack_labels`, :func
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,8 @@ from auditkit.audit.method import MethodContext, MethodOutput
 from auditkit.controls import ALL_CONTROLS
 from auditkit.errors import DataError
 from auditkit.methods.probes import make_probe
+from auditkit.methods.probes.base import StackedProbe
+from auditkit.methods.probes.mdl import online_codelength, order_seed
 from auditkit.methods.probes.sparse import SPARSE_KIND, parse_sparse_spec, sparse_probe
 from auditkit.metrics.classification import classification_records
 from auditkit.types import REAL, ActivationSet
@@ -79,16 +82,43 @@ def stack_records(
 def run_probe_method(ctx: MethodContext) -> MethodOutput:
     """The ``probe`` method: every probe kind on every labelled-position arm."""
     arms = [a for a in ctx.arms() if a.control == REAL or a.control in ctx.controls_for(CONTROLS)]
-    rows, info = probe_rows(arms, ctx.cfg.probes, C=ctx.cfg.probe_C)
-    return MethodOutput(rows=rows, info=info, headline=("accuracy",))
+    mdl = ctx.cfg.mdl_schedule if ctx.cfg.mdl else None
+    rows, info = probe_rows(arms, ctx.cfg.probes, C=ctx.cfg.probe_C, mdl=mdl)
+    headline = ("accuracy", *MDL_METRICS) if mdl else ("accuracy",)
+    return MethodOutput(rows=rows, info=info, headline=headline, directions=MDL_DIRECTIONS if mdl else {})
 
 
-def probe_rows(arms: list[Arm], kinds: Sequence[str], *, C: float = 1.0) -> tuple[pd.DataFrame, dict[str, Any]]:
+MDL_METRICS = ("codelength_per_label", "compression")
+"""Metrics of the online code (:mod:`auditkit.methods.probes.mdl`), one value per arm and seed: the online
+codelength in bits per coded label (the total over the n training labels divided by n, so the verdict's
+threshold is a number of bits per label, as compression's is a ratio: on the total, a 0.05-bit threshold is
+no threshold, and the label nulls of the calibration gave 6% false positives against the control task), and
+the compression, uniform / online."""
+MDL_DIRECTIONS = {"codelength_per_label": -1}
+"""Fewer bits is better; compression is higher-is-better, the default."""
+
+
+def fit_stack(
+    kind: str, hp: dict[str, Any], X_ND: torch.Tensor, y_SN: torch.Tensor, train_SN: torch.Tensor, n_classes: int,
+    keys: list[str],
+) -> StackedProbe:  # fmt: skip
+    """A fitted stack of ``kind``; the MLP seeds each problem's initialisation from its key, so adding an arm
+    never moves another arm's numbers."""
+    probe = make_probe(kind, **hp)
+    if kind == "mlp":
+        return probe.fit(X_ND, y_SN, train_SN, n_classes, problem_keys=keys)
+    return probe.fit(X_ND, y_SN, train_SN, n_classes)
+
+
+def probe_rows(
+    arms: list[Arm], kinds: Sequence[str], *, C: float = 1.0, mdl: Sequence[float] | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Fit stacked probes of every kind, one stack per distinct activation matrix (the real arm and its
     label controls share one), and score each on its own seed's test rows.
 
     ``kinds`` are :data:`auditkit.methods.probes.PROBES` names or a ``k-sparse`` spec; ``C`` is the inverse
-    L2 strength of the logistic and low-rank probes."""
+    L2 strength of the logistic and low-rank probes. ``mdl``, a block schedule, adds the online codelength
+    of every dense kind on each arm's training rows (:func:`mdl_rows`)."""
     groups: dict[int, list[tuple[Arm, ActivationSet]]] = {}
     for arm in arms:
         groups.setdefault(id(arm.acts.acts_ND), []).append((arm, labelled_rows(arm.acts)))
@@ -101,24 +131,57 @@ def probe_rows(arms: list[Arm], kinds: Sequence[str], *, C: float = 1.0) -> tupl
         if ks is not None:
             sparse_rows, info["kinds"][SPARSE_KIND] = _sparse_rows(list(groups.values()), n_classes, ks, C)
             rows += sparse_rows
+            if mdl is not None:  # its top-k selection is not a probe of the stacked interface: not coded
+                info.setdefault("mdl", {"schedule": list(mdl), "blocks": {}}).setdefault("not_coded", []).append(kind)
             continue
         hp = {"C": C} if kind in ("logistic", "low-rank") else {}
         for members in groups.values():
             keys = [(a.control, a.seed) for a, _ in members]
             labelled = [acts for _, acts in members]
             y_SN, test_SN = stack_labels(labelled)
-            probe = make_probe(kind, **hp)
-            if kind == "mlp":  # per-problem init seeds, so adding an arm never moves another arm's numbers
-                probe.fit(labelled[0].acts_ND, y_SN, ~test_SN, n_classes, problem_keys=[f"{c}/{s}" for c, s in keys])
-            else:
-                probe.fit(labelled[0].acts_ND, y_SN, ~test_SN, n_classes)
-            rows += stack_records(
-                f"probe-{kind}", keys, labelled, y_SN, test_SN, probe.predict_proba(labelled[0].acts_ND)
-            )
+            X_ND, names = labelled[0].acts_ND, [f"{c}/{s}" for c, s in keys]
+            probe = fit_stack(kind, hp, X_ND, y_SN, ~test_SN, n_classes, names)
+            rows += stack_records(f"probe-{kind}", keys, labelled, y_SN, test_SN, probe.predict_proba(X_ND))
+            if mdl is not None and any(c == REAL for c, _ in keys):
+                # Only the arms that share the real arm's features (its label controls): across different
+                # features the code also measures how much a probe overfits noise on each (calibration).
+                fit = functools.partial(fit_stack, kind, hp)
+                mdl_part, blocks = mdl_rows(f"probe-{kind}", fit, keys, labelled, n_classes, mdl)
+                rows += mdl_part
+                mdl_info = info.setdefault("mdl", {"schedule": list(mdl), "blocks": {}})
+                mdl_info["blocks"].setdefault(kind, {}).update(blocks)
         info["kinds"][kind] = {
             k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in probe.complexity_.items()
         }
     return pd.DataFrame(rows), info
+
+
+def mdl_rows(
+    method: str, fit: Any, keys: Sequence[tuple[str, int]], members: Sequence[ActivationSet], n_classes: int,
+    schedule: Sequence[float],
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
+    """Online codelength (bits) and compression of every problem of a stack, on its seed's training rows
+    ordered example by example by the seed's permutation (every arm of a seed codes the same rows in the
+    same blocks, so the arms differ only in labels); and, for the first seed, each arm's block ends and bits per block
+    (the report's figure). One value per arm and seed: the interval is the between-seed spread."""
+    y_SN, test_SN = stack_labels(members)
+    code = online_codelength(
+        fit, members[0].acts_ND, y_SN, ~test_SN, n_classes, schedule=schedule,
+        order_seeds=[order_seed(seed) for _, seed in keys], problem_keys=[f"{c}/{s}" for c, s in keys],
+        groups_N=members[0].example_ids_N,
+    )  # fmt: skip
+    rows, blocks = [], {}
+    first = min(seed for _, seed in keys)
+    for s, ((control, seed), acts) in enumerate(zip(keys, members)):
+        n_coded = int(code.block_ends[s][-1])
+        for metric, value in (("codelength_per_label", code.codelength_S[s] / n_coded),
+                              ("compression", code.compression_S[s])):  # fmt: skip
+            rows.append(dict(method=method, control=control, seed=seed, metric=metric, value=float(value),
+                             degenerate=one_class(acts)))  # fmt: skip
+        if seed == first:
+            blocks[control] = dict(ends=code.block_ends[s].tolist(), bits=code.block_bits[s].tolist(),
+                                   uniform_bits=float(code.uniform_S[s]), seed=seed)  # fmt: skip
+    return rows, blocks
 
 
 def _sparse_rows(

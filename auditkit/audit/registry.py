@@ -12,12 +12,13 @@ from auditkit.audit.method import Method
 from auditkit.errors import ConfigError
 from auditkit.report import pursuit as pursuit_report
 from auditkit.report import sae as sae_report
-from auditkit.report.probe import probe_section
+from auditkit.report.probe import probe_figures, probe_section
 
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
-        Method("probe", probe.CONTROLS, probe.DEFAULT_CONTROLS, probe.run_probe_method, section=probe_section),
+        Method("probe", probe.CONTROLS, probe.DEFAULT_CONTROLS, probe.run_probe_method, section=probe_section,
+               figures=probe_figures),
         Method("pursuit", pursuit.CONTROLS, pursuit.DEFAULT_CONTROLS, pursuit.run_pursuit_method,
                section=pursuit_report.pursuit_section, figures=pursuit_report.fvu_l0_figure),
         Method("sae", sae.CONTROLS, sae.DEFAULT_CONTROLS, sae.run_sae_method,

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from auditkit.audit.arms import Arm, ArmPlan, build_arms, label_control, split_for_seed
 from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
-from auditkit.audit.probe import probe_rows
+from auditkit.audit.probe import MDL_DIRECTIONS, MDL_METRICS, probe_rows
 from auditkit.audit.registry import METHODS
 from auditkit.calibration.features import FEATURE_METHODS, FeatureCache, baselines_of, score_features
 from auditkit.calibration.stats import fpr_table, power_table, seed_differences
@@ -50,6 +50,7 @@ from auditkit.controls import LABEL_CONTROLS
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig
 from auditkit.methods.probes import PROBES
+from auditkit.methods.probes.mdl import DEFAULT_SCHEDULE, check_schedule
 from auditkit.metrics import selectivity_table
 from auditkit.metrics.selectivity import VERDICT_RULE
 from auditkit.models import LoadedModel
@@ -120,6 +121,11 @@ class CalibrationConfig:
     MLP probes cost 25-50x more per dataset and are calibrated by ``bench/bench_calibration.py``."""
     metric: str = "accuracy"
     """Metric the verdict is read on (the audit's verdict rule uses held-out accuracy)."""
+    mdl_probes: tuple[str, ...] = ()
+    """Probe kinds whose online-codelength verdicts (``auditkit audit --mdl``) are calibrated too: each
+    metric of :data:`auditkit.audit.probe.MDL_METRICS` becomes its own method, ``probe-<kind>:<metric>``."""
+    mdl_schedule: tuple[float, ...] = DEFAULT_SCHEDULE
+    """Block ends of the online code (the audit's default)."""
     nominal: float = 0.05
     """False-positive rate the report states as the rule's level."""
     vocab_size: int = 1024
@@ -155,6 +161,8 @@ class CalibrationConfig:
                 f"controls {self.controls}: unknown; use {list(KNOWN_CONTROLS)}",
             ),
             (not self.probes or any(p not in PROBES for p in self.probes), f"probes {self.probes}: use {list(PROBES)}"),
+            (any(p not in PROBES for p in self.mdl_probes), f"mdl_probes {self.mdl_probes}: use {list(PROBES)}"),
+            (bool(self.mdl_probes) and "probe" not in self.methods, "mdl_probes needs the probe method"),
             (
                 min(self.n_null, self.n_planted, self.n_null_repeated) < 0,
                 f"n_null={self.n_null}, n_null_repeated={self.n_null_repeated}, n_planted={self.n_planted} must be >= 0",
@@ -178,6 +186,7 @@ class CalibrationConfig:
         ]:
             if bad:
                 raise ConfigError(f"calibration config: {why}")
+        check_schedule(self.mdl_schedule)
         for method in self.methods:
             own = method == "pursuit" and bool(self.pursuit.dictionary_controls)
             if not self.controls_for(method) and not own:
@@ -331,6 +340,10 @@ def _score_chunk(
     if probe_arms:
         rows, _ = probe_rows(probe_arms, cfg.probes, C=cfg.probe_C)
         parts.append(rows[rows["metric"] == cfg.metric])
+    if probe_arms and cfg.mdl_probes:
+        rows, _ = probe_rows(probe_arms, cfg.mdl_probes, C=cfg.probe_C, mdl=cfg.mdl_schedule)
+        rows = rows[rows["metric"].isin(MDL_METRICS)]
+        parts.append(rows.assign(method=rows["method"] + ":" + rows["metric"]))
     rows = pd.concat(parts, ignore_index=True)
     inverse = {key: pair for pair, key in keys.items()}
     rows["dataset"] = rows["seed"].map(lambda k: inverse[k][0])
@@ -346,7 +359,7 @@ def _arms_for(method: str, arms: list[Arm], cfg: CalibrationConfig) -> list[Arm]
 def _verdicts(rows: pd.DataFrame, datasets: dict[int, _Dataset], threshold: float) -> pd.DataFrame:
     parts = []
     for j, sub in rows.groupby("dataset", sort=True):
-        sel = selectivity_table(sub.drop(columns="dataset"), threshold=threshold)
+        sel = selectivity_table(sub.drop(columns="dataset"), threshold=threshold, directions=MDL_DIRECTIONS)
         ds = datasets[j]
         parts.append(sel.assign(dataset=j, kind=ds.kind, strength=ds.strength, ideal_accuracy=ds.ideal_accuracy))
     return pd.concat(parts, ignore_index=True)
@@ -442,11 +455,11 @@ def validate_config(fast: bool = True, seed: int = 0) -> CalibrationConfig:
     if fast:
         return CalibrationConfig(
             methods=methods, n_null=100, n_null_repeated=50, n_planted=20, strengths=(0.1, 0.2, 0.3, 0.5, 1.0), n_seed_sets=10,
-            seed=seed, recovery=True, sae=VALIDATE_SAE,
+            seed=seed, recovery=True, sae=VALIDATE_SAE, mdl_probes=("logistic",),
         )  # fmt: skip
     return CalibrationConfig(
         methods=methods, n_null=400, n_null_repeated=200, n_planted=50, strengths=(0.1, 0.2, 0.3, 0.5, 1.0, 2.0), n_seed_sets=20,
-        seed=seed, recovery=True,
+        seed=seed, recovery=True, mdl_probes=("logistic",),
     )  # fmt: skip
 
 

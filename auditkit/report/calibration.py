@@ -150,6 +150,18 @@ def _feature_lines(cfg: Any) -> list[str]:
     return lines
 
 
+def _mdl_sentence(cfg: Any) -> str:
+    """What the online-codelength verdicts are, when the calibration scored them (``mdl_probes``)."""
+    kinds = getattr(cfg, "mdl_probes", ())
+    if not kinds:
+        return ""
+    return (
+        f"Online-codelength verdicts (`auditkit audit --mdl`) of {', '.join(kinds)}: methods "
+        "`probe-<kind>:codelength_per_label` (control minus real bits) and `probe-<kind>:compression`, one number per "
+        "arm and seed on its training rows, so their interval is the between-seed spread alone. "
+    )
+
+
 def render_calibration(result: Any, plot: str | None = PLOT) -> str:
     """The markdown calibration report of a :class:`auditkit.calibration.run.CalibrationResult`."""
     cfg, info = result.config, result.info
@@ -165,7 +177,8 @@ def render_calibration(result: Any, plot: str | None = PLOT) -> str:
         f"- **Audit settings**: seeds {list(cfg.seeds)} ({len(info.get('seed_sets', [[]]))} seed set(s)), test "
         f"fraction {cfg.test_fraction:g}, probes {', '.join(cfg.probes)} (logistic C = {cfg.probe_C:g}), verdict on "
         f"held-out {cfg.metric}. "
-        "All datasets share one batch of tokens, so datasets on one seed set share its control draws; "
+        + _mdl_sentence(cfg)
+        + "All datasets share one batch of tokens, so datasets on one seed set share its control draws; "
         "datasets cycle through the seed sets to average over them.",
         *_feature_lines(cfg),
         f"- **Verdict rule**: {info.get('verdict_rule', '')}.",

@@ -236,3 +236,25 @@ def bayes_accuracy(strength: float) -> float:
     orthant probability of a bivariate normal with correlation s / sqrt(1 + s^2)).
     """
     return 0.5 + math.atan(strength) / math.pi
+
+
+@pytest.fixture(scope="module")
+def mdl_calibration():
+    """The online-codelength verdicts (``auditkit audit --mdl``) of the logistic probe: 60 nulls and 12 planted
+    datasets per strength against the shuffled-label control."""
+    cfg = CalibrationConfig(
+        controls=("shuffled-labels",), n_null=60, n_planted=12, strengths=STRENGTHS, train_steps=100, chunk=100,
+        probes=("logistic",), mdl_probes=("logistic",),
+    )  # fmt: skip
+    return calibrate(cfg)
+
+
+def test_codelength_verdicts_keep_the_nominal_rate_on_nulls_and_gain_power_with_strength(mdl_calibration):
+    fpr = mdl_calibration.fpr.set_index("method")
+    power = mdl_calibration.power.set_index(["method", "strength"])["power"]
+    for method in ("probe-logistic:codelength_per_label", "probe-logistic:compression"):
+        assert fpr.loc[method, "n_null"] == 60
+        assert fpr.loc[method, "fpr"] <= 0.05, fpr.loc[method]
+        assert power[method, 2.0] >= 0.9 and power[method, 0.1] <= power[method, 2.0]
+    # The accuracy verdict is still scored beside them, on the same datasets.
+    assert "probe-logistic" in set(fpr.index)
