@@ -82,7 +82,8 @@ def test_mdl_cli_writes_the_code_and_its_figure_and_the_command_round_trips(tmp_
     report = (tmp_path / "out" / "report.md").read_text()
     assert "### Online code (MDL)" in report and "mdl_blocks.png" in report and "Not coded: k-sparse:k=1" in report
     assert (tmp_path / "out" / "mdl_blocks.png").stat().st_size > 0
-    assert "codelength_per_label vs shuffled-labels" in result.output
+    assert "probe-logistic: codelength_per_label" in report.split("## What was audited")[0]  # in the verdict matrix
+    assert "codelength_per_label" in result.output  # and in the terminal's matrix
     command = json.loads((tmp_path / "out" / "run.json").read_text())["command"]
     words = shlex.split(command)
     assert words[words.index("--mdl-schedule") + 1] == "0.1,0.5,1.0" and "--mdl" in words
