@@ -17,7 +17,7 @@ import pandas as pd
 
 from auditkit.audit.options import SAE_BASELINES
 from auditkit.report.outputs import atomic_folder
-from auditkit.report.plots import subplots
+from auditkit.report.plots import arm_colour, subplots
 from auditkit.report.tables import markdown_table
 from auditkit.report.write import library_versions
 
@@ -217,14 +217,18 @@ def power_plot(result: Any, path: Path) -> None:
             xs, ys = list(sub["strength"]), list(sub["power"])
             if (method, control) in fpr.index:
                 xs, ys = [0.0, *xs], [float(fpr[method, control]), *ys]
-            ax.plot(xs, ys, marker="o", label=control)
+            ax.plot(xs, ys, marker="o", label=control, color=arm_colour(control))
         ax.axhline(result.config.nominal, color="grey", linestyle="--", label=f"nominal {result.config.nominal:g}")
         ax.set_title(method, fontsize=9)
         ax.set_xlabel("planted signal-to-noise (0 = null)")
         ax.set_ylim(-0.02, 1.02)
     axes[0][0].set_ylabel("P(verdict = selective)")
-    axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
+    legend = {}  # every panel's arms (a method's own controls, e.g. the pursuit dictionary controls, included)
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=min(len(legend), 5), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.08 + 0.05 * ((len(legend) - 1) // 5), 1, 1))
     fig.savefig(path, dpi=110)
 
 
