@@ -12,6 +12,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from auditkit.audit.registry import METHODS
 from auditkit.report.markdown import render
 from auditkit.report.outputs import MARKER, atomic_folder
@@ -22,8 +24,11 @@ from auditkit.shell import display_path
 LIBRARIES = ("auditkit", "torch", "transformer-lens", "transformers", "sae-lens", "numpy", "pandas")
 
 
-def library_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
+def library_versions() -> dict[str, Any]:
+    """Python's and each library's version, and torch's thread count: the order of floating-point sums in
+    SAE training and L-BFGS fits depends on it, so a rerun at another count moves numbers in the 3rd-6th
+    decimal (more where a TopK selection flips)."""
+    out: dict[str, Any] = {"python": platform.python_version(), "torch_threads": torch.get_num_threads()}
     for name in LIBRARIES:
         try:
             out[name] = metadata.version(name)
