@@ -152,7 +152,7 @@ def prefetch_hooks(
     )
     for seed in plan.seeds:
         for control in wanted:
-            if control not in LABEL_CONTROLS:
+            if control not in LABEL_CONTROLS and control not in SAE_BASELINES:  # neither extracts activations
                 jobs.append((control, seed, *_variant(plan, control, seed, real_model)))
     for control, seed, prov, batch, model in jobs:
         entries = {h: CacheEntry(plan.cache_root, cache_request(prov, batch, _with_hook(plan, h))) for h in hooks}

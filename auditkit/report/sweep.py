@@ -12,25 +12,24 @@ import numpy as np
 import pandas as pd
 
 from auditkit.report.outputs import atomic_folder
-from auditkit.report.plots import arm_colour, subplots
+from auditkit.controls import WEIGHT_CONTROLS
+from auditkit.report.plots import MARKS, arm_colour, subplots
 from auditkit.report.tables import fmt, markdown_table
 from auditkit.report.write import _jsonable, library_versions
 from auditkit.types import REAL
 
 HEADLINE = "accuracy"
-"""The metric the summary reads (held-out accuracy of each probe kind)."""
-MARKS = {
-    "selective": "✔",
-    "not selective": "✘",
-    "control better": "▼",
-    "inconclusive": "?",
-    "degenerate": "!",
-    "differs": "≠",
-    "similar": "=",
-}
-"""One mark per verdict, in tables and on the heatmap."""
+"""The metric the summary reads: held-out accuracy of each probe kind, and for the ``sae`` method the
+held-out accuracy of its k-sparse probe on the latents (:data:`SAE_READOUT`): the summary asks where and on
+which datasets the label is read beyond the controls. Every other metric is in results.csv and selectivity.csv."""
+SAE_READOUT = "probe_acc_k5"
 LEGEND = ", ".join(f"{m} {v}" for v, m in MARKS.items())
-WEIGHT_CONTROLS = ("spectral-reinit", "gaussian-reinit", "step0")
+
+
+def _readout(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows (of results or selectivity) the summary reads, their metric renamed to :data:`HEADLINE`."""
+    keep = (frame["metric"] == HEADLINE) | ((frame["method"] == "sae") & (frame["metric"] == SAE_READOUT))
+    return frame[keep].assign(metric=HEADLINE)
 
 
 def _tag(dataset: str) -> str:
@@ -42,13 +41,12 @@ def _cell(r: Any) -> str:
 
 
 def _headline(result: Any) -> pd.DataFrame:
-    sel = result.selectivity
-    return sel[sel["metric"] == HEADLINE]
+    return _readout(result.selectivity)
 
 
 def _scores(result: Any) -> pd.DataFrame:
     """Mean held-out accuracy over seeds by dataset, hook, layer, method and arm."""
-    rows = result.rows[result.rows["metric"] == HEADLINE]
+    rows = _readout(result.rows)
     return rows.groupby(["dataset", "hook", "layer", "method", "control"], sort=False)["value"].mean().reset_index()
 
 
@@ -188,13 +186,15 @@ def render(result: Any, command: str, figures: dict[str, str]) -> str:
     audit = cfg.audit
     methods = list(dict.fromkeys(_headline(result)["method"]))
     first = first_selective(result)
+    texts = f"up to {audit.max_examples}" if audit.max_examples else "all"
+    sae_note = f"; for `sae`, of a k-sparse probe on the SAE latents ({SAE_READOUT})" if "sae" in methods else ""
     lines = [
         f"# auditkit sweep: {len(result.datasets)} dataset(s) x {len(result.hooks)} hook(s) on {prov['name']}",
         "",
-        f"Probes {', '.join(methods)} read at {len(result.hooks)} hook(s) ({result.hooks[0]} ... {result.hooks[-1]}) "
+        f"{', '.join(methods)} read at {len(result.hooks)} hook(s) ({result.hooks[0]} ... {result.hooks[-1]}) "
         f"of `{prov['name']}` on {len(result.datasets)} dataset(s), against {', '.join(result.controls)}, seeds "
-        f"{list(audit.seeds)}, up to {audit.max_examples} distinct texts per dataset. Every (dataset, hook) cell is "
-        "an ordinary audit; verdicts by the audit's rule on held-out accuracy (legend: " + LEGEND + ").",
+        f"{list(audit.seeds)}, {texts} distinct texts per dataset. Every (dataset, hook) cell is an ordinary audit; "
+        f"verdicts by the audit's rule on held-out accuracy (legend: {LEGEND}){sae_note}.",
         "",
     ]
     if len(result.hooks) > 1:

@@ -32,7 +32,7 @@ from auditkit.audit.config import AuditConfig
 from auditkit.audit.registry import check_methods
 from auditkit.audit.run import Prepared, prepare_audit, run_audit
 from auditkit.cache import check_root
-from auditkit.controls import LABEL_CONTROLS, TOKEN_CONTROLS
+from auditkit.controls import TOKEN_CONTROLS, WEIGHT_CONTROLS
 from auditkit.extract import validate_hook
 from auditkit.models import LoadedModel, default_cache_dir, load_model
 from auditkit.sweep.config import SweepConfig
@@ -129,7 +129,7 @@ def _extract_all(
     trained = (REAL, *(c for c in controls if c in TOKEN_CONTROLS))
     for d in tqdm(datasets, desc="extract: trained model", disable=not progress or len(datasets) < 2):
         prefetch_hooks(plans[d], hooks, timings, controls=trained)
-    weight = [c for c in controls if c not in LABEL_CONTROLS and c not in TOKEN_CONTROLS]
+    weight = [c for c in controls if c in WEIGHT_CONTROLS]  # label controls and SAE baselines extract nothing
     seeds = next(iter(plans.values())).seeds
     for control in weight:
         for seed in seeds:

@@ -14,11 +14,14 @@ from typer.testing import CliRunner
 from auditkit import data
 from auditkit import extract as extract_mod
 from auditkit.audit.config import AuditConfig
+from auditkit.audit.options import SAEAuditOptions
 from auditkit.audit.run import run_audit
+from auditkit.audit.sae import SAE_METRICS
 from auditkit.cli.main import app
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig, extract, extract_hooks
 from auditkit.models import ModelSpec, load_model
+from auditkit.report.sweep import write_sweep
 from auditkit.sweep import run as sweep_run
 from auditkit.sweep.config import SweepConfig
 from auditkit.sweep.plan import layer_of, parse_hooks, resolve_datasets
@@ -160,3 +163,33 @@ def test_bad_input_is_one_error_before_any_compute(tmp_path):
         assert lines[-1].startswith("error:") and needle in lines[-1], result.output
         assert not (tmp_path / "out").exists()
         assert not list(tmp_path.glob("cache/**/meta.json")) and not list(tmp_path.glob("cache/**/*.safetensors"))
+
+
+def test_a_sweep_trains_one_sae_per_layer_with_its_baselines(tmp_path):
+    """``--methods sae`` in a sweep: an SAE per (hook, arm, seed), scored against the SAE baselines, which
+    take each hook's own activations (their verdicts differ by hook only through the activations)."""
+    table = _planted_table(tmp_path / "planted.csv", n=64)
+    cfg = dataclasses.replace(
+        _sweep_cfg(table, tmp_path / "cache"), hooks="blocks.0.hook_resid_pre,blocks.1.hook_resid_post"
+    )
+    audit = dataclasses.replace(
+        cfg.audit, methods=("sae",), controls=("sae-untrained", "pca"), seeds=(0, 1, 2),
+        sae=SAEAuditOptions(width=128, k=8, training_tokens=20_000, batch_size=256, splice_texts=8),
+    )  # fmt: skip
+    result = run_sweep(dataclasses.replace(cfg, audit=audit))
+    rows = result.rows
+    assert sorted(rows["hook"].unique()) == ["blocks.0.hook_resid_pre", "blocks.1.hook_resid_post"]
+    for hook, cell in rows.groupby("hook"):
+        assert set(cell["control"]) == {"none", "sae-untrained", "pca"}, hook
+        assert set(cell["metric"]) == set(SAE_METRICS), hook
+    ev = rows[rows["metric"] == "explained_variance"].groupby(["hook", "control"])["value"].mean()
+    # Each hook's SAE is trained on that hook's activations: the real SAEs of the two hooks differ.
+    assert abs(ev[("blocks.0.hook_resid_pre", "none")] - ev[("blocks.1.hook_resid_post", "none")]) > 1e-4
+    sel = result.selectivity.set_index(["hook", "control", "metric"])["verdict"]
+    for hook in rows["hook"].unique():
+        assert sel[(hook, "sae-untrained", "explained_variance")] == "selective"  # training beats its own start
+    # The summary reads each SAE's k-sparse probe of the label, layer by layer, with the audit's marks.
+    out = write_sweep(result, tmp_path / "out", "auditkit sweep --methods sae")
+    summary = (out / "summary.md").read_text()
+    assert "probe_acc_k5" in summary and "| sae |" in summary and "✓" in summary
+    assert len(list(out.glob("depth-*.png"))) == 1
