@@ -491,18 +491,27 @@ def steer(
 @app.command()
 @_one_line_errors
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="An `auditkit audit` output folder.")],
+    run_dir: Annotated[Path, typer.Argument(help="An `auditkit audit` or `auditkit sweep` output folder.")],
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the report's path.")] = False,
 ) -> None:
-    """Re-render report.md and the figures of an audit from its results.csv, selectivity.csv and run.json.
+    """Re-render the report and the figures of an audit (report.md) or a sweep (summary.md) from its
+    results.csv, selectivity.csv and run.json.
 
     Nothing is recomputed: the verdicts are those in selectivity.csv. Writes in place, atomically, and only
-    in a folder `auditkit audit` wrote."""
+    in a folder `auditkit audit` or `auditkit sweep` wrote."""
     from auditkit.audit.saved import load_run
-    from auditkit.report.outputs import check_audit_output
+    from auditkit.report.outputs import check_rendered_output
+    from auditkit.report.sweep import rerender_sweep
     from auditkit.report.write import rerender_outputs
+    from auditkit.shell import display_path
+    from auditkit.sweep.saved import load_sweep
 
-    folder = check_audit_output(run_dir)
+    folder, kind = check_rendered_output(run_dir, ("audit", "sweep"))
+    if kind == "sweep":
+        swept, run = load_sweep(folder)
+        rerender_sweep(swept, folder, run["command"])
+        typer.echo(f"{'' if quiet else 'summary: '}{display_path(folder / 'summary.md')}")
+        return
     result, run = load_run(folder)
     _print_verdicts(result, rerender_outputs(result, folder, run["command"]), quiet)
 

@@ -223,18 +223,24 @@ def _swap(tmp: Path, out: Path, prefix: str) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def check_audit_output(folder: str | os.PathLike[str]) -> Path:
-    """Raise :class:`OutputError` unless ``folder`` is an ``auditkit audit`` output (a real folder, not a link,
-    carrying the marker of kind ``audit``): the only folders ``auditkit report`` re-renders in place."""
+def check_rendered_output(folder: str | os.PathLike[str], kinds: tuple[str, ...] = ("audit",)) -> tuple[Path, str]:
+    """The folder and its kind, or raise :class:`OutputError` unless ``folder`` is the output of one of
+    ``auditkit <kinds>`` (a real folder, not a link, carrying the marker of that kind): the only folders
+    ``auditkit report`` re-renders in place."""
     given = os.fspath(folder)
     path = Path(os.path.abspath(os.path.expanduser(given)))
+    wanted = " or ".join(f"`auditkit {k}`" for k in kinds)
     if path.is_symlink() or not path.is_dir():
-        raise OutputError(f"{given!r} is not a folder: give the folder an `auditkit audit --out` wrote")
+        raise OutputError(f"{given!r} is not a folder: give a folder {wanted} wrote")
     if not is_auditkit_output(path):
         raise OutputError(f"{given!r} is not an auditkit output (no {MARKER} marker): `auditkit report` re-renders "
-                          "only folders `auditkit audit` wrote")  # fmt: skip
+                          f"only folders {wanted} wrote")  # fmt: skip
     kind = json.loads((path / MARKER).read_text()).get("kind")
-    if kind != "audit":
-        raise OutputError(f"{given!r} is the output of `auditkit {kind}`, not of `auditkit audit`: give an audit's "
-                          "folder")  # fmt: skip
-    return path
+    if kind not in kinds:
+        raise OutputError(f"{given!r} is the output of `auditkit {kind}`, not of {wanted}: give such a folder")
+    return path, kind
+
+
+def check_audit_output(folder: str | os.PathLike[str]) -> Path:
+    """:func:`check_output` for ``auditkit audit`` folders only (``auditkit compare``)."""
+    return check_rendered_output(folder, ("audit",))[0]

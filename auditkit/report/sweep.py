@@ -15,7 +15,7 @@ from auditkit.report.outputs import atomic_folder
 from auditkit.controls import WEIGHT_CONTROLS
 from auditkit.report.plots import MARKS, arm_colour, subplots
 from auditkit.report.tables import fmt, markdown_table
-from auditkit.report.write import _jsonable, library_versions
+from auditkit.report.write import _jsonable, library_versions, recorded_argv, rerender_outputs
 from auditkit.types import REAL
 
 HEADLINE = "accuracy"
@@ -249,28 +249,43 @@ def render(result: Any, command: str, figures: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+RENDERED = ("summary.md", "depth-*.png", "matrix-*.png")
+"""What :func:`render_sweep` writes: the files a re-render replaces."""
+
+
+def render_sweep(result: Any, folder: Path, command: str) -> None:
+    """summary.md and the figures of a sweep, into ``folder``."""
+    figures: dict[str, str] = {}
+    if len(result.hooks) > 1:
+        for dataset in result.datasets[:4]:
+            name = f"depth-{_tag(dataset)}.png"
+            depth_figure(result, dataset, folder / name)
+            figures[name] = f"{dataset} over depth"
+    if len(result.datasets) > 1:
+        for method in dict.fromkeys(_headline(result)["method"]):
+            name = f"matrix-{method}.png"
+            matrix_figure(result, method, folder / name)
+            figures[name] = "verdict matrix"
+    (folder / "summary.md").write_text(render(result, command, figures))
+
+
 def write_sweep(result: Any, out: Path, command: str) -> Path:
     """Write the sweep's folder atomically: summary.md, figures, results.csv, selectivity.csv, run.json."""
     out = Path(out)
     with atomic_folder(out, "sweep") as tmp:
-        figures: dict[str, str] = {}
-        if len(result.hooks) > 1:
-            for dataset in result.datasets[:4]:
-                name = f"depth-{_tag(dataset)}.png"
-                depth_figure(result, dataset, tmp / name)
-                figures[name] = f"{dataset} over depth"
-        if len(result.datasets) > 1:
-            for method in dict.fromkeys(_headline(result)["method"]):
-                name = f"matrix-{method}.png"
-                matrix_figure(result, method, tmp / name)
-                figures[name] = "verdict matrix"
-        (tmp / "summary.md").write_text(render(result, command, figures))
+        render_sweep(result, tmp, command)
         result.rows.to_csv(tmp / "results.csv", index=False)
         result.selectivity.to_csv(tmp / "selectivity.csv", index=False)
         run = dict(
-            command=command, argv=sys.argv, config=_jsonable(result.config), datasets=result.datasets,
+            command=command, argv=recorded_argv(sys.argv), config=_jsonable(result.config), datasets=result.datasets,
             hooks=result.hooks, controls=list(result.controls), provenance=result.provenance, cells=result.cells,
             timings=result.timings, versions=library_versions(),
         )  # fmt: skip
         (tmp / "run.json").write_text(json.dumps(run, indent=2, default=str))
     return out
+
+
+def rerender_sweep(result: Any, out: Path, command: str) -> Path:
+    """Re-render summary.md and the figures of a sweep folder in place from its own tables
+    (:func:`auditkit.sweep.saved.load_sweep`); results.csv, selectivity.csv and run.json stay byte for byte."""
+    return rerender_outputs(result, out, command, kind="sweep", render=render_sweep, rendered=RENDERED)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
 import os
 import platform
 import shutil
 import sys
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -71,21 +73,24 @@ RENDERED = ("report.md", "arms.png", "verdicts.png")
 """Files :func:`render_report` writes besides the methods' figures."""
 
 
-def rerender_outputs(result: Any, out: Path, command: str) -> Path:
-    """Re-render report.md and the figures of an audit output ``out`` in place, atomically, from ``result``
-    (rebuilt from its own tables): every other file of ``out`` (results.csv, selectivity.csv, run.json, ...)
-    is carried over byte for byte; the render then overwrites report.md and the figures."""
+def rerender_outputs(
+    result: Any, out: Path, command: str, *, kind: str = "audit",
+    render: Callable[[Any, Path, str], Any] = render_report, rendered: tuple[str, ...] = RENDERED,
+) -> Path:  # fmt: skip
+    """Re-render the report and figures of an output folder ``out`` of ``auditkit <kind>`` in place,
+    atomically, from ``result`` (rebuilt from its own tables): every file of ``out`` that ``rendered`` (names
+    or shell patterns) does not match (results.csv, selectivity.csv, run.json, ...) is carried over byte for
+    byte; ``render(result, folder, command)`` then writes the report and the figures."""
     out = Path(out)
-    owned = set(RENDERED)
-    with atomic_folder(out, "audit") as tmp:
+    with atomic_folder(out, kind) as tmp:
         for item in sorted(out.iterdir()):
-            if item.name in owned or item.name == MARKER:
+            if item.name == MARKER or any(fnmatch.fnmatchcase(item.name, p) for p in rendered):
                 continue
             if item.is_dir() and not item.is_symlink():
                 shutil.copytree(item, tmp / item.name, symlinks=True)
             else:
                 shutil.copy2(item, tmp / item.name, follow_symlinks=False)
-        render_report(result, tmp, command)
+        render(result, tmp, command)
     return out
 
 

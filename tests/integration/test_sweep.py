@@ -25,6 +25,7 @@ from auditkit.report.sweep import write_sweep
 from auditkit.sweep import run as sweep_run
 from auditkit.sweep.config import SweepConfig
 from auditkit.sweep.plan import layer_of, parse_hooks, resolve_datasets
+from auditkit.sweep.saved import load_sweep
 from auditkit.sweep.run import run_sweep
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -193,3 +194,20 @@ def test_a_sweep_trains_one_sae_per_layer_with_its_baselines(tmp_path):
     summary = (out / "summary.md").read_text()
     assert "probe_acc_k5" in summary and "| sae |" in summary and "✓" in summary
     assert len(list(out.glob("depth-*.png"))) == 1
+
+
+def test_report_re_renders_a_sweep_from_its_own_tables(tmp_path):
+    table = _planted_table(tmp_path / "planted.csv", n=120)
+    cfg = dataclasses.replace(
+        _sweep_cfg(table, tmp_path / "cache"), hooks="blocks.0.hook_resid_pre,blocks.1.hook_resid_pre"
+    )
+    out = write_sweep(run_sweep(cfg), tmp_path / "sweep", "auditkit sweep --hooks blocks.0-1.hook_resid_pre")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    (out / "summary.md").write_text("stale")  # a report from an older layout
+    result = CliRunner().invoke(app, ["report", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert after == before  # summary, figures and tables byte for byte: nothing recomputed, nothing rescored
+    loaded, _ = load_sweep(out)
+    assert loaded.hooks == ["blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre"]
+    assert (loaded.selectivity["verdict"] == pd.read_csv(out / "selectivity.csv")["verdict"]).all()
