@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from auditkit.errors import ConfigError, HubUnreachableError, ModelNotFoundError
+from auditkit.errors import ConfigError, HubUnreachableError, ModelNotFoundError, OutputError
 from auditkit.methods.sae import (
     SAEConfig,
     TensorBatches,
@@ -227,3 +227,18 @@ def test_load_unknown_specs_say_what_is_wrong(tmp_path):
         load_sae("gpt2-small-res-jb/blocks.99.hook_resid_pre")
     with pytest.raises(ModelNotFoundError, match="lacks cfg.json"):
         load_sae(tmp_path)
+
+
+def test_save_never_replaces_a_folder_it_did_not_write(tmp_path, topk_sae):
+    user = tmp_path / "results"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="not a saved SAE"):
+        save_sae(topk_sae, user)
+    assert [p.name for p in user.iterdir()] == ["notes.txt"] and (user / "notes.txt").read_text() == "mine"
+    a_file = tmp_path / "weights.bin"
+    a_file.write_bytes(b"x")
+    with pytest.raises(OutputError, match="not a folder"):
+        save_sae(topk_sae, a_file)
+    assert a_file.read_bytes() == b"x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "weights.bin"]  # no temporary folder left

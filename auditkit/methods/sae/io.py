@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from auditkit.errors import HubUnreachableError, ModelNotFoundError
+from auditkit.errors import HubUnreachableError, ModelNotFoundError, OutputError
 
 logger = logging.getLogger(__name__)
 
@@ -101,14 +101,27 @@ def _load_pretrained(spec: str, device: str, dtype: str) -> Any:
         ) from exc
 
 
+SAE_FILES = frozenset({"cfg.json", "sae_weights.safetensors", "sparsity.safetensors"})
+"""The files of a saved SAE (sae-lens's format): the only contents :func:`save_sae` replaces."""
+
+
 def save_sae(sae: Any, folder: str | Path) -> Path:
     """Write ``sae`` to ``folder`` in sae-lens's format, atomically; returns the folder.
 
     The files are written into a temporary sibling folder that is then renamed into place, so a
-    crash never leaves a half-written SAE; an existing ``folder`` is replaced. Training SAEs are saved
-    as their inference form (``save_inference_model``), which is what :func:`load_sae` returns.
+    crash never leaves a half-written SAE. An existing ``folder`` is replaced only when it is empty or holds
+    a saved SAE and nothing else (:data:`SAE_FILES`); any other folder, or a file, raises
+    :class:`OutputError` and is left as it was. Training SAEs are saved as their inference form
+    (``save_inference_model``), which is what :func:`load_sae` returns.
     """
     folder = Path(folder).expanduser()
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise OutputError(f"{str(folder)!r} exists and is not a folder: give a new folder for the SAE")
+    if folder.is_dir():
+        extra = sorted(p.name for p in folder.iterdir() if p.name not in SAE_FILES)
+        if extra:
+            raise OutputError(f"{str(folder)!r} holds files that are not a saved SAE ({', '.join(extra[:3])}): "
+                              "give a new or empty folder (auditkit never replaces what it did not write)")  # fmt: skip
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
