@@ -120,7 +120,10 @@ def resolve_positions(cfg: ExtractConfig, batch: TokenBatch) -> str:
     if cfg.positions == "auto":
         return "labelled" if batch.level == "token" else "last"
     if cfg.positions == "labelled" and batch.level != "token":
-        raise ConfigError("positions 'labelled' needs token-level labels: use last, mean or all")
+        raise ConfigError(
+            f"positions 'labelled' needs token-level labels, and {batch.dataset_name!r} is sentence-level: "
+            "use auto, last, mean or all"
+        )
     return cfg.positions
 
 

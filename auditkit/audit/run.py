@@ -26,7 +26,7 @@ from auditkit.audit.result import AuditResult, score_rows
 from auditkit.cache import check_root, request_key
 from auditkit.controls import WEIGHT_CONTROLS
 from auditkit.errors import ConfigError
-from auditkit.extract import ExtractConfig, cache_request
+from auditkit.extract import ExtractConfig, cache_request, resolve_positions
 from auditkit.models import LoadedModel, default_cache_dir, default_hook, load_model
 from auditkit.types import LabelledDataset, TokenBatch
 
@@ -99,6 +99,7 @@ def prepare_audit(cfg: AuditConfig, loaded: LoadedModel | None, timings: dict[st
     )  # fmt: skip
     preflight.check_splits(batch, cfg.seeds, cfg.test_fraction)
     ecfg = ExtractConfig(hook=hook, positions=cfg.positions, batch_size=cfg.batch_size, progress=cfg.progress)
+    resolve_positions(ecfg, batch)  # before any forward pass: a sweep prepares every dataset first
     plan = ArmPlan(
         loaded=loaded, batch=batch, extract_cfg=ecfg, seeds=cfg.seeds, controls=controls,
         test_fraction=cfg.test_fraction, gaussian_keep_embeddings=cfg.gaussian_keep_embeddings,

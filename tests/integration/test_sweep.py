@@ -145,8 +145,19 @@ def test_hook_and_dataset_specs():
         resolve_datasets("sae-probes:*nothing-like-this*")
 
 
+def _tiny_conllu(path, n=12):
+    """A token-level dataset: ``n`` distinct three-word sentences tagged DET NOUN VERB."""
+    blocks = [
+        "\n".join(f"{i + 1}\t{w}\t{w}\t{t}\t_\t_\t0\t_\t_\t_" for i, (w, t) in enumerate(words)) + "\n"
+        for words in ((("the", "DET"), (f"dog{j}", "NOUN"), ("runs", "VERB")) for j in range(n))
+    ]
+    path.write_text("\n".join(blocks) + "\n")
+    return path
+
+
 def test_bad_input_is_one_error_before_any_compute(tmp_path):
     table = _planted_table(tmp_path / "planted.csv", n=40)
+    conllu = _tiny_conllu(tmp_path / "tiny.conllu")
     runner = CliRunner()
     common = ["sweep", "--model", "tiny-gpt2", "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
     for args, needle in (
@@ -157,6 +168,8 @@ def test_bad_input_is_one_error_before_any_compute(tmp_path):
         (["--datasets", f"table:{table}", "--hooks", "blocks.0.hook_resid_typo"], "unknown hook"),
         (["--datasets", "sae-probes:*nothing-like-this*"], "matches no"),
         (["--datasets", f"table:{table},sae-probes:25_headline_year"], "continuous"),
+        # token-level (conllu) and sentence-level (table) data, with positions only token-level data has
+        (["--datasets", f"conllu:{conllu},table:{table}", "--positions", "labelled"], "is sentence-level"),
     ):
         result = runner.invoke(app, [*common, *args])
         assert result.exit_code == 2, result.output
