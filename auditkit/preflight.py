@@ -15,7 +15,7 @@ import numpy as np
 
 from auditkit.errors import ConfigError, DataError
 from auditkit.extract import validate_hook
-from auditkit.methods.sae.io import check_sae_spec
+from auditkit.methods.sae.io import check_sae_spec, saved_sae_reads
 from auditkit.models import LoadedModel, has_step0_checkpoint
 from auditkit.seeding import derive_seed
 from auditkit.splits import split_examples
@@ -43,7 +43,19 @@ def check_model(cfg: AuditConfig, loaded: LoadedModel, hook: str, controls: tupl
             "drop step0 from --controls"
         )
     if "sae" in cfg.methods and cfg.sae.load:
-        check_sae_spec(cfg.sae.load)
+        if check_sae_spec(cfg.sae.load) == "folder":
+            # The same checks the method makes on the loaded SAE, from its cfg.json, before any forward pass.
+            d_in, trained_at = saved_sae_reads(cfg.sae.load)
+            d_model = int(loaded.model.cfg.d_model)
+            if d_in is not None and d_in != d_model:
+                raise ConfigError(
+                    f"--sae-load {cfg.sae.load}: the SAE reads {d_in}-dim activations but {hook} has {d_model}: "
+                    "load an SAE trained on this model and hook"
+                )
+            if trained_at and trained_at != hook:
+                raise ConfigError(
+                    f"--sae-load {cfg.sae.load} was trained at {trained_at}, not {hook}: pass --hook {trained_at}"
+                )
     if "pursuit" in cfg.methods and cfg.pursuit.sae_path:
         check_sae_spec(cfg.pursuit.sae_path)
 

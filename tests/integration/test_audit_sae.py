@@ -9,6 +9,7 @@ from auditkit.cli.main import app
 from auditkit.cli.reproduce import reproduce_command
 from typer.testing import CliRunner
 
+from auditkit import extract as extract_mod
 from auditkit.audit.config import AuditConfig
 from auditkit.audit.options import SAEAuditOptions, parse_width
 from auditkit.audit.run import run_audit
@@ -100,7 +101,7 @@ def test_width_parsing():
         parse_width("wide")
 
 
-def test_loaded_sae_scores_the_real_arm_and_controls_train_its_shape(tmp_path, tiny_gpt2, yes_no_table):
+def test_loaded_sae_scores_the_real_arm_and_controls_train_its_shape(tmp_path, tiny_gpt2, yes_no_table, monkeypatch):
     d = tiny_gpt2.model.cfg.d_model
     x = torch.randn(2000, d, generator=torch.Generator().manual_seed(0))
     folder = save_sae(train_sae(x, SAEConfig(width=96, k=4, training_tokens=4000, batch_size=500, progress=False), seed=0),
@@ -118,7 +119,8 @@ def test_loaded_sae_scores_the_real_arm_and_controls_train_its_shape(tmp_path, t
     # An SAE of another width cannot read this hook.
     other = save_sae(train_sae(torch.randn(500, 16), SAEConfig(width=32, k=4, training_tokens=500, progress=False), seed=0),
                      tmp_path / "sae16")  # fmt: skip
-    with pytest.raises(ConfigError, match="16-dim"):
+    monkeypatch.setattr(extract_mod, "_forward_rows", lambda *a, **k: pytest.fail("a forward pass ran"))
+    with pytest.raises(ConfigError, match="16-dim"):  # before any forward pass (from the SAE's cfg.json)
         run_audit(_cfg(path, controls=("random-tokens-uniform",), seeds=(0, 1), load=str(other)), loaded=tiny_gpt2)
 
 

@@ -58,6 +58,18 @@ def check_sae_spec(spec: str | Path) -> str:
     return "release"
 
 
+def saved_sae_reads(folder: str | Path) -> tuple[int | None, str | None]:
+    """The activation width (``d_in``) and the hook a saved SAE folder was trained at, from its cfg.json
+    alone (no weights read); ``None`` where cfg.json does not say."""
+    try:
+        cfg = json.loads((Path(folder).expanduser() / SAE_CFG_FILENAME).read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelNotFoundError(f"cannot read the SAE config in {str(folder)!r}: {exc}") from exc
+    d_in = cfg.get("d_in")
+    hook = (cfg.get("metadata") or {}).get("hook_name") or cfg.get("hook_name")
+    return (int(d_in) if d_in is not None else None), hook
+
+
 def _load_folder(path: Path, device: str, dtype: str) -> Any:
     from sae_lens import SAE
 
