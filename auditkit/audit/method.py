@@ -39,6 +39,10 @@ class MethodOutput:
     see :data:`auditkit.metrics.selectivity.Direction`."""
     ceilings: Mapping[str, float] = field(default_factory=dict)
     """Best attainable value of metrics beyond the classification ones, for the normalised selectivity."""
+    targets: Mapping[str, float] = field(default_factory=dict)
+    """Metrics scored by their distance to an ideal value that an arm can overshoot (a splice that lowers
+    the loss below the clean model's is no more faithful than one that matches it): see
+    :func:`auditkit.metrics.selectivity.selectivity_table`."""
 
 
 @dataclass

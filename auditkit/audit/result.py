@@ -42,9 +42,12 @@ def score_rows(
     *,
     directions: Mapping[str, int] | None = None,
     ceilings: Mapping[str, float] | None = None,
+    targets: Mapping[str, float] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The selectivity table of tidy ``rows``, and the rows to publish (per-example outcomes dropped:
     they serve the interval, :data:`auditkit.metrics.selectivity.INTERVAL_RULE`)."""
     all_ceilings = {**CEILINGS, **(ceilings or {})}
-    selectivity = selectivity_table(rows, threshold=threshold, directions=directions, ceilings=all_ceilings)
+    selectivity = selectivity_table(
+        rows, threshold=threshold, directions=directions, ceilings=all_ceilings, targets=targets
+    )
     return rows.drop(columns=["outcome"], errors="ignore"), selectivity

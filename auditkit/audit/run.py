@@ -139,7 +139,10 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
     real = ctx._arms[0].acts if ctx._arms else None  # methods that need no labelled-position arms skip them
     directions = {m: d for o in outputs.values() for m, d in o.directions.items()}
     ceilings = {m: c for o in outputs.values() for m, c in o.ceilings.items()}
-    rows, selectivity = score_rows(rows, cfg.selectivity_threshold, directions=directions, ceilings=ceilings)
+    targets = {m: t for o in outputs.values() for m, t in o.targets.items()}
+    rows, selectivity = score_rows(
+        rows, cfg.selectivity_threshold, directions=directions, ceilings=ceilings, targets=targets
+    )
     return AuditResult(
         config=cfg,
         rows=rows,

@@ -52,9 +52,11 @@ SAE_METRICS: dict[str, tuple[int, str]] = {
     "ce_loss_recovered": (1, "(CE_zero - CE_sae) / (CE_zero - CE_clean): next-token cross-entropy of the arm's own "
                           "model with the SAE's reconstruction spliced in at the hook on every non-BOS token of the "
                           "seed's held-out splice texts, against zero-ablating the hook (1: as good as the clean "
-                          "model; 0: no better than ablation; unstable when ablation barely changes CE)"),
+                          "model; 0: no better than ablation; unstable when ablation barely changes CE); verdicts compare "
+                          "each arm's distance to 1, since a splice can undercut the clean CE by chance"),
     "ce_loss_recovered_mean": (1, "as ce_loss_recovered, against mean-ablation (the mean activation of those tokens)"),
-    "ce_loss_increase": (-1, "CE_sae - CE_clean, nats per predicted token"),
+    "ce_loss_increase": (-1, "CE_sae - CE_clean, nats per predicted token; verdicts compare each arm's |CE_sae - "
+                             "CE_clean|"),
     "kl": (-1, "mean KL(clean || SAE spliced) of the next-token distributions per predicted token, nats"),
     "token_entropy": (0, "mean over live latents of the entropy (nats) of the token ids each fires on, held-out "
                       "tokens (low: single-token latents; Heap et al., 2025)"),
@@ -70,6 +72,11 @@ PROBE_METRICS = tuple(m for m in SAE_METRICS if m.startswith("probe_acc_"))
 DIRECTIONS = {m: d for m, (d, _) in SAE_METRICS.items() if d != 1}
 """The metrics where higher is not better (see :data:`auditkit.metrics.selectivity.Direction`)."""
 CEILINGS = {m: 1.0 for m in ("explained_variance", "ce_loss_recovered", "ce_loss_recovered_mean", *PROBE_METRICS)}
+TARGETS = {"ce_loss_recovered": 1.0, "ce_loss_recovered_mean": 1.0, "ce_loss_increase": 0.0}
+"""The splice metrics an arm can overshoot: a splice that lowers the next-token loss below the clean model's
+(CE recovered above 1, a negative CE increase) changes what the model computes as surely as one that raises
+it. Their verdicts score each arm's distance to the clean model (:func:`auditkit.metrics.selectivity.
+selectivity_table`), so an overshooting arm never reads as more faithful than one that matches."""
 """Best attainable values, for the normalised selectivity."""
 CONTROLS = (*ALL_CONTROLS, *SAE_BASELINES)
 """Controls that apply: token and weight controls to every metric (a fresh SAE per arm); label controls
@@ -123,7 +130,8 @@ def run_sae_method(ctx: MethodContext) -> MethodOutput:
         baselines={c: dict(kind=SAE_BASELINES[c], d_sae=max(f)) for c, f in shapes.items()},
         definitions={m: text for m, (_, text) in SAE_METRICS.items()},
     )  # fmt: skip
-    return MethodOutput(rows=pd.DataFrame(rows), info=info, headline=HEADLINE, directions=DIRECTIONS, ceilings=CEILINGS)
+    return MethodOutput(rows=pd.DataFrame(rows), info=info, headline=HEADLINE, directions=DIRECTIONS, ceilings=CEILINGS,
+                        targets=TARGETS)  # fmt: skip
 
 
 def _scored(

@@ -99,14 +99,22 @@ def selectivity_table(
     threshold: float = 0.05,
     directions: Mapping[str, int] | None = None,
     ceilings: Mapping[str, float] | None = None,
+    targets: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """One row per (method, control, metric) from tidy result rows (method, control, seed, metric, value;
     optional ``outcome``: per-row :class:`ExampleScores` of the held-out rows, and ``degenerate``).
 
     ``directions`` maps a metric to -1, 0 or +1 (see :data:`Direction`; unlisted metrics are +1);
     ``ceilings`` maps a metric to its best value for the normalised selectivity (default
-    :data:`~auditkit.metrics.classification.CEILINGS`, the classification metrics)."""
+    :data:`~auditkit.metrics.classification.CEILINGS`, the classification metrics).
+
+    ``targets`` maps a metric to an ideal value that arms can overshoot (the CE of the clean model, which a
+    splice can undercut by chance): such a metric is scored by each arm's distance to it, so the
+    selectivity is ``|control - target| - |real - target|`` per seed (positive: the real arm is closer).
+    An arm that overshoots the ideal then never looks better than one that meets it; on arms that all stay
+    on one side of it the score equals the plain signed difference."""
     directions = directions or {}
+    targets = targets or {}
     check_directions(directions)
     ceilings = CEILINGS if ceilings is None else ceilings
     _check_pairing(rows)
@@ -117,7 +125,12 @@ def selectivity_table(
         ref = real[(real["method"] == method) & (real["metric"] == metric)].set_index("seed")
         paired = ctrl.set_index("seed").join(ref, how="inner", lsuffix="_control", rsuffix="_real")
         sign = directions.get(metric, 1)
-        diff = (paired["value_real"] - paired["value_control"]) * (sign or 1)
+        target = targets.get(metric)
+        if target is not None:
+            sign = -1  # a distance: lower is better
+            diff = (paired["value_control"] - target).abs() - (paired["value_real"] - target).abs()
+        else:
+            diff = (paired["value_real"] - paired["value_control"]) * (sign or 1)
         n = len(diff)
         mean = float(diff.mean()) if n else math.nan
         se_sampling = math.nan
@@ -129,7 +142,10 @@ def selectivity_table(
         ceiling = ceilings.get(metric)
         ctrl_mean, real_mean = float(paired["value_control"].mean()), float(paired["value_real"].mean())
         norm = math.nan
-        if sign == 1 and ceiling is not None and ceiling - ctrl_mean > 1e-12:
+        if target is not None and ceiling is not None:
+            ctrl_distance = float((paired["value_control"] - target).abs().mean())
+            norm = mean / ctrl_distance if ctrl_distance > 1e-12 else math.nan  # share of the control's distance closed
+        elif sign == 1 and ceiling is not None and ceiling - ctrl_mean > 1e-12:
             norm = (real_mean - ctrl_mean) / (ceiling - ctrl_mean)
         degenerate = has_degenerate and bool(
             paired["degenerate_control"].fillna(False).any() or paired["degenerate_real"].fillna(False).any()

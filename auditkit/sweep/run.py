@@ -41,7 +41,7 @@ from auditkit.types import REAL
 
 logger = logging.getLogger(__name__)
 
-CELL_FORMAT = 1
+CELL_FORMAT = 2
 """Version of a saved cell's files; a saved cell of another version is recomputed."""
 
 
