@@ -223,6 +223,41 @@ def _swap(tmp: Path, out: Path, prefix: str) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def copy_except(out: Path, tmp: Path, owned: Iterable[str]) -> None:
+    """Copy every entry of the output ``out`` into ``tmp`` byte for byte (links as links), except the marker
+    and the names in ``owned`` (what a re-render writes anew)."""
+    skip = {*owned, MARKER}
+    for item in sorted(Path(out).iterdir()):
+        if item.name in skip:
+            continue
+        if item.is_dir() and not item.is_symlink():
+            shutil.copytree(item, tmp / item.name, symlinks=True)
+        else:
+            shutil.copy2(item, tmp / item.name, follow_symlinks=False)
+
+
+RERENDERED_KINDS = {"audit": "auditkit audit", "validate": "auditkit validate", "steer": "auditkit steer"}
+"""Output kinds ``auditkit report`` re-renders, and the command that writes each."""
+
+
+def output_kind(folder: str | os.PathLike[str]) -> tuple[Path, str]:
+    """The folder and its kind, for ``auditkit report``: raise :class:`OutputError` unless ``folder`` is a real
+    folder (not a link) carrying auditkit's marker of a kind in :data:`RERENDERED_KINDS`."""
+    given = os.fspath(folder)
+    path = Path(os.path.abspath(os.path.expanduser(given)))
+    if path.is_symlink() or not path.is_dir():
+        raise OutputError(f"{given!r} is not a folder: give a folder that `auditkit audit`, `validate` or `steer` "
+                          "wrote")  # fmt: skip
+    if not is_auditkit_output(path):
+        raise OutputError(f"{given!r} is not an auditkit output (no {MARKER} marker): `auditkit report` re-renders "
+                          "only folders `auditkit audit`, `validate` or `steer` wrote")  # fmt: skip
+    kind = json.loads((path / MARKER).read_text()).get("kind")
+    if kind not in RERENDERED_KINDS:
+        raise OutputError(f"{given!r} is the output of `auditkit {kind}`, which `auditkit report` does not "
+                          f"re-render: give a folder of {', '.join(f'`{c}`' for c in RERENDERED_KINDS.values())}")  # fmt: skip
+    return path, kind
+
+
 def check_audit_output(folder: str | os.PathLike[str]) -> Path:
     """Raise :class:`OutputError` unless ``folder`` is an ``auditkit audit`` output (a real folder, not a link,
     carrying the marker of kind ``audit``): the only folders ``auditkit report`` re-renders in place."""

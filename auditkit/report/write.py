@@ -6,7 +6,6 @@ import dataclasses
 import json
 import os
 import platform
-import shutil
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 from auditkit.audit.registry import METHODS
 from auditkit.report.markdown import render
-from auditkit.report.outputs import MARKER, atomic_folder
+from auditkit.report.outputs import atomic_folder, copy_except
 from auditkit.report.plots import arms_plot
 from auditkit.report.summary import summary_figure
 from auditkit.shell import display_path
@@ -71,15 +70,8 @@ def rerender_outputs(result: Any, out: Path, command: str) -> Path:
     (rebuilt from its own tables): every other file of ``out`` (results.csv, selectivity.csv, run.json, ...)
     is carried over byte for byte; the render then overwrites report.md and the figures."""
     out = Path(out)
-    owned = set(RENDERED)
     with atomic_folder(out, "audit") as tmp:
-        for item in sorted(out.iterdir()):
-            if item.name in owned or item.name == MARKER:
-                continue
-            if item.is_dir() and not item.is_symlink():
-                shutil.copytree(item, tmp / item.name, symlinks=True)
-            else:
-                shutil.copy2(item, tmp / item.name, follow_symlinks=False)
+        copy_except(out, tmp, RENDERED)
         render_report(result, tmp, command)
     return out
 
