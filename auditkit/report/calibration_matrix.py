@@ -77,12 +77,17 @@ def calibration_matrix(result: Any) -> pd.DataFrame:
             power_high=math.nan if p is None else float(p["ci_high"]),
         ))  # fmt: skip
     out = pd.DataFrame(rows)
-    canonical = [c for c in PALETTE if c in set(out["control"])]  # one column order in every report
-    controls = canonical + [c for c in dict.fromkeys(out["control"]) if c not in canonical]
+    controls = _controls(out)
     methods = sorted(dict.fromkeys(out["method"]), key=_method_order)
     out["_m"] = out["method"].map(methods.index)
     out["_c"] = out["control"].map(controls.index)
     return out.sort_values(["_m", "_c"], kind="stable").drop(columns=["_m", "_c"]).reset_index(drop=True)
+
+
+def _controls(matrix: pd.DataFrame) -> list[str]:
+    """The matrix's controls in one order for every report: the palette's, then any other by appearance."""
+    canonical = [c for c in PALETTE if c in set(matrix["control"])]
+    return canonical + [c for c in dict.fromkeys(matrix["control"]) if c not in canonical]
 
 
 def _method_order(method: str) -> tuple[int, str]:
@@ -116,7 +121,7 @@ def cell_text(r: Any, interval: bool = True) -> str:
 
 
 def wide(matrix: pd.DataFrame, interval: bool = True) -> tuple[list[str], list[list[str]]]:
-    controls = list(dict.fromkeys(matrix["control"]))
+    controls = _controls(matrix)
     body = []
     for method, g in matrix.groupby("method", sort=False):
         cells = {r.control: cell_text(r, interval) for r in g.itertuples(index=False)}
@@ -166,7 +171,8 @@ def calibrated_sentence(result: Any) -> str:
     """One sentence: the synthetic setting, methods, controls, datasets, test rows, stated level."""
     cfg, info = result.config, result.info
     methods = list(dict.fromkeys(_label_nulls(result.fpr)["method"])) if not result.fpr.empty else list(cfg.methods)
-    controls = info.get("controls", [])
+    matrix = calibration_matrix(result)
+    controls = _controls(matrix) if not matrix.empty else list(info.get("controls", []))
     n_rep = getattr(cfg, "n_null_repeated", 0)
     nulls = f"{cfg.n_null} label-null datasets" + (f", {n_rep} of each repeated-text null family" if n_rep else "")
     planted = (
@@ -200,7 +206,8 @@ def summary_lines(result: Any, figure: str | None) -> list[str]:
     if line := other_nulls_line(result):
         lines += [line, ""]
     if figure:
-        lines += [f"![Calibration matrix: false-positive rate and power per method and control]({figure})", ""]
+        what = "false-positive rate and power" if reference_strength(result.power) is not None else "false-positive rate"
+        lines += [f"![Calibration matrix: {what} per method and control]({figure})", ""]
     return lines
 
 
@@ -209,7 +216,7 @@ def calibration_heatmap(result: Any, path: Path) -> Any:
     stated level (with its mark) and, below, the power at the reference strength (when planted data ran)."""
     matrix = calibration_matrix(result)
     methods = list(dict.fromkeys(matrix["method"]))
-    controls = list(dict.fromkeys(matrix["control"]))
+    controls = _controls(matrix)
     ref = reference_strength(result.power)
     panels = [("fpr", "Reds")] + ([("power", "Blues")] if ref is not None else [])
     upright = len(controls) > 6
@@ -249,3 +256,24 @@ def calibration_heatmap(result: Any, path: Path) -> Any:
     fig.tight_layout()
     save(fig, path)
     return fig
+
+
+TERMINAL_LEGEND = "false-positive rate on label nulls: " + "  ".join(f"{m} {s.lower()}" for s, m in STATUS_MARKS.items())
+
+
+def terminal_table(result: Any) -> Any:
+    """The calibration matrix as a compact ``rich`` table (FPR, mark, power; the report has the intervals)."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+    matrix = calibration_matrix(result)
+    if matrix.empty:
+        return table
+    head, body = wide(matrix, interval=False)
+    table.add_column("FPR, power", no_wrap=True)
+    for control in head[1:]:
+        table.add_column(short_name(control), justify="right", no_wrap=True)
+    for cells in body:
+        table.add_row(*cells)
+    return table
