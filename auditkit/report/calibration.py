@@ -19,10 +19,10 @@ from typing import Any
 import pandas as pd
 
 from auditkit.audit.options import SAE_BASELINES
-from auditkit.report.calibration_matrix import FIGURE, calibration_heatmap, fpr_status, summary_lines
+from auditkit.report.calibration_matrix import FIGURE, calibration_heatmap, fpr_status, method_order, summary_lines
 from auditkit.report.calibration_matrix import pct as _pct
 from auditkit.report.outputs import atomic_folder, copy_except
-from auditkit.report.plots import arm_colour, save, subplots
+from auditkit.report.plots import PALETTE, arm_colour, grid_shape, save, subplots
 from auditkit.report.tables import collapsed, markdown_table
 from auditkit.report.write import library_versions, recorded_argv
 
@@ -220,31 +220,42 @@ def render_calibration(result: Any, plot: str | None = PLOT, figure: str | None 
 
 
 def power_plot(result: Any, path: Path) -> Any:
-    """Power against strength, one line per control, with the null FPR at strength 0."""
-    methods = list(dict.fromkeys(result.power["method"]))
-    fig, axes = subplots(1, len(methods), figsize=(4.2 * len(methods), 3.8), sharey=True, squeeze=False)
+    """Power against strength, one panel per method (at most three a row), one line per control in its
+    report-wide colour, with the null FPR at strength 0."""
+    methods = sorted(dict.fromkeys(result.power["method"]), key=method_order)
+    nrows, ncols = grid_shape(len(methods), max_cols=3)
+    fig, axes = subplots(nrows, ncols, figsize=(3.6 * ncols, 2.8 * nrows + 1.3), sharey=True, squeeze=False)
     fpr = result.fpr[result.fpr.get("null", "null-labels") == "null-labels"] if not result.fpr.empty else result.fpr
     fpr = fpr.set_index(["method", "control"])["fpr"] if not fpr.empty else pd.Series(dtype=float)
-    for ax, method in zip(axes[0], methods):
-        for control, sub in result.power[result.power["method"] == method].groupby("control", sort=False):
+    for ax in axes.flat[len(methods):]:
+        ax.set_visible(False)
+    order = {c: i for i, c in enumerate(PALETTE)}
+    for ax, method in zip(axes.flat, methods):
+        sub_m = result.power[result.power["method"] == method]
+        for control in sorted(dict.fromkeys(sub_m["control"]), key=lambda c: (order.get(c, len(order)), c)):
+            sub = sub_m[sub_m["control"] == control]
             xs, ys = list(sub["strength"]), list(sub["power"])
             if (method, control) in fpr.index:
                 xs, ys = [0.0, *xs], [float(fpr[method, control]), *ys]
-            ax.plot(xs, ys, marker="o", label=control, color=arm_colour(control))
+            ax.plot(xs, ys, marker="o", ms=4, label=control, color=arm_colour(control))
         ax.axhline(result.config.nominal, color="grey", linestyle="--", label=f"nominal {result.config.nominal:g}")
         ax.set_title(method, fontsize=9)
         ax.set_xlabel("planted signal-to-noise (0 = null)", fontsize=8)
         ax.tick_params(labelsize=8)
         ax.set_ylim(-0.02, 1.02)
-    axes[0][0].set_ylabel("P(verdict = selective)", fontsize=8)
+    for row in axes:
+        row[0].set_ylabel("P(verdict = selective)", fontsize=8)
     fig.suptitle("Share of datasets called selective (a point = one strength; a dataset = one audit over "
                  f"{len(result.config.seeds)} seeds)", fontsize=10)  # fmt: skip
     legend = {}  # every panel's arms (a method's own controls, e.g. the pursuit dictionary controls, included)
-    for ax in axes[0]:
+    for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(label, handle)
-    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=min(len(legend), 5), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.08 + 0.05 * ((len(legend) - 1) // 5), 1, 1))
+    legend = {k: v for k, v in legend.items() if not k.startswith("nominal")} | {  # the level line last
+        k: v for k, v in legend.items() if k.startswith("nominal")}  # fmt: skip
+    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=min(len(legend), 4), fontsize=8, frameon=False)
+    height = fig.get_size_inches()[1]
+    fig.tight_layout(rect=(0, (0.25 + 0.2 * ((len(legend) + 3) // 4)) / height, 1, 1))
     save(fig, path)
     return fig
 

@@ -78,7 +78,7 @@ def calibration_matrix(result: Any) -> pd.DataFrame:
         ))  # fmt: skip
     out = pd.DataFrame(rows)
     controls = _controls(out)
-    methods = sorted(dict.fromkeys(out["method"]), key=_method_order)
+    methods = sorted(dict.fromkeys(out["method"]), key=method_order)
     out["_m"] = out["method"].map(methods.index)
     out["_c"] = out["control"].map(controls.index)
     return out.sort_values(["_m", "_c"], kind="stable").drop(columns=["_m", "_c"]).reset_index(drop=True)
@@ -90,7 +90,7 @@ def _controls(matrix: pd.DataFrame) -> list[str]:
     return canonical + [c for c in dict.fromkeys(matrix["control"]) if c not in canonical]
 
 
-def _method_order(method: str) -> tuple[int, str]:
+def method_order(method: str) -> tuple[int, str]:
     """Probe kinds first (as the audit lists them), then SAE, pursuit, codelength rows."""
     family = 3 if ":" in method else next((i for i, p in enumerate(("probe-", "sae-", "pursuit-")) if
                                            method.startswith(p)), 3)  # fmt: skip
@@ -181,7 +181,7 @@ def calibrated_sentence(result: Any) -> str:
     )  # fmt: skip
     return (
         f"Calibrated the verdicts of {len(methods)} method{'s' if len(methods) != 1 else ''} "
-        f"({', '.join(sorted(methods, key=_method_order))}) against {len(controls)} control{'s' if len(controls) != 1 else ''} "
+        f"({', '.join(sorted(methods, key=method_order))}) against {len(controls)} control{'s' if len(controls) != 1 else ''} "
         f"({', '.join(controls)}) on {info.get('model', 'a synthetic model')} at `{info.get('hook')}`: {nulls} and "
         f"{planted}, each audited with seeds {list(cfg.seeds)} on about {info.get('n_test_rows_approx', '?')} "
         f"held-out test rows of {info.get('n_rows')}; stated false-positive level {pct(cfg.nominal)}."
