@@ -280,7 +280,7 @@ def _print_verdicts(result: object, path: Path, quiet: bool, note: str = "") -> 
     _print_table(terminal_table(result), Path(path) / "report.md", quiet, note)
 
 
-def _print_table(table: object, report: Path, quiet: bool, note: str = "", legend: Optional[str] = None) -> None:
+def _print_table(table: object, report: Path, quiet: bool, note: str = "", legend: str | None = None) -> None:
     """A compact ``rich`` matrix, its legend (the verdict marks by default), then the report's path;
     ``quiet``: the path only."""
     from auditkit.report.summary import TERMINAL_LEGEND

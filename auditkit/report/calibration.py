@@ -58,7 +58,9 @@ def _fpr_section(result: Any) -> list[str]:
         "correlation of the per-seed differences: the seeds share one dataset, so they are not independent, "
         "and a positive ICC makes the t-interval over seeds too narrow by sqrt((1 - ICC) / (1 + (S - 1) ICC)).",
         "",
-        *collapsed(f"{len(table)} null x method x control rows: {_status_counts(table['status'])}", markdown_table(table)),
+        *collapsed(
+            f"{len(table)} null x method x control rows: {_status_counts(table['status'])}", markdown_table(table)
+        ),
     ]
 
 
@@ -227,7 +229,7 @@ def power_plot(result: Any, path: Path) -> Any:
     fig, axes = subplots(nrows, ncols, figsize=(3.6 * ncols, 2.8 * nrows + 1.3), sharey=True, squeeze=False)
     fpr = result.fpr[result.fpr.get("null", "null-labels") == "null-labels"] if not result.fpr.empty else result.fpr
     fpr = fpr.set_index(["method", "control"])["fpr"] if not fpr.empty else pd.Series(dtype=float)
-    for ax in axes.flat[len(methods):]:
+    for ax in axes.flat[len(methods) :]:
         ax.set_visible(False)
     order = {c: i for i, c in enumerate(PALETTE)}
     for ax, method in zip(axes.flat, methods):

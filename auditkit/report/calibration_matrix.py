@@ -70,12 +70,13 @@ def calibration_matrix(result: Any) -> pd.DataFrame:
     for r in fpr.itertuples(index=False):
         status = fpr_status(r.fpr, r.ci_low, r.nominal)
         p = power.loc[(r.method, r.control)] if ref is not None and (r.method, r.control) in power.index else None
-        rows.append(dict(
-            method=r.method, control=r.control, fpr=float(r.fpr), ci_low=float(r.ci_low), ci_high=float(r.ci_high),
-            n_null=int(r.n_null), status=status, mark=STATUS_MARKS[status],
-            power=math.nan if p is None else float(p["power"]), power_low=math.nan if p is None else float(p["ci_low"]),
-            power_high=math.nan if p is None else float(p["ci_high"]),
-        ))  # fmt: skip
+        rows.append({
+            "method": r.method, "control": r.control, "fpr": float(r.fpr), "ci_low": float(r.ci_low),
+            "ci_high": float(r.ci_high), "n_null": int(r.n_null), "status": status, "mark": STATUS_MARKS[status],
+            "power": math.nan if p is None else float(p["power"]),
+            "power_low": math.nan if p is None else float(p["ci_low"]),
+            "power_high": math.nan if p is None else float(p["ci_high"]),
+        })  # fmt: skip
     out = pd.DataFrame(rows)
     controls = _controls(out)
     methods = sorted(dict.fromkeys(out["method"]), key=method_order)
@@ -139,7 +140,10 @@ def legend(result: Any) -> str:
         f"{marks} (the interval's lower end above {nominal})."
     )
     if ref is None:
-        return text + " No planted datasets were drawn, so power was not measured. An empty cell: that control does not apply."
+        return (
+            text
+            + " No planted datasets were drawn, so power was not measured. An empty cell: that control does not apply."
+        )
     ideal = result.power[np.isclose(result.power["strength"].astype(float), ref)]["ideal_accuracy"].mean()
     return text + (
         f" *power*: the share of planted datasets at signal-to-noise {ref:g} (the ideal reader's accuracy "
@@ -206,7 +210,9 @@ def summary_lines(result: Any, figure: str | None) -> list[str]:
     if line := other_nulls_line(result):
         lines += [line, ""]
     if figure:
-        what = "false-positive rate and power" if reference_strength(result.power) is not None else "false-positive rate"
+        what = (
+            "false-positive rate and power" if reference_strength(result.power) is not None else "false-positive rate"
+        )
         lines += [f"![Calibration matrix: {what} per method and control]({figure})", ""]
     return lines
 
@@ -258,7 +264,9 @@ def calibration_heatmap(result: Any, path: Path) -> Any:
     return fig
 
 
-TERMINAL_LEGEND = "false-positive rate on label nulls: " + "  ".join(f"{m} {s.lower()}" for s, m in STATUS_MARKS.items())
+TERMINAL_LEGEND = "false-positive rate on label nulls: " + "  ".join(
+    f"{m} {s.lower()}" for s, m in STATUS_MARKS.items()
+)
 
 
 def terminal_table(result: Any) -> Any:

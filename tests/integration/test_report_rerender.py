@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
+
+from auditkit.audit.saved import load_matrix
 from auditkit.calibration.saved import load_calibration
 from auditkit.cli.main import app
 from auditkit.report.calibration import power_plot, render_calibration
@@ -18,8 +21,6 @@ from auditkit.report.embedding import embedding_matrix
 from auditkit.report.plots import overlapping_labels, verdict_heatmap
 from auditkit.report.steering import dose_response_plot, steering_matrix
 from auditkit.steering.saved import load_steering
-from auditkit.audit.saved import load_matrix
-from typer.testing import CliRunner
 
 runner = CliRunner()
 REPORTS = Path(__file__).resolve().parents[2] / "reports"
