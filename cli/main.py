@@ -277,12 +277,14 @@ def _print_verdicts(result: object, path: Path, quiet: bool, note: str = "") -> 
     """The verdict matrix as a compact table, then the report's path; ``quiet``: the path only."""
     from auditkit.report.summary import terminal_table
 
-    _print_table(terminal_table(result), Path(path) / "report.md", quiet, note)
+    _print_table(lambda: terminal_table(result), Path(path) / "report.md", quiet, note)
 
 
-def _print_table(table: object, report: Path, quiet: bool, note: str = "", legend: str | None = None) -> None:
-    """A compact ``rich`` matrix, its legend (the verdict marks by default), then the report's path;
-    ``quiet``: the path only."""
+def _print_table(
+    table: Callable[[], object], report: Path, quiet: bool, note: str = "", legend: str | None = None
+) -> None:
+    """A compact ``rich`` matrix (built by ``table``), its legend (the verdict marks by default), then the
+    report's path; ``quiet``: the path only (no matrix is built)."""
     from auditkit.report.summary import TERMINAL_LEGEND
     from auditkit.shell import display_path
 
@@ -293,7 +295,7 @@ def _print_table(table: object, report: Path, quiet: bool, note: str = "", legen
     from rich.console import Console
 
     console = Console(highlight=False, soft_wrap=False, width=200)
-    console.print(table)
+    console.print(table())
     typer.echo(TERMINAL_LEGEND if legend is None else legend)
     typer.echo(f"report: {shown}" + (f" ({note})" if note else ""))
 
@@ -309,7 +311,7 @@ def _matrix_all(cfg: object, out: Path, quiet: bool = False) -> None:
     results = run_matrix_audits(cfg)
     commands = {p: reproduce_command(r.config, out / p) for p, r in results.items()}
     path = write_matrix_summary(results, out, commands, reproduce_command(cfg, out))
-    _print_table(terminal_table(results), path / "summary.md", quiet, f"and {len(results)} property reports")
+    _print_table(lambda: terminal_table(results), path / "summary.md", quiet, f"and {len(results)} property reports")
 
 
 @app.command()
@@ -435,6 +437,7 @@ def validate(
     full: Annotated[bool, typer.Option(help="Run the full calibration (slower) instead of the fast one.")] = False,
     seed: Annotated[int, typer.Option(help="Root seed of the calibration.")] = 0,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/validate"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the report's path.")] = False,
 ) -> None:
     """Calibrate the auditor offline: false-positive rate and power of its label verdicts (probe kinds, SAE k-sparse probing, pursuit code probe) on planted data."""
     from auditkit.calibration.run import run_validate
@@ -446,13 +449,13 @@ def validate(
     result = run_validate(fast=not full, seed=seed, progress=True)
     command = command_line(["auditkit", "validate"], [("--full", full), ("--seed", seed), ("--out", out)])
     path = write_calibration(result, out, command=command)
-    _print_calibration(result, path, False)
+    _print_calibration(result, path, quiet)
 
 
 def _print_calibration(result: object, path: Path, quiet: bool) -> None:
     from auditkit.report.calibration_matrix import TERMINAL_LEGEND, terminal_table
 
-    _print_table(terminal_table(result), Path(path) / "report.md", quiet, legend=TERMINAL_LEGEND)
+    _print_table(lambda: terminal_table(result), Path(path) / "report.md", quiet, legend=TERMINAL_LEGEND)
 
 
 @app.command()
@@ -473,6 +476,7 @@ def steer(
     cache_dir: Annotated[Optional[Path], typer.Option(help="Cache root.")] = None,
     no_cache: Annotated[bool, typer.Option(help="Convert the embedded model without caching it.")] = False,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/steering"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the report's path.")] = False,
 ) -> None:
     """Compare probe, mass-mean, LDA and dual-basis directions by what they do when written."""
     from auditkit.models import ModelSpec
@@ -494,13 +498,13 @@ def steer(
     check_output(out, inputs=(model,), cache_dir=cache_dir)  # before anything is loaded or computed
     result = run_steering(cfg)
     path = write_steering(result, out)
-    _print_steering(result, path, False)
+    _print_steering(result, path, quiet)
 
 
 def _print_steering(result: object, path: Path, quiet: bool) -> None:
     from auditkit.report.steering import terminal_table
 
-    _print_table(terminal_table(result), Path(path) / "steering.md", quiet)
+    _print_table(lambda: terminal_table(result), Path(path) / "steering.md", quiet)
 
 
 @app.command()
@@ -539,7 +543,7 @@ def report(
         loaded = load_matrix(folder)
         path = rerender_matrix_summary(loaded, folder)
         results = {p: r for p, (r, _) in loaded.items()}
-        return _print_table(terminal_table(results), path / "summary.md", quiet)
+        return _print_table(lambda: terminal_table(results), path / "summary.md", quiet)
     result, run = load_run(folder)
     _print_verdicts(result, rerender_outputs(result, folder, run["command"]), quiet)
 
