@@ -19,7 +19,14 @@ from typing import Any
 import pandas as pd
 
 from auditkit.audit.options import SAE_BASELINES
-from auditkit.report.calibration_matrix import FIGURE, calibration_heatmap, fpr_status, method_order, summary_lines
+from auditkit.report.calibration_matrix import (
+    FIGURE,
+    calibration_heatmap,
+    calibration_matrix,
+    fpr_status,
+    method_order,
+    summary_lines,
+)
 from auditkit.report.calibration_matrix import pct as _pct
 from auditkit.report.outputs import atomic_folder, copy_except
 from auditkit.report.plots import PALETTE, arm_colour, grid_shape, save, subplots
@@ -268,7 +275,7 @@ def render_files(result: Any, folder: Path, command: str) -> None:
     if has_plot:
         power_plot(result, folder / PLOT)
     figure = None
-    if not result.fpr.empty:
+    if not calibration_matrix(result).empty:
         calibration_heatmap(result, folder / FIGURE)
         figure = FIGURE
     report = render_calibration(result, PLOT if has_plot else None, figure)

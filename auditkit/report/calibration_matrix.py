@@ -197,7 +197,9 @@ def summary_lines(result: Any, figure: str | None) -> list[str]:
     lines = [calibrated_sentence(result), "", "## Calibration matrix", ""]
     matrix = calibration_matrix(result)
     if matrix.empty:
-        return lines + ["No null datasets were drawn: there is no false-positive rate to show.", ""]
+        line = other_nulls_line(result)
+        return lines + ["No label-null datasets were drawn: the matrix has no false-positive rate to show.", "",
+                        *([line, ""] if line else [])]  # fmt: skip
     head, body = wide(matrix)
     lines += [
         "| " + " | ".join(head) + " |",

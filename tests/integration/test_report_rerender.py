@@ -4,6 +4,7 @@ tables and run files untouched, and their first screen is the sentence, the matr
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 from pathlib import Path
@@ -155,3 +156,17 @@ def test_embedding_summary_rerenders_with_the_matrix_first(tmp_path):
     heat = verdict_heatmap(embedding_matrix(results), tmp_path / "v.png", "t")
     assert [t.get_text() for t in heat.axes[0].get_yticklabels()] == list(KEPT) and overlapping_labels(heat) == []
     assert heat.get_size_inches()[0] * 110 <= MAX_WIDTH_PX
+
+
+def test_calibration_without_label_nulls_still_renders(tmp_path):
+    """Only repeated-text nulls (or none at all): the matrix says so and no heatmap is drawn."""
+    from auditkit.report.calibration import render_files
+
+    result, _ = load_calibration(REPORTS / "calibration/small")
+    for fpr in (result.fpr[result.fpr["null"] != "null-labels"], result.fpr.iloc[0:0]):
+        folder = tmp_path / str(len(fpr))
+        folder.mkdir()
+        render_files(dataclasses.replace(result, fpr=fpr), folder, "auditkit validate")
+        text = (folder / "report.md").read_text()
+        assert "No label-null datasets were drawn" in text and not (folder / "calibration.png").exists()
+        assert ("Repeated-text nulls (" in text) == (len(fpr) > 0)
