@@ -267,7 +267,7 @@ def audit(
     )  # fmt: skip
     check_output(out, inputs=input_paths(cfg), cache_dir=cache_dir)  # before anything is loaded or computed
     if matrix is not None and dataset.endswith(":all"):
-        return _matrix_all(cfg, out)
+        return _matrix_all(cfg, out, quiet)
     result = run_audit(cfg)
     path = write_outputs(result, out, reproduce_command(cfg, out))
     _print_verdicts(result, path, quiet, f"{result.timings['total_s']:.0f} s")
@@ -275,38 +275,43 @@ def audit(
 
 def _print_verdicts(result: object, path: Path, quiet: bool, note: str = "") -> None:
     """The verdict matrix as a compact table, then the report's path; ``quiet``: the path only."""
-    from auditkit.report.summary import TERMINAL_LEGEND, terminal_table
+    from auditkit.report.summary import terminal_table
+
+    _print_table(lambda: terminal_table(result), Path(path) / "report.md", quiet, note)
+
+
+def _print_table(
+    table: Callable[[], object], report: Path, quiet: bool, note: str = "", legend: str | None = None
+) -> None:
+    """A compact ``rich`` matrix (built by ``table``), its legend (the verdict marks by default), then the
+    report's path; ``quiet``: the path only (no matrix is built)."""
+    from auditkit.report.summary import TERMINAL_LEGEND
     from auditkit.shell import display_path
 
-    report = f"{display_path(Path(path) / 'report.md')}"
+    shown = display_path(report)
     if quiet:
-        typer.echo(report)
+        typer.echo(shown)
         return
     from rich.console import Console
 
     console = Console(highlight=False, soft_wrap=False, width=200)
-    console.print(terminal_table(result))
-    typer.echo(TERMINAL_LEGEND)
-    typer.echo(f"report: {report}" + (f" ({note})" if note else ""))
+    console.print(table())
+    typer.echo(TERMINAL_LEGEND if legend is None else legend)
+    typer.echo(f"report: {shown}" + (f" ({note})" if note else ""))
 
 
-def _matrix_all(cfg: object, out: Path) -> None:
+def _matrix_all(cfg: object, out: Path, quiet: bool = False) -> None:
     """``--matrix ... --dataset token-properties:all``: one audit per property into ``out/<property>/``, plus
-    ``out/summary.md``."""
+    ``out/summary.md``; prints the properties' verdict matrix and the summary's path."""
     from auditkit.cli.reproduce import reproduce_command
 
     from auditkit.audit.matrix import run_matrix_audits
-    from auditkit.report.embedding import write_matrix_summary
+    from auditkit.report.embedding import terminal_table, write_matrix_summary
 
     results = run_matrix_audits(cfg)
     commands = {p: reproduce_command(r.config, out / p) for p, r in results.items()}
-    write_matrix_summary(results, out, commands, reproduce_command(cfg, out))
-    typer.echo(f"wrote {out}/summary.md and {len(results)} property reports")
-    for prop, r in results.items():
-        sel = r.selectivity.query("metric == 'balanced_accuracy' and method == 'probe-logistic'")
-        for s in sel.itertuples(index=False):
-            typer.echo(f"{prop}: probe-logistic vs {s.control}: {s.verdict} (balanced accuracy {s.real:.3f} real, "
-                       f"selectivity {s.selectivity:+.3f})")  # fmt: skip
+    path = write_matrix_summary(results, out, commands, reproduce_command(cfg, out))
+    _print_table(lambda: terminal_table(results), path / "summary.md", quiet, f"and {len(results)} property reports")
 
 
 @app.command()
@@ -432,6 +437,7 @@ def validate(
     full: Annotated[bool, typer.Option(help="Run the full calibration (slower) instead of the fast one.")] = False,
     seed: Annotated[int, typer.Option(help="Root seed of the calibration.")] = 0,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/validate"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the report's path.")] = False,
 ) -> None:
     """Calibrate the auditor offline: false-positive rate and power of its label verdicts (probe kinds, SAE k-sparse probing, pursuit code probe) on planted data."""
     from auditkit.calibration.run import run_validate
@@ -442,8 +448,14 @@ def validate(
     check_output(out)  # before the calibration's minutes of compute
     result = run_validate(fast=not full, seed=seed, progress=True)
     command = command_line(["auditkit", "validate"], [("--full", full), ("--seed", seed), ("--out", out)])
-    write_calibration(result, out, command=command)
-    typer.echo(f"wrote {out}/report.md")
+    path = write_calibration(result, out, command=command)
+    _print_calibration(result, path, quiet)
+
+
+def _print_calibration(result: object, path: Path, quiet: bool) -> None:
+    from auditkit.report.calibration_matrix import TERMINAL_LEGEND, terminal_table
+
+    _print_table(lambda: terminal_table(result), Path(path) / "report.md", quiet, legend=TERMINAL_LEGEND)
 
 
 @app.command()
@@ -464,6 +476,7 @@ def steer(
     cache_dir: Annotated[Optional[Path], typer.Option(help="Cache root.")] = None,
     no_cache: Annotated[bool, typer.Option(help="Convert the embedded model without caching it.")] = False,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/steering"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the report's path.")] = False,
 ) -> None:
     """Compare probe, mass-mean, LDA and dual-basis directions by what they do when written."""
     from auditkit.models import ModelSpec
@@ -484,34 +497,62 @@ def steer(
     )  # fmt: skip
     check_output(out, inputs=(model,), cache_dir=cache_dir)  # before anything is loaded or computed
     result = run_steering(cfg)
-    write_steering(result, out)
-    typer.echo(f"wrote {out}/steering.md, steering.csv")
+    path = write_steering(result, out)
+    _print_steering(result, path, quiet)
+
+
+def _print_steering(result: object, path: Path, quiet: bool) -> None:
+    from auditkit.report.steering import terminal_table
+
+    _print_table(lambda: terminal_table(result), Path(path) / "steering.md", quiet)
 
 
 @app.command()
 @_one_line_errors
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="An `auditkit audit` or `auditkit sweep` output folder.")],
+    run_dir: Annotated[Path, typer.Argument(help="An `auditkit audit`, `sweep`, `validate` or `steer` output folder.")],
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the report's path.")] = False,
 ) -> None:
-    """Re-render the report and the figures of an audit (report.md) or a sweep (summary.md) from its
-    results.csv, selectivity.csv and run.json.
+    """Re-render the report and figures of an audit (results.csv, selectivity.csv, run.json), a token-properties:all
+    matrix audit (its summary and every property), a sweep (summary.md from its tables and run.json), a
+    calibration (fpr.csv, power.csv, run.json) or a steering comparison (steering.csv, steering.json).
 
-    Nothing is recomputed: the verdicts are those in selectivity.csv. Writes in place, atomically, and only
-    in a folder `auditkit audit` or `auditkit sweep` wrote."""
-    from auditkit.audit.saved import load_run
-    from auditkit.report.outputs import check_rendered_output
-    from auditkit.report.sweep import rerender_sweep
-    from auditkit.report.write import rerender_outputs
-    from auditkit.shell import display_path
-    from auditkit.sweep.saved import load_sweep
+    Nothing is recomputed: verdicts and rates are read as written. Writes in place, atomically, and only in a
+    folder auditkit wrote."""
+    from auditkit.report.outputs import output_kind
 
-    folder, kind = check_rendered_output(run_dir, ("audit", "sweep"))
+    folder, kind = output_kind(run_dir)
+    if kind == "validate":
+        from auditkit.calibration.saved import load_calibration
+        from auditkit.report.calibration import rerender_calibration
+
+        calibration, run = load_calibration(folder)
+        return _print_calibration(calibration, rerender_calibration(calibration, folder, run["command"]), quiet)
+    if kind == "steer":
+        from auditkit.report.steering import rerender_steering
+        from auditkit.steering.saved import load_steering
+
+        steering = load_steering(folder)
+        return _print_steering(steering, rerender_steering(steering, folder), quiet)
     if kind == "sweep":
+        from auditkit.report.sweep import rerender_sweep
+        from auditkit.shell import display_path
+        from auditkit.sweep.saved import load_sweep
+
         swept, run = load_sweep(folder)
         rerender_sweep(swept, folder, run["command"])
         typer.echo(f"{'' if quiet else 'summary: '}{display_path(folder / 'summary.md')}")
-        return
+        return None
+    from auditkit.audit.saved import is_matrix_output, load_matrix, load_run
+    from auditkit.report.write import rerender_outputs
+
+    if is_matrix_output(folder):
+        from auditkit.report.embedding import rerender_matrix_summary, terminal_table
+
+        loaded = load_matrix(folder)
+        path = rerender_matrix_summary(loaded, folder)
+        results = {p: r for p, (r, _) in loaded.items()}
+        return _print_table(lambda: terminal_table(results), path / "summary.md", quiet)
     result, run = load_run(folder)
     _print_verdicts(result, rerender_outputs(result, folder, run["command"]), quiet)
 

@@ -15,6 +15,7 @@ from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
 from auditkit.audit.result import AuditResult
 from auditkit.errors import AuditkitError, OutputError
 from auditkit.models import ModelSpec
+from auditkit.token_properties import PROPERTIES
 from auditkit.types import REAL
 
 FILES = ("run.json", "results.csv", "selectivity.csv")
@@ -68,3 +69,21 @@ def load_run(folder: Path) -> tuple[AuditResult, dict[str, Any]]:
         extraction=run["extraction"], method_info=run["methods"], controls=controls, timings=run.get("timings", {}),
     )  # fmt: skip
     return result, run
+
+
+def is_matrix_output(folder: Path) -> bool:
+    """Whether ``folder`` is the output of ``--matrix ... --dataset token-properties:all``: summary.md and one
+    audit folder per property, no run.json of its own."""
+    folder = Path(folder)
+    return (folder / "summary.md").is_file() and not (folder / "run.json").exists() and bool(_property_folders(folder))
+
+
+def _property_folders(folder: Path) -> list[Path]:
+    order = [name.replace("_", "-") for name in PROPERTIES]
+    subs = [p for p in Path(folder).iterdir() if p.is_dir() and not p.is_symlink() and (p / "run.json").is_file()]
+    return sorted(subs, key=lambda p: (order.index(p.name) if p.name in order else len(order), p.name))
+
+
+def load_matrix(folder: Path) -> dict[str, tuple[AuditResult, dict[str, Any]]]:
+    """Every property's audit of a ``token-properties:all`` output, in the order the audit runs them."""
+    return {sub.name: load_run(sub) for sub in _property_folders(folder)}

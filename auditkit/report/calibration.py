@@ -1,14 +1,17 @@
 """The calibration report: what was tested, false-positive rates against the nominal level, power.
 
-``render_calibration`` only renders; ``write_calibration`` writes report.md, the tidy tables, run.json
-and the power plot into a temporary folder swapped into place in one rename, like an audit's outputs.
+The first screen (:mod:`auditkit.report.calibration_matrix`) is one sentence on what was calibrated, the
+calibration matrix (methods x controls: false-positive rate with its interval and mark, power) and its heatmap;
+the details follow, long tables folded. ``render_calibration`` only renders; ``write_calibration`` writes
+report.md, the tidy tables, run.json and the figures into a temporary folder swapped into place in one rename,
+like an audit's outputs; ``rerender_calibration`` re-renders report.md and the figures of such a folder from
+its own tables (:func:`auditkit.calibration.saved.load_calibration`), recomputing nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,25 +19,23 @@ from typing import Any
 import pandas as pd
 
 from auditkit.audit.options import SAE_BASELINES
-from auditkit.report.outputs import atomic_folder
-from auditkit.report.plots import arm_colour, subplots
-from auditkit.report.tables import markdown_table
-from auditkit.report.write import library_versions
+from auditkit.report.calibration_matrix import (
+    FIGURE,
+    calibration_heatmap,
+    calibration_matrix,
+    fpr_status,
+    method_order,
+    summary_lines,
+)
+from auditkit.report.calibration_matrix import pct as _pct
+from auditkit.report.outputs import atomic_folder, copy_except
+from auditkit.report.plots import PALETTE, arm_colour, grid_shape, save, subplots
+from auditkit.report.tables import collapsed, markdown_table
+from auditkit.report.write import library_versions, recorded_argv
 
 PLOT = "power.png"
-
-
-def fpr_status(fpr: float, ci_low: float, nominal: float) -> str:
-    """``exceeds`` when even the interval's lower end is above the nominal level."""
-    if ci_low > nominal:
-        return "EXCEEDS nominal"
-    if fpr > nominal:
-        return "above nominal (not significant)"
-    return "at or below nominal"
-
-
-def _pct(x: float) -> str:
-    return "n/a" if isinstance(x, float) and math.isnan(x) else f"{100 * x:.1f}%"
+RENDERED = ("report.md", PLOT, FIGURE)
+"""Files :func:`render_files` writes; a re-render replaces exactly these."""
 
 
 def _fpr_section(result: Any) -> list[str]:
@@ -57,22 +58,27 @@ def _fpr_section(result: Any) -> list[str]:
     return [
         "## False-positive rate (null datasets)",
         "",
-        f"Share of null datasets called *selective*, with its exact (Clopper-Pearson) 95% interval, against "
+        f"Every null family. Share of null datasets called *selective*, with its exact (Clopper-Pearson) 95% interval, against "
         f"the nominal level {_pct(cfg.nominal)}. A pair **exceeds** the nominal level when the interval's lower "
         "end is above it. *interval > 0* is the share whose 95% interval alone lies above zero (the rule "
         "without its threshold; 2.5% if the seeds were independent). *seed ICC* is the within-dataset "
         "correlation of the per-seed differences: the seeds share one dataset, so they are not independent, "
         "and a positive ICC makes the t-interval over seeds too narrow by sqrt((1 - ICC) / (1 + (S - 1) ICC)).",
         "",
-        markdown_table(table),
-        "",
+        *collapsed(
+            f"{len(table)} null x method x control rows: {_status_counts(table['status'])}", markdown_table(table)
+        ),
     ]
+
+
+def _status_counts(status: pd.Series) -> str:
+    return ", ".join(f"{n} {s.lower()}" for s, n in status.value_counts(sort=False).items())
 
 
 def _power_section(result: Any) -> list[str]:
     power = result.power
     if power.empty:
-        return ["## Power", "", "No planted datasets were drawn.", ""]
+        return ["## Power", "", "No planted datasets were drawn: power was not measured.", ""]
     wide = power.pivot_table(index=["method", "strength"], columns="control", values="power").reset_index()
     real = power.groupby(["method", "strength"])["mean_real"].mean()
     ideal = power.groupby("strength")["ideal_accuracy"].mean()
@@ -87,10 +93,9 @@ def _power_section(result: Any) -> list[str]:
         "Phi(strength |z|) over the rows (1/2 + arctan(strength)/pi if z were Gaussian); *real acc.* the probe's "
         "mean held-out accuracy on the real arm.",
         "",
-        markdown_table(wide),
+        f"![Power against planted signal-to-noise, one line per control (strength 0: the null FPR)]({PLOT})",
         "",
-        f"![power curves]({PLOT})",
-        "",
+        *collapsed(f"Power per method and strength ({len(wide)} rows)", markdown_table(wide)),
     ]
 
 
@@ -162,24 +167,43 @@ def _mdl_sentence(cfg: Any) -> str:
     )
 
 
-def render_calibration(result: Any, plot: str | None = PLOT) -> str:
+def _planted_line(cfg: Any) -> str:
+    if not cfg.n_planted or not cfg.strengths:
+        return "- **Planted datasets**: none were drawn, so power was not measured (false-positive rates only)."
+    return (
+        f"- **Planted datasets** ({cfg.n_planted} per strength, strengths {list(cfg.strengths)}): labels "
+        "1[strength * z + e > 0], z the standardised projection of the real arm's activations on a random "
+        "direction, e ~ N(0, 1), so only the real model carries them."
+    )
+
+
+def _settings_line(cfg: Any, info: dict[str, Any]) -> str:
+    probes = (
+        f"probes {', '.join(cfg.probes)} (logistic C = {cfg.probe_C:g}), " if "probe" in cfg.methods else ""
+    )  # the SAE and pursuit rows fit their own probes (below), not these kinds
+    return (
+        f"- **Audit settings**: seeds {list(cfg.seeds)} ({len(info.get('seed_sets', [[]]))} seed set(s)), test "
+        f"fraction {cfg.test_fraction:g}, {probes}verdict on held-out {cfg.metric}. "
+        + _mdl_sentence(cfg)
+        + "All datasets share one batch of tokens, so datasets on one seed set share its control draws; "
+        "datasets cycle through the seed sets to average over them."
+    )
+
+
+def render_calibration(result: Any, plot: str | None = PLOT, figure: str | None = FIGURE) -> str:
     """The markdown calibration report of a :class:`auditkit.calibration.run.CalibrationResult`."""
     cfg, info = result.config, result.info
     lines = [
         "# Calibration of the audit's verdicts",
         "",
+        *summary_lines(result, figure),
         "## What was tested",
         "",
         f"- **Arms**: {info.get('model', 'a synthetic model')}, read at `{info.get('hook')}` on "
         f"{info.get('n_rows')} labelled tokens (d = {info.get('d')}) from {info.get('n_examples')} sequences; "
         f"every arm (real and {', '.join(info.get('controls', []))}) extracted once per seed and relabelled per "
         "dataset exactly as the audit labels it (split redrawn, label controls reapplied).",
-        f"- **Audit settings**: seeds {list(cfg.seeds)} ({len(info.get('seed_sets', [[]]))} seed set(s)), test "
-        f"fraction {cfg.test_fraction:g}, probes {', '.join(cfg.probes)} (logistic C = {cfg.probe_C:g}), verdict on "
-        f"held-out {cfg.metric}. "
-        + _mdl_sentence(cfg)
-        + "All datasets share one batch of tokens, so datasets on one seed set share its control draws; "
-        "datasets cycle through the seed sets to average over them.",
+        _settings_line(cfg, info),
         *_feature_lines(cfg),
         f"- **Verdict rule**: {info.get('verdict_rule', '')}.",
         f"- **Null datasets** ({cfg.n_null}): labels drawn uniformly, independently of the tokens, one per row.",
@@ -188,9 +212,7 @@ def render_calibration(result: Any, plot: str | None = PLOT) -> str:
         "tokenised dataset); `null-repeated-text` draws one label per text for all its rows (a sentence-level null), "
         "`null-repeated-token` one label per word position, shared by a sequence's copies (a token-level null). A "
         "split that let copies straddle train and test would show here as false positives.",
-        f"- **Planted datasets** ({cfg.n_planted} per strength, strengths {list(cfg.strengths)}): labels "
-        "1[strength * z + e > 0], z the standardised projection of the real arm's activations on a random "
-        "direction, e ~ N(0, 1), so only the real model carries them.",
+        _planted_line(cfg),
         f"- **Nominal level** stated for 'selective' on a null: {_pct(cfg.nominal)}.",
         "",
         *_fpr_section(result),
@@ -206,46 +228,81 @@ def render_calibration(result: Any, plot: str | None = PLOT) -> str:
     return "\n".join(lines)
 
 
-def power_plot(result: Any, path: Path) -> None:
-    """Power against strength, one line per control, with the null FPR at strength 0."""
-    methods = list(dict.fromkeys(result.power["method"]))
-    fig, axes = subplots(1, len(methods), figsize=(4.2 * len(methods), 3.8), sharey=True, squeeze=False)
+def power_plot(result: Any, path: Path) -> Any:
+    """Power against strength, one panel per method (at most three a row), one line per control in its
+    report-wide colour, with the null FPR at strength 0."""
+    methods = sorted(dict.fromkeys(result.power["method"]), key=method_order)
+    nrows, ncols = grid_shape(len(methods), max_cols=3)
+    fig, axes = subplots(nrows, ncols, figsize=(3.6 * ncols, 2.8 * nrows + 1.3), sharey=True, squeeze=False)
     fpr = result.fpr[result.fpr.get("null", "null-labels") == "null-labels"] if not result.fpr.empty else result.fpr
     fpr = fpr.set_index(["method", "control"])["fpr"] if not fpr.empty else pd.Series(dtype=float)
-    for ax, method in zip(axes[0], methods):
-        for control, sub in result.power[result.power["method"] == method].groupby("control", sort=False):
+    for ax in axes.flat[len(methods) :]:
+        ax.set_visible(False)
+    order = {c: i for i, c in enumerate(PALETTE)}
+    for ax, method in zip(axes.flat, methods):
+        sub_m = result.power[result.power["method"] == method]
+        for control in sorted(dict.fromkeys(sub_m["control"]), key=lambda c: (order.get(c, len(order)), c)):
+            sub = sub_m[sub_m["control"] == control]
             xs, ys = list(sub["strength"]), list(sub["power"])
             if (method, control) in fpr.index:
                 xs, ys = [0.0, *xs], [float(fpr[method, control]), *ys]
-            ax.plot(xs, ys, marker="o", label=control, color=arm_colour(control))
+            ax.plot(xs, ys, marker="o", ms=4, label=control, color=arm_colour(control))
         ax.axhline(result.config.nominal, color="grey", linestyle="--", label=f"nominal {result.config.nominal:g}")
         ax.set_title(method, fontsize=9)
-        ax.set_xlabel("planted signal-to-noise (0 = null)")
+        ax.set_xlabel("planted signal-to-noise (0 = null)", fontsize=8)
+        ax.tick_params(labelsize=8)
         ax.set_ylim(-0.02, 1.02)
-    axes[0][0].set_ylabel("P(verdict = selective)")
+    for row in axes:
+        row[0].set_ylabel("P(verdict = selective)", fontsize=8)
+    fig.suptitle("Share of datasets called selective (a point = one strength; a dataset = one audit over "
+                 f"{len(result.config.seeds)} seeds)", fontsize=10)  # fmt: skip
     legend = {}  # every panel's arms (a method's own controls, e.g. the pursuit dictionary controls, included)
-    for ax in axes[0]:
+    for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(label, handle)
-    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=min(len(legend), 5), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.08 + 0.05 * ((len(legend) - 1) // 5), 1, 1))
-    fig.savefig(path, dpi=110)
+    legend = {k: v for k, v in legend.items() if not k.startswith("nominal")} | {  # the level line last
+        k: v for k, v in legend.items() if k.startswith("nominal")}  # fmt: skip
+    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=min(len(legend), 4), fontsize=8, frameon=False)
+    height = fig.get_size_inches()[1]
+    fig.tight_layout(rect=(0, (0.25 + 0.2 * ((len(legend) + 3) // 4)) / height, 1, 1))
+    save(fig, path)
+    return fig
+
+
+def render_files(result: Any, folder: Path, command: str) -> None:
+    """report.md, the power plot (when planted data ran) and the calibration heatmap into ``folder``."""
+    has_plot = not result.power.empty
+    if has_plot:
+        power_plot(result, folder / PLOT)
+    figure = None
+    if not calibration_matrix(result).empty:
+        calibration_heatmap(result, folder / FIGURE)
+        figure = FIGURE
+    report = render_calibration(result, PLOT if has_plot else None, figure)
+    (folder / "report.md").write_text(report + f"\nReproduce: `{command}`\n")
 
 
 def write_calibration(result: Any, out: Path | str, command: str = "auditkit validate") -> Path:
-    """Write report.md, power.png, fpr.csv, power.csv, verdicts.csv, recovery.csv and run.json to ``out``."""
+    """Write report.md, power.png, calibration.png, fpr.csv, power.csv, verdicts.csv, recovery.csv and run.json
+    to ``out``."""
     out = Path(out)
     with atomic_folder(out, "validate") as tmp:
-        has_plot = not result.power.empty
-        if has_plot:
-            power_plot(result, tmp / PLOT)
-        report = render_calibration(result, PLOT if has_plot else None)
-        (tmp / "report.md").write_text(report + f"\nReproduce: `{command}`\n")
+        render_files(result, tmp, command)
         result.fpr.to_csv(tmp / "fpr.csv", index=False)
         result.power.to_csv(tmp / "power.csv", index=False)
         result.verdicts.to_csv(tmp / "verdicts.csv", index=False)
         result.recovery.to_csv(tmp / "recovery.csv", index=False)
-        run = dict(command=command, argv=sys.argv, config=dataclasses.asdict(result.config), info=result.info,
-                   versions=library_versions())  # fmt: skip
+        run = dict(command=command, argv=recorded_argv(sys.argv), config=dataclasses.asdict(result.config),
+                   info=result.info, versions=library_versions())  # fmt: skip
         (tmp / "run.json").write_text(json.dumps(run, indent=2, default=str))
+    return out
+
+
+def rerender_calibration(result: Any, out: Path, command: str) -> Path:
+    """Re-render report.md and the figures of a calibration output ``out`` in place, atomically; the tables
+    and run.json are carried over byte for byte."""
+    out = Path(out)
+    with atomic_folder(out, "validate") as tmp:
+        copy_except(out, tmp, RENDERED)
+        render_files(result, tmp, command)
     return out

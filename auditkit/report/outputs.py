@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fnmatch
 import json
 import os
 import shutil
@@ -223,24 +224,59 @@ def _swap(tmp: Path, out: Path, prefix: str) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def check_rendered_output(folder: str | os.PathLike[str], kinds: tuple[str, ...] = ("audit",)) -> tuple[Path, str]:
-    """The folder and its kind, or raise :class:`OutputError` unless ``folder`` is the output of one of
-    ``auditkit <kinds>`` (a real folder, not a link, carrying the marker of that kind): the only folders
-    ``auditkit report`` re-renders in place."""
+def copy_except(out: Path, tmp: Path, owned: Iterable[str]) -> None:
+    """Copy every entry of the output ``out`` into ``tmp`` byte for byte (links as links), except the marker
+    and the names ``owned`` lists (names or shell patterns such as ``depth-*.png``: what a re-render writes
+    anew)."""
+    skip = (*owned, MARKER)
+    for item in sorted(Path(out).iterdir()):
+        if any(fnmatch.fnmatchcase(item.name, pattern) for pattern in skip):
+            continue
+        if item.is_dir() and not item.is_symlink():
+            shutil.copytree(item, tmp / item.name, symlinks=True)
+        else:
+            shutil.copy2(item, tmp / item.name, follow_symlinks=False)
+
+
+RERENDERED_KINDS = {
+    "audit": "auditkit audit",
+    "validate": "auditkit validate",
+    "steer": "auditkit steer",
+    "sweep": "auditkit sweep",
+}
+"""Output kinds ``auditkit report`` re-renders, and the command that writes each."""
+
+
+def output_kind(folder: str | os.PathLike[str]) -> tuple[Path, str]:
+    """The folder and its kind, for ``auditkit report``: raise :class:`OutputError` unless ``folder`` is a real
+    folder (not a link) carrying auditkit's marker of a kind in :data:`RERENDERED_KINDS`."""
     given = os.fspath(folder)
     path = Path(os.path.abspath(os.path.expanduser(given)))
-    wanted = " or ".join(f"`auditkit {k}`" for k in kinds)
     if path.is_symlink() or not path.is_dir():
-        raise OutputError(f"{given!r} is not a folder: give a folder {wanted} wrote")
+        raise OutputError(f"{given!r} is not a folder: give a folder that `auditkit audit`, `sweep`, "
+                          "`validate` or `steer` wrote")  # fmt: skip
     if not is_auditkit_output(path):
         raise OutputError(f"{given!r} is not an auditkit output (no {MARKER} marker): `auditkit report` re-renders "
-                          f"only folders {wanted} wrote")  # fmt: skip
+                          "only folders `auditkit audit`, `sweep`, `validate` or `steer` wrote")  # fmt: skip
     kind = json.loads((path / MARKER).read_text()).get("kind")
-    if kind not in kinds:
-        raise OutputError(f"{given!r} is the output of `auditkit {kind}`, not of {wanted}: give such a folder")
+    if kind not in RERENDERED_KINDS:
+        raise OutputError(f"{given!r} is the output of `auditkit {kind}`, which `auditkit report` does not "
+                          f"re-render: give a folder of {', '.join(f'`{c}`' for c in RERENDERED_KINDS.values())}")  # fmt: skip
     return path, kind
 
 
 def check_audit_output(folder: str | os.PathLike[str]) -> Path:
-    """:func:`check_output` for ``auditkit audit`` folders only (``auditkit compare``)."""
-    return check_rendered_output(folder, ("audit",))[0]
+    """Raise :class:`OutputError` unless ``folder`` is an ``auditkit audit`` output (a real folder, not a link,
+    carrying the marker of kind ``audit``): the only folders ``auditkit report`` re-renders in place."""
+    given = os.fspath(folder)
+    path = Path(os.path.abspath(os.path.expanduser(given)))
+    if path.is_symlink() or not path.is_dir():
+        raise OutputError(f"{given!r} is not a folder: give the folder an `auditkit audit --out` wrote")
+    if not is_auditkit_output(path):
+        raise OutputError(f"{given!r} is not an auditkit output (no {MARKER} marker): `auditkit report` re-renders "
+                          "only folders `auditkit audit` wrote")  # fmt: skip
+    kind = json.loads((path / MARKER).read_text()).get("kind")
+    if kind != "audit":
+        raise OutputError(f"{given!r} is the output of `auditkit {kind}`, not of `auditkit audit`: give an audit's "
+                          "folder")  # fmt: skip
+    return path

@@ -1,5 +1,11 @@
 """Render a :class:`auditkit.steering.run.SteeringResult`: steering.md, steering.csv, steering.json and the
-dose-response plot, written atomically (a temporary sibling folder renamed into place)."""
+dose-response plot, written atomically (a temporary sibling folder renamed into place).
+
+steering.md opens with its answer: one sentence on what was steered, the comparison matrix (rows: each
+direction's reading and writing; columns: the random direction and each control arm; cells: the seed-paired
+difference with its 95% interval and the verdict's mark, :func:`auditkit.steering.summary.comparison_matrix`)
+with its legend, then the dose-response figure; the rankings, geometry and tables follow, long ones folded.
+:func:`rerender_steering` re-renders steering.md and the figure from steering.csv and steering.json."""
 
 from __future__ import annotations
 
@@ -10,10 +16,13 @@ from typing import Any
 
 import pandas as pd
 
-from auditkit.report.outputs import atomic_folder
-from auditkit.report.plots import subplots
-from auditkit.report.tables import duplicates_line
+from auditkit.report.outputs import atomic_folder, copy_except
+from auditkit.report.plots import MARKS, save, subplots
+from auditkit.report.summary import markdown_matrix, matrix_row, matrix_table
+from auditkit.report.tables import collapsed, duplicates_line
 from auditkit.report.write import _jsonable, library_versions
+from auditkit.steering.directions import DIRECTION_KINDS
+from auditkit.steering.summary import comparison_matrix
 from auditkit.types import REAL
 
 PLOT = "dose_response.png"
@@ -70,7 +79,7 @@ def _verdict_lines(v: dict[str, Any], what: str, unit: str) -> list[str]:
 
 
 def _verdicts(result: Any) -> list[str]:
-    cfg, lines = result.config, ["## Verdicts", ""]
+    cfg, lines = result.config, ["## Rankings: which direction reads, writes, is surgical best", ""]
     dose = f"alpha = {cfg.dose_for_verdict:g} ({cfg.scale} units)"
     for arm, v in result.verdicts.items():
         lines += [f"### {'real model' if arm == REAL else arm}", ""]
@@ -170,7 +179,7 @@ DEFINITIONS = """## Definitions
 """
 
 
-def dose_response_plot(summary: pd.DataFrame, path: Path) -> None:
+def dose_response_plot(summary: pd.DataFrame, path: Path) -> Any:
     """One panel per effect metric: mean over seeds (95% band) against dose, one line per direction,
     solid for the real model and dashed for the controls."""
     from matplotlib import colormaps
@@ -190,17 +199,105 @@ def dose_response_plot(summary: pd.DataFrame, path: Path) -> None:
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=6)
+    seeds = int(summary["n_seeds"].max()) if "n_seeds" in summary and len(summary) else 0
+    fig.suptitle(f"Effects against dose (a point = mean over {seeds} seeds of the mean over concepts; band = 95% "
+                 "interval; dashed = control arm)", fontsize=10)  # fmt: skip
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save(fig, path)
+    return fig
+
+
+THRESHOLD = 0.05
+"""Smallest mean difference called selective (the audit's default threshold)."""
+
+
+def steering_matrix(result: Any) -> pd.DataFrame:
+    """The comparison matrix as the audit's long verdict-matrix table (rows ``direction: reads``/``writes``,
+    columns the comparisons), read from the result's rows."""
+    table = comparison_matrix(result.rows, reference_alpha=result.config.dose_for_verdict,
+                              directions=tuple(d for d in DIRECTION_KINDS if d != "random"), threshold=THRESHOLD)  # fmt: skip
+    if table.empty:
+        return table
+    parts = []
+    for (direction, label), cells in table.groupby(["direction", "label"], sort=False):
+        cells = cells.rename(columns={"comparison": "control", "difference": "selectivity"})
+        row = matrix_row(cells, f"{direction}: {label.split(' ')[0]}", method=direction, metric=label)
+        parts.append(row.assign(row=row["row"].str.removesuffix(" *")))
+    return pd.concat(parts, ignore_index=True)
+
+
+def steered_sentence(result: Any) -> str:
+    """One sentence: model, hooks, dataset, directions, comparisons, seeds, doses."""
+    cfg, site, data = result.config, result.site, result.data
+    names = ", ".join(f"`{d['name']}`" for d in data["datasets"])
+    directions = [d for d in DIRECTION_KINDS if d != "random" and (result.rows["direction"] == d).any()]
+    controls = list(cfg.controls)
+    return (
+        f"Steered `{result.provenance[REAL].get('name')}` at `{site['hook']}` ({site['positions']} positions; effects "
+        f"read again at `{site['later_hook']}`) on {names} ({data['texts']} texts, {len(result.concepts)} concepts) "
+        f"with the {', '.join(directions)} directions, each against a matched-norm random direction"
+        + (f" and against itself in the {', '.join(controls)} arm" if controls else "")
+        + f": {len(cfg.seeds)} seeds {list(cfg.seeds)}, doses alpha = {', '.join(f'{a:g}' for a in cfg.alphas)} in "
+        f"{cfg.scale} units (writing compared at {cfg.dose_for_verdict:g})."
+    )
+
+
+def _legend(result: Any) -> str:
+    marks = ", ".join(f"{MARKS[v]} {v}" for v in ("selective", "not selective", "control better", "inconclusive"))
+    return (
+        "Each cell: the direction in the real model minus its comparison (the matched-norm random direction in the "
+        "real model, or the same kind of direction fitted in the control arm), the mean over seeds of the "
+        f"seed-paired difference [95% Student-t interval over {len(result.config.seeds)} seeds] and the verdict: "
+        f"{marks} (selective: the interval above 0 and the difference at least {THRESHOLD:g}; control better: "
+        "the interval below 0). *reads*: held-out AUROC of the direction as a reader of its concept; *writes*: the "
+        "on-target minus the mean |off-target| readout shift at the later hook, in class-gap units, at alpha = "
+        f"{result.config.dose_for_verdict:g}. Means over concepts within a seed."
+    )
+
+
+def _first_screen(result: Any) -> list[str]:
+    lines = [steered_sentence(result), "", "## Comparison matrix", ""]
+    matrix = steering_matrix(result)
+    if matrix.empty:
+        return lines + ["No comparison ran: the run has no random direction and no control arm.", ""]
+    return lines + [*markdown_matrix(matrix, "direction"), "", _legend(result), "",
+                    f"![Dose-response: each effect against alpha, one line per direction]({PLOT})", ""]  # fmt: skip
+
+
+def terminal_table(result: Any) -> Any:
+    """The comparison matrix as a compact ``rich`` table (difference and mark; the report has the intervals)."""
+    return matrix_table(steering_matrix(result), corner="direction")
 
 
 def render_steering(result: Any) -> str:
     """steering.md for a SteeringResult."""
     names = ", ".join(d["name"] for d in result.data["datasets"])
     lines = [f"# auditkit steering report: {names} on {result.provenance[REAL].get('name')}", ""]
-    lines += _verdicts(result) + _geometry(result) + _reading_writing(result)
-    lines += ["## Dose-response", "", f"![dose-response]({PLOT})", ""] + _setup(result) + [DEFINITIONS]
+    lines += _first_screen(result) + _verdicts(result)
+    details = ["#" + line if line.startswith("## ") else line for line in _geometry(result) + _reading_writing(result)]
+    lines += ["## Details", "", *collapsed("Geometry of the readers; reading and writing tables per arm",
+                                           "\n".join(details))]  # fmt: skip
+    lines += _setup(result) + [DEFINITIONS]
     return "\n".join(lines)
+
+
+RENDERED = ("steering.md", PLOT)
+"""Files :func:`render_files` writes; a re-render replaces exactly these."""
+
+
+def render_files(result: Any, folder: Path) -> None:
+    dose_response_plot(result.summary, folder / PLOT)
+    (folder / "steering.md").write_text(render_steering(result))
+
+
+def rerender_steering(result: Any, out: Path) -> Path:
+    """Re-render steering.md and the dose-response figure of a steering output ``out`` in place, atomically;
+    steering.csv and steering.json are carried over byte for byte."""
+    out = Path(out)
+    with atomic_folder(out, "steer") as tmp:
+        copy_except(out, tmp, RENDERED)
+        render_files(result, tmp)
+    return out
 
 
 def write_steering(result: Any, out: Path) -> Path:
@@ -208,8 +305,7 @@ def write_steering(result: Any, out: Path) -> Path:
     folder, then swap it into place with one rename: a failed run leaves the previous ``out/`` or nothing."""
     out = Path(out)
     with atomic_folder(out, "steer") as tmp:
-        dose_response_plot(result.summary, tmp / PLOT)
-        (tmp / "steering.md").write_text(render_steering(result))
+        render_files(result, tmp)
         rows = result.rows[["direction", "concept", "seed", "alpha", "metric", "value", "arm"]]
         rows.to_csv(tmp / "steering.csv", index=False)
         meta = dict(

@@ -26,6 +26,30 @@ def _headline(info: dict[str, Any]) -> list[str]:
     return list(info.get("headline", ["accuracy"]))
 
 
+MATRIX_COLUMNS = ["row", "method", "metric", "control", "value", "ci_low", "ci_high", "verdict", "normalised",
+                  "colour", "shown", "scaled"]  # fmt: skip
+"""Columns of the long verdict-matrix table that :func:`wide`, :func:`matrix_table` and the heatmap read."""
+
+
+def matrix_row(cells: pd.DataFrame, label: str, **extra: Any) -> pd.DataFrame:
+    """One row of the verdict matrix from selectivity rows (one per control: ``control``, ``selectivity``,
+    ``ci_low``, ``ci_high``, ``verdict``, ``normalised``), in :data:`MATRIX_COLUMNS`: where some cell has no
+    normalised value the row shows selectivity, coloured relative to its largest |selectivity|, and its
+    label gets a trailing ``*``."""
+    norm = cells["normalised"].astype(float)
+    scaled = bool(norm.isna().any())  # no ceiling, or a control at or above it: not comparable
+    peak = float(cells["selectivity"].abs().max()) if scaled else 1.0
+    colour = cells["selectivity"] / peak if scaled and peak > 0 else norm
+    return pd.DataFrame({
+        "row": label + (" *" if scaled else ""), "method": extra.get("method", label),
+        "metric": extra.get("metric", ""), "control": cells["control"].to_numpy(),
+        "value": cells["selectivity"].astype(float).to_numpy(), "ci_low": cells["ci_low"].astype(float).to_numpy(),
+        "ci_high": cells["ci_high"].astype(float).to_numpy(), "verdict": cells["verdict"].to_numpy(),
+        "normalised": norm.to_numpy(), "colour": colour.astype(float).to_numpy(),
+        "shown": (cells["selectivity"].astype(float) if scaled else norm).to_numpy(), "scaled": scaled,
+    })  # fmt: skip
+
+
 def verdict_matrix(result: Any) -> pd.DataFrame:
     """Long table of the matrix: row label, method, metric, control, selectivity, interval, verdict,
     normalised selectivity, the number the heatmap shows (``shown``) and its colour: normalised selectivity,
@@ -45,20 +69,9 @@ def verdict_matrix(result: Any) -> pd.DataFrame:
                 if cells.empty:
                     continue
                 label = sub if len(metrics) == 1 else f"{sub}: {metric}"
-                norm = cells["normalised"].astype(float)
-                scaled = bool(norm.isna().any())  # no ceiling, or a control at or above it: not comparable
-                peak = float(cells["selectivity"].abs().max()) if scaled else 1.0
-                colour = cells["selectivity"] / peak if scaled and peak > 0 else norm
-                parts.append(pd.DataFrame({
-                    "row": label + (" *" if scaled else ""), "method": sub, "metric": metric,
-                    "control": cells["control"], "value": cells["selectivity"].astype(float),
-                    "ci_low": cells["ci_low"].astype(float), "ci_high": cells["ci_high"].astype(float),
-                    "verdict": cells["verdict"], "normalised": norm, "colour": colour.astype(float),
-                    "shown": cells["selectivity"].astype(float) if scaled else norm, "scaled": scaled,
-                }))  # fmt: skip
+                parts.append(matrix_row(cells, label, method=sub, metric=metric))
     if not parts:
-        return pd.DataFrame(columns=["row", "method", "metric", "control", "value", "ci_low", "ci_high", "verdict",
-                                     "normalised", "colour", "shown", "scaled"])  # fmt: skip
+        return pd.DataFrame(columns=MATRIX_COLUMNS)
     out = pd.concat(parts, ignore_index=True)
     controls = [c for c in result.controls if c in set(out["control"])]
     rest = [c for c in dict.fromkeys(out["control"]) if c not in controls]
@@ -91,6 +104,17 @@ def wide(matrix: pd.DataFrame, interval: bool = True) -> tuple[list[str], list[l
     return ["", *controls], body
 
 
+def markdown_matrix(matrix: pd.DataFrame, corner: str = "") -> list[str]:
+    """The verdict matrix as markdown table lines (cells: value [95% CI] mark)."""
+    head, body = wide(matrix)
+    head[0] = corner
+    return [
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] + [":---:"] * (len(head) - 1)) + "|",
+        *("| " + " | ".join(cells) + " |" for cells in body),
+    ]
+
+
 def audited_sentence(result: Any) -> str:
     """One sentence: model, hook, dataset, arms, seeds."""
     prov, ds, ex, cfg = result.provenance, result.dataset, result.extraction, result.config
@@ -113,11 +137,8 @@ def summary_lines(result: Any, rule: str, figure: str | None) -> list[str]:
     lines = [audited_sentence(result), "", "## Verdicts", ""]
     if matrix.empty:
         return lines + ["No control ran: there is nothing to compare the real arm with.", ""]
-    head, body = wide(matrix)
     lines += [
-        "| " + " | ".join(head) + " |",
-        "|" + "|".join(["---"] + [":---:"] * (len(head) - 1)) + "|",
-        *("| " + " | ".join(cells) + " |" for cells in body),
+        *markdown_matrix(matrix),
         "",
         LEGEND + " The heatmap shows normalised selectivity, (real - control) / (ceiling - control); rows marked * "
         "have no normalised value (no ceiling, or a control at it): it shows their selectivity, coloured relative to the row's largest |selectivity|.",
@@ -144,15 +165,19 @@ TERMINAL_LEGEND = "  ".join(f"{m} {n}" for n, m in MARKS.items())
 
 def terminal_table(result: Any) -> Any:
     """The verdict matrix as a compact ``rich`` table (selectivity and mark; the report has the intervals)."""
+    return matrix_table(verdict_matrix(result))
+
+
+def matrix_table(matrix: pd.DataFrame, corner: str = "selectivity") -> Any:
+    """A long verdict-matrix table (:data:`MATRIX_COLUMNS`) as a compact ``rich`` table: value and mark."""
     from rich import box
     from rich.table import Table
 
-    matrix = verdict_matrix(result)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
     if matrix.empty:
         return table
     head, body = wide(matrix, interval=False)
-    table.add_column("selectivity", no_wrap=True)
+    table.add_column(corner, no_wrap=True)
     for control in head[1:]:
         table.add_column(short_name(control), justify="right", no_wrap=True)
     for cells in body:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import json
 import os
 import platform
-import shutil
 import sys
 from collections.abc import Callable
 from importlib import metadata
@@ -18,7 +16,7 @@ import torch
 
 from auditkit.audit.registry import METHODS
 from auditkit.report.markdown import render
-from auditkit.report.outputs import MARKER, atomic_folder
+from auditkit.report.outputs import atomic_folder, copy_except
 from auditkit.report.plots import arms_plot
 from auditkit.report.summary import summary_figure
 from auditkit.shell import display_path
@@ -83,13 +81,7 @@ def rerender_outputs(
     byte; ``render(result, folder, command)`` then writes the report and the figures."""
     out = Path(out)
     with atomic_folder(out, kind) as tmp:
-        for item in sorted(out.iterdir()):
-            if item.name == MARKER or any(fnmatch.fnmatchcase(item.name, p) for p in rendered):
-                continue
-            if item.is_dir() and not item.is_symlink():
-                shutil.copytree(item, tmp / item.name, symlinks=True)
-            else:
-                shutil.copy2(item, tmp / item.name, follow_symlinks=False)
+        copy_except(out, tmp, rendered)
         render(result, tmp, command)
     return out
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from auditkit.metrics.selectivity import verdict
 from auditkit.types import REAL
 
 WRITE_METRIC = "later_selective"
@@ -86,3 +87,47 @@ def verdicts(rows: pd.DataFrame, *, reference_alpha: float, arm: str = REAL) -> 
         most_surgical=_ranking(seeded, "later_ratio", reference_alpha, ("random",), higher=False),
         moves_label_words_most=_ranking(seeded, "label_logodds", reference_alpha, ("random",)),
     )
+
+
+RANDOM = "random direction"
+"""Column of the comparison matrix that sets each direction against the matched-norm random one."""
+COMPARED = ((READ_METRIC, "reads (held-out AUROC)", 1.0), (WRITE_METRIC, "writes (on - off, later hook)", math.nan))
+"""Metrics of the comparison matrix: name, row label, ceiling (NaN: none, the row is scaled)."""
+
+
+def comparison_matrix(
+    rows: pd.DataFrame, *, reference_alpha: float, directions: tuple[str, ...], threshold: float = 0.05
+) -> pd.DataFrame:
+    """Each direction of the real arm against its comparisons, on reading (held-out AUROC) and writing (the
+    later-hook on - off shift at ``reference_alpha``): the random direction of the same arm and seed, and the
+    same direction in every control arm (seed-paired: the seed fixes the split and the steered texts).
+
+    One row per (direction, metric, comparison): mean real and comparison values, the mean seed-paired
+    difference with its 95% Student-t interval over seeds, the normalised difference (real - comparison) /
+    (ceiling - comparison) where the metric has a ceiling, and the audit's verdict on the difference
+    (:func:`auditkit.metrics.selectivity.verdict` with ``threshold``)."""
+    seeded = per_seed(rows)
+    controls = [a for a in dict.fromkeys(seeded["arm"]) if a != REAL]
+    out = []
+    for metric, label, ceiling in COMPARED:
+        sub = seeded[seeded["metric"] == metric]
+        if metric != READ_METRIC:
+            sub = sub[np.isclose(sub["alpha"], reference_alpha)]
+        wide = sub.pivot_table(index="seed", columns=["arm", "direction"], values="value")
+        for direction in (d for d in directions if (REAL, d) in wide.columns):
+            real = wide[(REAL, direction)]
+            against = [(RANDOM, (REAL, "random"))] + [(c, (c, direction)) for c in controls]
+            for name, key in against:
+                if key not in wide.columns:
+                    continue
+                diff = (real - wide[key]).dropna()
+                mean, lo, hi = t_interval(diff.to_numpy())
+                other = float(wide[key].mean())
+                norm = (float(real.mean()) - other) / (ceiling - other) if ceiling > other else math.nan
+                out.append({
+                    "direction": direction, "metric": metric, "label": label, "comparison": name,
+                    "alpha": math.nan if metric == READ_METRIC else reference_alpha, "real": float(real.mean()),
+                    "compared": other, "difference": mean, "ci_low": lo, "ci_high": hi, "n_seeds": len(diff),
+                    "normalised": norm, "verdict": verdict(lo, hi, mean, threshold),
+                })  # fmt: skip
+    return pd.DataFrame(out)

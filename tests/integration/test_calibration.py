@@ -72,7 +72,10 @@ def test_report_states_the_nominal_level_and_writes_atomically(shuffled, tmp_pat
     text = render_calibration(shuffled)
     assert "nominal level 5.0%" in text and "shuffled-labels" in text and "power.png" in text
     out = write_calibration(shuffled, tmp_path / "calibration")
-    assert {p.name for p in out.iterdir()} >= {"report.md", "power.png", "fpr.csv", "power.csv", "run.json"}
+    assert {p.name for p in out.iterdir()} >= {"report.md", "power.png", "calibration.png", "fpr.csv", "power.csv",
+                                               "run.json"}  # fmt: skip
+    assert text.index("## Calibration matrix") < text.index("## What was tested")
+    assert "| method | shuffled-labels |" in text and "| probe-logistic | " in text and "; power " in text
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "a temporary folder was left behind"
 
 

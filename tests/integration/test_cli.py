@@ -190,6 +190,10 @@ def test_matrix_all_writes_a_folder_per_property_and_a_summary(tmp_path):
     assert result.exit_code == 0, result.output
     summary = (out / "summary.md").read_text()
     assert "| property |" in summary and "auditkit audit --model tiny-gpt2" in summary
+    assert summary.index("## Verdicts") < summary.index("## Per property") and (out / "verdicts.png").is_file()
+    # the terminal prints the properties' verdict matrix and the summary's path, not a line per verdict
+    assert "property" in result.stdout and "report: " in result.stdout and "summary.md" in result.stdout
+    assert "probe-logistic vs" not in result.stdout
     folders = sorted(p.name for p in out.iterdir() if p.is_dir())
     assert "capitalised" in folders and "punctuation" in folders
     rows = pd.read_csv(out / "capitalised" / "results.csv")

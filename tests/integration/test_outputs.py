@@ -345,8 +345,9 @@ def test_validate_reproduce_command_is_quoted(tmp_path, monkeypatch):
     commands = []
     monkeypatch.setattr("auditkit.calibration.run.run_validate", lambda **kw: object())
     monkeypatch.setattr("auditkit.report.calibration.write_calibration",
-                        lambda result, out, command: commands.append(command))  # fmt: skip
+                        lambda result, out, command: commands.append(command) or out)  # fmt: skip
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ["validate", "--seed", "3", "--out", str(tmp_path / "my out" / "v")])
+    result = runner.invoke(app, ["validate", "--seed", "3", "--out", str(tmp_path / "my out" / "v"), "-q"])
     assert result.exit_code == 0, result.output
     assert shlex.split(commands[0]) == ["auditkit", "validate", "--seed", "3", "--out", "my out/v"]
+    assert result.stdout.strip() == "my out/v/report.md"  # -q: the report's path only

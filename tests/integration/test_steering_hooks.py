@@ -109,6 +109,9 @@ def test_run_steering_end_to_end_and_write_the_report(tiny_gpt2, tmp_path):
     assert list(csv.columns[:6]) == ["direction", "concept", "seed", "alpha", "metric", "value"]
     md = (out / "steering.md").read_text()
     assert "reads best" in md and "writes best" in md and "dose_response.png" in md
+    head = md[: md.index("## Rankings")]  # the first screen: the sentence, the comparison matrix, the figure
+    assert "Steered `tiny-gpt2`" in head and "| direction | random direction | spectral-reinit |" in head
+    assert "| logistic: reads |" in head and "| dual: writes |" in head and "![Dose-response" in head
     assert (out / "dose_response.png").stat().st_size > 1000
     write_steering(result, out)  # a rewrite replaces the folder and leaves no temporary sibling behind
     assert sorted(p.name for p in tmp_path.iterdir()) == ["steer"]

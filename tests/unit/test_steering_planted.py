@@ -22,7 +22,7 @@ from auditkit.steering.directions import (  # fmt: skip
 )
 from auditkit.steering.effects import label_logodds, step_vectors
 from auditkit.steering.run import SteeringConfig
-from auditkit.steering.summary import t_interval, verdicts
+from auditkit.steering.summary import RANDOM, comparison_matrix, t_interval, verdicts
 
 K = 3
 
@@ -125,6 +125,29 @@ def test_verdicts_name_the_best_reader_and_writer_with_paired_intervals():
     assert v["most_surgical"]["best"] == "dual"
     mean, lo, hi = t_interval(np.array([1.0, 2.0, 3.0]))
     assert mean == 2.0 and lo < 2.0 < hi
+
+
+def test_comparison_matrix_sets_each_direction_against_random_and_the_control_arm():
+    """A trained reader beats the random direction and the same reader in a control arm that reads nothing; a
+    direction no better than the control arm's is not selective."""
+    rows = []
+    for seed in range(4):
+        jitter = 0.01 * (seed % 2)
+        for arm, kind, auc, write in (("none", "logistic", 0.9, 0.6), ("none", "random", 0.5, 0.0),
+                                      ("spectral-reinit", "logistic", 0.6, 0.6), ("spectral-reinit", "random", 0.5, 0.0)):  # fmt: skip
+            base = {"arm": arm, "direction": kind, "concept": "a", "seed": seed}
+            rows.append(base | {"alpha": np.nan, "metric": "read_auroc", "value": auc + jitter})
+            rows.append(base | {"alpha": 1.0, "metric": "later_selective", "value": write + jitter * (arm == "none")})
+    table = comparison_matrix(pd.DataFrame(rows), reference_alpha=1.0, directions=("logistic", "dual"))
+    cell = table.set_index(["metric", "comparison"])
+    assert set(table["direction"]) == {"logistic"} and len(table) == 4  # no dual rows: none were written
+    assert cell.loc[("read_auroc", RANDOM), "difference"] == pytest.approx(0.4)
+    assert cell.loc[("read_auroc", RANDOM), "verdict"] == "selective"
+    assert cell.loc[("read_auroc", RANDOM), "normalised"] == pytest.approx(0.4 / (1 - 0.505))
+    assert cell.loc[("read_auroc", "spectral-reinit"), "verdict"] == "selective"
+    writes = cell.loc[("later_selective", "spectral-reinit")]
+    assert writes["difference"] == pytest.approx(0.005) and writes["verdict"] == "not selective"
+    assert np.isnan(writes["normalised"])  # writing has no ceiling
 
 
 @pytest.mark.parametrize(
