@@ -73,15 +73,25 @@ def best_layers(result: Any) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def lexical_shortcuts(best: pd.DataFrame, margin: float = 0.05, floor: float = 0.8) -> pd.DataFrame:
-    """Datasets whose best layer is read about as well from a reinitialised model: accuracy on some weight
-    control within ``margin`` of the real model's, or at least ``floor``: the label is carried by the
-    tokens themselves (a lexical shortcut), not by what training put into the weights."""
+SHORTCUT_MARGIN, SHORTCUT_ABOVE_CHANCE, SHORTCUT_FLOOR = 0.05, 0.65, 0.8
+"""A lexical shortcut: a reinitialised model reads the label within ``SHORTCUT_MARGIN`` of the real model's
+accuracy while itself reading it well above chance (at least ``SHORTCUT_ABOVE_CHANCE``), or reads it at
+``SHORTCUT_FLOOR`` or more whatever the real model does."""
+
+
+def lexical_shortcuts(
+    best: pd.DataFrame, margin: float = SHORTCUT_MARGIN, above_chance: float = SHORTCUT_ABOVE_CHANCE,
+    floor: float = SHORTCUT_FLOOR,
+) -> pd.DataFrame:  # fmt: skip
+    """Datasets whose best layer a reinitialised model reads about as well, and well above chance (see
+    :data:`SHORTCUT_MARGIN`): the label is carried by the tokens themselves (a lexical shortcut), not by what
+    training put into the weights. A dataset that neither model reads (both near chance) is not one: that
+    is a label the probe does not find at all, which the verdict matrix shows."""
     cols = [c for c in best.columns if c.endswith(" accuracy")]
     if not cols:
         return best.iloc[0:0]
-    worst = best[cols].max(axis=1)
-    return best[(worst >= best["real"] - margin) | (worst >= floor)]
+    reinit = best[cols].max(axis=1)
+    return best[((reinit >= best["real"] - margin) & (reinit >= above_chance)) | (reinit >= floor)]
 
 
 def first_selective(result: Any) -> pd.DataFrame:
@@ -166,7 +176,8 @@ def matrix_figure(result: Any, method: str, path: Path) -> None:
     im = ax.imshow(grid, aspect="auto", cmap="RdBu", vmin=-1, vmax=1)
     for i in range(len(order)):
         for j in range(len(controls)):
-            ax.text(j, i, marks[i][j], ha="center", va="center", fontsize=9)
+            dark = not np.isnan(grid[i][j]) and abs(grid[i][j]) > 0.6  # white marks on the darkest cells
+            ax.text(j, i, marks[i][j], ha="center", va="center", fontsize=9, color="white" if dark else "black")
     ax.set_xticks(range(len(controls)), controls, rotation=30, ha="right", fontsize=9)
     ax.set_yticks(range(len(order)), [_tag(d) for d in order], fontsize=8)
     ax.set_title(f"{method} at {verdict_hook(result)}: normalised selectivity\n{LEGEND}", fontsize=9)
@@ -222,10 +233,12 @@ def render(result: Any, command: str, figures: dict[str, str]) -> str:
     shortcuts = lexical_shortcuts(best)
     lines += ["## Lexical shortcuts", ""]
     if shortcuts.empty:
-        lines += ["No dataset is read as well from a reinitialised model (within 0.05 of the real model, or 0.8).", ""]
+        lines += [f"No dataset is read about as well from a reinitialised model (within {SHORTCUT_MARGIN} of the real "
+                  f"model and at least {SHORTCUT_ABOVE_CHANCE}, or at least {SHORTCUT_FLOOR}).", ""]  # fmt: skip
     else:
-        lines += ["Read about as well from a reinitialised model (within 0.05 of the real accuracy, or at least 0.8): "
-                  "the tokens carry the label, not what training put into the weights.", "",
+        lines += [f"Read about as well from a reinitialised model (within {SHORTCUT_MARGIN} of the real accuracy and "
+                  f"at least {SHORTCUT_ABOVE_CHANCE}, or at least {SHORTCUT_FLOOR}): the tokens carry the label, not "
+                  "what training put into the weights. Datasets neither model reads are not listed here.", "",
                   markdown_table(shortcuts[[c for c in shortcuts.columns if c in
                                  ("dataset", "method", "best_hook", "real") or c.endswith(" accuracy")]]), ""]  # fmt: skip
     lines += ["## Best layer per dataset", "", markdown_table(best), ""]

@@ -21,7 +21,7 @@ from auditkit.cli.main import app
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig, extract, extract_hooks
 from auditkit.models import ModelSpec, load_model
-from auditkit.report.sweep import write_sweep
+from auditkit.report.sweep import lexical_shortcuts, write_sweep
 from auditkit.sweep import run as sweep_run
 from auditkit.sweep.config import SweepConfig
 from auditkit.sweep.plan import layer_of, parse_hooks, resolve_datasets
@@ -224,3 +224,19 @@ def test_report_re_renders_a_sweep_from_its_own_tables(tmp_path):
     loaded, _ = load_sweep(out)
     assert loaded.hooks == ["blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre"]
     assert (loaded.selectivity["verdict"] == pd.read_csv(out / "selectivity.csv")["verdict"]).all()
+
+
+def test_a_dataset_no_model_reads_is_not_a_lexical_shortcut():
+    best = pd.DataFrame(
+        {
+            "dataset": ["chance", "tokens", "learned", "saturated"],
+            "method": ["probe-logistic"] * 4,
+            "best_hook": ["blocks.15.hook_resid_pre"] * 4,
+            "real": [0.50, 0.80, 0.95, 0.99],
+            "spectral-reinit accuracy": [0.53, 0.78, 0.60, 0.85],
+            "gaussian-reinit accuracy": [0.52, 0.70, 0.62, 0.70],
+        }
+    )
+    # chance: both near 0.5 (the old rule listed it); tokens: a reinitialised model reads it almost as well;
+    # learned: training adds 0.33; saturated: the reinitialised model alone reaches 0.85.
+    assert lexical_shortcuts(best)["dataset"].tolist() == ["tokens", "saturated"]
