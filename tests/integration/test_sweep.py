@@ -19,7 +19,7 @@ from auditkit.cli.main import app
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig, extract, extract_hooks
 from auditkit.models import ModelSpec, load_model
-from auditkit.sweep import run as sweep_run
+from auditkit.sweep import cells as sweep_cells
 from auditkit.sweep.config import SweepConfig
 from auditkit.sweep.plan import layer_of, parse_hooks, resolve_datasets
 from auditkit.sweep.run import run_sweep
@@ -102,7 +102,7 @@ def test_a_killed_sweep_reruns_only_its_unfinished_cells(tmp_path, monkeypatch):
     table = _planted_table(tmp_path / "planted.csv", n=120)
     cfg = _sweep_cfg(table, tmp_path / "cache")
     calls = []
-    original = sweep_run.run_audit
+    original = sweep_cells.run_audit
 
     def dies_on_third(c, **kw):
         calls.append(c.hook)
@@ -110,11 +110,11 @@ def test_a_killed_sweep_reruns_only_its_unfinished_cells(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # killed mid-sweep, after two finished cells
         return original(c, **kw)
 
-    monkeypatch.setattr(sweep_run, "run_audit", dies_on_third)
+    monkeypatch.setattr(sweep_cells, "run_audit", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(cfg)
     calls.clear()
-    monkeypatch.setattr(sweep_run, "run_audit", lambda c, **kw: calls.append(c.hook) or original(c, **kw))
+    monkeypatch.setattr(sweep_cells, "run_audit", lambda c, **kw: calls.append(c.hook) or original(c, **kw))
     resumed = run_sweep(cfg)
     assert calls == [HOOKS[2]]  # only the cell that had not finished
     again = run_sweep(cfg)

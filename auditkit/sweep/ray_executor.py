@@ -1,0 +1,162 @@
+"""The Ray executor: a sweep's cells on the actors of a Ray cluster (``pip install 'auditkit[ray]'``).
+
+Each actor is one process holding the trained model, loaded once, and at most one weight-control model at a
+time. A weight-control variant (one control, one seed) is claimed by one actor, which builds that model
+once and receives every extract cell that needs it; the trained model's extract cells and the audit cells
+go to whichever actor is free, an audit cell once every extract cell of its dataset has finished.
+Activations go to the activation cache on a filesystem every worker shares (keyed and written atomically,
+so two writers of one entry leave one), rows come back to the driver, which merges them in plan order.
+
+A worker lost mid-cell is Ray's to handle: the actor is restarted (``max_restarts``: its constructor loads
+the model again) and the cell resubmitted (``max_task_retries``); a cell rerun from the start writes the same
+cache entries and the same rows. An actor that is gone for good is replaced, and its cell reported failed.
+
+Ray is imported here only, so ``import auditkit`` and the local executor never need it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from auditkit.errors import ConfigError
+from auditkit.models import default_cache_dir
+from auditkit.sweep.cells import FAULT_ENV, TRAINED, Cell, CellRunner
+from auditkit.sweep.config import SweepConfig
+from auditkit.sweep.executors import ExecutorOptions, OnDone, Outcome, blocked_by, error_line, skipped
+
+try:
+    import ray
+    from ray.exceptions import RayActorError, RayTaskError
+except ImportError:  # the optional extra is not installed: RayExecutor says how to install it
+    ray = None
+
+logger = logging.getLogger(__name__)
+
+FORWARDED_ENV = ("AUDITKIT_CACHE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", FAULT_ENV)
+"""Environment variables the driver passes on to its actors (the cache root is always set, resolved)."""
+
+
+def check_ray() -> None:
+    """Raise :class:`ConfigError` naming the install command when Ray is missing."""
+    if ray is None:
+        raise ConfigError("--executor ray needs Ray: pip install 'auditkit[ray]' (or use --executor local)")
+
+
+class _CellActor:
+    """The body of one Ray actor: a :class:`CellRunner` in a process of its own."""
+
+    def __init__(self, cfg: SweepConfig, threads: int) -> None:
+        torch.set_num_threads(threads)  # the CPUs Ray reserved for this actor, not every core of the node
+        self.runner = CellRunner(cfg)
+        self.runner.loaded  # noqa: B018 - load the model now, once per actor (and again on a restart)
+
+    def run(self, cell: Cell) -> tuple[dict[str, float], Any]:
+        return self.runner.run(cell)
+
+
+class RayExecutor:
+    """Runs cells on Ray actors (see the module docstring)."""
+
+    def __init__(self, cfg: SweepConfig, options: ExecutorOptions) -> None:
+        check_ray()
+        self.cfg, self.options = cfg, options
+
+    def run(self, cells: list[Cell], on_done: OnDone) -> dict[str, Outcome]:
+        started = not ray.is_initialized()
+        if started:
+            ray.init(address=self.options.ray_address, include_dashboard=False, log_to_driver=False)
+        try:
+            return self._run(cells, on_done)
+        finally:
+            if started:
+                ray.shutdown()
+
+    def _actor_class(self) -> Any:
+        o = self.options
+        root = Path(self.cfg.audit.model.cache_dir or default_cache_dir()).expanduser().resolve()
+        env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ} | {"AUDITKIT_CACHE": str(root)}
+        return ray.remote(_CellActor).options(
+            num_cpus=o.num_cpus, num_gpus=o.num_gpus, max_restarts=o.max_restarts,
+            max_task_retries=o.max_task_retries, runtime_env={"env_vars": env},
+        )  # fmt: skip
+
+    def _n_workers(self, cells: list[Cell]) -> int:
+        if self.options.workers is not None:
+            return self.options.workers
+        res = ray.cluster_resources()
+        n = int(res.get("CPU", 1) // self.options.num_cpus)
+        if self.options.num_gpus > 0:
+            n = min(n, int(res.get("GPU", 0) // self.options.num_gpus))
+        if n < 1:
+            raise ConfigError(
+                f"the Ray cluster has {res.get('CPU', 0)} CPUs and {res.get('GPU', 0)} GPUs, too few for one actor "
+                f"of --ray-cpus {self.options.num_cpus} --ray-gpus {self.options.num_gpus}: ask for less"
+            )
+        return max(1, min(n, len(cells)))
+
+    def _run(self, cells: list[Cell], on_done: OnDone) -> dict[str, Outcome]:
+        actor_cls = self._actor_class()
+        threads = max(1, int(self.options.num_cpus))
+        actors = [actor_cls.remote(self.cfg, threads) for _ in range(self._n_workers(cells))]
+        pending = list(cells)  # not yet submitted, in plan order
+        holds: dict[int, str | None] = {i: None for i in range(len(actors))}  # the weight variant an actor claimed
+        claimed: dict[str, int] = {}
+        running: dict[Any, tuple[int, Cell]] = {}
+        outcomes: dict[str, Outcome] = {}
+
+        def finish(outcome: Outcome) -> None:
+            outcomes[outcome.cell.name] = outcome
+            on_done(outcome)
+
+        def ready(cell: Cell) -> bool:
+            return all(d in outcomes for d in cell.deps)
+
+        def pick(i: int) -> Cell | None:
+            """The next cell for actor ``i``: its own variant's cells first, then trained-model extraction, then
+            a new weight variant (claimed), then audit cells whose extraction is done."""
+            own = [c for c in pending if c.kind == "extract" and c.variant == holds[i]]
+            trained = [c for c in pending if c.kind == "extract" and c.variant == TRAINED]
+            free = [c for c in pending if c.kind == "extract" and c.variant != TRAINED and c.variant not in claimed]
+            audits = [c for c in pending if c.kind == "audit" and ready(c)]
+            for group in (own, trained, free, audits):
+                if group:
+                    cell = group[0]
+                    if cell.kind == "extract" and cell.variant != TRAINED:
+                        claimed[cell.variant], holds[i] = i, cell.variant
+                    return cell
+            return None
+
+        while pending or running:
+            for cell in [c for c in pending if ready(c) and blocked_by(c, outcomes)]:
+                pending.remove(cell)
+                finish(skipped(cell, blocked_by(cell, outcomes)))
+            busy = {i for i, _ in running.values()}
+            for i in range(len(actors)):
+                if i not in busy and (cell := pick(i)) is not None:
+                    pending.remove(cell)
+                    running[actors[i].run.remote(cell)] = (i, cell)
+            if not running:
+                if pending:  # nothing can start: a bug in the plan's dependencies, never a silent hang
+                    raise RuntimeError(f"no cell can start; waiting: {[c.name for c in pending]}")
+                break
+            done, _ = ray.wait(list(running), num_returns=1)
+            i, cell = running.pop(done[0])
+            try:
+                timings, saved = ray.get(done[0])
+                finish(Outcome(cell, timings, saved))
+            except RayTaskError as exc:  # the cell raised: its own error, one line
+                finish(Outcome(cell, {}, error=error_line(exc.cause if exc.cause is not None else exc)))
+            except RayActorError as exc:  # the actor is gone past its restarts: replace it, report the cell
+                finish(Outcome(cell, {}, error=f"its worker died and was not recovered ({error_line(exc)})"))
+                actors[i] = actor_cls.remote(self.cfg, threads)
+                holds[i] = None
+                for variant in [v for v, j in claimed.items() if j == i]:
+                    del claimed[variant]  # its remaining cells go to whichever actor claims it next
+        for actor in actors:
+            ray.kill(actor)
+        return outcomes
