@@ -189,7 +189,7 @@ def _injected_fault(cell: Cell) -> None:
             marker.write_text(f"killed {cell.name}\n")
             os._exit(1)  # the worker process dies mid-cell, as on a lost machine
         return
-    raise RuntimeError(f"injected fault in cell {cell.name}")
+    raise RuntimeError(f"injected fault ({FAULT_ENV})")
 
 
 # ----------------------------------------------------------------------------- saved cells
