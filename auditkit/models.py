@@ -141,7 +141,8 @@ def resolve_device(device: str) -> str:
     """The torch device ``device`` names (``auto``: cuda, else mps, else cpu), checked to exist here.
 
     Raises :class:`ConfigError` naming the fix when it does not (called before any compute)."""
-    cuda, mps = torch.cuda.is_available(), bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+    cuda = torch.cuda.is_available()
+    mps = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
     if device == "auto":
         return "cuda" if cuda else "mps" if mps else "cpu"
     if device.startswith("cuda") and not cuda:

@@ -379,7 +379,8 @@ def sweep(
         Executor, typer.Option(help="Where the cells run: local (this process, serial) or ray (a Ray cluster).")
     ] = Executor.local,
     ray_address: Annotated[
-        Optional[str], typer.Option(help="--executor ray: auto (this machine's cluster) or HOST:PORT; default a new local one.")
+        Optional[str],
+        typer.Option(help="--executor ray: auto (this machine's cluster) or HOST:PORT; default a new local one."),
     ] = None,
     ray_cpus: Annotated[float, typer.Option(help="--executor ray: CPUs per actor (its torch threads).")] = 1.0,
     ray_gpus: Annotated[float, typer.Option(help="--executor ray: GPUs per actor (with --device cuda).")] = 0.0,

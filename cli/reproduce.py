@@ -46,7 +46,10 @@ def mdl_options(cfg: AuditConfig) -> list[Option]:
 def device_options(cfg: AuditConfig) -> list[Option]:
     """``--device`` and ``--dtype`` when they are not the defaults (cpu, float32)."""
     m = cfg.model
-    return [("--device", m.device if m.device != "cpu" else None), ("--dtype", m.dtype if m.dtype != "float32" else None)]
+    return [
+        ("--device", m.device if m.device != "cpu" else None),
+        ("--dtype", m.dtype if m.dtype != "float32" else None),
+    ]
 
 
 def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:

@@ -73,7 +73,11 @@ def variant_name(control: str, seed: int) -> str:
 
 
 def plan_cells(
-    todo: list[tuple[str, str]], datasets: list[str], hooks: list[str], controls: tuple[str, ...], seeds: tuple[int, ...]
+    todo: list[tuple[str, str]],
+    datasets: list[str],
+    hooks: list[str],
+    controls: tuple[str, ...],
+    seeds: tuple[int, ...],
 ) -> list[Cell]:
     """The cells that compute the (dataset, hook) pairs of ``todo``, dependencies first, in the order one process
     runs them: the trained model reads every dataset, then each weight-control model (one per control and seed)
@@ -156,7 +160,9 @@ class CellRunner:
             prefetch_hooks(plan, list(cell.hooks), timings, controls=(REAL, *(c for c in prep.controls if c in TOKEN_CONTROLS)))  # fmt: skip
         else:
             control, _, seed = cell.variant.rpartition("@")
-            prefetch_hooks(dataclasses.replace(plan, seeds=(int(seed),)), list(cell.hooks), timings, controls=(control,))
+            prefetch_hooks(
+                dataclasses.replace(plan, seeds=(int(seed),)), list(cell.hooks), timings, controls=(control,)
+            )
         timings["extract_s"] = time.perf_counter() - t
 
 

@@ -30,7 +30,26 @@ def ray_cluster():
 def _table(path, first_words, n=80, seed=0):
     """The label is the class of the first word (readable after block 0, not before)."""
     rng = random.Random(seed)
-    filler = "the a of and to in is was for on with as by at from this that it".split()
+    filler = [
+        "the",
+        "a",
+        "of",
+        "and",
+        "to",
+        "in",
+        "is",
+        "was",
+        "for",
+        "on",
+        "with",
+        "as",
+        "by",
+        "at",
+        "from",
+        "this",
+        "that",
+        "it",
+    ]
     rows = []
     for i in range(n):
         words = [rng.choice(first_words[i % 2])] + [rng.choice(filler) for _ in range(rng.randint(3, 6))]
