@@ -106,6 +106,30 @@ DictionaryKind = Enum("DictionaryKind", {d: d for d in DICTIONARIES}, type=str)
 PursuitSolver = Enum("PursuitSolver", {s: s for s in SOLVERS}, type=str)
 
 
+DeviceOption = Annotated[str, typer.Option(help="Device of the forward passes: cpu, cuda (cuda:N), mps or auto.")]
+DtypeOption = Annotated[
+    Dtype, typer.Option(help="Parameter dtype of the forward passes; activations are fitted in float32.")
+]
+ExecutorOption = Annotated[
+    Executor, typer.Option(help="Where the cells run: local (this process, serial) or ray (a Ray cluster).")
+]
+RayAddressOption = Annotated[
+    Optional[str],
+    typer.Option(help="--executor ray: auto (this machine's cluster) or HOST:PORT; default a new local one."),
+]
+RayCpusOption = Annotated[float, typer.Option(help="--executor ray: CPUs per actor (its torch threads).")]
+RayGpusOption = Annotated[float, typer.Option(help="--executor ray: GPUs per actor (with --device cuda).")]
+RayWorkersOption = Annotated[
+    Optional[int], typer.Option(help="--executor ray: actors (default: as many as the cluster holds).")
+]
+
+
+def _executor_options(executor: Executor, address: str | None, cpus: float, gpus: float, workers: int | None) -> object:
+    from auditkit.sweep.executors import ExecutorOptions
+
+    return ExecutorOptions(executor=executor.value, ray_address=address, num_cpus=cpus, num_gpus=gpus, workers=workers)
+
+
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
@@ -245,10 +269,13 @@ def audit(
     sae_load: Annotated[
         Optional[str], typer.Option(help="Score this SAE (folder or RELEASE/SAE_ID) on the real arm.")
     ] = None,
-    device: Annotated[str, typer.Option(help="Device of the forward passes: cpu, cuda (cuda:N), mps or auto.")] = "cpu",
-    dtype: Annotated[
-        Dtype, typer.Option(help="Parameter dtype of the forward passes; activations are fitted in float32.")
-    ] = Dtype.float32,
+    device: DeviceOption = "cpu",
+    dtype: DtypeOption = Dtype.float32,
+    executor: ExecutorOption = Executor.local,
+    ray_address: RayAddressOption = None,
+    ray_cpus: RayCpusOption = 1.0,
+    ray_gpus: RayGpusOption = 0.0,
+    ray_workers: RayWorkersOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the report's path.")] = False,
 ) -> None:
     """Audit a feature-finding method against its controls and write a report."""
@@ -256,12 +283,13 @@ def audit(
 
     from auditkit.audit.config import AuditConfig, input_paths
     from auditkit.audit.options import SAEAuditOptions, parse_width
-    from auditkit.audit.run import run_audit
     from auditkit.models import ModelSpec
     from auditkit.report.outputs import check_output
     from auditkit.report.write import write_outputs
+    from auditkit.sweep.run import run_audit_with
 
     _setup_logging(verbose)
+    options = _executor_options(executor, ray_address, ray_cpus, ray_gpus, ray_workers)
     pursuit = PursuitAuditOptions(
         dictionary=dictionary.value, solver=pursuit_solver.value, ks=parse_list(pursuit_k, int, "--pursuit-k"),
         alphas=parse_list(pursuit_alphas, float, "--pursuit-alphas"), sae_path=pursuit_sae, center=not pursuit_no_center,
@@ -285,7 +313,7 @@ def audit(
     check_output(out, inputs=input_paths(cfg), cache_dir=cache_dir)  # before anything is loaded or computed
     if matrix is not None and dataset.endswith(":all"):
         return _matrix_all(cfg, out)
-    result = run_audit(cfg)
+    result = run_audit_with(cfg, options)
     path = write_outputs(result, out, reproduce_command(cfg, out))
     _print_verdicts(result, path, quiet, f"{result.timings['total_s']:.0f} s")
 
@@ -371,22 +399,13 @@ def sweep(
     ] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/sweep"),
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress messages.")] = False,
-    device: Annotated[str, typer.Option(help="Device of the forward passes: cpu, cuda (cuda:N), mps or auto.")] = "cpu",
-    dtype: Annotated[
-        Dtype, typer.Option(help="Parameter dtype of the forward passes; activations are fitted in float32.")
-    ] = Dtype.float32,
-    executor: Annotated[
-        Executor, typer.Option(help="Where the cells run: local (this process, serial) or ray (a Ray cluster).")
-    ] = Executor.local,
-    ray_address: Annotated[
-        Optional[str],
-        typer.Option(help="--executor ray: auto (this machine's cluster) or HOST:PORT; default a new local one."),
-    ] = None,
-    ray_cpus: Annotated[float, typer.Option(help="--executor ray: CPUs per actor (its torch threads).")] = 1.0,
-    ray_gpus: Annotated[float, typer.Option(help="--executor ray: GPUs per actor (with --device cuda).")] = 0.0,
-    ray_workers: Annotated[
-        Optional[int], typer.Option(help="--executor ray: actors (default: as many as the cluster holds).")
-    ] = None,
+    device: DeviceOption = "cpu",
+    dtype: DtypeOption = Dtype.float32,
+    executor: ExecutorOption = Executor.local,
+    ray_address: RayAddressOption = None,
+    ray_cpus: RayCpusOption = 1.0,
+    ray_gpus: RayGpusOption = 0.0,
+    ray_workers: RayWorkersOption = None,
 ) -> None:
     """Audit every hook of a list or range, on one or many datasets, in one run; write a summary report."""
     from auditkit.cli.reproduce import sweep_command
@@ -396,13 +415,10 @@ def sweep(
     from auditkit.report.outputs import check_output
     from auditkit.report.sweep import write_sweep
     from auditkit.sweep.config import SweepConfig
-    from auditkit.sweep.executors import ExecutorOptions
     from auditkit.sweep.run import run_sweep
 
     _setup_logging(verbose)
-    options = ExecutorOptions(
-        executor=executor.value, ray_address=ray_address, num_cpus=ray_cpus, num_gpus=ray_gpus, workers=ray_workers
-    )
+    options = _executor_options(executor, ray_address, ray_cpus, ray_gpus, ray_workers)
     audit_cfg = AuditConfig(
         model=ModelSpec(name=model, revision=revision, processed=processed, cache_dir=cache_dir, device=device,
                         dtype=dtype.value),

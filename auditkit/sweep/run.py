@@ -17,6 +17,7 @@ cluster. The rows are merged in the plan's order, so the executor never changes 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -25,12 +26,14 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
+from auditkit.audit.config import AuditConfig
 from auditkit.audit.registry import check_methods
-from auditkit.audit.run import prepare_audit
+from auditkit.audit.result import AuditResult
+from auditkit.audit.run import prepare_audit, run_audit
 from auditkit.cache import check_root
-from auditkit.errors import AuditkitError
+from auditkit.errors import AuditkitError, ConfigError
 from auditkit.extract import validate_hook
-from auditkit.models import LoadedModel, default_cache_dir, load_model, resolve_device
+from auditkit.models import LoadedModel, default_cache_dir, default_hook, load_model, resolve_device
 from auditkit.sweep.cells import CellRunner, cell_config, cells_folder, load_cell, plan_cells
 from auditkit.sweep.config import SweepConfig
 from auditkit.sweep.executors import Executor, ExecutorOptions, LocalExecutor, Outcome, merge_timings
@@ -127,6 +130,35 @@ def run_sweep(
                    **({"ray_address": options.ray_address, "num_cpus": options.num_cpus, "num_gpus": options.num_gpus}
                       if options.executor == "ray" else {})},
     )  # fmt: skip
+
+
+def run_audit_with(cfg: AuditConfig, executor: ExecutorOptions) -> AuditResult:
+    """One audit whose arms are extracted by ``executor``: each model variant's arms are an extract cell (the
+    trained model's, then one per weight control and seed, in parallel on a cluster), written to the shared
+    cache; the audit itself then runs here, every arm read from the cache, so its result is the local audit's."""
+    if executor.executor == "local":
+        return run_audit(cfg)
+    if not cfg.use_cache or cfg.matrix is not None:
+        flag = "--no-cache" if not cfg.use_cache else "--matrix"
+        raise ConfigError(f"--executor {executor.executor} passes activations through the shared cache, which "
+                          f"{flag} audits do not use: drop {flag} or use --executor local")  # fmt: skip
+    check_methods(cfg.methods)
+    resolve_device(cfg.model.device)
+    check_root(cfg.model.cache_dir or default_cache_dir())
+    loaded = load_model(cfg.model)
+    hook = cfg.hook or default_hook(loaded.model.cfg.n_layers)
+    validate_hook(loaded.model, hook)
+    sweep_cfg = SweepConfig(audit=cfg, datasets=cfg.dataset, hooks=hook)
+    runner = _executor(sweep_cfg, executor)
+    prep = prepare_audit(dataclasses.replace(cfg, hook=hook), loaded, {})
+    plan = plan_cells([(cfg.dataset, hook)], [cfg.dataset], [hook], prep.controls, cfg.seeds)
+    extract = [c for c in plan if c.kind == "extract"]
+    with tqdm(total=len(extract), desc="extract arms", unit="cell", disable=not cfg.progress) as bar:
+        outcomes = runner.run(extract, lambda _: bar.update())
+    failed = [f"{o.cell.name}: {o.error}" for o in outcomes.values() if o.error is not None]
+    if failed:
+        raise SweepCellsFailed(f"{len(failed)} of {len(extract)} extraction cells failed, first: {failed[0]}")
+    return run_audit(cfg, loaded=loaded)
 
 
 def _executor(cfg: SweepConfig, options: ExecutorOptions) -> Executor | None:

@@ -11,6 +11,7 @@ import pytest
 import ray
 from typer.testing import CliRunner
 
+from auditkit import extract as extract_mod
 from auditkit.cli.main import app
 from auditkit.sweep.cells import FAULT_ENV
 
@@ -126,3 +127,27 @@ def test_a_failing_cell_fails_alone_in_one_line(tables, local_run, tmp_path, mon
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["failures"] == [f"{bad}: RuntimeError: injected fault ({FAULT_ENV})"]
     assert "1 cell(s) failed" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_a_single_audit_on_ray_writes_the_local_results_byte_for_byte(tables, tmp_path, monkeypatch):
+    def audit(folder, *extra):
+        args = [
+            "audit", "--model", "tiny-gpt2", "--dataset", tables[0], "--hook", "blocks.1.hook_resid_pre",
+            "--controls", "shuffled-labels,spectral-reinit,random-tokens-uniform", "--seeds", "0,1",
+            "--probes", "logistic,mass-mean", "--max-examples", "0", "--max-length", "16",
+            "--cache-dir", str(folder / "cache"), "--out", str(folder / "out"), "--quiet", *extra,
+        ]  # fmt: skip
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return folder / "out"
+
+    local = audit(tmp_path / "local")
+
+    def no_forward_pass_here(*args, **kwargs):
+        raise AssertionError("the driver ran a forward pass: an arm was not extracted by the actors")
+
+    # The actors are other processes: this patch reaches the driver alone, which must find every arm cached.
+    monkeypatch.setattr(extract_mod, "_forward_rows", no_forward_pass_here)
+    remote = audit(tmp_path / "ray", "--executor", "ray")
+    for name in ("results.csv", "selectivity.csv"):
+        assert (remote / name).read_bytes() == (local / name).read_bytes(), name
