@@ -7,7 +7,7 @@ byte-identical and prints the wall-time ratio ray / local (target: at most 1.15 
 On one machine the Ray side can only lose: its cells run in parallel, but each actor loads the model itself
 and imports torch again, and the fits get one thread each instead of T.
 
-    python bench/bench_executors.py [--texts 100] [--datasets 2] [--hooks blocks.0-29:14.hook_resid_pre] [--threads 2]
+    python bench/bench_executors.py [--texts 40] [--datasets 1] [--hooks blocks.0-29:14.hook_resid_pre] [--threads 1]
 """
 
 from __future__ import annotations
@@ -63,10 +63,10 @@ def _side(args: argparse.Namespace, side: str, out: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--texts", type=int, default=100, help="distinct texts per dataset")
-    parser.add_argument("--datasets", type=int, default=2, help="binary sae-probes datasets")
+    parser.add_argument("--texts", type=int, default=40, help="distinct texts per dataset")
+    parser.add_argument("--datasets", type=int, default=1, help="binary sae-probes datasets")
     parser.add_argument("--hooks", default="blocks.0-29:14.hook_resid_pre")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (local) = Ray CPUs (one per actor)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (local) = Ray CPUs (one per actor)")
     parser.add_argument("--side", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -2,8 +2,9 @@
 
 Each actor is one process holding the trained model, loaded once, and at most one weight-control model at a
 time. A weight-control variant (one control, one seed) is claimed by one actor, which builds that model
-once and receives every extract cell that needs it; the trained model's extract cells and the audit cells
-go to whichever actor is free, an audit cell once every extract cell of its dataset has finished.
+once and receives every extract cell that needs it (an actor that would otherwise wait joins a variant with
+cells left, building it once more); the trained model's extract cells and the audit cells go to whichever
+actor is free, an audit cell once every extract cell of its dataset has finished.
 Activations go to the activation cache on a filesystem every worker shares (keyed and written atomically,
 so two writers of one entry leave one), rows come back to the driver, which merges them in plan order.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -63,17 +65,26 @@ class RayExecutor:
     """Runs cells on Ray actors (see the module docstring)."""
 
     def __init__(self, cfg: SweepConfig, options: ExecutorOptions) -> None:
+        """Connect to the cluster now, before the driver loads anything: an unreachable one is one error line.
+        A Ray instance this process already holds (``ray.init`` called by the caller) is used as it is."""
         check_ray()
         self.cfg, self.options = cfg, options
+        self._started = not ray.is_initialized()
+        if self._started:
+            address = options.ray_address
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ConfigError(
+                    f"cannot reach the Ray cluster at {address!r} ({error_line(exc)}): start one with `ray start --head`,"
+                    " or leave out --ray-address to run one on this machine"
+                ) from exc
 
     def run(self, cells: list[Cell], on_done: OnDone) -> dict[str, Outcome]:
-        started = not ray.is_initialized()
-        if started:
-            ray.init(address=self.options.ray_address, include_dashboard=False, log_to_driver=False)
         try:
             return self._run(cells, on_done)
         finally:
-            if started:
+            if self._started:  # the instance this executor started ends with it
                 ray.shutdown()
 
     def _actor_class(self) -> Any:
@@ -100,12 +111,14 @@ class RayExecutor:
         return max(1, min(n, len(cells)))
 
     def _run(self, cells: list[Cell], on_done: OnDone) -> dict[str, Outcome]:
+        if not cells:
+            return {}
         actor_cls = self._actor_class()
         threads = max(1, int(self.options.num_cpus))
         actors = [actor_cls.remote(self.cfg, threads) for _ in range(self._n_workers(cells))]
         pending = list(cells)  # not yet submitted, in plan order
         holds: dict[int, str | None] = {i: None for i in range(len(actors))}  # the weight variant an actor claimed
-        claimed: dict[str, int] = {}
+        claimed: dict[str, set[int]] = {}  # the actors that built each weight variant
         running: dict[Any, tuple[int, Cell]] = {}
         outcomes: dict[str, Outcome] = {}
 
@@ -118,16 +131,22 @@ class RayExecutor:
 
         def pick(i: int) -> Cell | None:
             """The next cell for actor ``i``: its own variant's cells first, then trained-model extraction, then
-            a new weight variant (claimed), then audit cells whose extraction is done."""
-            own = [c for c in pending if c.kind == "extract" and c.variant == holds[i]]
-            trained = [c for c in pending if c.kind == "extract" and c.variant == TRAINED]
-            free = [c for c in pending if c.kind == "extract" and c.variant != TRAINED and c.variant not in claimed]
+            a new weight variant (claimed), then audit cells whose extraction is done; an actor that would
+            otherwise wait joins a claimed variant with cells left (building that model once more), so one
+            variant's datasets are not a serial tail when actors outnumber variants."""
+            extract = [c for c in pending if c.kind == "extract"]
+            own = [c for c in extract if c.variant == holds[i]]
+            trained = [c for c in extract if c.variant == TRAINED]
+            free = [c for c in extract if c.variant != TRAINED and c.variant not in claimed]
             audits = [c for c in pending if c.kind == "audit" and ready(c)]
-            for group in (own, trained, free, audits):
+            left = Counter(c.variant for c in extract)
+            join = [c for c in extract if c.variant in claimed and i not in claimed[c.variant] and left[c.variant] > 1]
+            for group in (own, trained, free, audits, join):
                 if group:
                     cell = group[0]
                     if cell.kind == "extract" and cell.variant != TRAINED:
-                        claimed[cell.variant], holds[i] = i, cell.variant
+                        claimed.setdefault(cell.variant, set()).add(i)
+                        holds[i] = cell.variant
                     return cell
             return None
 
@@ -155,8 +174,8 @@ class RayExecutor:
                 finish(Outcome(cell, {}, error=f"its worker died and was not recovered ({error_line(exc)})"))
                 actors[i] = actor_cls.remote(self.cfg, threads)
                 holds[i] = None
-                for variant in [v for v, j in claimed.items() if j == i]:
-                    del claimed[variant]  # its remaining cells go to whichever actor claims it next
+                for owners in claimed.values():
+                    owners.discard(i)  # the new actor holds no variant yet
         for actor in actors:
             ray.kill(actor)
         return outcomes

@@ -101,7 +101,7 @@ def run_sweep(
             if outcome.error is not None:
                 logger.warning("cell %s failed: %s", outcome.cell.name, outcome.error)
 
-        outcomes = runner.run(plan, on_done) if plan else {}
+        outcomes = runner.run(plan, on_done)  # an empty plan too: an executor releases what it holds
     timings["executor_s"] = time.perf_counter() - t
     for outcome in outcomes.values():
         merge_timings(timings, outcome.timings)
@@ -145,11 +145,11 @@ def run_audit_with(cfg: AuditConfig, executor: ExecutorOptions) -> AuditResult:
     check_methods(cfg.methods)
     resolve_device(cfg.model.device)
     check_root(cfg.model.cache_dir or default_cache_dir())
+    sweep_cfg = SweepConfig(audit=cfg, datasets=cfg.dataset, hooks=cfg.hook or "middle")
+    runner = _executor(sweep_cfg, executor)  # connects to the cluster before anything is loaded
     loaded = load_model(cfg.model)
     hook = cfg.hook or default_hook(loaded.model.cfg.n_layers)
     validate_hook(loaded.model, hook)
-    sweep_cfg = SweepConfig(audit=cfg, datasets=cfg.dataset, hooks=hook)
-    runner = _executor(sweep_cfg, executor)
     prep = prepare_audit(dataclasses.replace(cfg, hook=hook), loaded, {})
     plan = plan_cells([(cfg.dataset, hook)], [cfg.dataset], [hook], prep.controls, cfg.seeds)
     extract = [c for c in plan if c.kind == "extract"]
