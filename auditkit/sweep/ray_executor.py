@@ -79,11 +79,18 @@ class RayExecutor:
                     f"cannot reach the Ray cluster at {address!r} ({error_line(exc)}): start one with `ray start --head`,"
                     " or leave out --ray-address to run one on this machine"
                 ) from exc
+        # The actors start now: their processes import torch and load the model while the driver loads its own
+        # and prepares the datasets, instead of after.
+        self._actor_cls = self._actor_class()
+        self._threads = max(1, int(options.num_cpus))
+        self._actors = [self._actor_cls.remote(cfg, self._threads) for _ in range(self._n_workers())]
 
     def run(self, cells: list[Cell], on_done: OnDone) -> dict[str, Outcome]:
         try:
             return self._run(cells, on_done)
         finally:
+            for actor in self._actors:
+                ray.kill(actor)
             if self._started:  # the instance this executor started ends with it
                 ray.shutdown()
 
@@ -96,7 +103,7 @@ class RayExecutor:
             max_task_retries=o.max_task_retries, runtime_env={"env_vars": env},
         )  # fmt: skip
 
-    def _n_workers(self, cells: list[Cell]) -> int:
+    def _n_workers(self) -> int:
         if self.options.workers is not None:
             return self.options.workers
         res = ray.cluster_resources()
@@ -108,14 +115,12 @@ class RayExecutor:
                 f"the Ray cluster has {res.get('CPU', 0)} CPUs and {res.get('GPU', 0)} GPUs, too few for one actor "
                 f"of --ray-cpus {self.options.num_cpus} --ray-gpus {self.options.num_gpus}: ask for less"
             )
-        return max(1, min(n, len(cells)))
+        return n
 
     def _run(self, cells: list[Cell], on_done: OnDone) -> dict[str, Outcome]:
         if not cells:
             return {}
-        actor_cls = self._actor_class()
-        threads = max(1, int(self.options.num_cpus))
-        actors = [actor_cls.remote(self.cfg, threads) for _ in range(self._n_workers(cells))]
+        actor_cls, threads, actors = self._actor_cls, self._threads, self._actors
         pending = list(cells)  # not yet submitted, in plan order
         holds: dict[int, str | None] = {i: None for i in range(len(actors))}  # the weight variant an actor claimed
         claimed: dict[str, set[int]] = {}  # the actors that built each weight variant
@@ -176,6 +181,4 @@ class RayExecutor:
                 holds[i] = None
                 for owners in claimed.values():
                     owners.discard(i)  # the new actor holds no variant yet
-        for actor in actors:
-            ray.kill(actor)
         return outcomes
