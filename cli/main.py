@@ -283,10 +283,10 @@ def audit(
 
     from auditkit.audit.config import AuditConfig, input_paths
     from auditkit.audit.options import SAEAuditOptions, parse_width
+    from auditkit.audit.run import run_audit
     from auditkit.models import ModelSpec
     from auditkit.report.outputs import check_output
     from auditkit.report.write import write_outputs
-    from auditkit.sweep.run import run_audit_with
 
     _setup_logging(verbose)
     options = _executor_options(executor, ray_address, ray_cpus, ray_gpus, ray_workers)
@@ -313,7 +313,12 @@ def audit(
     check_output(out, inputs=input_paths(cfg), cache_dir=cache_dir)  # before anything is loaded or computed
     if matrix is not None and dataset.endswith(":all"):
         return _matrix_all(cfg, out)
-    result = run_audit_with(cfg, options)
+    if options.executor == "local":
+        result = run_audit(cfg)
+    else:
+        from auditkit.sweep.run import run_audit_with
+
+        result = run_audit_with(cfg, options)
     path = write_outputs(result, out, reproduce_command(cfg, out))
     _print_verdicts(result, path, quiet, f"{result.timings['total_s']:.0f} s")
 

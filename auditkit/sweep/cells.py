@@ -29,9 +29,10 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from auditkit.audit import run as audit_run
 from auditkit.audit.arms import prefetch_hooks
 from auditkit.audit.config import AuditConfig
-from auditkit.audit.run import Prepared, prepare_audit, run_audit
+from auditkit.audit.run import Prepared, prepare_audit
 from auditkit.controls import LABEL_CONTROLS, TOKEN_CONTROLS
 from auditkit.models import LoadedModel, default_cache_dir, load_model
 from auditkit.sweep.config import SweepConfig
@@ -169,7 +170,8 @@ class CellRunner:
 def run_audit_cell(cfg: SweepConfig, dataset: str, hook: str, loaded: LoadedModel) -> SavedCell:
     """The audit of one (dataset, hook) cell, saved under the cache folder and read back as a resumed sweep reads it."""
     cells_dir = cells_folder(cfg)
-    result = run_audit(cell_config(cfg, dataset, hook), loaded=loaded)
+    # Looked up on its module at call time, not bound at import: whoever replaces run_audit (a test) replaces it here.
+    result = audit_run.run_audit(cell_config(cfg, dataset, hook), loaded=loaded)
     save_cell(cells_dir, cfg, dataset, hook, result.rows, result.selectivity, result.dataset)
     saved = load_cell(cells_dir, cfg, dataset, hook)
     if saved is None:
