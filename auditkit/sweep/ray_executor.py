@@ -104,18 +104,19 @@ class RayExecutor:
         )  # fmt: skip
 
     def _n_workers(self) -> int:
-        if self.options.workers is not None:
-            return self.options.workers
+        """The actors to start: ``--ray-workers``, or as many as the cluster holds. More than it holds would leave
+        some never scheduled, and the cells sent to them waiting for ever: refused in one line instead."""
         res = ray.cluster_resources()
-        n = int(res.get("CPU", 1) // self.options.num_cpus)
+        n = int(res.get("CPU", 0) // self.options.num_cpus)
         if self.options.num_gpus > 0:
             n = min(n, int(res.get("GPU", 0) // self.options.num_gpus))
-        if n < 1:
+        if n < 1 or (self.options.workers or 0) > n:
+            asked = f"{self.options.workers or 1} actor(s)"
             raise ConfigError(
-                f"the Ray cluster has {res.get('CPU', 0)} CPUs and {res.get('GPU', 0)} GPUs, too few for one actor "
-                f"of --ray-cpus {self.options.num_cpus} --ray-gpus {self.options.num_gpus}: ask for less"
+                f"the Ray cluster has {res.get('CPU', 0):g} CPUs and {res.get('GPU', 0):g} GPUs, too few for {asked} "
+                f"of --ray-cpus {self.options.num_cpus:g} --ray-gpus {self.options.num_gpus:g}: ask for fewer or less"
             )
-        return n
+        return self.options.workers or n
 
     def _run(self, cells: list[Cell], on_done: OnDone) -> dict[str, Outcome]:
         if not cells:

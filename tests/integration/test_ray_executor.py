@@ -151,3 +151,11 @@ def test_a_single_audit_on_ray_writes_the_local_results_byte_for_byte(tables, tm
     remote = audit(tmp_path / "ray", "--executor", "ray")
     for name in ("results.csv", "selectivity.csv"):
         assert (remote / name).read_bytes() == (local / name).read_bytes(), name
+
+
+def test_more_workers_than_the_cluster_holds_is_one_line_before_any_compute(tables, tmp_path):
+    result = _sweep(tables, tmp_path, "--executor", "ray", "--ray-workers", "5")
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: the Ray cluster has 2 CPUs") and "too few for 5 actor(s)" in lines[-1], lines
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
