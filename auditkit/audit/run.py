@@ -27,7 +27,7 @@ from auditkit.cache import check_root, request_key
 from auditkit.controls import WEIGHT_CONTROLS
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig, cache_request, resolve_positions
-from auditkit.models import LoadedModel, default_cache_dir, default_hook, load_model
+from auditkit.models import LoadedModel, default_cache_dir, default_hook, load_model, resolve_device
 from auditkit.types import LabelledDataset, TokenBatch
 
 logger = logging.getLogger(__name__)
@@ -112,6 +112,7 @@ def prepare_audit(cfg: AuditConfig, loaded: LoadedModel | None, timings: dict[st
 def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditResult:
     """Run the audit described by ``cfg`` (``loaded`` reuses an already loaded model)."""
     check_methods(cfg.methods)
+    resolve_device(cfg.model.device)  # an absent GPU is one error line before anything is loaded
     if cfg.use_cache:  # before any compute: an unusable cache folder is one clear error, not a late traceback
         check_root(cfg.model.cache_dir or default_cache_dir())
     if cfg.matrix is not None:

@@ -208,6 +208,10 @@ def render(result: Any, command: str, figures: dict[str, str]) -> str:
         f"verdicts by the audit's rule on held-out accuracy (legend: {LEGEND}){sae_note}.",
         "",
     ]
+    failures = result.failures
+    if failures:  # before any number: what is missing from every table below
+        lines += [f"**{len(failures)} cell(s) failed; their rows are missing below:**", ""]
+        lines += [f"- `{line}`" for line in failures] + [""]
     if len(result.hooks) > 1:
         lines += ["## Over depth", ""]
         lines += [
@@ -292,7 +296,8 @@ def write_sweep(result: Any, out: Path, command: str) -> Path:
         run = dict(
             command=command, argv=recorded_argv(sys.argv), config=_jsonable(result.config), datasets=result.datasets,
             hooks=result.hooks, controls=list(result.controls), provenance=result.provenance, cells=result.cells,
-            timings=result.timings, versions=library_versions(),
+            timings=result.timings, versions=library_versions(), execution=result.execution,
+            failures=result.failures,
         )  # fmt: skip
         (tmp / "run.json").write_text(json.dumps(run, indent=2, default=str))
     return out

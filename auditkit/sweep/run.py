@@ -9,40 +9,41 @@ Two phases, so that each model variant is resident once and never twice:
 2. **Cells**: each (dataset, hook) is an ordinary audit (:func:`auditkit.audit.run.run_audit`) whose arms
    all come from the cache, so its rows, intervals and verdicts are exactly the single audit's. A
    finished cell is saved under the cache folder, so a killed sweep reruns only unfinished cells.
+
+Both phases are cells of one plan (:mod:`auditkit.sweep.cells`) with explicit dependencies, run by an
+executor (:mod:`auditkit.sweep.executors`): this process in plan order by default, or the actors of a Ray
+cluster. The rows are merged in the plan's order, so the executor never changes ``results.csv``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
-import os
-import tempfile
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from auditkit.audit.arms import prefetch_hooks
 from auditkit.audit.config import AuditConfig
 from auditkit.audit.registry import check_methods
-from auditkit.audit.run import Prepared, prepare_audit, run_audit
+from auditkit.audit.result import AuditResult
+from auditkit.audit.run import prepare_audit, run_audit
 from auditkit.cache import check_root
-from auditkit.controls import TOKEN_CONTROLS, WEIGHT_CONTROLS
+from auditkit.errors import AuditkitError, ConfigError
 from auditkit.extract import validate_hook
-from auditkit.models import LoadedModel, default_cache_dir, load_model
+from auditkit.models import LoadedModel, default_cache_dir, default_hook, load_model, resolve_device
+from auditkit.sweep.cells import CellRunner, cell_config, cells_folder, load_cell, plan_cells
 from auditkit.sweep.config import SweepConfig
+from auditkit.sweep.executors import Executor, ExecutorOptions, LocalExecutor, Outcome, merge_timings
 from auditkit.sweep.plan import layer_of, parse_hooks, resolve_datasets
-from auditkit.types import REAL
 
 logger = logging.getLogger(__name__)
 
-CELL_FORMAT = 2
-"""Version of a saved cell's files; a saved cell of another version is recomputed."""
+
+class SweepCellsFailed(AuditkitError):
+    """No cell of the sweep finished: there is nothing to report."""
 
 
 @dataclass(frozen=True)
@@ -61,19 +62,23 @@ class SweepResult:
     controls: tuple[str, ...]
     provenance: dict[str, Any]
     timings: dict[str, float]
+    failures: list[str] = field(default_factory=list)
+    """One line per cell that failed (``DATASET x HOOK: Error: message``); their rows are missing, the others kept."""
+    execution: dict[str, Any] = field(default_factory=dict)
+    """Where the cells ran (executor and its options): recorded in run.json, never part of a result."""
 
 
-def cell_config(cfg: SweepConfig, dataset: str, hook: str) -> AuditConfig:
-    """The audit of one cell."""
-    return dataclasses.replace(cfg.audit, dataset=dataset, hook=hook, progress=False)  # the sweep shows its own bars
-
-
-def run_sweep(cfg: SweepConfig, *, loaded: LoadedModel | None = None) -> SweepResult:
-    """Run every cell of ``cfg`` (see the module docstring)."""
+def run_sweep(
+    cfg: SweepConfig, *, loaded: LoadedModel | None = None, executor: ExecutorOptions | None = None
+) -> SweepResult:
+    """Run every cell of ``cfg`` (see the module docstring) with ``executor`` (default: local and serial)."""
+    options = executor or ExecutorOptions()
     check_methods(cfg.audit.methods)
+    resolve_device(cfg.audit.model.device)  # an absent GPU is one error line before anything is loaded
     cache_root = cfg.audit.model.cache_dir or default_cache_dir()
     check_root(cache_root)
     datasets = resolve_datasets(cfg.datasets)
+    runner_exec = _executor(cfg, options)  # before any compute: a missing Ray is one error line
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     loaded = loaded or load_model(cfg.audit.model)
@@ -83,28 +88,35 @@ def run_sweep(cfg: SweepConfig, *, loaded: LoadedModel | None = None) -> SweepRe
         validate_hook(loaded.model, hook)
     prepared = {d: prepare_audit(cell_config(cfg, d, hooks[0]), loaded, timings) for d in datasets}
     controls = next(iter(prepared.values())).controls
-    cells_dir = Path(cache_root) / "sweep-cells"
-    todo = [(d, h) for d in datasets for h in hooks if _load_cell(cells_dir, cfg, d, h) is None]
+    cells_dir = cells_folder(cfg)
+    todo = [(d, h) for d in datasets for h in hooks if load_cell(cells_dir, cfg, d, h) is None]
     logger.info("sweep: %d datasets x %d hooks, %d cells to compute", len(datasets), len(hooks), len(todo))
-    if todo:
-        _extract_all(prepared, sorted({h for _, h in todo}, key=hooks.index), sorted({d for d, _ in todo}, key=datasets.index),
-                     timings, cfg.audit.progress)  # fmt: skip
-    rows, sel, cells = [], [], {}
+    plan = plan_cells(todo, datasets, hooks, controls, cfg.audit.seeds)
+    runner = runner_exec or LocalExecutor(CellRunner(cfg, loaded=loaded, prepared=prepared))
     t = time.perf_counter()
-    with tqdm(total=len(datasets) * len(hooks), desc="sweep cells", unit="cell", disable=not cfg.audit.progress) as bar:
-        for dataset in datasets:
-            for hook in hooks:
-                saved = _load_cell(cells_dir, cfg, dataset, hook)
-                if saved is None:
-                    result = run_audit(cell_config(cfg, dataset, hook), loaded=loaded)
-                    _save_cell(cells_dir, cfg, dataset, hook, result.rows, result.selectivity, result.dataset)
-                    saved = _load_cell(cells_dir, cfg, dataset, hook)  # as a resumed sweep would read it
-                cell_rows, cell_sel, info = saved
-                for frame, out in ((cell_rows, rows), (cell_sel, sel)):
-                    out.append(frame.assign(dataset=dataset, hook=hook, layer=layer_of(hook)))
-                cells[dataset] = info
-                bar.update()
-    timings["cells_s"] = time.perf_counter() - t
+    with tqdm(total=len(plan), desc="sweep cells", unit="cell", disable=not cfg.audit.progress or not plan) as bar:
+
+        def on_done(outcome: Outcome) -> None:
+            bar.update()
+            if outcome.error is not None:
+                logger.warning("cell %s failed: %s", outcome.cell.name, outcome.error)
+
+        outcomes = runner.run(plan, on_done)  # an empty plan too: an executor releases what it holds
+    timings["executor_s"] = time.perf_counter() - t
+    for outcome in outcomes.values():
+        merge_timings(timings, outcome.timings)
+    failures = [f"{o.cell.name}: {o.error}" for o in outcomes.values() if o.error is not None]
+    rows, sel, cells = [], [], {}
+    for dataset in datasets:  # the plan's order, whatever order the cells finished in
+        for hook in hooks:
+            saved = load_cell(cells_dir, cfg, dataset, hook)
+            if saved is None:
+                continue  # a failed cell: named in failures
+            for frame, out in ((saved.rows, rows), (saved.selectivity, sel)):
+                out.append(frame.assign(dataset=dataset, hook=hook, layer=layer_of(hook)))
+            cells[dataset] = saved.info
+    if not rows:
+        raise SweepCellsFailed(f"no cell of the sweep finished; {len(failures)} failed, first: {failures[0]}")
     timings["total_s"] = time.perf_counter() - t0
     front = ["dataset", "hook", "layer"]
     all_rows = pd.concat(rows, ignore_index=True)
@@ -113,70 +125,46 @@ def run_sweep(cfg: SweepConfig, *, loaded: LoadedModel | None = None) -> SweepRe
         config=cfg, datasets=datasets, hooks=hooks,
         rows=all_rows[front + [c for c in all_rows.columns if c not in front]],
         selectivity=all_sel[front + [c for c in all_sel.columns if c not in front]],
-        cells=cells, controls=controls, provenance=loaded.provenance.to_dict(), timings=timings,
+        cells=cells, controls=controls, provenance=loaded.provenance.to_dict(), timings=timings, failures=failures,
+        execution={"executor": options.executor, "cells_run": len(plan),
+                   **({"ray_address": options.ray_address, "num_cpus": options.num_cpus, "num_gpus": options.num_gpus}
+                      if options.executor == "ray" else {})},
     )  # fmt: skip
 
 
-def _extract_all(
-    prepared: dict[str, Prepared], hooks: list[str], datasets: list[str], timings: dict[str, float], progress: bool
-) -> None:
-    """Phase 1: every arm of every dataset at every hook, one model variant at a time."""
-    plans = {d: prepared[d].plan for d in datasets}
-    shared: dict[tuple[str, int], Any] = {}
-    plans = {d: dataclasses.replace(p, models=shared) for d, p in plans.items()}
-    controls = next(iter(prepared.values())).controls
-    t = time.perf_counter()
-    trained = (REAL, *(c for c in controls if c in TOKEN_CONTROLS))
-    for d in tqdm(datasets, desc="extract: trained model", disable=not progress or len(datasets) < 2):
-        prefetch_hooks(plans[d], hooks, timings, controls=trained)
-    weight = [c for c in controls if c in WEIGHT_CONTROLS]  # label controls and SAE baselines extract nothing
-    seeds = next(iter(plans.values())).seeds
-    for control in weight:
-        for seed in seeds:
-            for d in datasets:
-                prefetch_hooks(dataclasses.replace(plans[d], seeds=(seed,)), hooks, timings, controls=(control,))
-            shared.clear()  # this control's model of this seed is no longer needed: at most one resident
-    timings["extract_s"] = time.perf_counter() - t
+def run_audit_with(cfg: AuditConfig, executor: ExecutorOptions) -> AuditResult:
+    """One audit whose arms are extracted by ``executor``: each model variant's arms are an extract cell (the
+    trained model's, then one per weight control and seed, in parallel on a cluster), written to the shared
+    cache; the audit itself then runs here, every arm read from the cache, so its result is the local audit's."""
+    if executor.executor == "local":
+        return run_audit(cfg)
+    if not cfg.use_cache or cfg.matrix is not None:
+        flag = "--no-cache" if not cfg.use_cache else "--matrix"
+        raise ConfigError(f"--executor {executor.executor} passes activations through the shared cache, which "
+                          f"{flag} audits do not use: drop {flag} or use --executor local")  # fmt: skip
+    check_methods(cfg.methods)
+    resolve_device(cfg.model.device)
+    check_root(cfg.model.cache_dir or default_cache_dir())
+    sweep_cfg = SweepConfig(audit=cfg, datasets=cfg.dataset, hooks=cfg.hook or "middle")
+    runner = _executor(sweep_cfg, executor)  # connects to the cluster before anything is loaded
+    loaded = load_model(cfg.model)
+    hook = cfg.hook or default_hook(loaded.model.cfg.n_layers)
+    validate_hook(loaded.model, hook)
+    prep = prepare_audit(dataclasses.replace(cfg, hook=hook), loaded, {})
+    plan = plan_cells([(cfg.dataset, hook)], [cfg.dataset], [hook], prep.controls, cfg.seeds)
+    extract = [c for c in plan if c.kind == "extract"]
+    with tqdm(total=len(extract), desc="extract arms", unit="cell", disable=not cfg.progress) as bar:
+        outcomes = runner.run(extract, lambda _: bar.update())
+    failed = [f"{o.cell.name}: {o.error}" for o in outcomes.values() if o.error is not None]
+    if failed:
+        raise SweepCellsFailed(f"{len(failed)} of {len(extract)} extraction cells failed, first: {failed[0]}")
+    return run_audit(cfg, loaded=loaded)
 
 
-def _cell_dir(cells_dir: Path, cfg: SweepConfig, dataset: str, hook: str) -> Path:
-    audit = dataclasses.replace(cell_config(cfg, dataset, hook), progress=True)
-    key = json.dumps({"format": CELL_FORMAT, "audit": _jsonable(audit)}, sort_keys=True, default=str)
-    return cells_dir / hashlib.sha256(key.encode()).hexdigest()[:24]
-
-
-def _jsonable(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj):
-        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj
-
-
-def _load_cell(cells_dir: Path, cfg: SweepConfig, dataset: str, hook: str) -> tuple | None:
-    path = _cell_dir(cells_dir, cfg, dataset, hook)
-    try:
-        info = json.loads((path / "dataset.json").read_text())
-        return pd.read_csv(path / "rows.csv"), pd.read_csv(path / "selectivity.csv", keep_default_na=False,
-                                                           na_values=[""]), info  # fmt: skip
-    except (OSError, ValueError):
+def _executor(cfg: SweepConfig, options: ExecutorOptions) -> Executor | None:
+    """The executor ``options`` names; None for the local one (built once the model is loaded)."""
+    if options.executor == "local":
         return None
+    from auditkit.sweep.ray_executor import RayExecutor
 
-
-def _save_cell(cells_dir: Path, cfg: SweepConfig, dataset: str, hook: str, rows, selectivity, info) -> None:
-    """Write a finished cell atomically (a temporary sibling renamed into place): a killed sweep leaves
-    whole cells or none."""
-    path = _cell_dir(cells_dir, cfg, dataset, hook)
-    cells_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".cell-", dir=cells_dir))
-    try:
-        rows.to_csv(tmp / "rows.csv", index=False)
-        selectivity.to_csv(tmp / "selectivity.csv", index=False)
-        (tmp / "dataset.json").write_text(json.dumps(info, default=str))
-        if not path.exists():
-            os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            for f in tmp.iterdir():
-                f.unlink()
-            tmp.rmdir()
+    return RayExecutor(cfg, options)

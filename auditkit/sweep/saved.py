@@ -38,7 +38,8 @@ def load_sweep(folder: Path) -> tuple[SweepResult, dict[str, Any]]:
         result = SweepResult(
             config=cfg, datasets=list(run["datasets"]), hooks=list(run["hooks"]), rows=rows, selectivity=selectivity,
             cells=run["cells"], controls=tuple(run["controls"]), provenance=run["provenance"],
-            timings=run.get("timings", {}),
+            timings=run.get("timings", {}), failures=list(run.get("failures", [])),
+            execution=run.get("execution", {}),
         )  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError, AuditkitError) as exc:
         raise OutputError(f"cannot read the sweep in {str(folder)!r} ({type(exc).__name__}: {exc}): its run.json "

@@ -9,24 +9,24 @@ import random
 import pandas as pd
 import pytest
 import torch
+from auditkit.cli.main import app
 from typer.testing import CliRunner
 
 from auditkit import data
 from auditkit import extract as extract_mod
+from auditkit.audit import run as audit_run
 from auditkit.audit.config import AuditConfig
 from auditkit.audit.options import SAEAuditOptions
 from auditkit.audit.run import run_audit
 from auditkit.audit.sae import SAE_METRICS
-from auditkit.cli.main import app
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig, extract, extract_hooks
 from auditkit.models import ModelSpec, load_model
 from auditkit.report.sweep import lexical_shortcuts, write_sweep
-from auditkit.sweep import run as sweep_run
 from auditkit.sweep.config import SweepConfig
 from auditkit.sweep.plan import layer_of, parse_hooks, resolve_datasets
-from auditkit.sweep.saved import load_sweep
 from auditkit.sweep.run import run_sweep
+from auditkit.sweep.saved import load_sweep
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -106,7 +106,7 @@ def test_a_killed_sweep_reruns_only_its_unfinished_cells(tmp_path, monkeypatch):
     table = _planted_table(tmp_path / "planted.csv", n=120)
     cfg = _sweep_cfg(table, tmp_path / "cache")
     calls = []
-    original = sweep_run.run_audit
+    original = audit_run.run_audit
 
     def dies_on_third(c, **kw):
         calls.append(c.hook)
@@ -114,11 +114,11 @@ def test_a_killed_sweep_reruns_only_its_unfinished_cells(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # killed mid-sweep, after two finished cells
         return original(c, **kw)
 
-    monkeypatch.setattr(sweep_run, "run_audit", dies_on_third)
+    monkeypatch.setattr(audit_run, "run_audit", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(cfg)
     calls.clear()
-    monkeypatch.setattr(sweep_run, "run_audit", lambda c, **kw: calls.append(c.hook) or original(c, **kw))
+    monkeypatch.setattr(audit_run, "run_audit", lambda c, **kw: calls.append(c.hook) or original(c, **kw))
     resumed = run_sweep(cfg)
     assert calls == [HOOKS[2]]  # only the cell that had not finished
     again = run_sweep(cfg)

@@ -130,3 +130,23 @@ def test_only_the_registry_reaches_from_the_audit_into_the_report():
         if t.startswith("auditkit.report")
     }
     assert reach <= {"auditkit.audit.registry"}
+
+
+def test_ray_is_imported_by_the_ray_executor_alone():
+    """The core install has no Ray: only ``sweep/ray_executor.py`` imports it, and only ``sweep/run.py`` imports that
+    module, inside the function that picks the executor (``--executor ray``)."""
+    importers = {}
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            mods += [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            if any(m == "ray" or m.startswith("ray.") for m in mods):
+                importers.setdefault(name, set()).add("ray")
+    assert importers == {"auditkit.sweep.ray_executor": {"ray"}}
+    users = sorted(name for name, targets in GRAPH.items() if "auditkit.sweep.ray_executor" in targets)
+    assert users == ["auditkit.sweep.run"]
+    run_tree = ast.parse(MODULES["auditkit.sweep.run"].read_text())
+    top_level = [
+        n for n in run_tree.body if isinstance(n, ast.ImportFrom) and n.module == "auditkit.sweep.ray_executor"
+    ]
+    assert top_level == []
