@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,31 +45,45 @@ def config_from_json(data: dict[str, Any]) -> AuditConfig:
     )  # fmt: skip
 
 
-def load_run(folder: Path) -> tuple[AuditResult, dict[str, Any]]:
-    """The :class:`AuditResult` an audit output folder was written from, and its run.json.
+def read_tables(
+    folder: Path, kind: str, build: Callable[[dict[str, Any], pd.DataFrame, pd.DataFrame], Any]
+) -> tuple[Any, dict[str, Any]]:
+    """``build(run, rows, selectivity)`` from the run.json, results.csv and selectivity.csv that
+    ``auditkit <kind>`` wrote into ``folder``, and the run.json.
 
-    Raises :class:`OutputError` naming what is missing when ``folder`` does not hold an audit's outputs."""
+    Raises :class:`OutputError` naming what is missing, or what could not be read (``build`` included),
+    when ``folder`` does not hold such an output."""
     folder = Path(folder)
     missing = [name for name in FILES if not (folder / name).is_file()]
     if missing:
-        raise OutputError(f"{str(folder)!r} is not an auditkit audit output: it has no {', '.join(missing)}; give the "
-                          "folder an `auditkit audit --out` wrote")  # fmt: skip
+        raise OutputError(f"{str(folder)!r} is not an auditkit {kind} output: it has no {', '.join(missing)}; give the "
+                          f"folder an `auditkit {kind} --out` wrote")  # fmt: skip
     try:
         run = json.loads((folder / "run.json").read_text())
         rows = pd.read_csv(folder / "results.csv")
         selectivity = pd.read_csv(folder / "selectivity.csv", keep_default_na=False, na_values=[""])
         if "note" in selectivity.columns:
             selectivity["note"] = selectivity["note"].fillna("")
-        cfg = config_from_json(run["config"])
+        return build(run, rows, selectivity), run
     except (OSError, ValueError, KeyError, TypeError, AuditkitError) as exc:
-        raise OutputError(f"cannot read the audit in {str(folder)!r} ({type(exc).__name__}: {exc}): its run.json "
-                          "or tables are not what `auditkit audit` writes") from None  # fmt: skip
-    controls = tuple(c for c in dict.fromkeys(rows["control"]) if c != REAL)
-    result = AuditResult(
-        config=cfg, rows=rows, selectivity=selectivity, provenance=run["provenance"], dataset=run["dataset"],
-        extraction=run["extraction"], method_info=run["methods"], controls=controls, timings=run.get("timings", {}),
-    )  # fmt: skip
-    return result, run
+        raise OutputError(f"cannot read the {kind} in {str(folder)!r} ({type(exc).__name__}: {exc}): its run.json "
+                          f"or tables are not what `auditkit {kind}` writes") from None  # fmt: skip
+
+
+def load_run(folder: Path) -> tuple[AuditResult, dict[str, Any]]:
+    """The :class:`AuditResult` an audit output folder was written from, and its run.json.
+
+    Raises :class:`OutputError` naming what is missing when ``folder`` does not hold an audit's outputs."""
+
+    def build(run: dict[str, Any], rows: pd.DataFrame, selectivity: pd.DataFrame) -> AuditResult:
+        return AuditResult(
+            config=config_from_json(run["config"]), rows=rows, selectivity=selectivity,
+            provenance=run["provenance"], dataset=run["dataset"], extraction=run["extraction"],
+            method_info=run["methods"], controls=tuple(c for c in dict.fromkeys(rows["control"]) if c != REAL),
+            timings=run.get("timings", {}),
+        )  # fmt: skip
+
+    return read_tables(folder, "audit", build)
 
 
 def is_matrix_output(folder: Path) -> bool:
