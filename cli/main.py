@@ -124,6 +124,35 @@ RayWorkersOption = Annotated[
 ]
 
 
+SaeArchOption = Annotated[str, typer.Option(help="SAE architecture for --methods sae: topk, standard or jumprelu.")]
+SaeWidthOption = Annotated[str, typer.Option(help="SAE dictionary size: an expansion like 2x, or F like 1152.")]
+SaeKOption = Annotated[int, typer.Option(help="Active latents per token (topk SAE).")]
+SaeL1Option = Annotated[float, typer.Option(help="L1 coefficient (standard SAE).")]
+SaeLrOption = Annotated[float, typer.Option(help="SAE learning rate.")]
+SaeTokensOption = Annotated[int, typer.Option(help="SAE training token budget, per arm and seed.")]
+SaeBatchOption = Annotated[int, typer.Option(help="SAE rows per optimiser step.")]
+SaeSpliceOption = Annotated[
+    int, typer.Option(help="Held-out texts the SAE is spliced into the model on (CE loss recovered, KL).")
+]
+SaeLoadOption = Annotated[
+    Optional[str], typer.Option(help="Score this SAE (folder or RELEASE/SAE_ID) on the real arm.")
+]
+
+
+def _sae_options(
+    arch: str, width: str, k: int, l1: float, lr: float, tokens: int, batch_size: int, splice_texts: int,
+    load: str | None,
+) -> object:  # fmt: skip
+    """The ``sae`` method's options from the ``--sae-*`` flags (audit and sweep)."""
+    from auditkit.audit.options import SAEAuditOptions, parse_width
+
+    expansion, f = parse_width(width)
+    return SAEAuditOptions(
+        architecture=arch, expansion_factor=expansion, width=f, k=k, l1_coefficient=l1, lr=lr,
+        training_tokens=tokens, batch_size=batch_size, splice_texts=splice_texts, load=load,
+    )  # fmt: skip
+
+
 def _executor_options(executor: Executor, address: str | None, cpus: float, gpus: float, workers: int | None) -> object:
     from auditkit.sweep.executors import ExecutorOptions
 
@@ -188,8 +217,10 @@ def audit(
     methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = "probe",
     controls: Annotated[
         Optional[str],
-        typer.Option(help="Comma-separated controls (default: every control that applies); sae-untrained, "
-                     "sae-frozen-decoder, pca and identity are the sae method's own (other methods skip them)."),
+        typer.Option(
+            help="Comma-separated controls (default: every control that applies); sae-untrained, "
+            "sae-frozen-decoder, pca and identity are the sae method's own (other methods skip them)."
+        ),
     ] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds (>= 3 for intervals).")] = "0,1,2",
     max_examples: Annotated[
@@ -231,7 +262,9 @@ def audit(
     ] = "logistic,mass-mean,lda,low-rank,mlp,k-sparse",
     mdl: Annotated[
         bool,
-        typer.Option(help="--methods probe: also score each dense probe kind by its online codelength (MDL) and compression."),
+        typer.Option(
+            help="--methods probe: also score each dense probe kind by its online codelength (MDL) and compression."
+        ),
     ] = False,
     mdl_schedule: Annotated[
         str, typer.Option(help="--mdl: block ends as fractions of the training rows (default 0.1% doubling to 100%).")
@@ -254,21 +287,15 @@ def audit(
     ] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/default"),
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress messages.")] = False,
-    sae_arch: Annotated[
-        str, typer.Option(help="SAE architecture for --methods sae: topk, standard or jumprelu.")
-    ] = "topk",
-    sae_width: Annotated[str, typer.Option(help="SAE dictionary size: an expansion like 2x, or F like 1152.")] = "2x",
-    sae_k: Annotated[int, typer.Option(help="Active latents per token (topk SAE).")] = 32,
-    sae_l1: Annotated[float, typer.Option(help="L1 coefficient (standard SAE).")] = 5.0,
-    sae_lr: Annotated[float, typer.Option(help="SAE learning rate.")] = 1e-3,
-    sae_tokens: Annotated[int, typer.Option(help="SAE training token budget, per arm and seed.")] = 49_152,
-    sae_batch_size: Annotated[int, typer.Option(help="SAE rows per optimiser step.")] = 128,
-    sae_splice_texts: Annotated[
-        int, typer.Option(help="Held-out texts the SAE is spliced into the model on (CE loss recovered, KL).")
-    ] = 16,
-    sae_load: Annotated[
-        Optional[str], typer.Option(help="Score this SAE (folder or RELEASE/SAE_ID) on the real arm.")
-    ] = None,
+    sae_arch: SaeArchOption = "topk",
+    sae_width: SaeWidthOption = "2x",
+    sae_k: SaeKOption = 32,
+    sae_l1: SaeL1Option = 5.0,
+    sae_lr: SaeLrOption = 1e-3,
+    sae_tokens: SaeTokensOption = 49_152,
+    sae_batch_size: SaeBatchOption = 128,
+    sae_splice_texts: SaeSpliceOption = 16,
+    sae_load: SaeLoadOption = None,
     device: DeviceOption = "cpu",
     dtype: DtypeOption = Dtype.float32,
     executor: ExecutorOption = Executor.local,
@@ -282,7 +309,6 @@ def audit(
     from auditkit.cli.reproduce import reproduce_command
 
     from auditkit.audit.config import AuditConfig, input_paths
-    from auditkit.audit.options import SAEAuditOptions, parse_width
     from auditkit.audit.run import run_audit
     from auditkit.models import ModelSpec
     from auditkit.report.outputs import check_output
@@ -294,11 +320,8 @@ def audit(
         dictionary=dictionary.value, solver=pursuit_solver.value, ks=parse_list(pursuit_k, int, "--pursuit-k"),
         alphas=parse_list(pursuit_alphas, float, "--pursuit-alphas"), sae_path=pursuit_sae, center=not pursuit_no_center,
     )  # fmt: skip
-    expansion, width = parse_width(sae_width)
-    sae_options = SAEAuditOptions(
-        architecture=sae_arch, expansion_factor=expansion, width=width, k=sae_k, l1_coefficient=sae_l1, lr=sae_lr,
-        training_tokens=sae_tokens, batch_size=sae_batch_size, splice_texts=sae_splice_texts, load=sae_load,
-    )  # fmt: skip
+    sae_options = _sae_options(sae_arch, sae_width, sae_k, sae_l1, sae_lr, sae_tokens, sae_batch_size,
+                               sae_splice_texts, sae_load)  # fmt: skip
     cfg = AuditConfig(
         model=ModelSpec(name=model, revision=revision, processed=processed, cache_dir=cache_dir, use_cache=not no_cache,
                         device=device, dtype=dtype.value),
@@ -409,6 +432,15 @@ def sweep(
     ] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/sweep"),
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress messages.")] = False,
+    sae_arch: SaeArchOption = "topk",
+    sae_width: SaeWidthOption = "2x",
+    sae_k: SaeKOption = 32,
+    sae_l1: SaeL1Option = 5.0,
+    sae_lr: SaeLrOption = 1e-3,
+    sae_tokens: SaeTokensOption = 49_152,
+    sae_batch_size: SaeBatchOption = 128,
+    sae_splice_texts: SaeSpliceOption = 16,
+    sae_load: SaeLoadOption = None,
     device: DeviceOption = "cpu",
     dtype: DtypeOption = Dtype.float32,
     executor: ExecutorOption = Executor.local,
@@ -437,6 +469,8 @@ def sweep(
         probe_C=probe_c, probes=_probe_specs(probes), batch_size=batch_size, duplicates=duplicates.value,
         gaussian_keep_embeddings=gaussian_keep_embeddings, mdl=mdl,
         mdl_schedule=parse_list(mdl_schedule, float, "--mdl-schedule"),
+        sae=_sae_options(sae_arch, sae_width, sae_k, sae_l1, sae_lr, sae_tokens, sae_batch_size, sae_splice_texts,
+                         sae_load),
     )  # fmt: skip
     cfg = SweepConfig(audit=audit_cfg, datasets=datasets, hooks=hooks)
     inputs = [model, *(d.partition(":")[2] for d in _csv(datasets) if d.startswith(("conllu:", "table:")))]
@@ -625,7 +659,9 @@ def report(
 def compare(
     run_a: Annotated[Path, typer.Argument(help="An `auditkit audit` output folder (A).")],
     run_b: Annotated[Path, typer.Argument(help="Another one (B).")],
-    out: Annotated[Optional[Path], typer.Option(help="Write the markdown here (a new file) instead of printing it.")] = None,
+    out: Annotated[
+        Optional[Path], typer.Option(help="Write the markdown here (a new file) instead of printing it.")
+    ] = None,
     top: Annotated[int, typer.Option(help="Largest selectivity deltas listed.")] = 10,
 ) -> None:
     """A short markdown diff of two audits: settings that differ, verdicts that changed, selectivity deltas."""

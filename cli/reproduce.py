@@ -17,7 +17,7 @@ from auditkit.sweep.config import SweepConfig
 
 
 def sae_options(opts: SAEAuditOptions) -> list[Option]:
-    """The ``auditkit audit`` options that reproduce the ``sae`` method's settings."""
+    """The ``auditkit audit`` and ``auditkit sweep`` options that reproduce the ``sae`` method's settings."""
     width = str(opts.width) if opts.width is not None else f"{float(opts.expansion_factor)!r}x"
     return [
         ("--sae-arch", opts.architecture), ("--sae-width", width), ("--sae-k", opts.k),
@@ -90,6 +90,6 @@ def sweep_command(cfg: SweepConfig, out: Path | str) -> str:
         ("--max-examples", a.max_examples if a.max_examples is not None else 0), ("--max-length", a.max_length),
         ("--methods", a.methods), ("--controls", resolve_controls(a)), ("--seeds", a.seeds),
         ("--test-fraction", float(a.test_fraction)), ("--probe-c", float(a.probe_C)), ("--probes", a.probes),
-        *mdl_options(a), ("--out", Path(out)),
+        *mdl_options(a), *(sae_options(a.sae) if "sae" in a.methods else []), ("--out", Path(out)),
     ]  # fmt: skip
     return command_line(["auditkit", "sweep"], options)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import dataclasses
 import random
 
@@ -240,3 +241,19 @@ def test_a_dataset_no_model_reads_is_not_a_lexical_shortcut():
     # chance: both near 0.5 (the old rule listed it); tokens: a reinitialised model reads it almost as well;
     # learned: training adds 0.33; saturated: the reinitialised model alone reaches 0.85.
     assert lexical_shortcuts(best)["dataset"].tolist() == ["tokens", "saturated"]
+
+
+def test_sweep_command_takes_the_sae_options_and_reproduces_them(tmp_path):
+    table = _planted_table(tmp_path / "planted.csv", n=64)
+    out = tmp_path / "out"
+    args = ["sweep", "--model", "tiny-gpt2", "--datasets", f"table:{table}", "--hooks", "blocks.1.hook_resid_post",
+            "--methods", "sae", "--controls", "sae-untrained", "--max-length", "16", "--sae-width", "64",
+            "--sae-k", "4", "--sae-tokens", "4000", "--sae-batch-size", "256", "--sae-splice-texts", "4",
+            "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["audit"]["sae"]["k"] == 4 and run["config"]["audit"]["sae"]["width"] == 64
+    assert "--sae-k 4" in run["command"] and "--sae-width 64" in run["command"]
+    rows = pd.read_csv(out / "results.csv")
+    assert (rows.loc[rows["metric"] == "l0", "value"] - 4).abs().max() < 1e-6  # every arm's SAE has k = 4
