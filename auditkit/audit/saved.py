@@ -14,6 +14,7 @@ import pandas as pd
 from auditkit.audit.config import AuditConfig
 from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
 from auditkit.audit.result import AuditResult
+from auditkit.audit.run import resolve_controls
 from auditkit.errors import AuditkitError, OutputError
 from auditkit.models import ModelSpec
 from auditkit.token_properties import PROPERTIES
@@ -70,6 +71,15 @@ def read_tables(
                           f"or tables are not what `auditkit {kind}` writes") from None  # fmt: skip
 
 
+def _controls(cfg: AuditConfig, rows: pd.DataFrame) -> tuple[str, ...]:
+    """The controls in the order the audit ran them (:func:`auditkit.audit.run.resolve_controls`, which the
+    report's columns follow), not in the order the methods wrote their rows: a re-render then equals the
+    first render."""
+    present = [c for c in dict.fromkeys(rows["control"]) if c != REAL]
+    ordered = [c for c in resolve_controls(cfg) if c in present]
+    return (*ordered, *(c for c in present if c not in ordered))
+
+
 def load_run(folder: Path) -> tuple[AuditResult, dict[str, Any]]:
     """The :class:`AuditResult` an audit output folder was written from, and its run.json.
 
@@ -79,7 +89,7 @@ def load_run(folder: Path) -> tuple[AuditResult, dict[str, Any]]:
         return AuditResult(
             config=config_from_json(run["config"]), rows=rows, selectivity=selectivity,
             provenance=run["provenance"], dataset=run["dataset"], extraction=run["extraction"],
-            method_info=run["methods"], controls=tuple(c for c in dict.fromkeys(rows["control"]) if c != REAL),
+            method_info=run["methods"], controls=_controls(config_from_json(run["config"]), rows),
             timings=run.get("timings", {}),
         )  # fmt: skip
 

@@ -10,6 +10,11 @@ from auditkit.report.summary import summary_lines
 from auditkit.report.tables import collapsed, control_sections, duplicates_line, markdown_table, method_selectivity, results_summary
 
 
+def reproduce_section(command: str) -> list[str]:
+    """The ``## Reproduce`` section of a report: the exact command in a code block."""
+    return ["## Reproduce", "", "```", command, "```", ""]
+
+
 def _generic_section(result: Any, method: str) -> list[str]:
     lines = [f"## Method: {method}", "", "Selectivity by control (real minus control, paired by seed):", ""]
     return lines + control_sections(method_selectivity(result, method))
@@ -81,12 +86,7 @@ def render(result: Any, command: str, plot_name: str | None, summary_plot: str |
         *collapsed("every metric of every arm", markdown_table(results_summary(result.rows))),
     ]
     lines += [
-        "## Reproduce",
-        "",
-        "```",
-        command,
-        "```",
-        "",
+        *reproduce_section(command),
         "Per-seed rows are in `results.csv`; the full configuration, library versions and timings in `run.json`.",
         "",
     ]

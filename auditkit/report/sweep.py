@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from auditkit.report.outputs import atomic_folder
 from auditkit.controls import WEIGHT_CONTROLS
+from auditkit.report.markdown import reproduce_section
+from auditkit.report.outputs import atomic_folder
 from auditkit.report.plots import MARKS, arm_colour, subplots
 from auditkit.report.tables import fmt, markdown_table
 from auditkit.report.write import _jsonable, library_versions, recorded_argv, rerender_outputs
@@ -256,12 +257,7 @@ def render(result: Any, command: str, figures: dict[str, str]) -> str:
         "The single-audit report of any cell renders in seconds from the cache: "
         "`auditkit audit` with that cell's `--dataset` and `--hook` and the options below.",
         "",
-        "## Reproduce",
-        "",
-        "```",
-        command,
-        "```",
-        "",
+        *reproduce_section(command),
     ]
     return "\n".join(lines)
 

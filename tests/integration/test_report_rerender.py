@@ -170,3 +170,14 @@ def test_calibration_without_label_nulls_still_renders(tmp_path):
         text = (folder / "report.md").read_text()
         assert "No label-null datasets were drawn" in text and not (folder / "calibration.png").exists()
         assert ("Repeated-text nulls (" in text) == (len(fpr) > 0)
+
+
+def test_a_re_render_equals_the_first_render_of_an_audit(tmp_path):
+    """reports/sae was written by `auditkit audit` itself (a first render). Its methods write the SAE
+    baselines' rows before the model and token controls'; a re-render must still order the columns as the
+    audit ran its controls, so the re-rendered report equals the committed one byte for byte."""
+    out = _copy("sae", tmp_path)
+    before = _digests(out)
+    result = runner.invoke(app, ["report", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    assert _digests(out) == before
