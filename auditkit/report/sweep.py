@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,11 @@ def _readout(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _tag(dataset: str) -> str:
-    return dataset.split(":", 1)[-1].replace("/", "_")
+    """A dataset's short name: the sae-probes tag, or a table's (treebank's) file name without its folder."""
+    kind, _, value = dataset.partition(":")
+    if kind in ("table", "conllu"):
+        return PurePath(value).stem
+    return (value or kind).replace("/", "_")
 
 
 def _cell(r: Any) -> str:
@@ -270,8 +274,10 @@ def render_sweep(result: Any, folder: Path, command: str) -> None:
     """summary.md and the figures of a sweep, into ``folder``."""
     figures: dict[str, str] = {}
     if len(result.hooks) > 1:
-        for dataset in result.datasets[:4]:
+        finished = set(result.selectivity["dataset"])  # a dataset whose every cell failed has no curve to draw
+        for i, dataset in enumerate([d for d in result.datasets if d in finished][:4]):
             name = f"depth-{_tag(dataset)}.png"
+            name = name if name not in figures else f"depth-{_tag(dataset)}-{i + 1}.png"  # two tables a.csv
             depth_figure(result, dataset, folder / name)
             figures[name] = f"{dataset} over depth"
     if len(result.datasets) > 1:

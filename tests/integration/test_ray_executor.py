@@ -129,6 +129,22 @@ def test_a_failing_cell_fails_alone_in_one_line(tables, local_run, tmp_path, mon
     assert "1 cell(s) failed" in (tmp_path / "out" / "summary.md").read_text()
 
 
+def test_a_dataset_whose_every_cell_failed_leaves_the_other_datasets_report(tables, local_run, tmp_path, monkeypatch):
+    # The trained model's extraction of the first dataset fails: both of its audit cells are skipped, so the
+    # dataset has no row at all (the depth figures used to fail on it and lose the whole report).
+    bad = f"extract trained x {tables[0]}"
+    monkeypatch.setenv(FAULT_ENV, json.dumps({"cell": bad, "mode": "raise"}))
+    result = _sweep(tables, tmp_path)
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert errors[0] == f"error: cell {bad}: RuntimeError: injected fault ({FAULT_ENV})" and len(errors) == 3
+    assert all("skipped: it needs" in line for line in errors[1:])
+    rows = pd.read_csv(tmp_path / "out" / "results.csv")
+    expected = pd.read_csv(local_run / "results.csv")
+    pd.testing.assert_frame_equal(rows, expected[expected["dataset"] == tables[1]].reset_index(drop=True))
+    assert [p.name for p in (tmp_path / "out").glob("depth-*.png")] == ["depth-b.png"]
+
+
 def test_a_single_audit_on_ray_writes_the_local_results_byte_for_byte(tables, tmp_path, monkeypatch):
     def audit(folder, *extra):
         args = [
