@@ -41,6 +41,13 @@ def _tag(dataset: str) -> str:
     return (value or kind).replace("/", "_")
 
 
+def _hooks_phrase(hooks: list[str]) -> str:
+    """``hook `X` `` for one hook, ``N hooks (`FIRST` ... `LAST`)`` for more."""
+    if len(hooks) == 1:
+        return f"hook `{hooks[0]}`"
+    return f"{len(hooks)} hooks (`{hooks[0]}` ... `{hooks[-1]}`)"
+
+
 def _cell(r: Any) -> str:
     return f"{MARKS.get(r.verdict, '')} {r.selectivity:+.3f} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]"
 
@@ -207,7 +214,7 @@ def render(result: Any, command: str, figures: dict[str, str]) -> str:
     lines = [
         f"# auditkit sweep: {len(result.datasets)} dataset(s) x {len(result.hooks)} hook(s) on {prov['name']}",
         "",
-        f"{', '.join(methods)} read at {len(result.hooks)} hook(s) ({result.hooks[0]} ... {result.hooks[-1]}) "
+        f"{', '.join(methods)} read at {_hooks_phrase(result.hooks)} "
         f"of `{prov['name']}` on {len(result.datasets)} dataset(s), against {', '.join(result.controls)}, seeds "
         f"{list(audit.seeds)}, {texts} distinct texts per dataset. Every (dataset, hook) cell is an ordinary audit; "
         f"verdicts by the audit's rule on held-out accuracy (legend: {LEGEND}){sae_note}.",
