@@ -54,7 +54,7 @@ def test_split_never_puts_a_texts_copies_on_both_sides():
 def test_max_examples_counts_distinct_texts():
     texts = [f"text {i % 50}" for i in range(200)]
     ds = data.from_lists("t", texts, [i % 50 % 2 for i in range(200)])
-    sub = data._labelled("t", ds.texts, [0, 1] * 25, source="memory", max_examples=10)
+    sub = data.labelled_dataset("t", ds.texts, [0, 1] * 25, source="memory", max_examples=10)
     assert len(sub.texts) == 10
 
 
