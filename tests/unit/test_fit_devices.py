@@ -1,0 +1,123 @@
+"""Every fit runs on its input's device: no tensor a fit builds is left on the default device.
+
+There is no GPU in CI, so a wrong device is made visible on the CPU: :class:`MetaDefault` sends every tensor
+that auditkit's own code constructs *without naming a device* (``torch.zeros(...)``, ``torch.eye(...)``,
+``torch.rand(..., generator=...)``) to the ``meta`` device, which holds no data and refuses to mix with CPU
+tensors. A fit on CPU inputs then either raises (what a fit that ignores its input's device does on a GPU) or,
+when every tensor follows its input, gives exactly the numbers of a normal run. Torch's and sae-lens's own
+internals are left alone (only calls made from ``auditkit/`` are redirected).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._device import _device_constructors
+
+import auditkit
+from auditkit.methods.probes import make_probe
+from auditkit.methods.probes.mdl import online_codelength
+from auditkit.methods.probes.sparse import sparse_probe
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+PACKAGE = str(Path(auditkit.__file__).resolve().parent)
+
+
+class MetaDefault(TorchFunctionMode):
+    """Inside ``with MetaDefault() as mode:``, a tensor constructor called from auditkit's code with no
+    ``device=`` builds a meta tensor; ``mode.undeviced`` lists each such call (function, file, line)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.undeviced: list[tuple[str, str, int]] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _device_constructors() and kwargs.get("device") is None:
+            caller = sys._getframe(1).f_code
+            if str(Path(caller.co_filename).resolve()).startswith(PACKAGE):
+                self.undeviced.append((func.__name__, Path(caller.co_filename).name, sys._getframe(1).f_lineno))
+                kwargs = {**kwargs, "device": "meta"}
+        return func(*args, **kwargs)
+
+
+def _on_meta_default(run):
+    """``run()`` under :class:`MetaDefault`; fails naming every constructor that did not say its device."""
+    mode = MetaDefault()
+    try:
+        with mode:
+            out = run()
+    except (RuntimeError, IndexError, NotImplementedError) as err:
+        pytest.fail(f"a fit left a tensor on the default device: {err}; constructors without a device: {mode.undeviced}")
+    assert mode.undeviced == [], mode.undeviced
+    return out
+
+
+def _problems(n: int = 120, d: int = 6, n_classes: int = 2, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=g, dtype=torch.float64)
+    W = torch.randn(d, n_classes, generator=g, dtype=torch.float64)
+    y = (X @ W + 0.5 * torch.randn(n, n_classes, generator=g, dtype=torch.float64)).argmax(1)
+    y_SN = torch.stack([y, y[torch.randperm(n, generator=g)]])
+    train_SN = torch.rand(2, n, generator=g) < 0.7
+    return X, y_SN, train_SN
+
+
+FAST = {
+    "logistic": {},
+    "mass-mean": {},
+    "lda": {},
+    "low-rank": dict(rank=2),
+    "mlp": dict(epochs=3, batch_size=32, hidden=8),
+}
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("kind", sorted(FAST))
+def test_dense_probe_fits_build_every_tensor_on_the_input_device(kind: str, n_classes: int) -> None:
+    X, y_SN, train_SN = _problems(n_classes=n_classes)
+    fit = {"problem_keys": ["a", "b"]} if kind == "mlp" else {}
+    ref = make_probe(kind, **FAST[kind]).fit(X, y_SN, train_SN, n_classes, **fit)
+    probe = _on_meta_default(lambda: make_probe(kind, **FAST[kind]).fit(X, y_SN, train_SN, n_classes, **fit))
+    torch.testing.assert_close(probe.predict_proba(X), ref.predict_proba(X), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kind", ["logistic", "mlp"])
+def test_whitened_and_unwhitened_logistic_and_mlp_on_the_input_device(kind: str) -> None:
+    """The whitening preconditioner (logistic) and minibatch order (MLP) on meta-default too."""
+    X, y_SN, train_SN = _problems(n=80, d=4)
+    hp = dict(precondition=False) if kind == "logistic" else dict(epochs=2, batch_size=None, hidden=4)
+    ref = make_probe(kind, **hp).fit(X, y_SN, train_SN, 2)
+    probe = _on_meta_default(lambda: make_probe(kind, **hp).fit(X, y_SN, train_SN, 2))
+    torch.testing.assert_close(probe.predict_proba(X), ref.predict_proba(X), rtol=0, atol=0)
+
+
+def test_k_sparse_probing_builds_every_tensor_on_the_input_device() -> None:
+    X, y_SN, train_SN = _problems(d=8, n_classes=3)
+    ref = sparse_probe(X, y_SN, train_SN, 3, ks=(1, 3))
+    res = _on_meta_default(lambda: sparse_probe(X, y_SN, train_SN, 3, ks=(1, 3)))
+    values = lambda rows: [(r["problem"], r["k"], r["metric"], r["value"]) for r in rows]  # noqa: E731
+    assert values(res.rows) == values(ref.rows)
+    assert all(np.array_equal(res.dims[k], ref.dims[k]) for k in ref.dims)
+
+
+@pytest.mark.parametrize("groups", [False, True])
+def test_the_online_code_builds_every_tensor_on_the_input_device(groups: bool) -> None:
+    X, y_SN, train_SN = _problems(n=160)
+    groups_N = np.arange(160) // 2 if groups else None
+
+    def run():
+        fit = lambda X, y, t, k, keys: make_probe("logistic").fit(X, y, t, k)  # noqa: E731
+        return online_codelength(
+            fit, X, y_SN, train_SN, 2, schedule=(0.1, 0.3, 1.0), order_seeds=[0, 0], groups_N=groups_N
+        )
+
+    ref, code = run(), _on_meta_default(run)
+    torch.testing.assert_close(code.codelength_S, ref.codelength_S, rtol=0, atol=0)
+    assert all(np.array_equal(a, b) for a, b in zip(code.block_bits, ref.block_bits))
