@@ -13,11 +13,11 @@ def haar_orthonormal(
 
     QR of a Gaussian matrix with the signs of R's diagonal folded into Q (Mezzadri, 2007, "How to
     generate random matrices from the classical compact groups"): without the sign fix, plain QR is
-    not uniformly distributed.
+    not uniformly distributed. Drawn on the generator's device.
     """
     if k > n:
         raise ValueError(f"haar_orthonormal needs k <= n, got n={n}, k={k}")
-    g = torch.randn(*batch, n, k, generator=generator, dtype=torch.float64)
+    g = torch.randn(*batch, n, k, generator=generator, dtype=torch.float64, device=generator.device)
     q, r = torch.linalg.qr(g, mode="reduced")
     d = torch.diagonal(r, dim1=-2, dim2=-1)
     signs = torch.where(d < 0, -1.0, 1.0).to(torch.float64)
@@ -28,13 +28,15 @@ def spectrum_matched(W: Float[torch.Tensor, "*b m n"], generator: torch.Generato
     """U' S V'^T: the singular values S of ``W`` with Haar-random singular vectors U', V'.
 
     Leading dimensions are a batch (e.g. attention heads), each matrix treated on its own.
-    Computed in float64 and cast back, so the singular values match to ~1e-7 relative in float32.
+    Computed in float64 and cast back, so the singular values match to ~1e-7 relative in float32. The singular
+    vectors are drawn on the generator's device (a CPU generator: the same draw wherever ``W`` lives), the result
+    is on ``W``'s device.
     """
     *batch, m, n = W.shape
     k = min(m, n)
     s = singular_values(W)
-    u = haar_orthonormal(m, k, generator, tuple(batch))
-    v = haar_orthonormal(n, k, generator, tuple(batch))
+    u = haar_orthonormal(m, k, generator, tuple(batch)).to(s.device)
+    v = haar_orthonormal(n, k, generator, tuple(batch)).to(s.device)
     return ((u * s[..., None, :]) @ v.transpose(-2, -1)).to(W.dtype)
 
 

@@ -90,8 +90,9 @@ class ModelSpec:
     dtype: str = "float32"
     """Parameter dtype of the forward passes: float32, float64, bfloat16 or float16."""
     device: str = "cpu"
-    """Torch device of the forward passes: cpu, cuda (or cuda:N), mps, or auto (cuda, else mps, else cpu);
-    resolved, and checked to exist, by :func:`resolve_device` when the model is loaded."""
+    """Torch device of the forward passes, and of the audit's fits (probes, SAE training): cpu, cuda (or cuda:N),
+    mps, or auto (cuda, else mps, else cpu); resolved, and checked to exist, by :func:`resolve_device` when the model
+    is loaded."""
     seed: int = 0
     """Seed of the random initialisation of ``tiny-*`` models (ignored otherwise)."""
     cache_dir: Path | None = None

@@ -63,7 +63,8 @@ class ModelProvenance:
     dtype: str = "float32"
     """Parameter dtype the forward passes ran in (activations are stored and fitted in float32)."""
     device: str = "cpu"
-    """Torch device the model ran on (``auto`` resolved): recorded, never part of a cache key."""
+    """Torch device the model ran on (``auto`` resolved), where the audit's fits run too: recorded, never part of a
+    cache key."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -106,7 +106,9 @@ DictionaryKind = Enum("DictionaryKind", {d: d for d in DICTIONARIES}, type=str)
 PursuitSolver = Enum("PursuitSolver", {s: s for s in SOLVERS}, type=str)
 
 
-DeviceOption = Annotated[str, typer.Option(help="Device of the forward passes: cpu, cuda (cuda:N), mps or auto.")]
+DeviceOption = Annotated[
+    str, typer.Option(help="Device of the forward passes and the fits (probes, SAEs): cpu, cuda (cuda:N), mps or auto.")
+]
 DtypeOption = Annotated[
     Dtype, typer.Option(help="Parameter dtype of the forward passes; activations are fitted in float32.")
 ]

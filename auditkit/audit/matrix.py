@@ -213,7 +213,10 @@ def run_matrix_audits(cfg: "AuditConfig", *, loaded: LoadedModel | None = None) 
         )
         build_s = time.perf_counter() - t
         t = time.perf_counter()
-        rows, info = probe_rows(arms, cfg.probes, C=cfg.probe_C, mdl=cfg.mdl_schedule if cfg.mdl else None)
+        rows, info = probe_rows(
+            arms, cfg.probes, C=cfg.probe_C, mdl=cfg.mdl_schedule if cfg.mdl else None,
+            device=loaded.provenance.device,
+        )  # fmt: skip
         fit_s = time.perf_counter() - t
         real = arms[0].acts
         rows, selectivity = score_rows(rows, cfg.selectivity_threshold, directions=MDL_DIRECTIONS)

@@ -83,7 +83,7 @@ def run_probe_method(ctx: MethodContext) -> MethodOutput:
     """The ``probe`` method: every probe kind on every labelled-position arm."""
     arms = [a for a in ctx.arms() if a.control == REAL or a.control in ctx.controls_for(CONTROLS)]
     mdl = ctx.cfg.mdl_schedule if ctx.cfg.mdl else None
-    rows, info = probe_rows(arms, ctx.cfg.probes, C=ctx.cfg.probe_C, mdl=mdl)
+    rows, info = probe_rows(arms, ctx.cfg.probes, C=ctx.cfg.probe_C, mdl=mdl, device=ctx.loaded.provenance.device)
     headline = ("accuracy", *MDL_METRICS) if mdl else ("accuracy",)
     return MethodOutput(rows=rows, info=info, headline=headline, directions=MDL_DIRECTIONS if mdl else {})
 
@@ -111,25 +111,26 @@ def fit_stack(
 
 
 def probe_rows(
-    arms: list[Arm], kinds: Sequence[str], *, C: float = 1.0, mdl: Sequence[float] | None = None
+    arms: list[Arm], kinds: Sequence[str], *, C: float = 1.0, mdl: Sequence[float] | None = None, device: str = "cpu"
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Fit stacked probes of every kind, one stack per distinct activation matrix (the real arm and its
     label controls share one), and score each on its own seed's test rows.
 
     ``kinds`` are :data:`auditkit.methods.probes.PROBES` names or a ``k-sparse`` spec; ``C`` is the inverse
     L2 strength of the logistic and low-rank probes. ``mdl``, a block schedule, adds the online codelength
-    of every dense kind on each arm's training rows (:func:`mdl_rows`)."""
+    of every dense kind on each arm's training rows (:func:`mdl_rows`). Every fit runs on ``device`` (the
+    device the audit's model ran on, recorded as the info's ``fit_device``); scoring is on the CPU."""
     groups: dict[int, list[tuple[Arm, ActivationSet]]] = {}
     for arm in arms:
         groups.setdefault(id(arm.acts.acts_ND), []).append((arm, labelled_rows(arm.acts)))
     n_classes = len(arms[0].acts.class_names) or int(arms[0].acts.labels_N.max()) + 1
     if np.unique(arms[0].acts.labels_N[arms[0].acts.labels_N >= 0]).size < 2:
         raise DataError("the extracted rows carry one class only: a probe needs at least two")
-    rows, info = [], {"C": C, "n_problems": len(arms), "n_classes": n_classes, "kinds": {}}
+    rows, info = [], {"C": C, "n_problems": len(arms), "n_classes": n_classes, "kinds": {}, "fit_device": device}
     for kind in kinds:
         ks = parse_sparse_spec(kind)
         if ks is not None:
-            sparse_rows, info["kinds"][SPARSE_KIND] = _sparse_rows(list(groups.values()), n_classes, ks, C)
+            sparse_rows, info["kinds"][SPARSE_KIND] = _sparse_rows(list(groups.values()), n_classes, ks, C, device)
             rows += sparse_rows
             if mdl is not None:  # its top-k selection is not a probe of the stacked interface: not coded
                 info.setdefault("mdl", {"schedule": list(mdl), "blocks": {}}).setdefault("not_coded", []).append(kind)
@@ -139,14 +140,15 @@ def probe_rows(
             keys = [(a.control, a.seed) for a, _ in members]
             labelled = [acts for _, acts in members]
             y_SN, test_SN = stack_labels(labelled)
-            X_ND, names = labelled[0].acts_ND, [f"{c}/{s}" for c, s in keys]
-            probe = fit_stack(kind, hp, X_ND, y_SN, ~test_SN, n_classes, names)
-            rows += stack_records(f"probe-{kind}", keys, labelled, y_SN, test_SN, probe.predict_proba(X_ND))
+            X_ND, names = labelled[0].acts_ND.to(device), [f"{c}/{s}" for c, s in keys]
+            probe = fit_stack(kind, hp, X_ND, y_SN.to(device), ~test_SN.to(device), n_classes, names)
+            proba_SNK = probe.predict_proba(X_ND).cpu()
+            rows += stack_records(f"probe-{kind}", keys, labelled, y_SN, test_SN, proba_SNK)
             if mdl is not None and any(c == REAL for c, _ in keys):
                 # Only the arms that share the real arm's features (its label controls): across different
                 # features the code also measures how much a probe overfits noise on each (calibration).
                 fit = functools.partial(fit_stack, kind, hp)
-                mdl_part, blocks = mdl_rows(f"probe-{kind}", fit, keys, labelled, n_classes, mdl)
+                mdl_part, blocks = mdl_rows(f"probe-{kind}", fit, keys, labelled, n_classes, mdl, device)
                 rows += mdl_part
                 mdl_info = info.setdefault("mdl", {"schedule": list(mdl), "blocks": {}})
                 mdl_info["blocks"].setdefault(kind, {}).update(blocks)
@@ -158,15 +160,16 @@ def probe_rows(
 
 def mdl_rows(
     method: str, fit: Any, keys: Sequence[tuple[str, int]], members: Sequence[ActivationSet], n_classes: int,
-    schedule: Sequence[float],
+    schedule: Sequence[float], device: str = "cpu",
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
     """Online codelength (bits) and compression of every problem of a stack, on its seed's training rows
     ordered example by example by the seed's permutation (every arm of a seed codes the same rows in the
     same blocks, so the arms differ only in labels); and, for the first seed, each arm's block ends and bits per block
-    (the report's figure). One value per arm and seed: the interval is the between-seed spread."""
+    (the report's figure). One value per arm and seed: the interval is the between-seed spread. The block fits run
+    on ``device``."""
     y_SN, test_SN = stack_labels(members)
     code = online_codelength(
-        fit, members[0].acts_ND, y_SN, ~test_SN, n_classes, schedule=schedule,
+        fit, members[0].acts_ND.to(device), y_SN.to(device), ~test_SN.to(device), n_classes, schedule=schedule,
         order_seeds=[order_seed(seed) for _, seed in keys], problem_keys=[f"{c}/{s}" for c, s in keys],
         groups_N=members[0].example_ids_N,
     )  # fmt: skip
@@ -185,19 +188,20 @@ def mdl_rows(
 
 
 def _sparse_rows(
-    groups: list[list[tuple[Arm, ActivationSet]]], n_classes: int, ks: tuple[int, ...], C: float
+    groups: list[list[tuple[Arm, ActivationSet]]], n_classes: int, ks: tuple[int, ...], C: float, device: str = "cpu"
 ) -> tuple[list[dict], dict[str, Any]]:
     """k-sparse probes (:func:`auditkit.methods.probes.sparse.sparse_probe`) on the raw dimensions of every
     activation matrix (each problem ranks dimensions on its own training rows), method ``probe-k-sparse-k{k}``;
-    and their complexity for the method info (k, and the parameters of each k's probe)."""
+    and their complexity for the method info (k, and the parameters of each k's probe). Fitted on ``device``."""
     rows = []
     for members in groups:
         labelled = [acts for _, acts in members]
         y_SN, test_SN = stack_labels(labelled)
         clusters_SN = np.stack([a.example_ids_N for a in labelled])
         res = sparse_probe(
-            labelled[0].acts_ND, y_SN, ~test_SN, n_classes, test_SN=test_SN, ks=ks, C=C, clusters_SN=clusters_SN
-        )
+            labelled[0].acts_ND.to(device), y_SN.to(device), ~test_SN.to(device), n_classes, test_SN=test_SN, ks=ks,
+            C=C, clusters_SN=clusters_SN,
+        )  # fmt: skip
         for r in res.rows:
             arm, acts = members[r.pop("problem")]
             r["degenerate"] = one_class(acts)

@@ -138,10 +138,11 @@ def _offset(X: torch.Tensor, source: _Source, opts: PursuitAuditOptions) -> torc
 
 
 class _Dictionaries:
-    """Each arm's dictionary, derived from the arm the way the real one is from the real arm (cached)."""
+    """Each arm's dictionary, derived from the arm the way the real one is from the real arm (cached). Its
+    probes and SAEs are fitted on ``device``; the dictionaries they give are handed to the coders on the CPU."""
 
-    def __init__(self, opts: PursuitAuditOptions, n_classes: int, progress: bool) -> None:
-        self.opts, self.n_classes, self.progress = opts, n_classes, progress
+    def __init__(self, opts: PursuitAuditOptions, n_classes: int, progress: bool, device: str = "cpu") -> None:
+        self.opts, self.n_classes, self.progress, self.device = opts, n_classes, progress, device
         self._cache: dict[tuple, _Source] = {}
         self.sae_info: dict[str, Any] = {}
 
@@ -168,9 +169,10 @@ class _Dictionaries:
     def _probe_directions(self, acts: ActivationSet) -> torch.Tensor:
         rows = labelled_rows(acts)
         probe = LogisticProbe(C=self.opts.code_probe_C)
-        train = torch.as_tensor(~rows.is_test_N)[None]
-        probe.fit(rows.acts_ND, torch.as_tensor(rows.labels_N)[None], train, self.n_classes)
-        return probe.directions()[0].T.to(torch.float32)  # [K, D]: one direction per logit
+        train = torch.as_tensor(~rows.is_test_N)[None].to(self.device)
+        labels = torch.as_tensor(rows.labels_N)[None].to(self.device)
+        probe.fit(rows.acts_ND.to(self.device), labels, train, self.n_classes)
+        return probe.directions()[0].T.to(torch.float32).cpu()  # [K, D]: one direction per logit
 
     def _sae(self, arm: Arm) -> Any:
         if self.opts.sae_path:
@@ -180,8 +182,9 @@ class _Dictionaries:
         from auditkit.methods.sae.train import SAEConfig, train_sae, training_stats
 
         cfg = SAEConfig(expansion_factor=self.opts.sae_expansion, k=self.opts.sae_k,
-                        training_tokens=self.opts.sae_tokens, progress=self.progress)  # fmt: skip
-        sae = train_sae(arm.acts.acts_ND, cfg, seed=derive_seed(arm.seed, "pursuit-sae", arm.control))
+                        training_tokens=self.opts.sae_tokens, progress=self.progress, device=self.device)  # fmt: skip
+        # Trained on the audit's device, then coded against on the CPU, where the sparse coders run.
+        sae = train_sae(arm.acts.acts_ND, cfg, seed=derive_seed(arm.seed, "pursuit-sae", arm.control)).to("cpu")
         stats = training_stats(sae)
         self.sae_info[f"{arm.control}/{arm.seed}"] = dict(seconds=stats.seconds, n_steps=stats.n_steps) if stats else {}
         return sae
@@ -204,7 +207,8 @@ def run_pursuit_method(ctx: MethodContext) -> MethodOutput:
     opts: PursuitAuditOptions = ctx.cfg.pursuit
     arms = [a for a in ctx.arms() if a.control == REAL or a.control in ctx.controls_for(CONTROLS)]
     n_classes = len(arms[0].acts.class_names) or int(arms[0].acts.labels_N.max()) + 1
-    dicts = _Dictionaries(opts, n_classes, ctx.cfg.progress)
+    device = ctx.loaded.provenance.device
+    dicts = _Dictionaries(opts, n_classes, ctx.cfg.progress, device)
     sources, problems = plan_codings(arms, opts, dicts)
     t = time.perf_counter()
     coded = {key: code(X, src, opts) for key, (X, src) in sources.items()}
@@ -220,13 +224,13 @@ def run_pursuit_method(ctx: MethodContext) -> MethodOutput:
         for m, v in {**coded[p.coding_key].curve, **coded[p.coding_key].support, **coded[p.coding_key].extra}.items()
     ]  # fmt: skip
     t = time.perf_counter()
-    rows += code_probe_rows(problems, coded, n_classes, opts.code_probe_C)
+    rows += code_probe_rows(problems, coded, n_classes, opts.code_probe_C, device)
     ctx.timings["pursuit_code_probe_s"] = time.perf_counter() - t
     info = dict(
         dictionary=opts.dictionary, solver=opts.solver, ks=list(opts.ks), alphas=list(opts.alphas),
         center=opts.center, n_atoms=some.n_atoms, d=some.d, sweep=metrics,
         dictionary_controls=list(opts.dictionary_controls), n_codings=len(coded), sae=dicts.sae_info,
-        sae_path=opts.sae_path, code_probe_C=opts.code_probe_C,
+        sae_path=opts.sae_path, code_probe_C=opts.code_probe_C, fit_device=device, solver_device="cpu",
         code_probe_features={f"{p.control}/{p.seed}": int((coded[p.coding_key].codes_NF != 0).any(0).sum())
                              for p in problems},
     )  # fmt: skip
@@ -256,8 +260,11 @@ def plan_codings(
     return sources, problems
 
 
-def code_probe_rows(problems: list[_Problem], coded: dict[tuple, _Coded], n_classes: int, C: float) -> list[dict]:
-    """A logistic probe on each problem's codes (the atoms some row uses), scored on its held-out rows.
+def code_probe_rows(
+    problems: list[_Problem], coded: dict[tuple, _Coded], n_classes: int, C: float, device: str = "cpu"
+) -> list[dict]:
+    """A logistic probe on each problem's codes (the atoms some row uses), fitted on ``device`` and scored on
+    its held-out rows (on the CPU).
 
     Problems that share a coding (the real arm of every seed and its label controls) are fitted as one stack.
     """
@@ -274,6 +281,8 @@ def code_probe_rows(problems: list[_Problem], coded: dict[tuple, _Coded], n_clas
         X_ND = codes[keep][:, used].to(torch.float32)
         labelled = [labelled_rows(p.acts) for p in members]
         y_SN, test_SN = stack_labels(labelled)
-        proba_SNK = LogisticProbe(C=C).fit(X_ND, y_SN, ~test_SN, n_classes).predict_proba(X_ND)
+        X_ND = X_ND.to(device)
+        proba_SNK = LogisticProbe(C=C).fit(X_ND, y_SN.to(device), ~test_SN.to(device), n_classes).predict_proba(X_ND)
+        proba_SNK = proba_SNK.cpu()
         rows += stack_records(METHOD, [(p.control, p.seed) for p in members], labelled, y_SN, test_SN, proba_SNK)
     return rows

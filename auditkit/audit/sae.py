@@ -101,8 +101,10 @@ def run_sae_method(ctx: MethodContext) -> MethodOutput:
     ctx.timings["extract_s"] = ctx.timings.get("extract_s", 0.0) + time.perf_counter() - t
     hook = plan.extract_cfg.hook
     probe_positions = resolve_positions(ctx.plan.extract_cfg, ctx.batch)
-    loaded = _load_checked(opts.load, hook, arms[0].acts.d) if opts.load else None
-    sae_cfg = opts.sae_config(**(_shape_of(loaded) if loaded is not None else {}))
+    # SAEs train, and their latents' probes fit, where the model ran (what ran, ``auto`` resolved).
+    device = ctx.loaded.provenance.device
+    loaded = _load_checked(opts.load, hook, arms[0].acts.d, device) if opts.load else None
+    sae_cfg = opts.sae_config(device=device, **(_shape_of(loaded) if loaded is not None else {}))
     rows: list[dict[str, Any]] = []
     per_arm: dict[str, dict[str, list[float]]] = {}
     label_controls = [c for c in controls if c in LABEL_CONTROLS]
@@ -115,7 +117,8 @@ def run_sae_method(ctx: MethodContext) -> MethodOutput:
         if arm.control == REAL:
             for control in label_controls:
                 relabelled = label_control(probe_set, control, arm.seed)
-                rows += [dict(method=METHOD, control=control, seed=arm.seed, **r) for r in probe_records_of(relabelled)]
+                records = probe_records_of(relabelled, device)
+                rows += [dict(method=METHOD, control=control, seed=arm.seed, **r) for r in records]
             for control in baselines:
                 t = time.perf_counter()
                 base = _baseline(control, arm, sae_cfg, sae)
@@ -128,7 +131,7 @@ def run_sae_method(ctx: MethodContext) -> MethodOutput:
         train_tokens=int((~arms[0].acts.is_test_N).sum()), test_tokens=int(arms[0].acts.is_test_N.sum()),
         arms={c: {k: float(np.mean(v)) for k, v in s.items()} for c, s in per_arm.items()},
         baselines={c: dict(kind=SAE_BASELINES[c], d_sae=max(f)) for c, f in shapes.items()},
-        definitions={m: text for m, (_, text) in SAE_METRICS.items()},
+        definitions={m: text for m, (_, text) in SAE_METRICS.items()}, fit_device=device,
     )  # fmt: skip
     return MethodOutput(rows=pd.DataFrame(rows), info=info, headline=HEADLINE, directions=DIRECTIONS, ceilings=CEILINGS,
                         targets=TARGETS)  # fmt: skip
@@ -181,7 +184,7 @@ def _score(
     out.pop("mse")
     out |= _splice(sae, arm, hook, splice_texts)
     probe_set = _probe_set(sae, acts, probe_positions)
-    return out, probe_records_of(probe_set), probe_set
+    return out, probe_records_of(probe_set, sae.W_dec.device), probe_set
 
 
 def _splice(sae: Any, arm: Arm, hook: str, n_texts: int) -> dict[str, float]:
@@ -233,23 +236,24 @@ def _probe_set(sae: Any, acts: ActivationSet, positions: str) -> ActivationSet:
     )  # fmt: skip
 
 
-def probe_records_of(probe_set: ActivationSet) -> list[dict[str, Any]]:
-    """k-sparse probing of an arm's latents as tidy-row fields (metric, value, outcome, degenerate)."""
+def probe_records_of(probe_set: ActivationSet, device: str | torch.device = "cpu") -> list[dict[str, Any]]:
+    """k-sparse probing of an arm's latents as tidy-row fields (metric, value, outcome, degenerate), fitted on
+    ``device``."""
     from auditkit.methods.sae.metrics import sparse_probe_records
 
     return sparse_probe_records(
-        probe_set.acts_ND,
+        probe_set.acts_ND.to(device),
         torch.as_tensor(probe_set.labels_N),
         torch.as_tensor(probe_set.is_test_N),
         clusters_N=probe_set.example_ids_N,
     )
 
 
-def _load_checked(spec: str, hook: str, d_model: int) -> Any:
-    """A loaded SAE that reads ``hook``'s activations, or a ConfigError saying why not."""
+def _load_checked(spec: str, hook: str, d_model: int, device: str = "cpu") -> Any:
+    """A loaded SAE (on ``device``) that reads ``hook``'s activations, or a ConfigError saying why not."""
     from auditkit.methods.sae import load_sae
 
-    sae = load_sae(spec)
+    sae = load_sae(spec, device=device)
     if int(sae.cfg.d_in) != d_model:
         raise ConfigError(
             f"--sae-load {spec}: the SAE reads {sae.cfg.d_in}-dim activations but {hook} has {d_model}: "

@@ -54,7 +54,7 @@ def _is_bias(name: str) -> bool:
 
 def _random_direction(b: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Same norm per last-axis vector, uniformly random direction."""
-    g = torch.randn(b.shape, generator=gen, dtype=torch.float64)
+    g = torch.randn(b.shape, generator=gen, dtype=torch.float64, device=gen.device).to(b.device)
     g = g / g.norm(dim=-1, keepdim=True).clamp_min(1e-30)
     return (g * b.detach().to(torch.float64).norm(dim=-1, keepdim=True)).to(b.dtype)
 
@@ -84,7 +84,8 @@ def _gaussian_param(name: str, p: torch.Tensor, seed: int) -> torch.Tensor:
     gen = torch_generator(derive_seed(seed, "gaussian-reinit", name))
     x = p.detach().to(torch.float64)
     std = float(x.std()) if x.numel() > 1 else 0.0
-    return (torch.randn(p.shape, generator=gen, dtype=torch.float64) * std + float(x.mean())).to(p.dtype)
+    draw = torch.randn(p.shape, generator=gen, dtype=torch.float64, device=gen.device).to(p.device)
+    return (draw * std + float(x.mean())).to(p.dtype)
 
 
 @torch.no_grad()

@@ -85,3 +85,25 @@ def test_bad_device_dtype_or_executor_is_one_line_before_any_compute(
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]  # no output, no cache, no temporary folder
+
+
+def test_every_method_records_the_device_its_fits_ran_on(tmp_path, yes_no_table):
+    """Probes, SAEs and the pursuit method's probe/SAE dictionaries fit where the model ran (provenance.device,
+    ``auto`` resolved: on a machine with a GPU this runs them all there); the pursuit method's sparse coders
+    run on the CPU and say so."""
+    from auditkit.audit.config import AuditConfig
+    from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
+    from auditkit.audit.run import run_audit
+
+    cfg = AuditConfig(
+        dataset=f"table:{yes_no_table(tmp_path / 't.csv', n=40)}", hook="blocks.0.hook_resid_post", seeds=(0,),
+        methods=("probe", "sae", "pursuit"), controls=("shuffled-labels",), probes=("logistic",), use_cache=False,
+        progress=False, model=ModelSpec(name="tiny-gpt2", seed=0, device="auto"),
+        sae=SAEAuditOptions(width=16, k=4, training_tokens=512, batch_size=64, splice_texts=4),
+        pursuit=PursuitAuditOptions(dictionary="sae", ks=(1, 2), sae_expansion=1.0, sae_k=2, sae_tokens=512),
+    )  # fmt: skip
+    result = run_audit(cfg)
+    ran = result.provenance["device"]
+    assert ran == resolve_device("auto") != "auto"
+    assert {m: info["fit_device"] for m, info in result.method_info.items()} == dict.fromkeys(cfg.methods, ran)
+    assert result.method_info["pursuit"]["solver_device"] == "cpu"

@@ -70,9 +70,11 @@ def check_problems(
     n_classes: int,
     precision: str,
 ) -> Problems:
-    """Validate a stacked fit's inputs and move them to the working dtype."""
+    """Validate a stacked fit's inputs and move them to the working dtype (and labels and masks to X's device)."""
     if n_classes < 2:
         raise DataError(f"a probe needs at least two classes, got {n_classes}")
+    # A fit runs on its features' device (the audit's --device): labels and masks follow X.
+    y_SN, train_SN = y_SN.to(X_ND.device), train_SN.to(X_ND.device)
     if y_SN.ndim != 2 or train_SN.shape != y_SN.shape or y_SN.shape[1] != X_ND.shape[0]:
         raise DataError(
             f"probe inputs disagree: X {tuple(X_ND.shape)}, y {tuple(y_SN.shape)}, train {tuple(train_SN.shape)}; "
@@ -148,7 +150,7 @@ def whitening_preconditioner(X_ND: torch.Tensor, w_SN: torch.Tensor, ridge: floa
     Xr = Xr - Xr.mean(0)
     sd_D = Xr.square().mean(0).sqrt().clamp_min(1e-12).double()
     corr_DD = ((Xr.T @ Xr) / len(Xr)).double() / (sd_D[:, None] * sd_D[None, :])
-    eye = torch.eye(len(corr_DD), dtype=torch.float64)
+    eye = torch.eye(len(corr_DD), dtype=torch.float64, device=corr_DD.device)
     L = torch.linalg.cholesky(corr_DD + ridge * eye)
     P = torch.linalg.solve_triangular(L.T, eye, upper=True)
     return P.to(X_ND.dtype), L.to(X_ND.dtype)
@@ -216,7 +218,7 @@ def stacked_lbfgs(
     evaluate = _flat_objective(params, objective_S)
     f_S, g_SP = evaluate(x_SP)
     active = gmax(g_SP) > tol
-    n_iter_S = torch.zeros(S, dtype=torch.int64)
+    n_iter_S = torch.zeros(S, dtype=torch.int64, device=x_SP.device)
     pairs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     for _ in range(max_iter):
         if not bool(active.any()):
@@ -224,7 +226,7 @@ def stacked_lbfgs(
         d_SP = -_two_loop(g_SP, pairs) * active[:, None]
         gd_S = (g_SP * d_SP).sum(1)
         # The first step (no curvature yet) is scaled to unit length, as in scipy's L-BFGS-B.
-        t_S = torch.ones(S, dtype=x_SP.dtype)
+        t_S = torch.ones(S, dtype=x_SP.dtype, device=x_SP.device)
         if not pairs:
             t_S = (1 / g_SP.norm(dim=1).clamp_min(1e-12)).clamp_max(1)
         x_new, f_new, g_new, ok = _armijo(evaluate, x_SP, f_S, gd_S, d_SP, t_S, active)

@@ -114,8 +114,9 @@ def _calibrate(proj_SNK: torch.Tensor, p: Problems, *, max_iter: int, tol: float
     """Scale ``a`` [S] and offsets ``c`` [S, K] minimising training cross-entropy of ``a * proj + c``,
     with a unit L2 penalty on ``a`` (scikit-learn's C = 1) so separable problems stay finite."""
     proj_SNK = proj_SNK.detach()
-    a_S = torch.ones(proj_SNK.shape[0], dtype=proj_SNK.dtype, requires_grad=True)
-    c_SK = torch.zeros(proj_SNK.shape[0], proj_SNK.shape[-1], dtype=proj_SNK.dtype, requires_grad=True)
+    dev = proj_SNK.device
+    a_S = torch.ones(proj_SNK.shape[0], dtype=proj_SNK.dtype, device=dev, requires_grad=True)
+    c_SK = torch.zeros(proj_SNK.shape[0], proj_SNK.shape[-1], dtype=proj_SNK.dtype, device=dev, requires_grad=True)
 
     def objective_S() -> torch.Tensor:
         logits = a_S[:, None, None] * proj_SNK + c_SK[:, None]
@@ -171,7 +172,7 @@ class LDAProbe(_GenerativeProbe):
             alpha_S = _ledoit_wolf_alpha(p, means_SKD, sd_SD, cov_SDD)
         else:
             alpha_S = torch.full_like(target_S, float(self.shrinkage))
-        eye = torch.eye(D, dtype=torch.float64)
+        eye = torch.eye(D, dtype=torch.float64, device=cov_SDD.device)
         shrunk_SDD = (1 - alpha_S)[:, None, None] * cov_SDD + (alpha_S * target_S)[:, None, None] * eye
         # A tiny ridge keeps the Cholesky factor defined when alpha = 0 and features are collinear.
         shrunk_SDD = shrunk_SDD + 1e-10 * target_S.clamp_min(1e-30)[:, None, None] * eye

@@ -77,9 +77,10 @@ class LogisticProbe(StackedProbe):
         mu_SD, sd_SD = train_moments(p.X_ND, p.w_SN, self.standardize)
         out = 1 if n_classes == 2 else n_classes
         S, D = p.y_SN.shape[0], p.X_ND.shape[1]
-        U_SDK = torch.zeros(S, D, out, dtype=p.X_ND.dtype, requires_grad=True)
-        b_SK = torch.zeros(S, out, dtype=p.X_ND.dtype, requires_grad=True)
-        P_DD, L_DD = torch.eye(D, dtype=p.X_ND.dtype), None
+        dev = p.X_ND.device
+        U_SDK = torch.zeros(S, D, out, dtype=p.X_ND.dtype, device=dev, requires_grad=True)
+        b_SK = torch.zeros(S, out, dtype=p.X_ND.dtype, device=dev, requires_grad=True)
+        P_DD, L_DD = torch.eye(D, dtype=p.X_ND.dtype, device=dev), None
         whiten = D <= PRECONDITION_MAX_DIMS if self.precondition == "auto" else self.precondition
         if whiten and self.standardize:
             P_DD, L_DD = whitening_preconditioner(p.X_ND, p.w_SN, 1 / (self.C * float(p.n_S.mean())))

@@ -88,16 +88,18 @@ def training_order(
     between a block and the blocks that code it, or a probe could read a text's label off its other rows
     (the split rule of the audit, :mod:`auditkit.splits`)."""
     rows = torch.nonzero(train_N).flatten()
+    # Drawn on the CPU from a CPU generator: the same order whatever device the rows live on.
     gen = torch_generator(seed)
     if groups_N is None:
-        return rows[torch.randperm(len(rows), generator=gen)], np.arange(1, len(rows) + 1)
-    _, inverse = np.unique(np.asarray(groups_N)[rows.numpy()], return_inverse=True)
+        return rows[torch.randperm(len(rows), generator=gen, device="cpu").to(rows.device)], np.arange(1, len(rows) + 1)
+    rows_cpu = rows.cpu().numpy()
+    _, inverse = np.unique(np.asarray(groups_N)[rows_cpu], return_inverse=True)
     inverse = np.asarray(inverse).ravel()
-    rank = torch.randperm(int(inverse.max()) + 1, generator=gen).numpy()[inverse]
-    perm = np.lexsort((rows.numpy(), rank))
+    rank = torch.randperm(int(inverse.max()) + 1, generator=gen, device="cpu").numpy()[inverse]
+    perm = np.lexsort((rows_cpu, rank))
     ranked = rank[perm]
     boundaries = np.append(np.flatnonzero(ranked[1:] != ranked[:-1]) + 1, len(rows))
-    return rows[torch.as_tensor(perm)], boundaries
+    return rows[torch.as_tensor(perm, device=rows.device)], boundaries
 
 
 def log2_likelihood(probe: StackedProbe, X_ND: torch.Tensor, y_SN: torch.Tensor) -> torch.Tensor:
@@ -132,7 +134,8 @@ def online_codelength(
     if len(order_seeds) != S:
         raise ConfigError(f"order_seeds has {len(order_seeds)} entries for {S} problems: give one per problem")
     keys = list(problem_keys) if problem_keys is not None else [str(s) for s in range(S)]
-    train_SN = train_SN.bool()
+    dev = X_ND.device  # every block fit runs on the features' device; labels and masks follow
+    y_SN, train_SN = y_SN.to(dev), train_SN.to(dev).bool()
     if bool((train_SN & (y_SN < 0)).any()):
         raise DataError("online codelength: a training row carries no label (-1): train only on labelled rows")
     ordered = [training_order(train_SN[s], order_seeds[s], groups_N) for s in range(S)]
@@ -144,7 +147,7 @@ def online_codelength(
         # Block j of every problem s is problem (s, j) of one stacked fit: it trains on the first ends[s][j]
         # rows of s's order and codes the rows up to ends[s][j + 1].
         members = [s for s in range(S) if j < len(ends[s]) - 1]
-        train_PN = torch.zeros(len(members), y_SN.shape[1], dtype=torch.bool)
+        train_PN = torch.zeros(len(members), y_SN.shape[1], dtype=torch.bool, device=dev)
         code_PN = torch.zeros_like(train_PN)
         for p, s in enumerate(members):
             train_PN[p, orders[s][: ends[s][j]]] = True
@@ -160,11 +163,11 @@ def online_codelength(
         # cannot generalise, as on a control task keyed by word type) never costs more than the uniform
         # code. Without it, on label nulls a type-keyed control task cost more than noise labels, and the
         # verdict against it called 6 of 100 nulls selective.
-        bits_P = torch.minimum(bits_P, code_PN.sum(1).double() * log2K) + 1.0
+        bits_P = (torch.minimum(bits_P, code_PN.sum(1).double() * log2K) + 1.0).cpu()
         for p, s in enumerate(members):
             block_bits[s] = np.append(block_bits[s], float(bits_P[p]))
-    codelength_S = torch.tensor([float(b.sum()) for b in block_bits], dtype=torch.float64)
-    uniform_S = torch.tensor([len(o) * log2K for o in orders], dtype=torch.float64)
+    codelength_S = torch.tensor([float(b.sum()) for b in block_bits], dtype=torch.float64, device=dev)
+    uniform_S = torch.tensor([len(o) * log2K for o in orders], dtype=torch.float64, device=dev)
     return OnlineCode(codelength_S, uniform_S, uniform_S / codelength_S, ends, block_bits)
 
 

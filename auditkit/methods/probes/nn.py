@@ -37,10 +37,13 @@ from auditkit.methods.probes.logistic import LogisticProbe
 from auditkit.seeding import derive_seed, torch_generator
 
 
-def _stacked_init(shape: tuple[int, ...], scale: float, seeds: list[int], dtype: torch.dtype) -> torch.Tensor:
-    """Uniform(-scale, scale) draws, one private generator per problem (a loop over S draws only)."""
-    draws = [torch.rand(shape, generator=torch_generator(s), dtype=torch.float64) for s in seeds]
-    return ((torch.stack(draws) * 2 - 1) * scale).to(dtype)
+def _stacked_init(
+    shape: tuple[int, ...], scale: float, seeds: list[int], dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """Uniform(-scale, scale) draws, one private generator per problem (a loop over S draws only), moved to
+    ``device``. Drawn on the CPU, so a problem starts from the same weights on every device."""
+    draws = [torch.rand(shape, generator=torch_generator(s), dtype=torch.float64, device="cpu") for s in seeds]
+    return ((torch.stack(draws) * 2 - 1) * scale).to(device=device, dtype=dtype)
 
 
 class LowRankProbe(StackedProbe):
@@ -163,11 +166,11 @@ class MLPProbe(StackedProbe):
         out = 1 if n_classes == 2 else n_classes
         seeds = problem_seeds(self.seed, "mlp-probe", S, problem_keys)
         # PyTorch's nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases.
-        dt = p.X_ND.dtype
-        self.W1_SDH_ = _stacked_init((D, H), D**-0.5, [derive_seed(s, "W1") for s in seeds], dt).requires_grad_()
-        self.b1_SH_ = _stacked_init((H,), D**-0.5, [derive_seed(s, "b1") for s in seeds], dt).requires_grad_()
-        self.W2_SHK_ = _stacked_init((H, out), H**-0.5, [derive_seed(s, "W2") for s in seeds], dt).requires_grad_()
-        self.b2_SK_ = _stacked_init((out,), H**-0.5, [derive_seed(s, "b2") for s in seeds], dt).requires_grad_()
+        dt, dev = p.X_ND.dtype, p.X_ND.device
+        self.W1_SDH_ = _stacked_init((D, H), D**-0.5, [derive_seed(s, "W1") for s in seeds], dt, dev).requires_grad_()
+        self.b1_SH_ = _stacked_init((H,), D**-0.5, [derive_seed(s, "b1") for s in seeds], dt, dev).requires_grad_()
+        self.W2_SHK_ = _stacked_init((H, out), H**-0.5, [derive_seed(s, "W2") for s in seeds], dt, dev).requires_grad_()
+        self.b2_SK_ = _stacked_init((out,), H**-0.5, [derive_seed(s, "b2") for s in seeds], dt, dev).requires_grad_()
         self.shift_D_, self.n_classes_ = p.shift_D, n_classes
         self._train(p)
         for name in ("W1_SDH_", "b1_SH_", "W2_SHK_", "b2_SK_"):
@@ -187,7 +190,8 @@ class MLPProbe(StackedProbe):
         losses = []
         with torch.enable_grad():
             for _ in range(self.epochs):
-                order = rows[torch.randperm(len(rows), generator=gen)]
+                # The batch order is drawn on the CPU (the same on every device), then indexes on X's device.
+                order = rows[torch.randperm(len(rows), generator=gen, device="cpu").to(rows.device)]
                 for lo in range(0, len(order), batch):
                     idx = order[lo : lo + batch]
                     logits = self._logits(p.X_ND[idx])

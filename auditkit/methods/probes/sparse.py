@@ -139,16 +139,18 @@ def sparse_probe(
     p = check_problems(X_ND, y_SN, train_SN, n_classes, "auto")
     Xg_SNM = p.X_ND.T[top_SM].transpose(1, 2)  # [S, N, k_max], gathered once
     logits_SJNK, converged_SJ = _fit_nested(Xg_SNM, p.y_SN, p.w_SN, ks, n_classes, C=C, max_iter=max_iter, tol=tol)
-    test_SN = ~train_SN.bool() if test_SN is None else test_SN.bool()
+    # Scored on the CPU (the metrics are numpy), wherever the fit ran.
+    test_SN = (~train_SN.bool() if test_SN is None else test_SN.bool()).cpu()
+    y_SN = y_SN.cpu()
     rows = []
-    proba_SJNK = logits_to_proba(logits_SJNK.flatten(0, 1), n_classes).unflatten(0, logits_SJNK.shape[:2])
+    proba_SJNK = logits_to_proba(logits_SJNK.flatten(0, 1), n_classes).unflatten(0, logits_SJNK.shape[:2]).cpu()
     for s in range(S):
         test = test_SN[s]
         for j, k in enumerate(ks):
             clusters = None if clusters_SN is None else np.asarray(clusters_SN[s])[test.numpy()]
             for record in classification_records(y_SN[s][test], proba_SJNK[s, j][test], clusters):
                 rows.append(dict(problem=names[s], k=k, **record))
-    dims = {k: top_SM[:, :k].numpy().astype(np.int64) for k in ks}
+    dims = {k: top_SM[:, :k].cpu().numpy().astype(np.int64) for k in ks}
     return SparseProbeResult(rows=rows, dims=dims, scores_SD=scores_SD, converged_SJ=converged_SJ)
 
 
@@ -157,14 +159,15 @@ def _fit_nested(Xg_SNM, y_SN, w_SN, ks, n_classes, *, C, max_iter, tol):
     Returns logits on all rows [S, J, N, K] and per-probe convergence [S, J]."""
     S, N, M = Xg_SNM.shape
     J, out = len(ks), 1 if n_classes == 2 else n_classes
-    mask_JM = (torch.arange(M)[None] < torch.tensor(ks)[:, None]).to(Xg_SNM.dtype)
+    dev = Xg_SNM.device
+    mask_JM = (torch.arange(M, device=dev)[None] < torch.tensor(ks, device=dev)[:, None]).to(Xg_SNM.dtype)
     mu_SM = torch.einsum("sn,snm->sm", w_SN, Xg_SNM) / w_SN.sum(1, keepdim=True)
     var_SM = torch.einsum("sn,snm->sm", w_SN, Xg_SNM.square()) / w_SN.sum(1, keepdim=True) - mu_SM.square()
     sd_SM = var_SM.clamp_min(0).sqrt()
     sd_SM = torch.where(sd_SM > 1e-8 * (1 + mu_SM.abs()), sd_SM, torch.ones_like(sd_SM))
     mu_PM, sd_PM = mu_SM.repeat_interleave(J, 0), sd_SM.repeat_interleave(J, 0)
-    W_PMK = torch.zeros(S * J, M, out, dtype=Xg_SNM.dtype, requires_grad=True)
-    b_PK = torch.zeros(S * J, out, dtype=Xg_SNM.dtype, requires_grad=True)
+    W_PMK = torch.zeros(S * J, M, out, dtype=Xg_SNM.dtype, device=dev, requires_grad=True)
+    b_PK = torch.zeros(S * J, out, dtype=Xg_SNM.dtype, device=dev, requires_grad=True)
     y_PN, w_PN = y_SN.repeat_interleave(J, 0), w_SN.repeat_interleave(J, 0)
     n_P = w_PN.sum(1)
 

@@ -43,12 +43,14 @@ def frozen_dictionary(W_dec_FD: Float[torch.Tensor, "F D"], *, seed: int) -> Flo
 
 
 def _signed_topk_sae(directions_MD: torch.Tensor, mean_D: torch.Tensor, k: int) -> Any:
-    """A sae-lens TopK SAE with atoms [+V; -V] (F = 2M), b_dec = ``mean_D``, encoder = V^T (projection)."""
+    """A sae-lens TopK SAE with atoms [+V; -V] (F = 2M), b_dec = ``mean_D``, encoder = V^T (projection), on the
+    directions' device."""
     from sae_lens import TopKSAE, TopKSAEConfig
 
     M, D = directions_MD.shape
     atoms_FD = torch.cat([directions_MD, -directions_MD]).float()
-    sae = TopKSAE(TopKSAEConfig(d_in=D, d_sae=2 * M, k=min(k, 2 * M), dtype="float32", device="cpu"))
+    cfg = TopKSAEConfig(d_in=D, d_sae=2 * M, k=min(k, 2 * M), dtype="float32", device=str(directions_MD.device))
+    sae = TopKSAE(cfg)
     with torch.no_grad():
         sae.W_dec.copy_(atoms_FD)
         sae.W_enc.copy_(atoms_FD.T)
@@ -81,7 +83,7 @@ def identity_sae(acts_ND: Float[torch.Tensor, "N D"], *, k: int) -> Any:
     if acts_ND.ndim != 2 or acts_ND.shape[0] < 1:
         raise DataError(f"identity_sae needs an [N, D] tensor, got shape {tuple(acts_ND.shape)}")
     D = acts_ND.shape[1]
-    return _signed_topk_sae(torch.eye(D, dtype=torch.float64), acts_ND.double().mean(0), k)
+    return _signed_topk_sae(torch.eye(D, dtype=torch.float64, device=acts_ND.device), acts_ND.double().mean(0), k)
 
 
 def baseline_sae(
@@ -92,8 +94,10 @@ def baseline_sae(
     ``cfg`` and ``seed`` are the ones ``trained`` was (or would have been) trained with: ``untrained``
     is its starting point, ``frozen-decoder`` trains on the same rows, budget and seed with the decoder
     fixed at :func:`frozen_dictionary` of ``trained``'s decoder (dictionary seed derived from ``seed``);
-    ``pca`` and ``identity`` keep :func:`sparsity_k` latents per row.
+    ``pca`` and ``identity`` keep :func:`sparsity_k` latents per row. Every baseline is built on ``cfg.device``,
+    as training is (the frozen decoder's random dictionary is drawn on the CPU, then moved).
     """
+    train_ND = train_ND.to(cfg.device)
     if kind == "untrained":
         return initial_sae(train_ND, cfg, seed=seed)
     if kind == "frozen-decoder":

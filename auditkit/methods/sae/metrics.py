@@ -51,14 +51,15 @@ def explained_variance(x_ND: Float[torch.Tensor, "N D"], x_hat_ND: Float[torch.T
 def encode_decode(
     sae: Any, acts_ND: Float[torch.Tensor, "N D"], *, batch_size: int = 4096
 ) -> tuple[Float[torch.Tensor, "N D"], Float[torch.Tensor, "N F"]]:
-    """Reconstructions and latent activations of every row, in batches."""
+    """Reconstructions and latent activations of every row, in batches; encoded on the SAE's device, returned on
+    the rows' device."""
     sae.eval()
     x_hat, latents = [], []
     for lo in range(0, acts_ND.shape[0], batch_size):
-        z = sae.encode(acts_ND[lo : lo + batch_size].to(sae.dtype))
+        z = sae.encode(acts_ND[lo : lo + batch_size].to(device=sae.W_dec.device, dtype=sae.dtype))
         z = z.to_dense() if z.is_sparse else z
-        x_hat.append(sae.decode(z).to(acts_ND.dtype))
-        latents.append(z)
+        x_hat.append(sae.decode(z).to(device=acts_ND.device, dtype=acts_ND.dtype))
+        latents.append(z.to(acts_ND.device))
     return torch.cat(x_hat), torch.cat(latents)
 
 
@@ -108,12 +109,14 @@ def sparse_probe_records(
     class 0| for two classes, and for more the largest |mean over class c - mean over the rest| (the
     ranking of Gurnee et al., 2023 and Kantamneni et al., 2025). A logistic probe
     (:class:`auditkit.methods.probes.logistic.LogisticProbe`, C = 1, standardised) is fit on the top k and scored
-    on the test rows. Rows labelled -1 are ignored. Tidy-row fields: ``metric`` (``probe_acc_k{k}``),
-    ``value``, ``outcome`` (each test row right or not, clustered by ``clusters_N``: the example of every
-    row) and ``degenerate`` (False: one training class raises instead).
+    on the test rows, on the latents' device (labels and masks follow them). Rows labelled -1 are ignored.
+    Tidy-row fields: ``metric`` (``probe_acc_k{k}``), ``value``, ``outcome`` (each test row right or not,
+    clustered by ``clusters_N``: the example of every row) and ``degenerate`` (False: one training class raises
+    instead).
     """
     from auditkit.methods.probes.logistic import LogisticProbe
 
+    labels_N, is_test_N = labels_N.to(latents_NF.device), is_test_N.to(latents_NF.device)
     keep = labels_N >= 0
     z, y, test = latents_NF[keep].to(torch.float64), labels_N[keep], is_test_N[keep]
     train = ~test
@@ -124,13 +127,13 @@ def sparse_probe_records(
     rest_KF = torch.stack([z[train & (y != c)].mean(0) for c in classes])
     score_F = (means_KF - rest_KF).abs().amax(0)
     y_idx = torch.searchsorted(classes, y.clamp_min(int(classes[0])))
-    clusters = np.arange(len(y)) if clusters_N is None else np.asarray(clusters_N)[keep.numpy()]
+    clusters = np.arange(len(y)) if clusters_N is None else np.asarray(clusters_N)[keep.cpu().numpy()]
     out = []
     for k in ks:
         top = torch.topk(score_F, min(k, score_F.numel())).indices
         probe = LogisticProbe(C=1.0).fit(z[:, top], y_idx[None], train[None], n_classes=int(classes.numel()))
-        right = (probe.predict(z[test][:, top])[0] == y_idx[test]).double().numpy()
-        outcome = ExampleScores(right, clusters[test.numpy()])
+        right = (probe.predict(z[test][:, top])[0] == y_idx[test]).double().cpu().numpy()
+        outcome = ExampleScores(right, clusters[test.cpu().numpy()])
         out.append(dict(metric=f"probe_acc_k{k}", value=float(right.mean()), outcome=outcome, degenerate=False))
     return out
 

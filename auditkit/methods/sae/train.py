@@ -82,7 +82,8 @@ class SAEConfig:
     means a fifth of the run (at least 10 steps), since sae-lens's default of 1,000 steps is longer
     than a whole CPU-sized run."""
     device: str = "cpu"
-    """Torch device for training."""
+    """Torch device for training (the audit passes the device its model ran on). Initial weights and batch
+    orders are drawn on the CPU whatever it is, so a seed starts from the same SAE on every device."""
     progress: bool = True
     """Show a progress bar."""
 
@@ -153,17 +154,17 @@ class TensorBatches:
         self.acts_ND = acts_ND
         self.batch_size = min(batch_size, acts_ND.shape[0])
         self._gen = torch_generator(seed)
-        self._order = torch.empty(0, dtype=torch.int64)
+        self._order = torch.empty(0, dtype=torch.int64, device="cpu")
 
     def __iter__(self) -> "TensorBatches":
         return self
 
     def __next__(self) -> Float[torch.Tensor, "B D"]:
         while self._order.numel() < self.batch_size:
-            fresh = torch.randperm(self.acts_ND.shape[0], generator=self._gen)
+            fresh = torch.randperm(self.acts_ND.shape[0], generator=self._gen, device="cpu")
             self._order = torch.cat([self._order, fresh])
         take, self._order = self._order[: self.batch_size], self._order[self.batch_size :]
-        return self.acts_ND.index_select(0, take)
+        return self.acts_ND.index_select(0, take.to(self.acts_ND.device))
 
 
 def _training_sae(cfg: SAEConfig, d_in: int, n_steps: int, seed: int) -> Any:
@@ -202,7 +203,9 @@ def _reinitialise(sae: Any, seed: int) -> None:
     """
     F, D = sae.W_dec.shape
     bound = math.sqrt(6.0 / D)
-    W_dec_FD = torch.rand(F, D, generator=torch_generator(derive_seed(seed, "sae-init"))) * (2 * bound) - bound
+    # Drawn and normalised on the CPU (the same start on every device); copy_ moves it to the SAE's device.
+    draw = torch.rand(F, D, generator=torch_generator(derive_seed(seed, "sae-init")), device="cpu")
+    W_dec_FD = draw * (2 * bound) - bound
     if sae.cfg.decoder_init_norm is not None:
         W_dec_FD = W_dec_FD / W_dec_FD.norm(dim=-1, keepdim=True) * sae.cfg.decoder_init_norm
     sae.W_dec.data.copy_(W_dec_FD)
@@ -220,7 +223,8 @@ def geometric_median(
     has, and a few massive-activation rows would drag an arithmetic mean away from typical tokens.
     """
     if x_ND.shape[0] > max_rows:
-        x_ND = x_ND[torch.randperm(x_ND.shape[0], generator=torch_generator(seed))[:max_rows]]
+        pick = torch.randperm(x_ND.shape[0], generator=torch_generator(seed), device="cpu")[:max_rows]
+        x_ND = x_ND[pick.to(x_ND.device)]
     x = x_ND.to(torch.float64)
     m_D = x.median(dim=0).values
     for _ in range(n_iter):
