@@ -37,7 +37,7 @@ def test_moved_cache_is_still_a_hit(smollm, session_cache, tmp_path, monkeypatch
     import shutil
 
     from auditkit import data
-    from auditkit import models as models_mod
+    from auditkit.models import embedded as embedded_mod
     from auditkit.cache import request_key
     from auditkit.extract import ExtractConfig, cache_request
 
@@ -53,7 +53,7 @@ def test_moved_cache_is_still_a_hit(smollm, session_cache, tmp_path, monkeypatch
     def no_conversion(*a, **k):
         raise AssertionError("a moved cache converted the model again")
 
-    monkeypatch.setattr(models_mod, "_convert_gguf", no_conversion)
+    monkeypatch.setattr(embedded_mod, "convert_gguf", no_conversion)
     again = load_model(ModelSpec(name="smollm2-135m", cache_dir=moved))
     ds = data.from_lists("toy", ["a yes", "b no", "c yes", "d no"], [1, 0, 1, 0])
     cfg = ExtractConfig(hook="blocks.1.hook_resid_pre", positions="last", progress=False)

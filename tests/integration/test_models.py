@@ -232,15 +232,15 @@ def test_moved_local_folder_keeps_its_cache_key(tmp_path, gpt2_tokenizer):
 
 
 def _fake_conversion(folder: Path) -> Path:
-    """A converted-model folder as ``_convert_gguf`` leaves it (small files), with its marker."""
+    """A converted-model folder as ``convert_gguf`` leaves it (small files), with its marker."""
     from safetensors.torch import save_file
 
-    from auditkit.models import _write_marker
+    from auditkit.models.embedded import write_marker
 
     folder.mkdir(parents=True)
     (folder / "config.json").write_text('{"architectures": ["LlamaForCausalLM"]}')
     save_file({"w": torch.arange(64.0).reshape(8, 8)}, str(folder / "model.safetensors"))
-    _write_marker(folder, source="model.gguf")
+    write_marker(folder, source="model.gguf")
     return folder
 
 
@@ -267,13 +267,13 @@ def _flipped(blob: bytearray) -> bytes:
     ids=["flipped-byte", "truncated", "no-marker", "old-format"],
 )
 def test_damaged_converted_model_is_moved_aside(tmp_path, caplog, damage, tag, reason):
-    from auditkit.models import _conversion_is_intact
+    from auditkit.models.embedded import conversion_is_intact
 
     folder = _fake_conversion(tmp_path / "models" / "smollm2-135m-0123")
-    assert _conversion_is_intact(folder)
+    assert conversion_is_intact(folder)
     damage(folder)
     with caplog.at_level("WARNING", logger="auditkit.cache"):
-        assert not _conversion_is_intact(folder)
+        assert not conversion_is_intact(folder)
     assert not folder.exists() and len(list(folder.parent.glob(f"{folder.name}.{tag}-*"))) == 1
     assert len(caplog.records) == 1 and str(folder) in caplog.records[0].getMessage()
     assert reason in caplog.records[0].getMessage()
