@@ -203,10 +203,10 @@ def test_matrix_all_writes_a_folder_per_property_and_a_summary(tmp_path):
 
 
 def test_probe_specs_keep_a_k_sparse_list_together():
-    from auditkit.cli.main import _probe_specs
+    from auditkit.cli.options import probe_specs
 
-    assert _probe_specs("logistic,k-sparse:k=1,5,20,mlp") == ("logistic", "k-sparse:k=1,5,20", "mlp")
-    assert _probe_specs("k-sparse,mass-mean") == ("k-sparse", "mass-mean")
+    assert probe_specs("logistic,k-sparse:k=1,5,20,mlp") == ("logistic", "k-sparse:k=1,5,20", "mlp")
+    assert probe_specs("k-sparse,mass-mean") == ("k-sparse", "mass-mean")
 
 
 @pytest.mark.parametrize("where", ["file", "under-file", "env-file", "env-under-file"])

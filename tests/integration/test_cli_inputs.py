@@ -13,7 +13,7 @@ from auditkit.cli.main import app
 from typer.testing import CliRunner
 
 MAX_LINE = 300
-"""An error line is capped at a few hundred characters (``auditkit.cli.main.MAX_ERROR_CHARS``)."""
+"""An error line is capped at a few hundred characters (``auditkit.cli.app.MAX_ERROR_CHARS``)."""
 
 runner = CliRunner()
 
