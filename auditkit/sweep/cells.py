@@ -7,8 +7,8 @@ Two kinds of cell:
   model (its real arm and token-control arms) or one weight-control model (one control, one seed).
 - **audit** (dataset, hook): the ordinary audit of that cell (:func:`auditkit.audit.run.run_audit`), all of
   whose arms come from the cache; it depends on every extract cell of its dataset. Its rows are saved
-  under ``<cache>/sweep-cells/`` (written atomically) and read back, so a resumed sweep and a fresh one
-  read the same bytes.
+  under ``<cache>/sweep-cells/`` (:mod:`auditkit.sweep.store`: keyed by the config, the data and the weights,
+  written atomically, checksummed) and read back, so a resumed sweep and a fresh one read the same bytes.
 
 :func:`plan_cells` lists them in the order a single process runs them (each model variant resident once);
 :class:`CellRunner` runs any one of them, in this process or in a worker of another machine
@@ -18,16 +18,12 @@ Two kinds of cell:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-
-import pandas as pd
 
 from auditkit.audit import run as audit_run
 from auditkit.audit.arms import prefetch_hooks
@@ -35,11 +31,11 @@ from auditkit.audit.config import AuditConfig
 from auditkit.audit.run import Prepared, prepare_audit
 from auditkit.controls import TOKEN_CONTROLS, WEIGHT_CONTROLS
 from auditkit.models import LoadedModel, default_cache_dir, load_model
+from auditkit.errors import CacheError
 from auditkit.sweep.config import SweepConfig
+from auditkit.sweep.store import CellStore, SavedCell, cell_inputs
 from auditkit.types import REAL
 
-CELL_FORMAT = 2
-"""Version of a saved cell's files; a saved cell of another version is recomputed."""
 TRAINED = "trained"
 """The variant name of the trained model (a weight-control variant is ``control@seed``)."""
 FAULT_ENV = "AUDITKIT_TEST_FAULT"
@@ -60,6 +56,9 @@ class Cell:
     """An extract cell's hooks (all it reads in one pass); an audit cell's one hook."""
     deps: tuple[str, ...] = field(default=(), compare=False)
     """Names of the cells that must finish first."""
+    inputs: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    """An audit cell's data fingerprint and weights identity as the driver found them
+    (:func:`auditkit.sweep.store.cell_inputs`): a result computed from other data or weights is refused, not saved."""
 
     @property
     def name(self) -> str:
@@ -79,19 +78,22 @@ def plan_cells(
     hooks: list[str],
     controls: tuple[str, ...],
     seeds: tuple[int, ...],
+    inputs: dict[str, tuple[tuple[str, str], ...]] | None = None,
 ) -> list[Cell]:
     """The cells that compute the (dataset, hook) pairs of ``todo``, dependencies first, in the order one process
     runs them: the trained model reads every dataset, then each weight-control model (one per control and seed)
-    reads every dataset, then the audit cells in dataset-major order. ``datasets`` and ``hooks`` give the order."""
+    reads every dataset, then the audit cells in dataset-major order. ``datasets`` and ``hooks`` give the order;
+    ``inputs`` (per dataset, :func:`auditkit.sweep.store.cell_inputs`) travels with each audit cell."""
     if not todo:
         return []
+    inputs = inputs or {}
     todo_d = sorted({d for d, _ in todo}, key=datasets.index)
     todo_h = tuple(sorted({h for _, h in todo}, key=hooks.index))
     weight = [c for c in controls if c in WEIGHT_CONTROLS]  # label controls and SAE baselines extract nothing
     variants = [TRAINED, *(variant_name(c, s) for c in weight for s in seeds)]
     extract = [Cell("extract", d, v, todo_h) for v in variants for d in todo_d]
     audit = [
-        Cell("audit", d, hooks=(h,), deps=tuple(c.name for c in extract if c.dataset == d))
+        Cell("audit", d, hooks=(h,), deps=tuple(c.name for c in extract if c.dataset == d), inputs=inputs.get(d, ()))
         for d, h in sorted(todo, key=lambda dh: (datasets.index(dh[0]), hooks.index(dh[1])))
     ]
     return extract + audit
@@ -100,15 +102,6 @@ def plan_cells(
 def cell_config(cfg: SweepConfig, dataset: str, hook: str) -> AuditConfig:
     """The audit of one cell."""
     return dataclasses.replace(cfg.audit, dataset=dataset, hook=hook, progress=False)  # the sweep shows its own bars
-
-
-@dataclass(frozen=True)
-class SavedCell:
-    """An audit cell's result as saved: its rows, its selectivity table, and what it reports about its dataset."""
-
-    rows: pd.DataFrame
-    selectivity: pd.DataFrame
-    info: dict[str, Any]
 
 
 class CellRunner:
@@ -143,7 +136,7 @@ class CellRunner:
             return timings, None
         self._models.clear()  # no weight-control model is needed past extraction
         self._variant = None
-        saved = run_audit_cell(self.cfg, cell.dataset, cell.hooks[0], self.loaded)
+        saved = run_audit_cell(self.cfg, cell.dataset, cell.hooks[0], self.loaded, planned=cell.inputs or None)
         timings["cells_s"] = time.perf_counter() - t
         return timings, saved
 
@@ -167,20 +160,32 @@ class CellRunner:
         timings["extract_s"] = time.perf_counter() - t
 
 
-def run_audit_cell(cfg: SweepConfig, dataset: str, hook: str, loaded: LoadedModel) -> SavedCell:
-    """The audit of one (dataset, hook) cell, saved under the cache folder and read back as a resumed sweep reads it."""
-    cells_dir = cells_folder(cfg)
+def run_audit_cell(
+    cfg: SweepConfig, dataset: str, hook: str, loaded: LoadedModel, *, planned: tuple[tuple[str, str], ...] | None = None
+) -> SavedCell:
+    """The audit of one (dataset, hook) cell, saved under the cache folder and read back as a resumed sweep reads it.
+
+    It is saved under the data and weights it was computed from; when they are not those ``planned`` (the data or
+    the weights changed on disk while the sweep ran), :class:`CacheError` is raised and nothing is saved."""
+    store = cell_store(cfg)
+    audit = cell_config(cfg, dataset, hook)
     # Looked up on its module at call time, not bound at import: whoever replaces run_audit (a test) replaces it here.
-    result = audit_run.run_audit(cell_config(cfg, dataset, hook), loaded=loaded)
-    save_cell(cells_dir, cfg, dataset, hook, result.rows, result.selectivity, result.dataset)
-    saved = load_cell(cells_dir, cfg, dataset, hook)
+    result = audit_run.run_audit(audit, loaded=loaded)
+    inputs = cell_inputs(result.dataset["fingerprint"], loaded.provenance)
+    if planned is not None and inputs != planned:
+        changed = " and ".join(k for (k, v), (_, w) in zip(inputs, planned) if v != w) or "inputs"
+        raise CacheError(
+            f"the {changed} of cell {dataset} x {hook} changed on disk while the sweep ran: rerun the sweep"
+        )
+    store.save(audit, inputs, result.rows, result.selectivity, result.dataset)
+    saved = store.load(audit, inputs)
     if saved is None:
-        raise OSError(f"the saved cell {dataset} x {hook} cannot be read back from {cells_dir}")
+        raise CacheError(f"the saved cell {dataset} x {hook} cannot be read back from {store.root}")
     return saved
 
 
-def cells_folder(cfg: SweepConfig) -> Path:
-    return Path(cfg.audit.model.cache_dir or default_cache_dir()) / "sweep-cells"
+def cell_store(cfg: SweepConfig) -> CellStore:
+    return CellStore(Path(cfg.audit.model.cache_dir or default_cache_dir()))
 
 
 def _injected_fault(cell: Cell) -> None:
@@ -198,54 +203,3 @@ def _injected_fault(cell: Cell) -> None:
             os._exit(1)  # the worker process dies mid-cell, as on a lost machine
         return
     raise RuntimeError(f"injected fault ({FAULT_ENV})")
-
-
-# ----------------------------------------------------------------------------- saved cells
-
-
-def _cell_dir(cells_dir: Path, cfg: SweepConfig, dataset: str, hook: str) -> Path:
-    audit = dataclasses.replace(cell_config(cfg, dataset, hook), progress=True)
-    key = json.dumps({"format": CELL_FORMAT, "audit": _jsonable(audit)}, sort_keys=True, default=str)
-    return cells_dir / hashlib.sha256(key.encode()).hexdigest()[:24]
-
-
-def _jsonable(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj):
-        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj
-
-
-def load_cell(cells_dir: Path, cfg: SweepConfig, dataset: str, hook: str) -> SavedCell | None:
-    """A finished cell saved by this or an earlier run, or None."""
-    path = _cell_dir(cells_dir, cfg, dataset, hook)
-    try:
-        info = json.loads((path / "dataset.json").read_text())
-        return SavedCell(pd.read_csv(path / "rows.csv"), pd.read_csv(path / "selectivity.csv", keep_default_na=False,
-                                                                     na_values=[""]), info)  # fmt: skip
-    except (OSError, ValueError):
-        return None
-
-
-def save_cell(cells_dir: Path, cfg: SweepConfig, dataset: str, hook: str, rows, selectivity, info) -> None:
-    """Write a finished cell atomically (a temporary sibling renamed into place): a killed sweep leaves whole
-    cells or none, and two workers finishing the same cell leave one."""
-    path = _cell_dir(cells_dir, cfg, dataset, hook)
-    cells_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".cell-", dir=cells_dir))
-    try:
-        rows.to_csv(tmp / "rows.csv", index=False)
-        selectivity.to_csv(tmp / "selectivity.csv", index=False)
-        (tmp / "dataset.json").write_text(json.dumps(info, default=str))
-        if not path.exists():
-            try:
-                os.replace(tmp, path)
-            except OSError:  # another worker placed the same cell first (a retried task): keep theirs
-                if not path.exists():
-                    raise
-    finally:
-        if tmp.exists():
-            for f in tmp.iterdir():
-                f.unlink()
-            tmp.rmdir()

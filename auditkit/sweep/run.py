@@ -34,10 +34,11 @@ from auditkit.cache import check_root
 from auditkit.errors import AuditkitError, ConfigError
 from auditkit.extract import validate_hook
 from auditkit.models import LoadedModel, default_cache_dir, default_hook, load_model, resolve_device
-from auditkit.sweep.cells import CellRunner, cell_config, cells_folder, load_cell, plan_cells
+from auditkit.sweep.cells import CellRunner, cell_config, cell_store, plan_cells
 from auditkit.sweep.config import SweepConfig
 from auditkit.sweep.executors import Executor, ExecutorOptions, LocalExecutor, Outcome, merge_timings
 from auditkit.sweep.plan import layer_of, parse_hooks, resolve_datasets
+from auditkit.sweep.store import cell_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -88,10 +89,13 @@ def run_sweep(
         validate_hook(loaded.model, hook)
     prepared = {d: prepare_audit(cell_config(cfg, d, hooks[0]), loaded, timings) for d in datasets}
     controls = next(iter(prepared.values())).controls
-    cells_dir = cells_folder(cfg)
-    todo = [(d, h) for d in datasets for h in hooks if load_cell(cells_dir, cfg, d, h) is None]
+    # A saved cell is read only for the data and weights found now: an edited table or overwritten weights
+    # recompute the cells they feed, and only those.
+    store = cell_store(cfg)
+    inputs = {d: cell_inputs(p.dataset.fingerprint, loaded.provenance) for d, p in prepared.items()}
+    todo = [(d, h) for d in datasets for h in hooks if store.load(cell_config(cfg, d, h), inputs[d]) is None]
     logger.info("sweep: %d datasets x %d hooks, %d cells to compute", len(datasets), len(hooks), len(todo))
-    plan = plan_cells(todo, datasets, hooks, controls, cfg.audit.seeds)
+    plan = plan_cells(todo, datasets, hooks, controls, cfg.audit.seeds, inputs)
     runner = runner_exec or LocalExecutor(CellRunner(cfg, loaded=loaded, prepared=prepared))
     t = time.perf_counter()
     with tqdm(total=len(plan), desc="sweep cells", unit="cell", disable=not cfg.audit.progress or not plan) as bar:
@@ -109,8 +113,10 @@ def run_sweep(
     rows, sel, cells = [], [], {}
     for dataset in datasets:  # the plan's order, whatever order the cells finished in
         for hook in hooks:
-            saved = load_cell(cells_dir, cfg, dataset, hook)
+            saved = store.load(cell_config(cfg, dataset, hook), inputs[dataset])
             if saved is None:
+                if not any(f.startswith(f"{dataset} x {hook}: ") for f in failures):
+                    failures.append(f"{dataset} x {hook}: its saved result was lost or damaged after it ran: rerun")
                 continue  # a failed cell: named in failures
             for frame, out in ((saved.rows, rows), (saved.selectivity, sel)):
                 out.append(frame.assign(dataset=dataset, hook=hook, layer=layer_of(hook)))
