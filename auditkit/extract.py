@@ -178,9 +178,16 @@ def plan_rows(batch: TokenBatch, positions: str, include_bos: bool) -> RowPlan:
 # ----------------------------------------------------------------------------- forward passes
 
 
-def _flatten(act: torch.Tensor, hook: str) -> torch.Tensor:
+def check_vector_hook(hook: str) -> None:
+    """Raise :class:`HookError` when ``hook`` names attention patterns or scores ([B, H, L, L]: no vector per token).
+
+    Decided by the name alone, so a sweep refuses it before loading anything."""
     if "pattern" in hook or "attn_scores" in hook:
         raise HookError(f"hook {hook!r} holds attention patterns, not per-token vectors: pick a hook_z/resid hook")
+
+
+def _flatten(act: torch.Tensor, hook: str) -> torch.Tensor:
+    check_vector_hook(hook)
     if act.ndim < 3:
         raise HookError(f"hook {hook!r} has no per-token activations (shape {tuple(act.shape)})")
     return act.reshape(act.shape[0], act.shape[1], -1)

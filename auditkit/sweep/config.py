@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from auditkit.audit.config import AuditConfig
 from auditkit.errors import ConfigError
+from auditkit.extract import check_vector_hook
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,3 +25,5 @@ class SweepConfig:
             raise ConfigError("a sweep reads every arm from the activation cache: drop --no-cache")
         if self.audit.matrix is not None:
             raise ConfigError("a sweep runs activation audits; audit embedding matrices with `auditkit audit --matrix`")
+        for hook in self.hooks.split(","):  # by name, before anything is loaded (as an audit's extraction refuses it)
+            check_vector_hook(hook.strip())
