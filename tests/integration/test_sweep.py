@@ -257,3 +257,130 @@ def test_sweep_command_takes_the_sae_options_and_reproduces_them(tmp_path):
     assert "--sae-k 4" in run["command"] and "--sae-width 64" in run["command"]
     rows = pd.read_csv(out / "results.csv")
     assert (rows.loc[rows["metric"] == "l0", "value"] - 4).abs().max() < 1e-6  # every arm's SAE has k = 4
+
+
+# ----------------------------------------------------------------------------- saved cells: keyed by their inputs
+
+
+def _counting(monkeypatch):
+    """Record the (dataset, hook) of every cell audit that runs."""
+    calls, original = [], audit_run.run_audit
+    monkeypatch.setattr(audit_run, "run_audit", lambda c, **kw: calls.append((c.dataset, c.hook)) or original(c, **kw))
+    return calls
+
+
+def _relabel(path, every=3):
+    """The same texts, every ``every``-th label set to 0: the class counts change, no text does."""
+    lines = path.read_text().splitlines()
+    edited = [line if i == 0 or (i - 1) % every else line.rsplit(",", 1)[0] + ",0" for i, line in enumerate(lines)]
+    assert edited != lines
+    path.write_text("\n".join(edited) + "\n")
+
+
+def test_an_edited_table_recomputes_its_own_cells_and_only_those(tmp_path, monkeypatch):
+    a = _planted_table(tmp_path / "a.csv", n=64)
+    b = _planted_table(tmp_path / "b.csv", n=64, seed=1)
+    cfg = dataclasses.replace(
+        _sweep_cfg(a, tmp_path / "cache"), datasets=f"table:{a},table:{b}", hooks=",".join(HOOKS[1:])
+    )
+    before = run_sweep(cfg)
+    _relabel(a)
+    calls = _counting(monkeypatch)
+    after = run_sweep(cfg)
+    assert calls == [(f"table:{a}", h) for h in HOOKS[1:]]  # the edited table's cells, not b's
+    fresh = run_sweep(dataclasses.replace(cfg, audit=dataclasses.replace(
+        cfg.audit, model=dataclasses.replace(cfg.audit.model, cache_dir=tmp_path / "fresh"))))  # fmt: skip
+    pd.testing.assert_frame_equal(after.rows, fresh.rows)  # the new labels' numbers, as a fresh cache gives them
+    pd.testing.assert_frame_equal(after.selectivity, fresh.selectivity)
+    assert after.cells == fresh.cells  # the new fingerprint and class counts
+    assert after.cells[f"table:{a}"]["class_counts"] != before.cells[f"table:{a}"]["class_counts"]
+    assert after.cells[f"table:{b}"] == before.cells[f"table:{b}"]
+    old_b = before.rows[before.rows["dataset"] == f"table:{b}"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(after.rows[after.rows["dataset"] == f"table:{b}"].reset_index(drop=True), old_b)
+
+
+def test_overwritten_local_weights_recompute_the_sweep(tmp_path, monkeypatch, gpt2_tokenizer):
+    import os
+
+    from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)  # test-local: reproducible saved weights
+    folder = tmp_path / "gpt2"
+    GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=64, n_ctx=64,
+                               vocab_size=len(gpt2_tokenizer))).save_pretrained(folder)  # fmt: skip
+    gpt2_tokenizer.save_pretrained(folder)
+    table = _planted_table(tmp_path / "planted.csv", n=64)
+    cfg = dataclasses.replace(_sweep_cfg(table, tmp_path / "cache"), hooks=HOOKS[2])
+    cfg = dataclasses.replace(cfg, audit=dataclasses.replace(
+        cfg.audit, model=dataclasses.replace(cfg.audit.model, name=str(folder))))  # fmt: skip
+    before = run_sweep(cfg)
+    # Overwrite the weights in place with others of the same size, the old mtime put back: only the bytes differ.
+    weights = folder / "model.safetensors"
+    stat = weights.stat()
+    hf = AutoModelForCausalLM.from_pretrained(folder)
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.mul_(1.5)
+    hf.save_pretrained(folder)
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    calls = _counting(monkeypatch)
+    after = run_sweep(cfg)
+    assert calls == [(f"table:{table}", HOOKS[2])]
+    assert after.provenance["file_sha256"] != before.provenance["file_sha256"]
+    assert not after.rows["value"].equals(before.rows["value"])
+    fresh = run_sweep(dataclasses.replace(cfg, audit=dataclasses.replace(
+        cfg.audit, model=dataclasses.replace(cfg.audit.model, cache_dir=tmp_path / "fresh"))))  # fmt: skip
+    pd.testing.assert_frame_equal(after.rows, fresh.rows)  # the new weights' numbers, never the old ones
+
+
+def test_a_tampered_saved_cell_is_moved_aside_and_recomputed(tmp_path, monkeypatch, caplog):
+    import re
+
+    table = _planted_table(tmp_path / "odd name; $(x) ..csv", n=64)  # a name no path of the cell store may carry
+    cfg = _sweep_cfg(table, tmp_path / "cache")  # hooks "all": HOOKS
+    before = run_sweep(cfg)
+    store = tmp_path / "cache" / "sweep-cells"
+    cells = sorted(store.iterdir())
+    assert len(cells) == len(HOOKS)
+    # One cell's rows edited by hand; another cell replaced by a copy of a third (a valid cell under the wrong name).
+    rows = cells[0] / "rows.csv"
+    rows.write_text(rows.read_text().replace("0.", "1.", 1))
+    edited = rows.read_bytes()
+    for f in cells[2].iterdir():
+        (cells[1] / f.name).write_bytes(f.read_bytes())
+    calls = _counting(monkeypatch)
+    with caplog.at_level("WARNING"):
+        after = run_sweep(cfg)
+    assert len(calls) == 2 and len(set(calls)) == 2  # the two damaged cells, not the third
+    pd.testing.assert_frame_equal(after.rows, before.rows)
+    pd.testing.assert_frame_equal(after.selectivity, before.selectivity)
+    warned = sorted(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert len(warned) == 2, warned
+    assert any("rows.csv does not match the checksum" in w and str(cells[0]) in w for w in warned), warned
+    assert any("names another request" in w and str(cells[1]) in w for w in warned), warned
+    aside = sorted(store.glob("*.corrupt-*"))
+    assert sorted(p.name.partition(".")[0] for p in aside) == [cells[0].name, cells[1].name]
+    assert (store / aside[0].name / "rows.csv").read_bytes() == edited  # kept for inspection, never deleted
+    # Every path of the store is a hash (and a moved-aside hash): no dataset or hook name becomes a path.
+    for p in store.iterdir():
+        assert re.fullmatch(r"[0-9a-f]{64}(\.corrupt-\d{8}T\d{6}(-\d+)?)?", p.name), p.name
+
+
+def test_an_attention_pattern_hook_is_refused_before_anything_is_loaded(tmp_path, monkeypatch):
+    from auditkit.sweep import cells as cells_mod
+    from auditkit.sweep import run as sweep_run
+
+    def no_load(*a, **k):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(sweep_run, "load_model", no_load)
+    monkeypatch.setattr(cells_mod, "load_model", no_load)
+    table = _planted_table(tmp_path / "planted.csv", n=40)
+    for hooks in ("blocks.0.attn.hook_pattern", "blocks.0.hook_resid_pre,blocks.1.attn.hook_attn_scores"):
+        result = CliRunner().invoke(app, [
+            "sweep", "--model", "tiny-gpt2", "--datasets", f"table:{table}", "--hooks", hooks,
+            "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")])  # fmt: skip
+        assert result.exit_code == 2, result.output
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:") and "attention patterns" in lines[0], result.output
+        assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
