@@ -384,3 +384,27 @@ def test_an_attention_pattern_hook_is_refused_before_anything_is_loaded(tmp_path
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error:") and "attention patterns" in lines[0], result.output
         assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+
+
+def test_data_edited_while_the_sweep_runs_fails_its_cells_instead_of_saving_them(tmp_path, monkeypatch):
+    """The driver keys a cell by the data it prepared; a cell whose audit read other data (the table was edited
+    between the two) is refused, not saved under the old key. The other dataset's cells are unaffected."""
+    a = _planted_table(tmp_path / "a.csv", n=64)
+    b = _planted_table(tmp_path / "b.csv", n=64, seed=1)
+    cfg = dataclasses.replace(_sweep_cfg(a, tmp_path / "cache"), datasets=f"table:{a},table:{b}", hooks=HOOKS[2])
+    original = audit_run.run_audit
+
+    def edits_a_first(c, **kw):
+        if c.dataset == f"table:{a}":
+            _relabel(a)
+        return original(c, **kw)
+
+    monkeypatch.setattr(audit_run, "run_audit", edits_a_first)
+    result = run_sweep(cfg)
+    assert len(result.failures) == 1 and result.failures[0].startswith(f"table:{a} x {HOOKS[2]}: CacheError")
+    assert "changed on disk while the sweep ran" in result.failures[0]
+    assert result.rows["dataset"].unique().tolist() == [f"table:{b}"]
+    monkeypatch.setattr(audit_run, "run_audit", original)
+    calls = _counting(monkeypatch)
+    rerun = run_sweep(cfg)  # the edited table's cell is computed now, on the data it reads
+    assert calls == [(f"table:{a}", HOOKS[2])] and not rerun.failures
