@@ -33,7 +33,7 @@ from auditkit.controls import TOKEN_CONTROLS, WEIGHT_CONTROLS
 from auditkit.models import LoadedModel, default_cache_dir, load_model
 from auditkit.errors import CacheError
 from auditkit.sweep.config import SweepConfig
-from auditkit.sweep.store import CellStore, SavedCell, cell_inputs
+from auditkit.sweep.store import CellStore, Inputs, SavedCell, cell_inputs
 from auditkit.types import REAL
 
 TRAINED = "trained"
@@ -56,7 +56,7 @@ class Cell:
     """An extract cell's hooks (all it reads in one pass); an audit cell's one hook."""
     deps: tuple[str, ...] = field(default=(), compare=False)
     """Names of the cells that must finish first."""
-    inputs: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    inputs: Inputs = field(default=(), compare=False)
     """An audit cell's data fingerprint and weights identity as the driver found them
     (:func:`auditkit.sweep.store.cell_inputs`): a result computed from other data or weights is refused, not saved."""
 
@@ -78,7 +78,7 @@ def plan_cells(
     hooks: list[str],
     controls: tuple[str, ...],
     seeds: tuple[int, ...],
-    inputs: dict[str, tuple[tuple[str, str], ...]] | None = None,
+    inputs: dict[str, Inputs] | None = None,
 ) -> list[Cell]:
     """The cells that compute the (dataset, hook) pairs of ``todo``, dependencies first, in the order one process
     runs them: the trained model reads every dataset, then each weight-control model (one per control and seed)
@@ -161,7 +161,7 @@ class CellRunner:
 
 
 def run_audit_cell(
-    cfg: SweepConfig, dataset: str, hook: str, loaded: LoadedModel, *, planned: tuple[tuple[str, str], ...] | None = None
+    cfg: SweepConfig, dataset: str, hook: str, loaded: LoadedModel, *, planned: Inputs | None = None
 ) -> SavedCell:
     """The audit of one (dataset, hook) cell, saved under the cache folder and read back as a resumed sweep reads it.
 

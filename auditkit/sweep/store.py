@@ -46,6 +46,8 @@ FOLDER = "sweep-cells"
 ROWS, SELECTIVITY, INFO, META = "rows.csv", "selectivity.csv", "dataset.json", "meta.json"
 FILES = (ROWS, SELECTIVITY, INFO)
 """The files of a saved cell whose checksums its meta.json records."""
+Inputs = tuple[tuple[str, str], ...]
+"""What a cell read besides its config (:func:`cell_inputs`): pairs, so that a cell carrying them stays hashable."""
 
 
 @dataclass(frozen=True)
@@ -57,10 +59,8 @@ class SavedCell:
     info: dict[str, Any]
 
 
-def cell_inputs(dataset_fingerprint: str, provenance: ModelProvenance) -> tuple[tuple[str, str], ...]:
-    """What a cell read besides its config: the data (its fingerprint) and the weights (their cache token).
-
-    A tuple of pairs, so that a :class:`auditkit.sweep.cells.Cell` carrying it stays hashable."""
+def cell_inputs(dataset_fingerprint: str, provenance: ModelProvenance) -> Inputs:
+    """What a cell read besides its config: the data (its fingerprint) and the weights (their cache token)."""
     return (("data", dataset_fingerprint), ("model", provenance.cache_token()))
 
 
@@ -74,7 +74,7 @@ class CellStore:
     def __init__(self, cache_root: Path) -> None:
         self.root = Path(cache_root) / FOLDER
 
-    def request(self, audit: AuditConfig, inputs: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    def request(self, audit: AuditConfig, inputs: Inputs) -> dict[str, Any]:
         """Everything a cell's result depends on, as canonical JSON values (what meta.json records)."""
         audit = dataclasses.replace(audit, progress=True)  # how progress is shown changes no number
         request = {"format": CELL_FORMAT, "audit": _jsonable(audit), "inputs": dict(inputs)}
@@ -85,7 +85,7 @@ class CellStore:
         canonical = json.dumps(request, sort_keys=True, separators=(",", ":"))
         return self.root / hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
-    def load(self, audit: AuditConfig, inputs: tuple[tuple[str, str], ...]) -> SavedCell | None:
+    def load(self, audit: AuditConfig, inputs: Inputs) -> SavedCell | None:
         """The verified saved cell of ``audit`` on ``inputs``, or None (then it is computed).
 
         A cell that fails its check is moved aside (one warning) and None is returned."""
@@ -100,7 +100,7 @@ class CellStore:
             return None
 
     def save(
-        self, audit: AuditConfig, inputs: tuple[tuple[str, str], ...], rows: pd.DataFrame, selectivity: pd.DataFrame,
+        self, audit: AuditConfig, inputs: Inputs, rows: pd.DataFrame, selectivity: pd.DataFrame,
         info: dict[str, Any],
     ) -> None:  # fmt: skip
         """Write a finished cell atomically (a temporary sibling renamed into place): a killed sweep leaves whole
