@@ -173,7 +173,7 @@ def audit(
         gaussian_keep_embeddings=gaussian_keep_embeddings, pursuit=pursuit, sae=sae_options, duplicates=duplicates.value,
         mdl=mdl, mdl_schedule=parse_list(mdl_schedule, float, "--mdl-schedule"),
     )  # fmt: skip
-    check_output(out, inputs=input_paths(cfg), cache_dir=cache_dir)  # before anything is loaded or computed
+    check_output(out, inputs=input_paths(cfg), cache_dir=cache_dir, kind="audit")  # before anything is loaded or computed
     if matrix is not None and dataset.endswith(":all"):
         return matrix_all(cfg, out, quiet)
     if options.executor == "local":

@@ -49,7 +49,7 @@ def steer(
         max_examples=max_examples or None, alphas=alpha_values, scale=scale, positions=positions,
         controls=() if controls == "none" else csv_items(controls), seeds=seeds_list(seeds),
     )  # fmt: skip
-    check_output(out, inputs=(model,), cache_dir=cache_dir)  # before anything is loaded or computed
+    check_output(out, inputs=(model,), cache_dir=cache_dir, kind="steer")  # before anything is loaded or computed
     result = run_steering(cfg)
     path = write_steering(result, out)
     print_steering(result, path, quiet)

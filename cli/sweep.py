@@ -123,7 +123,7 @@ def sweep(
     )  # fmt: skip
     cfg = SweepConfig(audit=audit_cfg, datasets=datasets, hooks=hooks)
     inputs = [model, *(d.partition(":")[2] for d in csv_items(datasets) if d.startswith(("conllu:", "table:")))]
-    check_output(out, inputs=inputs, cache_dir=cache_dir)  # before anything is loaded or computed
+    check_output(out, inputs=inputs, cache_dir=cache_dir, kind="sweep")  # before anything is loaded or computed
     result = run_sweep(cfg, executor=options)
     path = write_sweep(result, out, sweep_command(cfg, out))
     typer.echo(f"wrote {path}/summary.md, results.csv, selectivity.csv, run.json ({result.timings['total_s']:.0f} s, "

@@ -23,7 +23,7 @@ def validate(
     from auditkit.report.outputs import check_output
     from auditkit.shell import command_line
 
-    check_output(out)  # before the calibration's minutes of compute
+    check_output(out, kind="validate")  # before the calibration's minutes of compute
     result = run_validate(fast=not full, seed=seed, progress=True)
     command = command_line(["auditkit", "validate"], [("--full", full), ("--seed", seed), ("--out", out)])
     path = write_calibration(result, out, command=command)

@@ -88,3 +88,6 @@ class Method:
     """Its report section (markdown lines); None gives the generic one (selectivity tables by control)."""
     figures: Callable[["AuditResult", Path], None] | None = None
     """Writes its own figures into the report folder (its section links them)."""
+    figure_files: tuple[str, ...] = ()
+    """The names of the files ``figures`` may write: an earlier report's copies are auditkit's, replaced by a
+    new audit, while any other file found in that folder is the user's and carried over."""

@@ -4,6 +4,7 @@ comparing without recomputing: the selectivity table and its verdicts are read a
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,48 @@ from auditkit.types import REAL
 
 FILES = ("run.json", "results.csv", "selectivity.csv")
 """What an audit output holds that a re-render reads."""
+
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "results.csv": ("method", "control", "seed", "metric", "value"),
+    "selectivity.csv": ("method", "control", "metric", "selectivity", "ci_low", "ci_high", "normalised", "verdict"),
+}
+"""The columns of each table that rendering and comparing read (a sweep's tables add ``dataset, hook, layer``)."""
+
+REPORT_FILE = {"audit": "report.md", "sweep": "summary.md"}
+"""Where each kind of output writes the command that reproduces it."""
+
+
+def table_record(path: Path, rows: int) -> dict[str, Any]:
+    """What run.json records of a table just written at ``path`` with ``rows`` rows: its row count and the
+    SHA-256 of its bytes, so that a re-render or a comparison can tell a table changed after the run."""
+    return {"rows": int(rows), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
+
+
+def _changed(path: Path, kind: str, detail: str) -> OutputError:
+    return OutputError(f"{str(path)!r} was changed after the run ({detail}): rerun the command in its "
+                       f"{REPORT_FILE.get(kind, 'report')} to write it again")  # fmt: skip
+
+
+def _check_table(path: Path, kind: str, recorded: Any) -> None:
+    """Raise unless the table at ``path`` is the one the run wrote: its SHA-256 as run.json records it (``recorded``,
+    from ``table_record``), or, for a run written before tables were recorded (``recorded`` None), at least
+    whole: what pandas writes ends with a newline, so a table cut mid-line is refused (one cut exactly at the
+    end of a line cannot be told from a shorter run)."""
+    data = path.read_bytes()
+    if isinstance(recorded, dict) and "sha256" in recorded:
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != recorded["sha256"]:
+            raise _changed(path, kind, f"run.json records SHA-256 {str(recorded['sha256'])[:12]}... and "
+                                       f"{recorded.get('rows', '?')} rows; the file's SHA-256 is {digest[:12]}...")  # fmt: skip
+        return
+    if not data.endswith(b"\n"):
+        raise _changed(path, kind, "its last line is cut: no final newline")
+
+
+def _check_columns(path: Path, kind: str, frame: pd.DataFrame, columns: tuple[str, ...]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise _changed(path, kind, f"it has no column(s) {', '.join(missing)}, which `auditkit {kind}` writes")
 
 
 def _tuples(value: Any) -> Any:
@@ -47,12 +90,16 @@ def config_from_json(data: dict[str, Any]) -> AuditConfig:
 
 
 def read_tables(
-    folder: Path, kind: str, build: Callable[[dict[str, Any], pd.DataFrame, pd.DataFrame], Any]
-) -> tuple[Any, dict[str, Any]]:
+    folder: Path, kind: str, build: Callable[[dict[str, Any], pd.DataFrame, pd.DataFrame], Any],
+    extra_columns: tuple[str, ...] = (),
+) -> tuple[Any, dict[str, Any]]:  # fmt: skip
     """``build(run, rows, selectivity)`` from the run.json, results.csv and selectivity.csv that
     ``auditkit <kind>`` wrote into ``folder``, and the run.json.
 
-    Raises :class:`OutputError` naming what is missing, or what could not be read (``build`` included),
+    Each table is checked before it is read: against the row count and SHA-256 run.json records for it (runs
+    written since these were recorded), or for an older run only for being whole (see :func:`_check_table`);
+    then for the columns rendering reads (:data:`TABLE_COLUMNS` and ``extra_columns``).
+    Raises :class:`OutputError` naming what is missing, changed or could not be read (``build`` included),
     when ``folder`` does not hold such an output."""
     folder = Path(folder)
     missing = [name for name in FILES if not (folder / name).is_file()]
@@ -61,11 +108,20 @@ def read_tables(
                           f"folder an `auditkit {kind} --out` wrote")  # fmt: skip
     try:
         run = json.loads((folder / "run.json").read_text())
+        if not isinstance(run, dict):
+            raise ValueError("run.json is not a JSON object")
+        recorded = run.get("tables") if isinstance(run.get("tables"), dict) else {}
+        for name in TABLE_COLUMNS:
+            _check_table(folder / name, kind, recorded.get(name))
         rows = pd.read_csv(folder / "results.csv")
         selectivity = pd.read_csv(folder / "selectivity.csv", keep_default_na=False, na_values=[""])
+        for name, frame in (("results.csv", rows), ("selectivity.csv", selectivity)):
+            _check_columns(folder / name, kind, frame, (*TABLE_COLUMNS[name], *extra_columns))
         if "note" in selectivity.columns:
             selectivity["note"] = selectivity["note"].fillna("")
         return build(run, rows, selectivity), run
+    except OutputError:
+        raise
     except (OSError, ValueError, KeyError, TypeError, AuditkitError) as exc:
         raise OutputError(f"cannot read the {kind} in {str(folder)!r} ({type(exc).__name__}: {exc}): its run.json "
                           f"or tables are not what `auditkit {kind}` writes") from None  # fmt: skip

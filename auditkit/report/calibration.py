@@ -28,7 +28,7 @@ from auditkit.report.calibration_matrix import (
     summary_lines,
 )
 from auditkit.report.calibration_matrix import pct as _pct
-from auditkit.report.outputs import atomic_folder, copy_except
+from auditkit.report.outputs import atomic_folder, copy_except, rendering_errors
 from auditkit.report.plots import PALETTE, arm_colour, grid_shape, save, subplots
 from auditkit.report.tables import collapsed, markdown_table
 from auditkit.report.write import library_versions, recorded_argv
@@ -304,5 +304,6 @@ def rerender_calibration(result: Any, out: Path, command: str) -> Path:
     out = Path(out)
     with atomic_folder(out, "validate") as tmp:
         copy_except(out, tmp, RENDERED)
-        render_files(result, tmp, command)
+        with rendering_errors(out, "validate"):
+            render_files(result, tmp, command)
     return out

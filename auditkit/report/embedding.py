@@ -14,11 +14,11 @@ from typing import Any
 
 import pandas as pd
 
-from auditkit.report.outputs import atomic_folder, copy_except
+from auditkit.report.outputs import atomic_folder, copy_except, rendering_errors, safe_name
 from auditkit.report.plots import verdict_heatmap
 from auditkit.report.summary import LEGEND, MATRIX_COLUMNS, markdown_matrix, matrix_row, matrix_table
 from auditkit.report.tables import markdown_table
-from auditkit.report.write import render_report, write_outputs
+from auditkit.report.write import OWNED, render_report, write_outputs
 from auditkit.types import REAL
 
 FIGURE = "verdicts.png"
@@ -123,7 +123,7 @@ def _render_summary(results: dict[str, Any], folder: Path, command: str) -> None
 def write_matrix_summary(results: dict[str, Any], out: Path, commands: dict[str, str], command: str) -> Path:
     """``out/<property>/`` (the normal audit outputs) for every property, and ``out/summary.md``, atomically."""
     out = Path(out)
-    with atomic_folder(out, "audit") as tmp:
+    with atomic_folder(out, "audit", owned=OWNED) as tmp:
         for prop, result in results.items():
             write_outputs(result, tmp / prop, commands[prop])
         _render_summary(results, tmp, command)
@@ -154,7 +154,8 @@ def rerender_matrix_summary(loaded: dict[str, tuple[Any, dict[str, Any]]], out: 
     prop, (_, run) = next(iter(loaded.items()))
     with atomic_folder(out, "audit") as tmp:
         copy_except(out, tmp, RENDERED)
-        for name, (result, run_json) in loaded.items():
-            render_report(result, tmp / name, run_json["command"])
-        _render_summary(results, tmp, matrix_command(prop, run["command"]))
+        with rendering_errors(out, "audit"):
+            for name, (result, run_json) in loaded.items():
+                render_report(result, tmp / safe_name(name, "property folder"), run_json["command"])
+            _render_summary(results, tmp, matrix_command(prop, run["command"]))
     return out

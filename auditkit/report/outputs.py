@@ -14,6 +14,7 @@ import contextlib
 import errno
 import fnmatch
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -23,6 +24,8 @@ from typing import Iterable, Iterator
 from auditkit import __version__
 from auditkit.errors import OutputError
 from auditkit.models import default_cache_dir
+
+logger = logging.getLogger(__name__)
 
 MARKER = ".auditkit-output"
 """File in every output folder auditkit writes; its presence is what allows replacing the folder."""
@@ -44,6 +47,43 @@ def is_auditkit_output(folder: Path) -> bool:
     return isinstance(data, dict) and data.get("written_by") == "auditkit"
 
 
+def marker_kind(folder: Path) -> str | None:
+    """The command kind recorded in ``folder``'s marker (``audit``, ``sweep``, ...), None if it records none."""
+    try:
+        kind = json.loads((Path(folder) / MARKER).read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return kind if isinstance(kind, str) else None
+
+
+MAX_NAME_BYTES = 200
+"""Longest name read from a file that may become part of a file name: a figure's prefix and suffix must still
+fit the usual 255-byte limit of one name."""
+
+
+def safe_name(name: object, what: str) -> str:
+    """``name`` (read from a saved table or run file: a method, a dataset's tag) if it can become part of one file
+    name inside an output folder; else an :class:`OutputError` naming ``what`` it is (e.g. "method 'x' in
+    selectivity.csv"). Refused: not text, empty, ``.`` or ``..``, a path separator (``/``, ``\\``), NUL or another
+    control character, over :data:`MAX_NAME_BYTES` bytes. Every report renderer that builds a path from a read
+    name goes through here, so a crafted table can never make a re-render write outside its folder."""
+    text = name if isinstance(name, str) else ""
+    reason = (
+        "is not text" if not isinstance(name, str)
+        else "is empty" if not text.strip()
+        else "is a path (. or ..)" if text in (".", "..")
+        else "holds a path separator" if "/" in text or "\\" in text
+        else "holds a control character" if any(ord(c) < 32 or ord(c) == 127 for c in text)
+        else f"is over {MAX_NAME_BYTES} bytes" if len(text.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES
+        else None
+    )  # fmt: skip
+    if reason is not None:
+        shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:60] + "..."
+        raise OutputError(f"{what} {shown} cannot name a file ({reason}): the file was changed after the run; "
+                          "nothing was written: rerun the command in its report to write it again")  # fmt: skip
+    return text
+
+
 def write_marker(folder: Path, kind: str) -> None:
     """Mark ``folder`` as an output of ``auditkit <kind>``."""
     data = {"written_by": "auditkit", "kind": kind, "version": __version__}
@@ -59,8 +99,9 @@ def _holds(folder: Path, path: Path) -> bool:
     return folder == path or folder in path.parents
 
 
-def _replaceable(out: Path, given: str) -> None:
-    """Raise unless what is at ``out`` (if anything) may be replaced: an auditkit output or an empty folder."""
+def _replaceable(out: Path, given: str, kind: str | None = None) -> None:
+    """Raise unless what is at ``out`` (if anything) may be replaced: an auditkit output (of ``kind``, when
+    given and the marker records one) or an empty folder."""
     if out.is_symlink():
         raise OutputError(f"--out {given!r} is a symbolic link: give a new folder (auditkit never replaces a link)")
     if not out.exists():
@@ -69,6 +110,11 @@ def _replaceable(out: Path, given: str) -> None:
         raise OutputError(f"--out {given!r} is a file, not a folder auditkit wrote: give a new folder name "
                           "(auditkit never replaces a file)")  # fmt: skip
     if is_auditkit_output(out):
+        found = marker_kind(out)
+        if kind is not None and found is not None and found != kind:
+            raise OutputError(f"--out {given!r} is the output of `auditkit {found}`, and this is `auditkit {kind}`: "
+                              "choose another --out, or delete that folder yourself if it is no longer "
+                              "needed")  # fmt: skip
         return
     try:
         empty = next(os.scandir(out), None) is None
@@ -142,14 +188,15 @@ def check_output(
     *,
     inputs: Iterable[str | os.PathLike[str]] = (),
     cache_dir: str | os.PathLike[str] | None = None,
+    kind: str | None = None,
 ) -> Path:
     """Raise :class:`OutputError` unless a command may write its output folder ``out``; returns it resolved.
 
     Refused: a file or link at ``out``; an existing folder without auditkit's marker, unless empty; the working
     folder, auditkit's cache root (``cache_dir`` and :func:`default_cache_dir`) and any existing path in
     ``inputs`` (dataset file, model or SAE folder), or any folder holding one of these; a path whose nearest
-    existing ancestor is a file or not writable, or whose names exceed the filesystem's limits. Leaves
-    nothing behind. Call it before loading or computing anything.
+    existing ancestor is a file or not writable, or whose names exceed the filesystem's limits; with ``kind``, an
+    earlier output of another command (the marker's kind: a sweep's folder for an audit). Leaves nothing behind. Call it before loading or computing anything.
     """
     given = os.fspath(out)
     if not given.strip():
@@ -162,7 +209,7 @@ def check_output(
         resolved = _real(unresolved)
         caches = [default_cache_dir()] + ([Path(cache_dir)] if cache_dir is not None else [])
         _protected(resolved, given, inputs, caches)
-        _replaceable(resolved, given)
+        _replaceable(resolved, given, kind)
         _writable(resolved, given)
     except OSError as exc:
         raise OutputError(f"--out {given!r} cannot be checked ({exc.strerror}): give another folder") from None
@@ -177,30 +224,51 @@ def _write_error(out: Path, exc: OSError) -> OutputError:
 
 
 @contextlib.contextmanager
-def atomic_folder(out: Path, kind: str) -> Iterator[Path]:
+def atomic_folder(out: Path, kind: str, *, owned: Iterable[str] | None = None) -> Iterator[Path]:
     """A temporary sibling of ``out``, marked as an output of ``auditkit <kind>``, to write into; swapped into
     place in one rename if the block succeeds.
 
-    Only an auditkit output or an empty folder at ``out`` is replaced (checked on entry and again just before
-    the swap); a failed write (an exception, a full disk) leaves the previous ``out/`` or nothing, and no
-    temporary folder. An ``OSError`` while writing becomes an :class:`OutputError`.
+    Only an auditkit output of the same kind or an empty folder at ``out`` is replaced (checked on entry and
+    again just before the swap); a failed write (an exception, a full disk) leaves the previous ``out/`` or
+    nothing, and no temporary folder. An ``OSError`` while writing becomes an :class:`OutputError`.
+
+    With ``owned`` (the names or shell patterns of everything the writer writes), every other entry of an
+    earlier ``out`` (a file the user saved into a report, not a folder auditkit marked) is carried over into the
+    new folder byte for byte, and logged: auditkit replaces only its own outputs.
     """
     out = Path(out)
-    _replaceable(out, str(out))
+    _replaceable(out, str(out), kind)
     prefix = f".{out.name[:_TEMP_NAME_CHARS]}."
     tmp: Path | None = None
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=out.parent))
         write_marker(tmp, kind)
+        if owned is not None and out.is_dir():
+            kept = copy_except(out, tmp, owned, skip_marked=True)
+            if kept:
+                logger.warning("%s: kept %d file(s) auditkit did not write, carried over byte for byte: %s",
+                               out, len(kept), ", ".join(kept))  # fmt: skip
         yield tmp
-        _replaceable(out, str(out))
+        _replaceable(out, str(out), kind)
         _swap(tmp, out, prefix)
     except OSError as exc:
         raise _write_error(out, exc) from exc
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def rendering_errors(out: Path, kind: str) -> Iterator[None]:
+    """Around a re-render from tables read back: a ``KeyError``, ``ValueError``, ``TypeError`` or ``IndexError``
+    (a value rendering cannot use in a table that passed the reader's checks) becomes one :class:`OutputError`
+    naming the folder, so ``auditkit report`` prints one line; inside :func:`atomic_folder`, nothing is written."""
+    try:
+        yield
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        raise OutputError(f"cannot re-render {str(out)!r} from its tables ({type(exc).__name__}: {exc}): they are "
+                          f"not what `auditkit {kind}` writes; rerun the command in its report") from exc  # fmt: skip
 
 
 def _swap(tmp: Path, out: Path, prefix: str) -> None:
@@ -224,18 +292,23 @@ def _swap(tmp: Path, out: Path, prefix: str) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def copy_except(out: Path, tmp: Path, owned: Iterable[str]) -> None:
+def copy_except(out: Path, tmp: Path, owned: Iterable[str], *, skip_marked: bool = False) -> list[str]:
     """Copy every entry of the output ``out`` into ``tmp`` byte for byte (links as links), except the marker
     and the names ``owned`` lists (names or shell patterns such as ``depth-*.png``: what a re-render writes
-    anew)."""
-    skip = (*owned, MARKER)
+    anew), and with ``skip_marked`` a folder carrying auditkit's marker (an output auditkit wrote inside it).
+    Returns the names copied."""
+    skip, copied = (*owned, MARKER), []
     for item in sorted(Path(out).iterdir()):
         if any(fnmatch.fnmatchcase(item.name, pattern) for pattern in skip):
             continue
+        if skip_marked and not item.is_symlink() and item.is_dir() and is_auditkit_output(item):
+            continue
+        copied.append(item.name)
         if item.is_dir() and not item.is_symlink():
             shutil.copytree(item, tmp / item.name, symlinks=True)
         else:
             shutil.copy2(item, tmp / item.name, follow_symlinks=False)
+    return copied
 
 
 RERENDERED_KINDS = {
@@ -265,15 +338,15 @@ def output_kind(folder: str | os.PathLike[str]) -> tuple[Path, str]:
     return path, kind
 
 
-def check_audit_output(folder: str | os.PathLike[str]) -> Path:
+def check_audit_output(folder: str | os.PathLike[str], command: str = "report") -> Path:
     """Raise :class:`OutputError` unless ``folder`` is an ``auditkit audit`` output (a real folder, not a link,
-    carrying the marker of kind ``audit``): the only folders ``auditkit report`` re-renders in place."""
+    carrying the marker of kind ``audit``), as ``auditkit <command>`` (``report``, ``compare``) needs."""
     given = os.fspath(folder)
     path = Path(os.path.abspath(os.path.expanduser(given)))
     if path.is_symlink() or not path.is_dir():
         raise OutputError(f"{given!r} is not a folder: give the folder an `auditkit audit --out` wrote")
     if not is_auditkit_output(path):
-        raise OutputError(f"{given!r} is not an auditkit output (no {MARKER} marker): `auditkit report` re-renders "
+        raise OutputError(f"{given!r} is not an auditkit output (no {MARKER} marker): `auditkit {command}` reads "
                           "only folders `auditkit audit` wrote")  # fmt: skip
     kind = json.loads((path / MARKER).read_text()).get("kind")
     if kind != "audit":

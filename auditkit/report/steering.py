@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from auditkit.report.outputs import atomic_folder, copy_except
+from auditkit.report.outputs import atomic_folder, copy_except, rendering_errors
 from auditkit.report.plots import MARKS, save, subplots
 from auditkit.report.summary import markdown_matrix, matrix_row, matrix_table
 from auditkit.report.tables import collapsed, duplicates_line
@@ -296,7 +296,8 @@ def rerender_steering(result: Any, out: Path) -> Path:
     out = Path(out)
     with atomic_folder(out, "steer") as tmp:
         copy_except(out, tmp, RENDERED)
-        render_files(result, tmp)
+        with rendering_errors(out, "steer"):
+            render_files(result, tmp)
     return out
 
 

@@ -13,10 +13,10 @@ import pandas as pd
 
 from auditkit.controls import WEIGHT_CONTROLS
 from auditkit.report.markdown import reproduce_section
-from auditkit.report.outputs import atomic_folder
+from auditkit.report.outputs import atomic_folder, safe_name
 from auditkit.report.plots import MARKS, arm_colour, subplots
 from auditkit.report.tables import fmt, markdown_table
-from auditkit.report.write import _jsonable, library_versions, recorded_argv, rerender_outputs
+from auditkit.report.write import _jsonable, library_versions, recorded_argv, rerender_outputs, table_records
 from auditkit.types import REAL
 
 HEADLINE = "accuracy"
@@ -275,6 +275,8 @@ def render(result: Any, command: str, figures: dict[str, str]) -> str:
 
 RENDERED = ("summary.md", "depth-*.png", "matrix-*.png")
 """What :func:`render_sweep` writes: the files a re-render replaces."""
+OWNED = (*RENDERED, "results.csv", "selectivity.csv", "run.json")
+"""Everything :func:`write_sweep` writes: a new sweep at the same ``--out`` carries every other file over."""
 
 
 def render_sweep(result: Any, folder: Path, command: str) -> None:
@@ -283,13 +285,14 @@ def render_sweep(result: Any, folder: Path, command: str) -> None:
     if len(result.hooks) > 1:
         finished = set(result.selectivity["dataset"])  # a dataset whose every cell failed has no curve to draw
         for i, dataset in enumerate([d for d in result.datasets if d in finished][:4]):
-            name = f"depth-{_tag(dataset)}.png"
-            name = name if name not in figures else f"depth-{_tag(dataset)}-{i + 1}.png"  # two tables a.csv
+            tag = safe_name(_tag(dataset), "dataset")  # read from results.csv by a re-render: checked before a path
+            name = f"depth-{tag}.png"
+            name = name if name not in figures else f"depth-{tag}-{i + 1}.png"  # two tables a.csv
             depth_figure(result, dataset, folder / name)
             figures[name] = f"{dataset} over depth"
     if len(result.datasets) > 1:
         for method in dict.fromkeys(_headline(result)["method"]):
-            name = f"matrix-{method}.png"
+            name = f"matrix-{safe_name(method, 'method in selectivity.csv')}.png"
             matrix_figure(result, method, folder / name)
             figures[name] = "verdict matrix"
     (folder / "summary.md").write_text(render(result, command, figures))
@@ -298,7 +301,7 @@ def render_sweep(result: Any, folder: Path, command: str) -> None:
 def write_sweep(result: Any, out: Path, command: str) -> Path:
     """Write the sweep's folder atomically: summary.md, figures, results.csv, selectivity.csv, run.json."""
     out = Path(out)
-    with atomic_folder(out, "sweep") as tmp:
+    with atomic_folder(out, "sweep", owned=OWNED) as tmp:
         render_sweep(result, tmp, command)
         result.rows.to_csv(tmp / "results.csv", index=False)
         result.selectivity.to_csv(tmp / "selectivity.csv", index=False)
@@ -307,6 +310,7 @@ def write_sweep(result: Any, out: Path, command: str) -> Path:
             hooks=result.hooks, controls=list(result.controls), provenance=result.provenance, cells=result.cells,
             timings=result.timings, versions=library_versions(), execution=result.execution,
             failures=result.failures,
+            tables=table_records(tmp, {"results.csv": result.rows, "selectivity.csv": result.selectivity}),
         )  # fmt: skip
         (tmp / "run.json").write_text(json.dumps(run, indent=2, default=str))
     return out

@@ -15,8 +15,9 @@ from typing import Any
 import torch
 
 from auditkit.audit.registry import METHODS
+from auditkit.audit.saved import table_record
 from auditkit.report.markdown import render
-from auditkit.report.outputs import atomic_folder, copy_except
+from auditkit.report.outputs import atomic_folder, copy_except, rendering_errors
 from auditkit.report.plots import arms_plot
 from auditkit.report.summary import summary_figure
 from auditkit.shell import display_path
@@ -35,6 +36,22 @@ def library_versions() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+VERSIONS_COMPARED = ("python", *LIBRARIES)
+"""run.json's ``versions`` entries a re-render or comparison checks against the installed ones (the thread count
+is not a version)."""
+
+
+def version_differences(recorded: Any) -> list[str]:
+    """``name recorded -> installed`` for every library (and Python) whose installed version differs from the
+    one a run recorded (run.json's ``versions``): the report reads the run's tables as written, but a rerun of
+    its command here may give other numbers. Empty for a run that recorded no versions."""
+    if not isinstance(recorded, dict):
+        return []
+    installed = library_versions()
+    return [f"{name} {recorded[name]} -> {installed[name]}" for name in VERSIONS_COMPARED
+            if name in recorded and str(recorded[name]) != str(installed[name])]  # fmt: skip
 
 
 def recorded_argv(argv: list[str]) -> list[str]:
@@ -70,6 +87,17 @@ def render_report(result: Any, folder: Path, command: str) -> None:
 RENDERED = ("report.md", "arms.png", "verdicts.png")
 """Files :func:`render_report` writes besides the methods' figures."""
 
+TABLES = ("results.csv", "selectivity.csv")
+OWNED = (*RENDERED, *TABLES, "run.json", "summary.md", *(f for m in METHODS.values() for f in m.figure_files))
+"""Every name an audit output may hold that auditkit wrote (``summary.md``: a ``token-properties:all`` output's;
+its property folders carry their own marker): a new audit at the same ``--out`` replaces these and carries
+every other file over."""
+
+
+def table_records(folder: Path, frames: dict[str, Any]) -> dict[str, Any]:
+    """run.json's ``tables``: each table written into ``folder`` (name -> DataFrame) with its row count and SHA-256."""
+    return {name: table_record(folder / name, len(frame)) for name, frame in frames.items()}
+
 
 def rerender_outputs(
     result: Any, out: Path, command: str, *, kind: str = "audit",
@@ -82,7 +110,8 @@ def rerender_outputs(
     out = Path(out)
     with atomic_folder(out, kind) as tmp:
         copy_except(out, tmp, rendered)
-        render(result, tmp, command)
+        with rendering_errors(out, kind):
+            render(result, tmp, command)
     return out
 
 
@@ -90,10 +119,12 @@ def write_outputs(result: Any, out: Path, command: str) -> Path:
     """Write ``out/`` in a temporary sibling folder, then swap it into place in one rename.
 
     An interrupted write leaves the previous ``out/`` (or nothing), never a half-written report; only an
-    earlier auditkit output (or an empty folder) at ``out`` is replaced (see :func:`atomic_folder`).
+    earlier auditkit audit output (or an empty folder) at ``out`` is replaced (see :func:`atomic_folder`), and
+    any file in it that auditkit did not write (not in :data:`OWNED`) is carried over. run.json records each
+    table's row count and SHA-256 (``tables``), checked when the folder is read back.
     """
     out = Path(out)
-    with atomic_folder(out, "audit") as tmp:
+    with atomic_folder(out, "audit", owned=OWNED) as tmp:
         render_report(result, tmp, command)
         result.rows.to_csv(tmp / "results.csv", index=False)
         result.selectivity.to_csv(tmp / "selectivity.csv", index=False)
@@ -101,6 +132,7 @@ def write_outputs(result: Any, out: Path, command: str) -> Path:
             command=command, argv=recorded_argv(sys.argv), config=_jsonable(result.config), provenance=result.provenance,
             dataset=result.dataset, extraction=result.extraction, methods=result.method_info,
             timings=result.timings, versions=library_versions(),
+            tables=table_records(tmp, {"results.csv": result.rows, "selectivity.csv": result.selectivity}),
         )  # fmt: skip
         (tmp / "run.json").write_text(json.dumps(run, indent=2, default=str))
     return out

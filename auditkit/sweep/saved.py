@@ -12,6 +12,9 @@ from auditkit.audit.saved import config_from_json, read_tables
 from auditkit.sweep.config import SweepConfig
 from auditkit.sweep.run import SweepResult
 
+SWEEP_COLUMNS = ("dataset", "hook", "layer")
+"""The columns a sweep's tables add to an audit's: the cell each row belongs to."""
+
 
 def load_sweep(folder: Path) -> tuple[SweepResult, dict[str, Any]]:
     """The :class:`SweepResult` a sweep output folder was written from, and its run.json.
@@ -28,4 +31,4 @@ def load_sweep(folder: Path) -> tuple[SweepResult, dict[str, Any]]:
             execution=run.get("execution", {}),
         )  # fmt: skip
 
-    return read_tables(folder, "sweep", build)
+    return read_tables(folder, "sweep", build, extra_columns=SWEEP_COLUMNS)

@@ -226,12 +226,45 @@ def test_a_name_over_the_filesystem_limit_is_refused(tmp_path, no_compute):
 # --- what may be replaced, and faults while writing --------------------------------------------------------
 
 
-def test_an_earlier_auditkit_report_is_replaced_and_marked(tmp_path, canned_audit):
-    out = _mark(tmp_path / "out", **{"report.md": "stale", "stale.csv": "x"})
-    result = _audit(out, "--dataset", f"table:{_table(tmp_path / 't.csv')}")
+def test_an_earlier_auditkit_report_is_replaced_and_marked(tmp_path, canned_audit, caplog):
+    """auditkit's own files of the earlier report are replaced (its figures of a method not run this time
+    removed); a file the user saved into it is carried over byte for byte, and the log names it (issue 26)."""
+    out = _mark(tmp_path / "out", **{"report.md": "stale", "sae_arms.png": "old figure", "notes.md": "mine"})
+    (out / "mine").mkdir()
+    (out / "mine" / "data.bin").write_bytes(b"\x00\xff")
+    with caplog.at_level("WARNING", logger="auditkit.report.outputs"):
+        result = _audit(out, "--dataset", f"table:{_table(tmp_path / 't.csv')}")
     assert result.exit_code == 0, result.output
-    assert not (out / "stale.csv").exists() and "## Reproduce" in (out / "report.md").read_text()
+    assert "## Reproduce" in (out / "report.md").read_text() and not (out / "sae_arms.png").exists()
+    assert (out / "notes.md").read_text() == "mine" and (out / "mine" / "data.bin").read_bytes() == b"\x00\xff"
+    assert "kept 2 file(s) auditkit did not write" in caplog.text and "mine, notes.md" in caplog.text
     assert json.loads((out / MARKER).read_text())["kind"] == "audit"
+    _no_temporaries(tmp_path)
+
+
+@pytest.mark.parametrize("command,kind", [(["audit", "--model", "tiny-gpt2"], "sweep"),
+                                          (["steer", "--model", "tiny-gpt2"], "audit"), (["validate"], "audit")])
+def test_an_output_of_another_command_is_refused(tmp_path, no_compute, command, kind):
+    """An earlier `auditkit sweep` report at an audit's --out (was: replaced without a word)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / MARKER).write_text(json.dumps({"written_by": "auditkit", "kind": kind, "version": "0.1.0"}))
+    (out / "summary.md").write_text("the sweep")
+    before = _snapshot(out)
+    result = runner.invoke(app, [*command, "--out", str(out)])
+    this = command[0]
+    _one_error_line(result, f"`auditkit {kind}`", f"`auditkit {this}`", "another --out", "delete")
+    assert _snapshot(out) == before
+    _no_temporaries(tmp_path)
+
+
+def test_the_writer_itself_refuses_an_output_of_another_kind(tmp_path, tiny_result):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / MARKER).write_text(json.dumps({"written_by": "auditkit", "kind": "sweep", "version": "0.1.0"}))
+    before = _snapshot(out)
+    error = _write(tiny_result, out)
+    assert _snapshot(out) == before and isinstance(error, AuditkitError) and "auditkit sweep" in str(error)
     _no_temporaries(tmp_path)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,6 +14,7 @@ from auditkit.cli.main import app
 from auditkit.report.plots import PALETTE, arm_colour, arms_plot, overlapping_labels, verdict_heatmap
 from auditkit.report.summary import verdict_matrix
 from auditkit.audit.saved import load_run
+from auditkit.errors import OutputError
 from typer.testing import CliRunner
 
 runner = CliRunner()
@@ -132,3 +135,151 @@ def test_figures_are_legible(runs, tmp_path):
 def test_one_colour_per_control():
     assert arm_colour("none") == arm_colour("real") == "#000000"
     assert len({arm_colour(c) for c in list(PALETTE)[:10]}) == 10
+
+
+# --- issue 26: what a re-render or a comparison reads is checked first --------------------------------------
+
+REPORTS = Path(__file__).resolve().parents[2] / "reports"
+
+
+def _one_error(result, *patterns):
+    lines = [l for l in result.stderr.splitlines() if l.strip() and not l.startswith("warning:")]
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error:"), result.output
+    assert "Traceback" not in result.output and all(p in lines[0] for p in patterns), lines[0]
+    return lines[0]
+
+
+def _copy(folder, tmp_path, name="copy"):
+    out = tmp_path / "runs" / name
+    shutil.copytree(folder, out)
+    return out
+
+
+def _tree(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_crafted_method_name_cannot_make_report_write_outside_its_folder(tmp_path):
+    """selectivity.csv names a method `x/../../../ESCAPED` and the folder holds `matrix-x/`: the figure
+    `matrix-{method}.png` would resolve to the run folder's grandparent. Refused, one line, nothing written."""
+    out = _copy(REPORTS / "sweeps" / "breadth", tmp_path)
+    sel = out / "selectivity.csv"
+    sel.write_text(sel.read_text().replace("probe-logistic", "x/../../../ESCAPED"))
+    (out / "matrix-x").mkdir()
+    before = _tree(tmp_path)
+    result = runner.invoke(app, ["report", str(out)])
+    assert not list(tmp_path.rglob("ESCAPED*"))  # was: ESCAPED.png written into tmp_path
+    _one_error(result, "'x/../../../ESCAPED'", "cannot name a file", "path separator")
+    assert _tree(tmp_path) == before and sorted(p.name for p in out.parent.iterdir()) == ["copy"]
+
+
+@pytest.mark.parametrize("name", ["x/y", "..", "", "a\x00b", "n" * 201, "a\\b"])
+def test_safe_name_refuses_what_is_not_one_file_name(name):
+    from auditkit.report.outputs import safe_name
+
+    with pytest.raises(OutputError, match="cannot name a file"):
+        safe_name(name, "method")
+    assert safe_name("probe-k-sparse-k5", "method") == "probe-k-sparse-k5"
+
+
+def test_run_json_records_each_tables_rows_and_checksum(runs):
+    _, a, _ = runs
+    tables = json.loads((a / "run.json").read_text())["tables"]
+    for name in ("results.csv", "selectivity.csv"):
+        assert tables[name]["sha256"] == hashlib.sha256((a / name).read_bytes()).hexdigest()
+        assert tables[name]["rows"] == len(pd.read_csv(a / name))
+
+
+def _truncate(path):
+    """Cut the table in the middle of its last metric name (the report would show a metric `accura`)."""
+    text = path.read_text()
+    path.write_text(text[: text.rindex("accuracy") + len("accura")])
+
+
+@pytest.mark.parametrize("command", ["report", "compare"])
+def test_a_table_changed_after_the_run_is_refused(runs, tmp_path, command):
+    _, a, b = runs
+    out = _copy(a, tmp_path)
+    _truncate(out / "selectivity.csv")
+    before = _tree(out)
+    args = ["report", str(out)] if command == "report" else ["compare", str(b), str(out)]
+    line = _one_error(runner.invoke(app, args), "selectivity.csv", "changed after the run", "rerun the command")
+    assert "SHA-256" in line and _tree(out) == before
+    # the same edit, keeping the row count and the columns: still a different table
+    out2 = _copy(a, tmp_path, "edited")
+    (out2 / "results.csv").write_text((out2 / "results.csv").read_text().replace(",0.", ",0.0", 1))
+    _one_error(runner.invoke(app, ["report", str(out2)]), "results.csv", "changed after the run")
+
+
+def _older(folder):
+    """The run as written before tables were recorded: no `tables` in run.json."""
+    run = json.loads((folder / "run.json").read_text())
+    run.pop("tables", None)
+    (folder / "run.json").write_text(json.dumps(run, indent=2))
+
+
+def test_an_older_run_is_still_checked_for_whole_tables_and_their_columns(runs, tmp_path):
+    _, a, _ = runs
+    cut = _copy(a, tmp_path, "cut")
+    _older(cut)
+    _truncate(cut / "selectivity.csv")
+    _one_error(runner.invoke(app, ["report", str(cut)]), "selectivity.csv", "last line is cut")
+    renamed = _copy(a, tmp_path, "renamed")
+    _older(renamed)
+    sel = pd.read_csv(renamed / "selectivity.csv").rename(columns={"verdict": "call"})
+    sel.to_csv(renamed / "selectivity.csv", index=False)
+    before = _tree(renamed)
+    _one_error(runner.invoke(app, ["report", str(renamed)]), "selectivity.csv", "no column(s) verdict")
+    assert _tree(renamed) == before
+    whole = _copy(a, tmp_path, "whole")
+    _older(whole)
+    assert runner.invoke(app, ["report", str(whole), "-q"]).exit_code == 0  # an untouched older run renders
+
+
+def test_a_sweep_table_with_other_columns_is_one_line(tmp_path):
+    out = _copy(REPORTS / "sweeps" / "breadth", tmp_path)
+    rows = pd.read_csv(out / "results.csv").rename(columns={"hook": "site"})
+    rows.to_csv(out / "results.csv", index=False)
+    before = _tree(out)
+    _one_error(runner.invoke(app, ["report", str(out)]), "results.csv", "no column(s) hook")
+    assert _tree(out) == before
+
+
+def test_a_rendering_error_is_one_line_and_nothing_written(runs, tmp_path):
+    """run.json without the model's name: the tables pass, rendering fails (was: a KeyError traceback)."""
+    _, a, _ = runs
+    out = _copy(a, tmp_path)
+    run = json.loads((out / "run.json").read_text())
+    del run["provenance"]["name"]
+    (out / "run.json").write_text(json.dumps(run, indent=2))
+    before = _tree(out.parent)
+    _one_error(runner.invoke(app, ["report", str(out)]), "cannot re-render", "KeyError")
+    assert _tree(out.parent) == before
+
+
+@pytest.mark.parametrize("top", ["0", "-1"])
+def test_compare_refuses_a_top_below_one(runs, top):
+    _, a, b = runs
+    _one_error(runner.invoke(app, ["compare", str(a), str(b), "--top", top]), "--top", top)
+
+
+def test_compare_on_a_foreign_folder_names_compare(runs, tmp_path):
+    _, a, _ = runs
+    (tmp_path / "notes").mkdir()
+    line = _one_error(runner.invoke(app, ["compare", str(a), str(tmp_path / "notes")]), "`auditkit compare`")
+    assert "auditkit report" not in line
+
+
+def test_other_installed_versions_are_one_warning(runs, tmp_path):
+    _, a, b = runs
+    out = _copy(a, tmp_path)
+    run = json.loads((out / "run.json").read_text())
+    run["versions"]["transformers"] = "0.0.1"
+    (out / "run.json").write_text(json.dumps(run, indent=2))
+    for args in (["report", str(out), "-q"], ["compare", str(b), str(out)]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        warnings = [l for l in result.stderr.splitlines() if l.startswith("warning:")]
+        assert len(warnings) == 1 and "transformers 0.0.1 -> " in warnings[0] and str(out) in warnings[0]
+    same = runner.invoke(app, ["report", str(a), "-q"])  # written here: no warning
+    assert same.exit_code == 0 and "warning:" not in same.stderr
