@@ -163,7 +163,8 @@ def check_output(
     folder, auditkit's cache root (``cache_dir`` and :func:`default_cache_dir`) and any existing path in
     ``inputs`` (dataset file, model or SAE folder), or any folder holding one of these; a path whose nearest
     existing ancestor is a file or not writable, or whose names exceed the filesystem's limits; an earlier
-    report that cannot be moved aside (itself not writable). Leaves nothing behind. Call it before loading or computing anything.
+    report that cannot be moved aside (itself not writable). Leaves nothing behind. Call it before loading or
+    computing anything.
     """
     given = os.fspath(out)
     if not given.strip():

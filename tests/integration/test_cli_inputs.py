@@ -90,14 +90,15 @@ def _edit_cfg(folder, edit):
     (folder / "cfg.json").write_text(json.dumps(edit(cfg)))
 
 
+def _truncate(path, n_bytes):
+    path.write_bytes(path.read_bytes()[:-n_bytes])
+
+
 SAE_DAMAGE = {
     "cfg-is-a-list": (lambda f, narrow: (f / "cfg.json").write_text("[64, 96]"), "json list"),
     "d_in-a-string": (lambda f, narrow: _edit_cfg(f, lambda c: {**c, "d_in": "sixty-four"}), "d_in must be"),
     "d_in-a-float": (lambda f, narrow: _edit_cfg(f, lambda c: {**c, "d_in": 64.5}), "d_in must be"),
-    "weights-truncated": (
-        lambda f, narrow: (f / "sae_weights.safetensors").write_bytes((f / "sae_weights.safetensors").read_bytes()[:-100]),
-        "damaged or incomplete",
-    ),
+    "weights-truncated": (lambda f, narrow: _truncate(f / "sae_weights.safetensors", 100), "damaged or incomplete"),
     "weights-empty": (lambda f, narrow: (f / "sae_weights.safetensors").write_bytes(b""), "damaged or incomplete"),
     "no-architecture": (
         lambda f, narrow: _edit_cfg(f, lambda c: {k: v for k, v in c.items() if k != "architecture"}),
