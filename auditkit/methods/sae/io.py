@@ -91,7 +91,7 @@ def read_saved_sae(folder: str | Path) -> SavedSAE:
     and holds the architecture's tensors, floating point, of the shapes cfg.json gives. Raises
     :class:`ModelNotFoundError` naming the folder, the problem and the fix."""
     path = Path(folder).expanduser()
-    fix = "save it again with auditkit's save_sae or sae-lens's SAE.save_model"
+    fix = "save it again (auditkit's save_sae, sae-lens's SAE.save_model)"
     try:
         cfg = json.loads((path / SAE_CFG_FILENAME).read_text())
     except (OSError, ValueError) as exc:
@@ -138,8 +138,8 @@ def _check_weights(weights: Path, arch: str, sizes: dict[str, int], fix: str) ->
             shapes = {name: tuple(s.get_shape()) for name, s in found.items()}
             dtypes = {name: s.get_dtype() for name, s in found.items()}
     except (OSError, SafetensorError) as exc:
-        raise ModelNotFoundError(f"cannot read the SAE weights {where} ({exc}): the file is damaged or "
-                                 f"incomplete; {fix}") from exc  # fmt: skip
+        reason = str(exc).split(": ")[-1]  # safetensors: "Error while deserializing header: <what>"
+        raise ModelNotFoundError(f"the SAE weights {where} are damaged or incomplete ({reason}): {fix}") from exc
     expected = dict(SAE_TENSORS[arch])
     if arch == "jumprelu" and "log_threshold" in shapes and "threshold" not in shapes:
         expected["log_threshold"] = expected.pop("threshold")  # sae-lens converts it on load
