@@ -24,6 +24,8 @@ and recomputed.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -32,7 +34,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from safetensors import SafetensorError
@@ -181,17 +183,36 @@ class CacheEntry:
         return load_bytes(blob)
 
     def finish(self, tensors: dict[str, torch.Tensor]) -> None:
-        """Write the finished entry atomically and drop the partial chunks."""
-        self.base.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{self.key}.", dir=self.base))
-        try:
-            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / TENSORS))
-            meta = {"format": FORMAT_VERSION, "request": self.request, "sha256": _file_sha256(tmp / TENSORS)}
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
-            self._place(tmp)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        """Write the finished entry atomically and drop the partial chunks. A failed write (a full disk) raises
+        :class:`CacheError` and leaves the chunks, so a rerun resumes from them."""
+        with self._writing():
+            self.base.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{self.key}.", dir=self.base))
+            try:
+                save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / TENSORS))
+                meta = {"format": FORMAT_VERSION, "request": self.request, "sha256": _file_sha256(tmp / TENSORS)}
+                (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+                self._place(tmp)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(self.partial, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Turn a failed write under the cache folder into one :class:`CacheError` line naming the folder and the
+        fix. safetensors wraps the OS error of a failed write (ENOSPC included) into a ``SafetensorError`` whose
+        message carries the OS's text, with no errno."""
+        try:
+            yield
+        except (OSError, SafetensorError) as exc:
+            reason = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)).split(": ")[-1]
+            codes = (errno.ENOSPC, errno.EDQUOT)
+            full = getattr(exc, "errno", None) in codes or any(f"(os error {n})" in reason for n in codes)
+            fix = "free some space there" if full else "check that folder"
+            raise CacheError(
+                f"cannot write the activation cache in {str(self.base)!r}: {' '.join(reason.split())}; {fix} or "
+                "choose another --cache-dir (or --no-cache); a rerun resumes from the chunks saved so far"
+            ) from exc
 
     def _place(self, tmp: Path) -> None:
         """Rename ``tmp`` to the entry's path; whatever blocks it is either a concurrent run's
@@ -246,12 +267,18 @@ class CacheEntry:
     def save_chunk(self, index: int, tensors: dict[str, torch.Tensor]) -> None:
         """Save one chunk atomically, its key, index and checksum in its header; the request is
         written beside the chunks first."""
-        self.partial.mkdir(parents=True, exist_ok=True)
-        meta = self.partial / "meta.json"
-        if not meta.is_file():
-            meta.write_text(json.dumps({"request": self.request}, sort_keys=True))
         header = {"key": self.key, "index": str(index), "sha256": tensors_sha256(tensors)}
-        _atomic_save(tensors, self._chunk_path(index), metadata=header)
+        with self._writing():
+            self.partial.mkdir(parents=True, exist_ok=True)
+            meta = self.partial / "meta.json"
+            if not meta.is_file():  # written whole or not at all, like every file here
+                tmp = meta.with_name(f".meta.json.{os.getpid()}")
+                try:
+                    tmp.write_text(json.dumps({"request": self.request}, sort_keys=True))
+                    os.replace(tmp, meta)
+                finally:
+                    tmp.unlink(missing_ok=True)
+            _atomic_save(tensors, self._chunk_path(index), metadata=header)
 
 
 def _file_sha256(path: Path) -> str:

@@ -1,10 +1,10 @@
 """Checks that need the loaded model or the tokenised data, run before the audit's first forward pass.
 
 Pure value checks live in the configs' ``__post_init__``. What depends on the model (its hooks, its
-context length, whether it has a step-0 checkpoint, whether a named SAE exists) or on the tokenised data
-(whether every seed's split leaves something to train and to test) is checked here, after the model is
-loaded and before any activation is extracted: bad input then costs no forward pass and leaves no cache
-entry behind.
+context length, whether it has a step-0 checkpoint, whether a named SAE exists, whether a saved SAE is whole
+and reads this hook) or on the tokenised data (whether every seed's split leaves something to train and to
+test) is checked here, after the model is loaded and before any activation is extracted: bad input then
+costs no forward pass and leaves no cache entry behind.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from auditkit.errors import ConfigError, DataError
 from auditkit.extract import validate_hook
-from auditkit.methods.sae.io import check_sae_spec, saved_sae_reads
+from auditkit.methods.sae.io import check_sae_spec, read_saved_sae
 from auditkit.models import LoadedModel, has_step0_checkpoint
 from auditkit.seeding import derive_seed
 from auditkit.splits import split_examples
@@ -44,10 +44,11 @@ def check_model(cfg: AuditConfig, loaded: LoadedModel, hook: str, controls: tupl
         )
     if "sae" in cfg.methods and cfg.sae.load:
         if check_sae_spec(cfg.sae.load) == "folder":
-            # The same checks the method makes on the loaded SAE, from its cfg.json, before any forward pass.
-            d_in, trained_at = saved_sae_reads(cfg.sae.load)
-            d_model = int(loaded.model.cfg.d_model)
-            if d_in is not None and d_in != d_model:
+            # The whole folder (cfg.json's fields, the weights' names, shapes and dtypes) and the checks the method
+            # makes on the loaded SAE, before any forward pass: a damaged SAE costs no extraction, leaves no entry.
+            saved = read_saved_sae(cfg.sae.load)
+            d_in, trained_at, d_model = saved.d_in, saved.hook, int(loaded.model.cfg.d_model)
+            if d_in != d_model:
                 raise ConfigError(
                     f"--sae-load {cfg.sae.load}: the SAE reads {d_in}-dim activations but {hook} has {d_model}: "
                     "load an SAE trained on this model and hook"

@@ -183,6 +183,20 @@ def _writable(out: Path, given: str) -> None:
                           f"({exc.strerror}); give a folder you can write to") from None  # fmt: skip
 
 
+def _movable(out: Path, given: str) -> None:
+    """Raise unless an existing folder at ``out`` can be moved aside and emptied, as :func:`_swap` does: Linux
+    renames a folder into another folder only when the folder itself is writable (its ``..`` entry changes), and
+    the old report's files are deleted from it afterwards. Probed like :func:`_writable`, by creating and
+    removing a temporary folder in it (``os.access`` says yes to root whatever the mode)."""
+    if not out.is_dir():
+        return
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".auditkit-check.", dir=out))
+    except OSError as exc:
+        raise OutputError(f"--out {given!r} cannot be replaced: that folder is not writable ({exc.strerror}); "
+                          "make it writable (chmod u+w) or give another --out") from None  # fmt: skip
+
+
 def check_output(
     out: str | os.PathLike[str],
     *,
@@ -196,7 +210,9 @@ def check_output(
     folder, auditkit's cache root (``cache_dir`` and :func:`default_cache_dir`) and any existing path in
     ``inputs`` (dataset file, model or SAE folder), or any folder holding one of these; a path whose nearest
     existing ancestor is a file or not writable, or whose names exceed the filesystem's limits; with ``kind``, an
-    earlier output of another command (the marker's kind: a sweep's folder for an audit). Leaves nothing behind. Call it before loading or computing anything.
+    earlier output of another command (the marker's kind: a sweep's folder for an audit); an earlier report that
+    cannot be moved aside (itself not writable). Leaves nothing behind. Call it before loading or computing
+    anything.
     """
     given = os.fspath(out)
     if not given.strip():
@@ -211,6 +227,7 @@ def check_output(
         _protected(resolved, given, inputs, caches)
         _replaceable(resolved, given, kind)
         _writable(resolved, given)
+        _movable(resolved, given)
     except OSError as exc:
         raise OutputError(f"--out {given!r} cannot be checked ({exc.strerror}): give another folder") from None
     return resolved

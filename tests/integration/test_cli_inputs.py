@@ -6,6 +6,7 @@ Issue 13, section 3 (loading and input handling); docs/reliability.md lists ever
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -67,6 +68,77 @@ def test_step0_on_a_model_without_checkpoints(tmp_path):
 
 def test_missing_sae_load(tmp_path):
     _assert_refused(*_audit(tmp_path, "--methods", "sae", "--sae-load", str(tmp_path / "no-such-sae")), "no-such-sae")
+
+
+@pytest.fixture(scope="module")
+def saved_sae(tmp_path_factory):
+    """A whole SAE for tiny-gpt2 (d_model 64, width 96) and one of width 32, saved by auditkit."""
+    import torch
+
+    from auditkit.methods.sae import SAEConfig, save_sae, train_sae
+
+    root = tmp_path_factory.mktemp("saes")
+    x = torch.randn(500, 64, generator=torch.Generator().manual_seed(0))
+    cfg = dict(k=4, training_tokens=500, progress=False)
+    good = save_sae(train_sae(x, SAEConfig(width=96, **cfg), seed=0), root / "sae")
+    narrow = save_sae(train_sae(x, SAEConfig(width=32, **cfg), seed=0), root / "sae32")
+    return good, narrow
+
+
+def _edit_cfg(folder, edit):
+    cfg = json.loads((folder / "cfg.json").read_text())
+    (folder / "cfg.json").write_text(json.dumps(edit(cfg)))
+
+
+def _truncate(path, n_bytes):
+    path.write_bytes(path.read_bytes()[:-n_bytes])
+
+
+SAE_DAMAGE = {
+    "cfg-is-a-list": (lambda f, narrow: (f / "cfg.json").write_text("[64, 96]"), "json list"),
+    "d_in-a-string": (lambda f, narrow: _edit_cfg(f, lambda c: {**c, "d_in": "sixty-four"}), "d_in must be"),
+    "d_in-a-float": (lambda f, narrow: _edit_cfg(f, lambda c: {**c, "d_in": 64.5}), "d_in must be"),
+    "weights-truncated": (lambda f, narrow: _truncate(f / "sae_weights.safetensors", 100), "damaged or incomplete"),
+    "weights-empty": (lambda f, narrow: (f / "sae_weights.safetensors").write_bytes(b""), "damaged or incomplete"),
+    "no-architecture": (
+        lambda f, narrow: _edit_cfg(f, lambda c: {k: v for k, v in c.items() if k != "architecture"}),
+        "has no 'architecture'",
+    ),
+    "weights-of-another-width": (
+        lambda f, narrow: shutil.copy(narrow / "sae_weights.safetensors", f / "sae_weights.safetensors"),
+        "d_sae=96",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", list(SAE_DAMAGE))
+def test_damaged_sae_load_folder_is_one_line_before_any_forward_pass(tmp_path, monkeypatch, saved_sae, damage):
+    """The whole --sae-load folder is read and checked in the preflight: each damage is one line, exit 2, no
+    output and no cache entry (before: a traceback, or one line only after every arm's extraction)."""
+    from auditkit import extract as extract_mod
+
+    monkeypatch.setattr(extract_mod, "_forward_rows", lambda *a, **k: pytest.fail("a forward pass ran"))
+    good, narrow = saved_sae
+    folder = shutil.copytree(good, tmp_path / "damaged-sae")
+    breaks, pattern = SAE_DAMAGE[damage]
+    breaks(folder, narrow)
+    _assert_refused(*_audit(tmp_path, "--methods", "sae", "--seeds", "0", "--sae-load", str(folder)), pattern)
+
+
+def test_whole_sae_load_folder_passes_the_check(saved_sae):
+    """The check reads what save_sae writes, for every architecture auditkit trains."""
+    import torch
+
+    from auditkit.methods.sae import SAEConfig, save_sae, train_sae
+    from auditkit.methods.sae.io import read_saved_sae
+
+    assert read_saved_sae(saved_sae[0]) == read_saved_sae(saved_sae[0].parent / "sae")
+    assert (read_saved_sae(saved_sae[0]).d_in, read_saved_sae(saved_sae[0]).d_sae) == (64, 96)
+    x = torch.randn(300, 16, generator=torch.Generator().manual_seed(0))
+    for arch in ("standard", "jumprelu"):
+        folder = save_sae(train_sae(x, SAEConfig(architecture=arch, width=32, training_tokens=300, progress=False),
+                                    seed=0), saved_sae[0].parent / arch)  # fmt: skip
+        assert read_saved_sae(folder).architecture == arch
 
 
 def test_max_length_above_the_model_context(tmp_path):

@@ -11,6 +11,7 @@ import errno
 import json
 import os
 import shlex
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -216,6 +217,26 @@ def test_an_unwritable_parent_is_refused(tmp_path, monkeypatch, no_compute):
     monkeypatch.setattr("tempfile.mkdtemp", denied)
     _one_error_line(_audit(tmp_path / "new" / "report"), "not writable")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_read_only_earlier_report_is_refused_before_compute(tmp_path, monkeypatch, no_compute):
+    """An earlier report that is itself read-only (mode 0555) cannot be renamed into another folder on Linux
+    (its ``..`` changes) nor emptied: refused up front, not after the whole compute. Its parent stays writable.
+    The EACCES a non-root user gets inside it is simulated (tests run as root)."""
+    out = _mark(tmp_path / "out", **{"report.md": "earlier"})
+    before = _snapshot(out)
+    real_mkdtemp = tempfile.mkdtemp
+
+    def denied_inside_out(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir).resolve() == out.resolve():
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_mkdtemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr("tempfile.mkdtemp", denied_inside_out)
+    _one_error_line(_audit(out), "cannot be replaced", "not writable", "--out")
+    assert _snapshot(out) == before
+    _no_temporaries(tmp_path)
+    _no_temporaries(out)
 
 
 def test_a_name_over_the_filesystem_limit_is_refused(tmp_path, no_compute):

@@ -7,6 +7,7 @@ it cannot be reached.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import logging
@@ -16,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from auditkit.errors import HubUnreachableError, ModelNotFoundError, OutputError
+from auditkit.errors import HubUnreachableError, ModelNotFoundError, OutputError, shorten
 
 logger = logging.getLogger(__name__)
 
@@ -58,24 +59,112 @@ def check_sae_spec(spec: str | Path) -> str:
     return "release"
 
 
-def saved_sae_reads(folder: str | Path) -> tuple[int | None, str | None]:
-    """The activation width (``d_in``) and the hook a saved SAE folder was trained at, from its cfg.json
-    alone (no weights read); ``None`` where cfg.json does not say."""
+SAE_TENSORS: dict[str, dict[str, tuple[str, ...]]] = {
+    arch: {"W_enc": ("d_in", "d_sae"), "W_dec": ("d_sae", "d_in"), "b_enc": ("d_sae",), "b_dec": ("d_in",),
+           **({"threshold": ("d_sae",)} if arch == "jumprelu" else {})}
+    for arch in ("topk", "standard", "jumprelu")
+}  # fmt: skip
+"""The tensors of a saved SAE of each architecture auditkit trains, with their shapes in cfg.json's terms (sae-lens's
+inference SAEs; a JumpReLU SAE from before sae-lens 6 may hold ``log_threshold`` instead of ``threshold``)."""
+SAE_DTYPES = ("float32", "float64", "float16", "bfloat16")
+"""Weight dtypes an SAE may hold (``torch.`` prefixed in cfg.json or not, as sae-lens reads them)."""
+_SAFETENSORS_DTYPES = {"F32": "float32", "F64": "float64", "F16": "float16", "BF16": "bfloat16"}
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedSAE:
+    """What a saved SAE folder holds, read and checked by :func:`read_saved_sae` without building the SAE."""
+
+    architecture: str
+    d_in: int
+    """Width of the activations it reads (the model's d_model at its hook)."""
+    d_sae: int
+    hook: str | None
+    """The hook it was trained at, where cfg.json says."""
+
+
+def read_saved_sae(folder: str | Path) -> SavedSAE:
+    """Read and check a whole saved SAE folder before anything is computed: cfg.json is a JSON object with an
+    architecture auditkit can train (:data:`SAE_TENSORS`; sae-lens's default ``standard`` for a config from before
+    sae-lens 6), positive integer ``d_in`` and ``d_sae`` (and ``k`` for TopK) and a known ``dtype``; the weights
+    file opens (safetensors checks that its header covers the file exactly, so a truncated or empty file fails)
+    and holds the architecture's tensors, floating point, of the shapes cfg.json gives. Raises
+    :class:`ModelNotFoundError` naming the folder, the problem and the fix."""
+    path = Path(folder).expanduser()
+    fix = "save it again (auditkit's save_sae, sae-lens's SAE.save_model)"
     try:
-        cfg = json.loads((Path(folder).expanduser() / SAE_CFG_FILENAME).read_text())
+        cfg = json.loads((path / SAE_CFG_FILENAME).read_text())
     except (OSError, ValueError) as exc:
-        raise ModelNotFoundError(f"cannot read the SAE config in {str(folder)!r}: {exc}") from exc
-    d_in = cfg.get("d_in")
-    hook = (cfg.get("metadata") or {}).get("hook_name") or cfg.get("hook_name")
-    return (int(d_in) if d_in is not None else None), hook
+        raise ModelNotFoundError(f"cannot read the SAE config in {str(path)!r}: {exc}") from exc
+    if not isinstance(cfg, dict):
+        raise ModelNotFoundError(f"{SAE_CFG_FILENAME} in {str(path)!r} is a JSON {type(cfg).__name__}, not an object "
+                                 f"of SAE settings: {fix}")  # fmt: skip
+    metadata = cfg.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise ModelNotFoundError(f"{SAE_CFG_FILENAME} in {str(path)!r}: 'metadata' is not an object: {fix}")
+    pre_6 = not (cfg.get("sae_lens_version") or metadata.get("sae_lens_version"))
+    arch = cfg.get("architecture", "standard" if pre_6 else None)  # sae-lens's own default for old configs
+    if arch not in SAE_TENSORS:
+        what = "has no 'architecture'" if arch is None else f"names architecture {shorten(arch)}"
+        raise ModelNotFoundError(f"{SAE_CFG_FILENAME} in {str(path)!r} {what}: auditkit reads and trains "
+                                 f"{', '.join(SAE_TENSORS)} SAEs; {fix}")  # fmt: skip
+    sizes = {f: _positive_int(cfg, f, path, fix) for f in ("d_in", "d_sae", *(("k",) if arch == "topk" else ()))}
+    dtype = cfg.get("dtype", "float32")
+    if not isinstance(dtype, str) or dtype.removeprefix("torch.") not in SAE_DTYPES:
+        raise ModelNotFoundError(f"{SAE_CFG_FILENAME} in {str(path)!r}: dtype {shorten(dtype)} is not one of "
+                                 f"{', '.join(SAE_DTYPES)}: {fix}")  # fmt: skip
+    _check_weights(path / SAE_WEIGHTS_FILENAME, arch, sizes, fix)
+    hook = metadata.get("hook_name") or cfg.get("hook_name") or cfg.get("hook_point")
+    return SavedSAE(arch, sizes["d_in"], sizes["d_sae"], hook if isinstance(hook, str) else None)
+
+
+def _positive_int(cfg: dict[str, Any], field: str, path: Path, fix: str) -> int:
+    value = cfg.get(field)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        got = "no value" if field not in cfg else shorten(value)
+        raise ModelNotFoundError(f"{SAE_CFG_FILENAME} in {str(path)!r}: {field} must be a positive integer, got "
+                                 f"{got}: {fix}")  # fmt: skip
+    return value
+
+
+def _check_weights(weights: Path, arch: str, sizes: dict[str, int], fix: str) -> None:
+    """The weights file opens and holds ``arch``'s tensors, floating point, of the shapes ``sizes`` give."""
+    from safetensors import SafetensorError, safe_open
+
+    where = f"{str(weights)!r}"
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            found = {name: handle.get_slice(name) for name in handle.keys()}
+            shapes = {name: tuple(s.get_shape()) for name, s in found.items()}
+            dtypes = {name: s.get_dtype() for name, s in found.items()}
+    except (OSError, SafetensorError) as exc:
+        reason = str(exc).split(": ")[-1]  # safetensors: "Error while deserializing header: <what>"
+        raise ModelNotFoundError(f"the SAE weights {where} are damaged or incomplete ({reason}): {fix}") from exc
+    expected = dict(SAE_TENSORS[arch])
+    if arch == "jumprelu" and "log_threshold" in shapes and "threshold" not in shapes:
+        expected["log_threshold"] = expected.pop("threshold")  # sae-lens converts it on load
+    missing, extra = sorted(set(expected) - set(shapes)), sorted(set(shapes) - set(expected))
+    if missing or extra:
+        raise ModelNotFoundError(f"the SAE weights {where} hold {sorted(shapes)}, a {arch} SAE holds "
+                                 f"{sorted(expected)}: {fix}")  # fmt: skip
+    for name, dims in expected.items():
+        want = tuple(sizes[d] for d in dims)
+        if shapes[name] != want:
+            spelled = " and ".join(f"{d}={sizes[d]}" for d in dict.fromkeys(dims))
+            raise ModelNotFoundError(f"the SAE weights {where}: {name} is {list(shapes[name])}, but cfg.json's "
+                                     f"{spelled} make it {list(want)}: {fix}")  # fmt: skip
+        if dtypes[name] not in _SAFETENSORS_DTYPES:
+            raise ModelNotFoundError(f"the SAE weights {where}: {name} is {dtypes[name]}, not a float type "
+                                     f"({', '.join(SAE_DTYPES)}): {fix}")  # fmt: skip
 
 
 def _load_folder(path: Path, device: str, dtype: str) -> Any:
+    from safetensors import SafetensorError
     from sae_lens import SAE
 
     try:
         return SAE.load_from_disk(path, device=device, dtype=dtype).eval()
-    except (KeyError, ValueError, json.JSONDecodeError, RuntimeError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as exc:
         raise ModelNotFoundError(f"cannot read the SAE in {str(path)!r}: {exc}") from exc
 
 
