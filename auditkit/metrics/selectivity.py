@@ -5,7 +5,8 @@ for a metric where lower is better, see :data:`Direction`), their mean with a tw
 Student-t interval (n - 1 degrees of freedom) whose variance is floored at the test-sampling variance of
 one seed's paired difference (:data:`INTERVAL_RULE`), and the normalised selectivity
 (real - control) / (ceiling - control), the share of the headroom above the control that the real
-arm reaches, where the metric has a ceiling.
+arm reaches, where the metric has a ceiling. Each row also carries its standard error, two-sided p-value and
+minimum detectable effect (:mod:`auditkit.metrics.evidence`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pandas as pd
 from scipy import stats
 
 from auditkit.metrics.classification import CEILINGS
+from auditkit.metrics.evidence import evidence_columns
 from auditkit.types import REAL
 
 Direction = int
@@ -165,7 +167,13 @@ def selectivity_table(
             row["verdict"] = two_sided_verdict(row["ci_low"], row["ci_high"])
         row["note"] = _note(n, degenerate, half, se_sampling)
         out.append(row)
-    return pd.DataFrame(out)
+    return evidence_columns(pd.DataFrame(out, columns=list(COLUMNS)), threshold=threshold, confidence=confidence)
+
+
+COLUMNS = ("method", "control", "metric", "n_seeds", "real", "control_score", "selectivity", "ci_low", "ci_high",
+           "sampling_se", "normalised", "verdict", "note")  # fmt: skip
+"""The scored columns of a selectivity table; :func:`selectivity_table` adds
+:data:`auditkit.metrics.evidence.EVIDENCE_COLUMNS` after them."""
 
 
 def _note(n: int, degenerate: bool, half: float, se_sampling: float) -> str:

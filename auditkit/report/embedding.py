@@ -16,7 +16,7 @@ import pandas as pd
 
 from auditkit.report.outputs import atomic_folder, copy_except, rendering_errors, safe_name
 from auditkit.report.plots import verdict_heatmap
-from auditkit.report.summary import LEGEND, MATRIX_COLUMNS, markdown_matrix, matrix_row, matrix_table
+from auditkit.report.summary import HEATMAP_LEGEND, LEGEND, MATRIX_COLUMNS, MDE_LEGEND, markdown_matrix, matrix_row, matrix_table
 from auditkit.report.tables import markdown_table
 from auditkit.report.write import OWNED, render_report, write_outputs
 from auditkit.types import REAL
@@ -91,10 +91,10 @@ def summary_text(results: dict[str, Any], command: str, figure: str | None) -> s
         lines += [_sentence(first, results), "", "## Verdicts", ""]
         if not matrix.empty:
             lines += [*markdown_matrix(matrix, "property"), "",
-                      LEGEND + " Rows are properties, each its own audit; the heatmap shows normalised selectivity, "
-                      "(real - control) / (1 - control).", ""]  # fmt: skip
+                      LEGEND + " " + MDE_LEGEND + " Rows are properties, each its own audit. " + HEATMAP_LEGEND,
+                      ""]  # fmt: skip
         if figure:
-            lines += [f"![Verdict matrix: normalised selectivity per property and control]({figure})", ""]
+            lines += [f"![Verdict matrix: selectivity and verdict per property and control]({figure})", ""]
         lines += [
             "## Per property",
             "",
@@ -114,7 +114,7 @@ def _render_summary(results: dict[str, Any], folder: Path, command: str) -> None
     figure = None
     matrix = embedding_matrix(results)
     if not matrix.empty:
-        verdict_heatmap(matrix, folder / FIGURE, f"{METHOD}: normalised selectivity of held-out balanced accuracy\n"
+        verdict_heatmap(matrix, folder / FIGURE, f"{METHOD}: selectivity of held-out balanced accuracy\n"
                         "(real vs control, mean over seeds; a row = one property's audit)")  # fmt: skip
         figure = FIGURE
     (folder / "summary.md").write_text(summary_text(results, command, figure))

@@ -166,32 +166,103 @@ MARKS: dict[str, str] = {
 """The mark of each verdict in the verdict matrix, its heatmap and the terminal table."""
 
 
+FINDINGS = ("selective", "control better", "differs")
+"""Verdicts that are findings: only their cells are coloured by effect; every other cell is :data:`NO_FINDING`."""
+NO_FINDING = "#ececec"
+"""A cell whose verdict is not a finding (✗, ?, ⊘, =): pale grey, lighter than any finding's colour."""
+NOT_RUN = "#ffffff"
+"""A cell whose control does not apply to its row."""
+MIN_INTENSITY = 0.3
+"""The faintest colour a finding gets (a ✓ of effect zero), on a diverging map from 0 (white) to 1 (darkest):
+every finding is darker than :data:`NO_FINDING`, so a ✗ can never look stronger than a ✓."""
+DIRECTION_ONLY = 0.5
+"""The effect a finding of a metric with no chance level and ceiling is drawn at: its colour says only which
+arm is better (its size, in the metric's own unit, is the number written in the cell)."""
+
+
+def effect_colour(selectivity: float, verdict: str, metric: str, n_classes: int = 2) -> float:
+    """The signed effect a verdict-matrix cell is coloured by, in [-1, 1], or NaN when its verdict is no
+    finding (:data:`FINDINGS`). Anchored at chance and bounded: ``|selectivity| / (ceiling - chance)``,
+    clipped to 1, for a metric with a ceiling (chance: 0.5 for AUROC, ``1 / n_classes`` otherwise);
+    :data:`DIRECTION_ONLY` for any other metric, so no colour bar mixes units and no row is rescaled."""
+    from auditkit.metrics.classification import CEILINGS
+
+    if verdict not in FINDINGS or math.isnan(selectivity):
+        return math.nan
+    sign = 1.0 if selectivity >= 0 else -1.0
+    if metric in CEILINGS:
+        chance = 0.5 if metric == "auroc" else 1.0 / max(n_classes, 2)
+        return sign * min(1.0, abs(selectivity) / (CEILINGS[metric] - chance))
+    return sign * DIRECTION_ONLY
+
+
+def effect_cmap() -> Any:
+    """The diverging map of :func:`effect_colour`'s scale: RdBu, with effects near zero lifted to
+    :data:`MIN_INTENSITY` so that a finding is never as pale as a cell that is none."""
+    from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
+
+    base = colormaps["RdBu"]
+    e = np.linspace(-1, 1, 256)
+    return ListedColormap(base(0.5 + 0.5 * np.sign(e) * (MIN_INTENSITY + (1 - MIN_INTENSITY) * np.abs(e))))
+
+
+def cell_rgba(effect: float, applies: bool = True) -> tuple[float, float, float, float]:
+    """The colour of one heatmap cell: :func:`effect_cmap` at ``effect``, :data:`NO_FINDING` for NaN, and
+    :data:`NOT_RUN` where the control does not apply."""
+    from matplotlib.colors import to_rgba
+
+    if not applies:
+        return to_rgba(NOT_RUN)
+    if math.isnan(effect):
+        return to_rgba(NO_FINDING)
+    return tuple(float(v) for v in effect_cmap()((effect + 1) / 2))  # type: ignore[return-value]
+
+
+def luminance(rgba: tuple[float, ...]) -> float:
+    """Relative luminance (sRGB weights) of a colour: lower is darker."""
+    return 0.2126 * rgba[0] + 0.7152 * rgba[1] + 0.0722 * rgba[2]
+
+
+def _text_colour(rgba: tuple[float, ...]) -> str:
+    return "white" if luminance(rgba) < 0.45 else "black"
+
+
+def add_effect_colourbar(fig: Any, ax: Any, **kwargs: Any) -> Any:
+    """The one colour bar of a verdict heatmap, from -1 to 1 (see :func:`effect_colour`)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    bar = fig.colorbar(ScalarMappable(norm=Normalize(-1, 1), cmap=effect_cmap()), ax=ax, **kwargs)
+    bar.ax.tick_params(labelsize=7)
+    return bar
+
+
 def verdict_heatmap(matrix: pd.DataFrame, path: Path, title: str) -> Any:
-    """``verdicts.png``: rows x controls, coloured by normalised selectivity (or selectivity scaled to the
-    row's largest absolute value where the metric has no ceiling, rows marked ``*``), each cell's normalised
-    selectivity (``*`` rows: selectivity) and verdict mark written in it. ``matrix`` is :func:`auditkit.report.summary.verdict_matrix`'s long table."""
+    """``verdicts.png``: rows x controls; each cell's selectivity (in its metric's unit) and verdict mark
+    written in it, coloured by :func:`effect_colour` (the ``colour`` column of
+    :func:`auditkit.report.summary.verdict_matrix`'s long table): findings by their effect on one scale, every
+    other cell pale grey, cells whose control does not apply white."""
     rows = list(dict.fromkeys(matrix["row"]))
     controls = list(dict.fromkeys(matrix["control"]))
-    colour = np.full((len(rows), len(controls)), np.nan)
+    image = np.ones((len(rows), len(controls), 4))
     labels = {}
     for r in matrix.itertuples(index=False):
         i, j = rows.index(r.row), controls.index(r.control)
-        colour[i, j] = r.colour
-        digits = 3 if r.scaled else 2  # selectivity rows can be small (FVU, L0)
+        image[i, j] = cell_rgba(r.colour)
         mark = MARKS.get(r.verdict, "?")
-        labels[i, j] = f"{r.shown:+.{digits}f} {mark}" if not math.isnan(r.shown) else f"n/a {mark}"
+        labels[i, j] = f"{r.shown:+.3g} {mark}" if not math.isnan(r.shown) else f"n/a {mark}"
     fig, ax = subplots(figsize=(max(6.5, 1.0 * len(controls) + 2.8), 0.42 * len(rows) + 1.9))
-    image = ax.imshow(np.ma.masked_invalid(colour), cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
+    ax.imshow(image, aspect="auto")
     for (i, j), text in labels.items():
-        dark = not math.isnan(colour[i, j]) and abs(colour[i, j]) > 0.6
-        ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
+        ax.text(j, i, text, ha="center", va="center", fontsize=8, color=_text_colour(tuple(image[i, j])))
     ax.set_xticks(range(len(controls)), [short_name(c) for c in controls], fontsize=8)
     ax.set_yticks(range(len(rows)), rows, fontsize=8)
     for tick, control in zip(ax.get_xticklabels(), controls):
         tick.set_color(arm_colour(control))
-    bar = fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02)
-    bar.ax.tick_params(labelsize=7)
-    bar.set_label("normalised selectivity (* rows: scaled)", fontsize=7)
+    bar = add_effect_colourbar(fig, ax, fraction=0.05, pad=0.02)
+    bar.set_label("effect of a finding / (ceiling - chance)\n(other metrics: direction only; grey: no finding)",
+                  fontsize=7)  # fmt: skip
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     save(fig, path)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.metrics.evidence import evidence_columns
 from auditkit.report.outputs import atomic_folder, copy_except, rendering_errors
 from auditkit.report.plots import MARKS, save, subplots
 from auditkit.report.summary import markdown_matrix, matrix_row, matrix_table
@@ -220,9 +221,10 @@ def steering_matrix(result: Any) -> pd.DataFrame:
         return table
     parts = []
     for (direction, label), cells in table.groupby(["direction", "label"], sort=False):
-        cells = cells.rename(columns={"comparison": "control", "difference": "selectivity"})
-        row = matrix_row(cells, f"{direction}: {label.split(' ')[0]}", method=direction, metric=label)
-        parts.append(row.assign(row=row["row"].str.removesuffix(" *")))
+        cells = evidence_columns(cells.rename(columns={"comparison": "control", "difference": "selectivity"}),
+                                 threshold=THRESHOLD)  # the interval is over seeds alone (no sampling floor)
+        parts.append(matrix_row(cells, f"{direction}: {label.split(' ')[0]}", method=direction,
+                                metric=str(cells["metric"].iloc[0])))  # fmt: skip
     return pd.concat(parts, ignore_index=True)
 
 

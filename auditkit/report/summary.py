@@ -7,9 +7,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from auditkit.report.plots import MARKS, short_name, verdict_heatmap
+from auditkit.report.plots import MARKS, effect_colour, short_name, verdict_heatmap
 from auditkit.report.tables import collapsed, method_selectivity
 
 FIGURE = "verdicts.png"
@@ -20,6 +21,16 @@ LEGEND = (
     + f"; for a metric with no better direction (two-sided): {MARKS['differs']} differs, {MARKS['similar']} similar. "
     "An empty cell: that control does not apply to that row."
 )
+MDE_LEGEND = (
+    "(MDE x) after a ✗: the minimum detectable effect, the smallest selectivity this audit would call ✓ with "
+    "80% power at its observed spread; a ✗ whose MDE is larger than the effect you care about means "
+    "\"not shown at this size\", not \"absent\"."
+)
+HEATMAP_LEGEND = (
+    "The heatmap writes each cell's selectivity in its metric's unit and colours only findings (✓, ▼, ≠) by "
+    "their effect, |selectivity| / (ceiling - chance) for classification metrics (direction only for others); "
+    "every other cell is grey."
+)
 
 
 def _headline(info: dict[str, Any]) -> list[str]:
@@ -27,34 +38,38 @@ def _headline(info: dict[str, Any]) -> list[str]:
 
 
 MATRIX_COLUMNS = ["row", "method", "metric", "control", "value", "ci_low", "ci_high", "verdict", "normalised",
-                  "colour", "shown", "scaled"]  # fmt: skip
+                  "colour", "shown", "mde"]  # fmt: skip
 """Columns of the long verdict-matrix table that :func:`wide`, :func:`matrix_table` and the heatmap read."""
 
 
 def matrix_row(cells: pd.DataFrame, label: str, **extra: Any) -> pd.DataFrame:
     """One row of the verdict matrix from selectivity rows (one per control: ``control``, ``selectivity``,
-    ``ci_low``, ``ci_high``, ``verdict``, ``normalised``), in :data:`MATRIX_COLUMNS`: where some cell has no
-    normalised value the row shows selectivity, coloured relative to its largest |selectivity|, and its
-    label gets a trailing ``*``."""
-    norm = cells["normalised"].astype(float)
-    scaled = bool(norm.isna().any())  # no ceiling, or a control at or above it: not comparable
-    peak = float(cells["selectivity"].abs().max()) if scaled else 1.0
-    colour = cells["selectivity"] / peak if scaled and peak > 0 else norm
+    ``ci_low``, ``ci_high``, ``verdict``, ``normalised``, and ``mde`` where scored), in :data:`MATRIX_COLUMNS`.
+    ``shown`` is the selectivity (the heatmap writes it); ``colour`` the effect the heatmap paints
+    (:func:`auditkit.report.plots.effect_colour`: findings only, anchored at chance, never rescaled per row).
+    ``extra``: ``method``, ``metric`` (the cells' metric, for the colour scale) and ``n_classes``."""
+    metric = extra.get("metric", "")
+    n_classes = int(extra.get("n_classes", 2))
+    value = cells["selectivity"].astype(float)
+    mde = cells["mde"].astype(float) if "mde" in cells.columns else pd.Series(math.nan, index=cells.index)
+    colour = [effect_colour(v, verdict, metric, n_classes) for v, verdict in zip(value, cells["verdict"])]
     return pd.DataFrame({
-        "row": label + (" *" if scaled else ""), "method": extra.get("method", label),
-        "metric": extra.get("metric", ""), "control": cells["control"].to_numpy(),
-        "value": cells["selectivity"].astype(float).to_numpy(), "ci_low": cells["ci_low"].astype(float).to_numpy(),
+        "row": label, "method": extra.get("method", label), "metric": metric, "control": cells["control"].to_numpy(),
+        "value": value.to_numpy(), "ci_low": cells["ci_low"].astype(float).to_numpy(),
         "ci_high": cells["ci_high"].astype(float).to_numpy(), "verdict": cells["verdict"].to_numpy(),
-        "normalised": norm.to_numpy(), "colour": colour.astype(float).to_numpy(),
-        "shown": (cells["selectivity"].astype(float) if scaled else norm).to_numpy(), "scaled": scaled,
+        "normalised": cells["normalised"].astype(float).to_numpy(), "colour": np.asarray(colour, dtype=float),
+        "shown": value.to_numpy(), "mde": mde.to_numpy(),
     })  # fmt: skip
 
 
+def _n_classes(result: Any) -> int:
+    return max(len(result.dataset.get("class_names", [])), 2)
+
+
 def verdict_matrix(result: Any) -> pd.DataFrame:
-    """Long table of the matrix: row label, method, metric, control, selectivity, interval, verdict,
-    normalised selectivity, the number the heatmap shows (``shown``) and its colour: normalised selectivity,
-    or, in a row where some cell has none (no ceiling, or a control at the ceiling), the selectivity, coloured
-    relative to the row's largest absolute selectivity (``scaled``; the row is labelled with a trailing ``*``)."""
+    """Long table of the matrix (:data:`MATRIX_COLUMNS`): row label, method, metric, control, selectivity,
+    interval, verdict, normalised selectivity, minimum detectable effect, and the heatmap's number and colour
+    (:func:`matrix_row`)."""
     order = list(dict.fromkeys(result.rows["method"]))
     parts = []
     for method, info in result.method_info.items():
@@ -69,7 +84,7 @@ def verdict_matrix(result: Any) -> pd.DataFrame:
                 if cells.empty:
                     continue
                 label = sub if len(metrics) == 1 else f"{sub}: {metric}"
-                parts.append(matrix_row(cells, label, method=sub, metric=metric))
+                parts.append(matrix_row(cells, label, method=sub, metric=metric, n_classes=_n_classes(result)))
     if not parts:
         return pd.DataFrame(columns=MATRIX_COLUMNS)
     out = pd.concat(parts, ignore_index=True)
@@ -88,10 +103,13 @@ def _signed(x: float) -> str:
 
 
 def cell_text(r: Any, interval: bool = True) -> str:
+    """A matrix cell: selectivity [95% CI] and mark, and after a ✗ its minimum detectable effect."""
     mark = MARKS.get(r.verdict, "?")
     if not interval:
         return f"{r.value:+.2f} {mark}" if not math.isnan(r.value) else f"n/a {mark}"
-    return f"{_signed(r.value)} [{_signed(r.ci_low)}, {_signed(r.ci_high)}] {mark}"
+    mde = getattr(r, "mde", math.nan)
+    tail = f" (MDE {mde:.3g})" if r.verdict == "not selective" and not math.isnan(mde) else ""
+    return f"{_signed(r.value)} [{_signed(r.ci_low)}, {_signed(r.ci_high)}] {mark}{tail}"
 
 
 def wide(matrix: pd.DataFrame, interval: bool = True) -> tuple[list[str], list[list[str]]]:
@@ -140,13 +158,12 @@ def summary_lines(result: Any, rule: str, figure: str | None) -> list[str]:
     lines += [
         *markdown_matrix(matrix),
         "",
-        LEGEND + " The heatmap shows normalised selectivity, (real - control) / (ceiling - control); rows marked * "
-        "have no normalised value (no ceiling, or a control at it): it shows their selectivity, coloured relative to the row's largest |selectivity|.",
+        LEGEND + " " + MDE_LEGEND + " " + HEATMAP_LEGEND,
         "",
         *collapsed("Verdict rule", rule),
     ]
     if figure:
-        lines += [f"![Verdict matrix: normalised selectivity per method and control]({figure})", ""]
+        lines += [f"![Verdict matrix: selectivity and verdict per method and control]({figure})", ""]
     return lines
 
 
@@ -155,8 +172,7 @@ def summary_figure(result: Any, folder: Any) -> str | None:
     matrix = verdict_matrix(result)
     if matrix.empty:
         return None
-    verdict_heatmap(matrix, folder / FIGURE,
-                    "Normalised selectivity and verdict\n(real vs control, mean over seeds; * rows: selectivity)")  # fmt: skip
+    verdict_heatmap(matrix, folder / FIGURE, "Selectivity and verdict\n(real vs control, mean over seeds)")
     return FIGURE
 
 

@@ -12,9 +12,18 @@ import numpy as np
 import pandas as pd
 
 from auditkit.controls import WEIGHT_CONTROLS
+from auditkit.metrics.evidence import absence, add_q_values, evidence_columns
 from auditkit.report.markdown import reproduce_section
 from auditkit.report.outputs import atomic_folder, safe_name
-from auditkit.report.plots import MARKS, arm_colour, subplots
+from auditkit.report.plots import (
+    MARKS,
+    add_effect_colourbar,
+    arm_colour,
+    cell_rgba,
+    effect_colour,
+    luminance,
+    subplots,
+)
 from auditkit.report.tables import fmt, markdown_table
 from auditkit.report.write import _jsonable, library_versions, recorded_argv, rerender_outputs, table_records
 from auditkit.types import REAL
@@ -25,6 +34,14 @@ held-out accuracy of its k-sparse probe on the latents (:data:`SAE_READOUT`): th
 which datasets the label is read beyond the controls. Every other metric is in results.csv and selectivity.csv."""
 SAE_READOUT = "probe_acc_k5"
 LEGEND = ", ".join(f"{m} {v}" for v, m in MARKS.items())
+Q_LEVEL = 0.05
+"""A ✓ cell counts as a discovery of the sweep when its Benjamini-Hochberg q-value (over every test of the
+metric in the sweep) is at most this: the expected share of false discoveries among them is then at most 5%."""
+EFFECT = 0.10
+"""The effect (accuracy difference) a sweep's ✗ cells are read against: "absent" when the interval's upper end
+is below it, "not shown at this size" when the minimum detectable effect is above it."""
+UNSURE = "(✓)"
+"""The mark of a ✓ cell that does not survive the false-discovery control (q above :data:`Q_LEVEL`)."""
 
 
 def _readout(frame: pd.DataFrame) -> pd.DataFrame:
@@ -48,12 +65,37 @@ def _hooks_phrase(hooks: list[str]) -> str:
     return f"{len(hooks)} hooks (`{hooks[0]}` ... `{hooks[-1]}`)"
 
 
+def discovered(r: Any) -> bool:
+    """A ✓ cell that survives the sweep's false-discovery control (:data:`Q_LEVEL`)."""
+    return r.verdict == "selective" and r.q_value <= Q_LEVEL
+
+
+def mark(r: Any) -> str:
+    """A cell's mark: :data:`UNSURE` for a ✓ that is no discovery of the sweep, else the verdict's."""
+    return UNSURE if r.verdict == "selective" and not discovered(r) else MARKS.get(r.verdict, "")
+
+
 def _cell(r: Any) -> str:
-    return f"{MARKS.get(r.verdict, '')} {r.selectivity:+.3f} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]"
+    text = f"{mark(r)} {r.selectivity:+.3f} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]"
+    if r.verdict == "selective":
+        return text + f" q={r.q_value:.2g}"
+    if r.verdict == "not selective" and not math.isnan(r.mde):
+        return text + f" MDE {r.mde:.2f}"
+    return text
+
+
+def with_evidence(selectivity: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """A sweep's selectivity table with the evidence columns and q-values (:mod:`auditkit.metrics.evidence`),
+    computed from its intervals where a sweep written before them lacks them."""
+    if "p_value" not in selectivity.columns:
+        selectivity = evidence_columns(selectivity, threshold=threshold)
+    if "q_value" not in selectivity.columns:
+        selectivity = add_q_values(selectivity)
+    return selectivity
 
 
 def _headline(result: Any) -> pd.DataFrame:
-    return _readout(result.selectivity)
+    return _readout(with_evidence(result.selectivity, result.config.audit.selectivity_threshold))
 
 
 def _scores(result: Any) -> pd.DataFrame:
@@ -107,15 +149,45 @@ def lexical_shortcuts(
 
 
 def first_selective(result: Any) -> pd.DataFrame:
-    """Per dataset and method: the shallowest hook where the real arm is selective against every control."""
+    """Per dataset and method, over depth: the **onset**, the shallowest hook from which every deeper hook is a
+    discovery against every control (✓ with q <= :data:`Q_LEVEL`), a definition one lucky layer cannot meet; the
+    shallowest single such hook (descriptive: a minimum over many tests); and how many hooks are."""
     sel, out = _headline(result), []
     for (dataset, method), sub in sel.groupby(["dataset", "method"], sort=False):
-        ok = sub.groupby("hook", sort=False)["verdict"].apply(lambda v: bool((v == "selective").all()))
+        found = sub.assign(found=[discovered(r) for r in sub.itertuples(index=False)])
+        ok = found.groupby("hook", sort=False)["found"].all()
         layers = sub.drop_duplicates("hook").set_index("hook")["layer"]
-        hooks = [h for h in ok.index if ok[h]]
-        first = min(hooks, key=lambda h: layers[h]) if hooks else None
-        out.append(dict(dataset=dataset, method=method, first_selective_hook=first or "none",
+        by_depth = sorted(ok.index, key=lambda h: layers[h])
+        hooks = [h for h in by_depth if ok[h]]
+        onset = next((h for i, h in enumerate(by_depth) if all(ok[g] for g in by_depth[i:])), None)
+        out.append(dict(dataset=dataset, method=method, onset=onset or "none",
+                        first_selective_hook=hooks[0] if hooks else "none",
                         selective_hooks=f"{len(hooks)}/{len(ok)}"))  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def multiplicity(result: Any) -> dict[str, float]:
+    """The sweep's tests of its headline metric: how many, how many ✓ by the per-test rule, how many survive
+    the false-discovery control, the bound on expected false ones among those, and how many ✓ a sweep with no
+    effect anywhere would give by chance (one-sided 2.5% per test)."""
+    sel = _headline(result)
+    checked = sel[sel["p_value"].notna()]
+    selective = checked[checked["verdict"] == "selective"]
+    found = int(sum(discovered(r) for r in selective.itertuples(index=False)))
+    return dict(tests=len(checked), selective=len(selective), discoveries=found,
+                expected_false=Q_LEVEL * found, chance_selective=0.025 * len(checked))  # fmt: skip
+
+
+def evidence_counts(result: Any) -> pd.DataFrame:
+    """Per method, at :func:`verdict_hook`: how many ✗ cells rule out an effect of :data:`EFFECT` (absent), could
+    not have shown it (not shown at this size: MDE above it), or neither (undecided); median MDE of the ✗ cells."""
+    sel, hook, out = _headline(result), verdict_hook(result), []
+    sel = sel[(sel["hook"] == hook) & (sel["verdict"] == "not selective")]
+    for method, sub in sel.groupby("method", sort=False):
+        kinds = [absence(r.selectivity, r.ci_high, r.mde, EFFECT) for r in sub.itertuples(index=False)]
+        out.append({"method": method, "not selective": len(sub), "absent": kinds.count("absent"),
+                    "not shown at this size": kinds.count("not shown at this size"),
+                    "undecided": kinds.count("undecided"), "median MDE": float(sub["mde"].median())})  # fmt: skip
     return pd.DataFrame(out)
 
 
@@ -128,7 +200,7 @@ def verdict_matrix(result: Any, method: str) -> pd.DataFrame:
         row: dict[str, Any] = dict(dataset=dataset, real=float(real.iloc[0]) if len(real) else math.nan)
         cells = sel[(sel["dataset"] == dataset) & (sel["hook"] == hook) & (sel["method"] == method)]
         row |= {r.control: _cell(r) for r in cells.itertuples(index=False)}
-        row["_failed"] = int((cells["verdict"] != "selective").sum())
+        row["_failed"] = int(sum(not discovered(r) for r in cells.itertuples(index=False)))
         out.append(row)
     frame = pd.DataFrame(out).sort_values(["_failed", "real"], ascending=[False, True])
     return frame[["dataset", "real", *(c for c in result.controls if c in frame.columns)]]
@@ -172,28 +244,33 @@ def depth_figure(result: Any, dataset: str, path: Path) -> None:
 
 
 def matrix_figure(result: Any, method: str, path: Path) -> None:
-    """Heatmap of normalised selectivity (dataset x control) at :func:`verdict_hook`, with verdict marks."""
+    """Heatmap (dataset x control) at :func:`verdict_hook`: each cell's mark, coloured by the effect of a
+    discovery (:func:`auditkit.report.plots.effect_colour`, anchored at chance); every other cell grey."""
     sel, hook = _headline(result), verdict_hook(result)
     order = list(verdict_matrix(result, method)["dataset"])
     controls = [c for c in result.controls if c in sel["control"].unique()]
-    grid = np.full((len(order), len(controls)), np.nan)
+    image = np.ones((len(order), len(controls), 4))
     marks = [["" for _ in controls] for _ in order]
     for i, dataset in enumerate(order):
         cells = sel[(sel["dataset"] == dataset) & (sel["hook"] == hook) & (sel["method"] == method)]
+        n_classes = len(result.cells.get(dataset, {}).get("class_names", [])) or 2
         for r in cells.itertuples(index=False):
             j = controls.index(r.control)
-            grid[i, j] = r.normalised if not math.isnan(r.normalised) else r.selectivity
-            marks[i][j] = MARKS.get(r.verdict, "")
-    fig, ax = subplots(figsize=(2.2 + 1.25 * len(controls), 1.2 + 0.32 * len(order)))
-    im = ax.imshow(grid, aspect="auto", cmap="RdBu", vmin=-1, vmax=1)
+            verdict = r.verdict if r.verdict != "selective" or discovered(r) else "inconclusive"  # (✓): no colour
+            image[i, j] = cell_rgba(effect_colour(r.selectivity, verdict, HEADLINE, n_classes))
+            marks[i][j] = mark(r)
+    fig, ax = subplots(figsize=(2.6 + 1.25 * len(controls), 1.4 + 0.32 * len(order)))
+    ax.imshow(image, aspect="auto")
     for i in range(len(order)):
         for j in range(len(controls)):
-            dark = not np.isnan(grid[i][j]) and abs(grid[i][j]) > 0.6  # white marks on the darkest cells
+            dark = luminance(tuple(image[i, j])) < 0.45  # white marks on the darkest cells
             ax.text(j, i, marks[i][j], ha="center", va="center", fontsize=9, color="white" if dark else "black")
     ax.set_xticks(range(len(controls)), controls, rotation=30, ha="right", fontsize=9)
     ax.set_yticks(range(len(order)), [_tag(d) for d in order], fontsize=8)
-    ax.set_title(f"{method} at {verdict_hook(result)}: normalised selectivity\n{LEGEND}", fontsize=9)
-    fig.colorbar(im, ax=ax, shrink=0.6, label="(real - control) / (1 - control)")
+    ax.set_title(f"{method} at {verdict_hook(result)}: verdicts, {UNSURE} = ✓ with q > {Q_LEVEL}\n{LEGEND}",
+                 fontsize=9)  # fmt: skip
+    bar = add_effect_colourbar(fig, ax, shrink=0.6)
+    bar.set_label("accuracy selectivity / (1 - chance)\n(discoveries only; grey: no discovery)", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
@@ -201,6 +278,34 @@ def matrix_figure(result: Any, method: str, path: Path) -> None:
 def _control_colours(controls: tuple[str, ...]) -> dict[str, Any]:
     """The report-wide colour of each control (:func:`auditkit.report.plots.arm_colour`)."""
     return {c: arm_colour(c) for c in controls}
+
+
+def _multiplicity_lines(result: Any) -> list[str]:
+    """What the sweep's many tests can and cannot tell: discoveries under false-discovery control, and what
+    its ✗ cells say about an effect of :data:`EFFECT`."""
+    m = multiplicity(result)
+    lines = [
+        "## How much the verdicts can tell",
+        "",
+        f"{m['tests']} tests of {HEADLINE} ((dataset, hook, method, control) cells with an interval). {m['selective']} are ✓ "
+        f"by the per-test rule; with no effect anywhere about {m['chance_selective']:.0f} would be ✓ by chance. "
+        f"{m['discoveries']} survive the false-discovery control (Benjamini-Hochberg q <= {Q_LEVEL} over all "
+        f"{m['tests']}): at most {m['expected_false']:.1f} of them are expected to be false. Only those count as "
+        "findings below.",
+        "",
+    ]
+    counts = evidence_counts(result)
+    if not counts.empty:
+        lines += [
+            f"What the ✗ cells at `{verdict_hook(result)}` say about an effect of {EFFECT} ({HEADLINE}): **absent** when "
+            f"the interval's upper end is below {EFFECT}; **not shown at this size** when the minimum detectable "
+            f"effect (80% power) is above {EFFECT}: more texts are needed, and the ✗ is no evidence of absence; "
+            "**undecided** otherwise.",
+            "",
+            markdown_table(counts),
+            "",
+        ]
+    return lines
 
 
 def render(result: Any, command: str, figures: dict[str, str]) -> str:
@@ -224,12 +329,13 @@ def render(result: Any, command: str, figures: dict[str, str]) -> str:
     if failures:  # before any number: what is missing from every table below
         lines += [f"**{len(failures)} cell(s) failed; their rows are missing below:**", ""]
         lines += [f"- `{line}`" for line in failures] + [""]
+    lines += _multiplicity_lines(result)
     if len(result.hooks) > 1:
         lines += ["## Over depth", ""]
         lines += [
-            f"Shallowest hook where the real arm is selective against every control, out of {len(result.hooks)} hooks. "
-            "Each hook is its own test: read the whole profile in the figure, not one layer (with many hooks, one "
-            "layer can pass by chance even when the calibrated rate per test is low).",
+            f"`onset`: the shallowest hook from which every deeper hook (of {len(result.hooks)}) is a discovery against "
+            f"every control (✓ with q <= {Q_LEVEL}); `first_selective_hook`: the shallowest single such hook, a minimum "
+            "over many tests that one lucky layer can set (descriptive). Read the whole profile in the figure.",
             "",
             markdown_table(first),
             "",
@@ -242,7 +348,9 @@ def render(result: Any, command: str, figures: dict[str, str]) -> str:
             lines += [f"## Datasets against the controls: {method}", "",
                       f"Verdicts at `{verdict_hook(result)}`, a hook fixed before any score was seen (a layer picked "
                       "for its high accuracy would bias its own selectivity up); datasets that fail the most controls "
-                      "first. Each cell: verdict mark, selectivity (real - control accuracy), 95% interval.", "",
+                      "first. Each cell: verdict mark, selectivity (real - control accuracy), 95% interval; after a ✓ its "
+                      f"q-value ({UNSURE}: q > {Q_LEVEL}, no discovery of the sweep), after a ✗ its minimum detectable "
+                      "effect (MDE: the selectivity this cell would call ✓ with 80% power).", "",
                       markdown_table(verdict_matrix(result, method)), ""]  # fmt: skip
             if f"matrix-{method}.png" in figures:
                 lines += [f"![verdict matrix]({f'matrix-{method}.png'})", ""]

@@ -33,6 +33,7 @@ from auditkit.audit.run import prepare_audit, run_audit
 from auditkit.cache import check_root
 from auditkit.errors import AuditkitError, ConfigError
 from auditkit.extract import validate_hook
+from auditkit.metrics.evidence import add_q_values
 from auditkit.models import LoadedModel, default_cache_dir, default_hook, load_model, resolve_device
 from auditkit.sweep.cells import CellRunner, cell_config, cell_store, plan_cells
 from auditkit.sweep.config import SweepConfig
@@ -126,7 +127,7 @@ def run_sweep(
     timings["total_s"] = time.perf_counter() - t0
     front = ["dataset", "hook", "layer"]
     all_rows = pd.concat(rows, ignore_index=True)
-    all_sel = pd.concat(sel, ignore_index=True)
+    all_sel = add_q_values(pd.concat(sel, ignore_index=True))  # one family per metric over the whole sweep
     return SweepResult(
         config=cfg, datasets=datasets, hooks=hooks,
         rows=all_rows[front + [c for c in all_rows.columns if c not in front]],
