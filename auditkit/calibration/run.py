@@ -52,6 +52,7 @@ from auditkit.extract import ExtractConfig
 from auditkit.methods.probes import PROBES
 from auditkit.methods.probes.mdl import DEFAULT_SCHEDULE, check_schedule
 from auditkit.metrics import selectivity_table
+from auditkit.metrics.evidence import EVIDENCE_COLUMNS
 from auditkit.metrics.selectivity import VERDICT_RULE
 from auditkit.models import LoadedModel
 from auditkit.seeding import derive_seed
@@ -360,6 +361,7 @@ def _verdicts(rows: pd.DataFrame, datasets: dict[int, _Dataset], threshold: floa
     parts = []
     for j, sub in rows.groupby("dataset", sort=True):
         sel = selectivity_table(sub.drop(columns="dataset"), threshold=threshold, directions=MDL_DIRECTIONS)
+        sel = sel.drop(columns=list(EVIDENCE_COLUMNS))  # the calibration counts verdicts; its tables keep their columns
         ds = datasets[j]
         parts.append(sel.assign(dataset=j, kind=ds.kind, strength=ds.strength, ideal_accuracy=ds.ideal_accuracy))
     return pd.concat(parts, ignore_index=True)
