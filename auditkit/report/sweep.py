@@ -150,19 +150,23 @@ def lexical_shortcuts(
 
 def first_selective(result: Any) -> pd.DataFrame:
     """Per dataset and method, over depth: the **onset**, the shallowest hook from which every deeper hook is a
-    discovery against every control (✓ with q <= :data:`Q_LEVEL`), a definition one lucky layer cannot meet; the
-    shallowest single such hook (descriptive: a minimum over many tests); and how many hooks are."""
+    discovery against every control (✓ with q <= :data:`Q_LEVEL`), which one lucky layer cannot set; the
+    shallowest single such hook (descriptive: a minimum over many tests); how many hooks are discoveries
+    against every control, and how many are ✓ against every control by the per-test rule alone."""
     sel, out = _headline(result), []
     for (dataset, method), sub in sel.groupby(["dataset", "method"], sort=False):
-        found = sub.assign(found=[discovered(r) for r in sub.itertuples(index=False)])
-        ok = found.groupby("hook", sort=False)["found"].all()
+        flags = sub.assign(found=[discovered(r) for r in sub.itertuples(index=False)],
+                           passed=sub["verdict"] == "selective")  # fmt: skip
+        found = flags.groupby("hook", sort=False)["found"].all()
+        passed = flags.groupby("hook", sort=False)["passed"].all()
         layers = sub.drop_duplicates("hook").set_index("hook")["layer"]
-        by_depth = sorted(ok.index, key=lambda h: layers[h])
-        hooks = [h for h in by_depth if ok[h]]
-        onset = next((h for i, h in enumerate(by_depth) if all(ok[g] for g in by_depth[i:])), None)
+        by_depth = sorted(found.index, key=lambda h: layers[h])
+        hooks = [h for h in by_depth if found[h]]
+        onset = next((h for i, h in enumerate(by_depth) if all(found[g] for g in by_depth[i:])), None)
         out.append(dict(dataset=dataset, method=method, onset=onset or "none",
                         first_selective_hook=hooks[0] if hooks else "none",
-                        selective_hooks=f"{len(hooks)}/{len(ok)}"))  # fmt: skip
+                        selective_hooks=f"{len(hooks)}/{len(found)}",
+                        per_test_selective_hooks=f"{int(passed.sum())}/{len(passed)}"))  # fmt: skip
     return pd.DataFrame(out)
 
 
@@ -335,7 +339,9 @@ def render(result: Any, command: str, figures: dict[str, str]) -> str:
         lines += [
             f"`onset`: the shallowest hook from which every deeper hook (of {len(result.hooks)}) is a discovery against "
             f"every control (✓ with q <= {Q_LEVEL}); `first_selective_hook`: the shallowest single such hook, a minimum "
-            "over many tests that one lucky layer can set (descriptive). Read the whole profile in the figure.",
+            "over many tests that one lucky layer can set (descriptive); `selective_hooks`: hooks that are discoveries "
+            "against every control; `per_test_selective_hooks`: hooks ✓ against every control by the per-test rule, "
+            "before the false-discovery control. Read the whole profile in the figure.",
             "",
             markdown_table(first),
             "",
