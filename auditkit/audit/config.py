@@ -9,6 +9,7 @@ from auditkit.audit.options import SAE_BASELINES, PursuitAuditOptions, SAEAuditO
 from auditkit.controls import ALL_CONTROLS
 from auditkit.duplicates import check_policy
 from auditkit.errors import ConfigError
+from auditkit.extract import check_vector_hook
 from auditkit.methods.probes import PROBES
 from auditkit.methods.probes.mdl import DEFAULT_SCHEDULE, check_schedule
 from auditkit.methods.probes.sparse import SPARSE_KIND, parse_sparse_spec
@@ -85,6 +86,8 @@ class AuditConfig:
     """Show progress bars."""
 
     def __post_init__(self) -> None:
+        if self.hook is not None:
+            check_vector_hook(self.hook)  # by its name alone: refused before anything is loaded
         if not self.seeds:
             raise ConfigError("seeds is empty: give at least one seed (three or more for intervals)")
         if len(set(self.seeds)) != len(self.seeds):

@@ -36,6 +36,8 @@ from auditkit.report.write import library_versions, recorded_argv
 PLOT = "power.png"
 RENDERED = ("report.md", PLOT, FIGURE)
 """Files :func:`render_files` writes; a re-render replaces exactly these."""
+OWNED = (*RENDERED, "fpr.csv", "power.csv", "verdicts.csv", "recovery.csv", "run.json")
+"""Everything :func:`write_calibration` writes: a new run at the same ``--out`` carries every other file over."""
 
 
 def _fpr_section(result: Any) -> list[str]:
@@ -286,7 +288,7 @@ def write_calibration(result: Any, out: Path | str, command: str = "auditkit val
     """Write report.md, power.png, calibration.png, fpr.csv, power.csv, verdicts.csv, recovery.csv and run.json
     to ``out``."""
     out = Path(out)
-    with atomic_folder(out, "validate") as tmp:
+    with atomic_folder(out, "validate", owned=OWNED) as tmp:
         render_files(result, tmp, command)
         result.fpr.to_csv(tmp / "fpr.csv", index=False)
         result.power.to_csv(tmp / "power.csv", index=False)

@@ -285,6 +285,8 @@ def render_steering(result: Any) -> str:
 
 RENDERED = ("steering.md", PLOT)
 """Files :func:`render_files` writes; a re-render replaces exactly these."""
+OWNED = (*RENDERED, "steering.csv", "steering.json")
+"""Everything :func:`write_steering` writes: a new run at the same ``--out`` carries every other file over."""
 
 
 def render_files(result: Any, folder: Path) -> None:
@@ -307,7 +309,7 @@ def write_steering(result: Any, out: Path) -> Path:
     """Write ``out/steering.md``, ``steering.csv``, ``steering.json`` and the plot in a temporary sibling
     folder, then swap it into place with one rename: a failed run leaves the previous ``out/`` or nothing."""
     out = Path(out)
-    with atomic_folder(out, "steer") as tmp:
+    with atomic_folder(out, "steer", owned=OWNED) as tmp:
         render_files(result, tmp)
         rows = result.rows[["direction", "concept", "seed", "alpha", "metric", "value", "arm"]]
         rows.to_csv(tmp / "steering.csv", index=False)

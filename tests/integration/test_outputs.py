@@ -405,3 +405,34 @@ def test_validate_reproduce_command_is_quoted(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert shlex.split(commands[0]) == ["auditkit", "validate", "--seed", "3", "--out", "my out/v"]
     assert result.stdout.strip() == "my out/v/report.md"  # -q: the report's path only
+
+
+def test_steer_and_validate_carry_a_users_file_over(tmp_path, monkeypatch):
+    """`steer` and `validate` replaced their earlier folder whole, deleting a file the user had saved in it
+    (issue 26); they carry it over as `audit` and `sweep` do."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from auditkit.report import calibration as calibration_report
+    from auditkit.report import steering as steering_report
+
+    @dataclasses.dataclass
+    class Config:
+        seed: int = 0
+
+    monkeypatch.setattr(calibration_report, "render_files", lambda r, folder, c: (folder / "report.md").write_text("r"))
+    monkeypatch.setattr(steering_report, "render_files", lambda r, folder: (folder / "steering.md").write_text("s"))
+    empty = pd.DataFrame()
+    calibration = SimpleNamespace(fpr=empty, power=empty, verdicts=empty, recovery=empty, config=Config(), info={})
+    rows = pd.DataFrame(columns=["direction", "concept", "seed", "alpha", "metric", "value", "arm"])
+    steering = SimpleNamespace(rows=rows, config=Config(), site={}, data={}, provenance={}, verdicts={}, timings={})
+    for kind, write, result in (("validate", calibration_report.write_calibration, calibration),
+                                ("steer", steering_report.write_steering, steering)):  # fmt: skip
+        out = _mark(tmp_path / kind, **{"notes.md": "mine"})
+        (out / MARKER).write_text(json.dumps({"written_by": "auditkit", "kind": kind, "version": "0.1.0"}))
+        write(result, out)
+        assert (out / "notes.md").read_text() == "mine", kind
+        assert json.loads((out / MARKER).read_text())["kind"] == kind
+    _no_temporaries(tmp_path)

@@ -408,3 +408,21 @@ def test_data_edited_while_the_sweep_runs_fails_its_cells_instead_of_saving_them
     calls = _counting(monkeypatch)
     rerun = run_sweep(cfg)  # the edited table's cell is computed now, on the data it reads
     assert calls == [(f"table:{a}", HOOKS[2])] and not rerun.failures
+
+
+def test_audit_refuses_an_attention_pattern_hook_before_anything_is_loaded(tmp_path, monkeypatch):
+    """`audit --hook ...attn.hook_pattern` loaded the model and failed at the first forward pass (issue 26)."""
+    from auditkit.audit import run as audit_run
+
+    def no_load(*a, **k):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(audit_run, "load_model", no_load)
+    table = _planted_table(tmp_path / "planted.csv", n=40)
+    result = CliRunner().invoke(app, [
+        "audit", "--model", "tiny-gpt2", "--dataset", f"table:{table}", "--hook", "blocks.0.attn.hook_pattern",
+        "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "attention patterns" in lines[0], result.output
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
