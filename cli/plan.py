@@ -82,7 +82,7 @@ def plan(
     planned = f"{seeds} seeds" if seeds else "pilot's seeds"
     Console(highlight=False, soft_wrap=False, width=200).print(
         plan_terminal_table(table, effect=effect, power=power, seeds=planned, max_texts=max_texts))
-    typer.echo(f"MDE and power at the pilot's size; texts needed at {planned}"
+    typer.echo(f"MDE and power at the pilot's size; texts needed at {planned if seeds else 'the ' + planned}"
                f"{'' if test_fraction is None else f', test fraction {test_fraction:g}'}. {ASSUMPTIONS}")
 
 
