@@ -3,7 +3,6 @@ stated design: the printed MDE is the selectivity.csv's, and bad input is one ``
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
