@@ -18,17 +18,18 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 import warnings
 
 import numpy as np
 import torch
 
-CONLLU = "/work/shared/data/ud-english-ewt/en_ewt-ud-dev.conllu"
+CONLLU = str(Path(__file__).resolve().parents[2] / "shared/data/ud-english-ewt/en_ewt-ud-dev.conllu")  # benches and tests only
 
 
 def _activations(layer: int, n_sentences: int):
     from auditkit import data
-    from auditkit.audit.probe import _labelled_rows
+    from auditkit.audit.probe import labelled_rows
     from auditkit.cache import CacheEntry
     from auditkit.extract import ExtractConfig, cache_request, extract
     from auditkit.models import ModelSpec, default_cache_dir, load_model
@@ -39,7 +40,7 @@ def _activations(layer: int, n_sentences: int):
     batch = data.tokenize(ds, tok, prepend_bos=True, bos_token_id=tok.bos_token_id, max_length=128)
     cfg = ExtractConfig(hook=f"blocks.{layer}.hook_resid_pre", positions="labelled", progress=False)
     cache = CacheEntry(default_cache_dir(), cache_request(loaded.provenance, batch, cfg))
-    return _labelled_rows(extract(loaded.model, batch, cfg, provenance=loaded.provenance.to_dict(), cache=cache))
+    return labelled_rows(extract(loaded.model, batch, cfg, provenance=loaded.provenance.to_dict(), cache=cache))
 
 
 def _problems(acts, labels_N: np.ndarray):
