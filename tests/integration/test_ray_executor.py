@@ -231,8 +231,8 @@ def test_a_listening_address_passes_the_reachability_check():
 
 @pytest.mark.parametrize(
     ("address", "expected"),
-    [("auto", None), ("local", None), ("127.0.0.1:6379", ("127.0.0.1", 6379)), ("ray://localhost:10001", ("localhost", 10001)),
-     ("[::1]:6379", ("::1", 6379))],
+    [("auto", None), ("local", None), ("127.0.0.1:6379", ("127.0.0.1", 6379)),
+     ("ray://localhost:10001", ("localhost", 10001)), ("[::1]:6379", ("::1", 6379))],
 )  # fmt: skip
 def test_ray_address_forms(address, expected):
     assert ray_executor.host_port(address) == expected
