@@ -50,4 +50,4 @@ bench: setup
 	$(BIN)/python bench/bench_extract.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache $(WHEEL_CHECK)
