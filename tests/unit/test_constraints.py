@@ -1,7 +1,7 @@
 """constraints.txt pins the versions the committed reports were made with (make setup installs against it).
 
-A fresh resolve had installed transformers 5.25.0 where reports/default was made with 5.24.0, and moved 80
-of its 924 values by up to 0.012. The pins must agree with what every committed run.json records, and every
+A fresh resolve had installed transformers 5.25.0 where reports/default was made with 5.24.0. The pins
+must agree with what every committed run.json records, and every
 pinned library must be one that run.json records, so that the next regeneration shows what it ran on.
 """
 
