@@ -36,11 +36,12 @@ test: setup wheel-check
 # wheel's (checked), and a package missing from the wheel is a ModuleNotFoundError.
 WHEEL_CHECK := build/wheel-check
 SITE := import sysconfig; print(sysconfig.get_path('purelib'))
+DEPS := import sysconfig; print(*dict.fromkeys(sysconfig.get_path(k) for k in ('purelib', 'platlib')), sep=chr(10))
 wheel-check: setup
 	rm -rf $(WHEEL_CHECK) build/lib build/bdist.*
 	$(BIN)/pip wheel --quiet --no-deps --wheel-dir $(WHEEL_CHECK)/dist .
 	$(BIN)/python -m venv --without-pip $(WHEEL_CHECK)/venv
-	$(BIN)/python -c "$(SITE)" > "$$($(WHEEL_CHECK)/venv/bin/python -c "$(SITE)")/auditkit-deps.pth"
+	$(BIN)/python -c "$(DEPS)" > "$$($(WHEEL_CHECK)/venv/bin/python -c "$(SITE)")/auditkit-deps.pth"
 	$(BIN)/pip --python $(WHEEL_CHECK)/venv/bin/python install --quiet --no-deps --no-index $(WHEEL_CHECK)/dist/auditkit-*.whl
 	cd $(WHEEL_CHECK) && venv/bin/python -c "import auditkit, sys; assert auditkit.__file__.startswith(sys.prefix), auditkit.__file__"
 	cd $(WHEEL_CHECK) && venv/bin/auditkit --help > /dev/null && venv/bin/auditkit models > /dev/null && venv/bin/auditkit datasets > /dev/null

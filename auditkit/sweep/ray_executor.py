@@ -74,6 +74,7 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
 
 
 def unreachable(address: str | None, exc: BaseException) -> ConfigError:
+    """The one-line error for a cluster that cannot be reached at ``address``."""
     return ConfigError(
         f"cannot reach the Ray cluster at {address!r} ({error_line(exc)}): start one with `ray start --head`,"
         " or leave out --ray-address to run one on this machine"
