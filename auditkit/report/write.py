@@ -22,7 +22,11 @@ from auditkit.report.plots import arms_plot
 from auditkit.report.summary import summary_figure
 from auditkit.shell import display_path
 
-LIBRARIES = ("auditkit", "torch", "transformer-lens", "transformers", "sae-lens", "numpy", "pandas")
+LIBRARIES = (
+    "auditkit", "torch", "transformer-lens", "transformers", "sae-lens", "numpy", "pandas",
+    "scipy", "safetensors", "tokenizers", "gguf", "scikit-learn",
+)  # fmt: skip
+"""Recorded in run.json's ``versions``: every library constraints.txt pins (tests/unit/test_constraints.py)."""
 
 
 def library_versions() -> dict[str, Any]:

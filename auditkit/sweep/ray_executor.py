@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,43 @@ logger = logging.getLogger(__name__)
 
 FORWARDED_ENV = ("AUDITKIT_CACHE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", FAULT_ENV)
 """Environment variables the driver passes on to its actors (the cache root is always set, resolved)."""
+
+CONNECT_TIMEOUT_S = 5.0
+"""How long the driver waits for a TCP connection to ``--ray-address HOST:PORT`` before refusing it. Ray itself
+retries an address where nothing listens for minutes, logging each retry, and never says it gave up."""
+
+
+def host_port(address: str) -> tuple[str, int] | None:
+    """The host and port of an explicit address (``HOST:PORT``, ``ray://HOST:PORT``, ``[::1]:PORT``); None for
+    the names Ray resolves itself (``auto``, ``local``)."""
+    rest = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = rest.rpartition(":")
+    if not sep:
+        return None
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--ray-address {address!r} is not HOST:PORT (e.g. 127.0.0.1:6379), auto or local")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Raise :class:`ConfigError` unless something accepts a TCP connection at ``address`` within ``timeout``
+    seconds: ``ray.init`` would wait for minutes on an address where nothing listens."""
+    target = host_port(address)
+    if target is None:
+        return
+    try:
+        with socket.create_connection(target, timeout=timeout):
+            pass
+    except OSError as exc:  # refused, timed out, unknown host, unreachable network
+        raise unreachable(address, exc) from exc
+
+
+def unreachable(address: str | None, exc: BaseException) -> ConfigError:
+    """The one-line error for a cluster that cannot be reached at ``address``."""
+    return ConfigError(
+        f"cannot reach the Ray cluster at {address!r} ({error_line(exc)}): start one with `ray start --head`,"
+        " or leave out --ray-address to run one on this machine"
+    )
 
 
 def check_ray() -> None:
@@ -72,13 +110,12 @@ class RayExecutor:
         self._started = not ray.is_initialized()
         if self._started:
             address = options.ray_address
+            if address is not None:
+                check_reachable(address)
             try:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False)
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise ConfigError(
-                    f"cannot reach the Ray cluster at {address!r} ({error_line(exc)}): start one with `ray start --head`,"
-                    " or leave out --ray-address to run one on this machine"
-                ) from exc
+                raise unreachable(address, exc) from exc
         # The actors start now: their processes import torch and load the model while the driver loads its own
         # and prepares the datasets, instead of after.
         self._actor_cls = self._actor_class()

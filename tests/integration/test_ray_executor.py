@@ -4,7 +4,12 @@ for byte, whether every worker lives or one dies mid-cell; a failing cell fails 
 from __future__ import annotations
 
 import json
+import os
 import random
+import socket
+import subprocess
+import sys
+import time
 
 import pandas as pd
 import pytest
@@ -13,6 +18,8 @@ from typer.testing import CliRunner
 
 from auditkit import extract as extract_mod
 from auditkit.cli.main import app
+from auditkit.errors import ConfigError
+from auditkit.sweep import ray_executor
 from auditkit.sweep.cells import FAULT_ENV
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -175,3 +182,63 @@ def test_more_workers_than_the_cluster_holds_is_one_line_before_any_compute(tabl
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert lines[-1].startswith("error: the Ray cluster has 2 CPUs") and "too few for 5 actor(s)" in lines[-1], lines
     assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+
+
+def _closed_loopback_port() -> int:
+    """A port on 127.0.0.1 where nothing listens: bound by this process, then released."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("command", ["sweep", "audit"])
+def test_an_unreachable_ray_address_is_one_line_within_60_s_before_anything_is_loaded(tables, tmp_path, command):
+    """Ray itself retried a closed port for minutes, logging each retry, and never gave up within 180 s.
+    A process of its own: this module's Ray instance would be used instead of the address."""
+    address = f"127.0.0.1:{_closed_loopback_port()}"
+    data = ["--datasets", ",".join(tables)] if command == "sweep" else ["--dataset", tables[0]]
+    args = [
+        sys.executable, "-m", "auditkit.cli.main", command, "--model", "tiny-gpt2", *data,
+        "--executor", "ray", "--ray-address", address,
+        "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out"),
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"OMP_NUM_THREADS": "1"}
+    t0 = time.monotonic()
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path, check=False)
+    assert time.monotonic() - t0 < 60
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot reach the Ray cluster at '{address}' ("), lines
+    assert "ray start --head" in lines[0] and done.stdout == ""
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no temporary folder either
+
+
+def test_this_modules_ray_cluster_passes_the_reachability_check_on_loopback():
+    """Ray connects to a loopback address through this node's own IP: its head must answer on 127.0.0.1 too, or
+    the check would refuse a local cluster that ray.init reaches."""
+    port = int(ray.get_runtime_context().gcs_address.rsplit(":", 1)[1])
+    ray_executor.check_reachable(f"127.0.0.1:{port}", timeout=5.0)
+
+
+def test_a_listening_address_passes_the_reachability_check():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        ray_executor.check_reachable(f"127.0.0.1:{server.getsockname()[1]}", timeout=5.0)
+        ray_executor.check_reachable(f"ray://127.0.0.1:{server.getsockname()[1]}", timeout=5.0)
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [("auto", None), ("local", None), ("127.0.0.1:6379", ("127.0.0.1", 6379)),
+     ("ray://localhost:10001", ("localhost", 10001)), ("[::1]:6379", ("::1", 6379))],
+)  # fmt: skip
+def test_ray_address_forms(address, expected):
+    assert ray_executor.host_port(address) == expected
+
+
+@pytest.mark.parametrize("address", [":6379", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000", "127.0.0.1:0"])
+def test_a_malformed_ray_address_is_refused_naming_the_form(address):
+    with pytest.raises(ConfigError, match=r"is not HOST:PORT \(e\.g\. 127\.0\.0\.1:6379\), auto or local"):
+        ray_executor.host_port(address)
