@@ -26,6 +26,19 @@ MDE_LEGEND = (
     "80% power at its observed spread; a ✗ whose MDE is larger than the effect you care about means "
     "\"not shown at this size\", not \"absent\"."
 )
+CONTROL_TASK_SENTENCES = (
+    "On sentence-level data the control task's type is the text itself, and no text recurs across the split "
+    "(copies are one example), so `control-task` is a second draw of random labels (from the label "
+    "distribution), not Hewitt and Liang's per-type control: read it as a second shuffled-labels arm, not as "
+    "separate evidence."
+)
+
+
+def control_task_note(controls: Any, levels: Any) -> list[str]:
+    """:data:`CONTROL_TASK_SENTENCES` as report lines, where the control task ran on sentence-level data."""
+    return [CONTROL_TASK_SENTENCES, ""] if "control-task" in controls and "sentence" in set(levels) else []
+
+
 HEATMAP_LEGEND = (
     "The heatmap writes each cell's selectivity in its metric's unit and colours only findings (✓, ▼, ≠) by "
     "their effect, |selectivity| / (ceiling - chance) for classification metrics (direction only for others); "
@@ -160,6 +173,7 @@ def summary_lines(result: Any, rule: str, figure: str | None) -> list[str]:
         "",
         LEGEND + " " + MDE_LEGEND + " " + HEATMAP_LEGEND,
         "",
+        *control_task_note(result.controls, [result.dataset.get("level")]),
         *collapsed("Verdict rule", rule),
     ]
     if figure:

@@ -24,6 +24,7 @@ from auditkit.report.plots import (
     luminance,
     subplots,
 )
+from auditkit.report.summary import control_task_note
 from auditkit.report.tables import fmt, markdown_table
 from auditkit.report.write import _jsonable, library_versions, recorded_argv, rerender_outputs, table_records
 from auditkit.types import REAL
@@ -334,6 +335,7 @@ def render(result: Any, command: str, figures: dict[str, str]) -> str:
         lines += [f"**{len(failures)} cell(s) failed; their rows are missing below:**", ""]
         lines += [f"- `{line}`" for line in failures] + [""]
     lines += _multiplicity_lines(result)
+    lines += control_task_note(result.controls, [info.get("level") for info in result.cells.values()])
     if len(result.hooks) > 1:
         lines += ["## Over depth", ""]
         lines += [

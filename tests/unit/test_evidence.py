@@ -164,3 +164,13 @@ def test_a_one_layer_spike_is_no_onset_over_depth() -> None:
     # ✓ cells that do not survive the false-discovery control are no discoveries
     row = first_selective(_sweep(layers, q=0.2)).iloc[0]
     assert row["onset"] == "none" and row["per_test_selective_hooks"] == "3/5"
+
+
+def test_the_control_task_on_sentences_is_named_for_what_it_is() -> None:
+    """On sentence-level data the control task is i.i.d. random labels; matrices showed it as separate evidence
+    without a word (issue 27)."""
+    from auditkit.report.summary import control_task_note
+
+    assert "second draw of random labels" in " ".join(control_task_note(("control-task",), ["sentence"]))
+    assert control_task_note(("control-task",), ["token"]) == []
+    assert control_task_note(("shuffled-labels",), ["sentence"]) == []
