@@ -179,8 +179,8 @@ def multiplicity(result: Any) -> dict[str, float]:
     checked = sel[sel["p_value"].notna()]
     selective = checked[checked["verdict"] == "selective"]
     found = int(sum(discovered(r) for r in selective.itertuples(index=False)))
-    return dict(tests=len(checked), selective=len(selective), discoveries=found,
-                expected_false=Q_LEVEL * found, chance_selective=0.025 * len(checked))  # fmt: skip
+    return dict(tests=len(checked), selective=len(selective), discoveries=found, expected_false=Q_LEVEL * found,
+                chance_selective=0.025 * len(checked), min_p=float(checked["p_value"].min()) if len(checked) else math.nan)  # fmt: skip
 
 
 def evidence_counts(result: Any) -> pd.DataFrame:
@@ -289,16 +289,19 @@ def _multiplicity_lines(result: Any) -> list[str]:
     """What the sweep's many tests can and cannot tell: discoveries under false-discovery control, and what
     its ✗ cells say about an effect of :data:`EFFECT`."""
     m = multiplicity(result)
-    lines = [
-        "## How much the verdicts can tell",
-        "",
-        f"{m['tests']} tests of {HEADLINE} ((dataset, hook, method, control) cells with an interval). {m['selective']} are ✓ "
-        f"by the per-test rule; with no effect anywhere about {m['chance_selective']:.0f} would be ✓ by chance. "
-        f"{m['discoveries']} survive the false-discovery control (Benjamini-Hochberg q <= {Q_LEVEL} over all "
-        f"{m['tests']}): at most {m['expected_false']:.1f} of them are expected to be false. Only those count as "
-        "findings below.",
-        "",
-    ]
+    head = (f"{m['tests']} tests of {HEADLINE} ((dataset, hook, method, control) cells with an interval). {m['selective']} "
+            f"are ✓ by the per-test rule; with no effect anywhere about {m['chance_selective']:.0f} would be ✓ by chance. ")
+    if m["discoveries"]:
+        tail = (f"{m['discoveries']} survive the false-discovery control (Benjamini-Hochberg q <= {Q_LEVEL} over all "
+                f"{m['tests']}): at most {m['expected_false']:.1f} of them are expected to be false. Only those count "
+                f"as findings below; a ✓ that does not survive is marked {UNSURE}.")
+    else:
+        tail = (f"**None survives the false-discovery control** (Benjamini-Hochberg q <= {Q_LEVEL} over all {m['tests']}): "
+                f"the smallest p-value is {m['min_p']:.2g}, where k discoveries need the k smallest at or below "
+                f"k x {Q_LEVEL / max(m['tests'], 1):.2g}. "
+                f"Every ✓ below is marked {UNSURE}: a lead at this size, not a finding. (With few seeds the interval's t "
+                "quantile has heavy tails, which keeps every p-value large: more seeds or texts, see `auditkit plan`.)")
+    lines = ["## How much the verdicts can tell", "", head + tail, ""]
     counts = evidence_counts(result)
     if not counts.empty:
         lines += [
