@@ -38,15 +38,19 @@ class KnownFault:
     """``broken`` (mis-formatted: flags the dataset broken) or ``leaky`` (a known leak: flags it leaky)."""
     note: str
     """What is wrong, and who says so."""
+    short: str
+    """Two or three words for the table's reasons."""
 
 
 _MISFORMATTED = KnownFault(
     kind="broken",
     note="mis-formatted according to the suite's own authors: the texts read as news headlines and code",
+    short="mis-formatted (authors)",
 )
 _TRUTHQA_LEAK = KnownFault(
     kind="leaky",
     note="leaks lexically at the embedding layer in the suite's paper (AUC 0.78-0.82 there)",
+    short="lexical leak (paper)",
 )
 
 KNOWN_FAULTS: dict[str, KnownFault] = {
@@ -84,15 +88,15 @@ def flag(x: FlagInput) -> tuple[str, list[str]]:
     reasons: dict[str, list[str]] = {f: [] for f in FLAGS}
     fault = KNOWN_FAULTS.get(x.name)
     if fault is not None:
-        reasons[fault.kind].append(fault.note)
+        reasons[fault.kind].append(fault.short)
     if x.conflicting_texts:  # any conflict is named; from the threshold on, it breaks the dataset
         share = x.conflicting_texts / max(x.distinct_texts, 1)
         worst = "broken" if share >= BROKEN_CONFLICT_SHARE else "ok"
-        reasons[worst].append(f"{x.conflicting_texts:,} texts ({share:.1%}) carry conflicting labels")
+        reasons[worst].append(f"{x.conflicting_texts:,} conflicting ({share:.1%} of texts)")
     if x.rows and x.copies / x.rows > LEAKY_COPY_SHARE:
-        reasons["leaky"].append(f"{x.copies / x.rows:.0%} of rows are copies")
+        reasons["leaky"].append(f"{x.copies / x.rows:.0%} copies")
     closed = lexical_share(x.best_baseline, x.majority)
     if not math.isnan(closed) and closed >= LEXICAL_HEADROOM:
-        reasons["lexical"].append(f"text alone reads {x.best_baseline:.2f} (majority {x.majority:.2f})")
+        reasons["lexical"].append(f"text alone {x.best_baseline:.2f}")
     found = [f for f in FLAGS[:-1] if reasons[f]]  # reasons under "ok" are notes that flag nothing
     return (found[0] if found else "ok"), [r for f in FLAGS for r in reasons[f]]
