@@ -100,7 +100,7 @@ def resolve_tasks(cfg: TrustConfig) -> list[tuple[str, str]]:
     return list(dict.fromkeys((r["tag"], r["kind"]) for r in rows))
 
 
-def counts(ds: LabelledDataset) -> dict[str, float]:
+def counts(ds: LabelledDataset) -> dict[str, int | float]:
     """Rows, distinct texts, copies, texts with conflicting labels and majority share of a dataset loaded with
     the ``group`` policy (every row kept as an item of its text)."""
     dup = ds.duplicates
