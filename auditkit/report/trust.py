@@ -67,10 +67,12 @@ def _legend(result: TrustResult) -> list[str]:
         "",
         f"- **flag**, the worst that applies ({' > '.join(FLAGS)}): **broken** when a known fault says the data is "
         f"mis-formatted, or at least {BROKEN_CONFLICT_SHARE:.0%} of distinct texts carry conflicting labels; "
-        f"**leaky** when copies are more than {LEAKY_COPY_SHARE:.0%} of rows, or a known leak; **lexical** when the "
-        f"better text-only baseline closes at least {LEXICAL_HEADROOM:.0%} of the gap from the majority share to "
-        f"perfect accuracy, (accuracy - majority) / (1 - majority) >= {LEXICAL_HEADROOM:g} (with balanced binary "
-        "classes: accuracy >= 0.80); **ok** otherwise. `reasons` lists every condition that holds, worst first; "
+        f"**lexical** when the better text-only baseline closes at least {LEXICAL_HEADROOM:.0%} of the gap from the "
+        f"majority share to perfect accuracy, (accuracy - majority) / (1 - majority) >= {LEXICAL_HEADROOM:g} (with "
+        f"balanced binary classes: accuracy >= 0.80); **leaky** when copies are more than {LEAKY_COPY_SHARE:.0%} of "
+        "rows, or a known leak (auditkit's own splits keep every copy of a text on one side, so copies do not leak "
+        "into its audits; lexical ranks above leaky because nothing in an audit undoes it); "
+"**ok** otherwise. `reasons` lists every condition that holds, worst first; "
         "conflicting labels under the threshold are named without changing the flag. Defined once, in "
         "`auditkit/trust/flags.py`.",
         "- **rows**: rows of the source; **distinct**: distinct texts (equal after trimming whitespace); **copies**: "

@@ -1,17 +1,18 @@
 """Known faults of the shipped datasets, as one literal table, and the one rule that flags a dataset.
 
-The flag is one word, the most severe that applies (:data:`FLAGS`, worst first):
+The flag is one word, the most severe that applies (:data:`FLAGS`, worst first). Lexical ranks above leaky
+because nothing in an audit undoes it, while auditkit's splits already keep every copy of a text on one side:
 
 - ``broken``: the data is not what its name says: a known mis-formatting (:data:`KNOWN_FAULTS`), or at least
   :data:`BROKEN_CONFLICT_SHARE` of its distinct texts carry conflicting labels.
-- ``leaky``: copies (rows beyond the first of a repeated text) are more than :data:`LEAKY_COPY_SHARE` of its
-  rows, or a known leak (:data:`KNOWN_FAULTS`). auditkit's own splits keep every copy of a text on one side,
-  so copies do not leak into its audits, but they shrink the data and leak in any split made row by row.
 - ``lexical``: the words alone decide it: the better of the bag-of-words and length baselines closes at least
   :data:`LEXICAL_HEADROOM` of the gap from the majority share to perfect accuracy,
   (accuracy - majority) / (1 - majority) >= 0.6; with balanced binary classes, accuracy >= 0.80. A probe that
   reads such a task shows the words are in the activations, not that the model represents the concept.
-- ``ok``: none of these. Fewer conflicting texts than the threshold, or any copies, are still named.
+- ``leaky``: copies (rows beyond the first of a repeated text) are more than :data:`LEAKY_COPY_SHARE` of its
+  rows, or a known leak (:data:`KNOWN_FAULTS`). auditkit's own splits keep every copy of a text on one side,
+  so copies do not leak into its audits, but they shrink the data and leak in any split made row by row.
+- ``ok``: none of these. Conflicting labels under the threshold are still named in the reasons.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-FLAGS: tuple[str, ...] = ("broken", "leaky", "lexical", "ok")
+FLAGS: tuple[str, ...] = ("broken", "lexical", "leaky", "ok")
 """The flags, worst first; a dataset takes the first that applies."""
 
 BROKEN_CONFLICT_SHARE = 0.05

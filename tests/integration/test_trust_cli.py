@@ -25,7 +25,7 @@ def test_the_trust_table_of_one_shipped_task_and_its_rerun_in_place(tmp_path):
     assert (row.dataset, row.rows, row.distinct_texts, row.copies) == ("sae-probes:41_truthqa_tf", 786, 490, 296)
     assert row.flag == "leaky" and "lexical leak (paper)" in row.reasons
     summary = (out / "summary.md").read_text()
-    assert "1 sae-probes classification tasks (1 binary)" in summary and "0 broken, 1 leaky, 0 lexical, 0 ok" in summary
+    assert "1 sae-probes classification tasks (1 binary)" in summary and "0 broken, 0 lexical, 1 leaky, 0 ok" in summary
     again = runner.invoke(app, args)  # its own marked folder is replaced, nothing else left beside it
     assert again.exit_code == 0, again.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["datasets"]

@@ -62,13 +62,17 @@ def test_copies_and_conflicting_labels_are_counted():
 
 
 def test_many_copies_are_leaky_and_many_conflicts_broken():
-    texts, labels = _phrase_presence(200, seed=4)
+    texts = _texts(200, 4)
+    labels = np.random.default_rng(4).integers(0, 2, size=200).tolist()  # no word decides it
     rng = np.random.default_rng(5)
     copies = rng.integers(0, 200, size=60)  # 60 more rows, copies of rows already there, same labels
     leaky = from_lists("planted:copies", texts + [texts[i] for i in copies], labels + [labels[i] for i in copies])
     row = dataset_row(leaky, CFG)
-    assert row["copies"] == 60 and row["flag"] == "leaky" and "23% copies" in row["reasons"]
-    assert "text alone" in row["reasons"]  # the lower flag's reason is still stated
+    assert row["copies"] == 60 and row["flag"] == "leaky" and row["reasons"] == "23% copies"
+
+    phrase, phrase_labels = _phrase_presence(200, seed=4)  # lexical and leaky: lexical is the flag, both reasons
+    row = dataset_row(from_lists("planted:both", phrase + phrase[:60], phrase_labels + phrase_labels[:60]), CFG)
+    assert row["flag"] == "lexical" and row["reasons"].endswith("23% copies") and "text alone" in row["reasons"]
 
     flipped = [texts[i] for i in range(20)]  # 20 of 200 texts (10%) again with the other label
     broken = from_lists("planted:conflicts", texts + flipped, labels + [1 - labels[i] for i in range(20)])
@@ -97,7 +101,9 @@ def test_the_flag_rule_thresholds():
     few = flag(FlagInput(**{**base, "conflicting_texts": 3}, best_baseline=0.5))
     assert few[0] == "ok" and "3 conflicting" in few[1][0]  # named, under the threshold
     assert flag(FlagInput(**{**base, "conflicting_texts": 50}, best_baseline=0.5))[0] == "broken"
-    assert FLAGS == ("broken", "leaky", "lexical", "ok")
+    assert FLAGS == ("broken", "lexical", "leaky", "ok")
+    both = flag(FlagInput(**{**base, "copies": 300}, best_baseline=0.95))
+    assert both == ("lexical", ["text alone 0.95", "30% copies"])  # lexical ranks above leaky
 
 
 def test_the_interval_is_floored_at_the_sampling_error():
