@@ -45,6 +45,9 @@ def datasets(
     """List the labelled datasets shipped offline, and the other dataset sources; with --audit, write the trust
     table of the shipped tasks (repeats, label conflicts, balance, text-only baselines, a flag)."""
     if audit:
+        if kind is not DatasetKind.classification:
+            raise AuditkitError(f"--kind {kind.value} lists datasets; --audit covers every classification task: "
+                                "pick some with --tasks TAG,... instead")  # fmt: skip
         return _trust_table(out, tasks, max_texts, progress)
     given = [name for name, value in (("--out", out), ("--tasks", tasks), ("--max-texts", max_texts)) if value]
     if given:

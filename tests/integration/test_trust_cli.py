@@ -53,6 +53,7 @@ def test_a_users_folder_as_out_is_refused_and_left_alone(tmp_path):
     (["--audit", "--tasks", " , "], "--tasks is empty"),
     (["--audit", "--max-texts", "5"], "max_texts must be at least 20"),
     (["--out", "somewhere"], "--out applies only with --audit"),
+    (["--audit", "--kind", "binary"], "pick some with --tasks"),
 ])  # fmt: skip
 def test_bad_input_is_one_error_line_before_any_compute(tmp_path, args, says):
     out = tmp_path / "never"
