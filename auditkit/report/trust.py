@@ -61,7 +61,10 @@ def _sorted(table: pd.DataFrame) -> pd.DataFrame:
 def _legend(result: TrustResult) -> list[str]:
     cfg = result.config
     capped = int((result.table["texts_used"] < result.table["distinct_texts"]).sum())
-    faults = "; ".join(f"`{_short(n)}`: {f.note}" for n, f in KNOWN_FAULTS.items())
+    by_note: dict[str, list[str]] = {}
+    for name, fault in KNOWN_FAULTS.items():
+        by_note.setdefault(fault.note, []).append(f"`{_short(name)}`")
+    faults = "; ".join(f"{', '.join(names)}: {note}" for note, names in by_note.items())
     return [
         "## Legend",
         "",
