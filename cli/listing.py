@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 from auditkit.cli.app import one_line_errors
 from auditkit.cli.options import DatasetKind
+
+from auditkit.errors import AuditkitError
+
+TRUST_OUT = "reports/datasets"
+"""Where ``auditkit datasets --audit`` writes by default."""
 
 
 @one_line_errors
@@ -22,8 +28,30 @@ def models() -> None:
 @one_line_errors
 def datasets(
     kind: Annotated[DatasetKind, typer.Option(help="Which sae-probes datasets to list.")] = DatasetKind.classification,
+    audit: Annotated[bool, typer.Option(
+        "--audit", help="Write the trust table of every shipped classification task instead of listing them.",
+        rich_help_panel="Trust table")] = False,
+    out: Annotated[Optional[Path], typer.Option(
+        help=f"With --audit: the output folder [default: {TRUST_OUT}].", rich_help_panel="Trust table")] = None,
+    tasks: Annotated[Optional[str], typer.Option(
+        help="With --audit: only these comma-separated sae-probes tags [default: every classification task].",
+        rich_help_panel="Trust table")] = None,
+    max_texts: Annotated[Optional[int], typer.Option(
+        help="With --audit: distinct texts per task the baselines fit on at most [default: 5000].",
+        rich_help_panel="Trust table")] = None,
+    progress: Annotated[bool, typer.Option(help="With --audit: show a progress bar.",
+                                           rich_help_panel="Trust table")] = True,
 ) -> None:
-    """List the labelled datasets shipped offline, and the other dataset sources."""
+    """List the labelled datasets shipped offline, and the other dataset sources; with --audit, write the trust
+    table of the shipped tasks (repeats, label conflicts, balance, text-only baselines, a flag)."""
+    if audit:
+        if kind is not DatasetKind.classification:
+            raise AuditkitError(f"--kind {kind.value} lists datasets; --audit covers every classification task: "
+                                "pick some with --tasks TAG,... instead")  # fmt: skip
+        return _trust_table(out, tasks, max_texts, progress)
+    given = [name for name, value in (("--out", out), ("--tasks", tasks), ("--max-texts", max_texts)) if value]
+    if given:
+        raise AuditkitError(f"{', '.join(given)} applies only with --audit: add --audit to write the trust table")
     from auditkit.data import list_sae_probes
 
     table = list_sae_probes(kind.value)
@@ -47,3 +75,30 @@ def hooks(
     for name in loaded.model.hook_dict:
         if contains in name:
             typer.echo(name)
+
+
+def _trust_table(out: Optional[Path], tasks: Optional[str], max_texts: Optional[int], progress: bool) -> None:
+    """``auditkit datasets --audit``: check the output and the config, then compute and write the folder."""
+    from auditkit.report.outputs import check_output
+    from auditkit.report.trust import KIND, write_trust
+    from auditkit.shell import command_line, display_path
+    from auditkit.trust.flags import FLAGS
+    from auditkit.trust.run import TrustConfig, resolve_tasks, run_trust
+
+    picked = tuple(t.strip() for t in tasks.split(",") if t.strip()) if tasks is not None else ()
+    if tasks is not None and not picked:
+        raise AuditkitError("--tasks is empty: give comma-separated sae-probes tags, e.g. --tasks 92_glue_sst2")
+    fields = {"tasks": picked, "progress": progress}
+    if max_texts is not None:
+        fields["max_texts"] = max_texts
+    cfg = TrustConfig(**fields)
+    target = out if out is not None else Path(TRUST_OUT)
+    resolved = check_output(target, kind=KIND)
+    resolve_tasks(cfg)  # an unknown tag fails here, before any dataset is read
+    command = command_line(["auditkit", "datasets", "--audit"], [
+        ("--out", out), ("--tasks", picked or None), ("--max-texts", max_texts), ("--no-progress", not progress)])
+    result = run_trust(cfg)
+    write_trust(result, resolved, command=command)
+    found = result.table["flag"].value_counts()
+    counts = ", ".join(f"{found.get(f, 0)} {f}" for f in FLAGS)
+    typer.echo(f"{len(result.table)} datasets: {counts}; wrote {display_path(target)}/summary.md")

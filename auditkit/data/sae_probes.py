@@ -69,7 +69,9 @@ def list_sae_probes(kind: Literal["binary", "multiclass", "classification", "all
     return table[table["kind"].isin(_WANTED[kind])].reset_index(drop=True)
 
 
-def _resolve_sae_probes(tag: str) -> pd.Series:
+def resolve_sae_probes(tag: str) -> pd.Series:
+    """The listing row (tag, name, kind, file) of a dataset given by tag or name; an unknown one raises with
+    close matches."""
     table = _sae_probes_table()
     hits = table[(table["tag"] == tag) | (table["name"] == tag)]
     if hits.empty:
@@ -83,7 +85,7 @@ def load_sae_probes(
     tag: str, *, max_examples: int | None = None, seed: int = 0, duplicates: str = "group"
 ) -> LabelledDataset:
     """A sentence-level sae-probes classification dataset, by tag ('92_glue_sst2') or name."""
-    row = _resolve_sae_probes(tag)
+    row = resolve_sae_probes(tag)
     if row["kind"] == "continuous":
         raise DataError(
             f"sae-probes dataset {row['tag']!r} has a continuous target; probes here need classes. "

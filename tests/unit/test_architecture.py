@@ -108,6 +108,8 @@ FORBIDDEN = {
     "auditkit.report": ("auditkit.cli", "auditkit.calibration.run", "auditkit.steering.run", "auditkit.sweep"),
     "auditkit.audit": ("auditkit.steering", "auditkit.calibration", "auditkit.sweep", "auditkit.cli"),
     "auditkit.sweep": ("auditkit.steering", "auditkit.calibration", "auditkit.cli"),
+    "auditkit.trust": ("auditkit.audit", "auditkit.steering", "auditkit.calibration", "auditkit.sweep",
+                       "auditkit.report", "auditkit.cli"),
 }  # fmt: skip
 
 
