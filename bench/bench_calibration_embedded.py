@@ -6,7 +6,8 @@ draws of its control on lexical labels) and writes ``summary.md`` and the tidy t
 :func:`auditkit.report.calibration_embedded.write_embedded_calibration`. Every arm's activations go through the
 activation cache, so a rerun at other dataset counts costs only the probe fits.
 
-    python bench/bench_calibration_embedded.py [--n-null 60] [--n-planted 25] [--n-draws 6] [--out reports/calibration/embedded]
+    python bench/bench_calibration_embedded.py [--n-null 60] [--n-planted 25] [--n-draws 6]
+        [--out reports/calibration/embedded]
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def main() -> None:
     parser.add_argument("--n-truth-seeds", type=int, default=8)
     parser.add_argument("--n-rotations", type=int, default=6, help="weight-control nulls per label and control")
     parser.add_argument("--n-draws", type=int, default=6, help="pool draws of each weight control")
-    parser.add_argument("--n-token-draws", type=int, default=3, help="pool draws of random tokens (0: no token control)")
+    parser.add_argument("--n-token-draws", type=int, default=3, help="random-token pool draws (0: no token control)")
     parser.add_argument("--probes", default="logistic,mass-mean")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, default=None)

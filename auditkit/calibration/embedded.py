@@ -177,13 +177,15 @@ def audit_setup(cfg: EmbeddedCalibrationConfig, timings: dict[str, float]) -> An
     from auditkit.audit.run import prepare_audit
 
     acfg = AuditConfig(
-        model=ModelSpec(name=cfg.model, cache_dir=cfg.cache_dir), dataset=cfg.dataset, max_examples=cfg.max_examples, hook=cfg.hook,
-        controls=cfg.controls, progress=False,
+        model=ModelSpec(name=cfg.model, cache_dir=cfg.cache_dir), dataset=cfg.dataset, max_examples=cfg.max_examples,
+        hook=cfg.hook, controls=cfg.controls, progress=False,
     )  # fmt: skip
     return prepare_audit(acfg, None, timings)
 
 
-def build_pool(plan: ArmPlan, cfg: EmbeddedCalibrationConfig, timings: dict[str, float]) -> dict[str, list[ActivationSet]]:
+def build_pool(
+    plan: ArmPlan, cfg: EmbeddedCalibrationConfig, timings: dict[str, float]
+) -> dict[str, list[ActivationSet]]:
     """Every token and weight control draw of the pool: the arms :func:`build_arms` makes for audit seeds
     0..n-1, extracted into the cache one model at a time, then read back."""
     pool: dict[str, list[ActivationSet]] = {}
@@ -253,7 +255,8 @@ def label_datasets(cfg: EmbeddedCalibrationConfig, real: ActivationSet) -> list[
         if kind == NULL:  # balanced, one label per text, independent of everything
             per_text, ideal = rng.permutation(np.arange(len(uniq)) % 2).astype(np.int64), 0.5
         else:  # one latent score per text: copies of a text carry one label
-            planted = planted_labels(real.acts_ND[torch.as_tensor(first)], strength=strength, seed=derive_seed(cfg.seed, "embedded", j))
+            seed = derive_seed(cfg.seed, "embedded", j)
+            planted = planted_labels(real.acts_ND[torch.as_tensor(first)], strength=strength, seed=seed)
             per_text, ideal = planted.labels_N, planted.ideal_accuracy
         labels, orders = per_text[inverse], _draw_orders(cfg, rng)
         draws = {c: tuple(int(d) for d in o[:s]) for c, o in orders.items()}
@@ -285,7 +288,8 @@ def weight_null_datasets(cfg: EmbeddedCalibrationConfig, pool: Pool) -> list[Emb
         for name, y in labels.items():
             for q in range(cfg.n_rotations):
                 j = WEIGHT_NULL_OFFSET + len(out)
-                order = numpy_rng(derive_seed(cfg.seed, "embedded", NULL_WEIGHT, control, name, q)).permutation(cfg.n_draws)
+                rng = numpy_rng(derive_seed(cfg.seed, "embedded", NULL_WEIGHT, control, name, q))
+                order = rng.permutation(cfg.n_draws)
                 out.append(EmbeddedDataset(
                     j, NULL_WEIGHT, 0.0, y, tuple(s * j + k for k in range(s)),
                     {control: tuple(int(d) for d in order[1 : s + 1])}, (control,), real_draw=(control, int(order[0])),
@@ -348,7 +352,8 @@ def _fprs(verdicts: pd.DataFrame, rows: pd.DataFrame, nominal: float) -> pd.Data
         sub = verdicts[mask]
         if not sub.empty:
             ids = set(sub["dataset"])
-            parts.append(fpr_table(sub, diffs[diffs["dataset"].isin(ids)], nominal=nominal).assign(null=kind, labels=fam))
+            table = fpr_table(sub, diffs[diffs["dataset"].isin(ids)], nominal=nominal)
+            parts.append(table.assign(null=kind, labels=fam))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
@@ -362,7 +367,9 @@ def calibrate_embedded(cfg: EmbeddedCalibrationConfig, *, log: Any = None) -> Em
     real = build_arms(dataclasses.replace(prep.plan, seeds=(0,), controls=()), timings)[0].acts
     ds_texts = prep.dataset.item_example_M  # rows are the items, in order (sentence level, last position)
     if real.n != len(ds_texts):
-        raise ConfigError(f"{cfg.dataset}: {real.n} rows for {len(ds_texts)} items; the calibration needs one row per item")
+        raise ConfigError(
+            f"{cfg.dataset}: {real.n} rows for {len(ds_texts)} items; the calibration needs one row per item"
+        )
     n_tok = prep.batch.mask_BL.sum(1).numpy() - int(prep.loaded.provenance.prepend_bos)
     pool = Pool(real, draws, tuple(prep.dataset.texts[i] for i in ds_texts), n_tok[real.example_ids_N], prep.batch,
                 prep.loaded)  # fmt: skip
