@@ -357,7 +357,9 @@ def _arms_for(method: str, arms: list[Arm], cfg: CalibrationConfig) -> list[Arm]
     return [a for a in arms if a.control == REAL or a.control in controls]
 
 
-def _verdicts(rows: pd.DataFrame, datasets: dict[int, _Dataset], threshold: float) -> pd.DataFrame:
+def _verdicts(rows: pd.DataFrame, datasets: dict[int, Any], threshold: float) -> pd.DataFrame:
+    """The audit's verdict per (dataset, method, control); a dataset is anything with ``kind``, ``strength`` and
+    ``ideal_accuracy`` (the synthetic and the embedded calibration's datasets)."""
     parts = []
     for j, sub in rows.groupby("dataset", sort=True):
         sel = selectivity_table(sub.drop(columns="dataset"), threshold=threshold, directions=MDL_DIRECTIONS)

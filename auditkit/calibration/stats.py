@@ -126,3 +126,40 @@ def seed_differences(rows: pd.DataFrame) -> pd.DataFrame:
     out = ctrl.merge(real, on=["dataset", "method", "seed"], how="inner")
     out["diff"] = out["real"] - out["value"]
     return out[["dataset", "method", "control", "seed", "diff"]]
+
+
+def coverage_table(verdicts: pd.DataFrame, truth: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
+    """One row per (method, control, strength): the share of intervals that contain the true selectivity.
+
+    ``verdicts`` has dataset, method, control, strength, selectivity, ci_low, ci_high; ``truth`` has
+    dataset, method, control, truth (and optionally truth_se, the standard error of a truth estimated on
+    fresh seeds). ``coverage`` is read against the interval's confidence; ``miss_low`` / ``miss_high`` are the
+    shares of intervals wholly below / above the truth (each 2.5% for a calibrated two-sided 95% interval).
+    """
+    merged = verdicts.merge(truth, on=["dataset", "method", "control"], how="inner")
+    out = []
+    for (method, control, strength), sub in merged.groupby(["method", "control", "strength"], sort=True):
+        n = len(sub)
+        inside = (sub["ci_low"] <= sub["truth"]) & (sub["truth"] <= sub["ci_high"])
+        k = int(inside.sum())
+        low, high = binomial_interval(k, n, confidence)
+        out.append(
+            dict(
+                method=method,
+                control=control,
+                strength=float(strength),
+                n=n,
+                covered=k,
+                coverage=k / n,
+                ci_low=low,
+                ci_high=high,
+                miss_low=float((sub["ci_high"] < sub["truth"]).mean()),
+                miss_high=float((sub["ci_low"] > sub["truth"]).mean()),
+                mean_truth=float(sub["truth"].mean()),
+                mean_selectivity=float(sub["selectivity"].mean()),
+                mean_half_width=float(((sub["ci_high"] - sub["ci_low"]) / 2).mean()),
+                rmse=float(np.sqrt(((sub["selectivity"] - sub["truth"]) ** 2).mean())),
+                mean_truth_se=float(sub["truth_se"].mean()) if "truth_se" in sub else math.nan,
+            )  # fmt: skip
+        )
+    return pd.DataFrame(out)
