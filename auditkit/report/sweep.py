@@ -171,7 +171,7 @@ def first_selective(result: Any) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def multiplicity(result: Any) -> dict[str, float]:
+def multiplicity(result: Any) -> dict[str, Any]:
     """The sweep's tests of its headline metric: how many, how many ✓ by the per-test rule, how many survive
     the false-discovery control, the bound on expected false ones among those, and how many ✓ a sweep with no
     effect anywhere would give by chance (one-sided 2.5% per test)."""
