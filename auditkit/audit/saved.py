@@ -17,6 +17,7 @@ from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
 from auditkit.audit.result import AuditResult
 from auditkit.audit.run import resolve_controls
 from auditkit.errors import AuditkitError, OutputError
+from auditkit.metrics.evidence import with_evidence
 from auditkit.models import ModelSpec
 from auditkit.token_properties import PROPERTIES
 from auditkit.types import REAL
@@ -142,10 +143,11 @@ def load_run(folder: Path) -> tuple[AuditResult, dict[str, Any]]:
     Raises :class:`OutputError` naming what is missing when ``folder`` does not hold an audit's outputs."""
 
     def build(run: dict[str, Any], rows: pd.DataFrame, selectivity: pd.DataFrame) -> AuditResult:
+        cfg = config_from_json(run["config"])
         return AuditResult(
-            config=config_from_json(run["config"]), rows=rows, selectivity=selectivity,
+            config=cfg, rows=rows, selectivity=with_evidence(selectivity, threshold=cfg.selectivity_threshold),
             provenance=run["provenance"], dataset=run["dataset"], extraction=run["extraction"],
-            method_info=run["methods"], controls=_controls(config_from_json(run["config"]), rows),
+            method_info=run["methods"], controls=_controls(cfg, rows),
             timings=run.get("timings", {}),
         )  # fmt: skip
 

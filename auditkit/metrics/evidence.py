@@ -142,6 +142,17 @@ def add_q_values(table: pd.DataFrame, by: str = "metric") -> pd.DataFrame:
     return out
 
 
+def with_evidence(table: pd.DataFrame, *, threshold: float, family: bool = False) -> pd.DataFrame:
+    """``table`` as written today, from a table saved before the evidence columns: :func:`evidence_columns`
+    computed from its intervals where it lacks them, and (``family``: a sweep's tables) :func:`add_q_values`
+    where it lacks ``q_value``. A table that has them is returned as it is."""
+    if "p_value" not in table.columns:
+        table = evidence_columns(table, threshold=threshold)
+    if family and "q_value" not in table.columns:
+        table = add_q_values(table)
+    return table
+
+
 def absence(selectivity: float, ci_high: float, mde: float, effect: float) -> str:
     """What a not-selective cell says about an effect of size ``effect``: ``absent`` when the interval rules
     it out (its upper end is below ``effect``), ``not shown at this size`` when the audit could not have

@@ -261,8 +261,7 @@ def verdict_heatmap(matrix: pd.DataFrame, path: Path, title: str) -> Any:
     for tick, control in zip(ax.get_xticklabels(), controls):
         tick.set_color(arm_colour(control))
     bar = add_effect_colourbar(fig, ax, fraction=0.05, pad=0.02)
-    bar.set_label("effect of a finding / (ceiling - chance)\n(other metrics: direction only; grey: no finding)",
-                  fontsize=7)  # fmt: skip
+    bar.set_label("finding's |selectivity| / (ceiling - chance)\ngrey: no finding", fontsize=7)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     save(fig, path)

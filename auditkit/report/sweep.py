@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from auditkit.controls import WEIGHT_CONTROLS
-from auditkit.metrics.evidence import absence, add_q_values, evidence_columns
+from auditkit.metrics.evidence import absence
 from auditkit.report.markdown import reproduce_section
 from auditkit.report.outputs import atomic_folder, safe_name
 from auditkit.report.plots import (
@@ -85,18 +85,8 @@ def _cell(r: Any) -> str:
     return text
 
 
-def with_evidence(selectivity: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """A sweep's selectivity table with the evidence columns and q-values (:mod:`auditkit.metrics.evidence`),
-    computed from its intervals where a sweep written before them lacks them."""
-    if "p_value" not in selectivity.columns:
-        selectivity = evidence_columns(selectivity, threshold=threshold)
-    if "q_value" not in selectivity.columns:
-        selectivity = add_q_values(selectivity)
-    return selectivity
-
-
 def _headline(result: Any) -> pd.DataFrame:
-    return _readout(with_evidence(result.selectivity, result.config.audit.selectivity_threshold))
+    return _readout(result.selectivity)
 
 
 def _scores(result: Any) -> pd.DataFrame:

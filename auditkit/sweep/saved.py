@@ -1,5 +1,6 @@
 """A sweep read back from its output folder (run.json, results.csv, selectivity.csv), for re-rendering its
-summary without recomputing: the selectivity tables and their verdicts are read as written, never rescored."""
+summary without recomputing: the selectivity tables and their verdicts are read as written, never rescored (a
+table written before the evidence columns gets them from its own intervals)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from auditkit.audit.saved import config_from_json, read_tables
+from auditkit.metrics.evidence import with_evidence
 from auditkit.sweep.config import SweepConfig
 from auditkit.sweep.run import SweepResult
 
@@ -24,6 +26,7 @@ def load_sweep(folder: Path) -> tuple[SweepResult, dict[str, Any]]:
     def build(run: dict[str, Any], rows: pd.DataFrame, selectivity: pd.DataFrame) -> SweepResult:
         saved = run["config"]
         cfg = SweepConfig(audit=config_from_json(saved["audit"]), datasets=saved["datasets"], hooks=saved["hooks"])
+        selectivity = with_evidence(selectivity, threshold=cfg.audit.selectivity_threshold, family=True)
         return SweepResult(
             config=cfg, datasets=list(run["datasets"]), hooks=list(run["hooks"]), rows=rows, selectivity=selectivity,
             cells=run["cells"], controls=tuple(run["controls"]), provenance=run["provenance"],

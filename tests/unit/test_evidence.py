@@ -174,3 +174,14 @@ def test_the_control_task_on_sentences_is_named_for_what_it_is() -> None:
     assert "second draw of random labels" in " ".join(control_task_note(("control-task",), ["sentence"]))
     assert control_task_note(("control-task",), ["token"]) == []
     assert control_task_note(("shuffled-labels",), ["sentence"]) == []
+
+
+def test_a_table_saved_before_the_evidence_columns_gets_them_once_when_read() -> None:
+    from auditkit.metrics.evidence import with_evidence
+
+    rng = np.random.default_rng(3)
+    table = pd.concat([_audit(rng, 100, 0.7, 0.6), _audit(rng, 100, 0.6, 0.6)], ignore_index=True)
+    old = table.drop(columns=["se", "p_value", "mde"])
+    pd.testing.assert_frame_equal(with_evidence(old, threshold=0.05), table)
+    assert with_evidence(table, threshold=0.05) is table  # written today: read as it is
+    assert "q_value" in with_evidence(old, threshold=0.05, family=True).columns
