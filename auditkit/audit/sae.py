@@ -116,9 +116,9 @@ def run_sae_method(ctx: MethodContext) -> MethodOutput:
         probe_set = _scored(sae, arm, arm.control, t, hook, probe_positions, opts.splice_texts, rows, per_arm)
         if arm.control == REAL:
             for control in label_controls:
-                relabelled = label_control(probe_set, control, arm.seed)
-                records = probe_records_of(relabelled, device)
-                rows += [dict(method=METHOD, control=control, seed=arm.seed, **r) for r in records]
+                for draw in range(ctx.cfg.label_draws):
+                    records = probe_records_of(label_control(probe_set, control, arm.seed, draw), device)
+                    rows += [dict(method=METHOD, control=control, seed=arm.seed, draw=draw, **r) for r in records]
             for control in baselines:
                 t = time.perf_counter()
                 base = _baseline(control, arm, sae_cfg, sae)

@@ -179,8 +179,9 @@ def test_matrix_audit_reads_a_planted_property_and_its_controls_do_not(tiny):
                       seeds=SEEDS, probes=("logistic", "k-sparse:k=1,5"), use_cache=False, progress=False)  # fmt: skip
     result = run_audit(cfg, loaded=loaded)
     assert set(result.controls) == {"shuffled-labels", "spectral-reinit", "gaussian-reinit"}
-    bal = result.rows.query("metric == 'balanced_accuracy'").groupby(["method", "control"])["value"]
-    assert (bal.size() == len(SEEDS)).all() and len(bal.size()) == 3 * 4  # every (probe, arm) scored on every seed
+    bal = result.rows.query("metric == 'balanced_accuracy'").groupby(["method", "control"])
+    assert (bal["seed"].nunique() == len(SEEDS)).all() and len(bal.size()) == 3 * 4  # every (probe, arm), every seed
+    bal = bal["value"]
     assert bal.apply(lambda v: v.between(0, 1).all()).all()
     mean = bal.mean()
     assert mean[("probe-logistic", "none")] > 0.95
