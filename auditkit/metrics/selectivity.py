@@ -13,7 +13,7 @@ minimum detectable effect (:mod:`auditkit.metrics.evidence`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -87,13 +87,14 @@ def paired_sampling_se(real: Any, control: Any) -> float:
     return math.sqrt(g / (g - 1) * float((sums**2).sum())) / n
 
 
-def mean_over_draws(rows: pd.DataFrame) -> pd.DataFrame:
+def mean_over_draws(rows: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
     """``rows`` with a control's repeated draws of one seed (a ``draw`` column) replaced by one row: the mean
     value, the mean per-row outcome (the draws score the same held-out rows) and degenerate if any draw was.
-    Rows without a ``draw`` column are returned as they are."""
+    ``by`` names further key columns (a calibration's ``dataset``). Rows without a ``draw`` column are
+    returned as they are."""
     if "draw" not in rows.columns:
         return rows
-    keys = ["method", "control", "seed", "metric"]
+    keys = [*by, "method", "control", "seed", "metric"]
     if not rows.duplicated(keys).any():
         return rows.drop(columns=["draw"])
     out = []
