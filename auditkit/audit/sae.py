@@ -5,11 +5,14 @@ arm machinery (:func:`auditkit.audit.arms.build_arms`) at *all* token positions 
 model on the real texts, the real model on each seed's random tokens, each seed's reinitialised model on
 the real texts. Per arm and seed the SAE trains on the seed's training texts and is scored on its held-out
 texts: reconstruction and sparsity on held-out tokens, CE loss and KL with the SAE spliced into that arm's
-own model, latent token entropy, and k-sparse probing of the audit's labels at its labelled positions.
+own model, latent token entropy, and k-sparse probing of the audit's labels at its labelled positions. Each arm's
+explained variance is also read against the PCA and identity codes of *its own* activations at its SAE's k
+(``ev_over_pca``, ``ev_over_identity``), so arms whose activations differ in rank are compared on what the SAE
+adds over a basis.
 Label controls (opt-in) reuse the real arm's latents with the control's labels, for the probing metrics only.
 
 The SAE baselines (:data:`auditkit.audit.options.SAE_BASELINES`: ``sae-untrained``, ``sae-frozen-decoder``,
-``pca``, ``identity``) are arms of this method only: the real arm's activations and split, encoded by a
+``sae-soft-frozen-decoder``, ``sae-frozen-encoder``, ``pca``, ``identity``) are arms of this method only: the real arm's activations and split, encoded by a
 dictionary training did not find (:func:`auditkit.methods.sae.baselines.baseline_sae`), built per seed right
 after the real arm's SAE (the frozen decoder takes that SAE's spectrum) and scored by the same code.
 """
@@ -38,13 +41,22 @@ from auditkit.types import REAL, ActivationSet
 logger = logging.getLogger(__name__)
 
 METHOD = "sae"
-HEADLINE = ("explained_variance", "ce_loss_recovered", "kl", "probe_acc_k5")
+HEADLINE = ("explained_variance", "ev_over_pca", "ce_loss_recovered", "kl", "probe_acc_k5")
 """Metrics whose verdicts open the report."""
 
 SAE_METRICS: dict[str, tuple[int, str]] = {
     "explained_variance": (1, "1 - sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 over the seed's held-out tokens, the "
                            "mean taken over those tokens (0: no better than predicting the mean; 1: exact)"),
     "fvu": (-1, "fraction of variance unexplained, 1 - explained_variance"),
+    "ev_over_pca": (1, "explained_variance / ev_pca: the SAE's explained variance relative to the PCA code of the "
+                    "same arm's activations at the same k (1: no better than PCA; compares arms whose activations "
+                    "differ in rank)"),
+    "ev_over_identity": (1, "explained_variance / ev_identity: relative to the neuron-basis code of the same arm at "
+                         "the same k"),
+    "ev_pca": (0, "explained variance (as above) of the arm's PCA code: the top principal directions of its "
+               "training tokens, each signed, the k largest |projections| per token (the pca baseline's code)"),
+    "ev_identity": (0, "explained variance of the arm's neuron-basis code: the k largest |x - training mean| per "
+                    "token (the identity baseline's code)"),
     "l0": (0, "mean number of active latents per held-out token (fixed at k for TopK)"),
     "dead_fraction": (-1, "share of latents never active on any held-out token"),
     "dense_fraction": (-1, "share of latents active on more than 10% of held-out tokens"),
@@ -113,7 +125,8 @@ def run_sae_method(ctx: MethodContext) -> MethodOutput:
     for arm in tqdm(arms, desc="SAE arms", disable=not ctx.cfg.progress):
         t = time.perf_counter()
         sae = loaded if loaded is not None and arm.control == REAL else _train(arm, sae_cfg)
-        probe_set = _scored(sae, arm, arm.control, t, hook, probe_positions, opts.splice_texts, rows, per_arm)
+        scoring = _Scoring(hook, probe_positions, opts.splice_texts, _reference(arm, sae_cfg, sae), rows, per_arm)
+        probe_set = _scored(sae, arm, arm.control, t, scoring)
         if arm.control == REAL:
             for control in label_controls:
                 relabelled = label_control(probe_set, control, arm.seed)
@@ -123,7 +136,7 @@ def run_sae_method(ctx: MethodContext) -> MethodOutput:
                 t = time.perf_counter()
                 base = _baseline(control, arm, sae_cfg, sae)
                 shapes.setdefault(control, []).append(int(base.W_dec.shape[0]))
-                _scored(base, arm, control, t, hook, probe_positions, opts.splice_texts, rows, per_arm)
+                _scored(base, arm, control, t, scoring)
     info = dict(
         config={k: v for k, v in sae_cfg.to_dict().items() if k not in ("device", "progress")},
         d_sae=sae_cfg.d_sae(arms[0].acts.d), loaded=opts.load, splice_texts=opts.splice_texts,
@@ -137,19 +150,47 @@ def run_sae_method(ctx: MethodContext) -> MethodOutput:
                         targets=TARGETS)  # fmt: skip
 
 
-def _scored(
-    sae: Any, arm: Arm, control: str, started: float, hook: str, probe_positions: str, splice_texts: int,
-    rows: list[dict[str, Any]], per_arm: dict[str, dict[str, list[float]]],
-) -> ActivationSet:  # fmt: skip
+@dataclasses.dataclass(frozen=True)
+class _Scoring:
+    """How one arm's SAEs are scored, and where their rows and timings go."""
+
+    hook: str
+    probe_positions: str
+    splice_texts: int
+    reference: dict[str, Any]
+    """The arm's :func:`_reference`: explained variance of its PCA and identity codes, and the seconds they took."""
+    rows: list[dict[str, Any]]
+    per_arm: dict[str, dict[str, list[float]]]
+
+
+def _reference(arm: Arm, cfg: Any, sae: Any) -> dict[str, Any]:
+    """Explained variance of the PCA and identity codes of ``arm``'s own activations at its SAE's k (fitted on its
+    training rows, scored on its held-out rows), which every SAE scored on these activations is read against."""
+    from auditkit.methods.sae.baselines import reference_ev, sparsity_k
+
+    t = time.perf_counter()
+    test = torch.as_tensor(arm.acts.is_test_N)
+    train_ND = arm.acts.acts_ND[~test].to(cfg.device)
+    k = sparsity_k(sae, train_ND, cfg)
+    ev = reference_ev(train_ND, arm.acts.acts_ND[test].to(cfg.device), width=cfg.d_sae(arm.acts.d), k=k)
+    return dict(ev=ev, seconds=time.perf_counter() - t)
+
+
+def _scored(sae: Any, arm: Arm, control: str, started: float, s: _Scoring) -> ActivationSet:
     """Score ``sae`` on ``arm``, append its rows as ``control`` and its timings; returns the probe rows' latents."""
+    from auditkit.methods.sae.baselines import relative_ev
+
     built = time.perf_counter()
-    metrics, probe_records, probe_set = _score(sae, arm, hook, probe_positions, splice_texts)
-    stats = per_arm.setdefault(control, {})
-    for key, value in (("train_s", built - started), ("score_s", time.perf_counter() - built),
+    metrics, probe_records, probe_set = _score(sae, arm, s.hook, s.probe_positions, s.splice_texts)
+    metrics |= relative_ev(metrics["explained_variance"], s.reference["ev"])
+    stats = s.per_arm.setdefault(control, {})
+    reference_s = s.reference["seconds"] if control == arm.control else 0.0  # built between training and here
+    for key, value in (("train_s", built - started - reference_s), ("score_s", time.perf_counter() - built),
+                       ("reference_s", reference_s),
                        ("ce_clean", metrics.pop("ce_clean")), ("ce_zero", metrics.pop("ce_zero"))):  # fmt: skip
         stats.setdefault(key, []).append(float(value))
-    rows += [dict(method=METHOD, control=control, seed=arm.seed, metric=m, value=v) for m, v in metrics.items()]
-    rows += [dict(method=METHOD, control=control, seed=arm.seed, **r) for r in probe_records]
+    s.rows.extend(dict(method=METHOD, control=control, seed=arm.seed, metric=m, value=v) for m, v in metrics.items())
+    s.rows.extend(dict(method=METHOD, control=control, seed=arm.seed, **r) for r in probe_records)
     logger.info("SAE arm %s seed %d: train %.1f s, score %.1f s, EV %.3f", control, arm.seed,
                 stats["train_s"][-1], stats["score_s"][-1], metrics["explained_variance"])  # fmt: skip
     return probe_set
