@@ -66,8 +66,9 @@ def cosine_floor(
     norm = W.norm(dim=1, keepdim=True)
     along = (W * a).sum(1, keepdim=True)
     perp = W - along * a
+    perp = perp - (perp * a).sum(1, keepdim=True) * a  # a second pass: orthogonal to rounding
     perp_norm = perp.norm(dim=1, keepdim=True)
     edge = min_cosine * a + math.sqrt(max(0.0, 1 - min_cosine**2)) * perp / perp_norm.clamp_min(1e-12)
-    edge = torch.where(perp_norm > 1e-12 * norm.clamp_min(1e-12), edge, a)
+    edge = torch.where(perp_norm > 1e-4 * norm, edge, a)  # (anti-)parallel to its anchor up to rounding
     outside = along < min_cosine * norm
     return torch.where(outside, norm * edge, W)
