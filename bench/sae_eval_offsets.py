@@ -62,8 +62,8 @@ def _sae_lens_on_auditkit_positions(sae, model, tokens_BL: torch.Tensor, batch: 
     from sae_lens.evals import get_recons_loss
     from sae_lens.training.activation_scaler import ActivationScaler
 
-    special = [int(t) for t in {model.tokenizer.bos_token_id, model.tokenizer.eos_token_id, model.tokenizer.pad_token_id}
-               if t is not None]  # fmt: skip
+    tok = model.tokenizer
+    special = [int(t) for t in {tok.bos_token_id, tok.eos_token_id, tok.pad_token_id} if t is not None]
     sums: dict[str, float] = {}
     n = 0
     for lo in range(0, tokens_BL.shape[0], batch):
@@ -118,7 +118,8 @@ def main() -> None:
     theirs, features = run_evals(sae, _Store(test_BL, args.batch), model, ActivationScaler(), cfg)
     flat = {k: v for group in theirs.values() for k, v in group.items()}
     density = torch.tensor(features["feature_density"])
-    flat["dead_fraction"], flat["dense_fraction"] = float((density == 0).float().mean()), float((density > 0.1).float().mean())
+    flat["dead_fraction"] = float((density == 0).float().mean())
+    flat["dense_fraction"] = float((density > 0.1).float().mean())
     mixed = _sae_lens_on_auditkit_positions(sae, model, test_BL, args.batch)
     pairs = [  # (auditkit, sae-lens, sae-lens re-averaged on auditkit's positions)
         ("explained_variance", "explained_variance", None), ("l0", "l0", None), ("shrinkage", "l2_ratio", None),

@@ -12,9 +12,10 @@ adds over a basis.
 Label controls (opt-in) reuse the real arm's latents with the control's labels, for the probing metrics only.
 
 The SAE baselines (:data:`auditkit.audit.options.SAE_BASELINES`: ``sae-untrained``, ``sae-frozen-decoder``,
-``sae-soft-frozen-decoder``, ``sae-frozen-encoder``, ``pca``, ``identity``) are arms of this method only: the real arm's activations and split, encoded by a
-dictionary training did not find (:func:`auditkit.methods.sae.baselines.baseline_sae`), built per seed right
-after the real arm's SAE (the frozen decoder takes that SAE's spectrum) and scored by the same code.
+``sae-soft-frozen-decoder``, ``sae-frozen-encoder``, ``pca``, ``identity``) are arms of this method only: the real
+arm's activations and split, encoded by a dictionary training did not find
+(:func:`auditkit.methods.sae.baselines.baseline_sae`), built per seed right after the real arm's SAE (the frozen
+decoder takes that SAE's spectrum) and scored by the same code, against the real arm's PCA and identity codes.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ HEADLINE = ("explained_variance", "ev_over_pca", "ce_loss_recovered", "kl", "pro
 """Metrics whose verdicts open the report."""
 
 SAE_METRICS: dict[str, tuple[int, str]] = {
-    "explained_variance": (1, "1 - sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 over the seed's held-out tokens, the "
-                           "mean taken over those tokens (0: no better than predicting the mean; 1: exact)"),
+    "explained_variance": (1, "1 - sum ||x - x_hat||^2 / sum ||x - mean(x)||^2, both sums over every held-out token "
+                           "(BOS excluded; tokens pooled, not averaged per text), the variance about those tokens' "
+                           "mean, not about zero (0: no better than predicting the mean; 1: exact)"),
     "fvu": (-1, "fraction of variance unexplained, 1 - explained_variance"),
     "ev_over_pca": (1, "explained_variance / ev_pca: the SAE's explained variance relative to the PCA code of the "
                     "same arm's activations at the same k (1: no better than PCA; compares arms whose activations "
@@ -57,27 +59,42 @@ SAE_METRICS: dict[str, tuple[int, str]] = {
                "training tokens, each signed, the k largest |projections| per token (the pca baseline's code)"),
     "ev_identity": (0, "explained variance of the arm's neuron-basis code: the k largest |x - training mean| per "
                     "token (the identity baseline's code)"),
-    "l0": (0, "mean number of active latents per held-out token (fixed at k for TopK)"),
-    "dead_fraction": (-1, "share of latents never active on any held-out token"),
+    "l0": (0, "number of active latents per held-out token, averaged over tokens (fixed at k for TopK)"),
+    "dead_fraction": (-1, "share of latents never active on any held-out token (counted on the evaluation tokens, "
+                          "not over a training window)"),
     "dense_fraction": (-1, "share of latents active on more than 10% of held-out tokens"),
-    "shrinkage": (0, "mean ||x_hat|| / ||x|| over held-out tokens (1: no shrinkage)"),
+    "shrinkage": (0, "||x_hat|| / ||x|| per held-out token, averaged over tokens (1: no shrinkage)"),
     "ce_loss_recovered": (1, "(CE_zero - CE_sae) / (CE_zero - CE_clean): next-token cross-entropy of the arm's own "
                           "model with the SAE's reconstruction spliced in at the hook on every non-BOS token of the "
-                          "seed's held-out splice texts, against zero-ablating the hook (1: as good as the clean "
+                          "seed's held-out splice texts, against zero-ablating the hook at the same tokens (BOS left "
+                          "clean in both); each CE is the mean over every prediction of a real next token of those "
+                          "texts, pooled, the one made at BOS included (1: as good as the clean "
                           "model; 0: no better than ablation; unstable when ablation barely changes CE); verdicts compare "
                           "each arm's distance to 1, since a splice can undercut the clean CE by chance"),
-    "ce_loss_recovered_mean": (1, "as ce_loss_recovered, against mean-ablation (the mean activation of those tokens)"),
+    "ce_loss_recovered_mean": (1, "as ce_loss_recovered, against mean-ablation (the mean activation over the spliced "
+                               "tokens, BOS left clean)"),
     "ce_loss_increase": (-1, "CE_sae - CE_clean, nats per predicted token; verdicts compare each arm's |CE_sae - "
                              "CE_clean|"),
-    "kl": (-1, "mean KL(clean || SAE spliced) of the next-token distributions per predicted token, nats"),
-    "token_entropy": (0, "mean over live latents of the entropy (nats) of the token ids each fires on, held-out "
-                      "tokens (low: single-token latents; Heap et al., 2025)"),
+    "kl": (-1, "KL(clean || SAE spliced) of the next-token distributions, nats, averaged over the same predictions as "
+               "CE (the one made at BOS included, where it is 0: BOS is never spliced)"),
+    "token_entropy": (0, "mean over live latents of the entropy (nats) of the token ids each fires on, over the "
+                      "held-out tokens (BOS excluded; low: single-token latents; Heap et al., 2025)"),
     "token_entropy_norm": (0, "token_entropy / log(number of distinct held-out token ids)"),
     **{f"probe_acc_k{k}": (1, f"held-out accuracy of a logistic probe on the {k} latent(s) with the largest "
                               "class-mean difference on training rows, at the audit's labelled positions")
        for k in (1, 5, 20)},
 }  # fmt: skip
 """Every row metric of the method: direction (+1 higher is better, -1 lower, 0 descriptive) and definition."""
+CONVENTIONS = (
+    "Tokens: every token of the seed's held-out texts except BOS and padding. A metric over tokens pools them (a "
+    "ratio of totals, or a mean over tokens): a longer text weighs more; nothing is averaged per text first.",
+    "Explained variance (and fvu, ev_pca, ev_identity) is taken about the held-out tokens' mean, not about zero.",
+    "Splices (ce_*, kl): the SAE, zero- and mean-ablation replace the hook's activation at every non-BOS token, BOS "
+    "left clean in all three; CE and KL average over every prediction of a real next token, the one made at BOS "
+    "included. sae-lens's run_evals averages over its non-special positions (BOS excluded) and zero-ablates BOS "
+    "too: its CE and KL totals differ by convention (offsets measured in docs/methods/sae.md).",
+)
+"""How the method's metrics pool tokens, treat BOS and centre variance: the report's legend states them."""
 PROBE_METRICS = tuple(m for m in SAE_METRICS if m.startswith("probe_acc_"))
 
 
@@ -144,7 +161,8 @@ def run_sae_method(ctx: MethodContext) -> MethodOutput:
         train_tokens=int((~arms[0].acts.is_test_N).sum()), test_tokens=int(arms[0].acts.is_test_N.sum()),
         arms={c: {k: float(np.mean(v)) for k, v in s.items()} for c, s in per_arm.items()},
         baselines={c: dict(kind=SAE_BASELINES[c], d_sae=max(f)) for c, f in shapes.items()},
-        definitions={m: text for m, (_, text) in SAE_METRICS.items()}, fit_device=device,
+        definitions={m: text for m, (_, text) in SAE_METRICS.items()}, conventions=list(CONVENTIONS),
+        fit_device=device,
     )  # fmt: skip
     return MethodOutput(rows=pd.DataFrame(rows), info=info, headline=HEADLINE, directions=DIRECTIONS, ceilings=CEILINGS,
                         targets=TARGETS)  # fmt: skip

@@ -23,7 +23,8 @@ ARM_DESCRIPTIONS = {**DESCRIPTIONS, **SAE_BASELINE_DESCRIPTIONS}
 QUESTIONS = (
     ("the model and token controls", "does the model's activation space hold this? (a fresh SAE, same budget and "
      "seed, on the activations of a reinitialised model or of random tokens)"),
-    ("the SAE baselines", "did training find anything a random, untrained, PCA or identity dictionary would not? "
+    ("the SAE baselines", "did training find anything a random, untrained, frozen, PCA or identity dictionary would "
+     "not? "
      "(the *real* activations and split, encoded by a dictionary training did not find)"),
     ("the label controls", "do the latents' probes read the labels, or structure any labelling would show?"),
 )  # fmt: skip
@@ -50,7 +51,10 @@ def baseline_lines(info: dict[str, Any]) -> list[str]:
         f"- SAE baselines ({shapes}): built per seed from the real arm's training rows. `sae-untrained` is the SAE "
         "training starts from (same init code and seed); `sae-frozen-decoder` trains encoder and biases with the "
         "decoder fixed at a spectrum-matched random dictionary (the trained decoder's singular values, Haar-random "
-        f"singular vectors); `pca` (top principal directions, F capped at 2D) and `identity` (the neuron basis, "
+        "singular vectors); `sae-soft-frozen-decoder` trains from that start with every decoder row held at cosine "
+        ">= 0.8 to its initial row; `sae-frozen-encoder` trains decoder and biases with the encoder fixed at its "
+        "initialisation (both with the same budget and seed as the real arm's SAE); "
+        f"`pca` (top principal directions, F capped at 2D) and `identity` (the neuron basis, "
         f"F = 2D) are signed TopK codes, {k}, centred on the training mean: each direction is two atoms (+v, -v) "
         "so TopK keeps the largest |coefficient| with its sign.",
     ]
@@ -139,6 +143,13 @@ def sae_section(result: Any) -> list[str]:
             "the loaded SAE's larger training budget."
         )
     lines += baseline_lines(info)
+    if "ev_over_pca" in info["definitions"]:
+        lines.append(
+            "- Every arm's explained variance is also read against the PCA and identity codes of *its own* "
+            "activations at its SAE's k (`ev_over_pca`, `ev_over_identity`; `ev_pca` and `ev_identity` are those "
+            "codes' explained variance): a gap in raw explained variance between arms whose activations differ in "
+            "rank says little about the SAE; a gap in `ev_over_pca` says the SAE gains more over a basis on one arm."
+        )
     groups = control_groups(list(dict.fromkeys(sel["control"])))
     lines += [f"- Against {group}: {question} ({', '.join(names)})." for group, question, names in groups]
     ce = ", ".join(f"{arm_name(a)} {v['ce_clean']:.2f}" for a, v in info["arms"].items() if "ce_clean" in v)
@@ -159,6 +170,7 @@ def sae_section(result: Any) -> list[str]:
         "",
         "### Metric definitions",
         "",
+        *[f"- {text}" for text in info.get("conventions", [])],
         *[f"- `{m}` ({_direction_word(m)}): {text}" for m, text in info["definitions"].items()],
         "",
         "### Selectivity by control (real minus control, paired by seed; sign-flipped where lower is better)",

@@ -153,6 +153,12 @@ def test_report_section_is_generated_from_the_verdicts(audit, tmp_path):
         "| sae: explained_variance |",
         "verdicts.png",
         "--sae-arch topk --sae-width 128",
+        # The legend states each metric's conventions: token pooling, BOS, variance about the mean.
+        "nothing is averaged per text first",
+        "about the held-out tokens' mean, not about zero",
+        "the one made at BOS included",
+        "`ev_over_pca` (higher is better)",
+        "of *its own* activations at its SAE's k",
     ):
         assert needle in report, needle
     assert (out / "sae_arms.png").stat().st_size > 0
