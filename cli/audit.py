@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Callable, Optional
 
 import typer
+from auditkit.audit.options import SAE_BASELINES
 from auditkit.cli.app import one_line_errors, setup_logging
 from auditkit.cli.options import (
     Align,
@@ -58,8 +59,8 @@ def audit(
     controls: Annotated[
         Optional[str],
         typer.Option(
-            help="Comma-separated controls (default: every control that applies); sae-untrained, "
-            "sae-frozen-decoder, pca and identity are the sae method's own (other methods skip them)."
+            help="Comma-separated controls (default: every control that applies); "
+            f"{', '.join(SAE_BASELINES)} are the sae method's own (other methods skip them)."
         ),
     ] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds (>= 3 for intervals).")] = "0,1,2",
