@@ -36,6 +36,23 @@ TWO_SIDED_RULE = (
 )
 
 
+INTERVAL_RULE_BEFORE_DF = (
+    "the 95% interval of the mean per-seed difference uses the larger of two variances: the spread of the "
+    "differences between seeds, and the test-sampling variance of one seed's difference (paired over the "
+    "same held-out examples, rows of one text clustered), so two seeds that happen to agree never give a "
+    "zero-width interval; a verdict whose interval has zero width, or whose arm could only learn the prior "
+    "(training labels of one class: degenerate), is never selective"
+)
+"""The interval rule of a table saved before the ``df`` column (Student's t on n - 1 degrees of freedom, one
+draw per control): what a report re-rendered from such a table states, since its numbers were made with it."""
+
+
+def interval_rule(selectivity: pd.DataFrame) -> str:
+    """The interval rule a selectivity table was made with: :data:`INTERVAL_RULE`, or
+    :data:`INTERVAL_RULE_BEFORE_DF` for a table saved before the ``df`` column."""
+    return INTERVAL_RULE if "df" in selectivity.columns else INTERVAL_RULE_BEFORE_DF
+
+
 def check_directions(directions: Mapping[str, int]) -> None:
     """Every declared direction is -1, 0 or +1."""
     for name, d in directions.items():
