@@ -76,7 +76,9 @@ def render(result: Any, command: str, plot_name: str | None, summary_plot: str |
         + (f", {ex['rows']} rows x {ex['d']} dims" if ex.get("rows") is not None else ""),
         f"- Methods: {', '.join(result.method_info)}",
         f"- Controls: {', '.join(result.controls)}; every control arm of a seed uses that seed's split, and its "
-        "own draw (`derive_seed(seed, control)`)",
+        + ("own draw (`derive_seed(seed, control)`)" if "df" not in result.selectivity.columns else
+           f"own draws, averaged within the seed: {cfg.label_draws} of each label control, {cfg.weight_draws} of "
+           "each reinitialised model (`--label-draws`, `--weight-draws`)"),
         "",
     ]
     for method in result.method_info:

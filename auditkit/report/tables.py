@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from auditkit.controls import DESCRIPTIONS
+from auditkit.metrics.selectivity import mean_over_draws
 from auditkit.types import REAL
 
 
@@ -26,7 +27,9 @@ def markdown_table(df: pd.DataFrame) -> str:
 
 
 def results_summary(rows: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over seeds of every (method, arm, metric)."""
+    """Mean and standard deviation over seeds of every (method, arm, metric); a control drawn several times per
+    seed enters as the mean of its draws, as in the selectivity."""
+    rows = mean_over_draws(rows[[c for c in rows.columns if c not in ("outcome",)]])
     g = rows.groupby(["method", "control", "metric"])["value"]
     out = pd.concat([g.mean().rename("mean"), g.std(ddof=1).rename("sd"), g.size().rename("seeds")], axis=1)
     out = out.reset_index().rename(columns={"control": "arm"})
