@@ -24,7 +24,7 @@ from auditkit.audit.method import MethodContext, MethodOutput
 from auditkit.audit.registry import METHODS, check_methods
 from auditkit.audit.result import AuditResult, score_rows
 from auditkit.cache import check_root, request_key
-from auditkit.controls import WEIGHT_CONTROLS
+from auditkit.controls import WEIGHT_CONTROLS, default_for_level
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig, cache_request, resolve_positions
 from auditkit.models import LoadedModel, default_cache_dir, default_hook, load_model, resolve_device
@@ -33,16 +33,20 @@ from auditkit.types import LabelledDataset, TokenBatch
 logger = logging.getLogger(__name__)
 
 
-def resolve_controls(cfg: AuditConfig) -> tuple[str, ...]:
+def resolve_controls(cfg: AuditConfig, level: str | None = None) -> tuple[str, ...]:
     """The controls to run: the ones asked for, or every one that applies to the methods.
 
-    Weight controls need unprocessed weights; by default they are left out for a processed model.
+    Weight controls need unprocessed weights; by default they are left out for a processed model. On data of
+    ``level`` (``sentence`` or ``token``; None: any) the default leaves out the controls that do not apply there
+    (:data:`auditkit.controls.DEFAULT_LEVELS`: ``control-task`` on sentence-level data, where its type is the
+    text and it is a second shuffled-labels arm; the bag-of-words and length baselines on token-level data).
     """
     if cfg.matrix is not None:
         return matrix_controls(cfg)
     if cfg.controls is not None:
         return cfg.controls
-    chosen = dict.fromkeys(c for m in cfg.methods for c in METHODS[m].default_controls)
+    defaults = (c for m in cfg.methods for c in METHODS[m].default_controls)
+    chosen = dict.fromkeys(c for c in defaults if level is None or default_for_level(c, level))
     if cfg.model.processed:
         chosen = {c: None for c in chosen if c not in WEIGHT_CONTROLS}
     return tuple(chosen)
@@ -88,7 +92,7 @@ def prepare_audit(cfg: AuditConfig, loaded: LoadedModel | None, timings: dict[st
     timings["load_model_s"] = timings.get("load_model_s", 0.0) + time.perf_counter() - t
     model = loaded.model
     hook = cfg.hook or default_hook(model.cfg.n_layers)
-    controls = resolve_controls(cfg)
+    controls = resolve_controls(cfg, dataset.level)
     preflight.check_model(cfg, loaded, hook, controls)
     t = time.perf_counter()
     # Sentence-level data declares no grouping key: the control task then keys its labels by example,

@@ -22,8 +22,8 @@ from auditkit.trust.flags import (
     KNOWN_FAULTS,
     LEAKY_COPY_SHARE,
     LEXICAL_HEADROOM,
-    lexical_share,
 )
+from auditkit.metrics.lexical import is_lexical
 from auditkit.trust.run import INTERVAL
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ def summary_markdown(result: TrustResult) -> str:
     kinds = ", ".join(f"{by_kind[k]} {k}" for k in ("binary", "multiclass") if k in by_kind)
     count = t["flag"].value_counts()
     best = t[["bow_acc", "length_acc"]].max(axis=1)
-    lexical_any = int(sum(lexical_share(b, m) >= LEXICAL_HEADROOM for b, m in zip(best, t["majority"])))
+    lexical_any = int(sum(is_lexical(b, m) for b, m in zip(best, t["majority"])))
     flags = ", ".join(f"{count.get(f, 0)} {f}" for f in FLAGS)
     lines = [
         "# Trust table of the shipped datasets",
