@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,7 @@ from auditkit.cache import check_root, request_key
 from auditkit.controls import WEIGHT_CONTROLS, default_for_level
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig, cache_request, resolve_positions
+from auditkit.trust.run import sae_probes_trust
 from auditkit.models import LoadedModel, default_cache_dir, default_hook, load_model, resolve_device
 from auditkit.types import LabelledDataset, TokenBatch
 
@@ -50,6 +52,17 @@ def resolve_controls(cfg: AuditConfig, level: str | None = None) -> tuple[str, .
     if cfg.model.processed:
         chosen = {c: None for c in chosen if c not in WEIGHT_CONTROLS}
     return tuple(chosen)
+
+
+def dataset_trust(cfg: AuditConfig) -> dict[str, Any] | None:
+    """The trust table's row of a shipped sae-probes task (:func:`auditkit.trust.run.sae_probes_trust`: its flag
+    and reasons, on the whole task as ``auditkit datasets --audit`` reads it); None for any other dataset."""
+    kind, _, value = cfg.dataset.partition(":")
+    if not value:
+        kind, value = "sae-probes", kind
+    if kind != "sae-probes":
+        return None
+    return sae_probes_trust(value, cache_root=(cfg.model.cache_dir or default_cache_dir()) if cfg.use_cache else None)
 
 
 def load_dataset_spec(cfg: AuditConfig) -> LabelledDataset:
@@ -133,6 +146,9 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
         prep.plan,
     )
     model, ecfg = loaded.model, plan.extract_cfg
+    t = time.perf_counter()
+    trust = dataset_trust(cfg)
+    timings["trust_s"] = time.perf_counter() - t
     ctx = MethodContext(cfg=cfg, loaded=loaded, dataset=dataset, batch=batch, plan=plan, timings=timings)
     outputs: dict[str, MethodOutput] = {}
     for method in cfg.methods:
@@ -166,6 +182,7 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
             duplicates={**dataset.duplicates, "merged_after_tokenising": batch.merged_examples},
             label_notes=list(dataset.label_notes),
             n_truncated=batch.n_truncated,
+            **({"trust": trust} if trust is not None else {}),
         ),  # fmt: skip
         extraction=dict(
             hook=hook,

@@ -22,6 +22,7 @@ from auditkit.trust.flags import (
     KNOWN_FAULTS,
     LEAKY_COPY_SHARE,
     LEXICAL_HEADROOM,
+    MEANINGS,
 )
 from auditkit.metrics.lexical import is_lexical
 from auditkit.trust.run import INTERVAL
@@ -37,14 +38,6 @@ OWNED = ("summary.md", "datasets.csv", "run.json")
 TREEBANK_NOTE = (
     "No CoNLL-U treebank ships with auditkit (`conllu:PATH` reads the user's own file), so none is in this table."
 )
-MEANINGS = {
-    "broken": "not what its name says: known mis-formatting, or many texts with conflicting labels",
-    "leaky": "many rows are copies of another row, or a known leak",
-    "lexical": "the words or the length alone read the label",
-    "ok": "none of these",
-}
-
-
 def _ci(acc: float, low: float, high: float) -> str:
     return f"{acc:.2f} [{low:.2f}, {high:.2f}]"
 

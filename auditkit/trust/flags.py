@@ -25,6 +25,14 @@ from auditkit.metrics.lexical import LEXICAL_SHARE, is_lexical
 FLAGS: tuple[str, ...] = ("broken", "lexical", "leaky", "ok")
 """The flags, worst first; a dataset takes the first that applies."""
 
+MEANINGS = {
+    "broken": "not what its name says: known mis-formatting, or many texts with conflicting labels",
+    "leaky": "many rows are copies of another row, or a known leak",
+    "lexical": "the words or the length alone read the label",
+    "ok": "none of these",
+}
+"""What each flag means, in a few words, for reports."""
+
 BROKEN_CONFLICT_SHARE = 0.05
 """Share of distinct texts with conflicting labels at which a dataset is ``broken``."""
 LEAKY_COPY_SHARE = 0.10
