@@ -54,6 +54,19 @@ def resolve_controls(cfg: AuditConfig, level: str | None = None) -> tuple[str, .
     return tuple(chosen)
 
 
+def spec_level(dataset: str) -> str:
+    """The level of the data a dataset spec names, from its kind alone (before loading): ``conllu:`` is
+    token-level, every other kind an audit reads sentence-level (``token-properties:`` is a matrix audit's)."""
+    return "token" if dataset.partition(":")[0] == "conllu" else "sentence"
+
+
+def level_left_out(cfg: AuditConfig, controls: tuple[str, ...]) -> tuple[str, ...]:
+    """The default controls that the dataset's level left out of ``controls`` (none when they were named)."""
+    if cfg.controls is not None or cfg.matrix is not None:
+        return ()
+    return tuple(c for c in resolve_controls(cfg) if c not in controls)
+
+
 def dataset_trust(cfg: AuditConfig) -> dict[str, Any] | None:
     """The trust table's row of a shipped sae-probes task (:func:`auditkit.trust.run.sae_probes_trust`: its flag
     and reasons, on the whole task as ``auditkit datasets --audit`` reads it); None for any other dataset."""
@@ -183,6 +196,8 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
             label_notes=list(dataset.label_notes),
             n_truncated=batch.n_truncated,
             **({"trust": trust} if trust is not None else {}),
+            # the default controls this dataset's level left out (auditkit.controls.DEFAULT_LEVELS), for the report
+            **({"left_out_controls": list(left)} if (left := level_left_out(cfg, controls)) else {}),
         ),  # fmt: skip
         extraction=dict(
             hook=hook,

@@ -46,15 +46,15 @@ LEXICAL_SENTENCES = (
 )
 
 
-def control_task_note(controls: Any, levels: Any, default: bool = False) -> list[str]:
+def control_task_note(controls: Any, levels: Any, left_out: Any = ()) -> list[str]:
     """Report lines on the control task and sentence-level data: what its types are where it ran there
-    (:data:`CONTROL_TASK_SENTENCES`), why it did not where the default controls left it out
-    (:data:`CONTROL_TASK_SKIPPED`; ``default``: the controls were not named)."""
+    (:data:`CONTROL_TASK_SENTENCES`), why it did not where the data's level left it out of the default controls
+    (:data:`CONTROL_TASK_SKIPPED`; ``left_out``: the controls the audit left out that way)."""
     if "sentence" not in set(levels):
         return []
     if "control-task" in controls:
         return [CONTROL_TASK_SENTENCES, ""]
-    return [CONTROL_TASK_SKIPPED, ""] if default else []
+    return [CONTROL_TASK_SKIPPED, ""] if "control-task" in left_out else []
 
 
 def lexical_note(controls: Any) -> list[str]:
@@ -208,7 +208,7 @@ def summary_lines(result: Any, rule: str, figure: str | None) -> list[str]:
         LEGEND + " " + MDE_LEGEND + " " + HEATMAP_LEGEND,
         "",
         *lexical_note(result.controls),
-        *control_task_note(result.controls, [result.dataset.get("level")], result.config.controls is None),
+        *control_task_note(result.controls, [result.dataset.get("level")], result.dataset.get("left_out_controls", ())),
         *collapsed("Verdict rule", rule),
     ]
     if figure:

@@ -353,7 +353,7 @@ def render(result: Any, command: str, figures: dict[str, str]) -> str:
     lines += _multiplicity_lines(result)
     lines += lexical_note(result.controls)
     lines += control_task_note(result.controls, [info.get("level") for info in result.cells.values()],
-                               audit.controls is None)  # fmt: skip
+                               {c for info in result.cells.values() for c in info.get("left_out_controls", ())})
     if len(result.hooks) > 1:
         lines += ["## Over depth", ""]
         lines += [
