@@ -29,11 +29,13 @@ MDE_LEGEND = (
     "\"not shown at this size\", not \"absent\"."
 )
 CONTROL_TASK_SENTENCES = (
-    "`control-task` ran on sentence-level data, where its type is the text itself: no text recurs across the split "
-    "(copies are one example), so every held-out text gets a fresh random label (from the label distribution). "
-    "It is a second draw of random labels, not Hewitt and Liang's per-type control: read it as a second "
-    "shuffled-labels arm, not as separate evidence."
+    "On sentence-level data the control task's type is the text itself, and no text recurs across the split "
+    "(copies are one example), so `control-task` is a second draw of random labels (from the label "
+    "distribution), not Hewitt and Liang's per-type control: read it as a second shuffled-labels arm, not as "
+    "separate evidence."
 )
+"""Where it ran on sentence-level data anyway (named in ``--controls``, or a report saved before it was left
+out by default)."""
 CONTROL_TASK_SKIPPED = (
     "`control-task` did not run: on sentence-level data its type would be the text itself, which never recurs "
     "across the split, so it would be a second shuffled-labels arm counted as a separate control (name it in "
