@@ -11,10 +11,10 @@ from pathlib import Path
 from auditkit.audit.config import AuditConfig
 from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
 from auditkit.audit.run import resolve_controls, spec_level
-from auditkit.sweep.plan import resolve_datasets
 from auditkit.methods.probes.mdl import DEFAULT_SCHEDULE
 from auditkit.shell import Option, command_line, display_path
 from auditkit.sweep.config import SweepConfig
+from auditkit.sweep.plan import resolve_datasets
 
 
 def sae_options(opts: SAEAuditOptions) -> list[Option]:
@@ -70,7 +70,8 @@ def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
     options += [
         ("--hook", cfg.hook or None), ("--positions", cfg.positions),
         ("--max-examples", cfg.max_examples if cfg.max_examples is not None else 0), ("--max-length", cfg.max_length),
-        ("--methods", cfg.methods), ("--controls", resolve_controls(cfg, spec_level(cfg.dataset))), ("--seeds", cfg.seeds),
+        ("--methods", cfg.methods), ("--controls", resolve_controls(cfg, spec_level(cfg.dataset))),
+        ("--seeds", cfg.seeds),
         ("--test-fraction", float(cfg.test_fraction)), ("--probe-c", float(cfg.probe_C)), ("--probes", cfg.probes),
         *mdl_options(cfg),
         *(sae_options(cfg.sae) if "sae" in cfg.methods else []),

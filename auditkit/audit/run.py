@@ -28,8 +28,8 @@ from auditkit.cache import check_root, request_key
 from auditkit.controls import WEIGHT_CONTROLS, default_for_level
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig, cache_request, resolve_positions
-from auditkit.trust.run import sae_probes_trust
 from auditkit.models import LoadedModel, default_cache_dir, default_hook, load_model, resolve_device
+from auditkit.trust.run import sae_probes_trust
 from auditkit.types import LabelledDataset, TokenBatch
 
 logger = logging.getLogger(__name__)

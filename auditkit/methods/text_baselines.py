@@ -11,8 +11,9 @@
 
 Each fits on training rows and gives class probabilities per test row (``*_proba``: the audit's lexical arms
 score them like a probe's), its most probable class (``*_predict``), or one bool per test row (right or wrong,
-:func:`baseline_correct`), so that the caller can pool or interval them like any held-out outcome. scikit-learn is imported inside the fits: the core install has it,
-but nothing that never asks for a baseline pays for importing it.
+:func:`baseline_correct`), so that the caller can pool or interval them like any held-out outcome.
+scikit-learn is imported inside the fits: the core install has it, but nothing that never asks for a baseline
+pays for importing it.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def _one_hot(classes_N: np.ndarray, n_classes: int) -> np.ndarray:
     return np.eye(n_classes)[classes_N]
 
 
-def _fit_proba(X_train, y_train: np.ndarray, X_test, n_classes: int, C: float, seed: int) -> np.ndarray:  # noqa: ANN001 (dense or sparse)
+def _fit_proba(X_train, y_train: np.ndarray, X_test, n_classes: int, C: float, seed: int) -> np.ndarray:  # noqa: ANN001
     """float [N_test, K]: the logistic regression's class probabilities, a column for every class (a class absent
     from the training rows gets probability 0)."""
     fitted = _logistic(C, seed).fit(X_train, y_train)

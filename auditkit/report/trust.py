@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from auditkit.metrics.lexical import is_lexical
 from auditkit.report.outputs import atomic_folder
 from auditkit.report.tables import markdown_table
 from auditkit.report.write import library_versions
@@ -24,7 +25,6 @@ from auditkit.trust.flags import (
     LEXICAL_HEADROOM,
     MEANINGS,
 )
-from auditkit.metrics.lexical import is_lexical
 from auditkit.trust.run import INTERVAL
 
 if TYPE_CHECKING:

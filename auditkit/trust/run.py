@@ -206,7 +206,8 @@ def sae_probes_trust(tag: str, cfg: TrustConfig | None = None, *, cache_root: Pa
         return None
     cfg = cfg or TrustConfig(progress=False)
     ds = load_sae_probes(tag, duplicates="group")
-    rules = dict(flags=FLAGS, conflict=BROKEN_CONFLICT_SHARE, copies=LEAKY_COPY_SHARE, lexical=(LEXICAL_SHARE, LEXICAL_FLOOR))
+    rules = dict(flags=FLAGS, conflict=BROKEN_CONFLICT_SHARE, copies=LEAKY_COPY_SHARE,
+                 lexical=(LEXICAL_SHARE, LEXICAL_FLOOR))  # fmt: skip
     key = request_key(dict(kind="trust", data=ds.fingerprint, config=dataclasses.asdict(cfg), rules=repr(rules)))
     path = Path(cache_root) / "trust" / f"{key}.json" if cache_root is not None else None
     if path is not None and path.is_file():
@@ -215,8 +216,8 @@ def sae_probes_trust(tag: str, cfg: TrustConfig | None = None, *, cache_root: Pa
         except (OSError, ValueError):
             pass  # unreadable: recomputed and rewritten
     row = dataset_row(ds, cfg, kind=str(listing["kind"]))
-    out = {k: (float(v) if isinstance(v, (float, np.floating)) else v)
-           for k, v in row.items() if k in ("dataset", "flag", "reasons", "bow_acc", "length_acc", "majority")}  # fmt: skip
+    kept = ("dataset", "flag", "reasons", "bow_acc", "length_acc", "majority")
+    out = {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in row.items() if k in kept}
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as tmp:

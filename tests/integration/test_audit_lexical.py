@@ -86,3 +86,23 @@ def test_lexical_arms_pair_with_the_real_arm_by_seed(tmp_path, tiny):
     assert sel.loc[["lexical-bow", "lexical-length"], "sampling_se"].notna().all()
     assert (sel.loc[["lexical-bow", "lexical-length"], "n_seeds"] == len(SEEDS)).all()
     assert not any(k.startswith("extract[lexical") for k in result.timings)
+
+
+def test_token_level_data_runs_the_control_task_and_the_read_tokens_identity(tmp_path, tiny):
+    """CoNLL-U: a tag that the word decides is read by the labelled token's identity alone, so the probe is not
+    selective over it; the sentence's words and length are no baseline for one of its words, and the control task
+    keeps its per-type meaning: both by default."""
+    blocks = [
+        "\n".join(f"{i + 1}\t{w}\t{w}\t{t}\t_\t_\t0\t_\t_\t_" for i, (w, t) in enumerate(words)) + "\n"
+        for words in ((("the", "DET"), (f"dog{j}", "NOUN"), ("runs", "VERB")) for j in range(40))
+    ]
+    path = tmp_path / "tiny.conllu"
+    path.write_text("\n".join(blocks) + "\n")
+    cfg = AuditConfig(dataset=f"conllu:{path}", hook="blocks.1.hook_resid_post", model=ModelSpec(name="tiny-gpt2"),
+                      seeds=SEEDS, use_cache=False, progress=False)  # fmt: skip
+    result = run_audit(cfg, loaded=tiny)
+    assert "control-task" in result.controls and "lexical-last-token" in result.controls
+    assert "lexical-bow" not in result.controls and "lexical-length" not in result.controls
+    sel = result.selectivity[result.selectivity["metric"] == "accuracy"].set_index("control")
+    assert sel.loc["lexical-last-token", "control_score"] > 0.95
+    assert sel.loc["lexical-last-token", "verdict"] != "selective"
