@@ -44,7 +44,8 @@ CONTROL_TASK_SKIPPED = (
 LEXICAL_SENTENCES = (
     "The `lexical-*` columns are baselines with no model (bag-of-words, length, the read position's token), fitted "
     "on the same training rows and scored on the same held-out rows: a ✓ there reads **selective over lexical**, "
-    "the probe reads more than the words give; a ✗ means the words alone read the label about as well."
+    "the probe reads more than the words give; a ✗ means this audit cannot tell the probe from the words (read it "
+    "with its MDE), a ▼ that the words read the label better."
 )
 
 
