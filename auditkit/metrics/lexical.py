@@ -22,14 +22,14 @@ LEXICAL_FLOOR = 0.3
 """Share of the whole headroom over the majority class it must reach too (0.65 on balanced binary classes)."""
 
 RULE = (
-    f"lexical: the best reading with no trained model in it (a lexical baseline: bag-of-words, length or the "
+    f"the best reading with no trained model in it (a lexical baseline: bag-of-words, length or the "
     f"read position's token; or a reinitialised model) closes at least {LEXICAL_SHARE:.0%} of the real arm's gain "
     f"over the majority class, (text - majority) / (real - majority) >= {LEXICAL_SHARE:g}, and at least "
     f"{LEXICAL_FLOOR:.0%} of the headroom, (text - majority) / (1 - majority) >= {LEXICAL_FLOOR:g}; with no real "
     f"arm (the trust table) the real arm counts as perfect: (text - majority) / (1 - majority) >= {LEXICAL_SHARE:g}, "
     "0.80 on balanced binary classes"
 )
-"""The rule in words, for reports."""
+"""The rule in words, for reports: "a label is lexical when " + RULE."""
 
 
 def lexical_share(accuracy: float, majority: float, real: float = 1.0) -> float:

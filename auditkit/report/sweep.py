@@ -381,7 +381,8 @@ def render(result: Any, command: str, figures: dict[str, str]) -> str:
             if f"matrix-{method}.png" in figures:
                 lines += [f"![verdict matrix]({f'matrix-{method}.png'})", ""]
     shortcuts = lexical_shortcuts(best, {d: majority_share(info) for d, info in result.cells.items()})
-    lines += ["## Lexical shortcuts", "", f"The rule ({LEXICAL_RULE}), at each dataset's best layer.", ""]
+    lines += ["## Lexical shortcuts", "", f"A dataset is lexical when {LEXICAL_RULE} (`auditkit/metrics/lexical.py`, "
+              "the rule of every summary), read at its best layer.", ""]  # fmt: skip
     if shortcuts.empty:
         lines += ["No dataset is lexical by it.", ""]
     else:
