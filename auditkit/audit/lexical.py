@@ -82,6 +82,6 @@ def lexical_rows(
         t = time.perf_counter()
         for seed, acts, degenerate in real:
             records = arm_records(control, acts, texts_B, n_classes, C, seed, degenerate)
-            rows += [dict(method=m, control=control, seed=seed, **r) for m in methods for r in records]
+            rows += [dict(method=m, control=control, seed=seed, draw=0, **r) for m in methods for r in records]
         info["seconds"][control] = round(time.perf_counter() - t, 3)
     return rows, info
