@@ -10,10 +10,11 @@ from pathlib import Path
 
 from auditkit.audit.config import AuditConfig
 from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
-from auditkit.audit.run import resolve_controls
+from auditkit.audit.run import resolve_controls, spec_level
 from auditkit.methods.probes.mdl import DEFAULT_SCHEDULE
 from auditkit.shell import Option, command_line, display_path
 from auditkit.sweep.config import SweepConfig
+from auditkit.sweep.plan import resolve_datasets
 
 
 def sae_options(opts: SAEAuditOptions) -> list[Option]:
@@ -69,7 +70,8 @@ def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
     options += [
         ("--hook", cfg.hook or None), ("--positions", cfg.positions),
         ("--max-examples", cfg.max_examples if cfg.max_examples is not None else 0), ("--max-length", cfg.max_length),
-        ("--methods", cfg.methods), ("--controls", resolve_controls(cfg)), ("--seeds", cfg.seeds),
+        ("--methods", cfg.methods), ("--controls", resolve_controls(cfg, spec_level(cfg.dataset))),
+        ("--seeds", cfg.seeds),
         ("--test-fraction", float(cfg.test_fraction)), ("--label-draws", cfg.label_draws),
         ("--weight-draws", cfg.weight_draws), ("--probe-c", float(cfg.probe_C)), ("--probes", cfg.probes),
         *mdl_options(cfg),
@@ -78,6 +80,15 @@ def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
         ("--out", Path(out)),
     ]  # fmt: skip
     return command_line(["auditkit", "audit"], options)
+
+
+def _sweep_controls(cfg: SweepConfig) -> tuple[str, ...] | None:
+    """The sweep's controls for its command line: the named ones, else its datasets' level's defaults; None (left
+    to the defaults) when its datasets are of both levels, whose defaults differ."""
+    levels = {spec_level(d) for d in resolve_datasets(cfg.datasets)}
+    if cfg.audit.controls is None and len(levels) > 1:
+        return None
+    return resolve_controls(cfg.audit, levels.pop() if levels else None)
 
 
 def sweep_command(cfg: SweepConfig, out: Path | str) -> str:
@@ -89,7 +100,7 @@ def sweep_command(cfg: SweepConfig, out: Path | str) -> str:
         ("--gaussian-keep-embeddings", a.gaussian_keep_embeddings),
         ("--duplicates", a.duplicates if a.duplicates != "group" else None), ("--positions", a.positions),
         ("--max-examples", a.max_examples if a.max_examples is not None else 0), ("--max-length", a.max_length),
-        ("--methods", a.methods), ("--controls", resolve_controls(a)), ("--seeds", a.seeds),
+        ("--methods", a.methods), ("--controls", _sweep_controls(cfg)), ("--seeds", a.seeds),
         ("--test-fraction", float(a.test_fraction)), ("--label-draws", a.label_draws),
         ("--weight-draws", a.weight_draws), ("--probe-c", float(a.probe_C)), ("--probes", a.probes),
         *mdl_options(a), *(sae_options(a.sae) if "sae" in a.methods else []), ("--out", Path(out)),

@@ -57,7 +57,8 @@ def sweep(
     positions: Annotated[Positions, typer.Option(help="Which token positions become rows.")] = Positions.auto,
     methods: Annotated[str, typer.Option(help="Comma-separated methods of every cell.")] = "probe",
     controls: Annotated[
-        Optional[str], typer.Option(help="Comma-separated controls (default: every control that applies).")
+        Optional[str], typer.Option(help="Comma-separated controls (default: every control that applies to the "
+                                    "methods and each dataset's level, as in `auditkit audit`).")
     ] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds (>= 3 for intervals).")] = "0,1,2",
     max_examples: Annotated[int, typer.Option(help="Distinct texts per dataset (0 = all).")] = 1000,

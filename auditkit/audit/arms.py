@@ -20,7 +20,7 @@ import numpy as np
 
 from auditkit.audit.options import SAE_BASELINES
 from auditkit.cache import CacheEntry
-from auditkit.controls import LABEL_CONTROLS, TOKEN_CONTROLS, WEIGHT_CONTROLS, random_tokens
+from auditkit.controls import LABEL_CONTROLS, LEXICAL_CONTROLS, TOKEN_CONTROLS, WEIGHT_CONTROLS, random_tokens
 from auditkit.controls.weights import reinit_loaded, weight_control_provenance
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig, cache_request, extract, extract_hooks
@@ -179,7 +179,8 @@ def prefetch_hooks(
     )
     for seed in plan.seeds:
         for control in wanted:
-            if control not in LABEL_CONTROLS and control not in SAE_BASELINES:  # neither extracts activations
+            if control not in LABEL_CONTROLS and control not in SAE_BASELINES and control not in LEXICAL_CONTROLS:
+                # none of these extracts activations
                 jobs += [(control, (seed, d), *_variant(plan, control, seed, real_model, d)) for d in draws(plan, control)]
     for control, seed_draw, prov, batch, model in jobs:
         entries = {h: CacheEntry(plan.cache_root, cache_request(prov, batch, _with_hook(plan, h))) for h in hooks}
@@ -222,8 +223,8 @@ def build_arms(plan: ArmPlan, timings: dict[str, float]) -> list[Arm]:
         real_s = split_for_seed(real, seed, plan.test_fraction)
         arms.append(Arm(REAL, seed, real_s, plan.batch, real_model))
         for control in plan.controls:
-            if control in SAE_BASELINES:
-                continue  # the sae method's own controls: it builds them from the real arm
+            if control in SAE_BASELINES or control in LEXICAL_CONTROLS:
+                continue  # the sae method's own controls (built from the real arm), the texts alone (probe method)
             for draw in draws(plan, control):
                 if control in LABEL_CONTROLS:
                     acts = label_control(real_s, control, seed, draw)

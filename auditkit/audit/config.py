@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from auditkit.audit.options import SAE_BASELINES, PursuitAuditOptions, SAEAuditOptions
-from auditkit.controls import ALL_CONTROLS
+from auditkit.controls import ALL_CONTROLS, LEXICAL_CONTROLS
 from auditkit.duplicates import check_policy
 from auditkit.errors import ConfigError
 from auditkit.extract import check_vector_hook
@@ -16,7 +16,7 @@ from auditkit.methods.probes.sparse import SPARSE_KIND, parse_sparse_spec
 from auditkit.models import ModelSpec
 
 DEFAULT_DATASET = "sae-probes:92_glue_sst2"
-KNOWN_CONTROLS = (*ALL_CONTROLS, *SAE_BASELINES)
+KNOWN_CONTROLS = (*ALL_CONTROLS, *LEXICAL_CONTROLS, *SAE_BASELINES)
 """Every ``--controls`` name: the arm controls (labels, tokens, weights) and the methods' own (the SAE
 baselines); a method skips the ones it does not apply (:attr:`auditkit.audit.method.Method.controls`)."""
 

@@ -8,6 +8,7 @@ each problem scored on its own seed's held-out rows (:func:`stack_labels`, :func
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,8 +17,9 @@ import pandas as pd
 import torch
 
 from auditkit.audit.arms import Arm
+from auditkit.audit.lexical import lexical_rows, row_texts
 from auditkit.audit.method import MethodContext, MethodOutput
-from auditkit.controls import ALL_CONTROLS
+from auditkit.controls import ALL_CONTROLS, LEXICAL_CONTROLS
 from auditkit.errors import DataError
 from auditkit.methods.probes import make_probe
 from auditkit.methods.probes.base import StackedProbe
@@ -27,10 +29,11 @@ from auditkit.metrics.classification import classification_records
 from auditkit.types import REAL, ActivationSet
 
 METHOD = "probe"
-CONTROLS = ALL_CONTROLS
-"""Every control applies to a probe."""
-DEFAULT_CONTROLS = tuple(c for c in ALL_CONTROLS if c != "step0")
-"""Run by default: every control but step0 (it needs the hub: opt in)."""
+CONTROLS = (*ALL_CONTROLS, *LEXICAL_CONTROLS)
+"""Every control applies to a probe, and the lexical baselines (:mod:`auditkit.audit.lexical`) run with it."""
+DEFAULT_CONTROLS = tuple(c for c in CONTROLS if c != "step0")
+"""Run by default: every control but step0 (it needs the hub: opt in), on the data levels each applies to
+(:data:`auditkit.controls.DEFAULT_LEVELS`)."""
 
 
 def labelled_rows(acts: ActivationSet) -> ActivationSet:
@@ -91,8 +94,24 @@ def run_probe_method(ctx: MethodContext) -> MethodOutput:
     arms = [a for a in ctx.arms() if a.control == REAL or a.control in ctx.controls_for(CONTROLS)]
     mdl = ctx.cfg.mdl_schedule if ctx.cfg.mdl else None
     rows, info = probe_rows(arms, ctx.cfg.probes, C=ctx.cfg.probe_C, mdl=mdl, device=ctx.loaded.provenance.device)
+    if lexical := [c for c in ctx.controls_for(CONTROLS) if c in LEXICAL_CONTROLS]:
+        rows = _with_lexical(ctx, arms, rows, lexical, info)
     headline = ("accuracy", *MDL_METRICS) if mdl else ("accuracy",)
     return MethodOutput(rows=rows, info=info, headline=headline, directions=MDL_DIRECTIONS if mdl else {})
+
+
+def _with_lexical(
+    ctx: MethodContext, arms: list[Arm], rows: pd.DataFrame, controls: list[str], info: dict[str, Any]
+) -> pd.DataFrame:
+    """``rows`` with the lexical arms' rows, each paired with every probe kind's real arm (its info in ``info``)."""
+    t = time.perf_counter()
+    real = [(a.seed, acts, one_class(acts)) for a in arms if a.control == REAL for acts in [labelled_rows(a.acts)]]
+    methods = list(dict.fromkeys(rows.loc[(rows["control"] == REAL) & (rows["metric"] == "accuracy"), "method"]))
+    texts_B = row_texts(ctx.batch, ctx.loaded.model.tokenizer)
+    extra, info["lexical"] = lexical_rows(real, controls, methods, texts_B, n_classes=info["n_classes"],
+                                          C=ctx.cfg.probe_C)  # fmt: skip
+    ctx.timings["lexical_s"] = ctx.timings.get("lexical_s", 0.0) + time.perf_counter() - t
+    return pd.concat([rows, pd.DataFrame(extra)], ignore_index=True)
 
 
 MDL_METRICS = ("codelength_per_label", "compression")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,28 +25,57 @@ from auditkit.audit.method import MethodContext, MethodOutput
 from auditkit.audit.registry import METHODS, check_methods
 from auditkit.audit.result import AuditResult, score_rows
 from auditkit.cache import check_root, request_key
-from auditkit.controls import WEIGHT_CONTROLS
+from auditkit.controls import WEIGHT_CONTROLS, default_for_level
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig, cache_request, resolve_positions
 from auditkit.models import LoadedModel, default_cache_dir, default_hook, load_model, resolve_device
+from auditkit.trust.run import sae_probes_trust
 from auditkit.types import LabelledDataset, TokenBatch
 
 logger = logging.getLogger(__name__)
 
 
-def resolve_controls(cfg: AuditConfig) -> tuple[str, ...]:
+def resolve_controls(cfg: AuditConfig, level: str | None = None) -> tuple[str, ...]:
     """The controls to run: the ones asked for, or every one that applies to the methods.
 
-    Weight controls need unprocessed weights; by default they are left out for a processed model.
+    Weight controls need unprocessed weights; by default they are left out for a processed model. On data of
+    ``level`` (``sentence`` or ``token``; None: any) the default leaves out the controls that do not apply there
+    (:data:`auditkit.controls.DEFAULT_LEVELS`: ``control-task`` on sentence-level data, where its type is the
+    text and it is a second shuffled-labels arm; the bag-of-words and length baselines on token-level data).
     """
     if cfg.matrix is not None:
         return matrix_controls(cfg)
     if cfg.controls is not None:
         return cfg.controls
-    chosen = dict.fromkeys(c for m in cfg.methods for c in METHODS[m].default_controls)
+    defaults = (c for m in cfg.methods for c in METHODS[m].default_controls)
+    chosen = dict.fromkeys(c for c in defaults if level is None or default_for_level(c, level))
     if cfg.model.processed:
         chosen = {c: None for c in chosen if c not in WEIGHT_CONTROLS}
     return tuple(chosen)
+
+
+def spec_level(dataset: str) -> str:
+    """The level of the data a dataset spec names, from its kind alone (before loading): ``conllu:`` is
+    token-level, every other kind an audit reads sentence-level (``token-properties:`` is a matrix audit's)."""
+    return "token" if dataset.partition(":")[0] == "conllu" else "sentence"
+
+
+def level_left_out(cfg: AuditConfig, controls: tuple[str, ...]) -> tuple[str, ...]:
+    """The default controls that the dataset's level left out of ``controls`` (none when they were named)."""
+    if cfg.controls is not None or cfg.matrix is not None:
+        return ()
+    return tuple(c for c in resolve_controls(cfg) if c not in controls)
+
+
+def dataset_trust(cfg: AuditConfig) -> dict[str, Any] | None:
+    """The trust table's row of a shipped sae-probes task (:func:`auditkit.trust.run.sae_probes_trust`: its flag
+    and reasons, on the whole task as ``auditkit datasets --audit`` reads it); None for any other dataset."""
+    kind, _, value = cfg.dataset.partition(":")
+    if not value:
+        kind, value = "sae-probes", kind
+    if kind != "sae-probes":
+        return None
+    return sae_probes_trust(value, cache_root=(cfg.model.cache_dir or default_cache_dir()) if cfg.use_cache else None)
 
 
 def load_dataset_spec(cfg: AuditConfig) -> LabelledDataset:
@@ -88,7 +118,7 @@ def prepare_audit(cfg: AuditConfig, loaded: LoadedModel | None, timings: dict[st
     timings["load_model_s"] = timings.get("load_model_s", 0.0) + time.perf_counter() - t
     model = loaded.model
     hook = cfg.hook or default_hook(model.cfg.n_layers)
-    controls = resolve_controls(cfg)
+    controls = resolve_controls(cfg, dataset.level)
     preflight.check_model(cfg, loaded, hook, controls)
     t = time.perf_counter()
     # Sentence-level data declares no grouping key: the control task then keys its labels by example,
@@ -130,6 +160,9 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
         prep.plan,
     )
     model, ecfg = loaded.model, plan.extract_cfg
+    t = time.perf_counter()
+    trust = dataset_trust(cfg)
+    timings["trust_s"] = time.perf_counter() - t
     ctx = MethodContext(cfg=cfg, loaded=loaded, dataset=dataset, batch=batch, plan=plan, timings=timings)
     outputs: dict[str, MethodOutput] = {}
     for method in cfg.methods:
@@ -163,6 +196,9 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
             duplicates={**dataset.duplicates, "merged_after_tokenising": batch.merged_examples},
             label_notes=list(dataset.label_notes),
             n_truncated=batch.n_truncated,
+            **({"trust": trust} if trust is not None else {}),
+            # the default controls this dataset's level left out (auditkit.controls.DEFAULT_LEVELS), for the report
+            **({"left_out_controls": list(left)} if (left := level_left_out(cfg, controls)) else {}),
         ),  # fmt: skip
         extraction=dict(
             hook=hook,

@@ -1,14 +1,19 @@
-"""What the words alone give: two probes that read only the text, never a model.
+"""What the words alone give: three probes that read only the text or its tokens, never a model.
 
 - ``bag-of-words``: TF-IDF over unigrams and bigrams (scikit-learn's ``TfidfVectorizer``, its default word
   tokenizer) into an L2-regularised logistic regression at the audit's probe C. A label this reads well is
   decided by which words occur (a phrase-presence task), whatever a model's activations hold.
 - ``length``: two features, the text's characters and its whitespace-separated tokens, standardised on the
   training rows, into the same logistic regression. A label this reads is a length cue.
+- ``last-token``: the identity of one token (one-hot token id) into the same logistic regression: what the
+  token an audit reads its activations at gives alone. It reads token ids, not texts (the audit's lexical arms,
+  :mod:`auditkit.audit.lexical`; the trust table runs the two text baselines).
 
-Each fits on training rows and returns one bool per test row (right or wrong), so that the caller can pool
-or interval them like any held-out outcome. scikit-learn is imported inside the fits: the core install has it,
-but nothing that never asks for a baseline pays for importing it.
+Each fits on training rows and gives class probabilities per test row (``*_proba``: the audit's lexical arms
+score them like a probe's), its most probable class (``*_predict``), or one bool per test row (right or wrong,
+:func:`baseline_correct`), so that the caller can pool or interval them like any held-out outcome.
+scikit-learn is imported inside the fits: the core install has it, but nothing that never asks for a baseline
+pays for importing it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 BASELINES: tuple[str, ...] = ("bag-of-words", "length")
-"""The baselines, in report order."""
+"""The text baselines of the trust table, in report order."""
 
 
 def length_features(texts: Sequence[str]) -> np.ndarray:
@@ -32,40 +37,93 @@ def _logistic(C: float, seed: int):  # noqa: ANN202 (a scikit-learn estimator)
     return LogisticRegression(C=C, max_iter=1000, random_state=seed)
 
 
-def _single_class(y_train: np.ndarray, n_test: int) -> np.ndarray | None:
-    """Predictions when the training rows hold one class (no fit possible): that class, everywhere."""
+def _single_class(y_train: np.ndarray, n_test: int, n_classes: int) -> np.ndarray | None:
+    """Probabilities when the training rows hold one class (no fit possible): that class, everywhere."""
     classes = np.unique(y_train)
-    return np.full(n_test, classes[0]) if len(classes) == 1 else None
+    return _one_hot(np.full(n_test, classes[0]), n_classes) if len(classes) == 1 else None
 
 
-def bag_of_words_predict(
-    train_texts: Sequence[str], y_train: np.ndarray, test_texts: Sequence[str], *, C: float, seed: int = 0
-) -> np.ndarray:
-    """int [N_test] predicted class of every test text from its unigrams and bigrams (TF-IDF, logistic)."""
+def _one_hot(classes_N: np.ndarray, n_classes: int) -> np.ndarray:
+    return np.eye(n_classes)[classes_N]
+
+
+def _fit_proba(X_train, y_train: np.ndarray, X_test, n_classes: int, C: float, seed: int) -> np.ndarray:  # noqa: ANN001
+    """float [N_test, K]: the logistic regression's class probabilities, a column for every class (a class absent
+    from the training rows gets probability 0)."""
+    fitted = _logistic(C, seed).fit(X_train, y_train)
+    out = np.zeros((X_test.shape[0], n_classes))
+    out[:, fitted.classes_] = fitted.predict_proba(X_test)
+    return out
+
+
+def bag_of_words_proba(
+    train_texts: Sequence[str], y_train: np.ndarray, test_texts: Sequence[str], *, n_classes: int, C: float,
+    seed: int = 0,
+) -> np.ndarray:  # fmt: skip
+    """float [N_test, K] class probabilities of every test text from its unigrams and bigrams (TF-IDF, logistic)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    fixed = _single_class(y_train, len(test_texts))
+    fixed = _single_class(y_train, len(test_texts), n_classes)
     if fixed is not None:
         return fixed
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
     try:
         X_train = vectorizer.fit_transform(train_texts)
     except ValueError:  # no word in any training text (empty vocabulary): the words say nothing
-        return np.full(len(test_texts), np.bincount(y_train).argmax())
-    return _logistic(C, seed).fit(X_train, y_train).predict(vectorizer.transform(test_texts))
+        return _one_hot(np.full(len(test_texts), np.bincount(y_train).argmax()), n_classes)
+    return _fit_proba(X_train, y_train, vectorizer.transform(test_texts), n_classes, C, seed)
 
 
-def length_predict(
-    train_texts: Sequence[str], y_train: np.ndarray, test_texts: Sequence[str], *, C: float, seed: int = 0
-) -> np.ndarray:
-    """int [N_test] predicted class of every test text from its length in characters and tokens."""
-    fixed = _single_class(y_train, len(test_texts))
+def length_proba(
+    train_texts: Sequence[str], y_train: np.ndarray, test_texts: Sequence[str], *, n_classes: int, C: float,
+    seed: int = 0,
+) -> np.ndarray:  # fmt: skip
+    """float [N_test, K] class probabilities of every test text from its length in characters and tokens."""
+    fixed = _single_class(y_train, len(test_texts), n_classes)
     if fixed is not None:
         return fixed
     X_train, X_test = length_features(train_texts), length_features(test_texts)
     mean, sd = X_train.mean(0), X_train.std(0)
     sd[sd == 0] = 1.0
-    return _logistic(C, seed).fit((X_train - mean) / sd, y_train).predict((X_test - mean) / sd)
+    return _fit_proba((X_train - mean) / sd, y_train, (X_test - mean) / sd, n_classes, C, seed)
+
+
+def token_identity_proba(
+    train_ids: Sequence[int], y_train: np.ndarray, test_ids: Sequence[int], *, n_classes: int, C: float,
+    seed: int = 0,
+) -> np.ndarray:  # fmt: skip
+    """float [N_test, K] class probabilities of every row from the identity of one token (a one-hot token id, a
+    token never seen in training all zeros), into the same logistic regression: what the token at the read
+    position alone gives (a type's majority label, smoothed by C)."""
+    from sklearn.preprocessing import OneHotEncoder
+
+    fixed = _single_class(y_train, len(test_ids), n_classes)
+    if fixed is not None:
+        return fixed
+    encoder = OneHotEncoder(handle_unknown="ignore")
+    X_train = encoder.fit_transform(np.asarray(train_ids, dtype=np.int64).reshape(-1, 1))
+    X_test = encoder.transform(np.asarray(test_ids, dtype=np.int64).reshape(-1, 1))
+    return _fit_proba(X_train, y_train, X_test, n_classes, C, seed)
+
+
+PROBA: dict[str, Callable[..., np.ndarray]] = {
+    "bag-of-words": bag_of_words_proba, "length": length_proba, "last-token": token_identity_proba,
+}
+"""Each baseline's fit-and-predict-probabilities function, by name: ``bag-of-words`` and ``length`` read texts,
+``last-token`` reads token ids."""
+
+
+def _predictor(proba: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    def predict(train: Sequence, y_train: np.ndarray, test: Sequence, *, C: float, seed: int = 0) -> np.ndarray:
+        """int [N_test] predicted class (the most probable) of every test row."""
+        n_classes = int(max(np.max(y_train, initial=0), 0)) + 1
+        return proba(train, y_train, test, n_classes=n_classes, C=C, seed=seed).argmax(1)
+
+    return predict
+
+
+bag_of_words_predict = _predictor(bag_of_words_proba)
+length_predict = _predictor(length_proba)
 
 
 PREDICTORS: dict[str, Callable[..., np.ndarray]] = {"bag-of-words": bag_of_words_predict, "length": length_predict}

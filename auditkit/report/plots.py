@@ -27,6 +27,9 @@ PALETTE: dict[str, str] = {
     "step0": "#8c564b",
     "gaussian-dict": "#e377c2",
     "spectral-dict": "#7f7f7f",
+    "lexical-bow": "#8c6d31",
+    "lexical-length": "#bd9e39",
+    "lexical-last-token": "#e7ba52",
     # the calibration's null families and planted arms
     "repeated-texts": "#2ca02c",
     # the SAE baselines (the sae method's own controls; never in a figure with the calibration's nulls)
@@ -52,6 +55,9 @@ SHORT_NAMES: dict[str, str] = {
     "step0": "step0",
     "gaussian-dict": "gauss dict",
     "spectral-dict": "spectral dict",
+    "lexical-bow": "lex bow",
+    "lexical-length": "lex length",
+    "lexical-last-token": "lex last tok",
     "sae-untrained": "untrained",
     "sae-frozen-decoder": "frozen dec",
     "sae-soft-frozen-decoder": "soft-frozen dec",

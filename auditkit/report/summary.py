@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from auditkit.controls import LEXICAL_CONTROLS
 from auditkit.report.plots import MARKS, effect_colour, short_name, verdict_heatmap
 from auditkit.report.tables import collapsed, method_selectivity
+from auditkit.trust.flags import MEANINGS
 
 FIGURE = "verdicts.png"
 
@@ -32,11 +34,45 @@ CONTROL_TASK_SENTENCES = (
     "distribution), not Hewitt and Liang's per-type control: read it as a second shuffled-labels arm, not as "
     "separate evidence."
 )
+"""Where it ran on sentence-level data anyway (named in ``--controls``, or a report saved before it was left
+out by default)."""
+CONTROL_TASK_SKIPPED = (
+    "`control-task` did not run: on sentence-level data its type would be the text itself, which never recurs "
+    "across the split, so it would be a second shuffled-labels arm counted as a separate control (name it in "
+    "`--controls` to run it anyway). On token-level data it runs: there the type is the word."
+)
+LEXICAL_SENTENCES = (
+    "The `lexical-*` columns are baselines with no model (bag-of-words, length, the read position's token), fitted "
+    "on the same training rows and scored on the same held-out rows: a ✓ there reads **selective over lexical**, "
+    "the probe reads more than the words give; a ✗ means this audit cannot tell the probe from the words (read it "
+    "with its MDE), a ▼ that the words read the label better."
+)
 
 
-def control_task_note(controls: Any, levels: Any) -> list[str]:
-    """:data:`CONTROL_TASK_SENTENCES` as report lines, where the control task ran on sentence-level data."""
-    return [CONTROL_TASK_SENTENCES, ""] if "control-task" in controls and "sentence" in set(levels) else []
+def control_task_note(controls: Any, levels: Any, left_out: Any = ()) -> list[str]:
+    """Report lines on the control task and sentence-level data: what its types are where it ran there
+    (:data:`CONTROL_TASK_SENTENCES`), why it did not where the data's level left it out of the default controls
+    (:data:`CONTROL_TASK_SKIPPED`; ``left_out``: the controls the audit left out that way)."""
+    if "sentence" not in set(levels):
+        return []
+    if "control-task" in controls:
+        return [CONTROL_TASK_SENTENCES, ""]
+    return [CONTROL_TASK_SKIPPED, ""] if "control-task" in left_out else []
+
+
+def lexical_note(controls: Any) -> list[str]:
+    """:data:`LEXICAL_SENTENCES` as report lines, where a lexical baseline ran."""
+    return [LEXICAL_SENTENCES, ""] if any(c in LEXICAL_CONTROLS for c in controls) else []
+
+
+def trust_line(trust: dict[str, Any] | None, name: str = "") -> str:
+    """One line: a shipped dataset's trust flag (``auditkit datasets --audit``) and its reasons."""
+    if not trust:
+        return ""
+    why = f" ({trust['reasons']})" if trust.get("reasons") else ""
+    who = f" `{name}`" if name else ""
+    return (f"**Dataset{who} flag: {trust['flag']}**{why}: {MEANINGS.get(trust['flag'], '')}, by the trust table "
+            "of the shipped datasets (`auditkit datasets --audit`, `reports/datasets`).")  # fmt: skip
 
 
 HEATMAP_LEGEND = (
@@ -165,7 +201,8 @@ def audited_sentence(result: Any) -> str:
 def summary_lines(result: Any, rule: str, figure: str | None) -> list[str]:
     """The first screen: the sentence, the verdict matrix with its legend and rule, and the heatmap."""
     matrix = verdict_matrix(result)
-    lines = [audited_sentence(result), "", "## Verdicts", ""]
+    flag = trust_line(result.dataset.get("trust"))
+    lines = [audited_sentence(result), "", *([flag, ""] if flag else []), "## Verdicts", ""]
     if matrix.empty:
         return lines + ["No control ran: there is nothing to compare the real arm with.", ""]
     lines += [
@@ -173,7 +210,8 @@ def summary_lines(result: Any, rule: str, figure: str | None) -> list[str]:
         "",
         LEGEND + " " + MDE_LEGEND + " " + HEATMAP_LEGEND,
         "",
-        *control_task_note(result.controls, [result.dataset.get("level")]),
+        *lexical_note(result.controls),
+        *control_task_note(result.controls, [result.dataset.get("level")], result.dataset.get("left_out_controls", ())),
         *collapsed("Verdict rule", rule),
     ]
     if figure:

@@ -11,8 +11,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from auditkit.controls import WEIGHT_CONTROLS
+from auditkit.controls import LEXICAL_CONTROLS, WEIGHT_CONTROLS
 from auditkit.metrics.evidence import absence
+from auditkit.metrics.lexical import RULE as LEXICAL_RULE
+from auditkit.metrics.lexical import is_lexical
 from auditkit.report.markdown import reproduce_section
 from auditkit.report.outputs import atomic_folder, safe_name
 from auditkit.report.plots import (
@@ -24,7 +26,7 @@ from auditkit.report.plots import (
     luminance,
     subplots,
 )
-from auditkit.report.summary import control_task_note
+from auditkit.report.summary import control_task_note, lexical_note, trust_line
 from auditkit.report.tables import fmt, markdown_table
 from auditkit.report.write import _jsonable, library_versions, recorded_argv, rerender_outputs, table_records
 from auditkit.types import REAL
@@ -105,38 +107,41 @@ def verdict_hook(result: Any) -> str:
 
 def best_layers(result: Any) -> pd.DataFrame:
     """Per dataset and method: the hook with the highest mean real accuracy, that accuracy, and each weight
-    control's accuracy there (descriptive: the verdicts are at :func:`verdict_hook`)."""
+    control's and lexical baseline's accuracy there (descriptive: the verdicts are at :func:`verdict_hook`)."""
     scores, out = _scores(result), []
     for (dataset, method), sub in scores[scores["control"] == REAL].groupby(["dataset", "method"], sort=False):
         best = sub.loc[sub["value"].idxmax()]
         row: dict[str, Any] = dict(dataset=dataset, method=method, best_hook=best["hook"], real=best["value"])
         here = scores[(scores["dataset"] == dataset) & (scores["hook"] == best["hook"]) & (scores["method"] == method)]
-        for control in (c for c in result.controls if c in WEIGHT_CONTROLS):
+        for control in (c for c in result.controls if c in WEIGHT_CONTROLS or c in LEXICAL_CONTROLS):
             hit = here[here["control"] == control]["value"]
             row[f"{control} accuracy"] = float(hit.iloc[0]) if len(hit) else math.nan
         out.append(row)
     return pd.DataFrame(out)
 
 
-SHORTCUT_MARGIN, SHORTCUT_ABOVE_CHANCE, SHORTCUT_FLOOR = 0.05, 0.65, 0.8
-"""A lexical shortcut: a reinitialised model reads the label within ``SHORTCUT_MARGIN`` of the real model's
-accuracy while itself reading it well above chance (at least ``SHORTCUT_ABOVE_CHANCE``), or reads it at
-``SHORTCUT_FLOOR`` or more whatever the real model does."""
+def majority_share(info: dict[str, Any]) -> float:
+    """The majority class's share of a dataset's items (from its audits' ``class_counts``; 1 / classes, else 0.5)."""
+    counts = info.get("class_counts") or []
+    if sum(counts):
+        return max(counts) / sum(counts)
+    return 1 / max(len(info.get("class_names") or []), 2)
 
 
-def lexical_shortcuts(
-    best: pd.DataFrame, margin: float = SHORTCUT_MARGIN, above_chance: float = SHORTCUT_ABOVE_CHANCE,
-    floor: float = SHORTCUT_FLOOR,
-) -> pd.DataFrame:  # fmt: skip
-    """Datasets whose best layer a reinitialised model reads about as well, and well above chance (see
-    :data:`SHORTCUT_MARGIN`): the label is carried by the tokens themselves (a lexical shortcut), not by what
-    training put into the weights. A dataset that neither model reads (both near chance) is not one: that
-    is a label the probe does not find at all, which the verdict matrix shows."""
+def lexical_shortcuts(best: pd.DataFrame, majority: dict[str, float] | None = None) -> pd.DataFrame:
+    """Datasets whose best layer is lexical by the one rule of :mod:`auditkit.metrics.lexical`: a reading with no
+    trained model in it (the best lexical baseline, or a reinitialised model, at that hook) closes at least
+    :data:`~auditkit.metrics.lexical.LEXICAL_SHARE` of the real arm's gain over the majority class, and
+    :data:`~auditkit.metrics.lexical.LEXICAL_FLOOR` of the headroom. ``majority`` maps a dataset to its majority
+    share (default 0.5). A dataset that nothing reads (all near chance) is not lexical: that is a label the probe
+    does not find at all, which the verdict matrix shows."""
     cols = [c for c in best.columns if c.endswith(" accuracy")]
     if not cols:
         return best.iloc[0:0]
-    reinit = best[cols].max(axis=1)
-    return best[((reinit >= best["real"] - margin) & (reinit >= above_chance)) | (reinit >= floor)]
+    text_only = best[cols].max(axis=1)
+    maj = best["dataset"].map(lambda d: (majority or {}).get(d, 0.5))
+    keep = [is_lexical(t, m, r) for t, m, r in zip(text_only, maj, best["real"])]
+    return best[keep]
 
 
 def first_selective(result: Any) -> pd.DataFrame:
@@ -306,6 +311,23 @@ def _multiplicity_lines(result: Any) -> list[str]:
     return lines
 
 
+def trust_lines(result: Any) -> list[str]:
+    """The trust flag of every shipped dataset of the sweep (``auditkit datasets --audit``): one line for one
+    dataset; for several, how many carry each flag and which, flagged ones first."""
+    flags = {d: info["trust"] for d, info in result.cells.items() if info.get("trust")}
+    if not flags:
+        return []
+    if len(result.datasets) == 1:
+        return [trust_line(next(iter(flags.values()))), ""]
+    by_flag: dict[str, list[str]] = {}
+    for dataset, trust in flags.items():
+        by_flag.setdefault(trust["flag"], []).append(f"`{_tag(dataset)}`")
+    parts = [f"{len(by_flag[f])} {f}" + (f" ({', '.join(by_flag[f])})" if f != "ok" else "")
+             for f in ("broken", "lexical", "leaky", "ok") if f in by_flag]  # fmt: skip
+    return [f"**Dataset flags** (the trust table of the shipped datasets, `auditkit datasets --audit`): "
+            f"{'; '.join(parts)}.", ""]  # fmt: skip
+
+
 def render(result: Any, command: str, figures: dict[str, str]) -> str:
     """summary.md of a sweep."""
     cfg, prov = result.config, result.provenance
@@ -323,12 +345,15 @@ def render(result: Any, command: str, figures: dict[str, str]) -> str:
         f"verdicts by the audit's rule on held-out accuracy (legend: {LEGEND}){sae_note}.",
         "",
     ]
+    lines += trust_lines(result)
     failures = result.failures
     if failures:  # before any number: what is missing from every table below
         lines += [f"**{len(failures)} cell(s) failed; their rows are missing below:**", ""]
         lines += [f"- `{line}`" for line in failures] + [""]
     lines += _multiplicity_lines(result)
-    lines += control_task_note(result.controls, [info.get("level") for info in result.cells.values()])
+    lines += lexical_note(result.controls)
+    lines += control_task_note(result.controls, [info.get("level") for info in result.cells.values()],
+                               {c for info in result.cells.values() for c in info.get("left_out_controls", ())})
     if len(result.hooks) > 1:
         lines += ["## Over depth", ""]
         lines += [
@@ -355,15 +380,14 @@ def render(result: Any, command: str, figures: dict[str, str]) -> str:
                       markdown_table(verdict_matrix(result, method)), ""]  # fmt: skip
             if f"matrix-{method}.png" in figures:
                 lines += [f"![verdict matrix]({f'matrix-{method}.png'})", ""]
-    shortcuts = lexical_shortcuts(best)
-    lines += ["## Lexical shortcuts", ""]
+    shortcuts = lexical_shortcuts(best, {d: majority_share(info) for d, info in result.cells.items()})
+    lines += ["## Lexical shortcuts", "", f"A dataset is lexical when {LEXICAL_RULE} (`auditkit/metrics/lexical.py`, "
+              "the rule of every summary), read at its best layer.", ""]  # fmt: skip
     if shortcuts.empty:
-        lines += [f"No dataset is read about as well from a reinitialised model (within {SHORTCUT_MARGIN} of the real "
-                  f"model and at least {SHORTCUT_ABOVE_CHANCE}, or at least {SHORTCUT_FLOOR}).", ""]  # fmt: skip
+        lines += ["No dataset is lexical by it.", ""]
     else:
-        lines += [f"Read about as well from a reinitialised model (within {SHORTCUT_MARGIN} of the real accuracy and "
-                  f"at least {SHORTCUT_ABOVE_CHANCE}, or at least {SHORTCUT_FLOOR}): the tokens carry the label, not "
-                  "what training put into the weights. Datasets neither model reads are not listed here.", "",
+        lines += ["These datasets are lexical: the words, or a model with no training, give most of what the probe "
+                  "reads. Datasets nothing reads are not listed here.", "",
                   markdown_table(shortcuts[[c for c in shortcuts.columns if c in
                                  ("dataset", "method", "best_hook", "real") or c.endswith(" accuracy")]]), ""]  # fmt: skip
     lines += ["## Best layer per dataset", "", markdown_table(best), ""]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from auditkit.metrics.lexical import is_lexical
 from auditkit.report.outputs import atomic_folder
 from auditkit.report.tables import markdown_table
 from auditkit.report.write import library_versions
@@ -22,7 +23,7 @@ from auditkit.trust.flags import (
     KNOWN_FAULTS,
     LEAKY_COPY_SHARE,
     LEXICAL_HEADROOM,
-    lexical_share,
+    MEANINGS,
 )
 from auditkit.trust.run import INTERVAL
 
@@ -37,14 +38,6 @@ OWNED = ("summary.md", "datasets.csv", "run.json")
 TREEBANK_NOTE = (
     "No CoNLL-U treebank ships with auditkit (`conllu:PATH` reads the user's own file), so none is in this table."
 )
-MEANINGS = {
-    "broken": "not what its name says: known mis-formatting, or many texts with conflicting labels",
-    "leaky": "many rows are copies of another row, or a known leak",
-    "lexical": "the words or the length alone read the label",
-    "ok": "none of these",
-}
-
-
 def _ci(acc: float, low: float, high: float) -> str:
     return f"{acc:.2f} [{low:.2f}, {high:.2f}]"
 
@@ -103,7 +96,7 @@ def summary_markdown(result: TrustResult) -> str:
     kinds = ", ".join(f"{by_kind[k]} {k}" for k in ("binary", "multiclass") if k in by_kind)
     count = t["flag"].value_counts()
     best = t[["bow_acc", "length_acc"]].max(axis=1)
-    lexical_any = int(sum(lexical_share(b, m) >= LEXICAL_HEADROOM for b, m in zip(best, t["majority"])))
+    lexical_any = int(sum(is_lexical(b, m) for b, m in zip(best, t["majority"])))
     flags = ", ".join(f"{count.get(f, 0)} {f}" for f in FLAGS)
     lines = [
         "# Trust table of the shipped datasets",

@@ -89,7 +89,9 @@ def run_sweep(
     for hook in hooks:  # every name, before any forward pass
         validate_hook(loaded.model, hook)
     prepared = {d: prepare_audit(cell_config(cfg, d, hooks[0]), loaded, timings) for d in datasets}
-    controls = next(iter(prepared.values())).controls
+    # Each dataset's controls are its level's (a sentence-level dataset runs no control task by default): the
+    # sweep's are all of them, in the order they first appear.
+    controls = tuple(dict.fromkeys(c for p in prepared.values() for c in p.controls))
     # A saved cell is read only for the data and weights found now: an edited table or overwritten weights
     # recompute the cells they feed, and only those.
     store = cell_store(cfg)

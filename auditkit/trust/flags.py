@@ -5,10 +5,11 @@ because nothing in an audit undoes it, while auditkit's splits already keep ever
 
 - ``broken``: the data is not what its name says: a known mis-formatting (:data:`KNOWN_FAULTS`), or at least
   :data:`BROKEN_CONFLICT_SHARE` of its distinct texts carry conflicting labels.
-- ``lexical``: the words alone decide it: the better of the bag-of-words and length baselines closes at least
-  :data:`LEXICAL_HEADROOM` of the gap from the majority share to perfect accuracy,
-  (accuracy - majority) / (1 - majority) >= 0.6; with balanced binary classes, accuracy >= 0.80. A probe that
-  reads such a task shows the words are in the activations, not that the model represents the concept.
+- ``lexical``: the words alone decide it, by the one rule of :mod:`auditkit.metrics.lexical` with no real arm:
+  the better of the bag-of-words and length baselines closes at least :data:`LEXICAL_HEADROOM` of the gap from
+  the majority share to perfect accuracy, (accuracy - majority) / (1 - majority) >= 0.6; with balanced binary
+  classes, accuracy >= 0.80. A probe that reads such a task shows the words are in the activations, not that the
+  model represents the concept.
 - ``leaky``: copies (rows beyond the first of a repeated text) are more than :data:`LEAKY_COPY_SHARE` of its
   rows, or a known leak (:data:`KNOWN_FAULTS`). auditkit's own splits keep every copy of a text on one side,
   so copies do not leak into its audits, but they shrink the data and leak in any split made row by row.
@@ -17,18 +18,28 @@ because nothing in an audit undoes it, while auditkit's splits already keep ever
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+
+from auditkit.metrics.lexical import LEXICAL_SHARE, is_lexical
 
 FLAGS: tuple[str, ...] = ("broken", "lexical", "leaky", "ok")
 """The flags, worst first; a dataset takes the first that applies."""
+
+MEANINGS = {
+    "broken": "not what its name says: known mis-formatting, or many texts with conflicting labels",
+    "leaky": "many rows are copies of another row, or a known leak",
+    "lexical": "the words or the length alone read the label",
+    "ok": "none of these",
+}
+"""What each flag means, in a few words, for reports."""
 
 BROKEN_CONFLICT_SHARE = 0.05
 """Share of distinct texts with conflicting labels at which a dataset is ``broken``."""
 LEAKY_COPY_SHARE = 0.10
 """Share of rows that are copies above which a dataset is ``leaky``."""
-LEXICAL_HEADROOM = 0.6
-"""Share of the headroom above the majority class a text-only baseline must close for ``lexical``."""
+LEXICAL_HEADROOM = LEXICAL_SHARE
+"""Share of the headroom above the majority class a text-only baseline must close for ``lexical`` (the one
+threshold of :mod:`auditkit.metrics.lexical`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,12 +74,6 @@ KNOWN_FAULTS: dict[str, KnownFault] = {
 """Faults known from the datasets' sources, by dataset name; the one place they are written."""
 
 
-def lexical_share(accuracy: float, majority: float) -> float:
-    """(accuracy - majority) / (1 - majority): the share of the headroom above the majority class a baseline
-    closes; NaN when the majority class is everything."""
-    return (accuracy - majority) / (1 - majority) if majority < 1 else math.nan
-
-
 @dataclass(frozen=True, kw_only=True)
 class FlagInput:
     """What the flag rule reads about one dataset."""
@@ -96,8 +101,7 @@ def flag(x: FlagInput) -> tuple[str, list[str]]:
         reasons[worst].append(f"{x.conflicting_texts:,} conflicting ({share:.1%} of texts)")
     if x.rows and x.copies / x.rows > LEAKY_COPY_SHARE:
         reasons["leaky"].append(f"{x.copies / x.rows:.0%} copies")
-    closed = lexical_share(x.best_baseline, x.majority)
-    if not math.isnan(closed) and closed >= LEXICAL_HEADROOM:
+    if is_lexical(x.best_baseline, x.majority):
         reasons["lexical"].append(f"text alone {x.best_baseline:.2f}")
     found = [f for f in FLAGS[:-1] if reasons[f]]  # reasons under "ok" are notes that flag nothing
     return (found[0] if found else "ok"), [r for f in FLAGS for r in reasons[f]]

@@ -11,10 +11,14 @@ audit's interval rule (:data:`INTERVAL`); finally the flag (:mod:`auditkit.trust
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,7 +31,9 @@ from auditkit.data.sae_probes import resolve_sae_probes
 from auditkit.errors import ConfigError
 from auditkit.methods.text_baselines import BASELINES, baseline_correct
 from auditkit.seeding import derive_seed
-from auditkit.trust.flags import KNOWN_FAULTS, FlagInput, flag
+from auditkit.cache import request_key
+from auditkit.metrics.lexical import LEXICAL_FLOOR, LEXICAL_SHARE
+from auditkit.trust.flags import BROKEN_CONFLICT_SHARE, FLAGS, KNOWN_FAULTS, LEAKY_COPY_SHARE, FlagInput, flag
 from auditkit.types import LabelledDataset
 
 INTERVAL = (
@@ -182,3 +188,39 @@ def run_trust(
         rows.append(dataset_row(load(tag), cfg, kind=kind))
         timings[tag] = time.perf_counter() - start
     return TrustResult(config=cfg, table=pd.DataFrame(rows, columns=list(COLUMNS)), timings=timings)
+
+
+TRUST_KINDS = ("binary", "multiclass")
+"""The sae-probes kinds the trust table covers (classification)."""
+
+
+def sae_probes_trust(tag: str, cfg: TrustConfig | None = None, *, cache_root: Path | None = None) -> dict | None:
+    """One shipped sae-probes task's row of the trust table (``auditkit datasets --audit``, same config by default,
+    so the same numbers as ``reports/datasets``): flag, reasons, and the baselines' accuracies; None for a task
+    the table does not cover (a continuous target). An audit and a sweep put the flag atop their reports.
+
+    With ``cache_root`` the row is kept under ``trust/`` there, keyed by the task's content, the config and the
+    flag rules, so the cells of a sweep (one audit per hook) compute it once."""
+    listing = resolve_sae_probes(tag)
+    if listing["kind"] not in TRUST_KINDS:
+        return None
+    cfg = cfg or TrustConfig(progress=False)
+    ds = load_sae_probes(tag, duplicates="group")
+    rules = dict(flags=FLAGS, conflict=BROKEN_CONFLICT_SHARE, copies=LEAKY_COPY_SHARE,
+                 lexical=(LEXICAL_SHARE, LEXICAL_FLOOR))  # fmt: skip
+    key = request_key(dict(kind="trust", data=ds.fingerprint, config=dataclasses.asdict(cfg), rules=repr(rules)))
+    path = Path(cache_root) / "trust" / f"{key}.json" if cache_root is not None else None
+    if path is not None and path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            pass  # unreadable: recomputed and rewritten
+    row = dataset_row(ds, cfg, kind=str(listing["kind"]))
+    kept = ("dataset", "flag", "reasons", "bow_acc", "length_acc", "majority")
+    out = {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in row.items() if k in kept}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as tmp:
+            tmp.write(json.dumps(out))
+        os.replace(tmp.name, path)
+    return out

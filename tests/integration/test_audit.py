@@ -66,8 +66,10 @@ def test_noise_labels_are_not_selective(tmp_path, tiny):
     path = _write_table(tmp_path / "noise.csv", labels, planted=False)
     result = run_audit(_cfg(path), loaded=tiny)  # every default control
     sel = result.selectivity[result.selectivity["metric"] == "accuracy"].set_index("control")
-    assert set(sel.index) == {"shuffled-labels", "control-task", "random-tokens-uniform", "random-tokens-unigram",
-                              "spectral-reinit", "gaussian-reinit"}  # fmt: skip
+    # Sentence-level data: no control task by default (its type is the text: a second shuffled-labels arm); the
+    # lexical baselines run instead.
+    assert set(sel.index) == {"shuffled-labels", "random-tokens-uniform", "random-tokens-unigram", "spectral-reinit",
+                              "gaussian-reinit", "lexical-bow", "lexical-length", "lexical-last-token"}  # fmt: skip
     assert sel.loc["shuffled-labels", "ci_low"] <= 0 <= sel.loc["shuffled-labels", "ci_high"]
     assert (sel["verdict"] != "selective").all(), sel
     real = result.rows.query("metric == 'accuracy' and control == 'none'")["value"]

@@ -37,14 +37,17 @@ def test_tiny_audit_writes_report_results_and_run(tmp_path):
     rows = pd.read_csv(out / "results.csv")
     # degenerate: the arm's training labels held one class (its verdict is then "degenerate")
     assert list(rows.columns) == ["method", "control", "seed", "metric", "value", "degenerate"]
+    # Sentence-level data: the lexical baselines run, the control task does not (its type would be the text).
     assert set(rows["control"]) == {
         "none",
         "shuffled-labels",
-        "control-task",
         "random-tokens-uniform",
         "random-tokens-unigram",
         "spectral-reinit",
         "gaussian-reinit",
+        "lexical-bow",
+        "lexical-length",
+        "lexical-last-token",
     }
     assert rows["seed"].nunique() == 3
     report = (out / "report.md").read_text()
@@ -55,9 +58,12 @@ def test_tiny_audit_writes_report_results_and_run(tmp_path):
         "Verdict rule",
         "arms.png",
         "### spectral-reinit",
-        "### control-task",
+        "### lexical-bow",
+        "selective over lexical",
+        "`control-task` did not run",
     ):
         assert needle in report
+    assert "--controls shuffled-labels,random-tokens-uniform" in report  # the reproduce command: no control-task
     run = json.loads((out / "run.json").read_text())
     assert run["config"]["seeds"] == [0, 1, 2] and "torch" in run["versions"] and run["timings"]["total_s"] > 0
     assert run["provenance"]["source"] == "random-init"
@@ -238,3 +244,22 @@ def test_no_cache_is_the_way_round_an_unusable_cache_root(tmp_path, monkeypatch)
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "report.md").is_file() and regular.read_text() == "a user's file"
+
+
+def test_an_audit_and_a_sweep_on_a_shipped_task_open_with_its_trust_flag(tmp_path):
+    """The trust table's flag (auditkit datasets --audit) of a shipped sae-probes task atop the reports: a
+    phrase-presence task is lexical there; computed once and kept in the cache for the sweep's cells."""
+    args = ["--dataset", "sae-probes:66_living-room", "--max-examples", "40", "--max-length", "24", "--controls",
+            "shuffled-labels,lexical-bow", "--hook", "blocks.1.hook_resid_post"]  # fmt: skip
+    result, out = _audit(tmp_path, *args)
+    assert result.exit_code == 0, result.output
+    head = (out / "report.md").read_text().split("## Verdicts")[0]
+    assert "**Dataset flag: lexical** (text alone 0.95; 24% copies)" in head
+    assert list((tmp_path / "cache" / "trust").glob("*.json"))
+    sweep = runner.invoke(app, ["sweep", "--model", "tiny-gpt2", "--cache-dir", str(tmp_path / "cache"), "--datasets",
+                                "sae-probes:66_living-room", "--hooks", "blocks.1.hook_resid_post", "--max-examples",
+                                "40", "--max-length", "24", "--controls", "shuffled-labels,lexical-bow", "--out",
+                                str(tmp_path / "sweep")])  # fmt: skip
+    assert sweep.exit_code == 0, sweep.output
+    top = (tmp_path / "sweep" / "summary.md").read_text().split("## How much")[0]
+    assert "**Dataset flag: lexical**" in top

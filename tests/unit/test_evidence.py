@@ -173,7 +173,9 @@ def test_the_control_task_on_sentences_is_named_for_what_it_is() -> None:
 
     assert "second draw of random labels" in " ".join(control_task_note(("control-task",), ["sentence"]))
     assert control_task_note(("control-task",), ["token"]) == []
-    assert control_task_note(("shuffled-labels",), ["sentence"]) == []
+    assert control_task_note(("shuffled-labels",), ["sentence"]) == []  # named controls: nothing left out
+    skipped = " ".join(control_task_note(("shuffled-labels",), ["sentence"], left_out=("control-task",)))
+    assert "did not run" in skipped and "second shuffled-labels arm" in skipped
 
 
 def test_a_table_saved_before_the_evidence_columns_gets_them_once_when_read() -> None:

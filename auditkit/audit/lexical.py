@@ -1,0 +1,87 @@
+"""Lexical baselines as arms of the probe method: what the texts alone give, on the audit's own splits.
+
+Each lexical control (:data:`auditkit.controls.LEXICAL_CONTROLS`) is a text-only probe
+(:mod:`auditkit.methods.text_baselines`): no forward pass, no activations. For every seed it is fitted on the
+real arm's training rows and scored on that seed's held-out rows (the split of
+:func:`auditkit.audit.arms.split_for_seed`), one row per labelled row of the real arm, clustered by example as
+the probe's rows are; so :func:`auditkit.metrics.selectivity.selectivity_table` pairs it with the real arm by seed
+and gives its verdict an interval with the same sampling floor as any control's. A ✓ against one reads "selective
+over lexical": the probe reads more than the words, the length or the read position's token.
+
+What a lexical arm reads of each row: ``lexical-bow`` and ``lexical-length`` the row's text as the model read it
+(its tokens decoded, so a text cut at ``max_length`` is cut here too); ``lexical-last-token`` the id of the token at
+the row's position (rows pooled over positions, ``--positions mean``, have none: it is skipped there).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from auditkit.controls import LEXICAL_CONTROLS
+from auditkit.methods.text_baselines import PROBA
+from auditkit.metrics.classification import classification_records
+from auditkit.types import ActivationSet, TokenBatch
+
+
+def row_texts(batch: TokenBatch, tokenizer: Any) -> list[str]:
+    """The text of every batch row as the model read it: its real tokens (BOS left out) decoded."""
+    start = 1 if batch.has_bos else 0
+    return [tokenizer.decode(row[mask][start:].tolist()) for row, mask in zip(batch.tokens_BL, batch.mask_BL)]
+
+
+def applies(control: str, acts: ActivationSet) -> str | None:
+    """Why lexical control ``control`` cannot read ``acts`` (None when it can)."""
+    if LEXICAL_CONTROLS[control] == "last-token" and bool((acts.token_ids_N < 0).any()):
+        return f"rows pooled over positions ({acts.positions}) sit on no single token"
+    return None
+
+
+def _features(control: str, acts: ActivationSet, texts_B: Sequence[str]) -> list[Any]:
+    """What baseline ``control`` reads of every row of ``acts``: its example's text, or its token id."""
+    if LEXICAL_CONTROLS[control] == "last-token":
+        return acts.token_ids_N.tolist()
+    return [texts_B[e] for e in acts.example_ids_N]
+
+
+def arm_records(control: str, acts: ActivationSet, texts_B: Sequence[str], n_classes: int, C: float, seed: int,
+                degenerate: bool) -> list[dict[str, Any]]:  # fmt: skip
+    """Tidy-row fields (metric, value, outcome, degenerate) of lexical control ``control`` on one seed's labelled
+    real arm ``acts``: fitted on its training rows, scored on its held-out rows clustered by example."""
+    features = _features(control, acts, texts_B)
+    test = acts.is_test_N
+    train_x = [f for f, t in zip(features, test) if not t]
+    test_x = [f for f, t in zip(features, test) if t]
+    proba = PROBA[LEXICAL_CONTROLS[control]](train_x, acts.labels_N[~test], test_x, n_classes=n_classes, C=C,
+                                             seed=seed)  # fmt: skip
+    return classification_records(
+        torch.as_tensor(acts.labels_N[test]), torch.as_tensor(proba, dtype=torch.float64), acts.example_ids_N[test],
+        degenerate=degenerate,
+    )  # fmt: skip
+
+
+def lexical_rows(
+    real: Sequence[tuple[int, ActivationSet, bool]], controls: Sequence[str], methods: Sequence[str],
+    texts_B: Sequence[str], *, n_classes: int, C: float,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
+    """Rows of every lexical control in ``controls`` for every seed: ``real`` holds each seed's labelled real arm
+    and whether it is degenerate (one training class). A baseline is fitted once per seed and its rows repeated
+    under each of ``methods`` (the probe kinds: each pairs with its own real arm). Also the method info: C,
+    seconds per control, and the controls skipped with why."""
+    rows: list[dict[str, Any]] = []
+    info: dict[str, Any] = {"C": C, "seconds": {}, "skipped": {}, "reads": "texts as the model read them"}
+    for control in (c for c in controls if c in LEXICAL_CONTROLS):
+        why = applies(control, real[0][1])
+        if why is not None:
+            info["skipped"][control] = why
+            continue
+        t = time.perf_counter()
+        for seed, acts, degenerate in real:
+            records = arm_records(control, acts, texts_B, n_classes, C, seed, degenerate)
+            rows += [dict(method=m, control=control, seed=seed, draw=0, **r) for m in methods for r in records]
+        info["seconds"][control] = round(time.perf_counter() - t, 3)
+    return rows, info
