@@ -36,7 +36,7 @@ def test_tiny_audit_writes_report_results_and_run(tmp_path):
     assert result.exit_code == 0, result.output
     rows = pd.read_csv(out / "results.csv")
     # degenerate: the arm's training labels held one class (its verdict is then "degenerate")
-    assert list(rows.columns) == ["method", "control", "seed", "metric", "value", "degenerate"]
+    assert list(rows.columns) == ["method", "control", "seed", "draw", "metric", "value", "degenerate"]
     # Sentence-level data: the lexical baselines run, the control task does not (its type would be the text).
     assert set(rows["control"]) == {
         "none",
