@@ -23,6 +23,7 @@ from auditkit.report.outputs import atomic_folder
 from auditkit.report.summary import LEGEND, MDE_LEGEND, markdown_matrix, matrix_row, matrix_table
 from auditkit.report.tables import collapsed, markdown_table, results_summary
 from auditkit.report.write import library_versions, recorded_argv
+from auditkit.types import REAL
 
 KIND = "sae-synth"
 OWNED = ("summary.md", "run.json", "results.csv", "selectivity.csv")
@@ -66,6 +67,21 @@ def scored_sentence(result: Any) -> str:
     )
 
 
+def answer_line(result: Any, matrix: pd.DataFrame) -> str:
+    """How many cells are selective, and the MCC of each method's real arm against the range of its controls'."""
+    rows = result.rows[result.rows["metric"] == "mcc"]
+    means = rows.groupby(["method", "control"])["value"].mean()
+    real = {m: means[(m, REAL)] for m in sorted(dict.fromkeys(rows["method"]), key=_method_rank)}
+    controls = means[means.index.get_level_values("control") != REAL]
+    n_sel = int((matrix["verdict"] == "selective").sum())
+    return (
+        f"{n_sel} of {len(matrix)} cells selective. MCC (mean over seeds): "
+        + ", ".join(f"{m} {v:.3f}" for m, v in real.items())
+        + f"; every control {controls.min():.3f} to {controls.max():.3f} (a random dictionary's floor: the "
+        "best one-to-one matching of random directions to the true features)."
+    )
+
+
 def _scores_table(result: Any) -> str:
     summary = results_summary(result.rows)
     summary["mean ± sd"] = [f"{a:.3f} ± {b:.3f}" for a, b in zip(summary["mean"], summary["sd"].fillna(0.0))]
@@ -86,7 +102,8 @@ def render_synth(result: Any) -> str:
     if matrix.empty:
         lines += ["No control ran.", ""]
     else:
-        lines += [*markdown_matrix(matrix, corner="method: metric"), "", LEGEND + " " + MDE_LEGEND, ""]
+        lines += [*markdown_matrix(matrix, corner="method: metric"), "", answer_line(result, matrix), "",
+                  LEGEND + " " + MDE_LEGEND, ""]  # fmt: skip
     lines += collapsed("Verdict rule", VERDICT_RULE.format(threshold=result.config.threshold))
     lines += collapsed("Scores of every arm (mean ± sd over seeds)", _scores_table(result))
     lines += collapsed("Cost", "\n".join(_cost_lines(result.info)))

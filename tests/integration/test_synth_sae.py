@@ -64,6 +64,8 @@ def test_the_summary_opens_with_the_verdict_matrix(small):
     assert lines[6].startswith("| method: metric |") and all(c in lines[6] for c in small.info["controls"])
     assert lines[8].startswith("| sae-topk: mcc |")
     assert any(line.startswith("| sae-topk: mcc |") and line.count("✓") == len(SAE_BASELINES) for line in lines[:20])
+    n_cells = 3 * (len(SAE_BASELINES) + (len(SAE_BASELINES) + len(DICTIONARY_CONTROLS)) + len(DICTIONARY_CONTROLS))
+    assert any(f" of {n_cells} cells selective. MCC" in line for line in lines[:40])
 
 
 def test_rows_are_drawn_from_the_seed_and_leave_the_global_generator_alone():
