@@ -214,21 +214,20 @@ def run_synth_sae(cfg: SynthSAEConfig) -> SynthSAEResult:
     k = cfg.k or max(1, round(l0))
     seconds: dict[str, float] = defaultdict(float)
     rows: list[dict[str, Any]] = []
-    steps = [(seed, arch) for seed in cfg.seeds for arch in cfg.architectures]
-    truths: dict[int, tuple[SynthRows, _Truth]] = {}
-    for seed, arch in tqdm(steps, desc="sae-synth", disable=not cfg.progress):
-        if seed not in truths:
+    bar = tqdm(total=len(cfg.seeds) * len(cfg.architectures), desc="sae-synth", disable=not cfg.progress)
+    for seed in cfg.seeds:
+        start = time.perf_counter()
+        train = sample_rows(model, cfg.train_rows, seed=derive_seed(seed, "sae-synth-train"))
+        truth = _Truth(features_GD, bias_D, sample_rows(model, cfg.test_rows, seed=derive_seed(seed, "sae-synth-test")))
+        seconds["sample rows"] += time.perf_counter() - start
+        if cfg.pursuit:
             start = time.perf_counter()
-            train = sample_rows(model, cfg.train_rows, seed=derive_seed(seed, "sae-synth-train"))
-            test = sample_rows(model, cfg.test_rows, seed=derive_seed(seed, "sae-synth-test"))
-            truths = {seed: (train, _Truth(features_GD, bias_D, test))}
-            seconds["sample rows"] += time.perf_counter() - start
-            if cfg.pursuit:
-                start = time.perf_counter()
-                rows += _dictionary_rows(TRUE, from_matrix(features_GD, "true"), bias_D, k, truths[seed][1], cfg, seed)
-                seconds["pursuit"] += time.perf_counter() - start
-        train, truth = truths[seed]
-        rows += _architecture_rows(arch, train, truth, cfg, k, seed, seconds)
+            rows += _dictionary_rows(TRUE, from_matrix(features_GD, "true"), bias_D, k, truth, cfg, seed)
+            seconds["pursuit"] += time.perf_counter() - start
+        for arch in cfg.architectures:
+            rows += _architecture_rows(arch, train, truth, cfg, k, seed, seconds)
+            bar.update()
+    bar.close()
     table = pd.DataFrame(rows, columns=["method", "control", "seed", "metric", "value"])
     sel = selectivity_table(table, threshold=cfg.threshold, directions=DIRECTIONS, ceilings=CEILINGS)
     seconds["total"] = time.perf_counter() - t0
