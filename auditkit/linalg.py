@@ -1,6 +1,9 @@
-"""Random matrices shared by the weight controls and the dictionary controls."""
+"""Random matrices shared by the weight controls and the dictionary controls, and the cone projection that keeps
+the soft-frozen SAE decoder near its initialisation."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from jaxtyping import Float
@@ -50,3 +53,22 @@ def singular_values(W: Float[torch.Tensor, "*b m n"]) -> Float[torch.Tensor, "*b
     X = W.detach().to(torch.float64)
     gram = X @ X.transpose(-2, -1) if X.shape[-2] <= X.shape[-1] else X.transpose(-2, -1) @ X
     return torch.linalg.eigvalsh(gram).clamp_min(0).sqrt().flip(-1)
+
+
+def cosine_floor(
+    W: Float[torch.Tensor, "m n"], anchor: Float[torch.Tensor, "m n"], min_cosine: float
+) -> Float[torch.Tensor, "m n"]:
+    """Each row of ``W`` rotated, norm kept, into the cone of vectors at cosine >= ``min_cosine`` to its row of
+    ``anchor``: rows already inside are unchanged, the others move in the plane of (row, anchor row) to the cone's
+    edge, the nearest direction on it. A row opposite its anchor (no such plane) becomes the anchor's direction.
+    """
+    a = anchor / anchor.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    norm = W.norm(dim=1, keepdim=True)
+    along = (W * a).sum(1, keepdim=True)
+    perp = W - along * a
+    perp = perp - (perp * a).sum(1, keepdim=True) * a  # a second pass: orthogonal to rounding
+    perp_norm = perp.norm(dim=1, keepdim=True)
+    edge = min_cosine * a + math.sqrt(max(0.0, 1 - min_cosine**2)) * perp / perp_norm.clamp_min(1e-12)
+    edge = torch.where(perp_norm > 1e-4 * norm, edge, a)  # (anti-)parallel to its anchor up to rounding
+    outside = along < min_cosine * norm
+    return torch.where(outside, norm * edge, W)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Callable, Optional
 
 import typer
+from auditkit.audit.options import SAE_BASELINES
 from auditkit.cli.app import one_line_errors, setup_logging
 from auditkit.cli.options import (
     Align,
@@ -58,8 +59,8 @@ def audit(
     controls: Annotated[
         Optional[str],
         typer.Option(
-            help="Comma-separated controls (default: every control that applies); sae-untrained, "
-            "sae-frozen-decoder, pca and identity are the sae method's own (other methods skip them)."
+            help="Comma-separated controls (default: every control that applies); "
+            f"{', '.join(SAE_BASELINES)} are the sae method's own (other methods skip them)."
         ),
     ] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds (>= 3 for intervals).")] = "0,1,2",
@@ -76,6 +77,12 @@ def audit(
     gaussian_keep_embeddings: Annotated[bool, typer.Option(help="gaussian-reinit keeps W_E, W_pos, W_U.")] = False,
     max_length: Annotated[int, typer.Option(help="Tokens per text, BOS included.")] = 128,
     test_fraction: Annotated[float, typer.Option(help="Share of examples held out.")] = 0.25,
+    label_draws: Annotated[
+        int, typer.Option(help="Draws of each label control per seed (one more stacked fit each; no forward pass).")
+    ] = 10,
+    weight_draws: Annotated[
+        int, typer.Option(help="Draws of each reinitialised model per seed (one forward pass each).")
+    ] = 1,
     probe_c: Annotated[float, typer.Option("--probe-c", help="Inverse L2 strength of the logistic probe.")] = 1.0,
     dictionary: Annotated[
         DictionaryKind,
@@ -167,7 +174,7 @@ def audit(
                         device=device, dtype=dtype.value),
         dataset=dataset, hook=hook, positions=positions.value, methods=csv_items(methods),
         controls=None if controls is None else csv_items(controls), seeds=seeds_list(seeds), max_examples=max_examples or None,
-        max_length=max_length, test_fraction=test_fraction,
+        max_length=max_length, test_fraction=test_fraction, label_draws=label_draws, weight_draws=weight_draws,
         probe_C=probe_c, probes=probe_specs(probes), matrix=matrix, vocab_sample=vocab_sample, text_column=text_column,
         label_column=label_column, batch_size=batch_size, use_cache=not no_cache, align=align.value,
         gaussian_keep_embeddings=gaussian_keep_embeddings, pursuit=pursuit, sae=sae_options, duplicates=duplicates.value,

@@ -70,7 +70,8 @@ def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
         ("--hook", cfg.hook or None), ("--positions", cfg.positions),
         ("--max-examples", cfg.max_examples if cfg.max_examples is not None else 0), ("--max-length", cfg.max_length),
         ("--methods", cfg.methods), ("--controls", resolve_controls(cfg)), ("--seeds", cfg.seeds),
-        ("--test-fraction", float(cfg.test_fraction)), ("--probe-c", float(cfg.probe_C)), ("--probes", cfg.probes),
+        ("--test-fraction", float(cfg.test_fraction)), ("--label-draws", cfg.label_draws),
+        ("--weight-draws", cfg.weight_draws), ("--probe-c", float(cfg.probe_C)), ("--probes", cfg.probes),
         *mdl_options(cfg),
         *(sae_options(cfg.sae) if "sae" in cfg.methods else []),
         *(pursuit_options(cfg.pursuit) if "pursuit" in cfg.methods else []),
@@ -89,7 +90,8 @@ def sweep_command(cfg: SweepConfig, out: Path | str) -> str:
         ("--duplicates", a.duplicates if a.duplicates != "group" else None), ("--positions", a.positions),
         ("--max-examples", a.max_examples if a.max_examples is not None else 0), ("--max-length", a.max_length),
         ("--methods", a.methods), ("--controls", resolve_controls(a)), ("--seeds", a.seeds),
-        ("--test-fraction", float(a.test_fraction)), ("--probe-c", float(a.probe_C)), ("--probes", a.probes),
+        ("--test-fraction", float(a.test_fraction)), ("--label-draws", a.label_draws),
+        ("--weight-draws", a.weight_draws), ("--probe-c", float(a.probe_C)), ("--probes", a.probes),
         *mdl_options(a), *(sae_options(a.sae) if "sae" in a.methods else []), ("--out", Path(out)),
     ]  # fmt: skip
     return command_line(["auditkit", "sweep"], options)

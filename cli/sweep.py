@@ -66,6 +66,12 @@ def sweep(
     ] = Duplicates.group,
     max_length: Annotated[int, typer.Option(help="Tokens per text, BOS included.")] = 128,
     test_fraction: Annotated[float, typer.Option(help="Share of examples held out.")] = 0.25,
+    label_draws: Annotated[
+        int, typer.Option(help="Draws of each label control per seed (one more stacked fit each; no forward pass).")
+    ] = 10,
+    weight_draws: Annotated[
+        int, typer.Option(help="Draws of each reinitialised model per seed (one forward pass each).")
+    ] = 1,
     probe_c: Annotated[float, typer.Option("--probe-c", help="Inverse L2 strength of the logistic probe.")] = 1.0,
     probes: Annotated[str, typer.Option(help="Probe kinds of every cell.")] = "logistic,mass-mean",
     mdl: Annotated[bool, typer.Option(help="Also score each dense probe kind by its online codelength (MDL).")] = False,
@@ -115,6 +121,7 @@ def sweep(
                         dtype=dtype.value),
         positions=positions.value, methods=csv_items(methods), controls=None if controls is None else csv_items(controls),
         seeds=seeds_list(seeds), max_examples=max_examples or None, max_length=max_length, test_fraction=test_fraction,
+        label_draws=label_draws, weight_draws=weight_draws,
         probe_C=probe_c, probes=probe_specs(probes), batch_size=batch_size, duplicates=duplicates.value,
         gaussian_keep_embeddings=gaussian_keep_embeddings, mdl=mdl,
         mdl_schedule=parse_list(mdl_schedule, float, "--mdl-schedule"),

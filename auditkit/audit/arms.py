@@ -20,7 +20,7 @@ import numpy as np
 
 from auditkit.audit.options import SAE_BASELINES
 from auditkit.cache import CacheEntry
-from auditkit.controls import LABEL_CONTROLS, TOKEN_CONTROLS, random_tokens
+from auditkit.controls import LABEL_CONTROLS, TOKEN_CONTROLS, WEIGHT_CONTROLS, random_tokens
 from auditkit.controls.weights import reinit_loaded, weight_control_provenance
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig, cache_request, extract, extract_hooks
@@ -46,6 +46,9 @@ class Arm:
     """The tokens the activations were read from."""
     model: Callable[[], LoadedModel]
     """The arm's model, built on first call (weight-control models are only built when needed)."""
+    draw: int = 0
+    """Which draw of its control this arm is, for a control drawn several times per seed (label controls:
+    ``label_draws``, weight controls: ``weight_draws``); the selectivity averages a seed's draws."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +63,10 @@ class ArmPlan:
     controls: tuple[str, ...]
     test_fraction: float
     gaussian_keep_embeddings: bool = False
+    label_draws: int = 1
+    """Draws of each label control per seed (one more stacked fit each, no forward pass)."""
+    weight_draws: int = 1
+    """Draws of each weight control per seed (one reinitialised model and forward pass each)."""
     models: dict[tuple[str, int], Any] = field(default_factory=dict, compare=False)
     """Weight-control models by (control, arm seed), built lazily; a plan derived with
     ``dataclasses.replace`` (another method's positions) shares this dict, so no model is built twice."""
@@ -105,10 +112,18 @@ def _weight_model(plan: ArmPlan, control: str, seed: int) -> _Lazy:
     return plan.models[control, seed]
 
 
-def _variant(plan: ArmPlan, control: str, seed: int, real_model: _Lazy) -> tuple[Any, TokenBatch, _Lazy]:
-    """What a token or weight control's arm of ``seed`` is extracted from: its model's provenance (the cache
-    key), its tokens and its (lazily built) model."""
-    arm_seed = derive_seed(seed, control)
+def draw_seed(seed: int, control: str, draw: int = 0) -> int:
+    """The seed of draw ``draw`` of ``control`` in audit seed ``seed``: ``derive_seed(seed, control)`` for the
+    first draw (as before draws existed, so a one-draw audit's numbers do not move), a seed of its own after."""
+    return derive_seed(seed, control) if draw == 0 else derive_seed(seed, control, "draw", draw)
+
+
+def _variant(
+    plan: ArmPlan, control: str, seed: int, real_model: _Lazy, draw: int = 0
+) -> tuple[Any, TokenBatch, _Lazy]:
+    """What a token or weight control's arm of ``seed`` (its draw ``draw``) is extracted from: its model's
+    provenance (the cache key), its tokens and its (lazily built) model."""
+    arm_seed = draw_seed(seed, control, draw)
     prov = plan.loaded.provenance
     if control in TOKEN_CONTROLS:
         batch = random_tokens(
@@ -125,11 +140,21 @@ def _variant(plan: ArmPlan, control: str, seed: int, real_model: _Lazy) -> tuple
     return prov, plan.batch, _weight_model(plan, control, arm_seed)
 
 
+def draws(plan: ArmPlan, control: str) -> range:
+    """The draws of ``control`` per seed: ``label_draws`` for a label control, ``weight_draws`` for a
+    reinitialised model (step0 is one checkpoint: one draw), one for the token controls."""
+    if control in LABEL_CONTROLS:
+        return range(plan.label_draws)
+    if control in WEIGHT_CONTROLS and control != "step0":
+        return range(plan.weight_draws)
+    return range(1)
+
+
 def _control_acts(
-    plan: ArmPlan, control: str, seed: int, real_model: _Lazy, timings: dict[str, float]
+    plan: ArmPlan, control: str, seed: int, real_model: _Lazy, timings: dict[str, float], draw: int = 0
 ) -> tuple[ActivationSet, TokenBatch, _Lazy]:
-    """Activations of a token or weight control for one seed."""
-    prov, batch, model = _variant(plan, control, seed, real_model)
+    """Activations of a token or weight control for one seed (and draw)."""
+    prov, batch, model = _variant(plan, control, seed, real_model, draw)
     return _extract(plan, prov, batch, model, timings, control), batch, model
 
 
@@ -155,8 +180,8 @@ def prefetch_hooks(
     for seed in plan.seeds:
         for control in wanted:
             if control not in LABEL_CONTROLS and control not in SAE_BASELINES:  # neither extracts activations
-                jobs.append((control, seed, *_variant(plan, control, seed, real_model)))
-    for control, seed, prov, batch, model in jobs:
+                jobs += [(control, (seed, d), *_variant(plan, control, seed, real_model, d)) for d in draws(plan, control)]
+    for control, seed_draw, prov, batch, model in jobs:
         entries = {h: CacheEntry(plan.cache_root, cache_request(prov, batch, _with_hook(plan, h))) for h in hooks}
         missing = [h for h in hooks if entries[h].load() is None]
         if missing:
@@ -164,8 +189,8 @@ def prefetch_hooks(
             extract_hooks(model().model, batch, plan.extract_cfg, missing, provenance=prov.to_dict(),
                           caches={h: entries[h] for h in missing})  # fmt: skip
             timings[f"extract[{control}]_s"] = timings.get(f"extract[{control}]_s", 0.0) + time.perf_counter() - t
-        if release and seed is not None and control not in TOKEN_CONTROLS:
-            plan.models.pop((control, 0 if control == "step0" else derive_seed(seed, control)), None)
+        if release and seed_draw is not None and control not in TOKEN_CONTROLS:
+            plan.models.pop((control, 0 if control == "step0" else draw_seed(seed_draw[0], control, seed_draw[1])), None)
 
 
 def _with_hook(plan: ArmPlan, hook: str) -> ExtractConfig:
@@ -182,10 +207,10 @@ def split_for_seed(real: ActivationSet, seed: int, test_fraction: float) -> Acti
     return real.replace(is_test_N=is_test)
 
 
-def label_control(real_s: ActivationSet, control: str, seed: int) -> ActivationSet:
-    """The arm of label control ``control`` for ``seed``: the seed's real arm relabelled, drawn with
-    ``derive_seed(seed, control)``."""
-    return LABEL_CONTROLS[control](real_s, derive_seed(seed, control))
+def label_control(real_s: ActivationSet, control: str, seed: int, draw: int = 0) -> ActivationSet:
+    """The arm of label control ``control`` for ``seed`` (its draw ``draw``): the seed's real arm relabelled,
+    drawn with :func:`draw_seed` (``derive_seed(seed, control)`` for the first draw)."""
+    return LABEL_CONTROLS[control](real_s, draw_seed(seed, control, draw))
 
 
 def build_arms(plan: ArmPlan, timings: dict[str, float]) -> list[Arm]:
@@ -199,11 +224,13 @@ def build_arms(plan: ArmPlan, timings: dict[str, float]) -> list[Arm]:
         for control in plan.controls:
             if control in SAE_BASELINES:
                 continue  # the sae method's own controls: it builds them from the real arm
-            if control in LABEL_CONTROLS:
-                arms.append(Arm(control, seed, label_control(real_s, control, seed), plan.batch, real_model))
-                continue
-            acts, batch, model = _control_acts(plan, control, seed, real_model, timings)
-            if not np.array_equal(acts.example_ids_N, real.example_ids_N):
-                raise RuntimeError(f"control {control} produced rows that do not align with the real arm")
-            arms.append(Arm(control, seed, acts.replace(is_test_N=real_s.is_test_N), batch, model))
+            for draw in draws(plan, control):
+                if control in LABEL_CONTROLS:
+                    acts = label_control(real_s, control, seed, draw)
+                    arms.append(Arm(control, seed, acts, plan.batch, real_model, draw))
+                    continue
+                acts, batch, model = _control_acts(plan, control, seed, real_model, timings, draw)
+                if not np.array_equal(acts.example_ids_N, real.example_ids_N):
+                    raise RuntimeError(f"control {control} produced rows that do not align with the real arm")
+                arms.append(Arm(control, seed, acts.replace(is_test_N=real_s.is_test_N), batch, model, draw))
     return arms

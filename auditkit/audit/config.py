@@ -57,6 +57,13 @@ class AuditConfig:
     """Seeds: each gives its own train/test split and control draw."""
     test_fraction: float = 0.25
     """Share of examples held out for scoring."""
+    label_draws: int = 10
+    """Draws of each label control (shuffled labels, control task) per seed; a seed's control score is the mean
+    of its draws. Each draw is one more problem in the same stacked fit (no forward pass); more draws shrink
+    the control's draw-to-draw spread in the interval (docs/controls.md, "The interval")."""
+    weight_draws: int = 1
+    """Draws of each reinitialised model (spectral-reinit, gaussian-reinit) per seed; a seed's control score is
+    the mean of its draws. Each draw costs one forward pass of a freshly reinitialised model."""
     probe_C: float = 1.0
     """Inverse L2 strength of the logistic and low-rank probes (scikit-learn's C)."""
     probes: tuple[str, ...] = ("logistic",)
@@ -116,6 +123,9 @@ class AuditConfig:
             )
         if not 0 < self.test_fraction < 1:
             raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        for name, value in (("label-draws", self.label_draws), ("weight-draws", self.weight_draws)):
+            if not 1 <= value <= 1000:
+                raise ConfigError(f"--{name} must be between 1 and 1000, got {value}: e.g. --{name} 10")
         if not (math.isfinite(self.probe_C) and self.probe_C > 0):
             raise ConfigError(f"probe_C (--probe-c) must be a finite number > 0, got {self.probe_C}: e.g. --probe-c 1")
         if self.matrix is None and self.dataset.startswith("token-properties:"):

@@ -134,6 +134,7 @@ def _vocab_batch(ids: np.ndarray, labels_N: np.ndarray, class_names: tuple[str, 
 def build_matrix_arms(
     loaded: LoadedModel, matrix: str, ids: np.ndarray, labels_N: np.ndarray, prop: str, seeds: tuple[int, ...],
     test_fraction: float, controls: tuple[str, ...], weight_rows: dict[tuple[str, int], torch.Tensor] | None = None,
+    label_draws: int = 1,
 ) -> list[Arm]:  # fmt: skip
     """Every (control, seed) arm of a matrix audit; rows are the sampled tokens, in the same order in every arm.
 
@@ -157,7 +158,8 @@ def build_matrix_arms(
         arms.append(Arm(REAL, seed, real_s, batch, own))
         for control in controls:
             if control in LABEL_CONTROLS:
-                arms.append(Arm(control, seed, label_control(real_s, control, seed), batch, own))
+                arms += [Arm(control, seed, label_control(real_s, control, seed, d), batch, own, d)
+                         for d in range(label_draws)]  # fmt: skip
             else:
                 key = (control, seed)
                 if key not in weight_rows:
@@ -210,6 +212,7 @@ def run_matrix_audits(cfg: "AuditConfig", *, loaded: LoadedModel | None = None) 
             cfg.test_fraction,
             controls,
             weight_rows,
+            cfg.label_draws,
         )
         build_s = time.perf_counter() - t
         t = time.perf_counter()

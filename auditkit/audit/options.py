@@ -14,7 +14,8 @@ from typing import Any
 from auditkit.errors import ConfigError
 
 SAE_ARCHITECTURES = ("topk", "standard", "jumprelu")
-SAE_BASELINES = {"sae-untrained": "untrained", "sae-frozen-decoder": "frozen-decoder", "pca": "pca",
+SAE_BASELINES = {"sae-untrained": "untrained", "sae-frozen-decoder": "frozen-decoder",
+                 "sae-soft-frozen-decoder": "soft-frozen-decoder", "sae-frozen-encoder": "frozen-encoder", "pca": "pca",
                  "identity": "identity"}  # fmt: skip
 """The ``sae`` method's own controls (result-row and ``--controls`` name -> baseline kind of
 :func:`auditkit.methods.sae.baselines.baseline_sae`): the *real* activations encoded by a dictionary that
@@ -25,6 +26,11 @@ SAE_BASELINE_DESCRIPTIONS = {
     "sae-frozen-decoder": "Removes what training put into the dictionary: the decoder fixed at a random dictionary "
     "with the trained decoder's singular values (Haar-random singular vectors), encoder and biases trained on the "
     "real activations with the same budget and seed.",
+    "sae-soft-frozen-decoder": "Keeps the dictionary near chance: the decoder trained, but each row held at cosine "
+    ">= 0.8 to its random initialisation after every step; encoder and biases trained on the real activations "
+    "with the same budget and seed.",
+    "sae-frozen-encoder": "Removes what training put into the encoder: W_enc fixed at its random initialisation; "
+    "decoder, biases and thresholds trained on the real activations with the same budget and seed.",
     "pca": "Replaces the learned dictionary with the top principal directions of the real training activations "
     "(each signed, F capped at 2D), TopK on the magnitude of the projections with the same k.",
     "identity": "Replaces the learned dictionary with the raw neuron basis (each neuron signed, F = 2D), TopK on the "

@@ -63,20 +63,27 @@ def stack_labels(members: Sequence[ActivationSet]) -> tuple[torch.Tensor, torch.
 
 
 def stack_records(
-    method: str, keys: Sequence[tuple[str, int]], members: Sequence[ActivationSet], y_SN: torch.Tensor,
+    method: str, keys: Sequence[tuple[Any, ...]], members: Sequence[ActivationSet], y_SN: torch.Tensor,
     test_SN: torch.Tensor, proba_SNK: torch.Tensor,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Tidy rows of a fitted stack: each problem (``keys``: its control and seed) scored on its held-out rows
-    (:func:`auditkit.metrics.classification.classification_records`), marked degenerate if it trained on
-    one class."""
+    """Tidy rows of a fitted stack: each problem (``keys``: its control, seed and, optionally, draw) scored on
+    its held-out rows (:func:`auditkit.metrics.classification.classification_records`), marked degenerate if
+    it trained on one class."""
     rows = []
-    for s, ((control, seed), acts) in enumerate(zip(keys, members)):
+    for s, (key, acts) in enumerate(zip(keys, members)):
+        control, seed, draw = (*key, 0)[:3]
         test = test_SN[s]
         records = classification_records(
             y_SN[s][test], proba_SNK[s][test], acts.example_ids_N[test.numpy()], degenerate=one_class(acts)
         )
-        rows += [dict(method=method, control=control, seed=seed, **r) for r in records]
+        rows += [dict(method=method, control=control, seed=seed, draw=draw, **r) for r in records]
     return rows
+
+
+def problem_name(control: str, seed: int, draw: int = 0) -> str:
+    """A stacked problem's key (it seeds an MLP's initialisation): ``control/seed``, ``/draw`` after the first
+    draw, so adding draws never moves the first draw's numbers."""
+    return f"{control}/{seed}" + (f"/{draw}" if draw else "")
 
 
 def run_probe_method(ctx: MethodContext) -> MethodOutput:
@@ -137,18 +144,21 @@ def probe_rows(
             continue
         hp = {"C": C} if kind in ("logistic", "low-rank") else {}
         for members in groups.values():
-            keys = [(a.control, a.seed) for a, _ in members]
+            keys = [(a.control, a.seed, a.draw) for a, _ in members]
             labelled = [acts for _, acts in members]
             y_SN, test_SN = stack_labels(labelled)
-            X_ND, names = labelled[0].acts_ND.to(device), [f"{c}/{s}" for c, s in keys]
+            X_ND, names = labelled[0].acts_ND.to(device), [problem_name(*k) for k in keys]
             probe = fit_stack(kind, hp, X_ND, y_SN.to(device), ~test_SN.to(device), n_classes, names)
             proba_SNK = probe.predict_proba(X_ND).cpu()
             rows += stack_records(f"probe-{kind}", keys, labelled, y_SN, test_SN, proba_SNK)
-            if mdl is not None and any(c == REAL for c, _ in keys):
+            if mdl is not None and any(c == REAL for c, _, _ in keys):
                 # Only the arms that share the real arm's features (its label controls): across different
                 # features the code also measures how much a probe overfits noise on each (calibration).
+                # The first draw of each control only: the code's between-seed spread is its interval.
+                first = [i for i, (_, _, d) in enumerate(keys) if d == 0]
                 fit = functools.partial(fit_stack, kind, hp)
-                mdl_part, blocks = mdl_rows(f"probe-{kind}", fit, keys, labelled, n_classes, mdl, device)
+                mdl_part, blocks = mdl_rows(f"probe-{kind}", fit, [keys[i][:2] for i in first],
+                                            [labelled[i] for i in first], n_classes, mdl, device)  # fmt: skip
                 rows += mdl_part
                 mdl_info = info.setdefault("mdl", {"schedule": list(mdl), "blocks": {}})
                 mdl_info["blocks"].setdefault(kind, {}).update(blocks)
@@ -205,7 +215,8 @@ def _sparse_rows(
         for r in res.rows:
             arm, acts = members[r.pop("problem")]
             r["degenerate"] = one_class(acts)
-            rows.append(dict(method=f"probe-{SPARSE_KIND}-k{r.pop('k')}", control=arm.control, seed=arm.seed, **r))
+            rows.append(dict(method=f"probe-{SPARSE_KIND}-k{r.pop('k')}", control=arm.control, seed=arm.seed,
+                             draw=arm.draw, **r))  # fmt: skip
     out = 1 if n_classes == 2 else n_classes
     d = int(groups[0][0][1].acts_ND.shape[1])
     info = dict(ks=",".join(map(str, ks)), complexity="k input dimensions", rank_by="standardized class-mean difference",

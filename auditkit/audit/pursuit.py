@@ -31,7 +31,7 @@ import torch
 from auditkit.audit.arms import Arm
 from auditkit.audit.method import MethodContext, MethodOutput
 from auditkit.audit.options import DICTIONARY_CONTROLS, PursuitAuditOptions
-from auditkit.audit.probe import labelled_rows, stack_labels, stack_records
+from auditkit.audit.probe import labelled_rows, problem_name, stack_labels, stack_records
 from auditkit.controls import ALL_CONTROLS, LABEL_CONTROLS
 from auditkit.errors import DataError
 from auditkit.extract import embedding_matrices
@@ -156,7 +156,7 @@ class _Dictionaries:
                 dic = from_embedding(mats.W_E_VD) if kind == "embed" else from_unembedding(mats.W_U_DV)
                 self._cache[key] = _Source(key, dic)
         elif kind == "probe":
-            key = ("probe", arm.control, arm.seed)
+            key = ("probe", arm.control, arm.seed, arm.draw)
             if key not in self._cache:
                 self._cache[key] = _Source(key, from_probes(self._probe_directions(arm.acts)))
         else:
@@ -200,6 +200,8 @@ class _Problem:
     coding_key: tuple
     reconstruction: bool
     """Whether this arm's reconstruction metrics are rows (not for label controls: same coding as real)."""
+    draw: int = 0
+    """The arm's draw of its control (:attr:`auditkit.audit.arms.Arm.draw`)."""
 
 
 def run_pursuit_method(ctx: MethodContext) -> MethodOutput:
@@ -219,7 +221,7 @@ def run_pursuit_method(ctx: MethodContext) -> MethodOutput:
                   "amortisation_gap": 0, "mean_l0": 0, "frac_atoms_used": 0,
                   **{f"mean_l0@alpha={a:g}": 0 for a in opts.alphas}}  # fmt: skip
     rows = [
-        dict(method=METHOD, control=p.control, seed=p.seed, metric=m, value=v)
+        dict(method=METHOD, control=p.control, seed=p.seed, draw=p.draw, metric=m, value=v)
         for p in problems if p.reconstruction
         for m, v in {**coded[p.coding_key].curve, **coded[p.coding_key].support, **coded[p.coding_key].extra}.items()
     ]  # fmt: skip
@@ -231,7 +233,7 @@ def run_pursuit_method(ctx: MethodContext) -> MethodOutput:
         center=opts.center, n_atoms=some.n_atoms, d=some.d, sweep=metrics,
         dictionary_controls=list(opts.dictionary_controls), n_codings=len(coded), sae=dicts.sae_info,
         sae_path=opts.sae_path, code_probe_C=opts.code_probe_C, fit_device=device, solver_device="cpu",
-        code_probe_features={f"{p.control}/{p.seed}": int((coded[p.coding_key].codes_NF != 0).any(0).sum())
+        code_probe_features={problem_name(p.control, p.seed, p.draw): int((coded[p.coding_key].codes_NF != 0).any(0).sum())
                              for p in problems},
     )  # fmt: skip
     return MethodOutput(rows=pd.DataFrame(rows), info=info, headline=(metrics[-1], "accuracy"), directions=directions)
@@ -249,7 +251,7 @@ def plan_codings(
         src = dicts.for_arm(arm)
         key = (id(arm.acts.acts_ND), src.key)
         sources.setdefault(key, (arm.acts.acts_ND, src))
-        problems.append(_Problem(arm.control, arm.seed, arm.acts, key, arm.control not in LABEL_CONTROLS))
+        problems.append(_Problem(arm.control, arm.seed, arm.acts, key, arm.control not in LABEL_CONTROLS, arm.draw))
         if arm.control == REAL:
             for name in opts.dictionary_controls:
                 ckey = (id(arm.acts.acts_ND), (name, arm.seed, src.key))
@@ -284,5 +286,6 @@ def code_probe_rows(
         X_ND = X_ND.to(device)
         proba_SNK = LogisticProbe(C=C).fit(X_ND, y_SN.to(device), ~test_SN.to(device), n_classes).predict_proba(X_ND)
         proba_SNK = proba_SNK.cpu()
-        rows += stack_records(METHOD, [(p.control, p.seed) for p in members], labelled, y_SN, test_SN, proba_SNK)
+        keys = [(p.control, p.seed, p.draw) for p in members]
+        rows += stack_records(METHOD, keys, labelled, y_SN, test_SN, proba_SNK)
     return rows

@@ -103,6 +103,7 @@ def prepare_audit(cfg: AuditConfig, loaded: LoadedModel | None, timings: dict[st
     plan = ArmPlan(
         loaded=loaded, batch=batch, extract_cfg=ecfg, seeds=cfg.seeds, controls=controls,
         test_fraction=cfg.test_fraction, gaussian_keep_embeddings=cfg.gaussian_keep_embeddings,
+        label_draws=cfg.label_draws, weight_draws=cfg.weight_draws,
         cache_root=(cfg.model.cache_dir or default_cache_dir()) if cfg.use_cache else None,
     )  # fmt: skip
     timings["tokenize_s"] = timings.get("tokenize_s", 0.0) + time.perf_counter() - t

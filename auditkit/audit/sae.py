@@ -5,13 +5,17 @@ arm machinery (:func:`auditkit.audit.arms.build_arms`) at *all* token positions 
 model on the real texts, the real model on each seed's random tokens, each seed's reinitialised model on
 the real texts. Per arm and seed the SAE trains on the seed's training texts and is scored on its held-out
 texts: reconstruction and sparsity on held-out tokens, CE loss and KL with the SAE spliced into that arm's
-own model, latent token entropy, and k-sparse probing of the audit's labels at its labelled positions.
+own model, latent token entropy, and k-sparse probing of the audit's labels at its labelled positions. Each arm's
+explained variance is also read against the PCA and identity codes of *its own* activations at its SAE's k
+(``ev_over_pca``, ``ev_over_identity``), so arms whose activations differ in rank are compared on what the SAE
+adds over a basis.
 Label controls (opt-in) reuse the real arm's latents with the control's labels, for the probing metrics only.
 
 The SAE baselines (:data:`auditkit.audit.options.SAE_BASELINES`: ``sae-untrained``, ``sae-frozen-decoder``,
-``pca``, ``identity``) are arms of this method only: the real arm's activations and split, encoded by a
-dictionary training did not find (:func:`auditkit.methods.sae.baselines.baseline_sae`), built per seed right
-after the real arm's SAE (the frozen decoder takes that SAE's spectrum) and scored by the same code.
+``sae-soft-frozen-decoder``, ``sae-frozen-encoder``, ``pca``, ``identity``) are arms of this method only: the real
+arm's activations and split, encoded by a dictionary training did not find
+(:func:`auditkit.methods.sae.baselines.baseline_sae`), built per seed right after the real arm's SAE (the frozen
+decoder takes that SAE's spectrum) and scored by the same code, against the real arm's PCA and identity codes.
 """
 
 from __future__ import annotations
@@ -38,34 +42,59 @@ from auditkit.types import REAL, ActivationSet
 logger = logging.getLogger(__name__)
 
 METHOD = "sae"
-HEADLINE = ("explained_variance", "ce_loss_recovered", "kl", "probe_acc_k5")
+HEADLINE = ("explained_variance", "ev_over_pca", "ce_loss_recovered", "kl", "probe_acc_k5")
 """Metrics whose verdicts open the report."""
 
 SAE_METRICS: dict[str, tuple[int, str]] = {
-    "explained_variance": (1, "1 - sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 over the seed's held-out tokens, the "
-                           "mean taken over those tokens (0: no better than predicting the mean; 1: exact)"),
+    "explained_variance": (1, "1 - sum ||x - x_hat||^2 / sum ||x - mean(x)||^2, both sums over every held-out token "
+                           "(BOS excluded; tokens pooled, not averaged per text), the variance about those tokens' "
+                           "mean, not about zero (0: no better than predicting the mean; 1: exact)"),
     "fvu": (-1, "fraction of variance unexplained, 1 - explained_variance"),
-    "l0": (0, "mean number of active latents per held-out token (fixed at k for TopK)"),
-    "dead_fraction": (-1, "share of latents never active on any held-out token"),
+    "ev_over_pca": (1, "explained_variance / ev_pca: the SAE's explained variance relative to the PCA code of the "
+                    "same arm's activations at the same k (1: no better than PCA; compares arms whose activations "
+                    "differ in rank)"),
+    "ev_over_identity": (1, "explained_variance / ev_identity: relative to the neuron-basis code of the same arm at "
+                         "the same k"),
+    "ev_pca": (0, "explained variance (as above) of the arm's PCA code: the top principal directions of its "
+               "training tokens, each signed, the k largest |projections| per token (the pca baseline's code)"),
+    "ev_identity": (0, "explained variance of the arm's neuron-basis code: the k largest |x - training mean| per "
+                    "token (the identity baseline's code)"),
+    "l0": (0, "number of active latents per held-out token, averaged over tokens (fixed at k for TopK)"),
+    "dead_fraction": (-1, "share of latents never active on any held-out token (counted on the evaluation tokens, "
+                          "not over a training window)"),
     "dense_fraction": (-1, "share of latents active on more than 10% of held-out tokens"),
-    "shrinkage": (0, "mean ||x_hat|| / ||x|| over held-out tokens (1: no shrinkage)"),
+    "shrinkage": (0, "||x_hat|| / ||x|| per held-out token, averaged over tokens (1: no shrinkage)"),
     "ce_loss_recovered": (1, "(CE_zero - CE_sae) / (CE_zero - CE_clean): next-token cross-entropy of the arm's own "
                           "model with the SAE's reconstruction spliced in at the hook on every non-BOS token of the "
-                          "seed's held-out splice texts, against zero-ablating the hook (1: as good as the clean "
+                          "seed's held-out splice texts, against zero-ablating the hook at the same tokens (BOS left "
+                          "clean in both); each CE is the mean over every prediction of a real next token of those "
+                          "texts, pooled, the one made at BOS included (1: as good as the clean "
                           "model; 0: no better than ablation; unstable when ablation barely changes CE); verdicts compare "
                           "each arm's distance to 1, since a splice can undercut the clean CE by chance"),
-    "ce_loss_recovered_mean": (1, "as ce_loss_recovered, against mean-ablation (the mean activation of those tokens)"),
+    "ce_loss_recovered_mean": (1, "as ce_loss_recovered, against mean-ablation (the mean activation over the spliced "
+                               "tokens, BOS left clean)"),
     "ce_loss_increase": (-1, "CE_sae - CE_clean, nats per predicted token; verdicts compare each arm's |CE_sae - "
                              "CE_clean|"),
-    "kl": (-1, "mean KL(clean || SAE spliced) of the next-token distributions per predicted token, nats"),
-    "token_entropy": (0, "mean over live latents of the entropy (nats) of the token ids each fires on, held-out "
-                      "tokens (low: single-token latents; Heap et al., 2025)"),
+    "kl": (-1, "KL(clean || SAE spliced) of the next-token distributions, nats, averaged over the same predictions as "
+               "CE (the one made at BOS included, where it is 0: BOS is never spliced)"),
+    "token_entropy": (0, "mean over live latents of the entropy (nats) of the token ids each fires on, over the "
+                      "held-out tokens (BOS excluded; low: single-token latents; Heap et al., 2025)"),
     "token_entropy_norm": (0, "token_entropy / log(number of distinct held-out token ids)"),
     **{f"probe_acc_k{k}": (1, f"held-out accuracy of a logistic probe on the {k} latent(s) with the largest "
                               "class-mean difference on training rows, at the audit's labelled positions")
        for k in (1, 5, 20)},
 }  # fmt: skip
 """Every row metric of the method: direction (+1 higher is better, -1 lower, 0 descriptive) and definition."""
+CONVENTIONS = (
+    "Tokens: every token of the seed's held-out texts except BOS and padding. A metric over tokens pools them (a "
+    "ratio of totals, or a mean over tokens): a longer text weighs more; nothing is averaged per text first.",
+    "Explained variance (and fvu, ev_pca, ev_identity) is taken about the held-out tokens' mean, not about zero.",
+    "Splices (ce_*, kl): the SAE, zero- and mean-ablation replace the hook's activation at every non-BOS token, BOS "
+    "left clean in all three; CE and KL average over every prediction of a real next token, the one made at BOS "
+    "included. sae-lens's run_evals averages over its non-special positions (BOS excluded) and zero-ablates BOS "
+    "too: its CE and KL totals differ by convention (offsets measured in docs/methods/sae.md).",
+)
+"""How the method's metrics pool tokens, treat BOS and centre variance: the report's legend states them."""
 PROBE_METRICS = tuple(m for m in SAE_METRICS if m.startswith("probe_acc_"))
 
 
@@ -113,17 +142,18 @@ def run_sae_method(ctx: MethodContext) -> MethodOutput:
     for arm in tqdm(arms, desc="SAE arms", disable=not ctx.cfg.progress):
         t = time.perf_counter()
         sae = loaded if loaded is not None and arm.control == REAL else _train(arm, sae_cfg)
-        probe_set = _scored(sae, arm, arm.control, t, hook, probe_positions, opts.splice_texts, rows, per_arm)
+        scoring = _Scoring(hook, probe_positions, opts.splice_texts, _reference(arm, sae_cfg, sae), rows, per_arm)
+        probe_set = _scored(sae, arm, arm.control, t, scoring)
         if arm.control == REAL:
             for control in label_controls:
-                relabelled = label_control(probe_set, control, arm.seed)
-                records = probe_records_of(relabelled, device)
-                rows += [dict(method=METHOD, control=control, seed=arm.seed, **r) for r in records]
+                for draw in range(ctx.cfg.label_draws):
+                    records = probe_records_of(label_control(probe_set, control, arm.seed, draw), device)
+                    rows += [dict(method=METHOD, control=control, seed=arm.seed, draw=draw, **r) for r in records]
             for control in baselines:
                 t = time.perf_counter()
                 base = _baseline(control, arm, sae_cfg, sae)
                 shapes.setdefault(control, []).append(int(base.W_dec.shape[0]))
-                _scored(base, arm, control, t, hook, probe_positions, opts.splice_texts, rows, per_arm)
+                _scored(base, arm, control, t, scoring)
     info = dict(
         config={k: v for k, v in sae_cfg.to_dict().items() if k not in ("device", "progress")},
         d_sae=sae_cfg.d_sae(arms[0].acts.d), loaded=opts.load, splice_texts=opts.splice_texts,
@@ -131,25 +161,54 @@ def run_sae_method(ctx: MethodContext) -> MethodOutput:
         train_tokens=int((~arms[0].acts.is_test_N).sum()), test_tokens=int(arms[0].acts.is_test_N.sum()),
         arms={c: {k: float(np.mean(v)) for k, v in s.items()} for c, s in per_arm.items()},
         baselines={c: dict(kind=SAE_BASELINES[c], d_sae=max(f)) for c, f in shapes.items()},
-        definitions={m: text for m, (_, text) in SAE_METRICS.items()}, fit_device=device,
+        definitions={m: text for m, (_, text) in SAE_METRICS.items()}, conventions=list(CONVENTIONS),
+        fit_device=device,
     )  # fmt: skip
     return MethodOutput(rows=pd.DataFrame(rows), info=info, headline=HEADLINE, directions=DIRECTIONS, ceilings=CEILINGS,
                         targets=TARGETS)  # fmt: skip
 
 
-def _scored(
-    sae: Any, arm: Arm, control: str, started: float, hook: str, probe_positions: str, splice_texts: int,
-    rows: list[dict[str, Any]], per_arm: dict[str, dict[str, list[float]]],
-) -> ActivationSet:  # fmt: skip
+@dataclasses.dataclass(frozen=True)
+class _Scoring:
+    """How one arm's SAEs are scored, and where their rows and timings go."""
+
+    hook: str
+    probe_positions: str
+    splice_texts: int
+    reference: dict[str, Any]
+    """The arm's :func:`_reference`: explained variance of its PCA and identity codes, and the seconds they took."""
+    rows: list[dict[str, Any]]
+    per_arm: dict[str, dict[str, list[float]]]
+
+
+def _reference(arm: Arm, cfg: Any, sae: Any) -> dict[str, Any]:
+    """Explained variance of the PCA and identity codes of ``arm``'s own activations at its SAE's k (fitted on its
+    training rows, scored on its held-out rows), which every SAE scored on these activations is read against."""
+    from auditkit.methods.sae.baselines import reference_ev, sparsity_k
+
+    t = time.perf_counter()
+    test = torch.as_tensor(arm.acts.is_test_N)
+    train_ND = arm.acts.acts_ND[~test].to(cfg.device)
+    k = sparsity_k(sae, train_ND, cfg)
+    ev = reference_ev(train_ND, arm.acts.acts_ND[test].to(cfg.device), width=cfg.d_sae(arm.acts.d), k=k)
+    return dict(ev=ev, seconds=time.perf_counter() - t)
+
+
+def _scored(sae: Any, arm: Arm, control: str, started: float, s: _Scoring) -> ActivationSet:
     """Score ``sae`` on ``arm``, append its rows as ``control`` and its timings; returns the probe rows' latents."""
+    from auditkit.methods.sae.baselines import relative_ev
+
     built = time.perf_counter()
-    metrics, probe_records, probe_set = _score(sae, arm, hook, probe_positions, splice_texts)
-    stats = per_arm.setdefault(control, {})
-    for key, value in (("train_s", built - started), ("score_s", time.perf_counter() - built),
+    metrics, probe_records, probe_set = _score(sae, arm, s.hook, s.probe_positions, s.splice_texts)
+    metrics |= relative_ev(metrics["explained_variance"], s.reference["ev"])
+    stats = s.per_arm.setdefault(control, {})
+    reference_s = s.reference["seconds"] if control == arm.control else 0.0  # built between training and here
+    for key, value in (("train_s", built - started - reference_s), ("score_s", time.perf_counter() - built),
+                       ("reference_s", reference_s),
                        ("ce_clean", metrics.pop("ce_clean")), ("ce_zero", metrics.pop("ce_zero"))):  # fmt: skip
         stats.setdefault(key, []).append(float(value))
-    rows += [dict(method=METHOD, control=control, seed=arm.seed, metric=m, value=v) for m, v in metrics.items()]
-    rows += [dict(method=METHOD, control=control, seed=arm.seed, **r) for r in probe_records]
+    s.rows.extend(dict(method=METHOD, control=control, seed=arm.seed, metric=m, value=v) for m, v in metrics.items())
+    s.rows.extend(dict(method=METHOD, control=control, seed=arm.seed, **r) for r in probe_records)
     logger.info("SAE arm %s seed %d: train %.1f s, score %.1f s, EV %.3f", control, arm.seed,
                 stats["train_s"][-1], stats["score_s"][-1], metrics["explained_variance"])  # fmt: skip
     return probe_set

@@ -83,7 +83,9 @@ def _build(cls: type, data: dict[str, Any], **nested: Any) -> Any:
 
 
 def config_from_json(data: dict[str, Any]) -> AuditConfig:
-    """The :class:`AuditConfig` that run.json's ``config`` was written from."""
+    """The :class:`AuditConfig` that run.json's ``config`` was written from (a run saved before control
+    draws existed drew each control once)."""
+    data = {"label_draws": 1, "weight_draws": 1, **data}
     return _build(
         AuditConfig, data, model=_build(ModelSpec, data["model"]),
         pursuit=_build(PursuitAuditOptions, data["pursuit"]), sae=_build(SAEAuditOptions, data["sae"]),

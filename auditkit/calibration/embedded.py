@@ -51,7 +51,7 @@ from auditkit.calibration.stats import coverage_table, fpr_table, power_table, s
 from auditkit.calibration.synthetic import planted_labels
 from auditkit.controls import LABEL_CONTROLS, TOKEN_CONTROLS
 from auditkit.errors import ConfigError
-from auditkit.metrics.selectivity import VERDICT_RULE
+from auditkit.metrics.selectivity import INTERVAL_RULE, VERDICT_RULE
 from auditkit.models import DEFAULT_MODEL, ModelSpec
 from auditkit.seeding import derive_seed, numpy_rng
 from auditkit.types import REAL, ActivationSet
@@ -100,6 +100,10 @@ class EmbeddedCalibrationConfig:
     """Document-frequency range of the words whose presence makes a lexical label."""
     probes: tuple[str, ...] = ("logistic", "mass-mean")
     """Probe kinds calibrated (each its own method, ``probe-<kind>``)."""
+    metrics: tuple[str, ...] = ("accuracy", "auroc")
+    """Metrics calibrated (each verdict table gets a ``metric`` column)."""
+    label_draws: int = 10
+    """Draws of each label control per seed (the audit's default)."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Audit seeds per dataset (their number; each dataset gets its own seed values)."""
     test_fraction: float = 0.25
@@ -125,6 +129,8 @@ class EmbeddedCalibrationConfig:
             (self.n_draws < len(self.seeds) + 1, f"n_draws={self.n_draws} must exceed the {len(self.seeds)} seeds"),
             (bool(self.token_controls) and self.n_token_draws < len(self.seeds), "n_token_draws < number of seeds"),
             (len(self.seeds) < 2, "need >= 2 seeds"),
+            (self.label_draws < 1, f"label_draws={self.label_draws} must be >= 1"),
+            (not self.metrics, "metrics is empty"),
             (min(self.n_null, self.n_planted, self.n_rotations, self.n_truth_seeds) < 0, "counts must be >= 0"),
             (not 0 < self.df_range[0] < self.df_range[1] < 1, f"df_range {self.df_range}"),
         ]:
@@ -219,7 +225,7 @@ def lexical_labels(
     return out
 
 
-def dataset_arms(pool: Pool, ds: EmbeddedDataset, test_fraction: float) -> list[Arm]:
+def dataset_arms(pool: Pool, ds: EmbeddedDataset, test_fraction: float, label_draws: int = 1) -> list[Arm]:
     """The arms of a dataset: the real arm (the trained model, or for a weight-control null the pool draw
     ``ds.real_draw``), and each seed's control arms (label controls drawn on the real arm, token and weight
     controls from their pool draws), relabelled with ``ds.labels_N`` as ``build_arms`` would have built them."""
@@ -231,8 +237,10 @@ def dataset_arms(pool: Pool, ds: EmbeddedDataset, test_fraction: float) -> list[
     for i, seed in enumerate(ds.seeds):
         arms.append(Arm(REAL, seed, real, pool.batch, model))
         for control in ds.controls:
-            acts = real if control in LABEL_CONTROLS else pool.draws[control][ds.draws[control][i]]
-            arms.append(Arm(control, seed, acts, pool.batch, model))
+            if control in LABEL_CONTROLS:  # relabel draws each one from the seed's relabelled real arm
+                arms += [Arm(control, seed, real, pool.batch, model, d) for d in range(label_draws)]
+            else:
+                arms.append(Arm(control, seed, pool.draws[control][ds.draws[control][i]], pool.batch, model))
     return relabel(arms, ds.labels_N, test_fraction=test_fraction)
 
 
@@ -299,15 +307,15 @@ def weight_null_datasets(cfg: EmbeddedCalibrationConfig, pool: Pool) -> list[Emb
 
 
 def score_datasets(pool: Pool, chunk: Sequence[EmbeddedDataset], cfg: EmbeddedCalibrationConfig) -> pd.DataFrame:
-    """Tidy accuracy rows (with ``dataset``) of a chunk of datasets, fitted in stacked calls of the audit's
-    :func:`probe_rows`: each (dataset, seed) gets its own key while fitting and its seed back afterwards."""
+    """Tidy rows of ``cfg.metrics`` (with ``dataset``) of a chunk of datasets, fitted in stacked calls of the
+    audit's :func:`probe_rows`: each (dataset, seed) gets its own key while fitting and its seed back afterwards."""
     keys: dict[tuple[int, int], int] = {}
     arms = []
     for ds in chunk:
-        for arm in dataset_arms(pool, ds, cfg.test_fraction):
+        for arm in dataset_arms(pool, ds, cfg.test_fraction, cfg.label_draws):
             arms.append(dataclasses.replace(arm, seed=keys.setdefault((ds.index, arm.seed), len(keys))))
     rows, _ = probe_rows(arms, cfg.probes, C=cfg.probe_C)
-    rows = rows[rows["metric"] == "accuracy"].copy()
+    rows = rows[rows["metric"].isin(cfg.metrics)].copy()
     inverse = {key: pair for pair, key in keys.items()}
     rows["dataset"] = rows["seed"].map(lambda k: inverse[k][0])
     rows["seed"] = rows["seed"].map(lambda k: inverse[k][1])
@@ -357,6 +365,29 @@ def _fprs(verdicts: pd.DataFrame, rows: pd.DataFrame, nominal: float) -> pd.Data
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+def _metric_tables(
+    rows: pd.DataFrame, datasets: dict[int, EmbeddedDataset], cfg: EmbeddedCalibrationConfig
+) -> tuple[pd.DataFrame, ...]:
+    """fpr, power, coverage, verdicts and truth tables of one metric's rows."""
+    is_truth = rows["dataset"].map(lambda j: datasets[j].kind == TRUTH)
+    truth = _truth(rows[is_truth], datasets) if is_truth.any() else pd.DataFrame()
+    audit_rows = rows[~is_truth]
+    audited = {j: ds for j, ds in datasets.items() if ds.kind != TRUTH}
+    verdicts = _verdicts(audit_rows, audited, cfg.selectivity_threshold)
+    verdicts["label"] = verdicts["dataset"].map(lambda j: audited[j].label)
+    verdicts["family"] = verdicts["label"].map(_family)
+    fpr = _fprs(verdicts, audit_rows, cfg.nominal)
+    planted = verdicts[verdicts["kind"] == PLANTED]
+    power = power_table(planted) if not planted.empty else pd.DataFrame()
+    nulls = verdicts[verdicts["kind"] == NULL]
+    zero = nulls[["dataset", "method", "control"]].assign(truth=0.0, truth_se=0.0)
+    coverage = pd.concat(
+        [coverage_table(nulls, zero), coverage_table(planted, truth) if not truth.empty else pd.DataFrame()],
+        ignore_index=True,
+    )
+    return fpr, power, coverage, verdicts, truth
+
+
 def calibrate_embedded(cfg: EmbeddedCalibrationConfig, *, log: Any = None) -> EmbeddedCalibrationResult:
     """Run the calibration described by ``cfg`` (see the module docstring); ``log`` gets progress lines."""
     timings: dict[str, float] = {}
@@ -384,21 +415,10 @@ def calibrate_embedded(cfg: EmbeddedCalibrationConfig, *, log: Any = None) -> Em
                 log(f"chunk {i + 1}/{len(chunks)} ({time.perf_counter() - t:.0f} s)")
     rows = pd.concat(parts, ignore_index=True)
     timings["fit_s"] = time.perf_counter() - t
-    is_truth = rows["dataset"].map(lambda j: datasets[j].kind == TRUTH)
-    truth = _truth(rows[is_truth], datasets) if is_truth.any() else pd.DataFrame()
-    audit_rows = rows[~is_truth]
-    audited = {j: ds for j, ds in datasets.items() if ds.kind != TRUTH}
-    verdicts = _verdicts(audit_rows, audited, cfg.selectivity_threshold)
-    verdicts["label"] = verdicts["dataset"].map(lambda j: audited[j].label)
-    verdicts["family"] = verdicts["label"].map(_family)
-    fpr = _fprs(verdicts, audit_rows, cfg.nominal)
-    planted = verdicts[verdicts["kind"] == PLANTED]
-    power = power_table(planted) if not planted.empty else pd.DataFrame()
-    nulls = verdicts[verdicts["kind"] == NULL]
-    zero = nulls[["dataset", "method", "control"]].assign(truth=0.0, truth_se=0.0)
-    coverage = pd.concat(
-        [coverage_table(nulls, zero), coverage_table(planted, truth) if not truth.empty else pd.DataFrame()],
-        ignore_index=True,
+    tables = [_metric_tables(rows[rows["metric"] == m], datasets, cfg) for m in cfg.metrics]
+    fpr, power, coverage, verdicts, truth = (
+        pd.concat([t[k].assign(metric=m) for t, m in zip(tables, cfg.metrics) if not t[k].empty], ignore_index=True)
+        for k in range(5)
     )
     timings["total_s"] = time.perf_counter() - t0
     counts = Counter(ds.kind for ds in datasets.values())
@@ -408,7 +428,8 @@ def calibrate_embedded(cfg: EmbeddedCalibrationConfig, *, log: Any = None) -> Em
         n_test_texts_approx=int(round(len(np.unique(real.example_ids_N)) * cfg.test_fraction)),
         n_datasets={k: int(v) for k, v in counts.items()},
         lexical_labels=sorted({ds.label for ds in datasets.values() if ds.label}),
-        verdict_rule=VERDICT_RULE.format(threshold=cfg.selectivity_threshold), controls=list(cfg.controls),
+        verdict_rule=VERDICT_RULE.format(threshold=cfg.selectivity_threshold), interval_rule=INTERVAL_RULE,
+        controls=list(cfg.controls), label_draws=cfg.label_draws, metrics=list(cfg.metrics),
         pool_draws={c: len(v) for c, v in draws.items()}, unconverged_fit_warnings=unconverged.count,
         timings=timings,
     )  # fmt: skip

@@ -14,8 +14,8 @@ the audit's own functions:
   moves with every dataset's labels; retraining per dataset would cost an SAE per dataset). The SAE
   never sees a label, so this cannot create label signal on a null dataset. Rows are the methods
   ``sae-k{k}`` (k = 1, 5, 20, the latent budgets of the audit), metric ``accuracy``. The SAE baselines
-  (``sae-untrained``, ``sae-frozen-decoder``, ``pca``, ``identity``) are built per seed from the real arm's
-  rows and its SAE, as the audit builds them (:func:`auditkit.methods.sae.baselines.baseline_sae`), and their
+  (:data:`auditkit.audit.options.SAE_BASELINES`: untrained, frozen-decoder, soft-frozen-decoder and frozen-encoder
+  SAEs, PCA, identity) are built per seed from the real arm's rows and its SAE, as the audit builds them (:func:`auditkit.methods.sae.baselines.baseline_sae`), and their
   latents are scored with the real arm's labels and split under the baseline's name.
 - ``pursuit``: the audit's pursuit options (by default OMP against the arm's own W_E, both dictionary
   controls), codings planned by :func:`auditkit.audit.pursuit.plan_codings` and scored by

@@ -276,7 +276,7 @@ def relabel(arms: list[Arm], labels_N: np.ndarray, *, test_fraction: float) -> l
 
     Each seed's split is redrawn from the new labels (it is stratified by label); token and weight
     control arms carry the same labels as the real arm (their rows are the same items); label controls
-    are applied to the relabelled real arm with ``derive_seed(seed, control)``. Activations are shared,
+    are applied to the relabelled real arm with their seed and draw (:func:`auditkit.audit.arms.draw_seed`). Activations are shared,
     not copied, so arms that shared a tensor still do (one stacked fit in ``probe_rows``).
     """
     real = {
@@ -287,7 +287,7 @@ def relabel(arms: list[Arm], labels_N: np.ndarray, *, test_fraction: float) -> l
     out = []
     for arm in arms:
         if arm.control in LABEL_CONTROLS:
-            acts = label_control(real[arm.seed], arm.control, arm.seed)
+            acts = label_control(real[arm.seed], arm.control, arm.seed, arm.draw)
         else:
             acts = arm.acts.replace(labels_N=labels_N, is_test_N=real[arm.seed].is_test_N)
         out.append(dataclasses.replace(arm, acts=acts))

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from auditkit.metrics.selectivity import mean_over_draws
 from auditkit.types import REAL
 
 SELECTIVE = "selective"
@@ -119,8 +120,10 @@ def power_table(verdicts: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataF
 def seed_differences(rows: pd.DataFrame) -> pd.DataFrame:
     """Per-seed differences real - control: one row per (dataset, method, control, seed) with ``diff``.
 
-    ``rows`` are tidy result rows of one metric with a ``dataset`` column (control ``none`` is real).
+    ``rows`` are tidy result rows of one metric with a ``dataset`` column (control ``none`` is real); a
+    control drawn several times per seed enters as the mean of its draws, as in the audit's selectivity.
     """
+    rows = mean_over_draws(rows, by=("dataset",)) if "metric" in rows.columns else rows
     real = rows[rows["control"] == REAL][["dataset", "method", "seed", "value"]].rename(columns={"value": "real"})
     ctrl = rows[rows["control"] != REAL]
     out = ctrl.merge(real, on=["dataset", "method", "seed"], how="inner")

@@ -2,18 +2,21 @@
 false-discovery q-values across the many tests of a sweep.
 
 Everything here reads a selectivity table's own columns (``selectivity``, ``ci_low``, ``ci_high``,
-``n_seeds``, ``sampling_se``, ``verdict``), so it is the same whether the table was just scored or read back
-from a saved ``selectivity.csv``. The interval itself is :data:`auditkit.metrics.selectivity.INTERVAL_RULE`:
-``q * max(se_seeds, se_sampling)`` with ``q`` Student's t on ``n_seeds - 1`` degrees of freedom.
+``n_seeds``, ``df``, ``sampling_se``, ``verdict``), so it is the same whether the table was just scored or read
+back from a saved ``selectivity.csv``. The interval itself is :data:`auditkit.metrics.selectivity.INTERVAL_RULE`:
+``q * max(se_seeds, se_sampling)`` with ``q`` Student's t on the interval's ``df`` (Satterthwaite's,
+:func:`auditkit.metrics.selectivity.interval_df`; a table saved before that column used ``n_seeds - 1``).
 
 **Power of the verdict rule.** A cell is selective when ``mean - q * se_hat > 0`` and ``mean >= threshold``,
 where ``se_hat = max(s, se_floor)``, ``s`` is the between-seed standard error and ``se_floor`` the test-sampling
 floor. With per-seed differences normal with standard error ``se_true`` of their mean, the mean and ``s`` are
 independent and ``s ~ se_true * sqrt(chi2(n - 1) / (n - 1))``, so
 
-    power(delta) = E_s[ Phi((delta - max(q * max(s, se_floor), threshold)) / se_true) ],
+    power(delta) = E_s[ Phi((delta - max(q(df(s)) * max(s, se_floor), threshold)) / se_true) ],
 
-integrated over the chi-square law of ``s`` (:func:`power`). A report or a planner does not know
+integrated over the chi-square law of ``s`` (:func:`power`), with the interval's multiplier at the
+degrees of freedom that ``s`` itself gives (:func:`auditkit.metrics.selectivity.interval_df`, the floor's
+own degrees of freedom taken as infinite). A report or a planner does not know
 ``se_true``; it uses the observed ``se_hat`` (the interval's own standard error), which is the
 method-of-moments estimate of the between-seed standard error floored at the sampling one
 (``max(se_seeds, se_floor)``, as in a random-effects model with the sampling variance known). The
@@ -49,11 +52,9 @@ _GRID = 400
 """Quantile points of the chi-square law of the between-seed standard error in :func:`power`."""
 
 
-@functools.lru_cache(maxsize=256)
-def quantile(n_seeds: int, confidence: float = 0.95) -> float:
-    """The interval's multiplier: Student's t on ``n_seeds - 1`` degrees of freedom (normal for one seed)."""
+def _quantile_at(df: float, confidence: float) -> float:
     level = 0.5 + confidence / 2
-    return float(stats.t.ppf(level, n_seeds - 1) if n_seeds > 1 else stats.norm.ppf(level))
+    return float(stats.norm.ppf(level) if math.isinf(df) else stats.t.ppf(level, df))
 
 
 def power(
@@ -66,10 +67,21 @@ def power(
     if not se > 0:
         return math.nan
     floor = se_floor if se_floor == se_floor else 0.0  # NaN: no floor
-    q = quantile(n_seeds, confidence)
     s = se * _chi_grid(n_seeds)
-    bar = np.maximum(q * np.maximum(s, floor), threshold)
+    hat = np.maximum(s, floor)
+    bar = np.maximum(_multiplier(s, hat, n_seeds, confidence) * hat, threshold)
     return float(np.mean(special.ndtr((effect - bar) / se)))
+
+
+def _multiplier(s: np.ndarray, hat: np.ndarray, n_seeds: int, confidence: float) -> np.ndarray:
+    """The interval's quantile at each between-seed standard error ``s`` of the grid (its interval standard
+    error ``hat``): Student's t on Satterthwaite's degrees of freedom, (n - 1) (hat / s)^4."""
+    level = 0.5 + confidence / 2
+    if n_seeds <= 1:
+        return np.full_like(s, stats.norm.ppf(level))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = np.where(s > 0, (n_seeds - 1) * (hat / np.where(s > 0, s, 1.0)) ** 4, np.inf)
+    return np.where(np.isfinite(df), stats.t.ppf(level, np.minimum(df, 1e12)), stats.norm.ppf(level))
 
 
 @functools.lru_cache(maxsize=64)
@@ -105,13 +117,14 @@ def evidence_columns(table: pd.DataFrame, *, threshold: float = 0.05, confidence
     direction, whose verdicts are :data:`TWO_SIDED`, and for a zero-width or missing interval)."""
     out = table.copy()
     se, p, mde = [], [], []
+    has_df = "df" in table.columns
     for r in table.itertuples(index=False):
         n = int(r.n_seeds)
+        df = float(r.df) if has_df else (float(n - 1) if n > 1 else math.inf)  # saved before: t on n - 1
         half = (float(r.ci_high) - float(r.ci_low)) / 2
-        s = half / quantile(n, confidence) if n > 0 and half > 0 else math.nan
+        s = half / _quantile_at(df, confidence) if n > 0 and half > 0 and df == df else math.nan
         se.append(s)
         if s > 0:
-            df = n - 1 if n > 1 else math.inf
             p.append(float(2 * stats.t.sf(abs(float(r.selectivity)) / s, df)))
         else:
             p.append(math.nan)

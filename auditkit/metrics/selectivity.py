@@ -1,9 +1,10 @@
 """Selectivity: the score on the real arm minus the score on a control, paired by seed.
 
 For each (method, control, metric): the per-seed differences d_s = real_s - control_s (sign-flipped
-for a metric where lower is better, see :data:`Direction`), their mean with a two-sided 95%
-Student-t interval (n - 1 degrees of freedom) whose variance is floored at the test-sampling variance of
-one seed's paired difference (:data:`INTERVAL_RULE`), and the normalised selectivity
+for a metric where lower is better, see :data:`Direction`; a control drawn several times per seed enters as
+the mean of its draws), their mean with a two-sided 95% Student-t interval whose variance is floored at the
+test-sampling variance of one seed's paired difference and whose degrees of freedom follow the variance that
+binds (:data:`INTERVAL_RULE`, :func:`interval_df`), and the normalised selectivity
 (real - control) / (ceiling - control), the share of the headroom above the control that the real
 arm reaches, where the metric has a ceiling. Each row also carries its standard error, two-sided p-value and
 minimum detectable effect (:mod:`auditkit.metrics.evidence`).
@@ -12,7 +13,7 @@ minimum detectable effect (:mod:`auditkit.metrics.evidence`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,23 @@ TWO_SIDED_RULE = (
 )
 
 
+INTERVAL_RULE_BEFORE_DF = (
+    "the 95% interval of the mean per-seed difference uses the larger of two variances: the spread of the "
+    "differences between seeds, and the test-sampling variance of one seed's difference (paired over the "
+    "same held-out examples, rows of one text clustered), so two seeds that happen to agree never give a "
+    "zero-width interval; a verdict whose interval has zero width, or whose arm could only learn the prior "
+    "(training labels of one class: degenerate), is never selective"
+)
+"""The interval rule of a table saved before the ``df`` column (Student's t on n - 1 degrees of freedom, one
+draw per control): what a report re-rendered from such a table states, since its numbers were made with it."""
+
+
+def interval_rule(selectivity: pd.DataFrame) -> str:
+    """The interval rule a selectivity table was made with: :data:`INTERVAL_RULE`, or
+    :data:`INTERVAL_RULE_BEFORE_DF` for a table saved before the ``df`` column."""
+    return INTERVAL_RULE if "df" in selectivity.columns else INTERVAL_RULE_BEFORE_DF
+
+
 def check_directions(directions: Mapping[str, int]) -> None:
     """Every declared direction is -1, 0 or +1."""
     for name, d in directions.items():
@@ -54,11 +72,14 @@ MIN_SEEDS = 3
 """Fewer seeds than this and a verdict says so (the interval then rests mostly on one split's sampling)."""
 
 INTERVAL_RULE = (
-    "the 95% interval of the mean per-seed difference uses the larger of two variances: the spread of the "
-    "differences between seeds, and the test-sampling variance of one seed's difference (paired over the "
-    "same held-out examples, rows of one text clustered), so two seeds that happen to agree never give a "
-    "zero-width interval; a verdict whose interval has zero width, or whose arm could only learn the prior "
-    "(training labels of one class: degenerate), is never selective"
+    "the 95% interval of the mean per-seed difference (a control drawn several times per seed enters as the "
+    "mean of its draws) uses the larger of two variances: the spread of the differences between seeds, and "
+    "the test-sampling variance of one seed's difference (paired over the same held-out examples, rows of "
+    "one text clustered; a jackknife over texts for AUROC and macro-F1); its Student-t degrees of freedom "
+    "are Satterthwaite's, (seeds - 1) x (interval variance / between-seed variance)^2, capped at the test "
+    "texts' own: n - 1 when the spread between seeds binds, many when the sampling floor does; a verdict "
+    "whose interval has zero width, or whose arm could only learn the prior (training labels of one class: "
+    "degenerate), is never selective"
 )
 
 
@@ -81,6 +102,40 @@ def paired_sampling_se(real: Any, control: Any) -> float:
         return math.nan
     sums = np.bincount(inverse, weights=d - d.mean(), minlength=g)
     return math.sqrt(g / (g - 1) * float((sums**2).sum())) / n
+
+
+def mean_over_draws(rows: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
+    """``rows`` with a control's repeated draws of one seed (a ``draw`` column) replaced by one row: the mean
+    value, the mean per-row outcome (the draws score the same held-out rows) and degenerate if any draw was.
+    ``by`` names further key columns (a calibration's ``dataset``). Rows without a ``draw`` column are
+    returned as they are."""
+    if "draw" not in rows.columns:
+        return rows
+    keys = [*by, "method", "control", "seed", "metric"]
+    if not rows.duplicated(keys).any():
+        return rows.drop(columns=["draw"])
+    out = []
+    for _, g in rows.groupby(keys, sort=False):
+        row = g.iloc[0].to_dict()
+        row.pop("draw")
+        row["value"] = float(g["value"].mean())
+        if "outcome" in g.columns:
+            row["outcome"] = _mean_outcome(list(g["outcome"]))
+        if "degenerate" in g.columns:
+            row["degenerate"] = bool(g["degenerate"].fillna(False).any())
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _mean_outcome(outcomes: list[Any]) -> Any:
+    """The mean of per-row outcomes over the same rows, or None if any is missing or they differ in rows."""
+    first = outcomes[0]
+    if not all(isinstance(o, tuple) for o in outcomes):
+        return None
+    if any(len(o.values_N) != len(first.values_N) or not np.array_equal(o.clusters_N, first.clusters_N)
+           for o in outcomes):  # fmt: skip
+        return None
+    return type(first)(np.mean([o.values_N for o in outcomes], axis=0), first.clusters_N)
 
 
 def _check_pairing(rows: pd.DataFrame) -> None:
@@ -119,6 +174,7 @@ def selectivity_table(
     targets = targets or {}
     check_directions(directions)
     ceilings = CEILINGS if ceilings is None else ceilings
+    rows = mean_over_draws(rows)
     _check_pairing(rows)
     has_outcome, has_degenerate = "outcome" in rows.columns, "degenerate" in rows.columns
     real = rows[rows["control"] == REAL]
@@ -135,12 +191,13 @@ def selectivity_table(
             diff = (paired["value_real"] - paired["value_control"]) * (sign or 1)
         n = len(diff)
         mean = float(diff.mean()) if n else math.nan
-        se_sampling = math.nan
+        se_sampling, df_floor = math.nan, math.inf
         if has_outcome and n:
             per_seed = [paired_sampling_se(r, c) for r, c in zip(paired["outcome_real"], paired["outcome_control"])]
             if not any(math.isnan(v) for v in per_seed):
                 se_sampling = math.sqrt(float(np.mean(np.square(per_seed))) / n)
-        half = _half_width(diff, se_sampling, confidence)
+                df_floor = float(sum(_clusters(r) - 1 for r in paired["outcome_real"]))
+        half, df = _half_width(diff, se_sampling, confidence, df_floor)
         ceiling = ceilings.get(metric)
         ctrl_mean, real_mean = float(paired["value_control"].mean()), float(paired["value_real"].mean())
         norm = math.nan
@@ -154,7 +211,8 @@ def selectivity_table(
         )
         row = dict(
             method=method, control=control, metric=metric, n_seeds=n, real=real_mean, control_score=ctrl_mean,
-            selectivity=mean, ci_low=mean - half, ci_high=mean + half, sampling_se=se_sampling, normalised=norm,
+            selectivity=mean, ci_low=mean - half, ci_high=mean + half, df=df, sampling_se=se_sampling,
+            normalised=norm,
         )  # fmt: skip
         if degenerate:
             row["verdict"] = "degenerate"
@@ -171,7 +229,7 @@ def selectivity_table(
 
 
 COLUMNS = ("method", "control", "metric", "n_seeds", "real", "control_score", "selectivity", "ci_low", "ci_high",
-           "sampling_se", "normalised", "verdict", "note")  # fmt: skip
+           "df", "sampling_se", "normalised", "verdict", "note")  # fmt: skip
 """The scored columns of a selectivity table; :func:`selectivity_table` adds
 :data:`auditkit.metrics.evidence.EVIDENCE_COLUMNS` after them."""
 
@@ -189,20 +247,42 @@ def _note(n: int, degenerate: bool, half: float, se_sampling: float) -> str:
     return "; ".join(notes)
 
 
-def _half_width(diff: pd.Series, se_sampling: float, confidence: float) -> float:
-    """Half-width of the interval of the mean difference (see :data:`INTERVAL_RULE`)."""
+def _clusters(outcome: Any) -> int:
+    """Number of held-out examples (clusters) of one arm's outcome."""
+    return int(np.unique(outcome.clusters_N).size)
+
+
+def interval_df(se_seeds: float, se: float, n_seeds: int, df_floor: float = math.inf) -> float:
+    """Degrees of freedom of the interval whose standard error is ``se = max(se_seeds, se_floor)``.
+
+    Satterthwaite's approximation with the floor known (it is estimated from the test texts, ``df_floor``
+    degrees of freedom) and the between-seed variance estimated on ``n_seeds - 1``: the interval's variance
+    V = max(s^2, floor^2) is uncertain only through s^2, Var(s^2) ~ 2 s^4 / (n - 1), so
+    df = 2 V^2 / Var(s^2) = (n - 1) (V / s^2)^2, capped at ``df_floor``. When the spread between seeds binds,
+    df = n - 1 (Student's t as before); when the floor binds by far, df is the floor's (nearly normal); in
+    between it shrinks smoothly, which keeps coverage at its level when seed variance and sampling variance
+    are of the same size (docs/controls.md, "The interval")."""
+    if n_seeds <= 1 or not se_seeds > 0:
+        return df_floor
+    return min((n_seeds - 1) * (se / se_seeds) ** 4, df_floor)
+
+
+def _half_width(diff: pd.Series, se_sampling: float, confidence: float, df_floor: float) -> tuple[float, float]:
+    """Half-width and degrees of freedom of the interval of the mean difference (see :data:`INTERVAL_RULE`)."""
     n = len(diff)
     se_seeds = float(diff.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
     if math.isnan(se_sampling):
-        se = se_seeds
+        se, df = se_seeds, float(n - 1)
     elif math.isnan(se_seeds):
-        se = se_sampling
+        se, df = se_sampling, df_floor
     else:
         se = max(se_seeds, se_sampling)
+        df = interval_df(se_seeds, se, n, df_floor)
     if math.isnan(se):
-        return math.nan
-    q = stats.t.ppf(0.5 + confidence / 2, n - 1) if n > 1 else stats.norm.ppf(0.5 + confidence / 2)
-    return float(q) * se
+        return math.nan, math.nan
+    level = 0.5 + confidence / 2
+    q = stats.norm.ppf(level) if math.isinf(df) else stats.t.ppf(level, df)
+    return float(q) * se, df
 
 
 def two_sided_verdict(ci_low: float, ci_high: float) -> str:

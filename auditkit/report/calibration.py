@@ -140,7 +140,7 @@ def _feature_lines(cfg: Any) -> list[str]:
                 "SAE, as the audit builds them, and probed with the real arm's labels. They encode the *real* "
                 "activations, so planted labels (which live there) stay readable and their power stays near zero "
                 "by construction: a verdict against a baseline asks whether SAE training found the label's "
-                "direction better than an untrained, frozen-decoder, PCA or identity dictionary, not whether the "
+                "direction better than an untrained, frozen, PCA or identity dictionary, not whether the "
                 "model carries the label."
             )
     if "pursuit" in cfg.methods:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from auditkit.audit.registry import METHODS
-from auditkit.metrics.selectivity import INTERVAL_RULE, TWO_SIDED_RULE, VERDICT_RULE
+from auditkit.metrics.selectivity import TWO_SIDED_RULE, VERDICT_RULE, interval_rule
 from auditkit.report.summary import summary_lines
 from auditkit.report.tables import collapsed, control_sections, duplicates_line, markdown_table, method_selectivity, results_summary
 
@@ -43,9 +43,13 @@ def render(result: Any, command: str, plot_name: str | None, summary_plot: str |
     cfg, prov, ds, ex = result.config, result.provenance, result.dataset, result.extraction
     rule = (
         f"Verdict rule: {VERDICT_RULE.format(threshold=cfg.selectivity_threshold)}; {TWO_SIDED_RULE}; "
-        f"{INTERVAL_RULE}. "
+        f"{interval_rule(result.selectivity)}. "
         "Selectivity is signed so that positive means the real arm does better (for a metric where lower is "
         "better, control - real)."
+        + (f" The threshold {cfg.selectivity_threshold:g} is in each metric's own units: points of accuracy, "
+           "AUROC or F1; bits per label for a codelength; nats for KL and CE; a ratio for compression or "
+           "EV / EV of PCA; a fraction for explained variance, FVU and dead or dense latents."
+           if "df" in result.selectivity.columns else "")
     )
     lines = [
         f"# auditkit control report: {ds['name']} on {prov['name']}",

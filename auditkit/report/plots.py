@@ -29,6 +29,13 @@ PALETTE: dict[str, str] = {
     "spectral-dict": "#7f7f7f",
     # the calibration's null families and planted arms
     "repeated-texts": "#2ca02c",
+    # the SAE baselines (the sae method's own controls; never in a figure with the calibration's nulls)
+    "sae-untrained": "#2ca02c",
+    "sae-frozen-decoder": "#c5b0d5",
+    "sae-soft-frozen-decoder": "#c49c94",
+    "sae-frozen-encoder": "#f7b6d2",
+    "pca": "#ff9896",
+    "identity": "#ffbb78",
 }
 """One colour per arm, used by every figure (tab10's colours; the real arm black)."""
 
@@ -45,6 +52,10 @@ SHORT_NAMES: dict[str, str] = {
     "step0": "step0",
     "gaussian-dict": "gauss dict",
     "spectral-dict": "spectral dict",
+    "sae-untrained": "untrained",
+    "sae-frozen-decoder": "frozen dec",
+    "sae-soft-frozen-decoder": "soft-frozen dec",
+    "sae-frozen-encoder": "frozen enc",
 }
 """Short arm names for tick labels and table headers (the report's text uses the full names)."""
 

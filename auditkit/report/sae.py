@@ -23,7 +23,8 @@ ARM_DESCRIPTIONS = {**DESCRIPTIONS, **SAE_BASELINE_DESCRIPTIONS}
 QUESTIONS = (
     ("the model and token controls", "does the model's activation space hold this? (a fresh SAE, same budget and "
      "seed, on the activations of a reinitialised model or of random tokens)"),
-    ("the SAE baselines", "did training find anything a random, untrained, PCA or identity dictionary would not? "
+    ("the SAE baselines", "did training find anything a random, untrained, frozen, PCA or identity dictionary would "
+     "not? "
      "(the *real* activations and split, encoded by a dictionary training did not find)"),
     ("the label controls", "do the latents' probes read the labels, or structure any labelling would show?"),
 )  # fmt: skip
@@ -40,20 +41,36 @@ def control_groups(controls: list[str]) -> list[tuple[str, str, list[str]]]:
     return [(group, question, names) for (group, question), names in zip(QUESTIONS, members) if names]
 
 
+BASELINE_BUILDS = {
+    "sae-untrained": "`sae-untrained` is the SAE training starts from (same init code and seed)",
+    "sae-frozen-decoder": "`sae-frozen-decoder` trains encoder and biases with the decoder fixed at a spectrum-matched "
+    "random dictionary (the trained decoder's singular values, Haar-random singular vectors)",
+    "sae-soft-frozen-decoder": "`sae-soft-frozen-decoder` trains from the SAE's initialisation with every decoder row "
+    "held at cosine >= 0.8 to its initial row",
+    "sae-frozen-encoder": "`sae-frozen-encoder` trains decoder and biases with the encoder fixed at its "
+    "initialisation",
+}
+"""How each trained-shape SAE baseline is built, for the report (pca and identity share one sentence)."""
+
+
 def baseline_lines(info: dict[str, Any]) -> list[str]:
     """How each SAE baseline that ran was built (from the method's info)."""
     if not info.get("baselines"):
         return []
-    shapes = ", ".join(f"{c} F = {b['d_sae']}" for c, b in info["baselines"].items())
+    ran = info["baselines"]
+    shapes = ", ".join(f"{c} F = {b['d_sae']}" for c, b in ran.items())
     k = "the same k" if info["config"]["architecture"] == "topk" else "k = the trained SAE's mean L0 on training rows"
-    return [
-        f"- SAE baselines ({shapes}): built per seed from the real arm's training rows. `sae-untrained` is the SAE "
-        "training starts from (same init code and seed); `sae-frozen-decoder` trains encoder and biases with the "
-        "decoder fixed at a spectrum-matched random dictionary (the trained decoder's singular values, Haar-random "
-        f"singular vectors); `pca` (top principal directions, F capped at 2D) and `identity` (the neuron basis, "
-        f"F = 2D) are signed TopK codes, {k}, centred on the training mean: each direction is two atoms (+v, -v) "
-        "so TopK keeps the largest |coefficient| with its sign.",
-    ]
+    parts = [text for c, text in BASELINE_BUILDS.items() if c in ran]
+    bases = [c for c in ("pca", "identity") if c in ran]
+    if bases:
+        what = {"pca": "`pca` (top principal directions, F capped at 2D)", "identity": "`identity` (the neuron basis, "
+                "F = 2D)"}  # fmt: skip
+        parts.append(f"{' and '.join(what[c] for c in bases)} {'are' if len(bases) > 1 else 'is a'} signed TopK "
+                     f"code{'s' if len(bases) > 1 else ''}, {k}, centred on the training mean: each direction is two "
+                     "atoms (+v, -v) so TopK keeps the largest |coefficient| with its sign")  # fmt: skip
+    trained = [c for c in ("sae-frozen-decoder", "sae-soft-frozen-decoder", "sae-frozen-encoder") if c in ran]
+    same = f" ({', '.join(trained)}: the real arm's SAE's budget and seed)" if trained else ""
+    return [f"- SAE baselines ({shapes}): built per seed from the real arm's training rows{same}. {'; '.join(parts)}."]
 
 
 def _mean_ci(values: pd.Series) -> str:
@@ -139,6 +156,13 @@ def sae_section(result: Any) -> list[str]:
             "the loaded SAE's larger training budget."
         )
     lines += baseline_lines(info)
+    if "ev_over_pca" in info["definitions"]:
+        lines.append(
+            "- Every arm's explained variance is also read against the PCA and identity codes of *its own* "
+            "activations at its SAE's k (`ev_over_pca`, `ev_over_identity`; `ev_pca` and `ev_identity` are those "
+            "codes' explained variance): a gap in raw explained variance between arms whose activations differ in "
+            "rank says little about the SAE; a gap in `ev_over_pca` says the SAE gains more over a basis on one arm."
+        )
     groups = control_groups(list(dict.fromkeys(sel["control"])))
     lines += [f"- Against {group}: {question} ({', '.join(names)})." for group, question, names in groups]
     ce = ", ".join(f"{arm_name(a)} {v['ce_clean']:.2f}" for a, v in info["arms"].items() if "ce_clean" in v)
@@ -159,6 +183,7 @@ def sae_section(result: Any) -> list[str]:
         "",
         "### Metric definitions",
         "",
+        *[f"- {text}" for text in info.get("conventions", [])],
         *[f"- `{m}` ({_direction_word(m)}): {text}" for m, text in info["definitions"].items()],
         "",
         "### Selectivity by control (real minus control, paired by seed; sign-flipped where lower is better)",

@@ -179,8 +179,9 @@ def test_matrix_audit_reads_a_planted_property_and_its_controls_do_not(tiny):
                       seeds=SEEDS, probes=("logistic", "k-sparse:k=1,5"), use_cache=False, progress=False)  # fmt: skip
     result = run_audit(cfg, loaded=loaded)
     assert set(result.controls) == {"shuffled-labels", "spectral-reinit", "gaussian-reinit"}
-    bal = result.rows.query("metric == 'balanced_accuracy'").groupby(["method", "control"])["value"]
-    assert (bal.size() == len(SEEDS)).all() and len(bal.size()) == 3 * 4  # every (probe, arm) scored on every seed
+    bal = result.rows.query("metric == 'balanced_accuracy'").groupby(["method", "control"])
+    assert (bal["seed"].nunique() == len(SEEDS)).all() and len(bal.size()) == 3 * 4  # every (probe, arm), every seed
+    bal = bal["value"]
     assert bal.apply(lambda v: v.between(0, 1).all()).all()
     mean = bal.mean()
     assert mean[("probe-logistic", "none")] > 0.95
@@ -189,3 +190,23 @@ def test_matrix_audit_reads_a_planted_property_and_its_controls_do_not(tiny):
     sel = result.selectivity.query("metric == 'balanced_accuracy' and method == 'probe-logistic'").set_index("control")
     assert (sel["verdict"] == "selective").all(), sel
     assert result.dataset["level"] == "vocabulary" and result.extraction["hook"] == "W_E"
+
+
+def test_more_label_draws_leave_the_first_draw_as_it_was_and_average_the_rest(tmp_path, tiny):
+    """--label-draws adds draws after the first: the first draw's rows equal a one-draw audit's (so an audit
+    saved before draws existed keeps its numbers), every seed has every draw, and the selectivity's control
+    score is the mean of a seed's draws."""
+    path = _write_table(tmp_path / "planted.csv", [i % 2 for i in range(120)], planted=True)
+    controls = ("shuffled-labels",)
+    one = run_audit(_cfg(path, controls, probes=("logistic",), label_draws=1), loaded=tiny).rows
+    many = run_audit(_cfg(path, controls, probes=("logistic",), label_draws=4), loaded=tiny)
+    rows = many.rows
+    first = rows[rows["draw"] == 0].reset_index(drop=True)
+    keys = ["method", "control", "seed", "metric"]
+    merged = one.merge(first, on=keys, suffixes=("_one", "_many"))
+    assert len(merged) == len(one) and np.array_equal(merged["value_one"], merged["value_many"])
+    ctrl = rows[(rows["control"] == "shuffled-labels") & (rows["metric"] == "accuracy")]
+    assert (ctrl.groupby("seed")["draw"].nunique() == 4).all()
+    assert ctrl.groupby("seed")["value"].nunique().max() > 1  # the draws differ
+    sel = many.selectivity.query("metric == 'accuracy'").iloc[0]
+    assert sel["control_score"] == pytest.approx(ctrl["value"].mean())

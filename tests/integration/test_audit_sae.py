@@ -67,6 +67,23 @@ def test_real_arm_conclusions(audit):
         assert sel.loc[(control, "probe_acc_k5"), "verdict"] == "selective", control
 
 
+def test_every_arm_is_read_against_its_own_pca_and_identity_codes(audit):
+    """ev_over_pca is each arm's explained variance over the PCA code of *that arm's* activations at the same k,
+    and its verdict compares that relative gain across arms, through the same selectivity rows."""
+    rows = audit.rows.pivot_table(index=["control", "seed"], columns="metric", values="value")
+    arms = rows.loc[["none", "random-tokens-uniform", "spectral-reinit"]]
+    assert (arms["ev_over_pca"] - arms["explained_variance"] / arms["ev_pca"]).abs().max() < 1e-12
+    assert (arms["ev_over_identity"] - arms["explained_variance"] / arms["ev_identity"]).abs().max() < 1e-12
+    assert (arms["ev_pca"] > arms["ev_identity"]).all()  # the principal basis is the better k-sparse basis
+    ev_pca = arms["ev_pca"].groupby("control").mean()
+    assert ev_pca["none"] != ev_pca["spectral-reinit"]  # each arm's own reference, not the real arm's
+    sel = audit.selectivity.set_index(["control", "metric"])
+    for control in ("random-tokens-uniform", "spectral-reinit"):
+        row = sel.loc[(control, "ev_over_pca")]
+        assert row["selectivity"] == pytest.approx(row["real"] - row["control_score"], abs=1e-12)
+        assert sel.loc[(control, "ev_pca"), "verdict"] in ("differs", "similar")  # descriptive: two-sided
+
+
 def test_lower_is_better_metrics_are_sign_flipped(audit):
     sel = audit.selectivity.set_index(["control", "metric"])
     for control in ("random-tokens-uniform", "spectral-reinit"):
@@ -136,6 +153,12 @@ def test_report_section_is_generated_from_the_verdicts(audit, tmp_path):
         "| sae: explained_variance |",
         "verdicts.png",
         "--sae-arch topk --sae-width 128",
+        # The legend states each metric's conventions: token pooling, BOS, variance about the mean.
+        "nothing is averaged per text first",
+        "about the held-out tokens' mean, not about zero",
+        "the one made at BOS included",
+        "`ev_over_pca` (higher is better)",
+        "of *its own* activations at its SAE's k",
     ):
         assert needle in report, needle
     assert (out / "sae_arms.png").stat().st_size > 0

@@ -198,7 +198,7 @@ def test_sae_and_pursuit_label_verdicts_are_calibrated_and_have_power():
     assert set(fpr.index) == expected
     assert (fpr["n_null"] == 30).all()
     # 30 nulls per pair, all on one seed set: no pair may *exceed* the level (its exact interval above
-    # it), and pooled over the 22 pairs the rate is at or below nominal.
+    # it), and pooled over the 28 pairs the rate is at or below nominal.
     assert (fpr["ci_low"] <= fpr["nominal"]).all(), fpr
     assert fpr["n_selective"].sum() / fpr["n_null"].sum() <= 0.05, fpr
     assert (fpr["mean_selectivity"].abs() < 0.02).all(), fpr

@@ -246,6 +246,8 @@ def test_truncated_texts_are_counted_in_run_json_and_report(tmp_path):
         (["--seeds", ""], "seeds is empty"),
         (["--methods", "probe,foo"], "unknown method"),
         (["--test-fraction", "nan"], "test_fraction"),
+        (["--label-draws", "0"], "--label-draws"),
+        (["--weight-draws", "0"], "--weight-draws"),
         (["--max-examples", "2"], "max_examples"),
         (["--max-length", "1"], "max_length"),
         (["--methods", "sae", "--sae-lr", "nan"], "--sae-lr"),

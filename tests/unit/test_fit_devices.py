@@ -21,6 +21,7 @@ from torch.utils._device import _device_constructors
 
 import auditkit
 from auditkit.methods.probes import make_probe
+from auditkit.methods.sae.baselines import BASELINE_KINDS
 from auditkit.methods.probes.mdl import online_codelength
 from auditkit.methods.probes.sparse import sparse_probe
 
@@ -150,7 +151,7 @@ def test_sae_training_builds_every_tensor_on_the_training_device(architecture: s
     torch.testing.assert_close(x_hat, encode_decode(ref, X)[0], rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("kind", ["untrained", "frozen-decoder", "pca", "identity"])
+@pytest.mark.parametrize("kind", list(BASELINE_KINDS))
 def test_sae_baselines_build_every_tensor_on_the_training_device(kind: str) -> None:
     from auditkit.methods.sae.baselines import baseline_sae
     from auditkit.methods.sae.train import SAEConfig, train_sae

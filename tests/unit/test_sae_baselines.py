@@ -1,4 +1,5 @@
-"""SAE baselines (untrained, frozen decoder, PCA, identity): what each is, and that a trained SAE beats them."""
+"""SAE baselines (untrained, frozen decoder, soft-frozen decoder, frozen encoder, PCA, identity): what each is, and
+that a trained SAE beats them; the per-arm PCA and identity references of explained variance."""
 
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ from auditkit.audit.options import SAE_BASELINE_DESCRIPTIONS, SAE_BASELINES
 from auditkit.calibration.synthetic import sparse_superposition
 from auditkit.controls import ALL_CONTROLS
 from auditkit.errors import ConfigError
-from auditkit.linalg import singular_values
+from auditkit.linalg import cosine_floor, haar_orthonormal, singular_values
 from auditkit.methods.sae import SAEConfig, evaluate_sae, train_sae
 from auditkit.methods.sae.baselines import (
     BASELINE_KINDS,
+    SOFT_FROZEN_COSINE,
     baseline_sae,
     frozen_dictionary,
     identity_sae,
     pca_sae,
+    reference_ev,
+    relative_ev,
 )
 from auditkit.methods.sae.train import initial_sae
 from auditkit.metrics import selectivity_table
@@ -98,3 +102,76 @@ def test_trained_sae_on_planted_features_is_selective_against_every_baseline_on_
     sel = selectivity_table(pd.DataFrame(rows)).set_index("control")
     assert set(sel.index) == set(SAE_BASELINES)
     assert (sel["verdict"] == "selective").all(), sel[["mean", "ci_low", "ci_high", "verdict"]]
+
+
+def _cos(a, b):
+    return torch.nn.functional.cosine_similarity(a, b, dim=1)
+
+
+def test_cosine_floor_rotates_only_rows_outside_the_cone_and_keeps_their_norm():
+    gen = torch.Generator().manual_seed(0)
+    anchor = torch.randn(200, 16, generator=gen)
+    W = torch.randn(200, 16, generator=gen) * 3
+    W[0] = -2 * anchor[0]  # opposite its anchor: no plane to rotate in
+    W[1] = 0.5 * anchor[1] + 0.01 * W[1]  # inside
+    out = cosine_floor(W, anchor, 0.8)
+    inside = _cos(W, anchor) >= 0.8
+    assert inside[1] and torch.equal(out[inside], W[inside])
+    assert torch.allclose(out.norm(dim=1), W.norm(dim=1), rtol=1e-5)
+    assert _cos(out[:1], anchor[:1]).item() == pytest.approx(1.0, abs=1e-6)
+    moved = ~inside
+    moved[0] = False
+    assert moved.sum() > 150 and torch.allclose(_cos(out[moved], anchor[moved]), torch.tensor(0.8), atol=1e-5)
+    # The nearest direction on the cone: the row turns by exactly its angle to the anchor minus the cone's angle.
+    turn = torch.arccos(_cos(W[moved], anchor[moved]).clamp(-1, 1)) - torch.arccos(torch.tensor(0.8))
+    assert torch.allclose(_cos(out[moved], W[moved]), torch.cos(turn), atol=1e-4)
+
+
+def test_soft_frozen_decoder_stays_near_its_initialisation_and_frozen_encoder_keeps_it(data):
+    """Both start where sae-untrained is; the soft-frozen decoder moves but no row leaves cosine 0.8 to its start;
+    the frozen encoder's directions never move while its decoder trains; each reconstructs better than the start."""
+    train, test = data
+    start = initial_sae(train, CFG, seed=0)
+    trained = train_sae(train, CFG, seed=0)
+    soft = baseline_sae("soft-frozen-decoder", train, CFG, seed=0, trained=trained)
+    cos = _cos(soft.W_dec, start.W_dec)
+    assert cos.min() >= SOFT_FROZEN_COSINE - 1e-5 and (cos < 0.81).float().mean() > 0.5  # most rows pushed to the edge
+    enc = baseline_sae("frozen-encoder", train, CFG, seed=0, trained=trained)
+    # Inference folds the decoder norms into the encoder: each latent's encoder direction is unchanged.
+    assert _cos(enc.W_enc.T, start.W_enc.T).min() > 1 - 1e-5
+    assert _cos(enc.W_dec, start.W_dec).mean() < 0.9  # the decoder trained
+    ev = {name: evaluate_sae(sae, test)["explained_variance"] for name, sae in
+          dict(start=start, soft=soft, enc=enc, trained=trained).items()}  # fmt: skip
+    assert ev["soft"] > ev["start"] + 0.3 and ev["enc"] > ev["start"] + 0.1, ev
+    assert ev["trained"] > max(ev["soft"], ev["enc"]), ev
+
+
+def _low_rank(seed, rank=4, d=32, n=12_000):
+    """Rows in a ``rank``-dim subspace (Gaussian, unequal scales) around a mean far from zero."""
+    gen = torch.Generator().manual_seed(seed)
+    basis = haar_orthonormal(d, rank, gen).float()
+    scales = torch.linspace(3.0, 1.0, rank)
+    X = (torch.randn(n, rank, generator=gen) * scales) @ basis.T + 3.0
+    return X[: 3 * n // 4], X[3 * n // 4 :]
+
+
+def test_pca_relative_ev_of_a_planted_low_rank_arm_is_about_one(data):
+    """An arm whose activations lie in a k-dim subspace: PCA's k-sparse code explains it exactly, so the SAE cannot
+    beat it (ev_over_pca ~ 1, never above). Against an arm of sparse features in superposition, where the SAE
+    beats PCA, raw explained variance calls the low-rank arm the better one and the PCA-relative gain the
+    reverse: the raw gap was the arms' rank."""
+    rows = []
+    for seed in (0, 1, 2):
+        arms = {REAL: _low_rank(seed), "superposition": data}
+        for control, (train, test) in arms.items():
+            ev = evaluate_sae(train_sae(train, CFG, seed=seed), test)["explained_variance"]
+            ref = reference_ev(train, test, width=CFG.d_sae(train.shape[1]), k=CFG.k)
+            rel = relative_ev(ev, ref)
+            if control == REAL:
+                assert ref["pca"] == pytest.approx(1.0, abs=1e-9)
+                assert 0.9 < rel["ev_over_pca"] <= 1.0 + 1e-9, rel
+            rows += [dict(method="sae", control=control, seed=seed, metric=m, value=v)
+                     for m, v in {"explained_variance": ev, **rel}.items()]  # fmt: skip
+    sel = selectivity_table(pd.DataFrame(rows)).set_index("metric")
+    assert sel.loc["explained_variance", "verdict"] == "selective"
+    assert sel.loc["ev_over_pca", "verdict"] == "control better", sel.loc["ev_over_pca"]

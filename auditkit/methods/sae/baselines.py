@@ -6,6 +6,10 @@ entropy, k-sparse probing) scores it through the same code as a trained one:
 * ``untrained``: :func:`auditkit.methods.sae.train.initial_sae`, the SAE training starts from;
 * ``frozen-decoder``: :func:`auditkit.methods.sae.train.train_sae` with the decoder fixed at
   :func:`frozen_dictionary` (the trained decoder's singular values, Haar-random singular vectors);
+* ``soft-frozen-decoder``: trained with every decoder row kept at cosine >= :data:`SOFT_FROZEN_COSINE` to its
+  random initialisation (Korznikov et al., 2026's soft-frozen decoder);
+* ``frozen-encoder``: trained with the encoder fixed at its random initialisation (decoder, biases and any
+  threshold trained; Korznikov et al., 2026);
 * ``pca``: :func:`pca_sae`, the top principal directions of the training rows;
 * ``identity``: :func:`identity_sae`, the raw neuron basis.
 
@@ -14,6 +18,11 @@ rule is TopK on its magnitude (signed coefficients are the natural reading of a 
 are non-negative, so each direction v is two atoms, +v and -v, behind a ReLU: exactly one of a pair can be
 positive, and TopK over the pairs keeps the k coefficients of largest |value| with their signs. Both
 centre on the training rows' mean (their decoder bias), as an SAE's decoder bias does.
+
+:func:`reference_ev` scores the PCA and identity codes on *any* arm's activations at that arm's SAE's k, so
+every arm's explained variance can be read relative to what a basis of its own activations explains
+(:func:`relative_ev`): a gap in raw explained variance between arms can say only that one arm's activations
+have lower rank.
 """
 
 from __future__ import annotations
@@ -25,12 +34,14 @@ from jaxtyping import Float
 
 from auditkit.errors import ConfigError, DataError
 from auditkit.linalg import spectrum_matched
-from auditkit.methods.sae.metrics import encode_decode
+from auditkit.methods.sae.metrics import encode_decode, explained_variance
 from auditkit.methods.sae.train import SAEConfig, initial_sae, train_sae
 from auditkit.seeding import derive_seed, torch_generator
 
-BASELINE_KINDS = ("untrained", "frozen-decoder", "pca", "identity")
+BASELINE_KINDS = ("untrained", "frozen-decoder", "soft-frozen-decoder", "frozen-encoder", "pca", "identity")
 """The baselines, by the name :func:`auditkit.audit.options.SAE_BASELINES` maps each control to."""
+SOFT_FROZEN_COSINE = 0.8
+"""The soft-frozen decoder's floor: each row's cosine to its random initialisation (Korznikov et al., 2026)."""
 
 
 def frozen_dictionary(W_dec_FD: Float[torch.Tensor, "F D"], *, seed: int) -> Float[torch.Tensor, "F D"]:
@@ -94,6 +105,8 @@ def baseline_sae(
     ``cfg`` and ``seed`` are the ones ``trained`` was (or would have been) trained with: ``untrained``
     is its starting point, ``frozen-decoder`` trains on the same rows, budget and seed with the decoder
     fixed at :func:`frozen_dictionary` of ``trained``'s decoder (dictionary seed derived from ``seed``);
+    ``soft-frozen-decoder`` and ``frozen-encoder`` train on the same rows, budget and seed from ``untrained``'s
+    initialisation, the decoder held near it or the encoder fixed at it;
     ``pca`` and ``identity`` keep :func:`sparsity_k` latents per row. Every baseline is built on ``cfg.device``,
     as training is (the frozen decoder's random dictionary is drawn on the CPU, then moved).
     """
@@ -103,6 +116,10 @@ def baseline_sae(
     if kind == "frozen-decoder":
         frozen = frozen_dictionary(trained.W_dec, seed=derive_seed(seed, "sae-frozen-decoder"))
         return train_sae(train_ND, cfg, seed=seed, frozen_decoder_FD=frozen)
+    if kind == "soft-frozen-decoder":
+        return train_sae(train_ND, cfg, seed=seed, decoder_min_cosine=SOFT_FROZEN_COSINE)
+    if kind == "frozen-encoder":
+        return train_sae(train_ND, cfg, seed=seed, frozen_encoder=True)
     k = sparsity_k(trained, train_ND, cfg)
     if kind == "pca":
         return pca_sae(train_ND, width=cfg.d_sae(train_ND.shape[1]), k=k)
@@ -118,3 +135,29 @@ def sparsity_k(trained: Any, train_ND: Float[torch.Tensor, "N D"], cfg: SAEConfi
         return cfg.k
     _, z_NF = encode_decode(trained, train_ND.float())
     return max(1, round(float((z_NF != 0).double().sum(1).mean())))
+
+
+REFERENCES = ("pca", "identity")
+"""The bases every arm's explained variance is read against (:func:`reference_ev`)."""
+
+
+@torch.no_grad()
+def reference_ev(
+    train_ND: Float[torch.Tensor, "N D"], test_ND: Float[torch.Tensor, "M D"], *, width: int, k: int
+) -> dict[str, float]:
+    """Held-out explained variance (about the mean of ``test_ND``) of the ``pca`` and ``identity`` codes fitted on
+    ``train_ND`` with k latents per row: the dictionaries of :func:`pca_sae` and :func:`identity_sae`, so on the
+    real arm they are the ``pca`` and ``identity`` baselines' explained variance."""
+    saes = {"pca": pca_sae(train_ND, width=width, k=k), "identity": identity_sae(train_ND, k=k)}
+    x_ND = test_ND.float()
+    return {name: explained_variance(x_ND, encode_decode(sae, x_ND)[0]) for name, sae in saes.items()}
+
+
+def relative_ev(ev: float, reference: dict[str, float]) -> dict[str, float]:
+    """``ev_{name}`` (the reference's explained variance) and ``ev_over_{name}`` = ev / it, for each reference of
+    :func:`reference_ev`; NaN where the reference explains nothing (a ratio to zero or less means nothing)."""
+    out = {}
+    for name, ref in reference.items():
+        out[f"ev_{name}"] = ref
+        out[f"ev_over_{name}"] = ev / ref if ref > 0 else float("nan")
+    return out

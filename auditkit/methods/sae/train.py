@@ -21,13 +21,14 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import torch
 from jaxtyping import Float
 from tqdm.auto import tqdm
 
 from auditkit.errors import ConfigError, DataError
+from auditkit.linalg import cosine_floor
 from auditkit.seeding import derive_seed, torch_generator
 
 logger = logging.getLogger(__name__)
@@ -301,25 +302,35 @@ def _freeze_decoder(sae: Any, W_dec_FD: torch.Tensor, scaling_factor: float | No
 
 def train_sae(
     acts_ND: Float[torch.Tensor, "N D"], cfg: SAEConfig, *, seed: int,
-    frozen_decoder_FD: Float[torch.Tensor, "F D"] | None = None,
+    frozen_decoder_FD: Float[torch.Tensor, "F D"] | None = None, frozen_encoder: bool = False,
+    decoder_min_cosine: float | None = None,
 ) -> Any:  # fmt: skip
     """Train an SAE on ``acts_ND`` (rows are tokens) and return the sae-lens *inference* SAE.
 
     The returned object is a ``sae_lens.SAE`` (``TopKSAE``, ``StandardSAE`` or ``JumpReLUSAE``) that
     works on raw activations (any training-time input scaling is folded into its weights); its
     ``cfg.metadata['auditkit_training']`` holds :class:`SAETrainStats` as a dict (``training_stats``).
-    ``frozen_decoder_FD`` (raw-activation units) fixes the decoder and trains only the encoder and biases
-    (the ``sae-frozen-decoder`` baseline); a TopK SAE's inference form has unit decoder rows either way.
+    Constraints, for the SAE baselines (same rows, budget and seed otherwise):
+
+    * ``frozen_decoder_FD`` (raw-activation units) fixes the decoder and trains only the encoder and biases
+      (``sae-frozen-decoder``); a TopK SAE's inference form has unit decoder rows either way;
+    * ``frozen_encoder`` fixes W_enc at its initialisation and trains the decoder, the biases and any
+      threshold (``sae-frozen-encoder``);
+    * ``decoder_min_cosine`` trains the decoder but, after every optimiser step, rotates each decoder row
+      back to cosine >= this value to its initial row (:func:`auditkit.linalg.cosine_floor`; projected
+      Adam), the ``sae-soft-frozen-decoder`` baseline.
     """
     from sae_lens.training.sae_trainer import SAETrainer
 
     sae, batches, n_steps, scaling_factor = _prepared(acts_ND, cfg, seed)
     if frozen_decoder_FD is not None:
         _freeze_decoder(sae, frozen_decoder_FD, scaling_factor)
+    sae.W_enc.requires_grad_(not frozen_encoder)  # Adam skips a parameter that never gets a gradient
     trainer = SAETrainer(cfg=_trainer_config(cfg, n_steps, batches.batch_size), sae=sae, data_provider=batches)
     trainer.activation_scaler.scaling_factor = scaling_factor
-    seconds, losses = _run_steps(trainer, batches, n_steps, cfg.progress)
+    seconds, losses = _run_steps(trainer, batches, n_steps, cfg.progress, _decoder_floor(sae, decoder_min_cosine))
     sae.W_dec.requires_grad_(True)
+    sae.W_enc.requires_grad_(True)
     if trainer.activation_scaler.scaling_factor is not None:
         sae.fold_activation_norm_scaling_factor(trainer.activation_scaler.scaling_factor)
         trainer.activation_scaler.scaling_factor = None
@@ -335,8 +346,26 @@ def train_sae(
     return to_inference_sae(sae, stats)
 
 
-def _run_steps(trainer: Any, batches: TensorBatches, n_steps: int, progress: bool) -> tuple[float, dict[str, float]]:
-    """The loop of ``SAETrainer.fit`` minus wandb and checkpoints; returns (seconds, tail-mean losses)."""
+def _decoder_floor(sae: Any, min_cosine: float | None) -> Callable[[], None] | None:
+    """What to run after each step to keep the decoder rows at cosine >= ``min_cosine`` to where they start."""
+    if min_cosine is None:
+        return None
+    if not 0 < min_cosine <= 1:
+        raise ConfigError(f"decoder_min_cosine must be in (0, 1], got {min_cosine}")
+    anchor_FD = sae.W_dec.detach().clone()
+
+    @torch.no_grad()
+    def project() -> None:
+        sae.W_dec.copy_(cosine_floor(sae.W_dec, anchor_FD, min_cosine))
+
+    return project
+
+
+def _run_steps(
+    trainer: Any, batches: TensorBatches, n_steps: int, progress: bool, after_step: Callable[[], None] | None = None
+) -> tuple[float, dict[str, float]]:
+    """The loop of ``SAETrainer.fit`` minus wandb and checkpoints (``after_step`` runs after each optimiser
+    step); returns (seconds, tail-mean losses)."""
     tail = max(1, n_steps // 10)
     sums: dict[str, float] = {}
     start = time.perf_counter()
@@ -345,6 +374,8 @@ def _run_steps(trainer: Any, batches: TensorBatches, n_steps: int, progress: boo
             # No maybe_reset_sparsity(): feature_sampling_window is the whole run, so sae-lens's
             # firing statistics cover every step and feed set_final_sae_metadata().
             out = trainer.step(next(batches))
+            if after_step is not None:
+                after_step()
             trainer.n_training_steps += 1
             if step >= n_steps - tail:
                 for name, value in out.losses.items():
