@@ -77,8 +77,7 @@ def answer_line(result: Any, matrix: pd.DataFrame) -> str:
     return (
         f"{n_sel} of {len(matrix)} cells selective. MCC (mean over seeds): "
         + ", ".join(f"{m} {v:.3f}" for m, v in real.items())
-        + f"; every control {controls.min():.3f} to {controls.max():.3f} (a random dictionary's floor: the "
-        "best one-to-one matching of random directions to the true features)."
+        + f"; its controls {controls.min():.3f} to {controls.max():.3f}."
     )
 
 
