@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--n-token-draws", type=int, default=3, help="random-token pool draws (0: no token control)")
     parser.add_argument("--probes", default="logistic,mass-mean")
     parser.add_argument("--metrics", default="accuracy,auroc")
+    parser.add_argument("--max-examples", type=int, default=1000, help="texts read (the audit's default; a sweep's 200)")
     parser.add_argument("--label-draws", type=int, default=10, help="draws of each label control per seed")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, default=None)
@@ -50,6 +51,7 @@ def main() -> None:
         n_token_draws=args.n_token_draws, token_controls=("random-tokens-uniform",) if args.n_token_draws else (),
         probes=tuple(p for p in args.probes.split(",") if p), seed=args.seed, cache_dir=args.cache_dir,
         metrics=tuple(m for m in args.metrics.split(",") if m), label_draws=args.label_draws,
+        max_examples=args.max_examples,
     )  # fmt: skip
     check_output(args.out)
     t = time.perf_counter()
@@ -63,7 +65,8 @@ def main() -> None:
         ("--n-null", args.n_null), ("--n-planted", args.n_planted), ("--strengths", args.strengths),
         ("--n-truth-seeds", args.n_truth_seeds), ("--n-rotations", args.n_rotations), ("--n-draws", args.n_draws),
         ("--n-token-draws", args.n_token_draws), ("--probes", args.probes), ("--metrics", args.metrics),
-        ("--label-draws", args.label_draws), ("--seed", args.seed), ("--out", args.out),
+        ("--label-draws", args.label_draws), ("--max-examples", args.max_examples), ("--seed", args.seed),
+        ("--out", args.out),
     ])  # fmt: skip
     out = write_embedded_calibration(result, args.out, command=command)
     print("report:", out / "summary.md")
