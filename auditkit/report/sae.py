@@ -261,10 +261,9 @@ def reliability_lines(table: pd.DataFrame) -> list[str]:
         row = wide.setdefault(r.metric, {"metric": r.metric, "SD": f"{r.reseed_sd:.3g}"})
         row[r.control] = _reliability_cell(r)
     judged = table[table["separates"].notna()]
-    tells = judged.groupby("metric", sort=False)["separates"].agg(lambda s: f"{int(s.astype(bool).sum())} of {len(s)}")
-    for metric, row in wide.items():
-        row["tells"] = tells.get(metric, "")
     count = judged.groupby("metric", sort=False)["separates"].agg(lambda s: (int(s.astype(bool).sum()), len(s)))
+    for metric, row in wide.items():
+        row["tells"] = "{} of {}".format(*count[metric]) if metric in count else ""
     every = [m for m, (k, n) in count.items() if k == n]
     none = [m for m, (k, n) in count.items() if k == 0]
     return [
