@@ -53,17 +53,18 @@ def reliability_table(
     spread = reseed_spread(rows, method)
     sel = selectivity[(selectivity["method"] == method) & selectivity["control"].isin(list(controls))]
     cells = sel.set_index(["metric", "control"])
-    out = []
-    for metric in metrics:
-        for control in controls:
-            if (metric, control) not in cells.index:
-                continue
-            r = cells.loc[(metric, control)]
-            mde = float(r["mde"]) if "mde" in cells.columns else math.nan
-            value, kind = detectable(r["verdict"], mde, float(r["ci_low"]), float(r["ci_high"]))
-            out.append(dict(
-                metric=metric, control=control, n_seeds=int(r["n_seeds"]), reseed_sd=float(spread.get(metric, math.nan)),
-                selectivity=float(r["selectivity"]), detectable=value, detectable_kind=kind, verdict=r["verdict"],
-                separates=None if r["verdict"] == DESCRIPTIVE else r["verdict"] in SEPARATES,
-            ))  # fmt: skip
+    out = [_row(metric, control, cells.loc[(metric, control)], float(spread.get(metric, math.nan)))
+           for metric in metrics for control in controls if (metric, control) in cells.index]  # fmt: skip
     return pd.DataFrame(out, columns=list(COLUMNS))
+
+
+def _row(metric: str, control: str, cell: pd.Series, reseed_sd: float) -> dict[str, object]:
+    """One row of :func:`reliability_table` from the selectivity table's ``cell``."""
+    verdict = cell["verdict"]
+    mde = float(cell["mde"]) if "mde" in cell.index else math.nan
+    value, kind = detectable(verdict, mde, float(cell["ci_low"]), float(cell["ci_high"]))
+    return dict(
+        metric=metric, control=control, n_seeds=int(cell["n_seeds"]), reseed_sd=reseed_sd,
+        selectivity=float(cell["selectivity"]), detectable=value, detectable_kind=kind, verdict=verdict,
+        separates=None if verdict == DESCRIPTIVE else verdict in SEPARATES,
+    )  # fmt: skip
