@@ -43,6 +43,9 @@ class MethodOutput:
     """Metrics scored by their distance to an ideal value that an arm can overshoot (a splice that lowers
     the loss below the clean model's is no more faithful than one that matches it): see
     :func:`auditkit.metrics.selectivity.selectivity_table`."""
+    descriptive: tuple[tuple[str, str], ...] = ()
+    """(metric, control) pairs whose control value is fixed by how that control is built, so a difference says
+    nothing about the method: shown without a verdict (``descriptive``)."""
 
 
 @dataclass
@@ -89,5 +92,6 @@ class Method:
     figures: Callable[["AuditResult", Path], None] | None = None
     """Writes its own figures into the report folder (its section links them)."""
     figure_files: tuple[str, ...] = ()
-    """The names of the files ``figures`` may write: an earlier report's copies are auditkit's, replaced by a
-    new audit, while any other file found in that folder is the user's and carried over."""
+    """The names of the files ``figures`` may write (figures, and tables derived from the saved ones, rewritten by
+    a re-render): an earlier report's copies are auditkit's, replaced by a new audit, while any other file found
+    in that folder is the user's and carried over."""

@@ -24,7 +24,7 @@ METHODS: dict[str, Method] = {
                figure_files=(pursuit_report.FIGURE,)),
         Method("sae", sae.CONTROLS, sae.DEFAULT_CONTROLS, sae.run_sae_method,
                section=sae_report.sae_section, figures=sae_report.sae_figures,
-               figure_files=(sae_report.FIGURE,)),
+               figure_files=(sae_report.FIGURE, sae_report.RELIABILITY)),
     )
 }  # fmt: skip
 """Every audit method by its ``--methods`` name."""

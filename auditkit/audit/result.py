@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,11 +43,14 @@ def score_rows(
     directions: Mapping[str, int] | None = None,
     ceilings: Mapping[str, float] | None = None,
     targets: Mapping[str, float] | None = None,
+    descriptive: Collection[tuple[str, str]] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The selectivity table of tidy ``rows``, and the rows to publish (per-example outcomes dropped:
-    they serve the interval, :data:`auditkit.metrics.selectivity.INTERVAL_RULE`)."""
+    they serve the interval, :data:`auditkit.metrics.selectivity.INTERVAL_RULE`); ``descriptive`` pairs get no
+    verdict (:func:`auditkit.metrics.selectivity.selectivity_table`)."""
     all_ceilings = {**CEILINGS, **(ceilings or {})}
     selectivity = selectivity_table(
-        rows, threshold=threshold, directions=directions, ceilings=all_ceilings, targets=targets
+        rows, threshold=threshold, directions=directions, ceilings=all_ceilings, targets=targets,
+        descriptive=descriptive,
     )
     return rows.drop(columns=["outcome"], errors="ignore"), selectivity

@@ -175,8 +175,10 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
     directions = {m: d for o in outputs.values() for m, d in o.directions.items()}
     ceilings = {m: c for o in outputs.values() for m, c in o.ceilings.items()}
     targets = {m: t for o in outputs.values() for m, t in o.targets.items()}
+    descriptive = {pair for o in outputs.values() for pair in o.descriptive}
     rows, selectivity = score_rows(
-        rows, cfg.selectivity_threshold, directions=directions, ceilings=ceilings, targets=targets
+        rows, cfg.selectivity_threshold, directions=directions, ceilings=ceilings, targets=targets,
+        descriptive=descriptive,
     )
     return AuditResult(
         config=cfg,

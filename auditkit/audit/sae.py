@@ -107,6 +107,10 @@ TARGETS = {"ce_loss_recovered": 1.0, "ce_loss_recovered_mean": 1.0, "ce_loss_inc
 it. Their verdicts score each arm's distance to the clean model (:func:`auditkit.metrics.selectivity.
 selectivity_table`), so an overshooting arm never reads as more faithful than one that matches."""
 """Best attainable values, for the normalised selectivity."""
+FIXED_BY_CONSTRUCTION = tuple((m, c) for m in ("dead_fraction", "dense_fraction") for c in ("pca", "identity"))
+"""(metric, control) pairs with no verdict: the dead and dense fractions of the PCA and identity codes are set by
+how they are built (a fixed basis read with a top-k rule, not by anything learned), so the trained SAE's
+difference from them says nothing about training (issue 25); the values are shown, descriptive."""
 CONTROLS = (*ALL_CONTROLS, *SAE_BASELINES)
 """Controls that apply: token and weight controls to every metric (a fresh SAE per arm); label controls
 (opt-in) to the k-sparse-probing metrics only, reusing the real arm's SAE latents with the control's labels,
@@ -165,7 +169,7 @@ def run_sae_method(ctx: MethodContext) -> MethodOutput:
         fit_device=device,
     )  # fmt: skip
     return MethodOutput(rows=pd.DataFrame(rows), info=info, headline=HEADLINE, directions=DIRECTIONS, ceilings=CEILINGS,
-                        targets=TARGETS)  # fmt: skip
+                        targets=TARGETS, descriptive=FIXED_BY_CONSTRUCTION)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)

@@ -45,6 +45,13 @@ POWER = 0.8
 TWO_SIDED = ("differs", "similar")
 """Verdicts of a metric with no better direction (an interval that excludes zero either way)."""
 
+DESCRIPTIVE = "descriptive"
+"""The verdict of a (metric, control) pair whose control value is fixed by how the control is built (the dead
+fraction of a fixed basis with a top-k rule): its difference is shown, never judged, and is no test."""
+
+UNDIRECTED = (*TWO_SIDED, DESCRIPTIVE)
+"""Verdicts with no minimum detectable effect (nothing directional to detect)."""
+
 EVIDENCE_COLUMNS = ("se", "p_value", "mde")
 """Columns :func:`evidence_columns` adds to a selectivity table."""
 
@@ -114,7 +121,8 @@ def min_detectable_effect(
 def evidence_columns(table: pd.DataFrame, *, threshold: float = 0.05, confidence: float = 0.95) -> pd.DataFrame:
     """``table`` with :data:`EVIDENCE_COLUMNS`: the interval's standard error, the two-sided p-value of
     "selectivity = 0", and the minimum detectable effect at :data:`POWER` (NaN for a metric with no better
-    direction, whose verdicts are :data:`TWO_SIDED`, and for a zero-width or missing interval)."""
+    direction, whose verdicts are :data:`TWO_SIDED`, and for a zero-width or missing interval). A
+    :data:`DESCRIPTIVE` pair is no test: no p-value and no MDE."""
     out = table.copy()
     se, p, mde = [], [], []
     has_df = "df" in table.columns
@@ -124,12 +132,12 @@ def evidence_columns(table: pd.DataFrame, *, threshold: float = 0.05, confidence
         half = (float(r.ci_high) - float(r.ci_low)) / 2
         s = half / _quantile_at(df, confidence) if n > 0 and half > 0 and df == df else math.nan
         se.append(s)
-        if s > 0:
+        if s > 0 and r.verdict != DESCRIPTIVE:
             p.append(float(2 * stats.t.sf(abs(float(r.selectivity)) / s, df)))
         else:
             p.append(math.nan)
         floor = float(r.sampling_se) if "sampling_se" in table.columns else math.nan
-        directional = r.verdict not in TWO_SIDED
+        directional = r.verdict not in UNDIRECTED
         mde.append(min_detectable_effect(s, floor, n, threshold=threshold, confidence=confidence)
                    if directional and s > 0 else math.nan)  # fmt: skip
     out["se"], out["p_value"], out["mde"] = se, p, mde

@@ -164,7 +164,7 @@ def plan_table(
     for r in rows.itertuples(index=False):
         n = int(r.n_seeds)
         pilot = Pilot(se=float(r.se), sampling_se=float(getattr(r, "sampling_se", math.nan)), n_seeds=n, test_texts=pilot_test)
-        plannable = r.verdict not in evidence.TWO_SIDED and pilot.se > 0 and n >= 1
+        plannable = r.verdict not in evidence.UNDIRECTED and pilot.se > 0 and n >= 1
         kw = dict(test_fraction=test_fraction, threshold=threshold, confidence=confidence)
         mde = evidence.min_detectable_effect(pilot.se, pilot.sampling_se, n, threshold=threshold,
                                              confidence=confidence) if plannable else math.nan  # fmt: skip

@@ -13,7 +13,7 @@ minimum detectable effect (:mod:`auditkit.metrics.evidence`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from auditkit.metrics.classification import CEILINGS
-from auditkit.metrics.evidence import evidence_columns
+from auditkit.metrics.evidence import DESCRIPTIVE, evidence_columns
 from auditkit.types import REAL
 
 Direction = int
@@ -157,6 +157,7 @@ def selectivity_table(
     directions: Mapping[str, int] | None = None,
     ceilings: Mapping[str, float] | None = None,
     targets: Mapping[str, float] | None = None,
+    descriptive: Collection[tuple[str, str]] = (),
 ) -> pd.DataFrame:
     """One row per (method, control, metric) from tidy result rows (method, control, seed, metric, value;
     optional ``outcome``: per-row :class:`ExampleScores` of the held-out rows, and ``degenerate``).
@@ -169,7 +170,10 @@ def selectivity_table(
     splice can undercut by chance): such a metric is scored by each arm's distance to it, so the
     selectivity is ``|control - target| - |real - target|`` per seed (positive: the real arm is closer).
     An arm that overshoots the ideal then never looks better than one that meets it; on arms that all stay
-    on one side of it the score equals the plain signed difference."""
+    on one side of it the score equals the plain signed difference.
+
+    ``descriptive``: (metric, control) pairs whose control value is fixed by how the control is built (a fixed
+    basis's dead fraction): scored and shown like any pair, with the verdict :data:`DESCRIPTIVE`, never ✓ or ✗."""
     directions = directions or {}
     targets = targets or {}
     check_directions(directions)
@@ -214,7 +218,9 @@ def selectivity_table(
             selectivity=mean, ci_low=mean - half, ci_high=mean + half, df=df, sampling_se=se_sampling,
             normalised=norm,
         )  # fmt: skip
-        if degenerate:
+        if (metric, control) in descriptive:
+            row["verdict"] = DESCRIPTIVE
+        elif degenerate:
             row["verdict"] = "degenerate"
         elif not half > 0:  # zero width (or NaN): never evidence of a difference
             identical = n > 0 and bool((diff == 0).all())  # the arms scored exactly alike on every seed

@@ -179,6 +179,7 @@ MARKS: dict[str, str] = {
     "degenerate": "⊘",
     "differs": "≠",
     "similar": "=",
+    "descriptive": "·",
 }
 """The mark of each verdict in the verdict matrix, its heatmap and the terminal table."""
 

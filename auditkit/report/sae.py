@@ -11,13 +11,16 @@ from scipy import stats
 
 from auditkit.audit.options import SAE_BASELINE_DESCRIPTIONS, SAE_BASELINES
 from auditkit.audit.sae import SAE_METRICS
-from auditkit.controls import DESCRIPTIONS, LABEL_CONTROLS
-from auditkit.report.plots import arm_name, arms_grid
+from auditkit.controls import DESCRIPTIONS, LABEL_CONTROLS, WEIGHT_CONTROLS
+from auditkit.metrics.evidence import DESCRIPTIVE
+from auditkit.metrics.reliability import SEPARATES, reliability_table
+from auditkit.report.plots import MARKS, arm_name, arms_grid
 from auditkit.report.tables import control_sections, fmt, markdown_table, method_selectivity
 
 FIGURE = "sae_arms.png"
+RELIABILITY = "sae_reliability.csv"
+"""The metric-reliability table (:func:`reliability`), written beside the figure from the saved tables."""
 FIGURE_METRICS = ("explained_variance", "ce_loss_recovered", "kl", "probe_acc_k5", "dead_fraction", "token_entropy")
-SEPARATES = ("selective", "differs")
 ARM_DESCRIPTIONS = {**DESCRIPTIONS, **SAE_BASELINE_DESCRIPTIONS}
 """What each arm of the method removes, the SAE baselines included."""
 QUESTIONS = (
@@ -101,7 +104,8 @@ def separation_lines(sel: pd.DataFrame) -> list[str]:
         return ["No control ran, so no metric can be said to separate the trained model from anything."]
     groups: dict[str, list[str]] = {}
     reversed_: list[str] = []
-    for metric, sub in sel.groupby("metric", sort=False):
+    fixed = sel[sel["verdict"] == DESCRIPTIVE]
+    for metric, sub in sel[sel["verdict"] != DESCRIPTIVE].groupby("metric", sort=False):
         hits = sub[sub["verdict"].isin(SEPARATES)]
         if len(hits) == len(sub):
             key = "every control that ran"
@@ -124,6 +128,9 @@ def separation_lines(sel: pd.DataFrame) -> list[str]:
             + "; ".join(reversed_)
             + "."
         )
+    if not fixed.empty:
+        pairs = "; ".join(f"{m} vs {c}" for m, c in zip(fixed["metric"], fixed["control"]))
+        lines.append(f"- No verdict (descriptive: the control's value is fixed by how it is built): {pairs}.")
     return lines
 
 
@@ -181,16 +188,29 @@ def sae_section(result: Any) -> list[str]:
         "",
         *_separations(sel),
         "",
+        *reliability_lines(reliability(result)),
         "### Metric definitions",
         "",
         *[f"- {text}" for text in info.get("conventions", [])],
         *[f"- `{m}` ({_direction_word(m)}): {text}" for m, text in info["definitions"].items()],
+        *_descriptive_legend(sel),
         "",
         "### Selectivity by control (real minus control, paired by seed; sign-flipped where lower is better)",
         "",
         *control_sections(sel, level="####", descriptions=ARM_DESCRIPTIONS),
     ]
     return lines
+
+
+def _descriptive_legend(sel: pd.DataFrame) -> list[str]:
+    """The legend line of the pairs with no verdict, where any ran."""
+    fixed = sel[sel["verdict"] == DESCRIPTIVE]
+    if fixed.empty:
+        return []
+    metrics, controls = (", ".join(f"`{v}`" for v in dict.fromkeys(fixed[c])) for c in ("metric", "control"))
+    return [f"- {MARKS[DESCRIPTIVE]} descriptive: {metrics} against {controls} get no verdict. Those codes are a "
+            "fixed basis read with a top-k rule, so which of their latents never or often fire is set by how they "
+            "are built, not learned: the difference is shown (selectivity and interval), never judged."]  # fmt: skip
 
 
 def _separations(sel: pd.DataFrame) -> list[str]:
@@ -205,6 +225,55 @@ def _separations(sel: pd.DataFrame) -> list[str]:
     ]  # fmt: skip
 
 
+RELIABILITY_INTRO = (
+    "Per metric: its reseed spread (**SD**: standard deviation over seeds of the trained SAE's value on the real "
+    "arm; each seed redraws the split, the SAE's initialisation and its data order), and against each SAE baseline "
+    "and reinitialised model the verdict's mark with the smallest difference this audit could detect there: the "
+    "minimum detectable effect at 80% power for a directional metric (a ✗ with a large one means \"not shown at "
+    "this size\"), ± the 95% interval's half-width for a two-sided one (≠ / =); "
+    f"{MARKS[DESCRIPTIVE]} a pair fixed by how the control is built, with no verdict. **Tells**: how many of those "
+    f"controls the metric separates from the trained SAE (✓ or ≠). The same table, long: `{RELIABILITY}`."
+)
+
+
+def reliability(result: Any) -> pd.DataFrame:
+    """The metric-reliability table (:func:`auditkit.metrics.reliability.reliability_table`) of an SAE audit:
+    every metric it reports against each SAE baseline and reinitialised model that ran."""
+    controls = [c for c in result.controls if c in SAE_BASELINES or c in WEIGHT_CONTROLS]
+    metrics = list(result.method_info["sae"]["definitions"])
+    return reliability_table(result.rows, result.selectivity, method="sae", metrics=metrics, controls=controls)
+
+
+def _reliability_cell(r: Any) -> str:
+    mark = MARKS.get(r.verdict, "?")
+    if r.detectable_kind == "none" or math.isnan(r.detectable):
+        return mark
+    return f"{mark} {'±' if r.detectable_kind == 'half-width' else ''}{r.detectable:.3g}"
+
+
+def reliability_lines(table: pd.DataFrame) -> list[str]:
+    """The section "Which metrics can tell trained from random at this budget" (empty when no SAE baseline or
+    reinitialised model ran)."""
+    if table.empty:
+        return []
+    wide: dict[str, dict[str, str]] = {}
+    for r in table.itertuples(index=False):
+        row = wide.setdefault(r.metric, {"metric": r.metric, "SD": f"{r.reseed_sd:.3g}"})
+        row[r.control] = _reliability_cell(r)
+    judged = table[table["separates"].notna()]
+    count = judged.groupby("metric", sort=False)["separates"].agg(lambda s: (int(s.astype(bool).sum()), len(s)))
+    for metric, row in wide.items():
+        row["tells"] = "{} of {}".format(*count[metric]) if metric in count else ""
+    every = [m for m, (k, n) in count.items() if k == n]
+    none = [m for m, (k, n) in count.items() if k == 0]
+    return [
+        "### Which metrics can tell trained from random at this budget", "", RELIABILITY_INTRO, "",
+        markdown_table(pd.DataFrame(list(wide.values())).fillna("")), "",
+        f"- Tell the trained SAE from every one of these controls: {', '.join(every) or 'no metric'}.",
+        f"- From none of them: {', '.join(none) or 'no metric'}.", "",
+    ]  # fmt: skip
+
+
 def _direction(metric: str) -> int:
     """+1 higher is better, -1 lower, 0 descriptive (:data:`auditkit.audit.sae.SAE_METRICS`)."""
     return SAE_METRICS[metric][0] if metric in SAE_METRICS else 1
@@ -215,7 +284,9 @@ def _direction_word(metric: str) -> str:
 
 
 def sae_figures(result: Any, folder: Path) -> None:
-    """``sae_arms.png``: per-seed values of the key metrics for every arm, a grid of panels."""
+    """``sae_arms.png``: per-seed values of the key metrics for every arm, a grid of panels; and
+    :data:`RELIABILITY`, the metric-reliability table read from the same result."""
+    reliability(result).to_csv(folder / RELIABILITY, index=False)
     rows = result.rows[result.rows["method"] == "sae"]
     metrics = [m for m in FIGURE_METRICS if (rows["metric"] == m).any()]
     arms_grid(rows, folder / FIGURE, [("sae", m) for m in metrics],

@@ -19,7 +19,7 @@ FIGURE = "verdicts.png"
 
 LEGEND = (
     "Each cell: selectivity (real minus control, sign-flipped where lower is better) [95% CI] and the verdict: "
-    + ", ".join(f"{mark} {name}" for name, mark in MARKS.items() if name not in ("differs", "similar"))
+    + ", ".join(f"{mark} {name}" for name, mark in MARKS.items() if name not in ("differs", "similar", "descriptive"))
     + f"; for a metric with no better direction (two-sided): {MARKS['differs']} differs, {MARKS['similar']} similar. "
     "An empty cell: that control does not apply to that row."
 )

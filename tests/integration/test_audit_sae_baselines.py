@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 from auditkit.cli.main import app
@@ -11,10 +12,12 @@ from auditkit.audit.config import AuditConfig
 from auditkit.audit.options import SAE_BASELINES, SAEAuditOptions
 from auditkit.audit.run import resolve_controls, run_audit
 from auditkit.audit.sae import DEFAULT_CONTROLS, SAE_METRICS
+from auditkit.audit.saved import load_run
 from auditkit.methods.sae import SAEConfig, save_sae
 from auditkit.methods.sae.train import initial_sae
 from auditkit.models import ModelSpec
-from auditkit.report.sae import sae_section
+from auditkit.report.sae import RELIABILITY, sae_section
+from auditkit.report.write import rerender_outputs, write_outputs
 
 SMALL = dict(width=128, k=8, training_tokens=20_000, batch_size=256, splice_texts=8)
 BASELINES = tuple(SAE_BASELINES)
@@ -82,6 +85,45 @@ def test_report_says_which_question_each_control_answers(audit):
     assert "Against the SAE baselines:" in text  # the separation is read per group of controls
     for control in BASELINES:
         assert f"#### {control}" in text
+
+
+def test_dead_and_dense_fractions_against_a_fixed_basis_are_descriptive(audit):
+    """Issue 25: which PCA or identity latents never or often fire is set by how those codes are built, so the
+    trained SAE's difference from them gets no verdict; its values and the other baselines' verdicts stay."""
+    sel = audit.selectivity.set_index(["metric", "control"])
+    for metric in ("dead_fraction", "dense_fraction"):
+        for control in ("pca", "identity"):
+            row = sel.loc[(metric, control)]
+            assert row["verdict"] == "descriptive" and pd.isna(row["mde"]) and pd.notna(row["selectivity"])
+            assert ((audit.rows["control"] == control) & (audit.rows["metric"] == metric)).sum() == 3
+        assert sel.loc[(metric, "sae-untrained"), "verdict"] in ("selective", "not selective", "control better",
+                                                                 "inconclusive")  # fmt: skip
+    assert (audit.selectivity["verdict"] == "descriptive").sum() == 4
+    text = "\n".join(sae_section(audit))
+    assert "No verdict (descriptive" in text and "dead_fraction vs pca" in text and "· descriptive:" in text
+
+
+def test_the_reliability_table_says_which_metrics_tell_trained_from_random(audit, tmp_path):
+    """Written with the report, read back from the saved run, and written again by a re-render."""
+    out = write_outputs(audit, tmp_path / "run", "auditkit audit")
+    table = pd.read_csv(out / RELIABILITY).set_index(["metric", "control"])
+    assert set(table.index.get_level_values("control")) == set(BASELINES)  # not the label control
+    assert set(table.index.get_level_values("metric")) == set(SAE_METRICS)
+    ev = table.loc[("explained_variance", "sae-untrained")]
+    assert ev["separates"] == True and ev["detectable_kind"] == "mde" and ev["detectable"] > 0  # noqa: E712
+    assert ev["reseed_sd"] > 0
+    # ev_pca is the real arm's PCA code for every baseline: identical values, so it separates from none.
+    same = table.xs("ev_pca", level="metric")
+    assert (same["separates"] == False).all() and (same["verdict"] == "similar").all()  # noqa: E712
+    assert table.loc[("dead_fraction", "pca"), "detectable_kind"] == "none"
+    report = (out / "report.md").read_text()
+    assert "### Which metrics can tell trained from random at this budget" in report
+    first = (out / RELIABILITY).read_bytes()
+    (out / RELIABILITY).unlink()
+    result, run = load_run(out)
+    rerender_outputs(result, out, run["command"])
+    assert (out / RELIABILITY).read_bytes() == first
+    assert "### Which metrics can tell trained" in (out / "report.md").read_text()
 
 
 def test_an_untrained_sae_is_not_selective_against_sae_untrained(tmp_path, tiny_gpt2, yes_no_table):
