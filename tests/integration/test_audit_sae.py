@@ -53,7 +53,9 @@ def test_rows_for_every_arm_seed_and_metric(audit):
         # A label control reuses the real arm's SAE: probing rows only.
         shuffled = {m for c, s, m in got if c == "shuffled-labels" and s == seed}
         assert shuffled == set(PROBE_METRICS)
-    assert len(rows) == len(set(zip(rows["control"], rows["seed"], rows["metric"])))
+    draws = rows["draw"].fillna(0) if "draw" in rows.columns else 0
+    keys = set(zip(rows["control"], rows["seed"], rows["metric"], draws))
+    assert len(rows) == len(keys)  # one row per arm, seed, metric and control draw
 
 
 def test_real_arm_conclusions(audit):
