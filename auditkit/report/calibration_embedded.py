@@ -30,6 +30,27 @@ def _ci(lo: float, hi: float) -> str:
     return f"[{pct(lo)}, {pct(hi)}]"
 
 
+def _metric(table: pd.DataFrame) -> dict[str, pd.Series]:
+    """The ``metric`` column first, where the run calibrated more than one metric (older runs: accuracy only)."""
+    return {"metric": table["metric"]} if "metric" in table.columns else {}
+
+
+def _glance(result: Any) -> list[str]:
+    """One line per metric: the worst false-positive rate of each null family, and the pooled coverage."""
+    fpr, cov = result.fpr, result.coverage
+    if fpr.empty or "metric" not in fpr.columns:
+        return []
+    lines = ["At a glance:", ""]
+    for metric in dict.fromkeys(fpr["metric"]):
+        f = fpr[(fpr["metric"] == metric) & (fpr["labels"].isin(["random", "all"]))]
+        worst = {null: f[f["null"] == null]["fpr"].max() for null in dict.fromkeys(f["null"])}
+        c = cov[cov["metric"] == metric] if "metric" in cov.columns else cov.iloc[0:0]
+        covered = f"{pct(c['covered'].sum() / c['n'].sum())} of {int(c['n'].sum())} intervals" if len(c) else "not measured"
+        lines.append(f"- **{metric}**: worst \"selective\" rate " + ", ".join(f"{pct(v)} on {k}" for k, v in worst.items())
+                     + f" (stated {pct(result.config.nominal)}); coverage {covered} (nominal 95%).")
+    return [*lines, ""]
+
+
 def render_embedded(result: Any) -> str:
     """``summary.md`` of an embedded calibration."""
     cfg, info, fpr = result.config, result.info, result.fpr
@@ -42,14 +63,17 @@ def render_embedded(result: Any) -> str:
         f"{info['n_test_texts_approx']} test texts per seed), {len(cfg.seeds)} seeds per dataset, verdict rule: "
         f"{info['verdict_rule']}; {n.get('null-labels', 0)} label nulls, {n.get('planted', 0)} planted datasets "
         f"(signal-to-noise {', '.join(map(str, cfg.strengths))}), {n.get('null-weight', 0)} weight-control nulls; "
-        f"stated level {pct(cfg.nominal)}. Pool of control draws: {info['pool_draws']}.",
+        f"stated level {pct(cfg.nominal)}. Pool of control draws: {info['pool_draws']}."
+        + (f" Label controls drawn {info['label_draws']} times per seed; interval rule: {info['interval_rule']}."
+           if "interval_rule" in info else ""),
         "",
+        *_glance(result),
         "## False-positive rate of \"selective\"",
         "",
     ]
     if not fpr.empty:
         table = pd.DataFrame({
-            "null": fpr["null"], "labels": fpr["labels"], "method": fpr["method"], "control": fpr["control"],
+            **_metric(fpr), "null": fpr["null"], "labels": fpr["labels"], "method": fpr["method"], "control": fpr["control"],
             "datasets": fpr["n_null"], "selective": fpr["n_selective"], "FPR": fpr["fpr"].map(pct),
             "exact 95% CI": [_ci(a, b) for a, b in zip(fpr["ci_low"], fpr["ci_high"])],
             "status": [fpr_status(f, lo, nom) for f, lo, nom in zip(fpr["fpr"], fpr["ci_low"], fpr["nominal"])],
@@ -60,7 +84,7 @@ def render_embedded(result: Any) -> str:
     if not result.power.empty:
         p = result.power
         table = pd.DataFrame({
-            "method": p["method"], "control": p["control"], "strength": p["strength"], "n": p["n"],
+            **_metric(p), "method": p["method"], "control": p["control"], "strength": p["strength"], "n": p["n"],
             "power": p["power"].round(3), "exact 95% CI": [_ci(a, b) for a, b in zip(p["ci_low"], p["ci_high"])],
             "mean sel.": p["mean_selectivity"].round(3), "mean real acc.": p["mean_real"].round(3),
             "ideal acc.": p["ideal_accuracy"].round(3),
@@ -69,7 +93,7 @@ def render_embedded(result: Any) -> str:
     if not result.coverage.empty:
         c = result.coverage
         table = pd.DataFrame({
-            "method": c["method"], "control": c["control"], "strength": c["strength"], "n": c["n"],
+            **_metric(c), "method": c["method"], "control": c["control"], "strength": c["strength"], "n": c["n"],
             "coverage": c["coverage"].map(pct), "exact 95% CI": [_ci(a, b) for a, b in zip(c["ci_low"], c["ci_high"])],
             "below": c["miss_low"].map(pct), "above": c["miss_high"].map(pct),
             "mean truth": c["mean_truth"].round(3), "mean half-width": c["mean_half_width"].round(3),
