@@ -150,7 +150,7 @@ def test_embedding_summary_rerenders_with_the_matrix_first(tmp_path):
     head = _first_screen(text, "## Per property")
     assert "Audited the rows of `W_E` of `smollm2-135m`" in head and "2 token properties" in head
     assert "| property | shuffled-labels | spectral-reinit | gaussian-reinit |" in head
-    assert "| capitalised | +0.485 [+0.465, +0.506] ✓ |" in head and "![Verdict matrix" in head
+    assert "| capitalised | +0.483 [+0.475, +0.491] ✓ |" in head and "![Verdict matrix" in head
     assert "--dataset token-properties:all" in text and "--out reports/embedding\n" in text
     results = {p: r for p, (r, _) in load_matrix(folder).items()}
     heat = verdict_heatmap(embedding_matrix(results), tmp_path / "v.png", "t")

@@ -10,7 +10,7 @@ import torch
 from auditkit.audit.config import KNOWN_CONTROLS, AuditConfig
 from auditkit.audit.options import SAE_BASELINE_DESCRIPTIONS, SAE_BASELINES
 from auditkit.calibration.synthetic import sparse_superposition
-from auditkit.controls import ALL_CONTROLS
+from auditkit.controls import ALL_CONTROLS, LEXICAL_CONTROLS
 from auditkit.errors import ConfigError
 from auditkit.linalg import cosine_floor, haar_orthonormal, singular_values
 from auditkit.methods.sae import SAEConfig, evaluate_sae, train_sae
@@ -42,8 +42,8 @@ def data():
 def test_names_are_declared_once_and_do_not_collide_with_arm_controls():
     assert set(SAE_BASELINES.values()) == set(BASELINE_KINDS)
     assert set(SAE_BASELINE_DESCRIPTIONS) == set(SAE_BASELINES)
-    assert not set(SAE_BASELINES) & set(ALL_CONTROLS)
-    assert set(KNOWN_CONTROLS) == {*ALL_CONTROLS, *SAE_BASELINES}
+    assert not set(SAE_BASELINES) & {*ALL_CONTROLS, *LEXICAL_CONTROLS}
+    assert set(KNOWN_CONTROLS) == {*ALL_CONTROLS, *LEXICAL_CONTROLS, *SAE_BASELINES}
     AuditConfig(methods=("sae",), controls=tuple(SAE_BASELINES))  # accepted
     with pytest.raises(ConfigError, match="unknown control"):
         AuditConfig(methods=("sae",), controls=("sae-untrianed",))
