@@ -62,6 +62,8 @@ SHORT_NAMES: dict[str, str] = {
     "sae-frozen-decoder": "frozen dec",
     "sae-soft-frozen-decoder": "soft-frozen dec",
     "sae-frozen-encoder": "frozen enc",
+    "pca": "pca",
+    "identity": "identity",
 }
 """Short arm names for tick labels and table headers (the report's text uses the full names)."""
 

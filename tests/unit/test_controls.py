@@ -160,3 +160,20 @@ def test_reinit_matrix_is_the_weight_control_models_matrix(tied):
             assert not torch.allclose(alone, dict(W_E=model.embed.W_E, W_U=model.unembed.W_U)[matrix])
     with pytest.raises(ConfigError, match="W_X"):
         reinit_matrix(model, "W_X", "spectral-reinit", 0)
+
+
+def test_every_control_has_a_description_a_colour_and_a_short_name():
+    """A control is declared with everything the reports need: a sentence on what it destroys, its colour in
+    every figure and its short tick name (a new control missing one would fall back to a hashed colour and
+    its raw name, and its report section would have no description)."""
+    from auditkit.audit.config import KNOWN_CONTROLS
+    from auditkit.audit.options import SAE_BASELINE_DESCRIPTIONS
+    from auditkit.controls import DESCRIPTIONS
+    from auditkit.report.plots import PALETTE, SHORT_NAMES
+
+    described = {**DESCRIPTIONS, **SAE_BASELINE_DESCRIPTIONS}
+    for name in KNOWN_CONTROLS:
+        assert described.get(name), name
+        assert name in PALETTE and name in SHORT_NAMES, name
+    colours = [PALETTE[n] for n in KNOWN_CONTROLS if n in PALETTE]
+    assert len(colours) == len(KNOWN_CONTROLS)
