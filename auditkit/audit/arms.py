@@ -20,7 +20,7 @@ import numpy as np
 
 from auditkit.audit.options import SAE_BASELINES
 from auditkit.cache import CacheEntry
-from auditkit.controls import LABEL_CONTROLS, LEXICAL_CONTROLS, TOKEN_CONTROLS, WEIGHT_CONTROLS, random_tokens
+from auditkit.controls import LABEL_CONTROLS, LEXICAL_CONTROLS, RANDOM_MODEL_CONTROLS, TOKEN_CONTROLS, random_tokens
 from auditkit.controls.weights import reinit_loaded, weight_control_provenance
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig, cache_request, extract, extract_hooks
@@ -145,7 +145,7 @@ def draws(plan: ArmPlan, control: str) -> range:
     reinitialised model (step0 is one checkpoint: one draw), one for the token controls."""
     if control in LABEL_CONTROLS:
         return range(plan.label_draws)
-    if control in WEIGHT_CONTROLS and control != "step0":
+    if control in RANDOM_MODEL_CONTROLS:
         return range(plan.weight_draws)
     return range(1)
 

@@ -49,9 +49,9 @@ from auditkit.audit.probe import probe_rows
 from auditkit.calibration.run import NULL, _quiet_probe, _verdicts, relabel
 from auditkit.calibration.stats import coverage_table, fpr_table, power_table, seed_differences
 from auditkit.calibration.synthetic import planted_labels
-from auditkit.controls import LABEL_CONTROLS, TOKEN_CONTROLS
+from auditkit.controls import LABEL_CONTROLS, RANDOM_MODEL_CONTROLS, TOKEN_CONTROLS
 from auditkit.errors import ConfigError
-from auditkit.metrics.selectivity import INTERVAL_RULE, VERDICT_RULE
+from auditkit.metrics.selectivity import INTERVAL_RULE, PREDICTION_RULE, VERDICT_RULE
 from auditkit.models import DEFAULT_MODEL, ModelSpec
 from auditkit.seeding import derive_seed, numpy_rng
 from auditkit.types import REAL, ActivationSet
@@ -61,7 +61,6 @@ NULL_WEIGHT = "null-weight"
 """``kind`` of a weight-control null dataset: a reinitialised draw audited against other draws of its control."""
 TRUTH = "truth"
 """``kind`` of the fresh-seed companion of a planted dataset, scored only to estimate its true selectivity."""
-REINIT_CONTROLS = ("spectral-reinit", "gaussian-reinit")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,7 +79,7 @@ class EmbeddedCalibrationConfig:
     """Label controls calibrated on the label nulls and planted sets."""
     token_controls: tuple[str, ...] = ("random-tokens-uniform",)
     """Token controls calibrated on the label nulls and planted sets (pool of ``n_token_draws``)."""
-    weight_controls: tuple[str, ...] = REINIT_CONTROLS
+    weight_controls: tuple[str, ...] = RANDOM_MODEL_CONTROLS
     """Weight controls: calibrated on the label nulls and planted sets, and by their own null (``null-weight``)."""
     n_draws: int = 8
     """Draws of each weight control in the pool (draw d is audit seed d's control model)."""
@@ -125,7 +124,7 @@ class EmbeddedCalibrationConfig:
         for bad, why in [
             (any(c not in LABEL_CONTROLS for c in self.label_controls), f"label_controls {self.label_controls}"),
             (any(c not in TOKEN_CONTROLS for c in self.token_controls), f"token_controls {self.token_controls}"),
-            (any(c not in REINIT_CONTROLS for c in self.weight_controls), f"weight_controls {self.weight_controls}"),
+            (any(c not in RANDOM_MODEL_CONTROLS for c in self.weight_controls), f"weight_controls {self.weight_controls}"),
             (self.n_draws < len(self.seeds) + 1, f"n_draws={self.n_draws} must exceed the {len(self.seeds)} seeds"),
             (bool(self.token_controls) and self.n_token_draws < len(self.seeds), "n_token_draws < number of seeds"),
             (len(self.seeds) < 2, "need >= 2 seeds"),
@@ -428,7 +427,8 @@ def calibrate_embedded(cfg: EmbeddedCalibrationConfig, *, log: Any = None) -> Em
         n_test_texts_approx=int(round(len(np.unique(real.example_ids_N)) * cfg.test_fraction)),
         n_datasets={k: int(v) for k, v in counts.items()},
         lexical_labels=sorted({ds.label for ds in datasets.values() if ds.label}),
-        verdict_rule=VERDICT_RULE.format(threshold=cfg.selectivity_threshold), interval_rule=INTERVAL_RULE,
+        verdict_rule=VERDICT_RULE.format(threshold=cfg.selectivity_threshold),
+        interval_rule=f"{INTERVAL_RULE}; {PREDICTION_RULE}",
         controls=list(cfg.controls), label_draws=cfg.label_draws, metrics=list(cfg.metrics),
         pool_draws={c: len(v) for c, v in draws.items()}, unconverged_fit_warnings=unconverged.count,
         timings=timings,

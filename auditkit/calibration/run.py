@@ -46,7 +46,7 @@ from auditkit.calibration.synthetic import (
     train_set_language_model,
 )
 from auditkit.audit.config import KNOWN_CONTROLS
-from auditkit.controls import LABEL_CONTROLS
+from auditkit.controls import LABEL_CONTROLS, RANDOM_MODEL_CONTROLS
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig
 from auditkit.methods.probes import PROBES
@@ -362,7 +362,8 @@ def _verdicts(rows: pd.DataFrame, datasets: dict[int, Any], threshold: float) ->
     ``ideal_accuracy`` (the synthetic and the embedded calibration's datasets)."""
     parts = []
     for j, sub in rows.groupby("dataset", sort=True):
-        sel = selectivity_table(sub.drop(columns="dataset"), threshold=threshold, directions=MDL_DIRECTIONS)
+        sel = selectivity_table(sub.drop(columns="dataset"), threshold=threshold, directions=MDL_DIRECTIONS,
+                                draw_spread=RANDOM_MODEL_CONTROLS)  # fmt: skip
         sel = sel.drop(columns=list(EVIDENCE_COLUMNS))  # the calibration counts verdicts; its tables keep their columns
         ds = datasets[j]
         parts.append(sel.assign(dataset=j, kind=ds.kind, strength=ds.strength, ideal_accuracy=ds.ideal_accuracy))

@@ -18,6 +18,10 @@ TOKEN_CONTROLS = {"random-tokens-uniform": "uniform", "random-tokens-unigram": "
 WEIGHT_CONTROLS = ("spectral-reinit", "gaussian-reinit", "step0")
 """Weight controls (``step0`` needs the hub and a Pythia model; off by default)."""
 
+RANDOM_MODEL_CONTROLS = ("spectral-reinit", "gaussian-reinit")
+"""Weight controls whose arms are draws of a random model (``step0`` is one fixed checkpoint): their verdicts use a
+prediction interval that carries the spread between draws (:data:`auditkit.metrics.selectivity.PREDICTION_RULE`)."""
+
 ALL_CONTROLS = (*LABEL_CONTROLS, *TOKEN_CONTROLS, *WEIGHT_CONTROLS)
 """The arm controls: each perturbs one stage and is read through the model (its activations are extracted)."""
 
@@ -69,6 +73,6 @@ DESCRIPTIONS = {
 
 __all__ = [
     "ALL_CONTROLS", "DEFAULT_LEVELS", "DESCRIPTIONS", "LABEL_CONTROLS", "LEXICAL_CONTROLS", "TOKEN_CONTROLS",
-    "WEIGHT_CONTROLS", "control_task", "default_for_level", "gaussian_reinit", "random_tokens", "shuffled_labels",
+    "RANDOM_MODEL_CONTROLS", "WEIGHT_CONTROLS", "control_task", "default_for_level", "gaussian_reinit", "random_tokens", "shuffled_labels",
     "spectral_reinit",
 ]  # fmt: skip

@@ -19,7 +19,7 @@ from auditkit.metrics.classification import (
     example_scores,
     jackknife_pseudo_values,
 )
-from auditkit.metrics.selectivity import interval_df, mean_over_draws, selectivity_table
+from auditkit.metrics.selectivity import interval_df, interval_rule, mean_over_draws, selectivity_table
 
 
 def _audit(rng: np.random.Generator, delta: float, seed_sd: float, n_test: int = 250, n_seeds: int = 3,
@@ -135,3 +135,50 @@ def test_auroc_rows_of_an_audit_get_a_sampling_floor() -> None:
                              value=classification_metrics(y, proba)["auroc"], outcome=out["auroc"]))  # fmt: skip
     sel = selectivity_table(pd.DataFrame(rows)).iloc[0]
     assert sel["sampling_se"] > 0 and "between-seed spread only" not in sel["note"]
+
+
+def _weight_null(rng: np.random.Generator, draw_sd: float, advantage: float = 0.0, n_test: int = 250,
+                 n_seeds: int = 3, base: float = 0.7) -> pd.DataFrame:  # fmt: skip
+    """Rows of an audit whose "trained" model is itself one draw of a random-model control (the weight-control
+    null, ``advantage`` 0): every model draw reads the label at ``base`` plus a draw effect of standard
+    deviation ``draw_sd``; the audited draw is fixed across seeds and reads ``advantage`` better, each seed's
+    control arm is a fresh draw."""
+    audited = base + advantage + rng.normal(0, draw_sd)
+    rows = []
+    for seed in range(n_seeds):
+        clusters = np.arange(n_test) + 10_000 * seed
+        for control, p in (("none", audited), ("gaussian-reinit", base + rng.normal(0, draw_sd))):
+            right = (rng.random(n_test) < np.clip(p, 0.01, 0.99)).astype(np.float64)
+            rows.append(dict(method="m", control=control, seed=seed, metric="accuracy", value=right.mean(),
+                             outcome=ExampleScores(right, clusters)))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_a_random_model_control_gets_a_prediction_interval_that_holds_the_weight_null() -> None:
+    """On the weight-control null (the audited model is one draw of the control, draws differ by 0.06 in how
+    well they read the label) the interval of the mean difference lies above zero far more often than 2.5%:
+    a draw that reads the label well has a real advantage over the mean draw. The prediction interval, which
+    adds the spread of the control's scores, keeps the upper-side rate near its level."""
+    rng = np.random.default_rng(1)
+    n, plain, predicted = 400, 0, 0
+    for _ in range(n):
+        rows = _weight_null(rng, draw_sd=0.06)
+        plain += selectivity_table(rows, threshold=0.0).iloc[0]["ci_low"] > 0
+        predicted += selectivity_table(rows, threshold=0.0, draw_spread=("gaussian-reinit",)).iloc[0]["ci_low"] > 0
+    assert plain / n > 0.08, plain / n  # the interval of the mean difference: not a test of this null
+    assert predicted / n <= 0.045, predicted / n  # 2.5% nominal; 400 audits
+    row = selectivity_table(_weight_null(rng, draw_sd=0.06), draw_spread=("gaussian-reinit",)).iloc[0]
+    assert row["note"].startswith("prediction interval")
+    assert "prediction interval" in interval_rule(selectivity_table(rows, draw_spread=("gaussian-reinit",)))
+    assert "prediction interval" not in interval_rule(selectivity_table(rows))
+
+
+def test_the_prediction_interval_keeps_a_clear_advantage_selective() -> None:
+    """A model 0.15 above draws that read the label alike stays selective under the prediction interval."""
+    rng = np.random.default_rng(2)
+    hits = sum(
+        selectivity_table(_weight_null(rng, draw_sd=0.0, advantage=0.15), draw_spread=("gaussian-reinit",))
+        .iloc[0]["verdict"] == "selective"
+        for _ in range(100)
+    )
+    assert hits >= 90, hits
