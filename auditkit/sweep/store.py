@@ -7,7 +7,8 @@ Layout under ``<cache>/sweep-cells/``::
     .cell-*/                  a cell being written (renamed into place in one step)
     <key>.corrupt-<time>      a cell that failed its check, moved aside for inspection
 
-``<key>`` is the SHA-256 of the request: the cell format, the cell's audit config, the fingerprint of the data
+``<key>`` is the SHA-256 of the request: the cell format, the cell's audit config (with the prediction rule of the
+random-model controls when the cell runs one: a cell scored before that rule is recomputed), the fingerprint of the data
 its dataset spec loaded to (:func:`auditkit.data.labelled.fingerprint`: texts, labels, placement) and the
 identity of the weights (:meth:`auditkit.types.ModelProvenance.cache_token`, as the activation cache keys them:
 a local folder by the SHA-256 of its files). No name read from a file or the command line becomes part of a
@@ -36,7 +37,9 @@ import pandas as pd
 
 from auditkit.audit.config import AuditConfig
 from auditkit.cache import move_aside
+from auditkit.controls import RANDOM_MODEL_CONTROLS
 from auditkit.errors import CacheError
+from auditkit.metrics.selectivity import PREDICTION_RULE
 from auditkit.types import ModelProvenance
 
 CELL_FORMAT = 3
@@ -78,6 +81,8 @@ class CellStore:
         """Everything a cell's result depends on, as canonical JSON values (what meta.json records)."""
         audit = dataclasses.replace(audit, progress=True)  # how progress is shown changes no number
         request = {"format": CELL_FORMAT, "audit": _jsonable(audit), "inputs": dict(inputs)}
+        if audit.controls is None or any(c in RANDOM_MODEL_CONTROLS for c in audit.controls):
+            request["prediction_rule"] = PREDICTION_RULE  # scored with it: a cell scored before is not read back
         return json.loads(json.dumps(request, sort_keys=True, default=str))
 
     def path(self, request: dict[str, Any]) -> Path:

@@ -1,0 +1,36 @@
+"""A saved sweep cell is keyed by what scored it: a cell that runs a random-model control was scored with the
+prediction rule (auditkit.metrics.selectivity.PREDICTION_RULE), so one saved before that rule is never read back,
+while a cell with label controls only keeps its key."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from auditkit.audit.config import AuditConfig
+from auditkit.metrics.selectivity import PREDICTION_RULE
+from auditkit.sweep.store import CellStore
+
+INPUTS = (("data", "abc"), ("weights", "def"))
+
+
+def _before_the_rule(store: CellStore, audit: AuditConfig) -> dict:
+    request = store.request(audit, INPUTS)
+    request.pop("prediction_rule", None)
+    return request
+
+
+def test_a_cell_with_a_random_model_control_is_keyed_by_the_prediction_rule(tmp_path):
+    store = CellStore(tmp_path)
+    for controls in (None, ("shuffled-labels", "gaussian-reinit"), ("spectral-reinit",)):
+        audit = dataclasses.replace(AuditConfig(), controls=controls)
+        request = store.request(audit, INPUTS)
+        assert request["prediction_rule"] == PREDICTION_RULE
+        assert store.path(request) != store.path(_before_the_rule(store, audit))
+
+
+def test_a_cell_with_label_controls_only_keeps_its_key(tmp_path):
+    store = CellStore(tmp_path)
+    audit = dataclasses.replace(AuditConfig(), controls=("shuffled-labels", "lexical-bow"))
+    request = store.request(audit, INPUTS)
+    assert "prediction_rule" not in request
+    assert store.path(request) == store.path(_before_the_rule(store, audit))
