@@ -163,6 +163,7 @@ def test_a_crafted_method_name_cannot_make_report_write_outside_its_folder(tmp_p
     """selectivity.csv names a method `x/../../../ESCAPED` and the folder holds `matrix-x/`: the figure
     `matrix-{method}.png` would resolve to the run folder's grandparent. Refused, one line, nothing written."""
     out = _copy(REPORTS / "sweeps" / "breadth", tmp_path)
+    _older(out)  # no recorded checksums: the edited table reaches the name check, as a crafted older run would
     sel = out / "selectivity.csv"
     sel.write_text(sel.read_text().replace("probe-logistic", "x/../../../ESCAPED"))
     (out / "matrix-x").mkdir()
@@ -238,6 +239,7 @@ def test_an_older_run_is_still_checked_for_whole_tables_and_their_columns(runs, 
 
 def test_a_sweep_table_with_other_columns_is_one_line(tmp_path):
     out = _copy(REPORTS / "sweeps" / "breadth", tmp_path)
+    _older(out)  # no recorded checksums: the renamed column reaches the column check
     rows = pd.read_csv(out / "results.csv").rename(columns={"hook": "site"})
     rows.to_csv(out / "results.csv", index=False)
     before = _tree(out)
