@@ -119,6 +119,7 @@ class LocalExecutor:
                     outcome = Outcome(cell, {}, error=error_line(exc))
             outcomes[cell.name] = outcome
             on_done(outcome)
+        self.runner.release()
         return outcomes
 
 
