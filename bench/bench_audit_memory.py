@@ -29,8 +29,9 @@ SIDES = ("direct", "plan")
 
 def _side(args: argparse.Namespace, side: str, folder: Path) -> dict:
     """One side in this process (called in a subprocess): ``auditkit audit`` into ``folder``; wall time and peak RSS."""
-    from auditkit.audit import run as audit_run
     from auditkit.cli.main import app
+
+    from auditkit.audit import run as audit_run
     from auditkit.models import default_cache_dir
     from auditkit.sweep import run as sweep_run
 
@@ -46,7 +47,7 @@ def _side(args: argparse.Namespace, side: str, folder: Path) -> dict:
     app(argv, standalone_mode=False)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return dict(side=side, seconds=round(seconds, 1), peak_rss_mb=round(peak))
+    return {"side": side, "seconds": round(seconds, 1), "peak_rss_mb": round(peak)}
 
 
 def main() -> None:

@@ -13,6 +13,9 @@ Two phases, so that each model variant is resident once and never twice:
 Both phases are cells of one plan (:mod:`auditkit.sweep.cells`) with explicit dependencies, run by an
 executor (:mod:`auditkit.sweep.executors`): this process in plan order by default, or the actors of a Ray
 cluster. The rows are merged in the plan's order, so the executor never changes ``results.csv``.
+
+A single audit (``auditkit audit``) is a plan of one cell (:func:`run_audit`): its extract cells run through the
+same executor, so it too holds one model variant at a time.
 """
 
 from __future__ import annotations
@@ -26,10 +29,10 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
+from auditkit.audit import run as audit_run
 from auditkit.audit.config import AuditConfig
 from auditkit.audit.registry import check_methods
 from auditkit.audit.result import AuditResult
-from auditkit.audit import run as audit_run
 from auditkit.audit.run import prepare_audit
 from auditkit.cache import check_root
 from auditkit.errors import AuditkitError, ConfigError
@@ -163,13 +166,13 @@ def run_audit(
     check_root(cfg.model.cache_dir or default_cache_dir())
     sweep_cfg = SweepConfig(audit=cfg, datasets=cfg.dataset, hooks=cfg.hook or "middle")
     remote = _executor(sweep_cfg, options)  # connects to the cluster before anything is loaded
-    t = time.perf_counter()
+    t0 = time.perf_counter()
     loaded = loaded or load_model(cfg.model)
-    load_s = time.perf_counter() - t
+    load_s = time.perf_counter() - t0
     timings = _extract_cells(cfg, loaded, sweep_cfg, remote)
     result = audit_run.run_audit(cfg, loaded=loaded)
-    result.timings["load_model_s"] = result.timings.get("load_model_s", 0.0) + load_s
-    merge_timings(result.timings, timings)
+    merge_timings(result.timings, {"load_model_s": load_s, **timings})
+    result.timings["total_s"] = time.perf_counter() - t0  # the extract cells included
     return result
 
 
