@@ -185,8 +185,10 @@ def _extract_cells(cfg: AuditConfig, loaded: LoadedModel, sweep_cfg: SweepConfig
     prep = prepare_audit(dataclasses.replace(cfg, hook=hook), loaded, timings)
     plan = plan_cells([(cfg.dataset, hook)], [cfg.dataset], [hook], prep.controls, cfg.seeds)
     extract = [c for c in plan if c.kind == "extract"]
-    runner = remote or LocalExecutor(CellRunner(sweep_cfg, loaded=loaded, prepared={cfg.dataset: prep}))
-    with tqdm(total=len(extract), desc="extract arms", unit="cell", disable=not cfg.progress) as bar:
+    # Locally, a failing cell's own error is the audit's (one line, as the direct audit gave it), and each arm's
+    # extraction shows its own bar; on a cluster, the cells' bar.
+    runner = remote or LocalExecutor(CellRunner(sweep_cfg, loaded=loaded, prepared={cfg.dataset: prep}), fail_fast=True)
+    with tqdm(total=len(extract), desc="extract arms", unit="cell", disable=not cfg.progress or not remote) as bar:
         outcomes = runner.run(extract, lambda _: bar.update())
     failed = [f"{o.cell.name}: {o.error}" for o in outcomes.values() if o.error is not None]
     if failed:
