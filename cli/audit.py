@@ -158,10 +158,10 @@ def audit(
     from auditkit.cli.reproduce import reproduce_command
 
     from auditkit.audit.config import AuditConfig, input_paths
-    from auditkit.audit.run import run_audit
     from auditkit.models import ModelSpec
     from auditkit.report.outputs import check_output
     from auditkit.report.write import write_outputs
+    from auditkit.sweep.run import run_audit
 
     setup_logging(verbose)
     options = executor_options(executor, ray_address, ray_cpus, ray_gpus, ray_workers)
@@ -185,12 +185,7 @@ def audit(
     check_output(out, inputs=input_paths(cfg), cache_dir=cache_dir, kind="audit")  # before anything is loaded or computed
     if matrix is not None and dataset.endswith(":all"):
         return matrix_all(cfg, out, quiet)
-    if options.executor == "local":
-        result = run_audit(cfg)
-    else:
-        from auditkit.sweep.run import run_audit_with
-
-        result = run_audit_with(cfg, options)
+    result = run_audit(cfg, executor=options)  # a plan of one cell, as a sweep runs: one model variant at a time
     path = write_outputs(result, out, reproduce_command(cfg, out))
     print_verdicts(result, path, quiet, f"{result.timings['total_s']:.0f} s")
 

@@ -134,11 +134,15 @@ class CellRunner:
         if cell.kind == "extract":
             self._extract(cell, timings)
             return timings, None
-        self._models.clear()  # no weight-control model is needed past extraction
-        self._variant = None
+        self.release()  # no weight-control model is needed past extraction
         saved = run_audit_cell(self.cfg, cell.dataset, cell.hooks[0], self.loaded, planned=cell.inputs or None)
         timings["cells_s"] = time.perf_counter() - t
         return timings, saved
+
+    def release(self) -> None:
+        """Drop the weight-control model it holds (the trained model and the prepared data stay)."""
+        self._models.clear()
+        self._variant = None
 
     def _extract(self, cell: Cell, timings: dict[str, float]) -> None:
         if cell.variant != self._variant:

@@ -103,8 +103,9 @@ def skipped(cell: Cell, dep: str) -> Outcome:
 class LocalExecutor:
     """Every cell in this process, in plan order, through one :class:`CellRunner`."""
 
-    def __init__(self, runner: CellRunner) -> None:
+    def __init__(self, runner: CellRunner, *, fail_fast: bool = False) -> None:
         self.runner = runner
+        self.fail_fast = fail_fast  # raise a failing cell's own error at once (a single audit: nothing can go on)
 
     def run(self, cells: list[Cell], on_done: OnDone) -> dict[str, Outcome]:
         outcomes: dict[str, Outcome] = {}
@@ -116,9 +117,13 @@ class LocalExecutor:
                     timings, saved = self.runner.run(cell)
                     outcome = Outcome(cell, timings, saved)
                 except Exception as exc:  # noqa: BLE001 - any cell's failure is reported as its one line; the others go on
+                    if self.fail_fast:
+                        self.runner.release()
+                        raise
                     outcome = Outcome(cell, {}, error=error_line(exc))
             outcomes[cell.name] = outcome
             on_done(outcome)
+        self.runner.release()
         return outcomes
 
 

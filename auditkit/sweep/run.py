@@ -13,6 +13,9 @@ Two phases, so that each model variant is resident once and never twice:
 Both phases are cells of one plan (:mod:`auditkit.sweep.cells`) with explicit dependencies, run by an
 executor (:mod:`auditkit.sweep.executors`): this process in plan order by default, or the actors of a Ray
 cluster. The rows are merged in the plan's order, so the executor never changes ``results.csv``.
+
+A single audit (``auditkit audit``) is a plan of one cell (:func:`run_audit`): its extract cells run through the
+same executor, so it too holds one model variant at a time.
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
+from auditkit.audit import run as audit_run
 from auditkit.audit.config import AuditConfig
 from auditkit.audit.registry import check_methods
 from auditkit.audit.result import AuditResult
-from auditkit.audit.run import prepare_audit, run_audit
+from auditkit.audit.run import prepare_audit
 from auditkit.cache import check_root
 from auditkit.errors import AuditkitError, ConfigError
 from auditkit.extract import validate_hook
@@ -141,33 +145,57 @@ def run_sweep(
     )  # fmt: skip
 
 
-def run_audit_with(cfg: AuditConfig, executor: ExecutorOptions) -> AuditResult:
-    """One audit whose arms are extracted by ``executor``: each model variant's arms are an extract cell (the
-    trained model's, then one per weight control and seed, in parallel on a cluster), written to the shared
-    cache; the audit itself then runs here, every arm read from the cache, so its result is the local audit's."""
-    if executor.executor == "local":
-        return run_audit(cfg)
+def run_audit(
+    cfg: AuditConfig, *, executor: ExecutorOptions | None = None, loaded: LoadedModel | None = None
+) -> AuditResult:
+    """One audit as a plan of one cell, the way ``auditkit audit`` runs it: each model variant's arms are an
+    extract cell (:func:`auditkit.sweep.cells.plan_cells`: the trained model's, then one per weight control and
+    seed), run by ``executor`` (default: this process, serial) into the activation cache, one model variant
+    resident at a time, as in a sweep; the audit (:func:`auditkit.audit.run.run_audit`) then reads every arm
+    from the cache, so its result is the direct audit's. An audit without the cache (``--no-cache``) or a
+    ``--matrix`` audit has no cache to pass arms through: it runs the direct audit (local executor only)."""
+    options = executor or ExecutorOptions()
     if not cfg.use_cache or cfg.matrix is not None:
+        if options.executor == "local":
+            return audit_run.run_audit(cfg, loaded=loaded)
         flag = "--no-cache" if not cfg.use_cache else "--matrix"
-        raise ConfigError(f"--executor {executor.executor} passes activations through the shared cache, which "
+        raise ConfigError(f"--executor {options.executor} passes activations through the shared cache, which "
                           f"{flag} audits do not use: drop {flag} or use --executor local")  # fmt: skip
     check_methods(cfg.methods)
     resolve_device(cfg.model.device)
     check_root(cfg.model.cache_dir or default_cache_dir())
     sweep_cfg = SweepConfig(audit=cfg, datasets=cfg.dataset, hooks=cfg.hook or "middle")
-    runner = _executor(sweep_cfg, executor)  # connects to the cluster before anything is loaded
-    loaded = load_model(cfg.model)
+    remote = _executor(sweep_cfg, options)  # connects to the cluster before anything is loaded
+    t0 = time.perf_counter()
+    loaded = loaded or load_model(cfg.model)
+    load_s = time.perf_counter() - t0
+    timings = _extract_cells(cfg, loaded, sweep_cfg, remote)
+    result = audit_run.run_audit(cfg, loaded=loaded)
+    merge_timings(result.timings, {"load_model_s": load_s, **timings})
+    result.timings["total_s"] = time.perf_counter() - t0  # the extract cells included
+    return result
+
+
+def _extract_cells(cfg: AuditConfig, loaded: LoadedModel, sweep_cfg: SweepConfig, remote: Executor | None) -> dict:
+    """Run the extract cells of the one-cell plan of ``cfg``; their timings. The local runner (and with it the
+    last weight-control model it holds) is dropped on return, before the audit builds its arms."""
     hook = cfg.hook or default_hook(loaded.model.cfg.n_layers)
     validate_hook(loaded.model, hook)
-    prep = prepare_audit(dataclasses.replace(cfg, hook=hook), loaded, {})
+    timings: dict[str, float] = {}
+    prep = prepare_audit(dataclasses.replace(cfg, hook=hook), loaded, timings)
     plan = plan_cells([(cfg.dataset, hook)], [cfg.dataset], [hook], prep.controls, cfg.seeds)
     extract = [c for c in plan if c.kind == "extract"]
-    with tqdm(total=len(extract), desc="extract arms", unit="cell", disable=not cfg.progress) as bar:
+    # Locally, a failing cell's own error is the audit's (one line, as the direct audit gave it), and each arm's
+    # extraction shows its own bar; on a cluster, the cells' bar.
+    runner = remote or LocalExecutor(CellRunner(sweep_cfg, loaded=loaded, prepared={cfg.dataset: prep}), fail_fast=True)
+    with tqdm(total=len(extract), desc="extract arms", unit="cell", disable=not cfg.progress or not remote) as bar:
         outcomes = runner.run(extract, lambda _: bar.update())
     failed = [f"{o.cell.name}: {o.error}" for o in outcomes.values() if o.error is not None]
     if failed:
         raise SweepCellsFailed(f"{len(failed)} of {len(extract)} extraction cells failed, first: {failed[0]}")
-    return run_audit(cfg, loaded=loaded)
+    for outcome in outcomes.values():
+        merge_timings(timings, {k: v for k, v in outcome.timings.items() if k.startswith("extract")})
+    return {k: v for k, v in timings.items() if k.startswith("extract")}
 
 
 def _executor(cfg: SweepConfig, options: ExecutorOptions) -> Executor | None:

@@ -88,7 +88,7 @@ def test_mdl_cli_writes_the_code_and_its_figure_and_the_command_round_trips(tmp_
     words = shlex.split(command)
     assert words[words.index("--mdl-schedule") + 1] == "0.1,0.5,1.0" and "--mdl" in words
     asked = []
-    monkeypatch.setattr("auditkit.audit.run.run_audit", lambda cfg: asked.append(cfg) or 1 / 0)
+    monkeypatch.setattr("auditkit.sweep.run.run_audit", lambda cfg, **kw: asked.append(cfg) or 1 / 0)
     runner.invoke(app, [*words[1:-2], "--out", "again"])
     assert asked and asked[0].mdl and asked[0].mdl_schedule == (0.1, 0.5, 1.0)
 

@@ -25,8 +25,8 @@ from auditkit.report.write import write_outputs
 pytestmark = pytest.mark.usefixtures("one_thread")
 runner = CliRunner()
 MARKER = ".auditkit-output"
-COMPUTE = ("auditkit.audit.run.run_audit", "auditkit.audit.matrix.run_matrix_audits", "auditkit.steering.run.run_steering",
-           "auditkit.calibration.run.run_validate")  # fmt: skip
+COMPUTE = ("auditkit.sweep.run.run_audit", "auditkit.audit.run.run_audit", "auditkit.audit.matrix.run_matrix_audits",
+           "auditkit.steering.run.run_steering", "auditkit.calibration.run.run_validate")  # fmt: skip
 
 
 def _table(path: Path, n: int = 40) -> Path:
@@ -67,11 +67,11 @@ def canned_audit(monkeypatch, tiny_result):
     """``auditkit audit`` computes nothing and writes ``tiny_result``; the configs it was asked for are kept."""
     asked = []
 
-    def run_audit(cfg):
+    def run_audit(cfg, **kwargs):
         asked.append(cfg)
         return tiny_result
 
-    monkeypatch.setattr("auditkit.audit.run.run_audit", run_audit)
+    monkeypatch.setattr("auditkit.sweep.run.run_audit", run_audit)  # the command's one entry point
     return asked
 
 

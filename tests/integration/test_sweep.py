@@ -6,6 +6,7 @@ import csv
 import json
 import dataclasses
 import random
+import weakref
 
 import pandas as pd
 import pytest
@@ -426,3 +427,39 @@ def test_audit_refuses_an_attention_pattern_hook_before_anything_is_loaded(tmp_p
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "attention patterns" in lines[0], result.output
     assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+
+
+def test_the_audit_command_is_a_one_cell_plan_holding_one_reinitialised_model_at_a_time(tmp_path, monkeypatch):
+    """``auditkit audit`` runs through the sweep's plan and executor: each weight-control model is dropped before
+    the next is built (the direct audit kept all six resident), and its tables are the direct audit's, byte for byte."""
+    from auditkit.audit import arms as arms_mod
+    from auditkit.audit.saved import config_from_json
+    from auditkit.report.write import write_outputs
+
+    table = _planted_table(tmp_path / "planted.csv", n=80)
+    live: list[weakref.ref] = []
+    resident: list[int] = []  # reinitialised models alive as each one is built (itself included)
+    original = arms_mod.reinit_loaded
+
+    def tracked(*args, **kwargs):
+        model = original(*args, **kwargs)
+        live.append(weakref.ref(model))
+        resident.append(sum(ref() is not None for ref in live))
+        return model
+
+    monkeypatch.setattr(arms_mod, "reinit_loaded", tracked)
+    args = [
+        "audit", "--model", "tiny-gpt2", "--dataset", f"table:{table}", "--hook", HOOKS[1], "--seeds", "0,1,2",
+        "--controls", "shuffled-labels,spectral-reinit,gaussian-reinit", "--probes", "logistic", "--max-length", "16",
+        "--max-examples", "0", "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "plan"), "--quiet",
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert resident == [1] * 6, resident
+    cfg = config_from_json(json.loads((tmp_path / "plan" / "run.json").read_text())["config"])
+    direct_cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, cache_dir=tmp_path / "direct-cache"))
+    live.clear(), resident.clear()
+    write_outputs(audit_run.run_audit(direct_cfg), tmp_path / "direct", "auditkit audit")
+    assert max(resident) == 6  # the direct audit: every reinitialised model of the run resident at once
+    for name in ("results.csv", "selectivity.csv"):
+        assert (tmp_path / "plan" / name).read_bytes() == (tmp_path / "direct" / name).read_bytes(), name
