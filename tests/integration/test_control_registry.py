@@ -59,6 +59,13 @@ def test_an_unregistered_control_is_unknown():
     assert arm_colour(TOY) != COLOUR
 
 
+def test_a_registered_control_is_listed_by_the_cli(toy):
+    listed = CliRunner().invoke(app, ["controls"])
+    assert listed.exit_code == 0, listed.output
+    line = next(line for line in listed.output.splitlines() if line.startswith(toy))
+    assert line.split()[1] == "label" and line.endswith(DESCRIPTION)
+
+
 def test_a_registered_control_runs_through_the_cli_into_the_matrix(toy, tmp_path, yes_no_table):
     out = tmp_path / "out"
     result = CliRunner().invoke(app, [
