@@ -62,7 +62,7 @@ def audit(
             help="Comma-separated controls (default: every control that applies to the methods and the data's "
             "level: control-task on token-level data only, lexical-bow and lexical-length on sentence-level data "
             f"only); {', '.join(SAE_BASELINES)} are the sae method's own, the lexical-* baselines the probe "
-            "method's (other methods skip them)."
+            "method's (other methods skip them). `auditkit controls` lists them all."
         ),
     ] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds (>= 3 for intervals).")] = "0,1,2",

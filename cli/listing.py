@@ -1,4 +1,4 @@
-"""``auditkit models``, ``datasets`` and ``hooks``: what can be audited."""
+"""``auditkit models``, ``datasets``, ``hooks`` and ``controls``: what can be audited, and against what."""
 
 from __future__ import annotations
 
@@ -60,6 +60,20 @@ def datasets(
     typer.echo("conllu:PATH                                          token-level UPOS from a CoNLL-U file")
     typer.echo("table:PATH_OR_HUB_ID                                 CSV/JSONL/parquet file, or a datasets id (hub)")
     typer.echo("token-properties:PROP|all                            token-string labels of vocabulary rows (--matrix)")
+
+
+@one_line_errors
+def controls() -> None:
+    """List the controls an audit can run (every registered one), with the stage each perturbs, when it runs by
+    default, and what it destroys; the SAE baselines, the sae method's own, follow."""
+    from auditkit.audit.options import SAE_BASELINE_DESCRIPTIONS
+    from auditkit.controls import registry
+
+    for c in registry.controls():
+        when = "opt-in" if c.opt_in else "default" if c.levels is None else f"default on {'/'.join(c.levels)}"
+        typer.echo(f"{c.name:24s} {c.stage:8s} {when:20s} {c.description}")
+    for name, description in SAE_BASELINE_DESCRIPTIONS.items():
+        typer.echo(f"{name:24s} {'sae':8s} {'default (sae)':20s} {description}")
 
 
 @one_line_errors

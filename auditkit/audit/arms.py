@@ -18,9 +18,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from auditkit.audit.options import SAE_BASELINES
 from auditkit.cache import CacheEntry
-from auditkit.controls import LABEL_CONTROLS, LEXICAL_CONTROLS, RANDOM_MODEL_CONTROLS, TOKEN_CONTROLS, random_tokens
+from auditkit.controls import registry
 from auditkit.controls.weights import reinit_loaded, weight_control_provenance
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig, cache_request, extract, extract_hooks
@@ -125,10 +124,9 @@ def _variant(
     provenance (the cache key), its tokens and its (lazily built) model."""
     arm_seed = draw_seed(seed, control, draw)
     prov = plan.loaded.provenance
-    if control in TOKEN_CONTROLS:
-        batch = random_tokens(
-            plan.batch, arm_seed, vocab_size=plan.loaded.model.cfg.d_vocab, variant=TOKEN_CONTROLS[control]
-        )
+    ctl = registry.get(control)
+    if ctl.stage == "token":
+        batch = ctl.apply(plan.batch, arm_seed, vocab_size=plan.loaded.model.cfg.d_vocab)
         return prov, batch, real_model
     if control == "step0":
         if not has_step0_checkpoint(prov):  # also checked before any forward pass (auditkit.preflight)
@@ -143,9 +141,9 @@ def _variant(
 def draws(plan: ArmPlan, control: str) -> range:
     """The draws of ``control`` per seed: ``label_draws`` for a label control, ``weight_draws`` for a
     reinitialised model (step0 is one checkpoint: one draw), one for the token controls."""
-    if control in LABEL_CONTROLS:
+    if registry.stage_of(control) == "label":
         return range(plan.label_draws)
-    if control in RANDOM_MODEL_CONTROLS:
+    if registry.is_random_model(control):
         return range(plan.weight_draws)
     return range(1)
 
@@ -179,8 +177,8 @@ def prefetch_hooks(
     )
     for seed in plan.seeds:
         for control in wanted:
-            if control not in LABEL_CONTROLS and control not in SAE_BASELINES and control not in LEXICAL_CONTROLS:
-                # none of these extracts activations
+            if registry.stage_of(control) in ("token", "weight"):
+                # only these extract activations (label controls relabel, lexical ones and SAE baselines extract none)
                 jobs += [(control, (seed, d), *_variant(plan, control, seed, real_model, d)) for d in draws(plan, control)]
     for control, seed_draw, prov, batch, model in jobs:
         entries = {h: CacheEntry(plan.cache_root, cache_request(prov, batch, _with_hook(plan, h))) for h in hooks}
@@ -190,7 +188,7 @@ def prefetch_hooks(
             extract_hooks(model().model, batch, plan.extract_cfg, missing, provenance=prov.to_dict(),
                           caches={h: entries[h] for h in missing})  # fmt: skip
             timings[f"extract[{control}]_s"] = timings.get(f"extract[{control}]_s", 0.0) + time.perf_counter() - t
-        if release and seed_draw is not None and control not in TOKEN_CONTROLS:
+        if release and seed_draw is not None and registry.stage_of(control) == "weight":
             plan.models.pop((control, 0 if control == "step0" else draw_seed(seed_draw[0], control, seed_draw[1])), None)
 
 
@@ -211,7 +209,7 @@ def split_for_seed(real: ActivationSet, seed: int, test_fraction: float) -> Acti
 def label_control(real_s: ActivationSet, control: str, seed: int, draw: int = 0) -> ActivationSet:
     """The arm of label control ``control`` for ``seed`` (its draw ``draw``): the seed's real arm relabelled,
     drawn with :func:`draw_seed` (``derive_seed(seed, control)`` for the first draw)."""
-    return LABEL_CONTROLS[control](real_s, draw_seed(seed, control, draw))
+    return registry.get(control).apply(real_s, draw_seed(seed, control, draw))
 
 
 def build_arms(plan: ArmPlan, timings: dict[str, float]) -> list[Arm]:
@@ -223,10 +221,10 @@ def build_arms(plan: ArmPlan, timings: dict[str, float]) -> list[Arm]:
         real_s = split_for_seed(real, seed, plan.test_fraction)
         arms.append(Arm(REAL, seed, real_s, plan.batch, real_model))
         for control in plan.controls:
-            if control in SAE_BASELINES or control in LEXICAL_CONTROLS:
+            if registry.stage_of(control) not in registry.ARM_STAGES:
                 continue  # the sae method's own controls (built from the real arm), the texts alone (probe method)
             for draw in draws(plan, control):
-                if control in LABEL_CONTROLS:
+                if registry.stage_of(control) == "label":
                     acts = label_control(real_s, control, seed, draw)
                     arms.append(Arm(control, seed, acts, plan.batch, real_model, draw))
                     continue

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from auditkit.audit.options import SAE_BASELINES, PursuitAuditOptions, SAEAuditOptions
-from auditkit.controls import ALL_CONTROLS, LEXICAL_CONTROLS
+from auditkit.controls import registry
 from auditkit.duplicates import check_policy
 from auditkit.errors import ConfigError
 from auditkit.extract import check_vector_hook
@@ -16,9 +16,17 @@ from auditkit.methods.probes.sparse import SPARSE_KIND, parse_sparse_spec
 from auditkit.models import ModelSpec
 
 DEFAULT_DATASET = "sae-probes:92_glue_sst2"
-KNOWN_CONTROLS = (*ALL_CONTROLS, *LEXICAL_CONTROLS, *SAE_BASELINES)
-"""Every ``--controls`` name: the arm controls (labels, tokens, weights) and the methods' own (the SAE
-baselines); a method skips the ones it does not apply (:attr:`auditkit.audit.method.Method.controls`)."""
+
+
+def known_controls() -> tuple[str, ...]:
+    """Every ``--controls`` name: the registered controls (labels, tokens, weights, lexical baselines:
+    :mod:`auditkit.controls.registry`) and the methods' own (the SAE baselines); a method skips the ones it does
+    not apply (:attr:`auditkit.audit.method.Method.controls`)."""
+    return (*registry.names(), *SAE_BASELINES)
+
+
+KNOWN_CONTROLS = known_controls()
+"""The built-in ``--controls`` names, at import (:func:`known_controls` also sees a control registered later)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,9 +115,10 @@ class AuditConfig:
         if not self.methods or not self.probes:  # an empty --methods '' or --probes '' is a mistake, never "all"
             empty = "methods" if not self.methods else "probes"
             raise ConfigError(f"{empty} is empty: name at least one (--help lists them)")
-        bad = [c for c in self.controls or () if c not in KNOWN_CONTROLS]
+        known = known_controls()
+        bad = [c for c in self.controls or () if c not in known]
         if bad:
-            raise ConfigError(f"unknown control(s) {bad}: use one of {list(KNOWN_CONTROLS)}")
+            raise ConfigError(f"unknown control(s) {bad}: use one of {list(known)}")
         if self.controls is not None and not self.controls:
             raise ConfigError("controls is empty: name at least one control, or leave it out to run all that apply")
         if self.max_examples is not None and self.max_examples < 4:

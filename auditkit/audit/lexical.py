@@ -1,6 +1,6 @@
 """Lexical baselines as arms of the probe method: what the texts alone give, on the audit's own splits.
 
-Each lexical control (:data:`auditkit.controls.LEXICAL_CONTROLS`) is a text-only probe
+Each lexical control (:mod:`auditkit.controls.registry`, stage ``lexical``) is a text-only probe
 (:mod:`auditkit.methods.text_baselines`): no forward pass, no activations. For every seed it is fitted on the
 real arm's training rows and scored on that seed's held-out rows (the split of
 :func:`auditkit.audit.arms.split_for_seed`), one row per labelled row of the real arm, clustered by example as
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from auditkit.controls import LEXICAL_CONTROLS
+from auditkit.controls import registry
 from auditkit.methods.text_baselines import PROBA
 from auditkit.metrics.classification import classification_records
 from auditkit.types import ActivationSet, TokenBatch
@@ -36,14 +36,14 @@ def row_texts(batch: TokenBatch, tokenizer: Any) -> list[str]:
 
 def applies(control: str, acts: ActivationSet) -> str | None:
     """Why lexical control ``control`` cannot read ``acts`` (None when it can)."""
-    if LEXICAL_CONTROLS[control] == "last-token" and bool((acts.token_ids_N < 0).any()):
+    if registry.get(control).variant == "last-token" and bool((acts.token_ids_N < 0).any()):
         return f"rows pooled over positions ({acts.positions}) sit on no single token"
     return None
 
 
 def _features(control: str, acts: ActivationSet, texts_B: Sequence[str]) -> list[Any]:
     """What baseline ``control`` reads of every row of ``acts``: its example's text, or its token id."""
-    if LEXICAL_CONTROLS[control] == "last-token":
+    if registry.get(control).variant == "last-token":
         return acts.token_ids_N.tolist()
     return [texts_B[e] for e in acts.example_ids_N]
 
@@ -56,7 +56,7 @@ def arm_records(control: str, acts: ActivationSet, texts_B: Sequence[str], n_cla
     test = acts.is_test_N
     train_x = [f for f, t in zip(features, test) if not t]
     test_x = [f for f, t in zip(features, test) if t]
-    proba = PROBA[LEXICAL_CONTROLS[control]](train_x, acts.labels_N[~test], test_x, n_classes=n_classes, C=C,
+    proba = PROBA[registry.get(control).variant](train_x, acts.labels_N[~test], test_x, n_classes=n_classes, C=C,
                                              seed=seed)  # fmt: skip
     return classification_records(
         torch.as_tensor(acts.labels_N[test]), torch.as_tensor(proba, dtype=torch.float64), acts.example_ids_N[test],
@@ -74,7 +74,7 @@ def lexical_rows(
     seconds per control, and the controls skipped with why."""
     rows: list[dict[str, Any]] = []
     info: dict[str, Any] = {"C": C, "seconds": {}, "skipped": {}, "reads": "texts as the model read them"}
-    for control in (c for c in controls if c in LEXICAL_CONTROLS):
+    for control in (c for c in controls if registry.stage_of(c) == "lexical"):
         why = applies(control, real[0][1])
         if why is not None:
             info["skipped"][control] = why

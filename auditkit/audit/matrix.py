@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from auditkit.audit.arms import Arm, label_control, split_for_seed
-from auditkit.controls import LABEL_CONTROLS
+from auditkit.controls import registry
 from auditkit.controls.weights import MATRICES, reinit_matrix
 from auditkit.errors import ConfigError, DataError
 from auditkit.models import LoadedModel, load_model
@@ -44,8 +44,16 @@ if TYPE_CHECKING:
     from auditkit.audit.result import AuditResult
 
 DATASET_KIND = "token-properties"
-MATRIX_CONTROLS = ("shuffled-labels", "spectral-reinit", "gaussian-reinit")
-"""Controls of a matrix audit, all run by default (see the module docstring for the others)."""
+
+
+def vocabulary_controls() -> tuple[str, ...]:
+    """Controls of a matrix audit, all run by default: the registered ones that declare
+    :attr:`~auditkit.controls.registry.Control.vocabulary_matrix` (see the module docstring for the others)."""
+    return registry.names(where=lambda c: c.vocabulary_matrix)
+
+
+MATRIX_CONTROLS = vocabulary_controls()
+"""The built-in controls of a matrix audit, at import (:func:`vocabulary_controls` also sees later ones)."""
 ALIASES = {"leading-space": "starts_with_space"}
 MIN_PER_CLASS = 20
 """Fewest sampled tokens on each side of a property for it to be audited."""
@@ -72,13 +80,14 @@ def parse_dataset(dataset: str) -> str:
 
 
 def matrix_controls(cfg: "AuditConfig") -> tuple[str, ...]:
-    """The controls of a matrix audit: the ones asked for (each must apply) or all of :data:`MATRIX_CONTROLS`."""
+    """The controls of a matrix audit: the ones asked for (each must apply) or all of :func:`vocabulary_controls`."""
+    applicable = vocabulary_controls()
     if cfg.controls is None:
-        controls = MATRIX_CONTROLS
+        controls = applicable
     else:
-        bad = [c for c in cfg.controls if c not in MATRIX_CONTROLS]
+        bad = [c for c in cfg.controls if c not in applicable]
         if bad:
-            raise ConfigError(f"control(s) {bad} do not apply to a --matrix audit: use some of {list(MATRIX_CONTROLS)}")
+            raise ConfigError(f"control(s) {bad} do not apply to a --matrix audit: use some of {list(applicable)}")
         controls = cfg.controls
     if cfg.gaussian_keep_embeddings and "gaussian-reinit" in controls:
         raise ConfigError("--gaussian-keep-embeddings would keep the audited matrix: drop it for a --matrix audit")
@@ -157,7 +166,7 @@ def build_matrix_arms(
         real_s = split_for_seed(real, seed, test_fraction)
         arms.append(Arm(REAL, seed, real_s, batch, own))
         for control in controls:
-            if control in LABEL_CONTROLS:
+            if registry.stage_of(control) == "label":
                 arms += [Arm(control, seed, label_control(real_s, control, seed, d), batch, own, d)
                          for d in range(label_draws)]  # fmt: skip
             else:

@@ -80,11 +80,11 @@ class Method:
 
     name: str
     """Its ``--methods`` name, and the prefix of its rows' ``method`` column."""
-    controls: tuple[str, ...]
-    """Controls it can run against; a control asked for but not listed is skipped for it (and the report
-    says so)."""
-    default_controls: tuple[str, ...]
-    """Controls it runs when none are asked for."""
+    controls: Callable[[], tuple[str, ...]]
+    """Controls it can run against, read from the control registry when called (so a control registered later is
+    seen); a control asked for but not listed is skipped for it (and the report says so)."""
+    default_controls: Callable[[], tuple[str, ...]]
+    """Controls it runs when none are asked for (read like :attr:`controls`)."""
     runner: Callable[[MethodContext], MethodOutput]
     """Runs it on every arm: ``runner(ctx) -> MethodOutput``."""
     section: Callable[["AuditResult"], list[str]] | None = None

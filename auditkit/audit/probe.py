@@ -19,7 +19,7 @@ import torch
 from auditkit.audit.arms import Arm
 from auditkit.audit.lexical import lexical_rows, row_texts
 from auditkit.audit.method import MethodContext, MethodOutput
-from auditkit.controls import ALL_CONTROLS, LEXICAL_CONTROLS
+from auditkit.controls import registry
 from auditkit.errors import DataError
 from auditkit.methods.probes import make_probe
 from auditkit.methods.probes.base import StackedProbe
@@ -29,11 +29,18 @@ from auditkit.metrics.classification import classification_records
 from auditkit.types import REAL, ActivationSet
 
 METHOD = "probe"
-CONTROLS = (*ALL_CONTROLS, *LEXICAL_CONTROLS)
-"""Every control applies to a probe, and the lexical baselines (:mod:`auditkit.audit.lexical`) run with it."""
-DEFAULT_CONTROLS = tuple(c for c in CONTROLS if c != "step0")
-"""Run by default: every control but step0 (it needs the hub: opt in), on the data levels each applies to
-(:data:`auditkit.controls.DEFAULT_LEVELS`)."""
+
+
+def applicable_controls() -> tuple[str, ...]:
+    """Every registered control applies to a probe, and the lexical baselines (:mod:`auditkit.audit.lexical`) run
+    with it."""
+    return registry.names()
+
+
+def default_controls() -> tuple[str, ...]:
+    """Run by default: every registered control but the opt-in ones (step0 needs the hub), on the data levels each
+    applies to (:attr:`auditkit.controls.registry.Control.levels`)."""
+    return registry.names(where=lambda c: not c.opt_in)
 
 
 def labelled_rows(acts: ActivationSet) -> ActivationSet:
@@ -91,10 +98,10 @@ def problem_name(control: str, seed: int, draw: int = 0) -> str:
 
 def run_probe_method(ctx: MethodContext) -> MethodOutput:
     """The ``probe`` method: every probe kind on every labelled-position arm."""
-    arms = [a for a in ctx.arms() if a.control == REAL or a.control in ctx.controls_for(CONTROLS)]
+    arms = [a for a in ctx.arms() if a.control == REAL or a.control in ctx.controls_for(applicable_controls())]
     mdl = ctx.cfg.mdl_schedule if ctx.cfg.mdl else None
     rows, info = probe_rows(arms, ctx.cfg.probes, C=ctx.cfg.probe_C, mdl=mdl, device=ctx.loaded.provenance.device)
-    if lexical := [c for c in ctx.controls_for(CONTROLS) if c in LEXICAL_CONTROLS]:
+    if lexical := [c for c in ctx.controls_for(applicable_controls()) if registry.stage_of(c) == "lexical"]:
         rows = _with_lexical(ctx, arms, rows, lexical, info)
     headline = ("accuracy", *MDL_METRICS) if mdl else ("accuracy",)
     return MethodOutput(rows=rows, info=info, headline=headline, directions=MDL_DIRECTIONS if mdl else {})

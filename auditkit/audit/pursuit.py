@@ -32,7 +32,7 @@ from auditkit.audit.arms import Arm
 from auditkit.audit.method import MethodContext, MethodOutput
 from auditkit.audit.options import DICTIONARY_CONTROLS, PursuitAuditOptions
 from auditkit.audit.probe import labelled_rows, problem_name, stack_labels, stack_records
-from auditkit.controls import ALL_CONTROLS, LABEL_CONTROLS
+from auditkit.controls import registry
 from auditkit.errors import DataError
 from auditkit.extract import embedding_matrices
 from auditkit.methods.probes.logistic import LogisticProbe
@@ -56,10 +56,14 @@ from auditkit.types import REAL, ActivationSet
 logger = logging.getLogger(__name__)
 
 METHOD = "pursuit"
-CONTROLS = tuple(c for c in ALL_CONTROLS if c != "step0")
-"""Every data and weight control (the label controls speak only to its code probe); its own dictionary
-controls (gaussian-dict, spectral-dict) are set in :class:`~auditkit.audit.options.PursuitAuditOptions`."""
-DEFAULT_CONTROLS = CONTROLS
+
+
+def applicable_controls() -> tuple[str, ...]:
+    """Every registered data and weight control but the opt-in ones (step0), run by default too (the label
+    controls speak only to its code probe); its own dictionary controls (gaussian-dict, spectral-dict) are set in
+    :class:`~auditkit.audit.options.PursuitAuditOptions`."""
+    return registry.names(*registry.ARM_STAGES, where=lambda c: not c.opt_in)
+
 
 
 @dataclass(frozen=True)
@@ -207,7 +211,7 @@ class _Problem:
 def run_pursuit_method(ctx: MethodContext) -> MethodOutput:
     """The ``pursuit`` method: code every arm, then reconstruction and code-probe rows (see module docstring)."""
     opts: PursuitAuditOptions = ctx.cfg.pursuit
-    arms = [a for a in ctx.arms() if a.control == REAL or a.control in ctx.controls_for(CONTROLS)]
+    arms = [a for a in ctx.arms() if a.control == REAL or a.control in ctx.controls_for(applicable_controls())]
     n_classes = len(arms[0].acts.class_names) or int(arms[0].acts.labels_N.max()) + 1
     device = ctx.loaded.provenance.device
     dicts = _Dictionaries(opts, n_classes, ctx.cfg.progress, device)
@@ -251,7 +255,8 @@ def plan_codings(
         src = dicts.for_arm(arm)
         key = (id(arm.acts.acts_ND), src.key)
         sources.setdefault(key, (arm.acts.acts_ND, src))
-        problems.append(_Problem(arm.control, arm.seed, arm.acts, key, arm.control not in LABEL_CONTROLS, arm.draw))
+        relabelled = registry.stage_of(arm.control) == "label"
+        problems.append(_Problem(arm.control, arm.seed, arm.acts, key, not relabelled, arm.draw))
         if arm.control == REAL:
             for name in opts.dictionary_controls:
                 ckey = (id(arm.acts.acts_ND), (name, arm.seed, src.key))

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from auditkit.audit.config import AuditConfig
-from auditkit.controls import RANDOM_MODEL_CONTROLS
+from auditkit.controls import registry
 from auditkit.metrics.classification import CEILINGS
 from auditkit.metrics.selectivity import selectivity_table
 
@@ -49,10 +49,10 @@ def score_rows(
     """The selectivity table of tidy ``rows``, and the rows to publish (per-example outcomes dropped:
     they serve the interval, :data:`auditkit.metrics.selectivity.INTERVAL_RULE`); ``descriptive`` pairs get no
     verdict (:func:`auditkit.metrics.selectivity.selectivity_table`); the random-model controls
-    (:data:`auditkit.controls.RANDOM_MODEL_CONTROLS`) get a prediction interval."""
+    (:attr:`auditkit.controls.registry.Control.random_model`) get a prediction interval."""
     all_ceilings = {**CEILINGS, **(ceilings or {})}
     selectivity = selectivity_table(
         rows, threshold=threshold, directions=directions, ceilings=all_ceilings, targets=targets,
-        descriptive=descriptive, draw_spread=RANDOM_MODEL_CONTROLS,
+        descriptive=descriptive, draw_spread=registry.names(where=lambda c: c.random_model),
     )
     return rows.drop(columns=["outcome"], errors="ignore"), selectivity

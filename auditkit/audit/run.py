@@ -25,7 +25,7 @@ from auditkit.audit.method import MethodContext, MethodOutput
 from auditkit.audit.registry import METHODS, check_methods
 from auditkit.audit.result import AuditResult, score_rows
 from auditkit.cache import check_root, request_key
-from auditkit.controls import WEIGHT_CONTROLS, default_for_level
+from auditkit.controls import registry
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig, cache_request, resolve_positions
 from auditkit.models import LoadedModel, default_cache_dir, default_hook, load_model, resolve_device
@@ -40,17 +40,17 @@ def resolve_controls(cfg: AuditConfig, level: str | None = None) -> tuple[str, .
 
     Weight controls need unprocessed weights; by default they are left out for a processed model. On data of
     ``level`` (``sentence`` or ``token``; None: any) the default leaves out the controls that do not apply there
-    (:data:`auditkit.controls.DEFAULT_LEVELS`: ``control-task`` on sentence-level data, where its type is the
+    (:attr:`auditkit.controls.registry.Control.levels`: ``control-task`` on sentence-level data, where its type is the
     text and it is a second shuffled-labels arm; the bag-of-words and length baselines on token-level data).
     """
     if cfg.matrix is not None:
         return matrix_controls(cfg)
     if cfg.controls is not None:
         return cfg.controls
-    defaults = (c for m in cfg.methods for c in METHODS[m].default_controls)
-    chosen = dict.fromkeys(c for c in defaults if level is None or default_for_level(c, level))
+    defaults = (c for m in cfg.methods for c in METHODS[m].default_controls())
+    chosen = dict.fromkeys(c for c in defaults if level is None or registry.default_for_level(c, level))
     if cfg.model.processed:
-        chosen = {c: None for c in chosen if c not in WEIGHT_CONTROLS}
+        chosen = {c: None for c in chosen if registry.stage_of(c) != "weight"}
     return tuple(chosen)
 
 
@@ -199,7 +199,7 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
             label_notes=list(dataset.label_notes),
             n_truncated=batch.n_truncated,
             **({"trust": trust} if trust is not None else {}),
-            # the default controls this dataset's level left out (auditkit.controls.DEFAULT_LEVELS), for the report
+            # the default controls this dataset's level left out (Control.levels), for the report
             **({"left_out_controls": list(left)} if (left := level_left_out(cfg, controls)) else {}),
         ),  # fmt: skip
         extraction=dict(

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from auditkit.audit.arms import Arm, build_arms, label_control
 from auditkit.audit.method import MethodContext, MethodOutput
 from auditkit.audit.options import SAE_BASELINES
-from auditkit.controls import ALL_CONTROLS, LABEL_CONTROLS, TOKEN_CONTROLS
+from auditkit.controls import registry
 from auditkit.errors import ConfigError
 from auditkit.extract import resolve_positions
 from auditkit.seeding import derive_seed
@@ -111,23 +111,30 @@ FIXED_BY_CONSTRUCTION = tuple((m, c) for m in ("dead_fraction", "dense_fraction"
 """(metric, control) pairs with no verdict: the dead and dense fractions of the PCA and identity codes are set by
 how they are built (a fixed basis read with a top-k rule, not by anything learned), so the trained SAE's
 difference from them says nothing about training (issue 25); the values are shown, descriptive."""
-CONTROLS = (*ALL_CONTROLS, *SAE_BASELINES)
-"""Controls that apply: token and weight controls to every metric (a fresh SAE per arm); label controls
-(opt-in) to the k-sparse-probing metrics only, reusing the real arm's SAE latents with the control's labels,
-since the SAE itself never sees a label; the SAE baselines to every metric (the real activations, another
-dictionary)."""
-DEFAULT_CONTROLS = (*TOKEN_CONTROLS, "spectral-reinit", "gaussian-reinit", *SAE_BASELINES)
-"""Controls run by default: the ones an unsupervised method can be run against (step0 needs the hub), and the
-SAE baselines."""
+
+
+def applicable_controls() -> tuple[str, ...]:
+    """Controls that apply: token and weight controls to every metric (a fresh SAE per arm); label controls
+    (opt-in) to the k-sparse-probing metrics only, reusing the real arm's SAE latents with the control's labels,
+    since the SAE itself never sees a label; the SAE baselines to every metric (the real activations, another
+    dictionary)."""
+    return (*registry.names(*registry.ARM_STAGES), *SAE_BASELINES)
+
+
+def default_controls() -> tuple[str, ...]:
+    """Controls run by default: the ones an unsupervised method can be run against (the token controls and the
+    random-model weight controls; step0 needs the hub), and the SAE baselines."""
+    return (*registry.names("token"), *registry.names("weight", where=lambda c: c.random_model), *SAE_BASELINES)
+
 
 
 def run_sae_method(ctx: MethodContext) -> MethodOutput:
     """The ``sae`` method: train and score one SAE per arm and seed (see the module docstring)."""
     opts = ctx.cfg.sae
-    controls = ctx.controls_for(CONTROLS)
+    controls = ctx.controls_for(applicable_controls())
     plan = dataclasses.replace(
         ctx.plan, extract_cfg=dataclasses.replace(ctx.plan.extract_cfg, positions="all"),
-        controls=tuple(c for c in controls if c not in LABEL_CONTROLS and c not in SAE_BASELINES),
+        controls=tuple(c for c in controls if registry.stage_of(c) != "label" and c not in SAE_BASELINES),
     )  # fmt: skip
     t = time.perf_counter()
     arms = build_arms(plan, ctx.timings)
@@ -140,7 +147,7 @@ def run_sae_method(ctx: MethodContext) -> MethodOutput:
     sae_cfg = opts.sae_config(device=device, **(_shape_of(loaded) if loaded is not None else {}))
     rows: list[dict[str, Any]] = []
     per_arm: dict[str, dict[str, list[float]]] = {}
-    label_controls = [c for c in controls if c in LABEL_CONTROLS]
+    label_controls = [c for c in controls if registry.stage_of(c) == "label"]
     baselines = [c for c in controls if c in SAE_BASELINES]
     shapes: dict[str, list[int]] = {}
     for arm in tqdm(arms, desc="SAE arms", disable=not ctx.cfg.progress):

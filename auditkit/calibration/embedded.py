@@ -49,7 +49,7 @@ from auditkit.audit.probe import probe_rows
 from auditkit.calibration.run import NULL, _quiet_probe, _verdicts, relabel
 from auditkit.calibration.stats import coverage_table, fpr_table, power_table, seed_differences
 from auditkit.calibration.synthetic import planted_labels
-from auditkit.controls import LABEL_CONTROLS, RANDOM_MODEL_CONTROLS, TOKEN_CONTROLS
+from auditkit.controls import LABEL_CONTROLS, RANDOM_MODEL_CONTROLS, TOKEN_CONTROLS, registry
 from auditkit.errors import ConfigError
 from auditkit.metrics.selectivity import INTERVAL_RULE, PREDICTION_RULE, VERDICT_RULE
 from auditkit.models import DEFAULT_MODEL, ModelSpec
@@ -236,7 +236,7 @@ def dataset_arms(pool: Pool, ds: EmbeddedDataset, test_fraction: float, label_dr
     for i, seed in enumerate(ds.seeds):
         arms.append(Arm(REAL, seed, real, pool.batch, model))
         for control in ds.controls:
-            if control in LABEL_CONTROLS:  # relabel draws each one from the seed's relabelled real arm
+            if registry.stage_of(control) == "label":  # relabel draws each one from the seed's relabelled real arm
                 arms += [Arm(control, seed, real, pool.batch, model, d) for d in range(label_draws)]
             else:
                 arms.append(Arm(control, seed, pool.draws[control][ds.draws[control][i]], pool.batch, model))

@@ -35,7 +35,7 @@ import torch
 
 from auditkit.audit.arms import Arm
 from auditkit.audit.options import SAE_BASELINES, PursuitAuditOptions, SAEAuditOptions
-from auditkit.controls import LABEL_CONTROLS
+from auditkit.controls import registry
 from auditkit.seeding import derive_seed
 from auditkit.types import REAL
 
@@ -86,7 +86,7 @@ def _score_sae(cache: FeatureCache, arms: list[Arm], keys: dict[int, int]) -> pd
 
     rows = []
     for arm in arms:
-        source = REAL if arm.control in LABEL_CONTROLS else arm.control
+        source = REAL if registry.stage_of(arm.control) == "label" else arm.control
         scored = [(arm.control, _latents(cache, arm, source, arms))]
         if arm.control == REAL:
             scored += [(b, _baseline_latents(cache, arm, b, arms)) for b in cache.baselines]

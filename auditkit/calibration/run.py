@@ -45,8 +45,8 @@ from auditkit.calibration.synthetic import (
     set_membership_batch,
     train_set_language_model,
 )
-from auditkit.audit.config import KNOWN_CONTROLS
-from auditkit.controls import LABEL_CONTROLS, RANDOM_MODEL_CONTROLS
+from auditkit.audit.config import known_controls
+from auditkit.controls import registry
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig
 from auditkit.methods.probes import PROBES
@@ -158,8 +158,8 @@ class CalibrationConfig:
             ),
             (self.controls is not None and not self.controls, "controls is empty: name one, or leave it out"),
             (
-                any(c not in KNOWN_CONTROLS for c in self.controls or ()),
-                f"controls {self.controls}: unknown; use {list(KNOWN_CONTROLS)}",
+                any(c not in known_controls() for c in self.controls or ()),
+                f"controls {self.controls}: unknown; use {list(known_controls())}",
             ),
             (not self.probes or any(p not in PROBES for p in self.probes), f"probes {self.probes}: use {list(PROBES)}"),
             (any(p not in PROBES for p in self.mdl_probes), f"mdl_probes {self.mdl_probes}: use {list(PROBES)}"),
@@ -193,19 +193,19 @@ class CalibrationConfig:
             if not self.controls_for(method) and not own:
                 raise ConfigError(
                     f"calibration config: none of the controls {list(self.controls or ())} applies to {method}: "
-                    f"add one of {list(METHODS[method].controls)}"
+                    f"add one of {list(METHODS[method].controls())}"
                 )
 
     def resolved_controls(self) -> tuple[str, ...]:
         if self.controls is not None:
             return self.controls
-        return tuple(dict.fromkeys(c for m in self.methods for c in METHODS[m].default_controls))
+        return tuple(dict.fromkeys(c for m in self.methods for c in METHODS[m].default_controls()))
 
     def controls_for(self, method: str) -> tuple[str, ...]:
         """The controls ``method`` is calibrated against: its audit defaults, or the asked-for ones it applies to."""
         if self.controls is None:
-            return METHODS[method].default_controls
-        return tuple(c for c in self.controls if c in METHODS[method].controls)
+            return METHODS[method].default_controls()
+        return tuple(c for c in self.controls if c in METHODS[method].controls())
 
     def seed_sets(self) -> list[tuple[int, ...]]:
         shift = max(self.seeds) + 1
@@ -286,7 +286,7 @@ def relabel(arms: list[Arm], labels_N: np.ndarray, *, test_fraction: float) -> l
     }
     out = []
     for arm in arms:
-        if arm.control in LABEL_CONTROLS:
+        if registry.stage_of(arm.control) == "label":
             acts = label_control(real[arm.seed], arm.control, arm.seed, arm.draw)
         else:
             acts = arm.acts.replace(labels_N=labels_N, is_test_N=real[arm.seed].is_test_N)
@@ -363,7 +363,7 @@ def _verdicts(rows: pd.DataFrame, datasets: dict[int, Any], threshold: float) ->
     parts = []
     for j, sub in rows.groupby("dataset", sort=True):
         sel = selectivity_table(sub.drop(columns="dataset"), threshold=threshold, directions=MDL_DIRECTIONS,
-                                draw_spread=RANDOM_MODEL_CONTROLS)  # fmt: skip
+                                draw_spread=registry.names(where=lambda c: c.random_model))  # fmt: skip
         sel = sel.drop(columns=list(EVIDENCE_COLUMNS))  # the calibration counts verdicts; its tables keep their columns
         ds = datasets[j]
         parts.append(sel.assign(dataset=j, kind=ds.kind, strength=ds.strength, ideal_accuracy=ds.ideal_accuracy))

@@ -36,6 +36,8 @@ from typing import Any
 
 import torch
 
+from auditkit.controls.registry import controls as registry_controls
+from auditkit.controls.registry import get
 from auditkit.errors import ConfigError
 from auditkit.linalg import spectrum_matched
 from auditkit.seeding import derive_seed, torch_generator
@@ -122,6 +124,12 @@ def gaussian_reinit(model: Any, seed: int, *, keep_embeddings: bool = False) -> 
     return new
 
 
+def spectral_reinit_model(model: Any, seed: int, *, keep_embeddings: bool = False) -> Any:
+    """:func:`spectral_reinit` with the weight controls' ``apply`` signature (``keep_embeddings`` is
+    ``gaussian-reinit``'s option: spectral reinit always treats the embeddings)."""
+    return spectral_reinit(model, seed)
+
+
 MATRICES = {"W_E": "embed.W_E", "W_U": "unembed.W_U"}
 """Embedding matrices a weight control can be applied to alone, by the name used on the command line."""
 
@@ -154,12 +162,11 @@ def reinit_loaded(loaded: Any, control: str, seed: int, *, keep_embeddings: bool
         raise ConfigError(
             f"weight control {control!r} applies to unprocessed weights: load the model without --processed"
         )
-    if control == "spectral-reinit":
-        model = spectral_reinit(loaded.model, seed)
-    elif control == "gaussian-reinit":
-        model = gaussian_reinit(loaded.model, seed, keep_embeddings=keep_embeddings)
-    else:
-        raise ConfigError(f"unknown weight control {control!r}: use spectral-reinit or gaussian-reinit")
+    spec = get(control)
+    if spec.stage != "weight" or spec.apply is None:
+        usable = [c.name for c in registry_controls("weight") if c.apply is not None]
+        raise ConfigError(f"{control!r} is not a weight control that reinitialises a model: use one of {usable}")
+    model = spec.apply(loaded.model, seed, keep_embeddings=keep_embeddings)
     return LoadedModel(model, weight_control_provenance(loaded.provenance, control, seed, keep_embeddings))
 
 

@@ -14,22 +14,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from auditkit.controls import registry
 from auditkit.types import REAL
+
+_BUILT_IN = registry.controls()
+_ARMS = {c.name: c for c in _BUILT_IN if c.stage in registry.ARM_STAGES}
+_LEXICAL = {c.name: c for c in _BUILT_IN if c.stage == "lexical"}
 
 PALETTE: dict[str, str] = {
     "real": "#000000",
-    "shuffled-labels": "#1f77b4",
-    "control-task": "#17becf",
-    "random-tokens-uniform": "#ff7f0e",
-    "random-tokens-unigram": "#bcbd22",
-    "spectral-reinit": "#d62728",
-    "gaussian-reinit": "#9467bd",
-    "step0": "#8c564b",
+    **{name: c.colour for name, c in _ARMS.items()},
+    # the pursuit method's random-dictionary controls
     "gaussian-dict": "#e377c2",
     "spectral-dict": "#7f7f7f",
-    "lexical-bow": "#8c6d31",
-    "lexical-length": "#bd9e39",
-    "lexical-last-token": "#e7ba52",
+    **{name: c.colour for name, c in _LEXICAL.items()},
     # the calibration's null families and planted arms
     "repeated-texts": "#2ca02c",
     # the SAE baselines (the sae method's own controls; never in a figure with the calibration's nulls)
@@ -40,24 +38,17 @@ PALETTE: dict[str, str] = {
     "pca": "#ff9896",
     "identity": "#ffbb78",
 }
-"""One colour per arm, used by every figure (tab10's colours; the real arm black)."""
+"""One colour per arm, used by every figure (tab10's colours; the real arm black): the registered controls' own
+(:attr:`auditkit.controls.registry.Control.colour`), then the arms no registered control covers."""
 
 _FALLBACK = ("#2ca02c", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2")
 
 SHORT_NAMES: dict[str, str] = {
     REAL: "real",
-    "shuffled-labels": "shuffled",
-    "control-task": "control task",
-    "random-tokens-uniform": "rand tok unif",
-    "random-tokens-unigram": "rand tok unigr",
-    "spectral-reinit": "spectral",
-    "gaussian-reinit": "gaussian",
-    "step0": "step0",
+    **{name: c.short_name for name, c in _ARMS.items()},
     "gaussian-dict": "gauss dict",
     "spectral-dict": "spectral dict",
-    "lexical-bow": "lex bow",
-    "lexical-length": "lex length",
-    "lexical-last-token": "lex last tok",
+    **{name: c.short_name for name, c in _LEXICAL.items()},
     "sae-untrained": "untrained",
     "sae-frozen-decoder": "frozen dec",
     "sae-soft-frozen-decoder": "soft-frozen dec",
@@ -77,12 +68,18 @@ def arm_name(control: str) -> str:
 
 
 def short_name(control: str) -> str:
+    """The arm's tick name: a registered control's own (:mod:`auditkit.controls.registry`), else
+    :data:`SHORT_NAMES`, else the name itself."""
+    if control in registry.REGISTRY:
+        return registry.REGISTRY[control].short_name
     return SHORT_NAMES.get(control, control)
 
 
 def arm_colour(control: str) -> str:
     """The arm's colour in every figure; an unknown name gets a stable colour from its text."""
     name = arm_name(control)
+    if name in registry.REGISTRY:
+        return registry.REGISTRY[name].colour
     if name in PALETTE:
         return PALETTE[name]
     for family, colour in PALETTE.items():  # "label-null-shuffled" and the like share a family's colour

@@ -11,7 +11,7 @@ from scipy import stats
 
 from auditkit.audit.options import SAE_BASELINE_DESCRIPTIONS, SAE_BASELINES
 from auditkit.audit.sae import SAE_METRICS
-from auditkit.controls import DESCRIPTIONS, LABEL_CONTROLS, WEIGHT_CONTROLS
+from auditkit.controls import registry
 from auditkit.metrics.evidence import DESCRIPTIVE
 from auditkit.metrics.reliability import SEPARATES, reliability_table
 from auditkit.report.plots import MARKS, arm_name, arms_grid
@@ -21,8 +21,8 @@ FIGURE = "sae_arms.png"
 RELIABILITY = "sae_reliability.csv"
 """The metric-reliability table (:func:`reliability`), written beside the figure from the saved tables."""
 FIGURE_METRICS = ("explained_variance", "ce_loss_recovered", "kl", "probe_acc_k5", "dead_fraction", "token_entropy")
-ARM_DESCRIPTIONS = {**DESCRIPTIONS, **SAE_BASELINE_DESCRIPTIONS}
-"""What each arm of the method removes, the SAE baselines included."""
+ARM_DESCRIPTIONS = SAE_BASELINE_DESCRIPTIONS
+"""What the SAE baselines remove (the registered controls carry their own, read by ``control_sections``)."""
 QUESTIONS = (
     ("the model and token controls", "does the model's activation space hold this? (a fresh SAE, same budget and "
      "seed, on the activations of a reinitialised model or of random tokens)"),
@@ -37,9 +37,9 @@ QUESTIONS = (
 def control_groups(controls: list[str]) -> list[tuple[str, str, list[str]]]:
     """(group, question, controls that ran) for each group with a control, in :data:`QUESTIONS` order."""
     members = (
-        [c for c in controls if c not in SAE_BASELINES and c not in LABEL_CONTROLS],
+        [c for c in controls if c not in SAE_BASELINES and registry.stage_of(c) != "label"],
         [c for c in controls if c in SAE_BASELINES],
-        [c for c in controls if c in LABEL_CONTROLS],
+        [c for c in controls if registry.stage_of(c) == "label"],
     )
     return [(group, question, names) for (group, question), names in zip(QUESTIONS, members) if names]
 
@@ -239,7 +239,7 @@ RELIABILITY_INTRO = (
 def reliability(result: Any) -> pd.DataFrame:
     """The metric-reliability table (:func:`auditkit.metrics.reliability.reliability_table`) of an SAE audit:
     every metric it reports against each SAE baseline and reinitialised model that ran."""
-    controls = [c for c in result.controls if c in SAE_BASELINES or c in WEIGHT_CONTROLS]
+    controls = [c for c in result.controls if c in SAE_BASELINES or registry.stage_of(c) == "weight"]
     metrics = list(result.method_info["sae"]["definitions"])
     return reliability_table(result.rows, result.selectivity, method="sae", metrics=metrics, controls=controls)
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from auditkit.controls import LEXICAL_CONTROLS
+from auditkit.controls import registry
 from auditkit.report.plots import MARKS, effect_colour, short_name, verdict_heatmap
 from auditkit.report.tables import collapsed, method_selectivity
 from auditkit.trust.flags import MEANINGS
@@ -62,7 +62,7 @@ def control_task_note(controls: Any, levels: Any, left_out: Any = ()) -> list[st
 
 def lexical_note(controls: Any) -> list[str]:
     """:data:`LEXICAL_SENTENCES` as report lines, where a lexical baseline ran."""
-    return [LEXICAL_SENTENCES, ""] if any(c in LEXICAL_CONTROLS for c in controls) else []
+    return [LEXICAL_SENTENCES, ""] if any(registry.stage_of(c) == "lexical" for c in controls) else []
 
 
 def trust_line(trust: dict[str, Any] | None, name: str = "") -> str:

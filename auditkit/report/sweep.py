@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from auditkit.controls import LEXICAL_CONTROLS, WEIGHT_CONTROLS
+from auditkit.controls import registry
 from auditkit.metrics.evidence import absence
 from auditkit.metrics.lexical import RULE as LEXICAL_RULE
 from auditkit.metrics.lexical import is_lexical
@@ -113,7 +113,7 @@ def best_layers(result: Any) -> pd.DataFrame:
         best = sub.loc[sub["value"].idxmax()]
         row: dict[str, Any] = dict(dataset=dataset, method=method, best_hook=best["hook"], real=best["value"])
         here = scores[(scores["dataset"] == dataset) & (scores["hook"] == best["hook"]) & (scores["method"] == method)]
-        for control in (c for c in result.controls if c in WEIGHT_CONTROLS or c in LEXICAL_CONTROLS):
+        for control in (c for c in result.controls if registry.stage_of(c) in ("weight", "lexical")):
             hit = here[here["control"] == control]["value"]
             row[f"{control} accuracy"] = float(hit.iloc[0]) if len(hit) else math.nan
         out.append(row)

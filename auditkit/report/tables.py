@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from auditkit.controls import DESCRIPTIONS
+from auditkit.controls import registry
 from auditkit.metrics.selectivity import mean_over_draws
 from auditkit.types import REAL
 
@@ -38,9 +38,11 @@ def results_summary(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def control_sections(
-    sel: pd.DataFrame, level: str = "###", descriptions: Mapping[str, str] = DESCRIPTIONS
+    sel: pd.DataFrame, level: str = "###", descriptions: Mapping[str, str] | None = None
 ) -> list[str]:
-    """One subsection per control: what it destroys (``descriptions``) and its selectivity rows."""
+    """One subsection per control: what it destroys (``descriptions``, and the registered controls' own
+    :attr:`~auditkit.controls.registry.Control.description`) and its selectivity rows."""
+    descriptions = {**control_descriptions(), **(descriptions or {})}
     lines = []
     for control in dict.fromkeys(sel["control"]):
         sub = sel[sel["control"] == control].drop(columns=["control", "n_seeds"])
@@ -48,6 +50,11 @@ def control_sections(
         lines += [f"{level} {control}", "", descriptions.get(control, ""), "",
                   *collapsed(f"{len(sub)} rows: {summary}", markdown_table(sub))]  # fmt: skip
     return lines
+
+
+def control_descriptions() -> dict[str, str]:
+    """Every registered control's sentence on what it destroys, by name."""
+    return {c.name: c.description for c in registry.controls()}
 
 
 def collapsed(summary: str, body: str) -> list[str]:

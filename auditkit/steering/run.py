@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from auditkit.controls import registry
 from auditkit.controls.weights import reinit_loaded
 from auditkit.data import load_sae_probes
 from auditkit.errors import ConfigError
@@ -46,7 +47,16 @@ from auditkit.types import REAL
 
 logger = logging.getLogger(__name__)
 
-WEIGHT_CONTROLS = ("spectral-reinit", "gaussian-reinit")
+
+
+def weight_controls() -> tuple[str, ...]:
+    """The controls a steering run applies: the registered weight controls that rebuild the model (``apply``;
+    step0 loads a checkpoint instead)."""
+    return registry.names("weight", where=lambda c: c.apply is not None)
+
+
+WEIGHT_CONTROLS = weight_controls()
+"""The built-in ones, at import."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,7 +124,8 @@ class SteeringConfig:
             (not max(self.alphas, default=0) > 0, f"alphas {self.alphas} need at least one dose > 0"),
             (self.positions not in ("all", "last"), f"positions {self.positions!r} unknown: use all or last"),
             (self.scale not in ("norm", "gap"), f"scale {self.scale!r} unknown: use norm or gap"),
-            (any(c not in WEIGHT_CONTROLS for c in self.controls), f"controls {self.controls}: use {WEIGHT_CONTROLS}"),
+            (any(c not in weight_controls() for c in self.controls),
+             f"controls {self.controls}: use {weight_controls()}"),
             (not 0 < self.test_fraction < 1, f"test_fraction must be in (0, 1), got {self.test_fraction}"),
             (self.n_eval < 2 or self.n_heldout < 1, f"n_eval ({self.n_eval}) >= 2 and n_heldout >= 1 needed"),
             (self.max_examples is not None and self.max_examples < 8, f"max_examples {self.max_examples} < 8"),

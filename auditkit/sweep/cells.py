@@ -29,7 +29,7 @@ from auditkit.audit import run as audit_run
 from auditkit.audit.arms import prefetch_hooks
 from auditkit.audit.config import AuditConfig
 from auditkit.audit.run import Prepared, prepare_audit
-from auditkit.controls import TOKEN_CONTROLS, WEIGHT_CONTROLS
+from auditkit.controls import registry
 from auditkit.models import LoadedModel, default_cache_dir, load_model
 from auditkit.errors import CacheError
 from auditkit.sweep.config import SweepConfig
@@ -89,7 +89,8 @@ def plan_cells(
     inputs = inputs or {}
     todo_d = sorted({d for d, _ in todo}, key=datasets.index)
     todo_h = tuple(sorted({h for _, h in todo}, key=hooks.index))
-    weight = [c for c in controls if c in WEIGHT_CONTROLS]  # label controls and SAE baselines extract nothing
+    # label controls, lexical ones and SAE baselines extract nothing
+    weight = [c for c in controls if registry.stage_of(c) == "weight"]
     variants = [TRAINED, *(variant_name(c, s) for c in weight for s in seeds)]
     extract = [Cell("extract", d, v, todo_h) for v in variants for d in todo_d]
     audit = [
@@ -155,7 +156,8 @@ class CellRunner:
         plan = dataclasses.replace(prep.plan, models=self._models)
         t = time.perf_counter()
         if cell.variant == TRAINED:
-            prefetch_hooks(plan, list(cell.hooks), timings, controls=(REAL, *(c for c in prep.controls if c in TOKEN_CONTROLS)))  # fmt: skip
+            tokens = (c for c in prep.controls if registry.stage_of(c) == "token")
+            prefetch_hooks(plan, list(cell.hooks), timings, controls=(REAL, *tokens))
         else:
             control, _, seed = cell.variant.rpartition("@")
             prefetch_hooks(

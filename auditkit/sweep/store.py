@@ -37,7 +37,7 @@ import pandas as pd
 
 from auditkit.audit.config import AuditConfig
 from auditkit.cache import move_aside
-from auditkit.controls import RANDOM_MODEL_CONTROLS
+from auditkit.controls import registry
 from auditkit.errors import CacheError
 from auditkit.metrics.selectivity import PREDICTION_RULE
 from auditkit.types import ModelProvenance
@@ -81,7 +81,7 @@ class CellStore:
         """Everything a cell's result depends on, as canonical JSON values (what meta.json records)."""
         audit = dataclasses.replace(audit, progress=True)  # how progress is shown changes no number
         request = {"format": CELL_FORMAT, "audit": _jsonable(audit), "inputs": dict(inputs)}
-        if audit.controls is None or any(c in RANDOM_MODEL_CONTROLS for c in audit.controls):
+        if audit.controls is None or any(registry.is_random_model(c) for c in audit.controls):
             request["prediction_rule"] = PREDICTION_RULE  # scored with it: a cell scored before is not read back
         return json.loads(json.dumps(request, sort_keys=True, default=str))
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from auditkit.audit.config import AuditConfig
 from auditkit.audit.options import SAE_BASELINES, SAEAuditOptions
 from auditkit.audit.run import resolve_controls, run_audit
-from auditkit.audit.sae import DEFAULT_CONTROLS, SAE_METRICS
+from auditkit.audit.sae import SAE_METRICS, default_controls
 from auditkit.audit.saved import load_run
 from auditkit.methods.sae import SAEConfig, save_sae
 from auditkit.methods.sae.train import initial_sae
@@ -149,7 +149,7 @@ def test_an_untrained_sae_is_not_selective_against_sae_untrained(tmp_path, tiny_
 def test_baselines_are_default_for_sae_skipped_by_other_methods_and_accepted_by_the_cli(
     tmp_path, tiny_gpt2, yes_no_table
 ):
-    assert set(BASELINES) <= set(DEFAULT_CONTROLS)
+    assert set(BASELINES) <= set(default_controls())
     path = yes_no_table(tmp_path / "t.csv", n=48)
     assert set(BASELINES) <= set(resolve_controls(_cfg(path, controls=None)))
     # The probe method skips them: no arm is extracted for them and no row carries them.

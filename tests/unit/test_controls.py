@@ -177,3 +177,38 @@ def test_every_control_has_a_description_a_colour_and_a_short_name():
         assert name in PALETTE and name in SHORT_NAMES, name
     colours = [PALETTE[n] for n in KNOWN_CONTROLS if n in PALETTE]
     assert len(colours) == len(KNOWN_CONTROLS)
+
+
+def test_the_per_purpose_tables_are_filters_over_the_registry_in_its_order():
+    """The registry is the one declaration: every older table is derived from it, in registration order (the
+    order of columns and of the arms' seeds), and the built-in set and order are the ones every committed report
+    was run with."""
+    from auditkit import controls as c
+    from auditkit.audit.matrix import MATRIX_CONTROLS
+    from auditkit.controls import registry
+    from auditkit.steering.run import WEIGHT_CONTROLS as STEERING
+
+    stages = {n: k.stage for n, k in registry.REGISTRY.items()}
+    assert c.ALL_CONTROLS == tuple(n for n, s in stages.items() if s != "lexical") == (
+        "shuffled-labels", "control-task", "random-tokens-uniform", "random-tokens-unigram", "spectral-reinit",
+        "gaussian-reinit", "step0")  # fmt: skip
+    assert list(c.LEXICAL_CONTROLS) == ["lexical-bow", "lexical-length", "lexical-last-token"]
+    assert c.LABEL_CONTROLS == {n: registry.get(n).apply for n, s in stages.items() if s == "label"}
+    assert c.TOKEN_CONTROLS == {"random-tokens-uniform": "uniform", "random-tokens-unigram": "unigram"}
+    assert c.RANDOM_MODEL_CONTROLS == STEERING == ("spectral-reinit", "gaussian-reinit")
+    assert MATRIX_CONTROLS == ("shuffled-labels", "spectral-reinit", "gaussian-reinit")
+    sentence = ("sentence",)
+    assert c.DEFAULT_LEVELS == {"control-task": ("token",), "lexical-bow": sentence, "lexical-length": sentence}
+    assert c.DESCRIPTIONS == {n: k.description for n, k in registry.REGISTRY.items()}
+
+
+def test_a_control_declaration_is_checked_when_registered():
+    from auditkit.controls.registry import Control, register
+
+    ok = dict(name="x", stage="label", apply=shuffled_labels, colour="#000001", short_name="x", description="d")
+    for bad, match in ((dict(stage="activations"), "stage"), (dict(colour="blue"), "colour"),
+                       (dict(description=""), "description"), (dict(apply=None), "apply")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            Control(**{**ok, **bad})
+    with pytest.raises(ValueError, match="registered already"):
+        register(Control(**{**ok, "name": "shuffled-labels"}))
