@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -122,7 +122,7 @@ def main() -> None:
         print(f"  held-out accuracy |auditkit - sklearn|: max {diff.max():.2f} points, mean {diff.mean():.2f} "
               f"(target <= 0.5)")  # fmt: skip
         for name, a, b in zip(names[:n], ours, ref):
-            if name.startswith("real") or name.startswith("control"):
+            if name.startswith(("real", "control")):
                 print(f"    {name:24s} auditkit {a:.4f}  sklearn {b:.4f}")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from auditkit.cli.app import one_line_errors
@@ -31,12 +31,12 @@ def datasets(
     audit: Annotated[bool, typer.Option(
         "--audit", help="Write the trust table of every shipped classification task instead of listing them.",
         rich_help_panel="Trust table")] = False,
-    out: Annotated[Optional[Path], typer.Option(
+    out: Annotated[Path | None, typer.Option(
         help=f"With --audit: the output folder [default: {TRUST_OUT}].", rich_help_panel="Trust table")] = None,
-    tasks: Annotated[Optional[str], typer.Option(
+    tasks: Annotated[str | None, typer.Option(
         help="With --audit: only these comma-separated sae-probes tags [default: every classification task].",
         rich_help_panel="Trust table")] = None,
-    max_texts: Annotated[Optional[int], typer.Option(
+    max_texts: Annotated[int | None, typer.Option(
         help="With --audit: distinct texts per task the baselines fit on at most [default: 5000].",
         rich_help_panel="Trust table")] = None,
     progress: Annotated[bool, typer.Option(help="With --audit: show a progress bar.",
@@ -77,7 +77,7 @@ def hooks(
             typer.echo(name)
 
 
-def _trust_table(out: Optional[Path], tasks: Optional[str], max_texts: Optional[int], progress: bool) -> None:
+def _trust_table(out: Path | None, tasks: str | None, max_texts: int | None, progress: bool) -> None:
     """``auditkit datasets --audit``: check the output and the config, then compute and write the folder."""
     from auditkit.report.outputs import check_output
     from auditkit.report.trust import KIND, write_trust

@@ -4,7 +4,7 @@ comma-separated values."""
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -72,13 +72,13 @@ ExecutorOption = Annotated[
     Executor, typer.Option(help="Where the cells run: local (this process, serial) or ray (a Ray cluster).")
 ]
 RayAddressOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(help="--executor ray: auto (this machine's cluster) or HOST:PORT; default a new local one."),
 ]
 RayCpusOption = Annotated[float, typer.Option(help="--executor ray: CPUs per actor (its torch threads).")]
 RayGpusOption = Annotated[float, typer.Option(help="--executor ray: GPUs per actor (with --device cuda).")]
 RayWorkersOption = Annotated[
-    Optional[int], typer.Option(help="--executor ray: actors (default: as many as the cluster holds).")
+    int | None, typer.Option(help="--executor ray: actors (default: as many as the cluster holds).")
 ]
 
 
@@ -93,7 +93,7 @@ SaeSpliceOption = Annotated[
     int, typer.Option(help="Held-out texts the SAE is spliced into the model on (CE loss recovered, KL).")
 ]
 SaeLoadOption = Annotated[
-    Optional[str], typer.Option(help="Score this SAE (folder or RELEASE/SAE_ID) on the real arm.")
+    str | None, typer.Option(help="Score this SAE (folder or RELEASE/SAE_ID) on the real arm.")
 ]
 
 

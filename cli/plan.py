@@ -4,7 +4,7 @@ pilot) or from a stated design (expected accuracies of the real arm and the cont
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from auditkit.cli.app import one_line_errors
@@ -18,7 +18,7 @@ ASSUMPTIONS = (
 )
 
 
-def _check(effect: float, power: float, seeds: Optional[int], test_fraction: Optional[float], max_texts: int) -> None:
+def _check(effect: float, power: float, seeds: int | None, test_fraction: float | None, max_texts: int) -> None:
     if not effect > 0:
         raise AuditkitError(f"--effect must be above 0, got {effect:g}: the selectivity to detect, e.g. --effect 0.10")
     if not 0 < power < 1:
@@ -33,20 +33,20 @@ def _check(effect: float, power: float, seeds: Optional[int], test_fraction: Opt
 
 @one_line_errors
 def plan(
-    run_dir: Annotated[Optional[Path], typer.Argument(
+    run_dir: Annotated[Path | None, typer.Argument(
         help="An `auditkit audit` output folder, the pilot. Leave out to plan from --real and --control.")] = None,
     effect: Annotated[float, typer.Option(
         help="The true selectivity to detect, in the metric's units (e.g. 0.10 accuracy).")] = ...,  # type: ignore[assignment]
     power: Annotated[float, typer.Option(help="Power to reach: the share of audits that call it selective.")] = 0.8,
-    seeds: Annotated[Optional[int], typer.Option(
+    seeds: Annotated[int | None, typer.Option(
         help="Seeds of the planned audit [default: the pilot's; 3 for a stated design].")] = None,
-    control: Annotated[Optional[str], typer.Option(
+    control: Annotated[str | None, typer.Option(
         help="With RUN_DIR: plan only this control. Without: the control's expected accuracy (e.g. 0.65).")] = None,
-    method: Annotated[Optional[str], typer.Option(help="With RUN_DIR: plan only this method (e.g. probe-logistic).")] = None,
+    method: Annotated[str | None, typer.Option(help="With RUN_DIR: plan only this method (e.g. probe-logistic).")] = None,
     metric: Annotated[str, typer.Option(help="With RUN_DIR: the metric whose rows are planned.")] = "accuracy",
-    real: Annotated[Optional[float], typer.Option(
+    real: Annotated[float | None, typer.Option(
         help="Without RUN_DIR: the real arm's expected accuracy (e.g. 0.75).")] = None,
-    test_fraction: Annotated[Optional[float], typer.Option(
+    test_fraction: Annotated[float | None, typer.Option(
         help="Share of texts held out in the planned audit [default: the pilot's; 0.25 for a stated design].")] = None,
     max_texts: Annotated[int, typer.Option(help="Search no further than this many texts.")] = MAX_TEXTS,
 ) -> None:
@@ -86,8 +86,8 @@ def plan(
                f"{'' if test_fraction is None else f', test fraction {test_fraction:g}'}. {ASSUMPTIONS}")
 
 
-def _stated(real: Optional[float], control: Optional[str], effect: float, power: float, seeds: Optional[int],
-            test_fraction: Optional[float], max_texts: int) -> None:  # fmt: skip
+def _stated(real: float | None, control: str | None, effect: float, power: float, seeds: int | None,
+            test_fraction: float | None, max_texts: int) -> None:  # fmt: skip
     """A stated design: --real and --control accuracies, no pilot."""
     from auditkit.audit.config import AuditConfig
     from auditkit.metrics.planning import stated_design, texts_needed

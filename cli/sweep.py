@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from auditkit.cli.app import MAX_ERROR_CHARS, one_line_errors, setup_logging
@@ -57,7 +57,7 @@ def sweep(
     positions: Annotated[Positions, typer.Option(help="Which token positions become rows.")] = Positions.auto,
     methods: Annotated[str, typer.Option(help="Comma-separated methods of every cell.")] = "probe",
     controls: Annotated[
-        Optional[str], typer.Option(help="Comma-separated controls (default: every control that applies to the "
+        str | None, typer.Option(help="Comma-separated controls (default: every control that applies to the "
                                     "methods and each dataset's level, as in `auditkit audit`).")
     ] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds (>= 3 for intervals).")] = "0,1,2",
@@ -80,11 +80,11 @@ def sweep(
         str, typer.Option(help="--mdl: block ends as fractions of the training rows (default 0.1% doubling to 100%).")
     ] = "0.001,0.002,0.004,0.008,0.016,0.032,0.0625,0.125,0.25,0.5,1",
     gaussian_keep_embeddings: Annotated[bool, typer.Option(help="gaussian-reinit keeps W_E, W_pos, W_U.")] = False,
-    revision: Annotated[Optional[str], typer.Option(help="Hub revision / Pythia checkpoint (step0).")] = None,
+    revision: Annotated[str | None, typer.Option(help="Hub revision / Pythia checkpoint (step0).")] = None,
     processed: Annotated[bool, typer.Option(help="Apply TransformerLens weight processing.")] = False,
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 16,
     cache_dir: Annotated[
-        Optional[Path], typer.Option(help="Cache root (default $AUDITKIT_CACHE or ~/.cache/auditkit).")
+        Path | None, typer.Option(help="Cache root (default $AUDITKIT_CACHE or ~/.cache/auditkit).")
     ] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/sweep"),
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress messages.")] = False,

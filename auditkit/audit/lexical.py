@@ -19,7 +19,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
 from auditkit.controls import LEXICAL_CONTROLS

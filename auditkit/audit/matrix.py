@@ -71,7 +71,7 @@ def parse_dataset(dataset: str) -> str:
     return prop if prop == "all" else property_name(prop)
 
 
-def matrix_controls(cfg: "AuditConfig") -> tuple[str, ...]:
+def matrix_controls(cfg: AuditConfig) -> tuple[str, ...]:
     """The controls of a matrix audit: the ones asked for (each must apply) or all of :data:`MATRIX_CONTROLS`."""
     if cfg.controls is None:
         controls = MATRIX_CONTROLS
@@ -151,7 +151,7 @@ def build_matrix_arms(
         positions="vocabulary-rows", class_names=class_names, groups_N=strings,
         provenance={**loaded.provenance.to_dict(), "matrix": matrix, "dataset": batch.dataset_fingerprint},
     )  # fmt: skip
-    own = lambda: loaded  # noqa: E731
+    own = lambda: loaded
     arms = []
     for seed in seeds:
         real_s = split_for_seed(real, seed, test_fraction)
@@ -169,7 +169,7 @@ def build_matrix_arms(
     return arms
 
 
-def run_matrix_audit(cfg: "AuditConfig", *, loaded: LoadedModel | None = None) -> "AuditResult":
+def run_matrix_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditResult:
     """One matrix audit (``cfg.matrix`` set, ``cfg.dataset`` = ``token-properties:PROP`` with one property)."""
     prop = parse_dataset(cfg.dataset)
     if prop == "all":
@@ -177,7 +177,7 @@ def run_matrix_audit(cfg: "AuditConfig", *, loaded: LoadedModel | None = None) -
     return run_matrix_audits(cfg, loaded=loaded)[prop.replace("_", "-")]
 
 
-def run_matrix_audits(cfg: "AuditConfig", *, loaded: LoadedModel | None = None) -> dict[str, "AuditResult"]:
+def run_matrix_audits(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> dict[str, AuditResult]:
     """Matrix audits for ``token-properties:PROP``, or one per property with enough tokens for ``all``."""
     import dataclasses
 

@@ -240,7 +240,7 @@ def run_pursuit_method(ctx: MethodContext) -> MethodOutput:
 
 
 def plan_codings(
-    arms: list[Arm], opts: PursuitAuditOptions, dicts: "_Dictionaries"
+    arms: list[Arm], opts: PursuitAuditOptions, dicts: _Dictionaries
 ) -> tuple[dict[tuple, tuple[torch.Tensor, _Source]], list[_Problem]]:
     """Every coding the arms need (activations and dictionary, keyed so that arms sharing both share it),
     and one problem per arm and dictionary control. Dictionary controls are drawn per seed

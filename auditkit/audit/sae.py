@@ -46,53 +46,53 @@ HEADLINE = ("explained_variance", "ev_over_pca", "ce_loss_recovered", "kl", "pro
 """Metrics whose verdicts open the report."""
 
 SAE_METRICS: dict[str, tuple[int, str]] = {
-    "explained_variance": (1, "1 - sum ||x - x_hat||^2 / sum ||x - mean(x)||^2, both sums over every held-out token "
+    "explained_variance": (1, ("1 - sum ||x - x_hat||^2 / sum ||x - mean(x)||^2, both sums over every held-out token "
                            "(BOS excluded; tokens pooled, not averaged per text), the variance about those tokens' "
-                           "mean, not about zero (0: no better than predicting the mean; 1: exact)"),
+                           "mean, not about zero (0: no better than predicting the mean; 1: exact)")),
     "fvu": (-1, "fraction of variance unexplained, 1 - explained_variance"),
-    "ev_over_pca": (1, "explained_variance / ev_pca: the SAE's explained variance relative to the PCA code of the "
+    "ev_over_pca": (1, ("explained_variance / ev_pca: the SAE's explained variance relative to the PCA code of the "
                     "same arm's activations at the same k (1: no better than PCA; compares arms whose activations "
-                    "differ in rank)"),
-    "ev_over_identity": (1, "explained_variance / ev_identity: relative to the neuron-basis code of the same arm at "
-                         "the same k"),
-    "ev_pca": (0, "explained variance (as above) of the arm's PCA code: the top principal directions of its "
-               "training tokens, each signed, the k largest |projections| per token (the pca baseline's code)"),
-    "ev_identity": (0, "explained variance of the arm's neuron-basis code: the k largest |x - training mean| per "
-                    "token (the identity baseline's code)"),
+                    "differ in rank)")),
+    "ev_over_identity": (1, ("explained_variance / ev_identity: relative to the neuron-basis code of the same arm at "
+                         "the same k")),
+    "ev_pca": (0, ("explained variance (as above) of the arm's PCA code: the top principal directions of its "
+               "training tokens, each signed, the k largest |projections| per token (the pca baseline's code)")),
+    "ev_identity": (0, ("explained variance of the arm's neuron-basis code: the k largest |x - training mean| per "
+                    "token (the identity baseline's code)")),
     "l0": (0, "number of active latents per held-out token, averaged over tokens (fixed at k for TopK)"),
-    "dead_fraction": (-1, "share of latents never active on any held-out token (counted on the evaluation tokens, "
-                          "not over a training window)"),
+    "dead_fraction": (-1, ("share of latents never active on any held-out token (counted on the evaluation tokens, "
+                          "not over a training window)")),
     "dense_fraction": (-1, "share of latents active on more than 10% of held-out tokens"),
     "shrinkage": (0, "||x_hat|| / ||x|| per held-out token, averaged over tokens (1: no shrinkage)"),
-    "ce_loss_recovered": (1, "(CE_zero - CE_sae) / (CE_zero - CE_clean): next-token cross-entropy of the arm's own "
+    "ce_loss_recovered": (1, ("(CE_zero - CE_sae) / (CE_zero - CE_clean): next-token cross-entropy of the arm's own "
                           "model with the SAE's reconstruction spliced in at the hook on every non-BOS token of the "
                           "seed's held-out splice texts, against zero-ablating the hook at the same tokens (BOS left "
                           "clean in both); each CE is the mean over every prediction of a real next token of those "
                           "texts, pooled, the one made at BOS included (1: as good as the clean "
                           "model; 0: no better than ablation; unstable when ablation barely changes CE); verdicts compare "
-                          "each arm's distance to 1, since a splice can undercut the clean CE by chance"),
-    "ce_loss_recovered_mean": (1, "as ce_loss_recovered, against mean-ablation (the mean activation over the spliced "
-                               "tokens, BOS left clean)"),
-    "ce_loss_increase": (-1, "CE_sae - CE_clean, nats per predicted token; verdicts compare each arm's |CE_sae - "
-                             "CE_clean|"),
-    "kl": (-1, "KL(clean || SAE spliced) of the next-token distributions, nats, averaged over the same predictions as "
-               "CE (the one made at BOS included, where it is 0: BOS is never spliced)"),
-    "token_entropy": (0, "mean over live latents of the entropy (nats) of the token ids each fires on, over the "
-                      "held-out tokens (BOS excluded; low: single-token latents; Heap et al., 2025)"),
+                          "each arm's distance to 1, since a splice can undercut the clean CE by chance")),
+    "ce_loss_recovered_mean": (1, ("as ce_loss_recovered, against mean-ablation (the mean activation over the spliced "
+                               "tokens, BOS left clean)")),
+    "ce_loss_increase": (-1, ("CE_sae - CE_clean, nats per predicted token; verdicts compare each arm's |CE_sae - "
+                             "CE_clean|")),
+    "kl": (-1, ("KL(clean || SAE spliced) of the next-token distributions, nats, averaged over the same predictions as "
+               "CE (the one made at BOS included, where it is 0: BOS is never spliced)")),
+    "token_entropy": (0, ("mean over live latents of the entropy (nats) of the token ids each fires on, over the "
+                      "held-out tokens (BOS excluded; low: single-token latents; Heap et al., 2025)")),
     "token_entropy_norm": (0, "token_entropy / log(number of distinct held-out token ids)"),
-    **{f"probe_acc_k{k}": (1, f"held-out accuracy of a logistic probe on the {k} latent(s) with the largest "
-                              "class-mean difference on training rows, at the audit's labelled positions")
+    **{f"probe_acc_k{k}": (1, (f"held-out accuracy of a logistic probe on the {k} latent(s) with the largest "
+                              "class-mean difference on training rows, at the audit's labelled positions"))
        for k in (1, 5, 20)},
 }  # fmt: skip
 """Every row metric of the method: direction (+1 higher is better, -1 lower, 0 descriptive) and definition."""
 CONVENTIONS = (
-    "Tokens: every token of the seed's held-out texts except BOS and padding. A metric over tokens pools them (a "
-    "ratio of totals, or a mean over tokens): a longer text weighs more; nothing is averaged per text first.",
+    ("Tokens: every token of the seed's held-out texts except BOS and padding. A metric over tokens pools them (a "
+    "ratio of totals, or a mean over tokens): a longer text weighs more; nothing is averaged per text first."),
     "Explained variance (and fvu, ev_pca, ev_identity) is taken about the held-out tokens' mean, not about zero.",
-    "Splices (ce_*, kl): the SAE, zero- and mean-ablation replace the hook's activation at every non-BOS token, BOS "
+    ("Splices (ce_*, kl): the SAE, zero- and mean-ablation replace the hook's activation at every non-BOS token, BOS "
     "left clean in all three; CE and KL average over every prediction of a real next token, the one made at BOS "
     "included. sae-lens's run_evals averages over its non-special positions (BOS excluded) and zero-ablates BOS "
-    "too: its CE and KL totals differ by convention (offsets measured in docs/methods/sae.md).",
+    "too: its CE and KL totals differ by convention (offsets measured in docs/methods/sae.md)."),
 )
 """How the method's metrics pool tokens, treat BOS and centre variance: the report's legend states them."""
 PROBE_METRICS = tuple(m for m in SAE_METRICS if m.startswith("probe_acc_"))

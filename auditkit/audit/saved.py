@@ -112,7 +112,7 @@ def read_tables(
     try:
         run = json.loads((folder / "run.json").read_text())
         if not isinstance(run, dict):
-            raise ValueError("run.json is not a JSON object")
+            raise ValueError("run.json is not a JSON object")  # noqa: TRY004 (reported like every unreadable run.json)
         recorded = run.get("tables") if isinstance(run.get("tables"), dict) else {}
         for name in TABLE_COLUMNS:
             _check_table(folder / name, kind, recorded.get(name))

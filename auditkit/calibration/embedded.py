@@ -233,7 +233,7 @@ def dataset_arms(pool: Pool, ds: EmbeddedDataset, test_fraction: float, label_dr
     if ds.real_draw is not None and ds.real_draw[1] in ds.draws.get(ds.real_draw[0], ()):
         raise ConfigError(f"dataset {ds.index}: the audited draw {ds.real_draw} is also one of its control draws")
     arms = []
-    model = lambda: pool.loaded  # noqa: E731 (never called: the calibration scores activations only)
+    model = lambda: pool.loaded  # never called: the calibration scores activations only
     for i, seed in enumerate(ds.seeds):
         arms.append(Arm(REAL, seed, real, pool.batch, model))
         for control in ds.controls:

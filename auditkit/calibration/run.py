@@ -33,6 +33,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from auditkit.audit.arms import Arm, ArmPlan, build_arms, label_control, split_for_seed
+from auditkit.audit.config import KNOWN_CONTROLS
 from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
 from auditkit.audit.probe import MDL_DIRECTIONS, MDL_METRICS, probe_rows
 from auditkit.audit.registry import METHODS
@@ -45,7 +46,6 @@ from auditkit.calibration.synthetic import (
     set_membership_batch,
     train_set_language_model,
 )
-from auditkit.audit.config import KNOWN_CONTROLS
 from auditkit.controls import LABEL_CONTROLS
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig

@@ -54,15 +54,15 @@ class SynthModelOptions:
 
     def __post_init__(self) -> None:
         for bad, why in [
-            (self.n_features < 2 or self.hidden_dim < 2, f"n_features and hidden_dim must be >= 2, got "
-                                                          f"{self.n_features} and {self.hidden_dim}"),
-            (not 0 < self.min_prob <= self.max_prob <= 1, f"need 0 < min_prob <= max_prob <= 1, got "
-                                                          f"{self.min_prob} and {self.max_prob}"),
+            (self.n_features < 2 or self.hidden_dim < 2, (f"n_features and hidden_dim must be >= 2, got "
+                                                          f"{self.n_features} and {self.hidden_dim}")),
+            (not 0 < self.min_prob <= self.max_prob <= 1, (f"need 0 < min_prob <= max_prob <= 1, got "
+                                                          f"{self.min_prob} and {self.max_prob}")),
             (self.roots < 0 or self.correlation_rank < 0,
              "hierarchy_roots and correlation_rank must be >= 0"),
             (self.roots * (1 + self.hierarchy_branching) > self.n_features,
-             f"{self.roots} roots x (1 + {self.hierarchy_branching} children) exceed "
-             f"{self.n_features} features"),
+             (f"{self.roots} roots x (1 + {self.hierarchy_branching} children) exceed "
+             f"{self.n_features} features")),
             (self.roots > 0 and self.hierarchy_branching < 2, "hierarchy_branching must be >= 2"),
             (not 0 <= self.mutually_exclusive <= 1,
              f"mutually_exclusive must be in [0, 1], got {self.mutually_exclusive}"),

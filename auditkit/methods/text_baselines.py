@@ -31,7 +31,7 @@ def length_features(texts: Sequence[str]) -> np.ndarray:
     return np.array([[len(t), len(t.split())] for t in texts], dtype=np.float64).reshape(-1, 2)
 
 
-def _logistic(C: float, seed: int):  # noqa: ANN202 (a scikit-learn estimator)
+def _logistic(C: float, seed: int):  # returns a scikit-learn estimator (not annotated)
     from sklearn.linear_model import LogisticRegression
 
     return LogisticRegression(C=C, max_iter=1000, random_state=seed)
@@ -47,7 +47,7 @@ def _one_hot(classes_N: np.ndarray, n_classes: int) -> np.ndarray:
     return np.eye(n_classes)[classes_N]
 
 
-def _fit_proba(X_train, y_train: np.ndarray, X_test, n_classes: int, C: float, seed: int) -> np.ndarray:  # noqa: ANN001
+def _fit_proba(X_train, y_train: np.ndarray, X_test, n_classes: int, C: float, seed: int) -> np.ndarray:
     """float [N_test, K]: the logistic regression's class probabilities, a column for every class (a class absent
     from the training rows gets probability 0)."""
     fitted = _logistic(C, seed).fit(X_train, y_train)

@@ -102,21 +102,21 @@ def render_embedded(result: Any) -> str:
         lines += [
             "## Coverage of the 95% interval",
             "",
-            "Share of intervals that contain the true selectivity: 0 on the label nulls (strength 0); on planted data "
+            ("Share of intervals that contain the true selectivity: 0 on the label nulls (strength 0); on planted data "
             "the expected per-seed difference real - control over the audit's randomness (split, label-control draw, "
             "control model) with texts and labels fixed, estimated on "
             f"{cfg.n_truth_seeds} fresh seeds per dataset whose control models the audit did not use "
             "(`truth.csv`; `truth SE` is its standard error). `below` / `above`: the interval misses on that side "
-            "(2.5% each for a calibrated interval).",
+            "(2.5% each for a calibrated interval)."),
             "",
             markdown_table(table),
             "",
         ]
     t = info["timings"]
     lines += [
-        f"Wall time: {t['total_s']:.0f} s ({t['pool_s']:.0f} s for the pool of activations, through the cache; "
+        (f"Wall time: {t['total_s']:.0f} s ({t['pool_s']:.0f} s for the pool of activations, through the cache; "
         f"{t['fit_s']:.0f} s of probe fits), {info['unconverged_fit_warnings']} fits ended above tolerance. "
-        f"Lexical labels: {', '.join(info['lexical_labels'])}.",
+        f"Lexical labels: {', '.join(info['lexical_labels'])}."),
         "",
     ]
     return "\n".join(lines)

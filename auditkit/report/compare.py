@@ -78,9 +78,9 @@ def render_compare(name_a: str, run_a: dict[str, Any], sel_a: pd.DataFrame,
     lines = [
         "# auditkit compare",
         "",
-        f"A: `{name_a}`; B: `{name_b}`. {len(both)} (method, control, metric) rows in both runs; {only_a} only "
+        (f"A: `{name_a}`; B: `{name_b}`. {len(both)} (method, control, metric) rows in both runs; {only_a} only "
         f"in A, {only_b} only in B. Selectivity is read from each run's selectivity.csv, not recomputed; the "
-        "intervals are each run's own 95% intervals (the runs are not paired, so a delta has no interval of its own).",
+        "intervals are each run's own 95% intervals (the runs are not paired, so a delta has no interval of its own)."),
         "",
         "## What differs in configuration and provenance",
         "",

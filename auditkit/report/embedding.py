@@ -16,7 +16,15 @@ import pandas as pd
 
 from auditkit.report.outputs import atomic_folder, copy_except, rendering_errors, safe_name
 from auditkit.report.plots import verdict_heatmap
-from auditkit.report.summary import HEATMAP_LEGEND, LEGEND, MATRIX_COLUMNS, MDE_LEGEND, markdown_matrix, matrix_row, matrix_table
+from auditkit.report.summary import (
+    HEATMAP_LEGEND,
+    LEGEND,
+    MATRIX_COLUMNS,
+    MDE_LEGEND,
+    markdown_matrix,
+    matrix_row,
+    matrix_table,
+)
 from auditkit.report.tables import markdown_table
 from auditkit.report.write import OWNED, render_report, write_outputs
 from auditkit.types import REAL
@@ -98,10 +106,10 @@ def summary_text(results: dict[str, Any], command: str, figure: str | None) -> s
         lines += [
             "## Per property",
             "",
-            "`accuracy` is the real arm's held-out accuracy (compare `majority`, the larger class's share); the arm "
+            ("`accuracy` is the real arm's held-out accuracy (compare `majority`, the larger class's share); the arm "
             "columns and verdicts are held-out balanced accuracy. `1-sparse real`: the best single dimension's probe "
             "on the real matrix. Each property's full report (all probes, intervals, accuracy verdicts) is in its "
-            "folder.",
+            "folder."),
             "",
             markdown_table(matrix_summary(results)),
             "",

@@ -7,7 +7,14 @@ from typing import Any
 from auditkit.audit.registry import METHODS
 from auditkit.metrics.selectivity import TWO_SIDED_RULE, VERDICT_RULE, interval_rule
 from auditkit.report.summary import summary_lines
-from auditkit.report.tables import collapsed, control_sections, duplicates_line, markdown_table, method_selectivity, results_summary
+from auditkit.report.tables import (
+    collapsed,
+    control_sections,
+    duplicates_line,
+    markdown_table,
+    method_selectivity,
+    results_summary,
+)
 
 
 def reproduce_section(command: str) -> list[str]:
@@ -57,10 +64,10 @@ def render(result: Any, command: str, plot_name: str | None, summary_plot: str |
         *summary_lines(result, rule, summary_plot),
         "## What was audited",
         "",
-        f"- Model: `{prov['name']}` (source {prov['source']}, architecture {prov['architecture']}, "
+        (f"- Model: `{prov['name']}` (source {prov['source']}, architecture {prov['architecture']}, "
         f"revision {prov['revision']}, weights {prov['weights_variant']}, TransformerLens weight processing "
         f"{'applied' if prov['processed'] else 'not applied'}, {prov['n_layers']} layers, d_model {prov['d_model']}, "
-        f"BOS prepended: {prov['prepend_bos']})",
+        f"BOS prepended: {prov['prepend_bos']})"),
         _dataset_line(ds),
         *(
             [

@@ -18,8 +18,8 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from auditkit import __version__
 from auditkit.errors import OutputError

@@ -88,15 +88,15 @@ def pursuit_section(result: Any) -> list[str]:
             if info["center"]
             else "raw activations coded"
         ),
-        "- Every arm derives its dictionary as the real arm does (W_E / W_U of the arm's model, an SAE trained on the "
+        ("- Every arm derives its dictionary as the real arm does (W_E / W_U of the arm's model, an SAE trained on the "
         "arm's activations, probes fitted on the arm's train split and labels) and is coded by the same solver. "
         f"Dictionary controls: {', '.join(info['dictionary_controls']) or 'none'}: the real activations against a random "
         "dictionary of the same shape (`gaussian-dict`: i.i.d. Gaussian atoms; `spectral-dict`: the real dictionary's "
-        "singular values with Haar-random singular vectors), one draw per seed.",
-        "- Metrics: `fvu@...`: fraction of variance (about the mean) left unexplained, lower is better; `mean_l0`: "
+        "singular values with Haar-random singular vectors), one draw per seed."),
+        ("- Metrics: `fvu@...`: fraction of variance (about the mean) left unexplained, lower is better; `mean_l0`: "
         "non-zeros per row; `frac_atoms_used`: share of atoms some row uses; `accuracy` etc.: a logistic probe "
         f"(C={info['code_probe_C']:g}) on the codes at the densest sweep point (atoms some row uses as features), "
-        "trained on each seed's train split and scored on its held-out split.",
+        "trained on each seed's train split and scored on its held-out split."),
         "- Which controls speak to which metric: reconstruction and support (`fvu@...`, `mean_l0`, `frac_atoms_used`, "
         "amortisation gap) against the dictionary, weight and token controls; the code probe against every control, "
         "label controls included (they change neither activations nor, except for `probe`, dictionaries)."
@@ -120,9 +120,9 @@ def pursuit_section(result: Any) -> list[str]:
         lines += [
             "### Amortisation gap",
             "",
-            "FVU of the SAE's own encoder against OMP on the same decoder with each row's L0 matched to the "
+            ("FVU of the SAE's own encoder against OMP on the same decoder with each row's L0 matched to the "
             "encoder's (O'Neill, Ye & Lewis, 2024); gap = encoder FVU - pursuit FVU, > 0 when the encoder leaves "
-            "reconstruction on the table.",
+            "reconstruction on the table."),
             "",
             markdown_table(table.rename(columns={"control": "arm"}).replace({REAL: "real"})),
             "",
@@ -131,8 +131,8 @@ def pursuit_section(result: Any) -> list[str]:
     headline = method_selectivity(result, "pursuit")
     headline = headline[headline["metric"].isin([sweep[-1], "accuracy"])]
     lines += [
-        f"### Selectivity of {sweep[-1]} and code-probe accuracy by control (real minus control, paired by seed; "
-        "for FVU, control minus real)",
+        (f"### Selectivity of {sweep[-1]} and code-probe accuracy by control (real minus control, paired by seed; "
+        "for FVU, control minus real)"),
         "",
         *control_sections(headline, level="####", descriptions=ARM_DESCRIPTIONS),
     ]

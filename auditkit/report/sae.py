@@ -24,11 +24,11 @@ FIGURE_METRICS = ("explained_variance", "ce_loss_recovered", "kl", "probe_acc_k5
 ARM_DESCRIPTIONS = {**DESCRIPTIONS, **SAE_BASELINE_DESCRIPTIONS}
 """What each arm of the method removes, the SAE baselines included."""
 QUESTIONS = (
-    ("the model and token controls", "does the model's activation space hold this? (a fresh SAE, same budget and "
-     "seed, on the activations of a reinitialised model or of random tokens)"),
-    ("the SAE baselines", "did training find anything a random, untrained, frozen, PCA or identity dictionary would "
+    ("the model and token controls", ("does the model's activation space hold this? (a fresh SAE, same budget and "
+     "seed, on the activations of a reinitialised model or of random tokens)")),
+    ("the SAE baselines", ("did training find anything a random, untrained, frozen, PCA or identity dictionary would "
      "not? "
-     "(the *real* activations and split, encoded by a dictionary training did not find)"),
+     "(the *real* activations and split, encoded by a dictionary training did not find)")),
     ("the label controls", "do the latents' probes read the labels, or structure any labelling would show?"),
 )  # fmt: skip
 """The question each group of controls answers, in the order of :func:`control_groups`."""
@@ -145,13 +145,13 @@ def sae_section(result: Any) -> list[str]:
     lines = [
         "## Method: sae",
         "",
-        f"- One {c['architecture']} SAE (F = {info['d_sae']}, {shape}, lr {c['lr']:g}, batch {c['batch_size']}, "
+        (f"- One {c['architecture']} SAE (F = {info['d_sae']}, {shape}, lr {c['lr']:g}, batch {c['batch_size']}, "
         f"{c['training_tokens']:,} training tokens) per arm and seed, trained with sae-lens's SAETrainer on the "
         f"seed's training texts at every token position ({info['train_tokens']:,} rows; BOS excluded) and scored on "
         f"its held-out texts ({info['test_tokens']:,} rows); every arm of a seed shares the hyper-parameters, budget "
-        "and initialisation seed, so arms differ only in their activations.",
-        f"- Splice metrics on the first {info['splice_texts']} held-out texts of each seed, in each arm's own model "
-        "(random-token arms: the trained model on that arm's random tokens; weight controls: the reinitialised model).",
+        "and initialisation seed, so arms differ only in their activations."),
+        (f"- Splice metrics on the first {info['splice_texts']} held-out texts of each seed, in each arm's own model "
+        "(random-token arms: the trained model on that arm's random tokens; weight controls: the reinitialised model)."),
         f"- k-sparse probing at the audit's `{info['probe_positions']}` positions, on the same split"
         + (f"; label controls ({', '.join(info['label_controls'])}) reuse the real arm's latents with their labels "
            "and give probing rows only." if info["label_controls"] else "."),
@@ -208,9 +208,9 @@ def _descriptive_legend(sel: pd.DataFrame) -> list[str]:
     if fixed.empty:
         return []
     metrics, controls = (", ".join(f"`{v}`" for v in dict.fromkeys(fixed[c])) for c in ("metric", "control"))
-    return [f"- {MARKS[DESCRIPTIVE]} descriptive: {metrics} against {controls} get no verdict. Those codes are a "
+    return [(f"- {MARKS[DESCRIPTIVE]} descriptive: {metrics} against {controls} get no verdict. Those codes are a "
             "fixed basis read with a top-k rule, so which of their latents never or often fire is set by how they "
-            "are built, not learned: the difference is shown (selectivity and interval), never judged."]  # fmt: skip
+            "are built, not learned: the difference is shown (selectivity and interval), never judged.")]  # fmt: skip
 
 
 def _separations(sel: pd.DataFrame) -> list[str]:

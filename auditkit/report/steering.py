@@ -97,9 +97,9 @@ def _verdicts(result: Any) -> list[str]:
 def _geometry(result: Any) -> list[str]:
     s, lines = result.summary, ["## Geometry of the readers", ""]
     lines += [
-        "How far each reading matrix P (rows: one probe per concept, normalised) is from orthogonal. "
+        ("How far each reading matrix P (rows: one probe per concept, normalised) is from orthogonal. "
         "The further from orthogonal, the further the dual-basis writers (columns of P^+) turn away "
-        "from the probe directions themselves.",
+        "from the probe directions themselves."),
         "",
     ]
     body = []
@@ -134,8 +134,8 @@ def _setup(result: Any) -> list[str]:
         "## Set-up",
         "",
         f"- model: {result.provenance[REAL].get('name')} ({result.provenance[REAL].get('weights_variant')})",
-        f"- concepts ({len(result.concepts)}): {', '.join(result.concepts)}; texts: {data['texts']} "
-        f"(template {cfg.template!r}); label words: {data['label_words'] or 'none'}",
+        (f"- concepts ({len(result.concepts)}): {', '.join(result.concepts)}; texts: {data['texts']} "
+        f"(template {cfg.template!r}); label words: {data['label_words'] or 'none'}"),
         *(
             f"- `{d['name']}`: " + duplicates_line(d["duplicates"]).removeprefix("- ")
             for d in data["datasets"]
@@ -143,8 +143,8 @@ def _setup(result: Any) -> list[str]:
         ),  # fmt: skip
         f"- written at `{site['hook']}` ({site['positions']} positions), read again at `{site['later_hook']}`",
         f"- doses alpha = {', '.join(f'{a:g}' for a in cfg.alphas)} in {cfg.scale} units; mean activation norm {norms}",
-        f"- seeds {', '.join(map(str, cfg.seeds))} (each its own split; {cfg.n_eval} held-out texts steered per seed); "
-        f"held-out prose: {cfg.n_heldout} texts of {data['heldout']}; controls: {', '.join(cfg.controls) or 'none'}",
+        (f"- seeds {', '.join(map(str, cfg.seeds))} (each its own split; {cfg.n_eval} held-out texts steered per seed); "
+        f"held-out prose: {cfg.n_heldout} texts of {data['heldout']}; controls: {', '.join(cfg.controls) or 'none'}"),
         f"- time: {', '.join(f'{k} {v:.1f}s' for k, v in result.timings.items())}",
         "",
     ]

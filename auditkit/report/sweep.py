@@ -300,10 +300,10 @@ def _multiplicity_lines(result: Any) -> list[str]:
     counts = evidence_counts(result)
     if not counts.empty:
         lines += [
-            f"What the ✗ cells at `{verdict_hook(result)}` say about an effect of {EFFECT} ({HEADLINE}): **absent** when "
+            (f"What the ✗ cells at `{verdict_hook(result)}` say about an effect of {EFFECT} ({HEADLINE}): **absent** when "
             f"the interval's upper end is below {EFFECT}; **not shown at this size** when the minimum detectable "
             f"effect (80% power) is above {EFFECT}: more texts are needed, and the ✗ is no evidence of absence; "
-            "**undecided** otherwise.",
+            "**undecided** otherwise."),
             "",
             markdown_table(counts),
             "",
@@ -324,8 +324,8 @@ def trust_lines(result: Any) -> list[str]:
         by_flag.setdefault(trust["flag"], []).append(f"`{_tag(dataset)}`")
     parts = [f"{len(by_flag[f])} {f}" + (f" ({', '.join(by_flag[f])})" if f != "ok" else "")
              for f in ("broken", "lexical", "leaky", "ok") if f in by_flag]  # fmt: skip
-    return [f"**Dataset flags** (the trust table of the shipped datasets, `auditkit datasets --audit`): "
-            f"{'; '.join(parts)}.", ""]  # fmt: skip
+    return [(f"**Dataset flags** (the trust table of the shipped datasets, `auditkit datasets --audit`): "
+            f"{'; '.join(parts)}."), ""]  # fmt: skip
 
 
 def render(result: Any, command: str, figures: dict[str, str]) -> str:
@@ -339,10 +339,10 @@ def render(result: Any, command: str, figures: dict[str, str]) -> str:
     lines = [
         f"# auditkit sweep: {len(result.datasets)} dataset(s) x {len(result.hooks)} hook(s) on {prov['name']}",
         "",
-        f"{', '.join(methods)} read at {_hooks_phrase(result.hooks)} "
+        (f"{', '.join(methods)} read at {_hooks_phrase(result.hooks)} "
         f"of `{prov['name']}` on {len(result.datasets)} dataset(s), against {', '.join(result.controls)}, seeds "
         f"{list(audit.seeds)}, {texts} distinct texts per dataset. Every (dataset, hook) cell is an ordinary audit; "
-        f"verdicts by the audit's rule on held-out accuracy (legend: {LEGEND}){sae_note}.",
+        f"verdicts by the audit's rule on held-out accuracy (legend: {LEGEND}){sae_note}."),
         "",
     ]
     lines += trust_lines(result)
@@ -357,11 +357,11 @@ def render(result: Any, command: str, figures: dict[str, str]) -> str:
     if len(result.hooks) > 1:
         lines += ["## Over depth", ""]
         lines += [
-            f"`onset`: the shallowest hook from which every deeper hook (of {len(result.hooks)}) is a discovery against "
+            (f"`onset`: the shallowest hook from which every deeper hook (of {len(result.hooks)}) is a discovery against "
             f"every control (✓ with q <= {Q_LEVEL}); `first_selective_hook`: the shallowest single such hook, a minimum "
             "over many tests that one lucky layer can set (descriptive); `selective_hooks`: hooks that are discoveries "
             "against every control; `per_test_selective_hooks`: hooks ✓ against every control by the per-test rule, "
-            "before the false-discovery control. Read the whole profile in the figure.",
+            "before the false-discovery control. Read the whole profile in the figure."),
             "",
             markdown_table(first),
             "",
@@ -372,22 +372,22 @@ def render(result: Any, command: str, figures: dict[str, str]) -> str:
     if len(result.datasets) > 1:
         for method in methods:
             lines += [f"## Datasets against the controls: {method}", "",
-                      f"Verdicts at `{verdict_hook(result)}`, a hook fixed before any score was seen (a layer picked "
+                      (f"Verdicts at `{verdict_hook(result)}`, a hook fixed before any score was seen (a layer picked "
                       "for its high accuracy would bias its own selectivity up); datasets that fail the most controls "
                       "first. Each cell: verdict mark, selectivity (real - control accuracy), 95% interval; after a ✓ its "
                       f"q-value ({UNSURE}: q > {Q_LEVEL}, no discovery of the sweep), after a ✗ its minimum detectable "
-                      "effect (MDE: the selectivity this cell would call ✓ with 80% power).", "",
+                      "effect (MDE: the selectivity this cell would call ✓ with 80% power)."), "",
                       markdown_table(verdict_matrix(result, method)), ""]  # fmt: skip
             if f"matrix-{method}.png" in figures:
                 lines += [f"![verdict matrix]({f'matrix-{method}.png'})", ""]
     shortcuts = lexical_shortcuts(best, {d: majority_share(info) for d, info in result.cells.items()})
-    lines += ["## Lexical shortcuts", "", f"A dataset is lexical when {LEXICAL_RULE} (`auditkit/metrics/lexical.py`, "
-              "the rule of every summary), read at its best layer.", ""]  # fmt: skip
+    lines += ["## Lexical shortcuts", "", (f"A dataset is lexical when {LEXICAL_RULE} (`auditkit/metrics/lexical.py`, "
+              "the rule of every summary), read at its best layer."), ""]  # fmt: skip
     if shortcuts.empty:
         lines += ["No dataset is lexical by it.", ""]
     else:
-        lines += ["These datasets are lexical: the words, or a model with no training, give most of what the probe "
-                  "reads. Datasets nothing reads are not listed here.", "",
+        lines += [("These datasets are lexical: the words, or a model with no training, give most of what the probe "
+                  "reads. Datasets nothing reads are not listed here."), "",
                   markdown_table(shortcuts[[c for c in shortcuts.columns if c in
                                  ("dataset", "method", "best_hook", "real") or c.endswith(" accuracy")]]), ""]  # fmt: skip
     lines += ["## Best layer per dataset", "", markdown_table(best), ""]
@@ -398,8 +398,8 @@ def render(result: Any, command: str, figures: dict[str, str]) -> str:
         "- `selectivity.csv`: every cell's selectivity table (with its `dataset, hook, layer`);",
         "- `run.json`: configuration, datasets, provenance, library versions and timings.",
         "",
-        "The single-audit report of any cell renders in seconds from the cache: "
-        "`auditkit audit` with that cell's `--dataset` and `--hook` and the options below.",
+        ("The single-audit report of any cell renders in seconds from the cache: "
+        "`auditkit audit` with that cell's `--dataset` and `--hook` and the options below."),
         "",
         *reproduce_section(command),
     ]

@@ -61,7 +61,7 @@ def _legend(result: TrustResult) -> list[str]:
     return [
         "## Legend",
         "",
-        f"- **flag**, the worst that applies ({' > '.join(FLAGS)}): **broken** when a known fault says the data is "
+        (f"- **flag**, the worst that applies ({' > '.join(FLAGS)}): **broken** when a known fault says the data is "
         f"mis-formatted, or at least {BROKEN_CONFLICT_SHARE:.0%} of distinct texts carry conflicting labels; "
         f"**lexical** when the better text-only baseline closes at least {LEXICAL_HEADROOM:.0%} of the gap from the "
         f"majority share to perfect accuracy, (accuracy - majority) / (1 - majority) >= {LEXICAL_HEADROOM:g} (with "
@@ -70,17 +70,17 @@ def _legend(result: TrustResult) -> list[str]:
         "into its audits; lexical ranks above leaky because nothing in an audit undoes it); "
 "**ok** otherwise. `reasons` lists every condition that holds, worst first; "
         "conflicting labels under the threshold are named without changing the flag. Defined once, in "
-        "`auditkit/trust/flags.py`.",
-        "- **rows**: rows of the source; **distinct**: distinct texts (equal after trimming whitespace); **copies**: "
+        "`auditkit/trust/flags.py`."),
+        ("- **rows**: rows of the source; **distinct**: distinct texts (equal after trimming whitespace); **copies**: "
         "rows beyond the first of a repeated text; **conflicting**: distinct texts whose copies carry different "
-        "labels; **majority**: share of rows in the largest class. Counted on the whole dataset.",
-        "- **bag-of-words**: TF-IDF over unigrams and bigrams, logistic regression at the audit's probe C "
+        "labels; **majority**: share of rows in the largest class. Counted on the whole dataset."),
+        ("- **bag-of-words**: TF-IDF over unigrams and bigrams, logistic regression at the audit's probe C "
         f"({cfg.probe_C:g}); **length**: characters and whitespace tokens, standardised, the same logistic "
         "regression. Held-out accuracy, mean over seeds "
         f"{', '.join(map(str, cfg.seeds))}, each split by distinct text (every copy of a text on one side, "
         f"stratified by label) with test fraction {cfg.test_fraction:g}, as an audit splits. Fitted on at most "
         f"{cfg.max_texts:,} distinct texts per dataset: {capped} of the {len(result.table)} have more and were "
-        "subsampled, stratified by class (`texts_used` in datasets.csv); the counts are of the whole dataset.",
+        "subsampled, stratified by class (`texts_used` in datasets.csv); the counts are of the whole dataset."),
         f"- {INTERVAL[0].upper()}{INTERVAL[1:]}.",
         f"- Known faults (`auditkit/trust/flags.py`): {faults}.",
         f"- {TREEBANK_NOTE}",
@@ -101,9 +101,9 @@ def summary_markdown(result: TrustResult) -> str:
     lines = [
         "# Trust table of the shipped datasets",
         "",
-        f"{n} sae-probes classification tasks ({kinds}), read from their texts and labels alone (no model): "
+        (f"{n} sae-probes classification tasks ({kinds}), read from their texts and labels alone (no model): "
         f"{flags}; whatever the flag, the words or the length alone read {lexical_any} of the {n} at the "
-        "lexical level.",
+        "lexical level."),
         "",
         markdown_table(pd.DataFrame({
             "flag": list(FLAGS), "tasks": [int(count.get(f, 0)) for f in FLAGS],

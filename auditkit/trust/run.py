@@ -25,14 +25,14 @@ import pandas as pd
 from scipy import stats
 from tqdm.auto import tqdm
 
+from auditkit.cache import request_key
 from auditkit.data import list_sae_probes, load_sae_probes, split_items
 from auditkit.data.labelled import stratified_subsample
 from auditkit.data.sae_probes import resolve_sae_probes
 from auditkit.errors import ConfigError
 from auditkit.methods.text_baselines import BASELINES, baseline_correct
-from auditkit.seeding import derive_seed
-from auditkit.cache import request_key
 from auditkit.metrics.lexical import LEXICAL_FLOOR, LEXICAL_SHARE
+from auditkit.seeding import derive_seed
 from auditkit.trust.flags import BROKEN_CONFLICT_SHARE, FLAGS, KNOWN_FAULTS, LEAKY_COPY_SHARE, FlagInput, flag
 from auditkit.types import LabelledDataset
 

@@ -21,7 +21,7 @@ from auditkit.models import LoadedModel, ModelSpec, load_model
 from auditkit.seeding import numpy_rng
 from auditkit.types import ModelProvenance
 
-WORDS = "alpha beta gamma delta epsilon zeta theta iota kappa lambda sigma omega".split()
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "theta", "iota", "kappa", "lambda", "sigma", "omega"]
 SEEDS = (0, 1, 2, 3, 4)
 
 
@@ -119,7 +119,7 @@ def test_rerun_with_one_more_control_computes_only_that_control(tmp_path, tiny, 
     assert len(computed) == 1 + 2 * len(SEEDS) and len(reinits) == len(SEEDS)
     again = run_audit(_cfg(path, ("shuffled-labels", "random-tokens-uniform", "spectral-reinit"), **cache), loaded=tiny)
     assert len(computed) == 1 + 2 * len(SEEDS) and len(reinits) == len(SEEDS), "a cached arm was recomputed"
-    real = lambda r: r.rows.query("control == 'none'").reset_index(drop=True)  # noqa: E731
+    real = lambda r: r.rows.query("control == 'none'").reset_index(drop=True)
     pd.testing.assert_frame_equal(real(first), real(again))
     assert np.isfinite(again.selectivity["selectivity"]).all()
 

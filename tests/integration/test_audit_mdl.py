@@ -9,18 +9,18 @@ import shlex
 
 import pandas as pd
 import pytest
+from auditkit.cli.main import app
 from typer.testing import CliRunner
 
 from auditkit.audit.config import AuditConfig
 from auditkit.audit.run import run_audit
-from auditkit.cli.main import app
 from auditkit.errors import ConfigError
 from auditkit.models import ModelSpec, load_model
 from auditkit.seeding import numpy_rng
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-WORDS = "alpha beta gamma delta epsilon zeta theta iota kappa lambda sigma omega".split()
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "theta", "iota", "kappa", "lambda", "sigma", "omega"]
 SEEDS = (0, 1, 2, 3, 4)
 CONTROLS = ("shuffled-labels", "control-task")
 
@@ -109,12 +109,13 @@ def test_a_sweep_scores_the_codelength_per_cell_with_its_direction(tmp_path):
     import random
 
     from auditkit.cli.reproduce import sweep_command
+
     from auditkit.sweep.config import SweepConfig
     from auditkit.sweep.run import run_sweep
 
     rng = random.Random(0)
     first = (["river", "cloud", "quiet", "metal"], ["apple", "stone", "green", "happy"])
-    filler = "the a of and to in is was for on with as by at from this that it be are".split()
+    filler = ["the", "a", "of", "and", "to", "in", "is", "was", "for", "on", "with", "as", "by", "at", "from", "this", "that", "it", "be", "are"]
     texts = [
         " ".join([rng.choice(first[i % 2]), *rng.choices(filler, k=rng.randint(3, 6))]) + f" {i}" for i in range(240)
     ]

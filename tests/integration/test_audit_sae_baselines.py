@@ -110,11 +110,11 @@ def test_the_reliability_table_says_which_metrics_tell_trained_from_random(audit
     assert set(table.index.get_level_values("control")) == set(BASELINES)  # not the label control
     assert set(table.index.get_level_values("metric")) == set(SAE_METRICS)
     ev = table.loc[("explained_variance", "sae-untrained")]
-    assert ev["separates"] == True and ev["detectable_kind"] == "mde" and ev["detectable"] > 0  # noqa: E712
+    assert ev["separates"] == True and ev["detectable_kind"] == "mde" and ev["detectable"] > 0
     assert ev["reseed_sd"] > 0
     # ev_pca is the real arm's PCA code for every baseline: identical values, so it separates from none.
     same = table.xs("ev_pca", level="metric")
-    assert (same["separates"] == False).all() and (same["verdict"] == "similar").all()  # noqa: E712
+    assert (same["separates"] == False).all() and (same["verdict"] == "similar").all()
     assert table.loc[("dead_fraction", "pca"), "detectable_kind"] == "none"
     report = (out / "report.md").read_text()
     assert "### Which metrics can tell trained from random at this budget" in report

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from auditkit.audit.arms import build_arms
 from auditkit.calibration.embedded import (
     NULL_WEIGHT,
     EmbeddedCalibrationConfig,
@@ -20,7 +21,6 @@ from auditkit.calibration.embedded import (
     lexical_labels,
     weight_null_datasets,
 )
-from auditkit.audit.arms import build_arms
 from auditkit.controls.weights import reinit_loaded
 from auditkit.extract import extract
 from auditkit.report.calibration_embedded import write_embedded_calibration

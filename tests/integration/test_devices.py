@@ -7,11 +7,11 @@ import json
 
 import pytest
 import torch
+from auditkit.cli.main import app
 from typer.testing import CliRunner
 
 from auditkit import data
 from auditkit.cache import CacheEntry
-from auditkit.cli.main import app
 from auditkit.extract import ExtractConfig, cache_request, extract
 from auditkit.models import ModelSpec, load_model, resolve_device
 from auditkit.sweep import ray_executor

@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from auditkit.cli.main import app
-from auditkit.metrics.planning import power_at, stated_design
 from typer.testing import CliRunner
+
+from auditkit.metrics.planning import power_at, stated_design
 
 runner = CliRunner()
 PILOT = Path(__file__).resolve().parents[2] / "reports" / "layer5-small"

@@ -14,10 +14,10 @@ import time
 import pandas as pd
 import pytest
 import ray
+from auditkit.cli.main import app
 from typer.testing import CliRunner
 
 from auditkit import extract as extract_mod
-from auditkit.cli.main import app
 from auditkit.errors import ConfigError
 from auditkit.sweep import ray_executor
 from auditkit.sweep.cells import FAULT_ENV

@@ -11,7 +11,7 @@ from auditkit.audit.run import run_audit
 from auditkit.models import ModelSpec, load_model
 from auditkit.seeding import numpy_rng
 
-WORDS = "alpha beta gamma delta epsilon zeta theta iota kappa lambda sigma omega".split()
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "theta", "iota", "kappa", "lambda", "sigma", "omega"]
 CONTROLS = ("shuffled-labels", "random-tokens-uniform", "control-task")
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -11,11 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from auditkit.cli.main import app
-from auditkit.report.plots import PALETTE, arm_colour, arms_plot, overlapping_labels, verdict_heatmap
-from auditkit.report.summary import verdict_matrix
+from typer.testing import CliRunner
+
 from auditkit.audit.saved import load_run
 from auditkit.errors import OutputError
-from typer.testing import CliRunner
+from auditkit.report.plots import PALETTE, arm_colour, arms_plot, overlapping_labels, verdict_heatmap
+from auditkit.report.summary import verdict_matrix
 
 runner = CliRunner()
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from auditkit.cli.main import app
 from typer.testing import CliRunner
 
 from auditkit.audit.saved import load_matrix
 from auditkit.calibration.saved import load_calibration
-from auditkit.cli.main import app
 from auditkit.report.calibration import power_plot, render_calibration
 from auditkit.report.calibration_matrix import calibration_heatmap, calibration_matrix
 from auditkit.report.embedding import embedding_matrix

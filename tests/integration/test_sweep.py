@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
-import json
 import dataclasses
+import json
 import random
 
 import pandas as pd
@@ -39,7 +39,7 @@ def _planted_table(path, n=240, seed=0):
     input) the last position cannot know the first word; after block 0 it can."""
     rng = random.Random(seed)
     first = (["river", "cloud", "quiet", "metal"], ["apple", "stone", "green", "happy"])
-    filler = "the a of and to in is was for on with as by at from this that it be are".split()
+    filler = ["the", "a", "of", "and", "to", "in", "is", "was", "for", "on", "with", "as", "by", "at", "from", "this", "that", "it", "be", "are"]
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["text", "label"])

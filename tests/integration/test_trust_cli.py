@@ -8,8 +8,9 @@ import os
 import pandas as pd
 import pytest
 from auditkit.cli.main import app
-from auditkit.report.outputs import MARKER, marker_kind
 from typer.testing import CliRunner
+
+from auditkit.report.outputs import MARKER, marker_kind
 
 runner = CliRunner()
 

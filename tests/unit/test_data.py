@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import GPT2_TOKENIZER as GPT2_DIR  # the one definition of ../shared/data  # noqa: E402
-from conftest import UD_EWT  # noqa: E402
+from conftest import GPT2_TOKENIZER as GPT2_DIR  # the one definition of ../shared/data
+from conftest import UD_EWT
 
 from auditkit import data
 from auditkit.errors import DataError, HubUnreachableError

@@ -21,9 +21,9 @@ from torch.utils._device import _device_constructors
 
 import auditkit
 from auditkit.methods.probes import make_probe
-from auditkit.methods.sae.baselines import BASELINE_KINDS
 from auditkit.methods.probes.mdl import online_codelength
 from auditkit.methods.probes.sparse import sparse_probe
+from auditkit.methods.sae.baselines import BASELINE_KINDS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

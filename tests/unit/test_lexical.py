@@ -50,7 +50,7 @@ def test_the_trust_flag_and_the_sweep_summary_use_the_one_rule():
 
 def test_baseline_probabilities_agree_with_the_trust_tables_predictions():
     rng = np.random.default_rng(0)
-    words = np.array("red green blue pink gold teal".split())
+    words = np.array(["red", "green", "blue", "pink", "gold", "teal"])
     texts = [" ".join(rng.choice(words, 4)) for _ in range(80)]
     y = np.array([int("red" in t) for t in texts])
     proba = bag_of_words_proba(texts[:60], y[:60], texts[60:], n_classes=3, C=1.0)

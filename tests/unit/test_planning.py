@@ -4,11 +4,13 @@ needed is the smallest size reaching the power."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
+
 from auditkit.errors import ConfigError
 from auditkit.metrics.classification import ExampleScores
 from auditkit.metrics.evidence import min_detectable_effect
@@ -87,7 +89,7 @@ def test_texts_needed_is_the_smallest_size_reaching_the_power(pilot_row, seeds, 
     assert power_at(pilot_row, n - 1, seeds, 0.10, test_fraction=0.25) < target
     sizes = range(max(1, n - 200), n + 200, 7)
     powers = [power_at(pilot_row, t, seeds, 0.10, test_fraction=0.25) for t in sizes]
-    assert all(a <= b for a, b in zip(powers, powers[1:]))  # monotone
+    assert all(a <= b for a, b in itertools.pairwise(powers))  # monotone
     # more power, a larger effect or more seeds never ask for more texts
     assert texts_needed(pilot_row, 0.10, min(target + 0.04, 0.99), seeds=seeds, test_fraction=0.25) >= n
     assert texts_needed(pilot_row, 0.15, target, seeds=seeds, test_fraction=0.25) <= n

@@ -85,7 +85,7 @@ def topk_sae(planted_data):
 
 
 def test_topk_recovers_planted_features(planted_data, topk_sae):
-    X, true_KD = planted_data
+    _X, true_KD = planted_data
     assert type(topk_sae).__name__ == "TopKSAE"
     assert mean_max_cos(true_KD, topk_sae.W_dec.detach()) >= 0.9
     # sae-lens's own one-to-one (Hungarian) score agrees that the features were found

@@ -62,7 +62,7 @@ def test_planted_basis_has_the_asked_geometry():
 
 
 def test_dual_basis_is_surgical_and_the_probe_transpose_is_not(skewed):
-    X, z, F, is_test, readers, P, gaps = skewed
+    X, z, F, is_test, _readers, P, gaps = skewed
     U = dual_basis(P)
     assert torch.allclose(P[0] @ U[0].T, torch.eye(K, dtype=torch.float64), atol=1e-8)  # P u_k = e_k
     assert max(_ratios(P, U, gaps)) < 1e-8

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from auditkit.data import from_lists
 from auditkit.trust.flags import FLAGS, KNOWN_FAULTS, FlagInput, flag
 from auditkit.trust.run import TrustConfig, accuracy_interval, cap_texts, counts, dataset_row

@@ -79,7 +79,7 @@ class _GenerativeProbe(StackedProbe):
         y_SN: Int[torch.Tensor, "S N"],
         train_SN: Bool[torch.Tensor, "S N"],
         n_classes: int,
-    ) -> "_GenerativeProbe":
+    ) -> _GenerativeProbe:
         """Fit S probes; probe s uses rows ``train_SN[s]`` with labels ``y_SN[s]``."""
         p = check_problems(X_ND, y_SN, train_SN, n_classes, self.precision)
         mu_SD, sd_SD = train_moments(p.X_ND, p.w_SN, self.standardize)

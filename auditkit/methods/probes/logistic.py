@@ -71,7 +71,7 @@ class LogisticProbe(StackedProbe):
         y_SN: Int[torch.Tensor, "S N"],
         train_SN: Bool[torch.Tensor, "S N"],
         n_classes: int,
-    ) -> "LogisticProbe":
+    ) -> LogisticProbe:
         """Fit S probes; probe s trains on rows ``train_SN[s]`` with labels ``y_SN[s]``."""
         p = check_problems(X_ND, y_SN, train_SN, n_classes, self.precision)
         mu_SD, sd_SD = train_moments(p.X_ND, p.w_SN, self.standardize)

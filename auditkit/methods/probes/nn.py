@@ -72,11 +72,11 @@ class LowRankProbe(StackedProbe):
         y_SN: Int[torch.Tensor, "S N"],
         train_SN: Bool[torch.Tensor, "S N"],
         n_classes: int,
-    ) -> "LowRankProbe":
+    ) -> LowRankProbe:
         """Fit S probes; probe s trains on rows ``train_SN[s]`` with labels ``y_SN[s]``."""
         p = check_problems(X_ND, y_SN, train_SN, n_classes, self.precision)
         mu_SD, sd_SD = train_moments(p.X_ND, p.w_SN, self.standardize)
-        S, D = p.y_SN.shape[0], p.X_ND.shape[1]
+        _S, D = p.y_SN.shape[0], p.X_ND.shape[1]
         out = 1 if n_classes == 2 else n_classes
         r = min(self.rank, out, D)
         A_SDR, B_SRK, b_SK = self._warm_start(X_ND, y_SN, train_SN, n_classes, r, p.X_ND.dtype)
@@ -158,7 +158,7 @@ class MLPProbe(StackedProbe):
         n_classes: int,
         *,
         problem_keys: Sequence[str] | None = None,
-    ) -> "MLPProbe":
+    ) -> MLPProbe:
         """Fit S probes; probe s trains on rows ``train_SN[s]`` with labels ``y_SN[s]``."""
         p = check_problems(X_ND, y_SN, train_SN, n_classes, self.precision)
         self.mu_SD_, self.sd_SD_ = train_moments(p.X_ND, p.w_SN, self.standardize)

@@ -134,7 +134,7 @@ def _check_weights(weights: Path, arch: str, sizes: dict[str, int], fix: str) ->
     where = f"{str(weights)!r}"
     try:
         with safe_open(str(weights), framework="pt") as handle:
-            found = {name: handle.get_slice(name) for name in handle.keys()}
+            found = {name: handle.get_slice(name) for name in handle.keys()}  # noqa: SIM118 (a safetensors handle, not a dict)
             shapes = {name: tuple(s.get_shape()) for name, s in found.items()}
             dtypes = {name: s.get_dtype() for name, s in found.items()}
     except (OSError, SafetensorError) as exc:
@@ -159,8 +159,8 @@ def _check_weights(weights: Path, arch: str, sizes: dict[str, int], fix: str) ->
 
 
 def _load_folder(path: Path, device: str, dtype: str) -> Any:
-    from safetensors import SafetensorError
     from sae_lens import SAE
+    from safetensors import SafetensorError
 
     try:
         return SAE.load_from_disk(path, device=device, dtype=dtype).eval()

@@ -20,8 +20,9 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import torch
 from jaxtyping import Float
@@ -157,7 +158,7 @@ class TensorBatches:
         self._gen = torch_generator(seed)
         self._order = torch.empty(0, dtype=torch.int64, device="cpu")
 
-    def __iter__(self) -> "TensorBatches":
+    def __iter__(self) -> TensorBatches:
         return self
 
     def __next__(self) -> Float[torch.Tensor, "B D"]:
