@@ -166,23 +166,56 @@ def audit(
     setup_logging(verbose)
     options = executor_options(executor, ray_address, ray_cpus, ray_gpus, ray_workers)
     pursuit = PursuitAuditOptions(
-        dictionary=dictionary.value, solver=pursuit_solver.value, ks=parse_list(pursuit_k, int, "--pursuit-k"),
-        alphas=parse_list(pursuit_alphas, float, "--pursuit-alphas"), sae_path=pursuit_sae, center=not pursuit_no_center,
-    )  # fmt: skip
-    sae_options = sae_audit_options(sae_arch, sae_width, sae_k, sae_l1, sae_lr, sae_tokens, sae_batch_size,
-                               sae_splice_texts, sae_load)  # fmt: skip
+        dictionary=dictionary.value,
+        solver=pursuit_solver.value,
+        ks=parse_list(pursuit_k, int, "--pursuit-k"),
+        alphas=parse_list(pursuit_alphas, float, "--pursuit-alphas"),
+        sae_path=pursuit_sae,
+        center=not pursuit_no_center,
+    )
+    sae_options = sae_audit_options(
+        sae_arch, sae_width, sae_k, sae_l1, sae_lr, sae_tokens, sae_batch_size, sae_splice_texts, sae_load
+    )
     cfg = AuditConfig(
-        model=ModelSpec(name=model, revision=revision, processed=processed, cache_dir=cache_dir, use_cache=not no_cache,
-                        device=device, dtype=dtype.value),
-        dataset=dataset, hook=hook, positions=positions.value, methods=csv_items(methods),
-        controls=None if controls is None else csv_items(controls), seeds=seeds_list(seeds), max_examples=max_examples or None,
-        max_length=max_length, test_fraction=test_fraction, label_draws=label_draws, weight_draws=weight_draws,
-        probe_C=probe_c, probes=probe_specs(probes), matrix=matrix, vocab_sample=vocab_sample, text_column=text_column,
-        label_column=label_column, batch_size=batch_size, use_cache=not no_cache, align=align.value,
-        gaussian_keep_embeddings=gaussian_keep_embeddings, pursuit=pursuit, sae=sae_options, duplicates=duplicates.value,
-        mdl=mdl, mdl_schedule=parse_list(mdl_schedule, float, "--mdl-schedule"),
-    )  # fmt: skip
-    check_output(out, inputs=input_paths(cfg), cache_dir=cache_dir, kind="audit")  # before anything is loaded or computed
+        model=ModelSpec(
+            name=model,
+            revision=revision,
+            processed=processed,
+            cache_dir=cache_dir,
+            use_cache=not no_cache,
+            device=device,
+            dtype=dtype.value,
+        ),
+        dataset=dataset,
+        hook=hook,
+        positions=positions.value,
+        methods=csv_items(methods),
+        controls=None if controls is None else csv_items(controls),
+        seeds=seeds_list(seeds),
+        max_examples=max_examples or None,
+        max_length=max_length,
+        test_fraction=test_fraction,
+        label_draws=label_draws,
+        weight_draws=weight_draws,
+        probe_C=probe_c,
+        probes=probe_specs(probes),
+        matrix=matrix,
+        vocab_sample=vocab_sample,
+        text_column=text_column,
+        label_column=label_column,
+        batch_size=batch_size,
+        use_cache=not no_cache,
+        align=align.value,
+        gaussian_keep_embeddings=gaussian_keep_embeddings,
+        pursuit=pursuit,
+        sae=sae_options,
+        duplicates=duplicates.value,
+        mdl=mdl,
+        mdl_schedule=parse_list(mdl_schedule, float, "--mdl-schedule"),
+    )
+    check_output(
+        out, inputs=input_paths(cfg), cache_dir=cache_dir, kind="audit"
+    )  # before anything is loaded or computed
     if matrix is not None and dataset.endswith(":all"):
         return matrix_all(cfg, out, quiet)
     if options.executor == "local":

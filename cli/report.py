@@ -23,9 +23,12 @@ def warn_versions(folder: Path, runs: list[dict]) -> None:
 
     differences = list(dict.fromkeys(d for run in runs for d in version_differences(run.get("versions"))))
     if differences:
-        typer.echo(f"warning: {display_path(folder)} was run with other library versions than installed here "
-                   f"({'; '.join(differences)}): its tables are read as written, but rerunning its command here "
-                   "may not reproduce them exactly", err=True)  # fmt: skip
+        typer.echo(
+            f"warning: {display_path(folder)} was run with other library versions than installed here "
+            f"({'; '.join(differences)}): its tables are read as written, but rerunning its command here "
+            "may not reproduce them exactly",
+            err=True,
+        )
 
 
 @one_line_errors

@@ -45,10 +45,17 @@ def steer(
     if not csv_items(controls):
         raise AuditkitError(f"--controls {controls!r} names no control: pass spectral-reinit, gaussian-reinit or none")
     cfg = SteeringConfig(
-        model=ModelSpec(name=model, cache_dir=cache_dir, use_cache=not no_cache), datasets=csv_items(datasets), hook=hook, later_hook=later_hook,
-        max_examples=max_examples or None, alphas=alpha_values, scale=scale, positions=positions,
-        controls=() if controls == "none" else csv_items(controls), seeds=seeds_list(seeds),
-    )  # fmt: skip
+        model=ModelSpec(name=model, cache_dir=cache_dir, use_cache=not no_cache),
+        datasets=csv_items(datasets),
+        hook=hook,
+        later_hook=later_hook,
+        max_examples=max_examples or None,
+        alphas=alpha_values,
+        scale=scale,
+        positions=positions,
+        controls=() if controls == "none" else csv_items(controls),
+        seeds=seeds_list(seeds),
+    )
     check_output(out, inputs=(model,), cache_dir=cache_dir, kind="steer")  # before anything is loaded or computed
     result = run_steering(cfg)
     path = write_steering(result, out)

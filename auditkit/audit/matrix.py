@@ -124,18 +124,33 @@ def _vocab_batch(ids: np.ndarray, labels_N: np.ndarray, class_names: tuple[str, 
     n = len(ids)
     fingerprint = hashlib.sha256(ids.tobytes() + labels_N.tobytes() + prop.encode()).hexdigest()
     return TokenBatch(
-        tokens_BL=torch.as_tensor(ids)[:, None], mask_BL=torch.ones(n, 1, dtype=torch.bool), labels_M=labels_N,
-        item_example_M=np.arange(n), item_position_M=np.zeros(n, dtype=np.int64), is_test_M=np.zeros(n, dtype=bool),
-        class_names=class_names, level="token", pad_token_id=0, has_bos=False, dataset_fingerprint=fingerprint,
+        tokens_BL=torch.as_tensor(ids)[:, None],
+        mask_BL=torch.ones(n, 1, dtype=torch.bool),
+        labels_M=labels_N,
+        item_example_M=np.arange(n),
+        item_position_M=np.zeros(n, dtype=np.int64),
+        is_test_M=np.zeros(n, dtype=bool),
+        class_names=class_names,
+        level="token",
+        pad_token_id=0,
+        has_bos=False,
+        dataset_fingerprint=fingerprint,
         dataset_name=f"{DATASET_KIND}:{prop}",
-    )  # fmt: skip
+    )
 
 
 def build_matrix_arms(
-    loaded: LoadedModel, matrix: str, ids: np.ndarray, labels_N: np.ndarray, prop: str, seeds: tuple[int, ...],
-    test_fraction: float, controls: tuple[str, ...], weight_rows: dict[tuple[str, int], torch.Tensor] | None = None,
+    loaded: LoadedModel,
+    matrix: str,
+    ids: np.ndarray,
+    labels_N: np.ndarray,
+    prop: str,
+    seeds: tuple[int, ...],
+    test_fraction: float,
+    controls: tuple[str, ...],
+    weight_rows: dict[tuple[str, int], torch.Tensor] | None = None,
     label_draws: int = 1,
-) -> list[Arm]:  # fmt: skip
+) -> list[Arm]:
     """Every (control, seed) arm of a matrix audit; rows are the sampled tokens, in the same order in every arm.
 
     ``weight_rows`` memoises the weight-control rows by (control, seed), so that auditing several
@@ -146,11 +161,18 @@ def build_matrix_arms(
     strings = tuple(loaded.model.tokenizer.convert_ids_to_tokens(ids.tolist()))
     n = len(ids)
     real = ActivationSet(
-        acts_ND=matrix_rows(loaded.model, matrix, ids), labels_N=labels_N.astype(np.int64), token_ids_N=ids,
-        example_ids_N=np.arange(n), positions_N=np.full(n, -1), is_test_N=np.zeros(n, dtype=bool), hook=matrix,
-        positions="vocabulary-rows", class_names=class_names, groups_N=strings,
+        acts_ND=matrix_rows(loaded.model, matrix, ids),
+        labels_N=labels_N.astype(np.int64),
+        token_ids_N=ids,
+        example_ids_N=np.arange(n),
+        positions_N=np.full(n, -1),
+        is_test_N=np.zeros(n, dtype=bool),
+        hook=matrix,
+        positions="vocabulary-rows",
+        class_names=class_names,
+        groups_N=strings,
         provenance={**loaded.provenance.to_dict(), "matrix": matrix, "dataset": batch.dataset_fingerprint},
-    )  # fmt: skip
+    )
     own = lambda: loaded
     arms = []
     for seed in seeds:
@@ -158,8 +180,10 @@ def build_matrix_arms(
         arms.append(Arm(REAL, seed, real_s, batch, own))
         for control in controls:
             if control in LABEL_CONTROLS:
-                arms += [Arm(control, seed, label_control(real_s, control, seed, d), batch, own, d)
-                         for d in range(label_draws)]  # fmt: skip
+                arms += [
+                    Arm(control, seed, label_control(real_s, control, seed, d), batch, own, d)
+                    for d in range(label_draws)
+                ]
             else:
                 key = (control, seed)
                 if key not in weight_rows:
@@ -217,9 +241,12 @@ def run_matrix_audits(cfg: AuditConfig, *, loaded: LoadedModel | None = None) ->
         build_s = time.perf_counter() - t
         t = time.perf_counter()
         rows, info = probe_rows(
-            arms, cfg.probes, C=cfg.probe_C, mdl=cfg.mdl_schedule if cfg.mdl else None,
+            arms,
+            cfg.probes,
+            C=cfg.probe_C,
+            mdl=cfg.mdl_schedule if cfg.mdl else None,
             device=loaded.provenance.device,
-        )  # fmt: skip
+        )
         fit_s = time.perf_counter() - t
         real = arms[0].acts
         rows, selectivity = score_rows(rows, cfg.selectivity_threshold, directions=MDL_DIRECTIONS)
@@ -240,7 +267,7 @@ def run_matrix_audits(cfg: AuditConfig, *, loaded: LoadedModel | None = None) ->
                 n_tokens=len(ids),
                 vocab_size=int(model.cfg.d_vocab),
                 usable_tokens=int(props.mask_V.sum()),
-            ),  # fmt: skip
+            ),
             extraction=dict(hook=cfg.matrix, positions="vocabulary-rows", rows=real.n, d=real.d, cache_key=None),
             method_info={"probe": {**info, "headline": ["accuracy", "balanced_accuracy"]}},  # rare properties
             controls=controls,
@@ -249,6 +276,6 @@ def run_matrix_audits(cfg: AuditConfig, *, loaded: LoadedModel | None = None) ->
                 build_arms_s=build_s,
                 **{"method[probe]_s": fit_s},
                 total_s=load_s + build_s + fit_s,
-            ),  # fmt: skip
+            ),
         )
     return results

@@ -50,7 +50,11 @@ def score_rows(
     verdict (:func:`auditkit.metrics.selectivity.selectivity_table`)."""
     all_ceilings = {**CEILINGS, **(ceilings or {})}
     selectivity = selectivity_table(
-        rows, threshold=threshold, directions=directions, ceilings=all_ceilings, targets=targets,
+        rows,
+        threshold=threshold,
+        directions=directions,
+        ceilings=all_ceilings,
+        targets=targets,
         descriptive=descriptive,
     )
     return rows.drop(columns=["outcome"], errors="ignore"), selectivity

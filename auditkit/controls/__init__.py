@@ -68,7 +68,17 @@ DESCRIPTIONS = {
 """One sentence per control on what it destroys, used by the report."""
 
 __all__ = [
-    "ALL_CONTROLS", "DEFAULT_LEVELS", "DESCRIPTIONS", "LABEL_CONTROLS", "LEXICAL_CONTROLS", "TOKEN_CONTROLS",
-    "WEIGHT_CONTROLS", "control_task", "default_for_level", "gaussian_reinit", "random_tokens", "shuffled_labels",
+    "ALL_CONTROLS",
+    "DEFAULT_LEVELS",
+    "DESCRIPTIONS",
+    "LABEL_CONTROLS",
+    "LEXICAL_CONTROLS",
+    "TOKEN_CONTROLS",
+    "WEIGHT_CONTROLS",
+    "control_task",
+    "default_for_level",
+    "gaussian_reinit",
+    "random_tokens",
+    "shuffled_labels",
     "spectral_reinit",
-]  # fmt: skip
+]

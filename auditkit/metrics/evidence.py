@@ -102,9 +102,14 @@ def _chi_grid(n_seeds: int) -> np.ndarray:
 
 
 def min_detectable_effect(
-    se: float, se_floor: float, n_seeds: int, *, threshold: float = 0.05, confidence: float = 0.95,
+    se: float,
+    se_floor: float,
+    n_seeds: int,
+    *,
+    threshold: float = 0.05,
+    confidence: float = 0.95,
     target: float = POWER,
-) -> float:  # fmt: skip
+) -> float:
     """Smallest effect with ``power(effect) >= target`` (bisection; the power rises with the effect)."""
     if not se > 0:
         return math.nan
@@ -138,8 +143,11 @@ def evidence_columns(table: pd.DataFrame, *, threshold: float = 0.05, confidence
             p.append(math.nan)
         floor = float(r.sampling_se) if "sampling_se" in table.columns else math.nan
         directional = r.verdict not in UNDIRECTED
-        mde.append(min_detectable_effect(s, floor, n, threshold=threshold, confidence=confidence)
-                   if directional and s > 0 else math.nan)  # fmt: skip
+        mde.append(
+            min_detectable_effect(s, floor, n, threshold=threshold, confidence=confidence)
+            if directional and s > 0
+            else math.nan
+        )
     out["se"], out["p_value"], out["mde"] = se, p, mde
     return out
 

@@ -132,8 +132,9 @@ def _mean_outcome(outcomes: list[Any]) -> Any:
     first = outcomes[0]
     if not all(isinstance(o, tuple) for o in outcomes):
         return None
-    if any(len(o.values_N) != len(first.values_N) or not np.array_equal(o.clusters_N, first.clusters_N)
-           for o in outcomes):  # fmt: skip
+    if any(
+        len(o.values_N) != len(first.values_N) or not np.array_equal(o.clusters_N, first.clusters_N) for o in outcomes
+    ):
         return None
     return type(first)(np.mean([o.values_N for o in outcomes], axis=0), first.clusters_N)
 
@@ -214,10 +215,19 @@ def selectivity_table(
             paired["degenerate_control"].fillna(False).any() or paired["degenerate_real"].fillna(False).any()
         )
         row = dict(
-            method=method, control=control, metric=metric, n_seeds=n, real=real_mean, control_score=ctrl_mean,
-            selectivity=mean, ci_low=mean - half, ci_high=mean + half, df=df, sampling_se=se_sampling,
+            method=method,
+            control=control,
+            metric=metric,
+            n_seeds=n,
+            real=real_mean,
+            control_score=ctrl_mean,
+            selectivity=mean,
+            ci_low=mean - half,
+            ci_high=mean + half,
+            df=df,
+            sampling_se=se_sampling,
             normalised=norm,
-        )  # fmt: skip
+        )
         if (metric, control) in descriptive:
             row["verdict"] = DESCRIPTIVE
         elif degenerate:
@@ -234,8 +244,22 @@ def selectivity_table(
     return evidence_columns(pd.DataFrame(out, columns=list(COLUMNS)), threshold=threshold, confidence=confidence)
 
 
-COLUMNS = ("method", "control", "metric", "n_seeds", "real", "control_score", "selectivity", "ci_low", "ci_high",
-           "df", "sampling_se", "normalised", "verdict", "note")  # fmt: skip
+COLUMNS = (
+    "method",
+    "control",
+    "metric",
+    "n_seeds",
+    "real",
+    "control_score",
+    "selectivity",
+    "ci_low",
+    "ci_high",
+    "df",
+    "sampling_se",
+    "normalised",
+    "verdict",
+    "note",
+)
 """The scored columns of a selectivity table; :func:`selectivity_table` adds
 :data:`auditkit.metrics.evidence.EVIDENCE_COLUMNS` after them."""
 

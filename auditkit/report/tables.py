@@ -45,8 +45,13 @@ def control_sections(
     for control in dict.fromkeys(sel["control"]):
         sub = sel[sel["control"] == control].drop(columns=["control", "n_seeds"])
         summary = ", ".join(f"{v} {n}" for v, n in sub["verdict"].value_counts(sort=False).items())
-        lines += [f"{level} {control}", "", descriptions.get(control, ""), "",
-                  *collapsed(f"{len(sub)} rows: {summary}", markdown_table(sub))]  # fmt: skip
+        lines += [
+            f"{level} {control}",
+            "",
+            descriptions.get(control, ""),
+            "",
+            *collapsed(f"{len(sub)} rows: {summary}", markdown_table(sub)),
+        ]
     return lines
 
 

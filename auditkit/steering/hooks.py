@@ -141,10 +141,20 @@ class SteeredRows(NamedTuple):
 
 @torch.inference_mode()
 def steered_rows(
-    model: Any, site: Site, resid_TLD: torch.Tensor, tokens_TL: torch.Tensor, lengths_T: np.ndarray,
-    text_R: np.ndarray, delta_RD: Float[torch.Tensor, "R D"], *, clean_lp_TV: torch.Tensor | None = None,
-    label_ids: tuple[int, ...] = (), keep_logprobs: bool = False, text_ce: bool = False, batch_size: int = 32,
-) -> SteeredRows:  # fmt: skip
+    model: Any,
+    site: Site,
+    resid_TLD: torch.Tensor,
+    tokens_TL: torch.Tensor,
+    lengths_T: np.ndarray,
+    text_R: np.ndarray,
+    delta_RD: Float[torch.Tensor, "R D"],
+    *,
+    clean_lp_TV: torch.Tensor | None = None,
+    label_ids: tuple[int, ...] = (),
+    keep_logprobs: bool = False,
+    text_ce: bool = False,
+    batch_size: int = 32,
+) -> SteeredRows:
     """Rerun every row's text from its cached prefix with ``delta_RD[r]`` added at ``site.hook``.
 
     Logits are computed at the last token only, unless ``text_ce`` asks for the whole text's

@@ -151,7 +151,9 @@ class CellRunner:
         plan = dataclasses.replace(prep.plan, models=self._models)
         t = time.perf_counter()
         if cell.variant == TRAINED:
-            prefetch_hooks(plan, list(cell.hooks), timings, controls=(REAL, *(c for c in prep.controls if c in TOKEN_CONTROLS)))  # fmt: skip
+            prefetch_hooks(
+                plan, list(cell.hooks), timings, controls=(REAL, *(c for c in prep.controls if c in TOKEN_CONTROLS))
+            )
         else:
             control, _, seed = cell.variant.rpartition("@")
             prefetch_hooks(

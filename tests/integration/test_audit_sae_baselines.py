@@ -27,10 +27,16 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def _cfg(path, controls=BASELINES, seeds=(0, 1, 2), methods=("sae",), **sae):
     return AuditConfig(
-        dataset=f"table:{path}", hook="blocks.1.hook_resid_post", methods=methods, controls=controls, seeds=seeds,
-        model=ModelSpec(name="tiny-gpt2", seed=0), use_cache=False, progress=False,
+        dataset=f"table:{path}",
+        hook="blocks.1.hook_resid_post",
+        methods=methods,
+        controls=controls,
+        seeds=seeds,
+        model=ModelSpec(name="tiny-gpt2", seed=0),
+        use_cache=False,
+        progress=False,
         sae=SAEAuditOptions(**(SMALL | sae)),
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +102,12 @@ def test_dead_and_dense_fractions_against_a_fixed_basis_are_descriptive(audit):
             row = sel.loc[(metric, control)]
             assert row["verdict"] == "descriptive" and pd.isna(row["mde"]) and pd.notna(row["selectivity"])
             assert ((audit.rows["control"] == control) & (audit.rows["metric"] == metric)).sum() == 3
-        assert sel.loc[(metric, "sae-untrained"), "verdict"] in ("selective", "not selective", "control better",
-                                                                 "inconclusive")  # fmt: skip
+        assert sel.loc[(metric, "sae-untrained"), "verdict"] in (
+            "selective",
+            "not selective",
+            "control better",
+            "inconclusive",
+        )
     assert (audit.selectivity["verdict"] == "descriptive").sum() == 4
     text = "\n".join(sae_section(audit))
     assert "No verdict (descriptive" in text and "dead_fraction vs pca" in text and "· descriptive:" in text
@@ -153,7 +163,11 @@ def test_baselines_are_default_for_sae_skipped_by_other_methods_and_accepted_by_
     path = yes_no_table(tmp_path / "t.csv", n=48)
     assert set(BASELINES) <= set(resolve_controls(_cfg(path, controls=None)))
     # The probe method skips them: no arm is extracted for them and no row carries them.
-    probe = run_audit(_cfg(path, controls=("pca", "shuffled-labels"), seeds=(0, 1), methods=("probe",)), loaded=tiny_gpt2)
+    probe = run_audit(
+        _cfg(path, controls=("pca", "shuffled-labels"), seeds=(0, 1), methods=("probe",)), loaded=tiny_gpt2
+    )
     assert set(probe.rows["control"]) == {"none", "shuffled-labels"}
-    bad = CliRunner().invoke(app, ["audit", "--methods", "sae", "--controls", "pca,sae-untrianed", "--out", str(tmp_path / "o")])
+    bad = CliRunner().invoke(
+        app, ["audit", "--methods", "sae", "--controls", "pca,sae-untrianed", "--out", str(tmp_path / "o")]
+    )
     assert bad.exit_code == 2 and "error:" in bad.output and "sae-untrianed" in bad.output

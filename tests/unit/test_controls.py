@@ -16,11 +16,17 @@ from auditkit.types import ActivationSet
 def _acts(labels, groups=None, is_test=None):
     n = len(labels)
     return ActivationSet(
-        acts_ND=torch.zeros(n, 2), labels_N=np.asarray(labels, dtype=np.int64), token_ids_N=np.zeros(n, np.int64),
-        example_ids_N=np.arange(n), positions_N=np.zeros(n, np.int64),
-        is_test_N=np.asarray(is_test if is_test is not None else np.arange(n) % 4 == 0), hook="h", positions="all",
-        class_names=("a", "b", "c"), groups_N=groups,
-    )  # fmt: skip
+        acts_ND=torch.zeros(n, 2),
+        labels_N=np.asarray(labels, dtype=np.int64),
+        token_ids_N=np.zeros(n, np.int64),
+        example_ids_N=np.arange(n),
+        positions_N=np.zeros(n, np.int64),
+        is_test_N=np.asarray(is_test if is_test is not None else np.arange(n) % 4 == 0),
+        hook="h",
+        positions="all",
+        class_names=("a", "b", "c"),
+        groups_N=groups,
+    )
 
 
 def test_shuffled_labels_keep_marginals_per_split_and_change_assignment():

@@ -155,9 +155,14 @@ class LDAProbe(_GenerativeProbe):
     kind = "lda"
 
     def __init__(
-        self, *, shrinkage: float | str = "auto", standardize: bool = True, max_iter: int = 100, tol: float = 1e-6,
+        self,
+        *,
+        shrinkage: float | str = "auto",
+        standardize: bool = True,
+        max_iter: int = 100,
+        tol: float = 1e-6,
         precision: str = "auto",
-    ):  # fmt: skip
+    ):
         if shrinkage != "auto" and not (isinstance(shrinkage, (int, float)) and 0 <= shrinkage <= 1):
             raise ConfigError(f"LDA shrinkage must be 'auto' or a number in [0, 1], got {shrinkage!r}")
         super().__init__(standardize=standardize, max_iter=max_iter, tol=tol, precision=precision)

@@ -45,7 +45,11 @@ stack (the keys seed per-problem initialisations where a probe has any)."""
 def check_schedule(schedule: Sequence[float]) -> tuple[float, ...]:
     """The schedule as a tuple: fractions strictly increasing in (0, 1], ending at 1 (ConfigError otherwise)."""
     fr = tuple(float(f) for f in schedule)
-    ok = len(fr) >= 2 and all(math.isfinite(f) and 0 < f <= 1 for f in fr) and all(a < b for a, b in itertools.pairwise(fr))
+    ok = (
+        len(fr) >= 2
+        and all(math.isfinite(f) and 0 < f <= 1 for f in fr)
+        and all(a < b for a, b in itertools.pairwise(fr))
+    )
     if not ok or fr[-1] != 1.0:
         raise ConfigError(
             f"MDL schedule {list(schedule)} must hold at least two fractions of the training rows, strictly "

@@ -256,9 +256,11 @@ def _concat(parts: list[PursuitResult], X_ND: torch.Tensor, F: int) -> PursuitRe
     if not parts:
         e = torch.zeros(0, dtype=torch.float64)
         return PursuitResult(
-            codes_NF=torch.zeros(0, F, dtype=X_ND.dtype), objective_N=e,
-            n_iter_N=torch.zeros(0, dtype=torch.int64), converged_N=torch.zeros(0, dtype=torch.bool),
-        )  # fmt: skip
+            codes_NF=torch.zeros(0, F, dtype=X_ND.dtype),
+            objective_N=e,
+            n_iter_N=torch.zeros(0, dtype=torch.int64),
+            converged_N=torch.zeros(0, dtype=torch.bool),
+        )
     paths = [p.objective_path_NK for p in parts]
     return PursuitResult(
         codes_NF=torch.cat([p.codes_NF for p in parts]),
