@@ -33,8 +33,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -99,9 +100,14 @@ def check_root(root: Path) -> None:
 
 
 def move_aside(
-    path: Path, reason: str, *, what: str = "cache entry", tag: str = "corrupt", into: Path | None = None,
+    path: Path,
+    reason: str,
+    *,
+    what: str = "cache entry",
+    tag: str = "corrupt",
+    into: Path | None = None,
     name: str | None = None,
-) -> Path | None:  # fmt: skip
+) -> Path | None:
     """Rename ``path`` to ``<into>/<name>.<tag>-<time>`` (default: beside it, under its own name) and
     log one warning naming both; never delete it. Returns the new path, or None when another process
     moved it first.

@@ -138,17 +138,23 @@ def plan_rows(batch: TokenBatch, positions: str, include_bos: bool) -> RowPlan:
     if positions == "labelled":
         items = np.arange(n_items)
         return RowPlan(
-            batch.item_example_M.copy(), batch.item_position_M.copy(), batch.labels_M.copy(),
-            batch.is_test_M.copy(), items,
-        )  # fmt: skip
+            batch.item_example_M.copy(),
+            batch.item_position_M.copy(),
+            batch.labels_M.copy(),
+            batch.is_test_M.copy(),
+            items,
+        )
     if positions in ("last", "mean"):
         if batch.level == "token":
             raise ConfigError(f"positions {positions!r} need sentence-level labels: use labelled or all")
         pos = lengths_B[batch.item_example_M] - 1 if positions == "last" else -np.ones(n_items, np.int64)
         return RowPlan(
-            batch.item_example_M.copy(), pos.astype(np.int64), batch.labels_M.copy(),
-            batch.is_test_M.copy(), np.arange(n_items),
-        )  # fmt: skip
+            batch.item_example_M.copy(),
+            pos.astype(np.int64),
+            batch.labels_M.copy(),
+            batch.is_test_M.copy(),
+            np.arange(n_items),
+        )
     # all: every real token; a row carries an item's label if that item sits there (token level) or
     # the example's label (sentence level).
     ex_N = np.concatenate([np.full(max(int(n) - first, 0), b) for b, n in enumerate(lengths_B)])
@@ -195,9 +201,14 @@ def _flatten(act: torch.Tensor, hook: str) -> torch.Tensor:
 
 @torch.inference_mode()
 def _forward_rows(
-    model: Any, tokens_BL: torch.Tensor, hooks: list[str], rows_ex: np.ndarray, rows_pos: np.ndarray,
-    mask_BL: torch.Tensor, mean_first: int,
-) -> dict[str, torch.Tensor]:  # fmt: skip
+    model: Any,
+    tokens_BL: torch.Tensor,
+    hooks: list[str],
+    rows_ex: np.ndarray,
+    rows_pos: np.ndarray,
+    mask_BL: torch.Tensor,
+    mean_first: int,
+) -> dict[str, torch.Tensor]:
     """Activations [R, D] of one forward batch at the given (local example, position) rows, at every hook
     of ``hooks``: one pass, stopped after the deepest block any of them needs.
 
@@ -229,9 +240,15 @@ def _forward_rows(
 
 
 def _extract_examples(
-    model: Any, batch: TokenBatch, plan: RowPlan, cfg: ExtractConfig, lo: int, hi: int, bar: Any,
+    model: Any,
+    batch: TokenBatch,
+    plan: RowPlan,
+    cfg: ExtractConfig,
+    lo: int,
+    hi: int,
+    bar: Any,
     hooks: list[str] | None = None,
-) -> dict[str, torch.Tensor]:  # fmt: skip
+) -> dict[str, torch.Tensor]:
     """Rows of examples [lo, hi) at every hook (default ``cfg.hook``), in plan order, as float [R, D].
 
     Forward batches group texts of similar length (sorted by length within the chunk), so that a
@@ -254,9 +271,14 @@ def _extract_examples(
         idx = torch.as_tensor(group)
         width = int(lengths[group].max())
         rows = _forward_rows(
-            model, batch.tokens_BL[idx, :width], hooks, local[plan.example_N[sel]], plan.position_N[sel],
-            batch.mask_BL[idx, :width], mean_first,
-        )  # fmt: skip
+            model,
+            batch.tokens_BL[idx, :width],
+            hooks,
+            local[plan.example_N[sel]],
+            plan.position_N[sel],
+            batch.mask_BL[idx, :width],
+            mean_first,
+        )
         local[group] = -1
         for hook in hooks:
             parts[hook].append(rows[hook].to(getattr(torch, cfg.dtype)))
@@ -397,9 +419,13 @@ def check_finite(acts_ND: Float[torch.Tensor, "N D"], hook: str) -> None:
 
 
 def _activation_set(
-    batch: TokenBatch, plan: RowPlan, acts_ND: torch.Tensor, hook: str, positions: str,
+    batch: TokenBatch,
+    plan: RowPlan,
+    acts_ND: torch.Tensor,
+    hook: str,
+    positions: str,
     provenance: dict[str, Any],
-) -> ActivationSet:  # fmt: skip
+) -> ActivationSet:
     pos = np.maximum(plan.position_N, 0)
     token_ids = batch.tokens_BL[plan.example_N, pos].numpy().astype(np.int64)
     token_ids = np.where(plan.position_N >= 0, token_ids, -1)
@@ -417,9 +443,13 @@ def _activation_set(
         positions=positions,
         class_names=batch.class_names,
         groups_N=groups,
-        provenance={**provenance, "dataset": batch.dataset_name, "dataset_fingerprint": batch.dataset_fingerprint,
-                    "tokens": batch.variant},
-    )  # fmt: skip
+        provenance={
+            **provenance,
+            "dataset": batch.dataset_name,
+            "dataset_fingerprint": batch.dataset_fingerprint,
+            "tokens": batch.variant,
+        },
+    )
 
 
 # ----------------------------------------------------------------------------- embedding matrices

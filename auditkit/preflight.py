@@ -42,21 +42,20 @@ def check_model(cfg: AuditConfig, loaded: LoadedModel, hook: str, controls: tupl
             f"control step0 needs a Pythia model from the hub (e.g. pythia-70m), not {name!r}: "
             "drop step0 from --controls"
         )
-    if "sae" in cfg.methods and cfg.sae.load:
-        if check_sae_spec(cfg.sae.load) == "folder":
-            # The whole folder (cfg.json's fields, the weights' names, shapes and dtypes) and the checks the method
-            # makes on the loaded SAE, before any forward pass: a damaged SAE costs no extraction, leaves no entry.
-            saved = read_saved_sae(cfg.sae.load)
-            d_in, trained_at, d_model = saved.d_in, saved.hook, int(loaded.model.cfg.d_model)
-            if d_in != d_model:
-                raise ConfigError(
-                    f"--sae-load {cfg.sae.load}: the SAE reads {d_in}-dim activations but {hook} has {d_model}: "
-                    "load an SAE trained on this model and hook"
-                )
-            if trained_at and trained_at != hook:
-                raise ConfigError(
-                    f"--sae-load {cfg.sae.load} was trained at {trained_at}, not {hook}: pass --hook {trained_at}"
-                )
+    if "sae" in cfg.methods and cfg.sae.load and check_sae_spec(cfg.sae.load) == "folder":
+        # The whole folder (cfg.json's fields, the weights' names, shapes and dtypes) and the checks the method
+        # makes on the loaded SAE, before any forward pass: a damaged SAE costs no extraction, leaves no entry.
+        saved = read_saved_sae(cfg.sae.load)
+        d_in, trained_at, d_model = saved.d_in, saved.hook, int(loaded.model.cfg.d_model)
+        if d_in != d_model:
+            raise ConfigError(
+                f"--sae-load {cfg.sae.load}: the SAE reads {d_in}-dim activations but {hook} has {d_model}: "
+                "load an SAE trained on this model and hook"
+            )
+        if trained_at and trained_at != hook:
+            raise ConfigError(
+                f"--sae-load {cfg.sae.load} was trained at {trained_at}, not {hook}: pass --hook {trained_at}"
+            )
     if "pursuit" in cfg.methods and cfg.pursuit.sae_path:
         check_sae_spec(cfg.pursuit.sae_path)
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 Option = tuple[str, object]
 """``(flag, value)``: ``True`` writes the flag alone, ``False`` or ``None`` leaves it out, a tuple or list is

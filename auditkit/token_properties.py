@@ -34,7 +34,7 @@ def _is_punct(ch: str) -> bool:
 
 def _body(text: str) -> str:
     """The token's text without its leading word-boundary space."""
-    return text[1:] if text.startswith(" ") else text
+    return text.removeprefix(" ")
 
 
 PROPERTIES: dict[str, Callable[[str], bool]] = {

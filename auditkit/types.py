@@ -224,6 +224,6 @@ class ActivationSet:
     def d(self) -> int:
         return int(self.acts_ND.shape[1])
 
-    def replace(self, **changes: Any) -> "ActivationSet":
+    def replace(self, **changes: Any) -> ActivationSet:
         """A copy with ``changes`` applied (controls use this to swap labels)."""
         return dataclasses.replace(self, **changes)

@@ -41,8 +41,17 @@ def _side(args: argparse.Namespace, side: str, folder: Path) -> dict:
         (cache / "models").symlink_to(default_cache_dir() / "models")
     if side == "direct":  # the runner the command called before it ran a plan of one cell
         sweep_run.run_audit = lambda cfg, executor=None: audit_run.run_audit(cfg)
-    argv = ["audit", "--max-examples", str(args.texts), "--cache-dir", str(cache), "--out", str(folder / "out"),
-            "--quiet", *shlex.split(args.extra)]  # fmt: skip
+    argv = [
+        "audit",
+        "--max-examples",
+        str(args.texts),
+        "--cache-dir",
+        str(cache),
+        "--out",
+        str(folder / "out"),
+        "--quiet",
+        *shlex.split(args.extra),
+    ]
     start = time.perf_counter()
     app(argv, standalone_mode=False)
     seconds = time.perf_counter() - start
@@ -63,8 +72,18 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-audit-memory-"))
     out = {}
     for side in SIDES:
-        cmd = [sys.executable, __file__, "--texts", str(args.texts), "--extra", args.extra, "--side", side,
-               "--folder", str(root / side)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            __file__,
+            "--texts",
+            str(args.texts),
+            "--extra",
+            args.extra,
+            "--side",
+            side,
+            "--folder",
+            str(root / side),
+        ]
         done = subprocess.run(cmd, check=True, capture_output=True, text=True)
         out[side] = json.loads(done.stdout.strip().splitlines()[-1])
         print(out[side], flush=True)
@@ -73,10 +92,12 @@ def main() -> None:
         for name in ("results.csv", "selectivity.csv")
     )
     plan, direct = out["plan"], out["direct"]
-    print(f"peak RSS: plan of one cell {plan['peak_rss_mb']} MB vs direct audit {direct['peak_rss_mb']} MB "
-          f"({plan['peak_rss_mb'] / direct['peak_rss_mb']:.2f}x; target <= 3 GB); wall time "
-          f"{plan['seconds'] / direct['seconds']:.2f}x ({plan['seconds']} s vs {direct['seconds']} s); results.csv and "
-          f"selectivity.csv {'byte-identical' if same else 'DIFFER'}")  # fmt: skip
+    print(
+        f"peak RSS: plan of one cell {plan['peak_rss_mb']} MB vs direct audit {direct['peak_rss_mb']} MB "
+        f"({plan['peak_rss_mb'] / direct['peak_rss_mb']:.2f}x; target <= 3 GB); wall time "
+        f"{plan['seconds'] / direct['seconds']:.2f}x ({plan['seconds']} s vs {direct['seconds']} s); results.csv and "
+        f"selectivity.csv {'byte-identical' if same else 'DIFFER'}"
+    )
 
 
 if __name__ == "__main__":

@@ -54,9 +54,15 @@ def main() -> None:
     pd.set_option("display.width", 250)
     pd.set_option("display.max_columns", 20)
     base = CalibrationConfig(
-        n_null=args.n_null, n_null_repeated=args.n_null_repeated, n_seed_sets=args.seed_sets, seed=args.seed, progress=True, chunk=25,
-        probes=tuple(p for p in args.probes.split(",") if p), methods=tuple(m for m in args.methods.split(",") if m),
-    )  # fmt: skip
+        n_null=args.n_null,
+        n_null_repeated=args.n_null_repeated,
+        n_seed_sets=args.seed_sets,
+        seed=args.seed,
+        progress=True,
+        chunk=25,
+        probes=tuple(p for p in args.probes.split(",") if p),
+        methods=tuple(m for m in args.methods.split(",") if m),
+    )
     regimes = {
         "default": dataclasses.replace(base, n_planted=args.n_planted, strengths=STRENGTHS),
         "small": dataclasses.replace(
@@ -71,22 +77,48 @@ def main() -> None:
         t = time.perf_counter()
         result = calibrate(cfg)
         info = result.info
-        print(f"\n=== {name}: {info['n_rows']} rows (d={info['d']}), {info['n_datasets']} datasets, "
-              f"seed sets {info['seed_sets']}, {time.perf_counter() - t:.0f} s ===")  # fmt: skip
-        cols = ["null", "method", "control", "n_null", "n_selective", "fpr", "ci_low", "ci_high", "interval_rate", "mean_selectivity",
-                "sd_selectivity", "seed_icc"]  # fmt: skip
+        print(
+            f"\n=== {name}: {info['n_rows']} rows (d={info['d']}), {info['n_datasets']} datasets, "
+            f"seed sets {info['seed_sets']}, {time.perf_counter() - t:.0f} s ==="
+        )
+        cols = [
+            "null",
+            "method",
+            "control",
+            "n_null",
+            "n_selective",
+            "fpr",
+            "ci_low",
+            "ci_high",
+            "interval_rate",
+            "mean_selectivity",
+            "sd_selectivity",
+            "seed_icc",
+        ]
         print(result.fpr[cols].to_string(index=False, float_format="%.3f"))
         if not result.power.empty:
             wide = result.power.pivot_table(index=["method", "strength"], columns="control", values="power")
             wide.insert(0, "real_acc", result.power.groupby(["method", "strength"])["mean_real"].mean())
             print(wide.to_string(float_format="%.2f"))
-        print("timings:", {k: round(v, 1) for k, v in info["timings"].items()},
-              "unconverged fit warnings:", info["unconverged_fit_warnings"])  # fmt: skip
-        command = command_line(["python", "bench/bench_calibration.py"], [
-            ("--n-null", args.n_null), ("--n-planted", args.n_planted), ("--seed-sets", args.seed_sets),
-            ("--regimes", name), ("--seed", args.seed), ("--probes", args.probes), ("--methods", args.methods),
-            ("--out", args.out),
-        ])  # fmt: skip
+        print(
+            "timings:",
+            {k: round(v, 1) for k, v in info["timings"].items()},
+            "unconverged fit warnings:",
+            info["unconverged_fit_warnings"],
+        )
+        command = command_line(
+            ["python", "bench/bench_calibration.py"],
+            [
+                ("--n-null", args.n_null),
+                ("--n-planted", args.n_planted),
+                ("--seed-sets", args.seed_sets),
+                ("--regimes", name),
+                ("--seed", args.seed),
+                ("--probes", args.probes),
+                ("--methods", args.methods),
+                ("--out", args.out),
+            ],
+        )
         out = write_calibration(result, args.out / name, command=command)
         print("report:", out / "report.md")
 

@@ -36,7 +36,9 @@ def main() -> None:
     parser.add_argument("--n-token-draws", type=int, default=3, help="random-token pool draws (0: no token control)")
     parser.add_argument("--probes", default="logistic,mass-mean")
     parser.add_argument("--metrics", default="accuracy,auroc")
-    parser.add_argument("--max-examples", type=int, default=1000, help="texts read (the audit's default; a sweep's 200)")
+    parser.add_argument(
+        "--max-examples", type=int, default=1000, help="texts read (the audit's default; a sweep's 200)"
+    )
     parser.add_argument("--label-draws", type=int, default=10, help="draws of each label control per seed")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, default=None)
@@ -46,13 +48,21 @@ def main() -> None:
     pd.set_option("display.width", 250)
     pd.set_option("display.max_columns", 20)
     cfg = EmbeddedCalibrationConfig(
-        n_null=args.n_null, n_planted=args.n_planted, strengths=tuple(float(x) for x in args.strengths.split(",") if x),
-        n_truth_seeds=args.n_truth_seeds, n_rotations=args.n_rotations, n_draws=args.n_draws,
-        n_token_draws=args.n_token_draws, token_controls=("random-tokens-uniform",) if args.n_token_draws else (),
-        probes=tuple(p for p in args.probes.split(",") if p), seed=args.seed, cache_dir=args.cache_dir,
-        metrics=tuple(m for m in args.metrics.split(",") if m), label_draws=args.label_draws,
+        n_null=args.n_null,
+        n_planted=args.n_planted,
+        strengths=tuple(float(x) for x in args.strengths.split(",") if x),
+        n_truth_seeds=args.n_truth_seeds,
+        n_rotations=args.n_rotations,
+        n_draws=args.n_draws,
+        n_token_draws=args.n_token_draws,
+        token_controls=("random-tokens-uniform",) if args.n_token_draws else (),
+        probes=tuple(p for p in args.probes.split(",") if p),
+        seed=args.seed,
+        cache_dir=args.cache_dir,
+        metrics=tuple(m for m in args.metrics.split(",") if m),
+        label_draws=args.label_draws,
         max_examples=args.max_examples,
-    )  # fmt: skip
+    )
     check_output(args.out)
     t = time.perf_counter()
     result = calibrate_embedded(cfg, log=lambda line: print(line, flush=True))
@@ -61,13 +71,24 @@ def main() -> None:
     print(result.power.to_string(index=False, float_format="%.3f"))
     print(result.coverage.to_string(index=False, float_format="%.3f"))
     print("timings:", {k: round(v, 1) for k, v in result.info["timings"].items()})
-    command = command_line(["python", "bench/bench_calibration_embedded.py"], [
-        ("--n-null", args.n_null), ("--n-planted", args.n_planted), ("--strengths", args.strengths),
-        ("--n-truth-seeds", args.n_truth_seeds), ("--n-rotations", args.n_rotations), ("--n-draws", args.n_draws),
-        ("--n-token-draws", args.n_token_draws), ("--probes", args.probes), ("--metrics", args.metrics),
-        ("--label-draws", args.label_draws), ("--max-examples", args.max_examples), ("--seed", args.seed),
-        ("--out", args.out),
-    ])  # fmt: skip
+    command = command_line(
+        ["python", "bench/bench_calibration_embedded.py"],
+        [
+            ("--n-null", args.n_null),
+            ("--n-planted", args.n_planted),
+            ("--strengths", args.strengths),
+            ("--n-truth-seeds", args.n_truth_seeds),
+            ("--n-rotations", args.n_rotations),
+            ("--n-draws", args.n_draws),
+            ("--n-token-draws", args.n_token_draws),
+            ("--probes", args.probes),
+            ("--metrics", args.metrics),
+            ("--label-draws", args.label_draws),
+            ("--max-examples", args.max_examples),
+            ("--seed", args.seed),
+            ("--out", args.out),
+        ],
+    )
     out = write_embedded_calibration(result, args.out, command=command)
     print("report:", out / "summary.md")
 

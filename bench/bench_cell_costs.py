@@ -40,10 +40,13 @@ def main() -> None:
     n_layers = loaded.model.cfg.n_layers
     ds = data.load_sae_probes(args.dataset, max_examples=args.texts, seed=0)
     tok = loaded.model.tokenizer
-    batch = data.tokenize(ds, tok, prepend_bos=loaded.provenance.prepend_bos, bos_token_id=tok.bos_token_id,
-                          max_length=128)  # fmt: skip
-    print(f"{args.model} on {loaded.provenance.device} in {loaded.provenance.dtype}, {args.threads} thread(s): "
-          f"load {load_s:.1f} s; {batch.n_examples} texts, {batch.n_tokens} tokens")  # fmt: skip
+    batch = data.tokenize(
+        ds, tok, prepend_bos=loaded.provenance.prepend_bos, bos_token_id=tok.bos_token_id, max_length=128
+    )
+    print(
+        f"{args.model} on {loaded.provenance.device} in {loaded.provenance.dtype}, {args.threads} thread(s): "
+        f"load {load_s:.1f} s; {batch.n_examples} texts, {batch.n_tokens} tokens"
+    )
     depths = sorted({1, n_layers // 4 + 1, n_layers // 2, 3 * n_layers // 4 + 1, n_layers})
     rows = []
     for blocks in depths:  # blocks.{b}.hook_resid_pre is read after b blocks; the last block's output after all
@@ -62,9 +65,11 @@ def main() -> None:
     if run.is_file():
         r = json.loads(run.read_text())
         n = len(r["datasets"]) * len(r["hooks"])
-        print(f"fit time per cell ({args.sweep_run}, {len(r['controls'])} controls, seeds {r['config']['audit']['seeds']},"
-              f" probes {r['config']['audit']['probes']}, {r['config']['audit']['max_examples']} texts): "
-              f"{r['timings']['cells_s'] / n:.2f} s over {n} cells")  # fmt: skip
+        print(
+            f"fit time per cell ({args.sweep_run}, {len(r['controls'])} controls, seeds {r['config']['audit']['seeds']},"
+            f" probes {r['config']['audit']['probes']}, {r['config']['audit']['max_examples']} texts): "
+            f"{r['timings']['cells_s'] / n:.2f} s over {n} cells"
+        )
 
 
 if __name__ == "__main__":

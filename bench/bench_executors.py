@@ -39,9 +39,11 @@ def _side(args: argparse.Namespace, side: str, out: Path) -> dict:
         (cache / "models").symlink_to(default_cache_dir() / "models")
     tags = list(list_sae_probes("binary")["tag"])[: args.datasets]
     audit = AuditConfig(
-        model=ModelSpec(name=args.model, cache_dir=cache), max_examples=args.texts, probes=("logistic", "mass-mean"),
+        model=ModelSpec(name=args.model, cache_dir=cache),
+        max_examples=args.texts,
+        probes=("logistic", "mass-mean"),
         progress=False,
-    )  # fmt: skip
+    )
     cfg = SweepConfig(audit=audit, datasets=",".join(f"sae-probes:{t}" for t in tags), hooks=args.hooks)
     start = time.perf_counter()
     if side == "local":
@@ -56,8 +58,12 @@ def _side(args: argparse.Namespace, side: str, out: Path) -> dict:
         ray.shutdown()
     seconds = time.perf_counter() - start
     write_sweep(result, out, "bench")
-    return {"side": side, "seconds": round(seconds, 1), "cells": result.execution["cells_run"],
-            "audit_cells": len(result.datasets) * len(result.hooks)}  # fmt: skip
+    return {
+        "side": side,
+        "seconds": round(seconds, 1),
+        "cells": result.execution["cells_run"],
+        "audit_cells": len(result.datasets) * len(result.hooks),
+    }
 
 
 def main() -> None:
@@ -73,20 +79,35 @@ def main() -> None:
     if args.side:
         print(json.dumps(_side(args, args.side, Path(args.out))))
         return
-    base = [sys.executable, __file__, "--model", args.model, "--texts", str(args.texts), "--datasets", str(args.datasets),
-            "--hooks", args.hooks, "--threads", str(args.threads)]  # fmt: skip
+    base = [
+        sys.executable,
+        __file__,
+        "--model",
+        args.model,
+        "--texts",
+        str(args.texts),
+        "--datasets",
+        str(args.datasets),
+        "--hooks",
+        args.hooks,
+        "--threads",
+        str(args.threads),
+    ]
     folder = Path(tempfile.mkdtemp(prefix="bench-executors-out-"))
     out = {}
     for side in ("local", "ray"):
-        done = subprocess.run([*base, "--side", side, "--out", str(folder / side)], check=True, capture_output=True,
-                              text=True)  # fmt: skip
+        done = subprocess.run(
+            [*base, "--side", side, "--out", str(folder / side)], check=True, capture_output=True, text=True
+        )
         out[side] = json.loads(done.stdout.strip().splitlines()[-1])
         print(out[side], flush=True)
     same = filecmp.cmp(folder / "local" / "results.csv", folder / "ray" / "results.csv", shallow=False)
     ratio = out["ray"]["seconds"] / out["local"]["seconds"]
-    print(f"ray / local wall time at {args.threads} threads in all: {ratio:.2f}x (target <= 1.15x) on "
-          f"{out['local']['audit_cells']} audit cells ({out['local']['cells']} cells with extraction); "
-          f"results.csv byte-identical: {same}")  # fmt: skip
+    print(
+        f"ray / local wall time at {args.threads} threads in all: {ratio:.2f}x (target <= 1.15x) on "
+        f"{out['local']['audit_cells']} audit cells ({out['local']['cells']} cells with extraction); "
+        f"results.csv byte-identical: {same}"
+    )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,15 @@ def _run(side: str, model_name: str, hook: str, n_texts: int, batch_size: int, m
             del cache
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return dict(side=side, rows=rows, tokens=batch.n_tokens, seconds=seconds, tok_per_s=batch.n_tokens / seconds,
-                peak_rss_mb=peak / 1024, rss_growth_mb=(peak - rss_before) / 1024)  # fmt: skip
+    return dict(
+        side=side,
+        rows=rows,
+        tokens=batch.n_tokens,
+        seconds=seconds,
+        tok_per_s=batch.n_tokens / seconds,
+        peak_rss_mb=peak / 1024,
+        rss_growth_mb=(peak - rss_before) / 1024,
+    )
 
 
 def main() -> None:
@@ -78,8 +85,10 @@ def main() -> None:
     assert base["rows"] == ours["rows"], "the two sides read different rows"
     print(f"model {args.model}, hook {hook}, {ours['tokens']} tokens in {args.texts} texts, batch {args.batch_size}")
     for r in (base, ours):
-        print(f"  {r['side']:15s} {r['tok_per_s']:9.0f} tok/s  {r['seconds']:7.2f} s  peak RSS {r['peak_rss_mb']:7.0f} MB"
-              f"  (+{r['rss_growth_mb']:.0f} MB during extraction)")  # fmt: skip
+        print(
+            f"  {r['side']:15s} {r['tok_per_s']:9.0f} tok/s  {r['seconds']:7.2f} s  peak RSS {r['peak_rss_mb']:7.0f} MB"
+            f"  (+{r['rss_growth_mb']:.0f} MB during extraction)"
+        )
     print(f"speed ratio auditkit / run_with_cache: {ours['tok_per_s'] / base['tok_per_s']:.2f}x (target >= 2x)")
     print(f"peak-memory ratio auditkit / run_with_cache: {ours['peak_rss_mb'] / base['peak_rss_mb']:.2f}")
 

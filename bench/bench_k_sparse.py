@@ -37,16 +37,23 @@ def main() -> None:
     tok = loaded.model.tokenizer
     batch = data_mod.tokenize(ds, tok, prepend_bos=True, bos_token_id=tok.bos_token_id, max_length=cfg.max_length)
     plan = ArmPlan(
-        loaded=loaded, batch=batch, extract_cfg=ExtractConfig(hook=default_hook(loaded.model.cfg.n_layers), progress=False),
-        cache_root=default_cache_dir(), seeds=cfg.seeds, controls=("shuffled-labels", "control-task"), test_fraction=0.25,
-    )  # fmt: skip
+        loaded=loaded,
+        batch=batch,
+        extract_cfg=ExtractConfig(hook=default_hook(loaded.model.cfg.n_layers), progress=False),
+        cache_root=default_cache_dir(),
+        seeds=cfg.seeds,
+        controls=("shuffled-labels", "control-task"),
+        test_fraction=0.25,
+    )
     arms = build_arms(plan, {})
     reals = [a for a in arms if a.control == "none"]
     for j in range(4):  # 4 token/weight controls x 3 seeds, each its own activation matrix
         for a in reals:
             arms.append(Arm(f"copy-{j}", a.seed, a.acts.replace(acts_ND=a.acts.acts_ND.clone()), a.batch, a.model))
-    print(f"{len(arms)} problems on {len({id(a.acts.acts_ND) for a in arms})} activation matrices, "
-          f"{reals[0].acts.n} rows x {reals[0].acts.d}")  # fmt: skip
+    print(
+        f"{len(arms)} problems on {len({id(a.acts.acts_ND) for a in arms})} activation matrices, "
+        f"{reals[0].acts.n} rows x {reals[0].acts.d}"
+    )
     for probes in (("logistic", "mass-mean", "lda", "low-rank", "mlp"), ("k-sparse",)):
         times = []
         for _ in range(args.repeats):

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 
-CONLLU = str(Path(__file__).resolve().parents[2] / "shared/data/ud-english-ewt/en_ewt-ud-dev.conllu")  # benches and tests only
+CONLLU = str(
+    Path(__file__).resolve().parents[2] / "shared/data/ud-english-ewt/en_ewt-ud-dev.conllu"
+)  # benches and tests only
 
 
 def _activations(layer: int, n_sentences: int):
@@ -86,8 +88,9 @@ def _auditkit(X: torch.Tensor, y_SN: torch.Tensor, train_SN: torch.Tensor, C: fl
     probe = LogisticProbe(C=C).fit(X, y_SN, train_SN, K)
     seconds = time.perf_counter() - start
     pred_SN = probe.predict(X)
-    accs = np.asarray([float((pred_SN[s][~train_SN[s]] == y_SN[s][~train_SN[s]]).double().mean())
-                       for s in range(len(y_SN))])  # fmt: skip
+    accs = np.asarray(
+        [float((pred_SN[s][~train_SN[s]] == y_SN[s][~train_SN[s]]).double().mean()) for s in range(len(y_SN))]
+    )
     return accs, seconds, probe
 
 
@@ -101,8 +104,10 @@ def main() -> None:
     t = time.perf_counter()
     acts = _activations(args.layer, args.sentences)
     X = acts.acts_ND.float()
-    print(f"{acts.n} rows x {acts.d} dims at {acts.hook} ({time.perf_counter() - t:.0f} s to load/extract); "
-          f"torch threads {torch.get_num_threads()}")  # fmt: skip
+    print(
+        f"{acts.n} rows x {acts.d} dims at {acts.hook} ({time.perf_counter() - t:.0f} s to load/extract); "
+        f"torch threads {torch.get_num_threads()}"
+    )
     upos = acts.labels_N
     nounish = np.isin(np.asarray(acts.class_names)[upos], ["NOUN", "PROPN"]).astype(np.int64)
     for task, labels, K in (("binary NOUN|PROPN", nounish, 2), ("UPOS", upos, len(acts.class_names))):
@@ -113,16 +118,20 @@ def main() -> None:
         ref_s_all = ref_s * len(names) / n
         diff = np.abs(ours[:n] - ref) * 100
         print(f"\n{task}: {len(names)} problems, K={K}, C={args.C}")
-        print(f"  auditkit stacked: {ours_s:7.2f} s  ({int(probe.n_iter_S_.max())} L-BFGS iterations, "
-              f"{int(probe.converged_S_.sum())}/{len(names)} problems converged, worst grad {probe.grad_max_S_.max():.1e}, "
-              f"{probe.coef_SDK_.dtype})")  # fmt: skip
+        print(
+            f"  auditkit stacked: {ours_s:7.2f} s  ({int(probe.n_iter_S_.max())} L-BFGS iterations, "
+            f"{int(probe.converged_S_.sum())}/{len(names)} problems converged, worst grad {probe.grad_max_S_.max():.1e}, "
+            f"{probe.coef_SDK_.dtype})"
+        )
         extrapolated = "" if n == len(names) else f" (measured {ref_s:.1f} s on {n}, scaled)"
         print(f"  sklearn loop:     {ref_s_all:7.2f} s{extrapolated}")
         print(f"  speed ratio: {ref_s_all / ours_s:.1f}x (target >= 10x)")
-        print(f"  held-out accuracy |auditkit - sklearn|: max {diff.max():.2f} points, mean {diff.mean():.2f} "
-              f"(target <= 0.5)")  # fmt: skip
+        print(
+            f"  held-out accuracy |auditkit - sklearn|: max {diff.max():.2f} points, mean {diff.mean():.2f} "
+            f"(target <= 0.5)"
+        )
         for name, a, b in zip(names[:n], ours, ref):
-            if name.startswith("real") or name.startswith("control"):
+            if name.startswith(("real", "control")):
                 print(f"    {name:24s} auditkit {a:.4f}  sklearn {b:.4f}")
 
 

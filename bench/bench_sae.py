@@ -94,25 +94,40 @@ def _sae_lens(acts, cfg, context: int) -> float:
         sae_cfg = StandardTrainingSAEConfig(l1_coefficient=cfg.l1_coefficient, l1_warm_up_steps=warm, **common)
     else:
         sae_cfg = JumpReLUTrainingSAEConfig(
-            l0_coefficient=cfg.l0_coefficient, l0_warm_up_steps=warm,
-            jumprelu_init_threshold=cfg.jumprelu_init_threshold, **common,
-        )  # fmt: skip
+            l0_coefficient=cfg.l0_coefficient,
+            l0_warm_up_steps=warm,
+            jumprelu_init_threshold=cfg.jumprelu_init_threshold,
+            **common,
+        )
     with tempfile.TemporaryDirectory() as tmp:
         _cached_dataset(acts, context, Path(tmp) / "cache")
         placeholder = load_model(ModelSpec(name="tiny-gpt2")).model
         tokens = Dataset.from_dict({"tokens": [[0] * context]})  # never read: cached activations win
         runner_cfg = LanguageModelSAERunnerConfig(
-            sae=sae_cfg, model_name="placeholder", hook_name=HOOK, dataset_path="placeholder",
-            context_size=context, use_cached_activations=True, cached_activations_path=str(Path(tmp) / "cache"),
-            training_tokens=n_steps * cfg.batch_size, train_batch_size_tokens=cfg.batch_size,
+            sae=sae_cfg,
+            model_name="placeholder",
+            hook_name=HOOK,
+            dataset_path="placeholder",
+            context_size=context,
+            use_cached_activations=True,
+            cached_activations_path=str(Path(tmp) / "cache"),
+            training_tokens=n_steps * cfg.batch_size,
+            train_batch_size_tokens=cfg.batch_size,
             store_batch_size_prompts=max(1, cfg.batch_size // context),
             n_batches_in_buffer=max(2, 2 * cfg.batch_size // context),
-            lr=cfg.lr, lr_end=cfg.lr, lr_scheduler_name="constant",
+            lr=cfg.lr,
+            lr_end=cfg.lr,
+            lr_scheduler_name="constant",
             lr_decay_steps=int(cfg.lr_decay_fraction * n_steps),
-            dead_feature_window=max(10, n_steps // 5), feature_sampling_window=max(1, n_steps),
-            n_batches_for_norm_estimate=max(1, min(100, n_steps)), logger=LoggingConfig(log_to_wandb=False),
-            checkpoint_path=None, output_path=None, device="cpu", verbose=False,
-        )  # fmt: skip
+            dead_feature_window=max(10, n_steps // 5),
+            feature_sampling_window=max(1, n_steps),
+            n_batches_for_norm_estimate=max(1, min(100, n_steps)),
+            logger=LoggingConfig(log_to_wandb=False),
+            checkpoint_path=None,
+            output_path=None,
+            device="cpu",
+            verbose=False,
+        )
         start = time.perf_counter()
         LanguageModelSAETrainingRunner(runner_cfg, override_dataset=tokens, override_model=placeholder).run()
         return time.perf_counter() - start
@@ -122,13 +137,29 @@ def _child(args: argparse.Namespace) -> None:
     from auditkit.methods.sae import SAEConfig
 
     acts = _acts(args.acts, args.rows, 576)
-    cfg = SAEConfig(architecture=args.architecture, training_tokens=args.tokens, batch_size=args.batch,
-                    expansion_factor=args.expansion, progress=False)  # fmt: skip
+    cfg = SAEConfig(
+        architecture=args.architecture,
+        training_tokens=args.tokens,
+        batch_size=args.batch,
+        expansion_factor=args.expansion,
+        progress=False,
+    )
     seconds = _auditkit(acts, cfg) if args.side == "auditkit" else _sae_lens(acts, cfg, args.context)
     n_steps = math.ceil(cfg.training_tokens / min(cfg.batch_size, acts.shape[0]))
     tokens = n_steps * min(cfg.batch_size, acts.shape[0])
-    print(json.dumps(dict(side=args.side, rows=acts.shape[0], d=acts.shape[1], d_sae=cfg.d_sae(acts.shape[1]),
-                          tokens=tokens, seconds=seconds, tok_per_s=tokens / seconds)))  # fmt: skip
+    print(
+        json.dumps(
+            dict(
+                side=args.side,
+                rows=acts.shape[0],
+                d=acts.shape[1],
+                d_sae=cfg.d_sae(acts.shape[1]),
+                tokens=tokens,
+                seconds=seconds,
+                tok_per_s=tokens / seconds,
+            )
+        )
+    )
 
 
 def main() -> None:
@@ -150,8 +181,9 @@ def main() -> None:
     best: dict[str, dict] = {}
     for _ in range(args.repeats):
         for side in ("sae-lens", "auditkit"):
-            out = subprocess.run([sys.executable, __file__, *passthrough, "--side", side], check=True,
-                                 capture_output=True, text=True).stdout  # fmt: skip
+            out = subprocess.run(
+                [sys.executable, __file__, *passthrough, "--side", side], check=True, capture_output=True, text=True
+            ).stdout
             row = json.loads(out.strip().splitlines()[-1])
             print(json.dumps(row), flush=True)
             if side not in best or row["seconds"] < best[side]["seconds"]:

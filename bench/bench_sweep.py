@@ -40,9 +40,11 @@ def _side(args: argparse.Namespace, side: str) -> dict:
         (cache / "models").symlink_to(default_cache_dir() / "models")
     tags = [t for t in list_sae_probes("binary")["tag"]][: args.datasets]
     audit = AuditConfig(
-        model=ModelSpec(name=args.model, cache_dir=cache), max_examples=args.texts, probes=tuple(args.probes.split(",")),
+        model=ModelSpec(name=args.model, cache_dir=cache),
+        max_examples=args.texts,
+        probes=tuple(args.probes.split(",")),
         progress=False,
-    )  # fmt: skip
+    )
     start = time.perf_counter()
     if side == "one-audit":
         run_audit(dataclasses.replace(audit, dataset="sae-probes:92_glue_sst2"))
@@ -75,8 +77,18 @@ def main() -> None:
     if args.side:
         print(json.dumps(_side(args, args.side)))
         return
-    base = [sys.executable, __file__, "--model", args.model, "--texts", str(args.texts), "--datasets", str(args.datasets),
-            "--probes", args.probes]  # fmt: skip
+    base = [
+        sys.executable,
+        __file__,
+        "--model",
+        args.model,
+        "--texts",
+        str(args.texts),
+        "--datasets",
+        str(args.datasets),
+        "--probes",
+        args.probes,
+    ]
     out = {}
     for side in ("one-audit", "depth-sweep", "separate-audits", "breadth-sweep"):
         done = subprocess.run([*base, "--side", side], check=True, capture_output=True, text=True)
@@ -85,12 +97,16 @@ def main() -> None:
     depth = out["depth-sweep"]["seconds"] / out["one-audit"]["seconds"]
     breadth = out["breadth-sweep"]["seconds"] / out["separate-audits"]["seconds"]
     hooks = out["depth-sweep"]["cells"]
-    print(f"depth: a sweep of {hooks} hooks costs {depth:.2f}x one middle-layer audit (target <= 3x; {hooks} separate "
-          f"audits would cost about {hooks}x); peak RSS {out['depth-sweep']['peak_rss_mb']} MB vs "
-          f"{out['one-audit']['peak_rss_mb']} MB")  # fmt: skip
-    print(f"breadth: a sweep of {out['breadth-sweep']['cells']} datasets costs {breadth:.2f}x the separate audits "
-          f"(target <= 0.6x); peak RSS {out['breadth-sweep']['peak_rss_mb']} MB vs "
-          f"{out['separate-audits']['peak_rss_mb']} MB")  # fmt: skip
+    print(
+        f"depth: a sweep of {hooks} hooks costs {depth:.2f}x one middle-layer audit (target <= 3x; {hooks} separate "
+        f"audits would cost about {hooks}x); peak RSS {out['depth-sweep']['peak_rss_mb']} MB vs "
+        f"{out['one-audit']['peak_rss_mb']} MB"
+    )
+    print(
+        f"breadth: a sweep of {out['breadth-sweep']['cells']} datasets costs {breadth:.2f}x the separate audits "
+        f"(target <= 0.6x); peak RSS {out['breadth-sweep']['peak_rss_mb']} MB vs "
+        f"{out['separate-audits']['peak_rss_mb']} MB"
+    )
 
 
 if __name__ == "__main__":

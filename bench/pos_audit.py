@@ -44,10 +44,16 @@ def summary(rows: pd.DataFrame, sel: pd.DataFrame) -> pd.DataFrame:
     """Per probe: real and control-task accuracy (mean over seeds) and the selectivity with its 95% CI."""
     acc = rows.query("metric == 'accuracy'").groupby(["method", "control"])["value"].mean().unstack()
     s = sel.query("metric == 'accuracy' and control == 'control-task'").set_index("method")
-    return pd.DataFrame({
-        "real accuracy": acc["none"], "control-task accuracy": acc["control-task"], "selectivity": s["selectivity"],
-        "ci_low": s["ci_low"], "ci_high": s["ci_high"], "verdict": s["verdict"],
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "real accuracy": acc["none"],
+            "control-task accuracy": acc["control-task"],
+            "selectivity": s["selectivity"],
+            "ci_low": s["ci_low"],
+            "ci_high": s["ci_high"],
+            "verdict": s["verdict"],
+        }
+    )
 
 
 def main() -> None:
@@ -64,9 +70,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("reports/pos"))
     args = ap.parse_args()
     cfg = AuditConfig(
-        dataset=f"conllu:{os.path.relpath(conllu_file())}", max_examples=args.sentences, hook=args.hook, probes=("logistic", "mlp"),
-        controls=("control-task",), seeds=(0, 1, 2),
-    )  # fmt: skip
+        dataset=f"conllu:{os.path.relpath(conllu_file())}",
+        max_examples=args.sentences,
+        hook=args.hook,
+        probes=("logistic", "mlp"),
+        controls=("control-task",),
+        seeds=(0, 1, 2),
+    )
     check_output(args.out, inputs=input_paths(cfg))
     t = time.perf_counter()
     result = run_audit(cfg)
@@ -75,8 +85,10 @@ def main() -> None:
     table = summary(result.rows, result.selectivity)
     counts = result.dataset["class_counts"]
     majority = max(counts) / sum(counts)
-    print(f"UPOS on {result.dataset['name']}: {result.dataset['n_items']} words in {result.dataset['n_texts']} sentences, "
-          f"{len(counts)} tags (majority tag {majority:.3f}); hook {result.extraction['hook']}; {elapsed:.0f} s")  # fmt: skip
+    print(
+        f"UPOS on {result.dataset['name']}: {result.dataset['n_items']} words in {result.dataset['n_texts']} sentences, "
+        f"{len(counts)} tags (majority tag {majority:.3f}); hook {result.extraction['hook']}; {elapsed:.0f} s"
+    )
     print(table.to_string(float_format=lambda x: f"{x:.3f}"))
     lin, mlp = table.loc["probe-logistic"], table.loc["probe-mlp"]
     similar = abs(lin["real accuracy"] - mlp["real accuracy"]) <= 0.03

@@ -67,8 +67,15 @@ def _sae_lens_on_auditkit_positions(sae, model, tokens_BL: torch.Tensor, batch: 
     sums: dict[str, float] = {}
     n = 0
     for lo in range(0, tokens_BL.shape[0], batch):
-        out = get_recons_loss(sae, model, ActivationScaler(), tokens_BL[lo : lo + batch], compute_kl=True,
-                              compute_ce_loss=True, ignore_tokens=special)  # fmt: skip
+        out = get_recons_loss(
+            sae,
+            model,
+            ActivationScaler(),
+            tokens_BL[lo : lo + batch],
+            compute_kl=True,
+            compute_ce_loss=True,
+            ignore_tokens=special,
+        )
         for key, value in out.items():
             v = value[:, : tokens_BL.shape[1] - 1]  # KL has one more position (the last, with no next token)
             sums[key] = sums.get(key, 0.0) + float(v.double().sum())
@@ -105,16 +112,24 @@ def main() -> None:
     half = tokens_BL.shape[0] // 2
     train_BL, test_BL = tokens_BL[:half], tokens_BL[half:]
     with torch.enable_grad():
-        sae = train_sae(_acts(model, train_BL, args.hook),
-                        SAEAuditOptions(training_tokens=args.tokens).sae_config(), seed=0)  # fmt: skip
+        sae = train_sae(
+            _acts(model, train_BL, args.hook), SAEAuditOptions(training_tokens=args.tokens).sae_config(), seed=0
+        )
     sae.cfg.metadata.hook_name = args.hook
     ours = evaluate_sae(sae, _acts(model, test_BL, args.hook))
     ours |= splice_metrics(sae, model, test_BL, torch.ones_like(test_BL, dtype=torch.bool), args.hook, exclude_bos=True)
     n_batches = -(-test_BL.shape[0] // args.batch)
-    cfg = EvalConfig(batch_size_prompts=args.batch, n_eval_reconstruction_batches=n_batches, compute_kl=True,
-                     compute_ce_loss=True, n_eval_sparsity_variance_batches=n_batches, compute_l2_norms=True,
-                     compute_sparsity_metrics=True, compute_variance_metrics=True,
-                     compute_featurewise_density_statistics=True)  # fmt: skip
+    cfg = EvalConfig(
+        batch_size_prompts=args.batch,
+        n_eval_reconstruction_batches=n_batches,
+        compute_kl=True,
+        compute_ce_loss=True,
+        n_eval_sparsity_variance_batches=n_batches,
+        compute_l2_norms=True,
+        compute_sparsity_metrics=True,
+        compute_variance_metrics=True,
+        compute_featurewise_density_statistics=True,
+    )
     theirs, features = run_evals(sae, _Store(test_BL, args.batch), model, ActivationScaler(), cfg)
     flat = {k: v for group in theirs.values() for k, v in group.items()}
     density = torch.tensor(features["feature_density"])
@@ -122,17 +137,35 @@ def main() -> None:
     flat["dense_fraction"] = float((density > 0.1).float().mean())
     mixed = _sae_lens_on_auditkit_positions(sae, model, test_BL, args.batch)
     pairs = [  # (auditkit, sae-lens, sae-lens re-averaged on auditkit's positions)
-        ("explained_variance", "explained_variance", None), ("l0", "l0", None), ("shrinkage", "l2_ratio", None),
-        ("dead_fraction", "dead_fraction", None), ("dense_fraction", "dense_fraction", None),
-        ("ce_clean", "ce_loss_without_sae", "ce_loss_without_sae"), ("ce_sae", "ce_loss_with_sae", "ce_loss_with_sae"),
-        ("ce_zero", "ce_loss_with_ablation", "ce_loss_with_ablation"), ("kl_sae", "kl_div_with_sae", "kl_div_with_sae"),
+        ("explained_variance", "explained_variance", None),
+        ("l0", "l0", None),
+        ("shrinkage", "l2_ratio", None),
+        ("dead_fraction", "dead_fraction", None),
+        ("dense_fraction", "dense_fraction", None),
+        ("ce_clean", "ce_loss_without_sae", "ce_loss_without_sae"),
+        ("ce_sae", "ce_loss_with_sae", "ce_loss_with_sae"),
+        ("ce_zero", "ce_loss_with_ablation", "ce_loss_with_ablation"),
+        ("kl_sae", "kl_div_with_sae", "kl_div_with_sae"),
         ("kl_zero", "kl_div_with_ablation", "kl_div_with_ablation"),
         ("ce_recovered_zero", "ce_loss_score", "ce_loss_score"),
-    ]  # fmt: skip
-    table = {a: dict(auditkit=ours[a], sae_lens=flat[s], sae_lens_on_auditkit_positions=mixed[m] if m else None,
-                     offset=ours[a] - flat[s]) for a, s, m in pairs}  # fmt: skip
-    info = dict(rows=int(test_BL.shape[0]), length=args.length, hook=args.hook, train_rows=int(half),
-                tokens=args.tokens, seconds=round(time.perf_counter() - t0, 1))  # fmt: skip
+    ]
+    table = {
+        a: dict(
+            auditkit=ours[a],
+            sae_lens=flat[s],
+            sae_lens_on_auditkit_positions=mixed[m] if m else None,
+            offset=ours[a] - flat[s],
+        )
+        for a, s, m in pairs
+    }
+    info = dict(
+        rows=int(test_BL.shape[0]),
+        length=args.length,
+        hook=args.hook,
+        train_rows=int(half),
+        tokens=args.tokens,
+        seconds=round(time.perf_counter() - t0, 1),
+    )
     print(json.dumps(dict(info=info, metrics=table), indent=1))
 
 

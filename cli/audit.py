@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated
 
 import typer
-from auditkit.audit.options import SAE_BASELINES
 from auditkit.cli.app import one_line_errors, setup_logging
 from auditkit.cli.options import (
     Align,
@@ -40,7 +40,7 @@ from auditkit.cli.options import (
     seeds_list,
 )
 
-from auditkit.audit.options import PursuitAuditOptions
+from auditkit.audit.options import SAE_BASELINES, PursuitAuditOptions
 
 
 @one_line_errors
@@ -52,12 +52,12 @@ def audit(
         str, typer.Option(help="sae-probes:TAG, conllu:PATH or table:PATH_OR_HUB_ID.")
     ] = "sae-probes:92_glue_sst2",
     hook: Annotated[
-        Optional[str], typer.Option(help="TransformerLens hook; default blocks.{n_layers//2}.hook_resid_pre.")
+        str | None, typer.Option(help="TransformerLens hook; default blocks.{n_layers//2}.hook_resid_pre.")
     ] = None,
     positions: Annotated[Positions, typer.Option(help="Which token positions become rows.")] = Positions.auto,
     methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = "probe",
     controls: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             help="Comma-separated controls (default: every control that applies to the methods and the data's "
             "level: control-task on token-level data only, lexical-bow and lexical-length on sentence-level data "
@@ -100,7 +100,7 @@ def audit(
         str, typer.Option(help="--methods pursuit: lasso penalties as fractions of alpha_max.")
     ] = "0.5,0.3,0.2",
     pursuit_sae: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="--dictionary sae: a saved SAE folder or release instead of training one per arm."),
     ] = None,
     pursuit_no_center: Annotated[
@@ -119,20 +119,20 @@ def audit(
         str, typer.Option(help="--mdl: block ends as fractions of the training rows (default 0.1% doubling to 100%).")
     ] = "0.001,0.002,0.004,0.008,0.016,0.032,0.0625,0.125,0.25,0.5,1",
     matrix: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="W_E or W_U: probe embedding rows for --dataset token-properties:PROP (or :all)."),
     ] = None,
     vocab_sample: Annotated[int, typer.Option(help="Vocabulary tokens sampled as rows of a --matrix audit.")] = 20000,
     text_column: Annotated[str, typer.Option(help="Text column of a table: dataset.")] = "text",
     label_column: Annotated[str, typer.Option(help="Label column of a table: dataset.")] = "label",
-    revision: Annotated[Optional[str], typer.Option(help="Hub revision / Pythia checkpoint (step0).")] = None,
+    revision: Annotated[str | None, typer.Option(help="Hub revision / Pythia checkpoint (step0).")] = None,
     processed: Annotated[bool, typer.Option(help="Apply TransformerLens weight processing.")] = False,
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 16,
     no_cache: Annotated[
         bool, typer.Option(help="Neither read nor write the cache (activations, converted model).")
     ] = False,
     cache_dir: Annotated[
-        Optional[Path], typer.Option(help="Cache root (default $AUDITKIT_CACHE or ~/.cache/auditkit).")
+        Path | None, typer.Option(help="Cache root (default $AUDITKIT_CACHE or ~/.cache/auditkit).")
     ] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/default"),
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress messages.")] = False,
@@ -166,23 +166,56 @@ def audit(
     setup_logging(verbose)
     options = executor_options(executor, ray_address, ray_cpus, ray_gpus, ray_workers)
     pursuit = PursuitAuditOptions(
-        dictionary=dictionary.value, solver=pursuit_solver.value, ks=parse_list(pursuit_k, int, "--pursuit-k"),
-        alphas=parse_list(pursuit_alphas, float, "--pursuit-alphas"), sae_path=pursuit_sae, center=not pursuit_no_center,
-    )  # fmt: skip
-    sae_options = sae_audit_options(sae_arch, sae_width, sae_k, sae_l1, sae_lr, sae_tokens, sae_batch_size,
-                               sae_splice_texts, sae_load)  # fmt: skip
+        dictionary=dictionary.value,
+        solver=pursuit_solver.value,
+        ks=parse_list(pursuit_k, int, "--pursuit-k"),
+        alphas=parse_list(pursuit_alphas, float, "--pursuit-alphas"),
+        sae_path=pursuit_sae,
+        center=not pursuit_no_center,
+    )
+    sae_options = sae_audit_options(
+        sae_arch, sae_width, sae_k, sae_l1, sae_lr, sae_tokens, sae_batch_size, sae_splice_texts, sae_load
+    )
     cfg = AuditConfig(
-        model=ModelSpec(name=model, revision=revision, processed=processed, cache_dir=cache_dir, use_cache=not no_cache,
-                        device=device, dtype=dtype.value),
-        dataset=dataset, hook=hook, positions=positions.value, methods=csv_items(methods),
-        controls=None if controls is None else csv_items(controls), seeds=seeds_list(seeds), max_examples=max_examples or None,
-        max_length=max_length, test_fraction=test_fraction, label_draws=label_draws, weight_draws=weight_draws,
-        probe_C=probe_c, probes=probe_specs(probes), matrix=matrix, vocab_sample=vocab_sample, text_column=text_column,
-        label_column=label_column, batch_size=batch_size, use_cache=not no_cache, align=align.value,
-        gaussian_keep_embeddings=gaussian_keep_embeddings, pursuit=pursuit, sae=sae_options, duplicates=duplicates.value,
-        mdl=mdl, mdl_schedule=parse_list(mdl_schedule, float, "--mdl-schedule"),
-    )  # fmt: skip
-    check_output(out, inputs=input_paths(cfg), cache_dir=cache_dir, kind="audit")  # before anything is loaded or computed
+        model=ModelSpec(
+            name=model,
+            revision=revision,
+            processed=processed,
+            cache_dir=cache_dir,
+            use_cache=not no_cache,
+            device=device,
+            dtype=dtype.value,
+        ),
+        dataset=dataset,
+        hook=hook,
+        positions=positions.value,
+        methods=csv_items(methods),
+        controls=None if controls is None else csv_items(controls),
+        seeds=seeds_list(seeds),
+        max_examples=max_examples or None,
+        max_length=max_length,
+        test_fraction=test_fraction,
+        label_draws=label_draws,
+        weight_draws=weight_draws,
+        probe_C=probe_c,
+        probes=probe_specs(probes),
+        matrix=matrix,
+        vocab_sample=vocab_sample,
+        text_column=text_column,
+        label_column=label_column,
+        batch_size=batch_size,
+        use_cache=not no_cache,
+        align=align.value,
+        gaussian_keep_embeddings=gaussian_keep_embeddings,
+        pursuit=pursuit,
+        sae=sae_options,
+        duplicates=duplicates.value,
+        mdl=mdl,
+        mdl_schedule=parse_list(mdl_schedule, float, "--mdl-schedule"),
+    )
+    check_output(
+        out, inputs=input_paths(cfg), cache_dir=cache_dir, kind="audit"
+    )  # before anything is loaded or computed
     if matrix is not None and dataset.endswith(":all"):
         return matrix_all(cfg, out, quiet)
     result = run_audit(cfg, executor=options)  # a plan of one cell, as a sweep runs: one model variant at a time

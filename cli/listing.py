@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from auditkit.cli.app import one_line_errors
@@ -28,26 +28,44 @@ def models() -> None:
 @one_line_errors
 def datasets(
     kind: Annotated[DatasetKind, typer.Option(help="Which sae-probes datasets to list.")] = DatasetKind.classification,
-    audit: Annotated[bool, typer.Option(
-        "--audit", help="Write the trust table of every shipped classification task instead of listing them.",
-        rich_help_panel="Trust table")] = False,
-    out: Annotated[Optional[Path], typer.Option(
-        help=f"With --audit: the output folder [default: {TRUST_OUT}].", rich_help_panel="Trust table")] = None,
-    tasks: Annotated[Optional[str], typer.Option(
-        help="With --audit: only these comma-separated sae-probes tags [default: every classification task].",
-        rich_help_panel="Trust table")] = None,
-    max_texts: Annotated[Optional[int], typer.Option(
-        help="With --audit: distinct texts per task the baselines fit on at most [default: 5000].",
-        rich_help_panel="Trust table")] = None,
-    progress: Annotated[bool, typer.Option(help="With --audit: show a progress bar.",
-                                           rich_help_panel="Trust table")] = True,
+    audit: Annotated[
+        bool,
+        typer.Option(
+            "--audit",
+            help="Write the trust table of every shipped classification task instead of listing them.",
+            rich_help_panel="Trust table",
+        ),
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(help=f"With --audit: the output folder [default: {TRUST_OUT}].", rich_help_panel="Trust table"),
+    ] = None,
+    tasks: Annotated[
+        str | None,
+        typer.Option(
+            help="With --audit: only these comma-separated sae-probes tags [default: every classification task].",
+            rich_help_panel="Trust table",
+        ),
+    ] = None,
+    max_texts: Annotated[
+        int | None,
+        typer.Option(
+            help="With --audit: distinct texts per task the baselines fit on at most [default: 5000].",
+            rich_help_panel="Trust table",
+        ),
+    ] = None,
+    progress: Annotated[
+        bool, typer.Option(help="With --audit: show a progress bar.", rich_help_panel="Trust table")
+    ] = True,
 ) -> None:
     """List the labelled datasets shipped offline, and the other dataset sources; with --audit, write the trust
     table of the shipped tasks (repeats, label conflicts, balance, text-only baselines, a flag)."""
     if audit:
         if kind is not DatasetKind.classification:
-            raise AuditkitError(f"--kind {kind.value} lists datasets; --audit covers every classification task: "
-                                "pick some with --tasks TAG,... instead")  # fmt: skip
+            raise AuditkitError(
+                f"--kind {kind.value} lists datasets; --audit covers every classification task: "
+                "pick some with --tasks TAG,... instead"
+            )
         return _trust_table(out, tasks, max_texts, progress)
     given = [name for name, value in (("--out", out), ("--tasks", tasks), ("--max-texts", max_texts)) if value]
     if given:
@@ -91,7 +109,7 @@ def hooks(
             typer.echo(name)
 
 
-def _trust_table(out: Optional[Path], tasks: Optional[str], max_texts: Optional[int], progress: bool) -> None:
+def _trust_table(out: Path | None, tasks: str | None, max_texts: int | None, progress: bool) -> None:
     """``auditkit datasets --audit``: check the output and the config, then compute and write the folder."""
     from auditkit.report.outputs import check_output
     from auditkit.report.trust import KIND, write_trust
@@ -109,8 +127,10 @@ def _trust_table(out: Optional[Path], tasks: Optional[str], max_texts: Optional[
     target = out if out is not None else Path(TRUST_OUT)
     resolved = check_output(target, kind=KIND)
     resolve_tasks(cfg)  # an unknown tag fails here, before any dataset is read
-    command = command_line(["auditkit", "datasets", "--audit"], [
-        ("--out", out), ("--tasks", picked or None), ("--max-texts", max_texts), ("--no-progress", not progress)])
+    command = command_line(
+        ["auditkit", "datasets", "--audit"],
+        [("--out", out), ("--tasks", picked or None), ("--max-texts", max_texts), ("--no-progress", not progress)],
+    )
     result = run_trust(cfg)
     write_trust(result, resolved, command=command)
     found = result.table["flag"].value_counts()

@@ -4,7 +4,7 @@ comma-separated values."""
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -72,13 +72,13 @@ ExecutorOption = Annotated[
     Executor, typer.Option(help="Where the cells run: local (this process, serial) or ray (a Ray cluster).")
 ]
 RayAddressOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(help="--executor ray: auto (this machine's cluster) or HOST:PORT; default a new local one."),
 ]
 RayCpusOption = Annotated[float, typer.Option(help="--executor ray: CPUs per actor (its torch threads).")]
 RayGpusOption = Annotated[float, typer.Option(help="--executor ray: GPUs per actor (with --device cuda).")]
 RayWorkersOption = Annotated[
-    Optional[int], typer.Option(help="--executor ray: actors (default: as many as the cluster holds).")
+    int | None, typer.Option(help="--executor ray: actors (default: as many as the cluster holds).")
 ]
 
 
@@ -92,23 +92,36 @@ SaeBatchOption = Annotated[int, typer.Option(help="SAE rows per optimiser step."
 SaeSpliceOption = Annotated[
     int, typer.Option(help="Held-out texts the SAE is spliced into the model on (CE loss recovered, KL).")
 ]
-SaeLoadOption = Annotated[
-    Optional[str], typer.Option(help="Score this SAE (folder or RELEASE/SAE_ID) on the real arm.")
-]
+SaeLoadOption = Annotated[str | None, typer.Option(help="Score this SAE (folder or RELEASE/SAE_ID) on the real arm.")]
 
 
 def sae_audit_options(
-    arch: str, width: str, k: int, l1: float, lr: float, tokens: int, batch_size: int, splice_texts: int,
+    arch: str,
+    width: str,
+    k: int,
+    l1: float,
+    lr: float,
+    tokens: int,
+    batch_size: int,
+    splice_texts: int,
     load: str | None,
-) -> object:  # fmt: skip
+) -> object:
     """The ``sae`` method's options from the ``--sae-*`` flags (audit and sweep)."""
     from auditkit.audit.options import SAEAuditOptions, parse_width
 
     expansion, f = parse_width(width)
     return SAEAuditOptions(
-        architecture=arch, expansion_factor=expansion, width=f, k=k, l1_coefficient=l1, lr=lr,
-        training_tokens=tokens, batch_size=batch_size, splice_texts=splice_texts, load=load,
-    )  # fmt: skip
+        architecture=arch,
+        expansion_factor=expansion,
+        width=f,
+        k=k,
+        l1_coefficient=l1,
+        lr=lr,
+        training_tokens=tokens,
+        batch_size=batch_size,
+        splice_texts=splice_texts,
+        load=load,
+    )
 
 
 def executor_options(executor: Executor, address: str | None, cpus: float, gpus: float, workers: int | None) -> object:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from auditkit.cli.app import one_line_errors
@@ -23,9 +23,12 @@ def warn_versions(folder: Path, runs: list[dict]) -> None:
 
     differences = list(dict.fromkeys(d for run in runs for d in version_differences(run.get("versions"))))
     if differences:
-        typer.echo(f"warning: {display_path(folder)} was run with other library versions than installed here "
-                   f"({'; '.join(differences)}): its tables are read as written, but rerunning its command here "
-                   "may not reproduce them exactly", err=True)  # fmt: skip
+        typer.echo(
+            f"warning: {display_path(folder)} was run with other library versions than installed here "
+            f"({'; '.join(differences)}): its tables are read as written, but rerunning its command here "
+            "may not reproduce them exactly",
+            err=True,
+        )
 
 
 @one_line_errors
@@ -95,7 +98,7 @@ def compare(
     run_a: Annotated[Path, typer.Argument(help="An `auditkit audit` output folder (A).")],
     run_b: Annotated[Path, typer.Argument(help="Another one (B).")],
     out: Annotated[
-        Optional[Path], typer.Option(help="Write the markdown here (a new file) instead of printing it.")
+        Path | None, typer.Option(help="Write the markdown here (a new file) instead of printing it.")
     ] = None,
     top: Annotated[int, typer.Option(help="Largest selectivity deltas listed.")] = 10,
 ) -> None:

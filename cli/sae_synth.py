@@ -35,11 +35,20 @@ def sae_synth(
 
     cfg = SynthSAEConfig(
         model=SynthModelOptions(n_features=features, hidden_dim=dim),
-        architectures=csv_items(archs), seeds=seeds_list(seeds), training_tokens=tokens, progress=not quiet,
-    )  # fmt: skip
+        architectures=csv_items(archs),
+        seeds=seeds_list(seeds),
+        training_tokens=tokens,
+        progress=not quiet,
+    )
     check_output(out, kind=KIND)  # before the minutes of training
     result = run_synth_sae(cfg)
-    options = [("--archs", archs), ("--seeds", seeds), ("--features", features), ("--dim", dim), ("--tokens", tokens),
-               ("--out", out)]  # fmt: skip
+    options = [
+        ("--archs", archs),
+        ("--seeds", seeds),
+        ("--features", features),
+        ("--dim", dim),
+        ("--tokens", tokens),
+        ("--out", out),
+    ]
     path = write_synth(result, out, command_line(["auditkit", "sae-synth"], options))
     print_table(lambda: terminal_table(result), Path(path) / "summary.md", quiet)

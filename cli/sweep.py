@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from auditkit.cli.app import MAX_ERROR_CHARS, one_line_errors, setup_logging
@@ -57,8 +57,11 @@ def sweep(
     positions: Annotated[Positions, typer.Option(help="Which token positions become rows.")] = Positions.auto,
     methods: Annotated[str, typer.Option(help="Comma-separated methods of every cell.")] = "probe",
     controls: Annotated[
-        Optional[str], typer.Option(help="Comma-separated controls (default: every control that applies to the "
-                                    "methods and each dataset's level, as in `auditkit audit`).")
+        str | None,
+        typer.Option(
+            help="Comma-separated controls (default: every control that applies to the "
+            "methods and each dataset's level, as in `auditkit audit`)."
+        ),
     ] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds (>= 3 for intervals).")] = "0,1,2",
     max_examples: Annotated[int, typer.Option(help="Distinct texts per dataset (0 = all).")] = 1000,
@@ -80,11 +83,11 @@ def sweep(
         str, typer.Option(help="--mdl: block ends as fractions of the training rows (default 0.1% doubling to 100%).")
     ] = "0.001,0.002,0.004,0.008,0.016,0.032,0.0625,0.125,0.25,0.5,1",
     gaussian_keep_embeddings: Annotated[bool, typer.Option(help="gaussian-reinit keeps W_E, W_pos, W_U.")] = False,
-    revision: Annotated[Optional[str], typer.Option(help="Hub revision / Pythia checkpoint (step0).")] = None,
+    revision: Annotated[str | None, typer.Option(help="Hub revision / Pythia checkpoint (step0).")] = None,
     processed: Annotated[bool, typer.Option(help="Apply TransformerLens weight processing.")] = False,
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 16,
     cache_dir: Annotated[
-        Optional[Path], typer.Option(help="Cache root (default $AUDITKIT_CACHE or ~/.cache/auditkit).")
+        Path | None, typer.Option(help="Cache root (default $AUDITKIT_CACHE or ~/.cache/auditkit).")
     ] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/sweep"),
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress messages.")] = False,
@@ -118,24 +121,38 @@ def sweep(
     setup_logging(verbose)
     options = executor_options(executor, ray_address, ray_cpus, ray_gpus, ray_workers)
     audit_cfg = AuditConfig(
-        model=ModelSpec(name=model, revision=revision, processed=processed, cache_dir=cache_dir, device=device,
-                        dtype=dtype.value),
-        positions=positions.value, methods=csv_items(methods), controls=None if controls is None else csv_items(controls),
-        seeds=seeds_list(seeds), max_examples=max_examples or None, max_length=max_length, test_fraction=test_fraction,
-        label_draws=label_draws, weight_draws=weight_draws,
-        probe_C=probe_c, probes=probe_specs(probes), batch_size=batch_size, duplicates=duplicates.value,
-        gaussian_keep_embeddings=gaussian_keep_embeddings, mdl=mdl,
+        model=ModelSpec(
+            name=model, revision=revision, processed=processed, cache_dir=cache_dir, device=device, dtype=dtype.value
+        ),
+        positions=positions.value,
+        methods=csv_items(methods),
+        controls=None if controls is None else csv_items(controls),
+        seeds=seeds_list(seeds),
+        max_examples=max_examples or None,
+        max_length=max_length,
+        test_fraction=test_fraction,
+        label_draws=label_draws,
+        weight_draws=weight_draws,
+        probe_C=probe_c,
+        probes=probe_specs(probes),
+        batch_size=batch_size,
+        duplicates=duplicates.value,
+        gaussian_keep_embeddings=gaussian_keep_embeddings,
+        mdl=mdl,
         mdl_schedule=parse_list(mdl_schedule, float, "--mdl-schedule"),
-        sae=sae_audit_options(sae_arch, sae_width, sae_k, sae_l1, sae_lr, sae_tokens, sae_batch_size, sae_splice_texts,
-                         sae_load),
-    )  # fmt: skip
+        sae=sae_audit_options(
+            sae_arch, sae_width, sae_k, sae_l1, sae_lr, sae_tokens, sae_batch_size, sae_splice_texts, sae_load
+        ),
+    )
     cfg = SweepConfig(audit=audit_cfg, datasets=datasets, hooks=hooks)
     inputs = [model, *(d.partition(":")[2] for d in csv_items(datasets) if d.startswith(("conllu:", "table:")))]
     check_output(out, inputs=inputs, cache_dir=cache_dir, kind="sweep")  # before anything is loaded or computed
     result = run_sweep(cfg, executor=options)
     path = write_sweep(result, out, sweep_command(cfg, out))
-    typer.echo(f"wrote {path}/summary.md, results.csv, selectivity.csv, run.json ({result.timings['total_s']:.0f} s, "
-               f"{len(result.datasets)} datasets x {len(result.hooks)} hooks)")  # fmt: skip
+    typer.echo(
+        f"wrote {path}/summary.md, results.csv, selectivity.csv, run.json ({result.timings['total_s']:.0f} s, "
+        f"{len(result.datasets)} datasets x {len(result.hooks)} hooks)"
+    )
     for line in result.failures:  # one line per failed cell; the report holds every other cell
         typer.echo(" ".join(f"error: cell {line}".split())[:MAX_ERROR_CHARS], err=True)
     if result.failures:

@@ -10,15 +10,15 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import pytest
+import torch
 
-from auditkit.errors import DataError  # noqa: E402
-from auditkit.linalg import haar_orthonormal  # noqa: E402
-from auditkit.seeding import derive_seed, numpy_rng, torch_generator  # noqa: E402
+from auditkit.errors import DataError
+from auditkit.linalg import haar_orthonormal
+from auditkit.seeding import derive_seed, numpy_rng, torch_generator
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 GPT2_TOKENIZER = SHARED / "gpt2-tokenizer"
@@ -61,7 +61,7 @@ def tiny_gpt2():
     return load_model(ModelSpec(name="tiny-gpt2", seed=0))
 
 
-WORDS = "alpha beta gamma delta epsilon zeta theta iota kappa lambda sigma omega".split()
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "theta", "iota", "kappa", "lambda", "sigma", "omega"]
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -102,8 +103,9 @@ def _weight_model(plan: ArmPlan, control: str, seed: int) -> _Lazy:
     if (control, seed) not in plan.models:
         if control == "step0":
             prov = plan.loaded.provenance
-            spec = ModelSpec(name=prov.name, revision="step0", cache_dir=plan.cache_root, dtype=prov.dtype,
-                             device=prov.device)  # fmt: skip
+            spec = ModelSpec(
+                name=prov.name, revision="step0", cache_dir=plan.cache_root, dtype=prov.dtype, device=prov.device
+            )
             plan.models[control, seed] = _Lazy(lambda: load_model(spec))
         else:
             keep = plan.gaussian_keep_embeddings
@@ -117,9 +119,7 @@ def draw_seed(seed: int, control: str, draw: int = 0) -> int:
     return derive_seed(seed, control) if draw == 0 else derive_seed(seed, control, "draw", draw)
 
 
-def _variant(
-    plan: ArmPlan, control: str, seed: int, real_model: _Lazy, draw: int = 0
-) -> tuple[Any, TokenBatch, _Lazy]:
+def _variant(plan: ArmPlan, control: str, seed: int, real_model: _Lazy, draw: int = 0) -> tuple[Any, TokenBatch, _Lazy]:
     """What a token or weight control's arm of ``seed`` (its draw ``draw``) is extracted from: its model's
     provenance (the cache key), its tokens and its (lazily built) model."""
     arm_seed = draw_seed(seed, control, draw)
@@ -157,9 +157,13 @@ def _control_acts(
 
 
 def prefetch_hooks(
-    plan: ArmPlan, hooks: list[str], timings: dict[str, float], *, controls: tuple[str, ...] | None = None,
+    plan: ArmPlan,
+    hooks: list[str],
+    timings: dict[str, float],
+    *,
+    controls: tuple[str, ...] | None = None,
     release: bool = False,
-) -> None:  # fmt: skip
+) -> None:
     """Extract every arm of ``plan`` at every hook of ``hooks`` into the cache: one forward pass per arm
     reads all the hooks (:func:`auditkit.extract.extract_hooks`); hooks already cached cost nothing.
 
@@ -179,17 +183,27 @@ def prefetch_hooks(
         for control in wanted:
             if registry.stage_of(control) in ("token", "weight"):
                 # only these extract activations (label controls relabel, lexical ones and SAE baselines extract none)
-                jobs += [(control, (seed, d), *_variant(plan, control, seed, real_model, d)) for d in draws(plan, control)]
+                jobs += [
+                    (control, (seed, d), *_variant(plan, control, seed, real_model, d)) for d in draws(plan, control)
+                ]
     for control, seed_draw, prov, batch, model in jobs:
         entries = {h: CacheEntry(plan.cache_root, cache_request(prov, batch, _with_hook(plan, h))) for h in hooks}
         missing = [h for h in hooks if entries[h].load() is None]
         if missing:
             t = time.perf_counter()
-            extract_hooks(model().model, batch, plan.extract_cfg, missing, provenance=prov.to_dict(),
-                          caches={h: entries[h] for h in missing})  # fmt: skip
+            extract_hooks(
+                model().model,
+                batch,
+                plan.extract_cfg,
+                missing,
+                provenance=prov.to_dict(),
+                caches={h: entries[h] for h in missing},
+            )
             timings[f"extract[{control}]_s"] = timings.get(f"extract[{control}]_s", 0.0) + time.perf_counter() - t
         if release and seed_draw is not None and registry.stage_of(control) == "weight":
-            plan.models.pop((control, 0 if control == "step0" else draw_seed(seed_draw[0], control, seed_draw[1])), None)
+            plan.models.pop(
+                (control, 0 if control == "step0" else draw_seed(seed_draw[0], control, seed_draw[1])), None
+            )
 
 
 def _with_hook(plan: ArmPlan, hook: str) -> ExtractConfig:

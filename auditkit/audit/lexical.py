@@ -19,7 +19,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
 from auditkit.controls import registry
@@ -48,26 +47,35 @@ def _features(control: str, acts: ActivationSet, texts_B: Sequence[str]) -> list
     return [texts_B[e] for e in acts.example_ids_N]
 
 
-def arm_records(control: str, acts: ActivationSet, texts_B: Sequence[str], n_classes: int, C: float, seed: int,
-                degenerate: bool) -> list[dict[str, Any]]:  # fmt: skip
+def arm_records(
+    control: str, acts: ActivationSet, texts_B: Sequence[str], n_classes: int, C: float, seed: int, degenerate: bool
+) -> list[dict[str, Any]]:
     """Tidy-row fields (metric, value, outcome, degenerate) of lexical control ``control`` on one seed's labelled
     real arm ``acts``: fitted on its training rows, scored on its held-out rows clustered by example."""
     features = _features(control, acts, texts_B)
     test = acts.is_test_N
     train_x = [f for f, t in zip(features, test) if not t]
     test_x = [f for f, t in zip(features, test) if t]
-    proba = PROBA[registry.get(control).variant](train_x, acts.labels_N[~test], test_x, n_classes=n_classes, C=C,
-                                             seed=seed)  # fmt: skip
+    proba = PROBA[registry.get(control).variant](
+        train_x, acts.labels_N[~test], test_x, n_classes=n_classes, C=C, seed=seed
+    )
     return classification_records(
-        torch.as_tensor(acts.labels_N[test]), torch.as_tensor(proba, dtype=torch.float64), acts.example_ids_N[test],
+        torch.as_tensor(acts.labels_N[test]),
+        torch.as_tensor(proba, dtype=torch.float64),
+        acts.example_ids_N[test],
         degenerate=degenerate,
-    )  # fmt: skip
+    )
 
 
 def lexical_rows(
-    real: Sequence[tuple[int, ActivationSet, bool]], controls: Sequence[str], methods: Sequence[str],
-    texts_B: Sequence[str], *, n_classes: int, C: float,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
+    real: Sequence[tuple[int, ActivationSet, bool]],
+    controls: Sequence[str],
+    methods: Sequence[str],
+    texts_B: Sequence[str],
+    *,
+    n_classes: int,
+    C: float,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows of every lexical control in ``controls`` for every seed: ``real`` holds each seed's labelled real arm
     and whether it is degenerate (one training class). A baseline is fitted once per seed and its rows repeated
     under each of ``methods`` (the probe kinds: each pairs with its own real arm). Also the method info: C,

@@ -79,7 +79,7 @@ def parse_dataset(dataset: str) -> str:
     return prop if prop == "all" else property_name(prop)
 
 
-def matrix_controls(cfg: "AuditConfig") -> tuple[str, ...]:
+def matrix_controls(cfg: AuditConfig) -> tuple[str, ...]:
     """The controls of a matrix audit: the ones asked for (each must apply) or all of :func:`vocabulary_controls`."""
     applicable = vocabulary_controls()
     if cfg.controls is None:
@@ -133,18 +133,33 @@ def _vocab_batch(ids: np.ndarray, labels_N: np.ndarray, class_names: tuple[str, 
     n = len(ids)
     fingerprint = hashlib.sha256(ids.tobytes() + labels_N.tobytes() + prop.encode()).hexdigest()
     return TokenBatch(
-        tokens_BL=torch.as_tensor(ids)[:, None], mask_BL=torch.ones(n, 1, dtype=torch.bool), labels_M=labels_N,
-        item_example_M=np.arange(n), item_position_M=np.zeros(n, dtype=np.int64), is_test_M=np.zeros(n, dtype=bool),
-        class_names=class_names, level="token", pad_token_id=0, has_bos=False, dataset_fingerprint=fingerprint,
+        tokens_BL=torch.as_tensor(ids)[:, None],
+        mask_BL=torch.ones(n, 1, dtype=torch.bool),
+        labels_M=labels_N,
+        item_example_M=np.arange(n),
+        item_position_M=np.zeros(n, dtype=np.int64),
+        is_test_M=np.zeros(n, dtype=bool),
+        class_names=class_names,
+        level="token",
+        pad_token_id=0,
+        has_bos=False,
+        dataset_fingerprint=fingerprint,
         dataset_name=f"{DATASET_KIND}:{prop}",
-    )  # fmt: skip
+    )
 
 
 def build_matrix_arms(
-    loaded: LoadedModel, matrix: str, ids: np.ndarray, labels_N: np.ndarray, prop: str, seeds: tuple[int, ...],
-    test_fraction: float, controls: tuple[str, ...], weight_rows: dict[tuple[str, int], torch.Tensor] | None = None,
+    loaded: LoadedModel,
+    matrix: str,
+    ids: np.ndarray,
+    labels_N: np.ndarray,
+    prop: str,
+    seeds: tuple[int, ...],
+    test_fraction: float,
+    controls: tuple[str, ...],
+    weight_rows: dict[tuple[str, int], torch.Tensor] | None = None,
     label_draws: int = 1,
-) -> list[Arm]:  # fmt: skip
+) -> list[Arm]:
     """Every (control, seed) arm of a matrix audit; rows are the sampled tokens, in the same order in every arm.
 
     ``weight_rows`` memoises the weight-control rows by (control, seed), so that auditing several
@@ -155,20 +170,29 @@ def build_matrix_arms(
     strings = tuple(loaded.model.tokenizer.convert_ids_to_tokens(ids.tolist()))
     n = len(ids)
     real = ActivationSet(
-        acts_ND=matrix_rows(loaded.model, matrix, ids), labels_N=labels_N.astype(np.int64), token_ids_N=ids,
-        example_ids_N=np.arange(n), positions_N=np.full(n, -1), is_test_N=np.zeros(n, dtype=bool), hook=matrix,
-        positions="vocabulary-rows", class_names=class_names, groups_N=strings,
+        acts_ND=matrix_rows(loaded.model, matrix, ids),
+        labels_N=labels_N.astype(np.int64),
+        token_ids_N=ids,
+        example_ids_N=np.arange(n),
+        positions_N=np.full(n, -1),
+        is_test_N=np.zeros(n, dtype=bool),
+        hook=matrix,
+        positions="vocabulary-rows",
+        class_names=class_names,
+        groups_N=strings,
         provenance={**loaded.provenance.to_dict(), "matrix": matrix, "dataset": batch.dataset_fingerprint},
-    )  # fmt: skip
-    own = lambda: loaded  # noqa: E731
+    )
+    own = lambda: loaded
     arms = []
     for seed in seeds:
         real_s = split_for_seed(real, seed, test_fraction)
         arms.append(Arm(REAL, seed, real_s, batch, own))
         for control in controls:
             if registry.stage_of(control) == "label":
-                arms += [Arm(control, seed, label_control(real_s, control, seed, d), batch, own, d)
-                         for d in range(label_draws)]  # fmt: skip
+                arms += [
+                    Arm(control, seed, label_control(real_s, control, seed, d), batch, own, d)
+                    for d in range(label_draws)
+                ]
             else:
                 key = (control, seed)
                 if key not in weight_rows:
@@ -178,7 +202,7 @@ def build_matrix_arms(
     return arms
 
 
-def run_matrix_audit(cfg: "AuditConfig", *, loaded: LoadedModel | None = None) -> "AuditResult":
+def run_matrix_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditResult:
     """One matrix audit (``cfg.matrix`` set, ``cfg.dataset`` = ``token-properties:PROP`` with one property)."""
     prop = parse_dataset(cfg.dataset)
     if prop == "all":
@@ -186,7 +210,7 @@ def run_matrix_audit(cfg: "AuditConfig", *, loaded: LoadedModel | None = None) -
     return run_matrix_audits(cfg, loaded=loaded)[prop.replace("_", "-")]
 
 
-def run_matrix_audits(cfg: "AuditConfig", *, loaded: LoadedModel | None = None) -> dict[str, "AuditResult"]:
+def run_matrix_audits(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> dict[str, AuditResult]:
     """Matrix audits for ``token-properties:PROP``, or one per property with enough tokens for ``all``."""
     import dataclasses
 
@@ -226,9 +250,12 @@ def run_matrix_audits(cfg: "AuditConfig", *, loaded: LoadedModel | None = None) 
         build_s = time.perf_counter() - t
         t = time.perf_counter()
         rows, info = probe_rows(
-            arms, cfg.probes, C=cfg.probe_C, mdl=cfg.mdl_schedule if cfg.mdl else None,
+            arms,
+            cfg.probes,
+            C=cfg.probe_C,
+            mdl=cfg.mdl_schedule if cfg.mdl else None,
             device=loaded.provenance.device,
-        )  # fmt: skip
+        )
         fit_s = time.perf_counter() - t
         real = arms[0].acts
         rows, selectivity = score_rows(rows, cfg.selectivity_threshold, directions=MDL_DIRECTIONS)
@@ -249,7 +276,7 @@ def run_matrix_audits(cfg: "AuditConfig", *, loaded: LoadedModel | None = None) 
                 n_tokens=len(ids),
                 vocab_size=int(model.cfg.d_vocab),
                 usable_tokens=int(props.mask_V.sum()),
-            ),  # fmt: skip
+            ),
             extraction=dict(hook=cfg.matrix, positions="vocabulary-rows", rows=real.n, d=real.d, cache_key=None),
             method_info={"probe": {**info, "headline": ["accuracy", "balanced_accuracy"]}},  # rare properties
             controls=controls,
@@ -258,6 +285,6 @@ def run_matrix_audits(cfg: "AuditConfig", *, loaded: LoadedModel | None = None) 
                 build_arms_s=build_s,
                 **{"method[probe]_s": fit_s},
                 total_s=load_s + build_s + fit_s,
-            ),  # fmt: skip
+            ),
         )
     return results

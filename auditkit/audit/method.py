@@ -87,9 +87,9 @@ class Method:
     """Controls it runs when none are asked for (read like :attr:`controls`)."""
     runner: Callable[[MethodContext], MethodOutput]
     """Runs it on every arm: ``runner(ctx) -> MethodOutput``."""
-    section: Callable[["AuditResult"], list[str]] | None = None
+    section: Callable[[AuditResult], list[str]] | None = None
     """Its report section (markdown lines); None gives the generic one (selectivity tables by control)."""
-    figures: Callable[["AuditResult", Path], None] | None = None
+    figures: Callable[[AuditResult, Path], None] | None = None
     """Writes its own figures into the report folder (its section links them)."""
     figure_files: tuple[str, ...] = ()
     """The names of the files ``figures`` may write (figures, and tables derived from the saved ones, rewritten by

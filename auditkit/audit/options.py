@@ -14,9 +14,14 @@ from typing import Any
 from auditkit.errors import ConfigError
 
 SAE_ARCHITECTURES = ("topk", "standard", "jumprelu")
-SAE_BASELINES = {"sae-untrained": "untrained", "sae-frozen-decoder": "frozen-decoder",
-                 "sae-soft-frozen-decoder": "soft-frozen-decoder", "sae-frozen-encoder": "frozen-encoder", "pca": "pca",
-                 "identity": "identity"}  # fmt: skip
+SAE_BASELINES = {
+    "sae-untrained": "untrained",
+    "sae-frozen-decoder": "frozen-decoder",
+    "sae-soft-frozen-decoder": "soft-frozen-decoder",
+    "sae-frozen-encoder": "frozen-encoder",
+    "pca": "pca",
+    "identity": "identity",
+}
 """The ``sae`` method's own controls (result-row and ``--controls`` name -> baseline kind of
 :func:`auditkit.methods.sae.baselines.baseline_sae`): the *real* activations encoded by a dictionary that
 training did not find. The other methods skip them; no arm is extracted for them."""
@@ -106,10 +111,16 @@ class SAEAuditOptions:
         from auditkit.methods.sae.train import SAEConfig
 
         kw: dict[str, Any] = dict(
-            architecture=self.architecture, expansion_factor=self.expansion_factor, width=self.width, k=self.k,
-            l1_coefficient=self.l1_coefficient, lr=self.lr, training_tokens=self.training_tokens,
-            batch_size=self.batch_size, progress=False,
-        )  # fmt: skip
+            architecture=self.architecture,
+            expansion_factor=self.expansion_factor,
+            width=self.width,
+            k=self.k,
+            l1_coefficient=self.l1_coefficient,
+            lr=self.lr,
+            training_tokens=self.training_tokens,
+            batch_size=self.batch_size,
+            progress=False,
+        )
         return SAEConfig(**(kw | overrides))
 
 
@@ -157,18 +168,30 @@ class PursuitAuditOptions:
 
     def __post_init__(self) -> None:
         for bad, why in [
-            (self.dictionary not in DICTIONARIES, f"--dictionary {self.dictionary!r} unknown: use one of {list(DICTIONARIES)}"),
+            (
+                self.dictionary not in DICTIONARIES,
+                f"--dictionary {self.dictionary!r} unknown: use one of {list(DICTIONARIES)}",
+            ),
             (self.solver not in SOLVERS, f"--pursuit-solver {self.solver!r} unknown: use one of {list(SOLVERS)}"),
             (not self.ks or min(self.ks) < 1, f"--pursuit-k {self.ks} needs positive integers (e.g. 1,2,4,8)"),
-            (not self.alphas or not all(0 < a < 1 for a in self.alphas),
-             f"--pursuit-alphas {self.alphas} needs fractions of alpha_max in (0, 1) (e.g. 0.5,0.3,0.2)"),
-            (any(c not in DICTIONARY_CONTROLS for c in self.dictionary_controls),
-             f"dictionary controls {self.dictionary_controls} unknown: use some of {list(DICTIONARY_CONTROLS)}"),
+            (
+                not self.alphas or not all(0 < a < 1 for a in self.alphas),
+                f"--pursuit-alphas {self.alphas} needs fractions of alpha_max in (0, 1) (e.g. 0.5,0.3,0.2)",
+            ),
+            (
+                any(c not in DICTIONARY_CONTROLS for c in self.dictionary_controls),
+                f"dictionary controls {self.dictionary_controls} unknown: use some of {list(DICTIONARY_CONTROLS)}",
+            ),
             (self.sae_path is not None and self.dictionary != "sae", "--pursuit-sae needs --dictionary sae"),
-            (self.sae_expansion <= 0 or self.sae_k < 1 or self.sae_tokens < 1, "SAE expansion, k and tokens must be > 0"),
-            (not (math.isfinite(self.code_probe_C) and self.code_probe_C > 0),
-             f"code_probe_C must be finite and > 0, got {self.code_probe_C}"),
-        ]:  # fmt: skip
+            (
+                self.sae_expansion <= 0 or self.sae_k < 1 or self.sae_tokens < 1,
+                "SAE expansion, k and tokens must be > 0",
+            ),
+            (
+                not (math.isfinite(self.code_probe_C) and self.code_probe_C > 0),
+                f"code_probe_C must be finite and > 0, got {self.code_probe_C}",
+            ),
+        ]:
             if bad:
                 raise ConfigError(why)
 

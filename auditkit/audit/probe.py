@@ -53,10 +53,14 @@ def labelled_rows(acts: ActivationSet) -> ActivationSet:
     idx = np.flatnonzero(keep)
     groups = tuple(acts.groups_N[i] for i in idx) if acts.groups_N is not None else None
     return acts.replace(
-        acts_ND=acts.acts_ND[torch.as_tensor(idx)], labels_N=acts.labels_N[idx], token_ids_N=acts.token_ids_N[idx],
-        example_ids_N=acts.example_ids_N[idx], positions_N=acts.positions_N[idx], is_test_N=acts.is_test_N[idx],
+        acts_ND=acts.acts_ND[torch.as_tensor(idx)],
+        labels_N=acts.labels_N[idx],
+        token_ids_N=acts.token_ids_N[idx],
+        example_ids_N=acts.example_ids_N[idx],
+        positions_N=acts.positions_N[idx],
+        is_test_N=acts.is_test_N[idx],
         groups_N=groups,
-    )  # fmt: skip
+    )
 
 
 def one_class(acts: ActivationSet) -> bool:
@@ -73,9 +77,13 @@ def stack_labels(members: Sequence[ActivationSet]) -> tuple[torch.Tensor, torch.
 
 
 def stack_records(
-    method: str, keys: Sequence[tuple[Any, ...]], members: Sequence[ActivationSet], y_SN: torch.Tensor,
-    test_SN: torch.Tensor, proba_SNK: torch.Tensor,
-) -> list[dict[str, Any]]:  # fmt: skip
+    method: str,
+    keys: Sequence[tuple[Any, ...]],
+    members: Sequence[ActivationSet],
+    y_SN: torch.Tensor,
+    test_SN: torch.Tensor,
+    proba_SNK: torch.Tensor,
+) -> list[dict[str, Any]]:
     """Tidy rows of a fitted stack: each problem (``keys``: its control, seed and, optionally, draw) scored on
     its held-out rows (:func:`auditkit.metrics.classification.classification_records`), marked degenerate if
     it trained on one class."""
@@ -115,8 +123,9 @@ def _with_lexical(
     real = [(a.seed, acts, one_class(acts)) for a in arms if a.control == REAL for acts in [labelled_rows(a.acts)]]
     methods = list(dict.fromkeys(rows.loc[(rows["control"] == REAL) & (rows["metric"] == "accuracy"), "method"]))
     texts_B = row_texts(ctx.batch, ctx.loaded.model.tokenizer)
-    extra, info["lexical"] = lexical_rows(real, controls, methods, texts_B, n_classes=info["n_classes"],
-                                          C=ctx.cfg.probe_C)  # fmt: skip
+    extra, info["lexical"] = lexical_rows(
+        real, controls, methods, texts_B, n_classes=info["n_classes"], C=ctx.cfg.probe_C
+    )
     ctx.timings["lexical_s"] = ctx.timings.get("lexical_s", 0.0) + time.perf_counter() - t
     return pd.concat([rows, pd.DataFrame(extra)], ignore_index=True)
 
@@ -132,9 +141,14 @@ MDL_DIRECTIONS = {"codelength_per_label": -1}
 
 
 def fit_stack(
-    kind: str, hp: dict[str, Any], X_ND: torch.Tensor, y_SN: torch.Tensor, train_SN: torch.Tensor, n_classes: int,
+    kind: str,
+    hp: dict[str, Any],
+    X_ND: torch.Tensor,
+    y_SN: torch.Tensor,
+    train_SN: torch.Tensor,
+    n_classes: int,
     keys: list[str],
-) -> StackedProbe:  # fmt: skip
+) -> StackedProbe:
     """A fitted stack of ``kind``; the MLP seeds each problem's initialisation from its key, so adding an arm
     never moves another arm's numbers."""
     probe = make_probe(kind, **hp)
@@ -183,8 +197,15 @@ def probe_rows(
                 # The first draw of each control only: the code's between-seed spread is its interval.
                 first = [i for i, (_, _, d) in enumerate(keys) if d == 0]
                 fit = functools.partial(fit_stack, kind, hp)
-                mdl_part, blocks = mdl_rows(f"probe-{kind}", fit, [keys[i][:2] for i in first],
-                                            [labelled[i] for i in first], n_classes, mdl, device)  # fmt: skip
+                mdl_part, blocks = mdl_rows(
+                    f"probe-{kind}",
+                    fit,
+                    [keys[i][:2] for i in first],
+                    [labelled[i] for i in first],
+                    n_classes,
+                    mdl,
+                    device,
+                )
                 rows += mdl_part
                 mdl_info = info.setdefault("mdl", {"schedule": list(mdl), "blocks": {}})
                 mdl_info["blocks"].setdefault(kind, {}).update(blocks)
@@ -195,9 +216,14 @@ def probe_rows(
 
 
 def mdl_rows(
-    method: str, fit: Any, keys: Sequence[tuple[str, int]], members: Sequence[ActivationSet], n_classes: int,
-    schedule: Sequence[float], device: str = "cpu",
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
+    method: str,
+    fit: Any,
+    keys: Sequence[tuple[str, int]],
+    members: Sequence[ActivationSet],
+    n_classes: int,
+    schedule: Sequence[float],
+    device: str = "cpu",
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Online codelength (bits) and compression of every problem of a stack, on its seed's training rows
     ordered example by example by the seed's permutation (every arm of a seed codes the same rows in the
     same blocks, so the arms differ only in labels); and, for the first seed, each arm's block ends and bits per block
@@ -205,21 +231,41 @@ def mdl_rows(
     on ``device``."""
     y_SN, test_SN = stack_labels(members)
     code = online_codelength(
-        fit, members[0].acts_ND.to(device), y_SN.to(device), ~test_SN.to(device), n_classes, schedule=schedule,
-        order_seeds=[order_seed(seed) for _, seed in keys], problem_keys=[f"{c}/{s}" for c, s in keys],
+        fit,
+        members[0].acts_ND.to(device),
+        y_SN.to(device),
+        ~test_SN.to(device),
+        n_classes,
+        schedule=schedule,
+        order_seeds=[order_seed(seed) for _, seed in keys],
+        problem_keys=[f"{c}/{s}" for c, s in keys],
         groups_N=members[0].example_ids_N,
-    )  # fmt: skip
+    )
     rows, blocks = [], {}
     first = min(seed for _, seed in keys)
     for s, ((control, seed), acts) in enumerate(zip(keys, members)):
         n_coded = int(code.block_ends[s][-1])
-        for metric, value in (("codelength_per_label", code.codelength_S[s] / n_coded),
-                              ("compression", code.compression_S[s])):  # fmt: skip
-            rows.append(dict(method=method, control=control, seed=seed, metric=metric, value=float(value),
-                             degenerate=one_class(acts)))  # fmt: skip
+        for metric, value in (
+            ("codelength_per_label", code.codelength_S[s] / n_coded),
+            ("compression", code.compression_S[s]),
+        ):
+            rows.append(
+                dict(
+                    method=method,
+                    control=control,
+                    seed=seed,
+                    metric=metric,
+                    value=float(value),
+                    degenerate=one_class(acts),
+                )
+            )
         if seed == first:
-            blocks[control] = dict(ends=code.block_ends[s].tolist(), bits=code.block_bits[s].tolist(),
-                                   uniform_bits=float(code.uniform_S[s]), seed=seed)  # fmt: skip
+            blocks[control] = dict(
+                ends=code.block_ends[s].tolist(),
+                bits=code.block_bits[s].tolist(),
+                uniform_bits=float(code.uniform_S[s]),
+                seed=seed,
+            )
     return rows, blocks
 
 
@@ -235,16 +281,29 @@ def _sparse_rows(
         y_SN, test_SN = stack_labels(labelled)
         clusters_SN = np.stack([a.example_ids_N for a in labelled])
         res = sparse_probe(
-            labelled[0].acts_ND.to(device), y_SN.to(device), ~test_SN.to(device), n_classes, test_SN=test_SN, ks=ks,
-            C=C, clusters_SN=clusters_SN,
-        )  # fmt: skip
+            labelled[0].acts_ND.to(device),
+            y_SN.to(device),
+            ~test_SN.to(device),
+            n_classes,
+            test_SN=test_SN,
+            ks=ks,
+            C=C,
+            clusters_SN=clusters_SN,
+        )
         for r in res.rows:
             arm, acts = members[r.pop("problem")]
             r["degenerate"] = one_class(acts)
-            rows.append(dict(method=f"probe-{SPARSE_KIND}-k{r.pop('k')}", control=arm.control, seed=arm.seed,
-                             draw=arm.draw, **r))  # fmt: skip
+            rows.append(
+                dict(
+                    method=f"probe-{SPARSE_KIND}-k{r.pop('k')}", control=arm.control, seed=arm.seed, draw=arm.draw, **r
+                )
+            )
     out = 1 if n_classes == 2 else n_classes
     d = int(groups[0][0][1].acts_ND.shape[1])
-    info = dict(ks=",".join(map(str, ks)), complexity="k input dimensions", rank_by="standardized class-mean difference",
-                n_params=",".join(str((min(k, d) + 1) * out) for k in ks))  # fmt: skip
+    info = dict(
+        ks=",".join(map(str, ks)),
+        complexity="k input dimensions",
+        rank_by="standardized class-mean difference",
+        n_params=",".join(str((min(k, d) + 1) * out) for k in ks),
+    )
     return rows, info

@@ -65,7 +65,6 @@ def applicable_controls() -> tuple[str, ...]:
     return registry.names(*registry.ARM_STAGES, where=lambda c: not c.opt_in)
 
 
-
 @dataclass(frozen=True)
 class _Source:
     """A dictionary for one arm, with the offset its codes are taken about and (for SAEs) the SAE."""
@@ -129,8 +128,12 @@ def code(X_ND: torch.Tensor, source: _Source, opts: PursuitAuditOptions) -> _Cod
     extra = {}
     if source.sae is not None:
         gap = amortisation_gap(source.sae, X, match="row")
-        extra = {"fvu_sae_encoder": gap.fvu_sae, "fvu_pursuit_matched": gap.fvu_pursuit,
-                 "amortisation_gap": gap.gap, "sae_l0": gap.l0_sae}  # fmt: skip
+        extra = {
+            "fvu_sae_encoder": gap.fvu_sae,
+            "fvu_pursuit_matched": gap.fvu_pursuit,
+            "amortisation_gap": gap.gap,
+            "sae_l0": gap.l0_sae,
+        }
     return _Coded(codes, curve, {"mean_l0": st.mean_l0, "frac_atoms_used": st.frac_atoms_used}, extra)
 
 
@@ -185,8 +188,13 @@ class _Dictionaries:
             return load_sae(self.opts.sae_path)
         from auditkit.methods.sae.train import SAEConfig, train_sae, training_stats
 
-        cfg = SAEConfig(expansion_factor=self.opts.sae_expansion, k=self.opts.sae_k,
-                        training_tokens=self.opts.sae_tokens, progress=self.progress, device=self.device)  # fmt: skip
+        cfg = SAEConfig(
+            expansion_factor=self.opts.sae_expansion,
+            k=self.opts.sae_k,
+            training_tokens=self.opts.sae_tokens,
+            progress=self.progress,
+            device=self.device,
+        )
         # Trained on the audit's device, then coded against on the CPU, where the sparse coders run.
         sae = train_sae(arm.acts.acts_ND, cfg, seed=derive_seed(arm.seed, "pursuit-sae", arm.control)).to("cpu")
         stats = training_stats(sae)
@@ -221,30 +229,50 @@ def run_pursuit_method(ctx: MethodContext) -> MethodOutput:
     ctx.timings["pursuit_code_s"] = time.perf_counter() - t
     some = next(iter(sources.values()))[1].dic
     metrics = sweep_metrics(opts, some.n_atoms, some.d)
-    directions = {**{m: -1 for m in metrics}, "fvu_sae_encoder": -1, "fvu_pursuit_matched": -1,
-                  "amortisation_gap": 0, "mean_l0": 0, "frac_atoms_used": 0,
-                  **{f"mean_l0@alpha={a:g}": 0 for a in opts.alphas}}  # fmt: skip
+    directions = {
+        **{m: -1 for m in metrics},
+        "fvu_sae_encoder": -1,
+        "fvu_pursuit_matched": -1,
+        "amortisation_gap": 0,
+        "mean_l0": 0,
+        "frac_atoms_used": 0,
+        **{f"mean_l0@alpha={a:g}": 0 for a in opts.alphas},
+    }
     rows = [
         dict(method=METHOD, control=p.control, seed=p.seed, draw=p.draw, metric=m, value=v)
-        for p in problems if p.reconstruction
+        for p in problems
+        if p.reconstruction
         for m, v in {**coded[p.coding_key].curve, **coded[p.coding_key].support, **coded[p.coding_key].extra}.items()
-    ]  # fmt: skip
+    ]
     t = time.perf_counter()
     rows += code_probe_rows(problems, coded, n_classes, opts.code_probe_C, device)
     ctx.timings["pursuit_code_probe_s"] = time.perf_counter() - t
     info = dict(
-        dictionary=opts.dictionary, solver=opts.solver, ks=list(opts.ks), alphas=list(opts.alphas),
-        center=opts.center, n_atoms=some.n_atoms, d=some.d, sweep=metrics,
-        dictionary_controls=list(opts.dictionary_controls), n_codings=len(coded), sae=dicts.sae_info,
-        sae_path=opts.sae_path, code_probe_C=opts.code_probe_C, fit_device=device, solver_device="cpu",
-        code_probe_features={problem_name(p.control, p.seed, p.draw): int((coded[p.coding_key].codes_NF != 0).any(0).sum())
-                             for p in problems},
-    )  # fmt: skip
+        dictionary=opts.dictionary,
+        solver=opts.solver,
+        ks=list(opts.ks),
+        alphas=list(opts.alphas),
+        center=opts.center,
+        n_atoms=some.n_atoms,
+        d=some.d,
+        sweep=metrics,
+        dictionary_controls=list(opts.dictionary_controls),
+        n_codings=len(coded),
+        sae=dicts.sae_info,
+        sae_path=opts.sae_path,
+        code_probe_C=opts.code_probe_C,
+        fit_device=device,
+        solver_device="cpu",
+        code_probe_features={
+            problem_name(p.control, p.seed, p.draw): int((coded[p.coding_key].codes_NF != 0).any(0).sum())
+            for p in problems
+        },
+    )
     return MethodOutput(rows=pd.DataFrame(rows), info=info, headline=(metrics[-1], "accuracy"), directions=directions)
 
 
 def plan_codings(
-    arms: list[Arm], opts: PursuitAuditOptions, dicts: "_Dictionaries"
+    arms: list[Arm], opts: PursuitAuditOptions, dicts: _Dictionaries
 ) -> tuple[dict[tuple, tuple[torch.Tensor, _Source]], list[_Problem]]:
     """Every coding the arms need (activations and dictionary, keyed so that arms sharing both share it),
     and one problem per arm and dictionary control. Dictionary controls are drawn per seed

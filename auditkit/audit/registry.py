@@ -17,16 +17,35 @@ from auditkit.report.probe import MDL_FIGURE, probe_figures, probe_section
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
-        Method("probe", probe.applicable_controls, probe.default_controls, probe.run_probe_method,
-               section=probe_section, figures=probe_figures, figure_files=(MDL_FIGURE,)),
-        Method("pursuit", pursuit.applicable_controls, pursuit.applicable_controls, pursuit.run_pursuit_method,
-               section=pursuit_report.pursuit_section, figures=pursuit_report.fvu_l0_figure,
-               figure_files=(pursuit_report.FIGURE,)),
-        Method("sae", sae.applicable_controls, sae.default_controls, sae.run_sae_method,
-               section=sae_report.sae_section, figures=sae_report.sae_figures,
-               figure_files=(sae_report.FIGURE, sae_report.RELIABILITY)),
+        Method(
+            "probe",
+            probe.applicable_controls,
+            probe.default_controls,
+            probe.run_probe_method,
+            section=probe_section,
+            figures=probe_figures,
+            figure_files=(MDL_FIGURE,),
+        ),
+        Method(
+            "pursuit",
+            pursuit.applicable_controls,
+            pursuit.applicable_controls,
+            pursuit.run_pursuit_method,
+            section=pursuit_report.pursuit_section,
+            figures=pursuit_report.fvu_l0_figure,
+            figure_files=(pursuit_report.FIGURE,),
+        ),
+        Method(
+            "sae",
+            sae.applicable_controls,
+            sae.default_controls,
+            sae.run_sae_method,
+            section=sae_report.sae_section,
+            figures=sae_report.sae_figures,
+            figure_files=(sae_report.FIGURE, sae_report.RELIABILITY),
+        ),
     )
-}  # fmt: skip
+}
 """Every audit method by its ``--methods`` name."""
 
 

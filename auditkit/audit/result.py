@@ -52,7 +52,12 @@ def score_rows(
     (:attr:`auditkit.controls.registry.Control.random_model`) get a prediction interval."""
     all_ceilings = {**CEILINGS, **(ceilings or {})}
     selectivity = selectivity_table(
-        rows, threshold=threshold, directions=directions, ceilings=all_ceilings, targets=targets,
-        descriptive=descriptive, draw_spread=registry.names(where=lambda c: c.random_model),
+        rows,
+        threshold=threshold,
+        directions=directions,
+        ceilings=all_ceilings,
+        targets=targets,
+        descriptive=descriptive,
+        draw_spread=registry.names(where=lambda c: c.random_model),
     )
     return rows.drop(columns=["outcome"], errors="ignore"), selectivity

@@ -89,9 +89,12 @@ def load_dataset_spec(cfg: AuditConfig) -> LabelledDataset:
         return data_mod.load_conllu(value, max_sentences=cfg.max_examples, duplicates=cfg.duplicates)
     if kind == "table":
         return data_mod.load_table(
-            value, text_column=cfg.text_column, label_column=cfg.label_column, max_examples=cfg.max_examples,
+            value,
+            text_column=cfg.text_column,
+            label_column=cfg.label_column,
+            max_examples=cfg.max_examples,
             duplicates=cfg.duplicates,
-        )  # fmt: skip
+        )
     raise ConfigError(f"dataset kind {kind!r} unknown in {cfg.dataset!r}: use sae-probes:, conllu: or table:")
 
 
@@ -124,18 +127,28 @@ def prepare_audit(cfg: AuditConfig, loaded: LoadedModel | None, timings: dict[st
     # Sentence-level data declares no grouping key: the control task then keys its labels by example,
     # and an example is one distinct model input (copies and texts with equal token ids merged).
     batch = data_mod.tokenize(
-        dataset, model.tokenizer, prepend_bos=loaded.provenance.prepend_bos,
-        bos_token_id=model.tokenizer.bos_token_id, max_length=cfg.max_length, align=cfg.align,
-    )  # fmt: skip
+        dataset,
+        model.tokenizer,
+        prepend_bos=loaded.provenance.prepend_bos,
+        bos_token_id=model.tokenizer.bos_token_id,
+        max_length=cfg.max_length,
+        align=cfg.align,
+    )
     preflight.check_splits(batch, cfg.seeds, cfg.test_fraction)
     ecfg = ExtractConfig(hook=hook, positions=cfg.positions, batch_size=cfg.batch_size, progress=cfg.progress)
     resolve_positions(ecfg, batch)  # before any forward pass: a sweep prepares every dataset first
     plan = ArmPlan(
-        loaded=loaded, batch=batch, extract_cfg=ecfg, seeds=cfg.seeds, controls=controls,
-        test_fraction=cfg.test_fraction, gaussian_keep_embeddings=cfg.gaussian_keep_embeddings,
-        label_draws=cfg.label_draws, weight_draws=cfg.weight_draws,
+        loaded=loaded,
+        batch=batch,
+        extract_cfg=ecfg,
+        seeds=cfg.seeds,
+        controls=controls,
+        test_fraction=cfg.test_fraction,
+        gaussian_keep_embeddings=cfg.gaussian_keep_embeddings,
+        label_draws=cfg.label_draws,
+        weight_draws=cfg.weight_draws,
         cache_root=(cfg.model.cache_dir or default_cache_dir()) if cfg.use_cache else None,
-    )  # fmt: skip
+    )
     timings["tokenize_s"] = timings.get("tokenize_s", 0.0) + time.perf_counter() - t
     return Prepared(dataset, loaded, hook, controls, batch, plan)
 
@@ -177,7 +190,11 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
     targets = {m: t for o in outputs.values() for m, t in o.targets.items()}
     descriptive = {pair for o in outputs.values() for pair in o.descriptive}
     rows, selectivity = score_rows(
-        rows, cfg.selectivity_threshold, directions=directions, ceilings=ceilings, targets=targets,
+        rows,
+        cfg.selectivity_threshold,
+        directions=directions,
+        ceilings=ceilings,
+        targets=targets,
         descriptive=descriptive,
     )
     return AuditResult(
@@ -201,14 +218,14 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
             **({"trust": trust} if trust is not None else {}),
             # the default controls this dataset's level left out (Control.levels), for the report
             **({"left_out_controls": list(left)} if (left := level_left_out(cfg, controls)) else {}),
-        ),  # fmt: skip
+        ),
         extraction=dict(
             hook=hook,
             positions=real.positions if real else cfg.positions,
             rows=real.n if real else None,
             d=real.d if real else model.cfg.d_model,
             cache_key=request_key(cache_request(loaded.provenance, batch, ecfg)) if cfg.use_cache else None,
-        ),  # fmt: skip
+        ),
         method_info={m: {**o.info, "headline": list(o.headline)} for m, o in outputs.items()},
         controls=controls,
         timings=timings,

@@ -46,53 +46,110 @@ HEADLINE = ("explained_variance", "ev_over_pca", "ce_loss_recovered", "kl", "pro
 """Metrics whose verdicts open the report."""
 
 SAE_METRICS: dict[str, tuple[int, str]] = {
-    "explained_variance": (1, "1 - sum ||x - x_hat||^2 / sum ||x - mean(x)||^2, both sums over every held-out token "
-                           "(BOS excluded; tokens pooled, not averaged per text), the variance about those tokens' "
-                           "mean, not about zero (0: no better than predicting the mean; 1: exact)"),
+    "explained_variance": (
+        1,
+        (
+            "1 - sum ||x - x_hat||^2 / sum ||x - mean(x)||^2, both sums over every held-out token "
+            "(BOS excluded; tokens pooled, not averaged per text), the variance about those tokens' "
+            "mean, not about zero (0: no better than predicting the mean; 1: exact)"
+        ),
+    ),
     "fvu": (-1, "fraction of variance unexplained, 1 - explained_variance"),
-    "ev_over_pca": (1, "explained_variance / ev_pca: the SAE's explained variance relative to the PCA code of the "
-                    "same arm's activations at the same k (1: no better than PCA; compares arms whose activations "
-                    "differ in rank)"),
-    "ev_over_identity": (1, "explained_variance / ev_identity: relative to the neuron-basis code of the same arm at "
-                         "the same k"),
-    "ev_pca": (0, "explained variance (as above) of the arm's PCA code: the top principal directions of its "
-               "training tokens, each signed, the k largest |projections| per token (the pca baseline's code)"),
-    "ev_identity": (0, "explained variance of the arm's neuron-basis code: the k largest |x - training mean| per "
-                    "token (the identity baseline's code)"),
+    "ev_over_pca": (
+        1,
+        (
+            "explained_variance / ev_pca: the SAE's explained variance relative to the PCA code of the "
+            "same arm's activations at the same k (1: no better than PCA; compares arms whose activations "
+            "differ in rank)"
+        ),
+    ),
+    "ev_over_identity": (
+        1,
+        ("explained_variance / ev_identity: relative to the neuron-basis code of the same arm at the same k"),
+    ),
+    "ev_pca": (
+        0,
+        (
+            "explained variance (as above) of the arm's PCA code: the top principal directions of its "
+            "training tokens, each signed, the k largest |projections| per token (the pca baseline's code)"
+        ),
+    ),
+    "ev_identity": (
+        0,
+        (
+            "explained variance of the arm's neuron-basis code: the k largest |x - training mean| per "
+            "token (the identity baseline's code)"
+        ),
+    ),
     "l0": (0, "number of active latents per held-out token, averaged over tokens (fixed at k for TopK)"),
-    "dead_fraction": (-1, "share of latents never active on any held-out token (counted on the evaluation tokens, "
-                          "not over a training window)"),
+    "dead_fraction": (
+        -1,
+        (
+            "share of latents never active on any held-out token (counted on the evaluation tokens, "
+            "not over a training window)"
+        ),
+    ),
     "dense_fraction": (-1, "share of latents active on more than 10% of held-out tokens"),
     "shrinkage": (0, "||x_hat|| / ||x|| per held-out token, averaged over tokens (1: no shrinkage)"),
-    "ce_loss_recovered": (1, "(CE_zero - CE_sae) / (CE_zero - CE_clean): next-token cross-entropy of the arm's own "
-                          "model with the SAE's reconstruction spliced in at the hook on every non-BOS token of the "
-                          "seed's held-out splice texts, against zero-ablating the hook at the same tokens (BOS left "
-                          "clean in both); each CE is the mean over every prediction of a real next token of those "
-                          "texts, pooled, the one made at BOS included (1: as good as the clean "
-                          "model; 0: no better than ablation; unstable when ablation barely changes CE); verdicts compare "
-                          "each arm's distance to 1, since a splice can undercut the clean CE by chance"),
-    "ce_loss_recovered_mean": (1, "as ce_loss_recovered, against mean-ablation (the mean activation over the spliced "
-                               "tokens, BOS left clean)"),
-    "ce_loss_increase": (-1, "CE_sae - CE_clean, nats per predicted token; verdicts compare each arm's |CE_sae - "
-                             "CE_clean|"),
-    "kl": (-1, "KL(clean || SAE spliced) of the next-token distributions, nats, averaged over the same predictions as "
-               "CE (the one made at BOS included, where it is 0: BOS is never spliced)"),
-    "token_entropy": (0, "mean over live latents of the entropy (nats) of the token ids each fires on, over the "
-                      "held-out tokens (BOS excluded; low: single-token latents; Heap et al., 2025)"),
+    "ce_loss_recovered": (
+        1,
+        (
+            "(CE_zero - CE_sae) / (CE_zero - CE_clean): next-token cross-entropy of the arm's own "
+            "model with the SAE's reconstruction spliced in at the hook on every non-BOS token of the "
+            "seed's held-out splice texts, against zero-ablating the hook at the same tokens (BOS left "
+            "clean in both); each CE is the mean over every prediction of a real next token of those "
+            "texts, pooled, the one made at BOS included (1: as good as the clean "
+            "model; 0: no better than ablation; unstable when ablation barely changes CE); verdicts compare "
+            "each arm's distance to 1, since a splice can undercut the clean CE by chance"
+        ),
+    ),
+    "ce_loss_recovered_mean": (
+        1,
+        ("as ce_loss_recovered, against mean-ablation (the mean activation over the spliced tokens, BOS left clean)"),
+    ),
+    "ce_loss_increase": (
+        -1,
+        ("CE_sae - CE_clean, nats per predicted token; verdicts compare each arm's |CE_sae - CE_clean|"),
+    ),
+    "kl": (
+        -1,
+        (
+            "KL(clean || SAE spliced) of the next-token distributions, nats, averaged over the same predictions as "
+            "CE (the one made at BOS included, where it is 0: BOS is never spliced)"
+        ),
+    ),
+    "token_entropy": (
+        0,
+        (
+            "mean over live latents of the entropy (nats) of the token ids each fires on, over the "
+            "held-out tokens (BOS excluded; low: single-token latents; Heap et al., 2025)"
+        ),
+    ),
     "token_entropy_norm": (0, "token_entropy / log(number of distinct held-out token ids)"),
-    **{f"probe_acc_k{k}": (1, f"held-out accuracy of a logistic probe on the {k} latent(s) with the largest "
-                              "class-mean difference on training rows, at the audit's labelled positions")
-       for k in (1, 5, 20)},
-}  # fmt: skip
+    **{
+        f"probe_acc_k{k}": (
+            1,
+            (
+                f"held-out accuracy of a logistic probe on the {k} latent(s) with the largest "
+                "class-mean difference on training rows, at the audit's labelled positions"
+            ),
+        )
+        for k in (1, 5, 20)
+    },
+}
 """Every row metric of the method: direction (+1 higher is better, -1 lower, 0 descriptive) and definition."""
 CONVENTIONS = (
-    "Tokens: every token of the seed's held-out texts except BOS and padding. A metric over tokens pools them (a "
-    "ratio of totals, or a mean over tokens): a longer text weighs more; nothing is averaged per text first.",
+    (
+        "Tokens: every token of the seed's held-out texts except BOS and padding. A metric over tokens pools them (a "
+        "ratio of totals, or a mean over tokens): a longer text weighs more; nothing is averaged per text first."
+    ),
     "Explained variance (and fvu, ev_pca, ev_identity) is taken about the held-out tokens' mean, not about zero.",
-    "Splices (ce_*, kl): the SAE, zero- and mean-ablation replace the hook's activation at every non-BOS token, BOS "
-    "left clean in all three; CE and KL average over every prediction of a real next token, the one made at BOS "
-    "included. sae-lens's run_evals averages over its non-special positions (BOS excluded) and zero-ablates BOS "
-    "too: its CE and KL totals differ by convention (offsets measured in docs/methods/sae.md).",
+    (
+        "Splices (ce_*, kl): the SAE, zero- and mean-ablation replace the hook's activation at every non-BOS token, BOS "
+        "left clean in all three; CE and KL average over every prediction of a real next token, the one made at BOS "
+        "included. sae-lens's run_evals averages over its non-special positions (BOS excluded) and zero-ablates BOS "
+        "too: its CE and KL totals differ by convention (offsets measured in docs/methods/sae.md)."
+    ),
 )
 """How the method's metrics pool tokens, treat BOS and centre variance: the report's legend states them."""
 PROBE_METRICS = tuple(m for m in SAE_METRICS if m.startswith("probe_acc_"))
@@ -127,15 +184,15 @@ def default_controls() -> tuple[str, ...]:
     return (*registry.names("token"), *registry.names("weight", where=lambda c: c.random_model), *SAE_BASELINES)
 
 
-
 def run_sae_method(ctx: MethodContext) -> MethodOutput:
     """The ``sae`` method: train and score one SAE per arm and seed (see the module docstring)."""
     opts = ctx.cfg.sae
     controls = ctx.controls_for(applicable_controls())
     plan = dataclasses.replace(
-        ctx.plan, extract_cfg=dataclasses.replace(ctx.plan.extract_cfg, positions="all"),
+        ctx.plan,
+        extract_cfg=dataclasses.replace(ctx.plan.extract_cfg, positions="all"),
         controls=tuple(c for c in controls if registry.stage_of(c) != "label" and c not in SAE_BASELINES),
-    )  # fmt: skip
+    )
     t = time.perf_counter()
     arms = build_arms(plan, ctx.timings)
     ctx.timings["extract_s"] = ctx.timings.get("extract_s", 0.0) + time.perf_counter() - t
@@ -167,16 +224,28 @@ def run_sae_method(ctx: MethodContext) -> MethodOutput:
                 _scored(base, arm, control, t, scoring)
     info = dict(
         config={k: v for k, v in sae_cfg.to_dict().items() if k not in ("device", "progress")},
-        d_sae=sae_cfg.d_sae(arms[0].acts.d), loaded=opts.load, splice_texts=opts.splice_texts,
-        probe_positions=probe_positions, label_controls=label_controls,
-        train_tokens=int((~arms[0].acts.is_test_N).sum()), test_tokens=int(arms[0].acts.is_test_N.sum()),
+        d_sae=sae_cfg.d_sae(arms[0].acts.d),
+        loaded=opts.load,
+        splice_texts=opts.splice_texts,
+        probe_positions=probe_positions,
+        label_controls=label_controls,
+        train_tokens=int((~arms[0].acts.is_test_N).sum()),
+        test_tokens=int(arms[0].acts.is_test_N.sum()),
         arms={c: {k: float(np.mean(v)) for k, v in s.items()} for c, s in per_arm.items()},
         baselines={c: dict(kind=SAE_BASELINES[c], d_sae=max(f)) for c, f in shapes.items()},
-        definitions={m: text for m, (_, text) in SAE_METRICS.items()}, conventions=list(CONVENTIONS),
+        definitions={m: text for m, (_, text) in SAE_METRICS.items()},
+        conventions=list(CONVENTIONS),
         fit_device=device,
-    )  # fmt: skip
-    return MethodOutput(rows=pd.DataFrame(rows), info=info, headline=HEADLINE, directions=DIRECTIONS, ceilings=CEILINGS,
-                        targets=TARGETS, descriptive=FIXED_BY_CONSTRUCTION)  # fmt: skip
+    )
+    return MethodOutput(
+        rows=pd.DataFrame(rows),
+        info=info,
+        headline=HEADLINE,
+        directions=DIRECTIONS,
+        ceilings=CEILINGS,
+        targets=TARGETS,
+        descriptive=FIXED_BY_CONSTRUCTION,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,14 +283,24 @@ def _scored(sae: Any, arm: Arm, control: str, started: float, s: _Scoring) -> Ac
     metrics |= relative_ev(metrics["explained_variance"], s.reference["ev"])
     stats = s.per_arm.setdefault(control, {})
     reference_s = s.reference["seconds"] if control == arm.control else 0.0  # built between training and here
-    for key, value in (("train_s", built - started - reference_s), ("score_s", time.perf_counter() - built),
-                       ("reference_s", reference_s),
-                       ("ce_clean", metrics.pop("ce_clean")), ("ce_zero", metrics.pop("ce_zero"))):  # fmt: skip
+    for key, value in (
+        ("train_s", built - started - reference_s),
+        ("score_s", time.perf_counter() - built),
+        ("reference_s", reference_s),
+        ("ce_clean", metrics.pop("ce_clean")),
+        ("ce_zero", metrics.pop("ce_zero")),
+    ):
         stats.setdefault(key, []).append(float(value))
     s.rows.extend(dict(method=METHOD, control=control, seed=arm.seed, metric=m, value=v) for m, v in metrics.items())
     s.rows.extend(dict(method=METHOD, control=control, seed=arm.seed, **r) for r in probe_records)
-    logger.info("SAE arm %s seed %d: train %.1f s, score %.1f s, EV %.3f", control, arm.seed,
-                stats["train_s"][-1], stats["score_s"][-1], metrics["explained_variance"])  # fmt: skip
+    logger.info(
+        "SAE arm %s seed %d: train %.1f s, score %.1f s, EV %.3f",
+        control,
+        arm.seed,
+        stats["train_s"][-1],
+        stats["score_s"][-1],
+        metrics["explained_variance"],
+    )
     return probe_set
 
 
@@ -265,13 +344,21 @@ def _splice(sae: Any, arm: Arm, hook: str, n_texts: int) -> dict[str, float]:
     mask_BL = arm.batch.mask_BL[idx]
     width = int(mask_BL.sum(1).max())
     s = splice_metrics(
-        sae, arm.model().model, arm.batch.tokens_BL[idx, :width], mask_BL[:, :width], hook,
+        sae,
+        arm.model().model,
+        arm.batch.tokens_BL[idx, :width],
+        mask_BL[:, :width],
+        hook,
         exclude_bos=arm.batch.has_bos,
-    )  # fmt: skip
+    )
     return dict(
-        ce_loss_recovered=s["ce_recovered_zero"], ce_loss_recovered_mean=s["ce_recovered_mean"],
-        ce_loss_increase=s["ce_sae"] - s["ce_clean"], kl=s["kl_sae"], ce_clean=s["ce_clean"], ce_zero=s["ce_zero"],
-    )  # fmt: skip
+        ce_loss_recovered=s["ce_recovered_zero"],
+        ce_loss_recovered_mean=s["ce_recovered_mean"],
+        ce_loss_increase=s["ce_sae"] - s["ce_clean"],
+        kl=s["kl_sae"],
+        ce_clean=s["ce_clean"],
+        ce_zero=s["ce_zero"],
+    )
 
 
 def _probe_set(sae: Any, acts: ActivationSet, positions: str) -> ActivationSet:
@@ -301,9 +388,14 @@ def _probe_set(sae: Any, acts: ActivationSet, positions: str) -> ActivationSet:
         _, z_RF = encode_decode(sae, acts.acts_ND[torch.as_tensor(keep)])
     groups = tuple(acts.groups_N[i] for i in keep) if acts.groups_N is not None else None
     return acts.replace(
-        acts_ND=z_RF, labels_N=acts.labels_N[keep], token_ids_N=acts.token_ids_N[keep],
-        example_ids_N=ex[keep], positions_N=acts.positions_N[keep], is_test_N=acts.is_test_N[keep], groups_N=groups,
-    )  # fmt: skip
+        acts_ND=z_RF,
+        labels_N=acts.labels_N[keep],
+        token_ids_N=acts.token_ids_N[keep],
+        example_ids_N=ex[keep],
+        positions_N=acts.positions_N[keep],
+        is_test_N=acts.is_test_N[keep],
+        groups_N=groups,
+    )
 
 
 def probe_records_of(probe_set: ActivationSet, device: str | torch.device = "cpu") -> list[dict[str, Any]]:

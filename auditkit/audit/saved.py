@@ -42,8 +42,10 @@ def table_record(path: Path, rows: int) -> dict[str, Any]:
 
 
 def _changed(path: Path, kind: str, detail: str) -> OutputError:
-    return OutputError(f"{str(path)!r} was changed after the run ({detail}): rerun the command in its "
-                       f"{REPORT_FILE.get(kind, 'report')} to write it again")  # fmt: skip
+    return OutputError(
+        f"{str(path)!r} was changed after the run ({detail}): rerun the command in its "
+        f"{REPORT_FILE.get(kind, 'report')} to write it again"
+    )
 
 
 def _check_table(path: Path, kind: str, recorded: Any) -> None:
@@ -55,8 +57,12 @@ def _check_table(path: Path, kind: str, recorded: Any) -> None:
     if isinstance(recorded, dict) and "sha256" in recorded:
         digest = hashlib.sha256(data).hexdigest()
         if digest != recorded["sha256"]:
-            raise _changed(path, kind, f"run.json records SHA-256 {str(recorded['sha256'])[:12]}... and "
-                                       f"{recorded.get('rows', '?')} rows; the file's SHA-256 is {digest[:12]}...")  # fmt: skip
+            raise _changed(
+                path,
+                kind,
+                f"run.json records SHA-256 {str(recorded['sha256'])[:12]}... and "
+                f"{recorded.get('rows', '?')} rows; the file's SHA-256 is {digest[:12]}...",
+            )
         return
     if not data.endswith(b"\n"):
         raise _changed(path, kind, "its last line is cut: no final newline")
@@ -77,8 +83,9 @@ def _build(cls: type, data: dict[str, Any], **nested: Any) -> Any:
     fields = {f.name: str(f.type) for f in dataclasses.fields(cls)}
     kwargs = {
         k: Path(v) if isinstance(v, str) and "Path" in fields[k] else _tuples(v)  # run.json writes paths as text
-        for k, v in data.items() if k in fields and k not in nested
-    }  # fmt: skip
+        for k, v in data.items()
+        if k in fields and k not in nested
+    }
     return cls(**kwargs, **nested)
 
 
@@ -87,15 +94,20 @@ def config_from_json(data: dict[str, Any]) -> AuditConfig:
     draws existed drew each control once)."""
     data = {"label_draws": 1, "weight_draws": 1, **data}
     return _build(
-        AuditConfig, data, model=_build(ModelSpec, data["model"]),
-        pursuit=_build(PursuitAuditOptions, data["pursuit"]), sae=_build(SAEAuditOptions, data["sae"]),
-    )  # fmt: skip
+        AuditConfig,
+        data,
+        model=_build(ModelSpec, data["model"]),
+        pursuit=_build(PursuitAuditOptions, data["pursuit"]),
+        sae=_build(SAEAuditOptions, data["sae"]),
+    )
 
 
 def read_tables(
-    folder: Path, kind: str, build: Callable[[dict[str, Any], pd.DataFrame, pd.DataFrame], Any],
+    folder: Path,
+    kind: str,
+    build: Callable[[dict[str, Any], pd.DataFrame, pd.DataFrame], Any],
     extra_columns: tuple[str, ...] = (),
-) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+) -> tuple[Any, dict[str, Any]]:
     """``build(run, rows, selectivity)`` from the run.json, results.csv and selectivity.csv that
     ``auditkit <kind>`` wrote into ``folder``, and the run.json.
 
@@ -107,12 +119,14 @@ def read_tables(
     folder = Path(folder)
     missing = [name for name in FILES if not (folder / name).is_file()]
     if missing:
-        raise OutputError(f"{str(folder)!r} is not an auditkit {kind} output: it has no {', '.join(missing)}; give the "
-                          f"folder an `auditkit {kind} --out` wrote")  # fmt: skip
+        raise OutputError(
+            f"{str(folder)!r} is not an auditkit {kind} output: it has no {', '.join(missing)}; give the "
+            f"folder an `auditkit {kind} --out` wrote"
+        )
     try:
         run = json.loads((folder / "run.json").read_text())
         if not isinstance(run, dict):
-            raise ValueError("run.json is not a JSON object")
+            raise ValueError("run.json is not a JSON object")  # noqa: TRY004 (reported like every unreadable run.json)
         recorded = run.get("tables") if isinstance(run.get("tables"), dict) else {}
         for name in TABLE_COLUMNS:
             _check_table(folder / name, kind, recorded.get(name))
@@ -126,8 +140,10 @@ def read_tables(
     except OutputError:
         raise
     except (OSError, ValueError, KeyError, TypeError, AuditkitError) as exc:
-        raise OutputError(f"cannot read the {kind} in {str(folder)!r} ({type(exc).__name__}: {exc}): its run.json "
-                          f"or tables are not what `auditkit {kind}` writes") from None  # fmt: skip
+        raise OutputError(
+            f"cannot read the {kind} in {str(folder)!r} ({type(exc).__name__}: {exc}): its run.json "
+            f"or tables are not what `auditkit {kind}` writes"
+        ) from None
 
 
 def _controls(cfg: AuditConfig, rows: pd.DataFrame) -> tuple[str, ...]:
@@ -147,11 +163,16 @@ def load_run(folder: Path) -> tuple[AuditResult, dict[str, Any]]:
     def build(run: dict[str, Any], rows: pd.DataFrame, selectivity: pd.DataFrame) -> AuditResult:
         cfg = config_from_json(run["config"])
         return AuditResult(
-            config=cfg, rows=rows, selectivity=with_evidence(selectivity, threshold=cfg.selectivity_threshold),
-            provenance=run["provenance"], dataset=run["dataset"], extraction=run["extraction"],
-            method_info=run["methods"], controls=_controls(cfg, rows),
+            config=cfg,
+            rows=rows,
+            selectivity=with_evidence(selectivity, threshold=cfg.selectivity_threshold),
+            provenance=run["provenance"],
+            dataset=run["dataset"],
+            extraction=run["extraction"],
+            method_info=run["methods"],
+            controls=_controls(cfg, rows),
             timings=run.get("timings", {}),
-        )  # fmt: skip
+        )
 
     return read_tables(folder, "audit", build)
 

@@ -124,7 +124,10 @@ class EmbeddedCalibrationConfig:
         for bad, why in [
             (any(c not in LABEL_CONTROLS for c in self.label_controls), f"label_controls {self.label_controls}"),
             (any(c not in TOKEN_CONTROLS for c in self.token_controls), f"token_controls {self.token_controls}"),
-            (any(c not in RANDOM_MODEL_CONTROLS for c in self.weight_controls), f"weight_controls {self.weight_controls}"),
+            (
+                any(c not in RANDOM_MODEL_CONTROLS for c in self.weight_controls),
+                f"weight_controls {self.weight_controls}",
+            ),
             (self.n_draws < len(self.seeds) + 1, f"n_draws={self.n_draws} must exceed the {len(self.seeds)} seeds"),
             (bool(self.token_controls) and self.n_token_draws < len(self.seeds), "n_token_draws < number of seeds"),
             (len(self.seeds) < 2, "need >= 2 seeds"),
@@ -182,9 +185,13 @@ def audit_setup(cfg: EmbeddedCalibrationConfig, timings: dict[str, float]) -> An
     from auditkit.audit.run import prepare_audit
 
     acfg = AuditConfig(
-        model=ModelSpec(name=cfg.model, cache_dir=cfg.cache_dir), dataset=cfg.dataset, max_examples=cfg.max_examples,
-        hook=cfg.hook, controls=cfg.controls, progress=False,
-    )  # fmt: skip
+        model=ModelSpec(name=cfg.model, cache_dir=cfg.cache_dir),
+        dataset=cfg.dataset,
+        max_examples=cfg.max_examples,
+        hook=cfg.hook,
+        controls=cfg.controls,
+        progress=False,
+    )
     return prepare_audit(acfg, None, timings)
 
 
@@ -232,7 +239,7 @@ def dataset_arms(pool: Pool, ds: EmbeddedDataset, test_fraction: float, label_dr
     if ds.real_draw is not None and ds.real_draw[1] in ds.draws.get(ds.real_draw[0], ()):
         raise ConfigError(f"dataset {ds.index}: the audited draw {ds.real_draw} is also one of its control draws")
     arms = []
-    model = lambda: pool.loaded  # noqa: E731 (never called: the calibration scores activations only)
+    model = lambda: pool.loaded  # never called: the calibration scores activations only
     for i, seed in enumerate(ds.seeds):
         arms.append(Arm(REAL, seed, real, pool.batch, model))
         for control in ds.controls:
@@ -272,11 +279,19 @@ def label_datasets(cfg: EmbeddedCalibrationConfig, real: ActivationSet) -> list[
         if kind == PLANTED and cfg.n_truth_seeds:
             m = cfg.n_truth_seeds
             held = {c: (o[s:] if len(o) > s else o) for c, o in orders.items()}
-            out.append(EmbeddedDataset(
-                TRUTH_OFFSET + j, TRUTH, strength, labels, tuple(TRUTH_OFFSET + m * j + k for k in range(m)),
-                {c: tuple(int(h[k % len(h)]) for k in range(m)) for c, h in held.items()}, cfg.controls,
-                ideal_accuracy=ideal, companion=j,
-            ))  # fmt: skip
+            out.append(
+                EmbeddedDataset(
+                    TRUTH_OFFSET + j,
+                    TRUTH,
+                    strength,
+                    labels,
+                    tuple(TRUTH_OFFSET + m * j + k for k in range(m)),
+                    {c: tuple(int(h[k % len(h)]) for k in range(m)) for c, h in held.items()},
+                    cfg.controls,
+                    ideal_accuracy=ideal,
+                    companion=j,
+                )
+            )
     return out
 
 
@@ -297,11 +312,19 @@ def weight_null_datasets(cfg: EmbeddedCalibrationConfig, pool: Pool) -> list[Emb
                 j = WEIGHT_NULL_OFFSET + len(out)
                 rng = numpy_rng(derive_seed(cfg.seed, "embedded", NULL_WEIGHT, control, name, q))
                 order = rng.permutation(cfg.n_draws)
-                out.append(EmbeddedDataset(
-                    j, NULL_WEIGHT, 0.0, y, tuple(s * j + k for k in range(s)),
-                    {control: tuple(int(d) for d in order[1 : s + 1])}, (control,), real_draw=(control, int(order[0])),
-                    label=name,
-                ))  # fmt: skip
+                out.append(
+                    EmbeddedDataset(
+                        j,
+                        NULL_WEIGHT,
+                        0.0,
+                        y,
+                        tuple(s * j + k for k in range(s)),
+                        {control: tuple(int(d) for d in order[1 : s + 1])},
+                        (control,),
+                        real_draw=(control, int(order[0])),
+                        label=name,
+                    )
+                )
     return out
 
 
@@ -401,8 +424,9 @@ def calibrate_embedded(cfg: EmbeddedCalibrationConfig, *, log: Any = None) -> Em
             f"{cfg.dataset}: {real.n} rows for {len(ds_texts)} items; the calibration needs one row per item"
         )
     n_tok = prep.batch.mask_BL.sum(1).numpy() - int(prep.loaded.provenance.prepend_bos)
-    pool = Pool(real, draws, tuple(prep.dataset.texts[i] for i in ds_texts), n_tok[real.example_ids_N], prep.batch,
-                prep.loaded)  # fmt: skip
+    pool = Pool(
+        real, draws, tuple(prep.dataset.texts[i] for i in ds_texts), n_tok[real.example_ids_N], prep.batch, prep.loaded
+    )
     datasets = {ds.index: ds for ds in [*label_datasets(cfg, real), *weight_null_datasets(cfg, pool)]}
     t, parts = time.perf_counter(), []
     order = list(datasets.values())
@@ -422,16 +446,25 @@ def calibrate_embedded(cfg: EmbeddedCalibrationConfig, *, log: Any = None) -> Em
     timings["total_s"] = time.perf_counter() - t0
     counts = Counter(ds.kind for ds in datasets.values())
     info = dict(
-        model=prep.loaded.provenance.name, hook=prep.hook, positions=real.positions, dataset=cfg.dataset,
-        n_rows=real.n, d=real.d, n_texts=int(len(np.unique(real.example_ids_N))),
+        model=prep.loaded.provenance.name,
+        hook=prep.hook,
+        positions=real.positions,
+        dataset=cfg.dataset,
+        n_rows=real.n,
+        d=real.d,
+        n_texts=int(len(np.unique(real.example_ids_N))),
         n_test_texts_approx=int(round(len(np.unique(real.example_ids_N)) * cfg.test_fraction)),
         n_datasets={k: int(v) for k, v in counts.items()},
         lexical_labels=sorted({ds.label for ds in datasets.values() if ds.label}),
         verdict_rule=VERDICT_RULE.format(threshold=cfg.selectivity_threshold),
         interval_rule=f"{INTERVAL_RULE}; {PREDICTION_RULE}",
-        controls=list(cfg.controls), label_draws=cfg.label_draws, metrics=list(cfg.metrics),
-        pool_draws={c: len(v) for c, v in draws.items()}, unconverged_fit_warnings=unconverged.count,
+        controls=list(cfg.controls),
+        label_draws=cfg.label_draws,
+        metrics=list(cfg.metrics),
+        pool_draws={c: len(v) for c, v in draws.items()},
+        unconverged_fit_warnings=unconverged.count,
         timings=timings,
-    )  # fmt: skip
-    return EmbeddedCalibrationResult(config=cfg, fpr=fpr, power=power, coverage=coverage, verdicts=verdicts,
-                                     truth=truth, info=info)  # fmt: skip
+    )
+    return EmbeddedCalibrationResult(
+        config=cfg, fpr=fpr, power=power, coverage=coverage, verdicts=verdicts, truth=truth, info=info
+    )

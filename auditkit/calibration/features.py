@@ -108,9 +108,12 @@ def _baseline_latents(cache: FeatureCache, arm: Arm, baseline: str, arms: list[A
         t = time.perf_counter()
         X = next(a for a in arms if a.control == REAL and a.seed == arm.seed).acts.acts_ND
         base = baseline_sae(
-            SAE_BASELINES[baseline], X, cache.sae.sae_config(), seed=derive_seed(arm.seed, "sae"),
+            SAE_BASELINES[baseline],
+            X,
+            cache.sae.sae_config(),
+            seed=derive_seed(arm.seed, "sae"),
             trained=cache.saes[arm.seed],
-        )  # fmt: skip
+        )
         cache.latents[key] = encode_decode(base, X)[1]
         cache.seconds += time.perf_counter() - t
     return cache.latents[key]

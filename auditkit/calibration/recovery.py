@@ -82,8 +82,16 @@ def _row(check: str, method: str, dictionary: Dictionary, metric: str, value: fl
     expect = "recovers" if dictionary.control == REAL else "fails"
     passed = value >= target if expect == "recovers" else value < target
     name = "real" if dictionary.control == REAL else dictionary.control
-    return dict(check=check, method=method, dictionary=name, metric=metric, value=value, target=target,
-                expect=expect, passed=bool(passed))  # fmt: skip
+    return dict(
+        check=check,
+        method=method,
+        dictionary=name,
+        metric=metric,
+        value=value,
+        target=target,
+        expect=expect,
+        passed=bool(passed),
+    )
 
 
 def _with_controls(real: Dictionary, seed: int) -> list[Dictionary]:
@@ -121,8 +129,16 @@ def pursuit_recovery(data: SparseSuperposition, cfg: RecoveryConfig, seed: int) 
         # A control dictionary never meets FISTA's tolerance (no sparse solution exists); a bounded
         # run is enough to show its support is unrelated to the planted one.
         lasso = fista(data.acts_ND, dictionary.W_FD, cfg.pursuit_alpha, positive=True, max_iter=300)
-        rows.append(_row("pursuit-support", "fista", dictionary, "support_recall",
-                         support_recall(lasso.codes_NF, true_NF), cfg.support_target))  # fmt: skip
+        rows.append(
+            _row(
+                "pursuit-support",
+                "fista",
+                dictionary,
+                "support_recall",
+                support_recall(lasso.codes_NF, true_NF),
+                cfg.support_target,
+            )
+        )
     return rows
 
 
@@ -135,28 +151,48 @@ def mean_max_cosine(true_KD: Float[torch.Tensor, "K D"], W_FD: Float[torch.Tenso
 
 def sae_recovery(data: SparseSuperposition, cfg: RecoveryConfig, seed: int) -> list[dict]:
     """Train a TopK SAE on ``data`` and score its decoder and the decoder's controls."""
-    sae_cfg = SAEConfig(architecture="topk", k=cfg.sae_k, width=cfg.sae_width, training_tokens=cfg.sae_tokens,
-                        batch_size=1024, progress=False)  # fmt: skip
+    sae_cfg = SAEConfig(
+        architecture="topk",
+        k=cfg.sae_k,
+        width=cfg.sae_width,
+        training_tokens=cfg.sae_tokens,
+        batch_size=1024,
+        progress=False,
+    )
     sae = train_sae(data.acts_ND, sae_cfg, seed=derive_seed(seed, "recovery", "sae") % 2**31)
     return [
-        _row("sae-directions", "sae-topk", d, "mean_max_cosine", mean_max_cosine(data.directions_FD, d.W_FD),
-             cfg.cosine_target)
+        _row(
+            "sae-directions",
+            "sae-topk",
+            d,
+            "mean_max_cosine",
+            mean_max_cosine(data.directions_FD, d.W_FD),
+            cfg.cosine_target,
+        )
         for d in _with_controls(from_sae(sae), seed)
-    ]  # fmt: skip
+    ]
 
 
 def recovery_checks(cfg: RecoveryConfig | None = None, *, seed: int = 0) -> pd.DataFrame:
     """Rows: check, method, dictionary, metric, value, target, expect, passed."""
     cfg = cfg or RecoveryConfig()
     pursuit_data = sparse_superposition(
-        cfg.pursuit_rows, d=cfg.pursuit_d, n_features=cfg.pursuit_features, seed=derive_seed(seed, "pursuit-data"),
-        max_firing=cfg.pursuit_firing[0], min_firing=cfg.pursuit_firing[1],
-    )  # fmt: skip
+        cfg.pursuit_rows,
+        d=cfg.pursuit_d,
+        n_features=cfg.pursuit_features,
+        seed=derive_seed(seed, "pursuit-data"),
+        max_firing=cfg.pursuit_firing[0],
+        min_firing=cfg.pursuit_firing[1],
+    )
     rows = pursuit_recovery(pursuit_data, cfg, seed)
     if cfg.run_sae:
         sae_data = sparse_superposition(
-            cfg.sae_rows, d=cfg.sae_d, n_features=cfg.sae_features, seed=derive_seed(seed, "sae-data"),
-            max_firing=0.08, min_firing=0.02,
-        )  # fmt: skip
+            cfg.sae_rows,
+            d=cfg.sae_d,
+            n_features=cfg.sae_features,
+            seed=derive_seed(seed, "sae-data"),
+            max_firing=0.08,
+            min_firing=0.02,
+        )
         rows += sae_recovery(sae_data, cfg, seed)
     return pd.DataFrame(rows)

@@ -33,6 +33,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from auditkit.audit.arms import Arm, ArmPlan, build_arms, label_control, split_for_seed
+from auditkit.audit.config import known_controls
 from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
 from auditkit.audit.probe import MDL_DIRECTIONS, MDL_METRICS, probe_rows
 from auditkit.audit.registry import METHODS
@@ -45,7 +46,6 @@ from auditkit.calibration.synthetic import (
     set_membership_batch,
     train_set_language_model,
 )
-from auditkit.audit.config import known_controls
 from auditkit.controls import registry
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig
@@ -247,27 +247,41 @@ def calibration_arms(cfg: CalibrationConfig, timings: dict[str, float]) -> tuple
     model = train_set_language_model(lang, seed=cfg.seed, steps=cfg.train_steps, d_model=cfg.d_model)
     timings["train_model_s"] = time.perf_counter() - t
     prov = ModelProvenance(
-        name="set-language-lm", source="random-init", architecture="GPT2LMHeadModel", n_layers=1,
-        d_model=cfg.d_model, d_vocab=lang.vocab_size, seed=cfg.seed,
-    )  # fmt: skip
+        name="set-language-lm",
+        source="random-init",
+        architecture="GPT2LMHeadModel",
+        n_layers=1,
+        d_model=cfg.d_model,
+        d_vocab=lang.vocab_size,
+        seed=cfg.seed,
+    )
     batch = set_membership_batch(
         lang, cfg.n_sequences, cfg.seq_length, seed=derive_seed(cfg.seed, "batch"), repeated=cfg.repeated_sequences
     )
     plan = ArmPlan(
-        loaded=LoadedModel(model, prov), batch=batch, cache_root=None, test_fraction=cfg.test_fraction,
-        extract_cfg=ExtractConfig(hook=cfg.hook, progress=False), controls=cfg.resolved_controls(),
+        loaded=LoadedModel(model, prov),
+        batch=batch,
+        cache_root=None,
+        test_fraction=cfg.test_fraction,
+        extract_cfg=ExtractConfig(hook=cfg.hook, progress=False),
+        controls=cfg.resolved_controls(),
         seeds=tuple(s for group in cfg.seed_sets() for s in group),
-    )  # fmt: skip
+    )
     t = time.perf_counter()
     arms = build_arms(plan, {})
     timings["build_arms_s"] = time.perf_counter() - t
     real = arms[0].acts
     info = dict(
         model=f"1-layer GPT-2 (d_model={cfg.d_model}) trained {cfg.train_steps} steps on a two-set Markov "
-        f"language of {cfg.vocab_size} token types", hook=cfg.hook, n_rows=real.n, d=real.d,
-        n_examples=batch.n_examples, n_test_rows_approx=int(round(real.n * cfg.test_fraction)),
-        repeated_sequences=cfg.repeated_sequences, merged_copies=batch.merged_examples,
-    )  # fmt: skip
+        f"language of {cfg.vocab_size} token types",
+        hook=cfg.hook,
+        n_rows=real.n,
+        d=real.d,
+        n_examples=batch.n_examples,
+        n_test_rows_approx=int(round(real.n * cfg.test_fraction)),
+        repeated_sequences=cfg.repeated_sequences,
+        merged_copies=batch.merged_examples,
+    )
     return arms, info
 
 
@@ -362,8 +376,12 @@ def _verdicts(rows: pd.DataFrame, datasets: dict[int, Any], threshold: float) ->
     ``ideal_accuracy`` (the synthetic and the embedded calibration's datasets)."""
     parts = []
     for j, sub in rows.groupby("dataset", sort=True):
-        sel = selectivity_table(sub.drop(columns="dataset"), threshold=threshold, directions=MDL_DIRECTIONS,
-                                draw_spread=registry.names(where=lambda c: c.random_model))  # fmt: skip
+        sel = selectivity_table(
+            sub.drop(columns="dataset"),
+            threshold=threshold,
+            directions=MDL_DIRECTIONS,
+            draw_spread=registry.names(where=lambda c: c.random_model),
+        )
         sel = sel.drop(columns=list(EVIDENCE_COLUMNS))  # the calibration counts verdicts; its tables keep their columns
         ds = datasets[j]
         parts.append(sel.assign(dataset=j, kind=ds.kind, strength=ds.strength, ideal_accuracy=ds.ideal_accuracy))
@@ -440,10 +458,13 @@ def calibrate(cfg: CalibrationConfig) -> CalibrationResult:
         timings["recovery_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     info.update(
-        verdict_rule=VERDICT_RULE.format(threshold=cfg.selectivity_threshold), controls=list(cfg.resolved_controls()),
-        seed_sets=[list(s) for s in cfg.seed_sets()], n_datasets=len(datasets),
-        unconverged_fit_warnings=unconverged.count, timings=timings,
-    )  # fmt: skip
+        verdict_rule=VERDICT_RULE.format(threshold=cfg.selectivity_threshold),
+        controls=list(cfg.resolved_controls()),
+        seed_sets=[list(s) for s in cfg.seed_sets()],
+        n_datasets=len(datasets),
+        unconverged_fit_warnings=unconverged.count,
+        timings=timings,
+    )
     logger.info("calibration: %d datasets in %.0f s", len(datasets), timings["total_s"])
     return CalibrationResult(config=cfg, fpr=fpr, power=power, verdicts=verdicts, recovery=recovery, info=info)
 
@@ -459,13 +480,28 @@ def validate_config(fast: bool = True, seed: int = 0) -> CalibrationConfig:
     methods = ("probe", "sae", "pursuit")
     if fast:
         return CalibrationConfig(
-            methods=methods, n_null=100, n_null_repeated=50, n_planted=20, strengths=(0.1, 0.2, 0.3, 0.5, 1.0), n_seed_sets=10,
-            seed=seed, recovery=True, sae=VALIDATE_SAE, mdl_probes=("logistic",),
-        )  # fmt: skip
+            methods=methods,
+            n_null=100,
+            n_null_repeated=50,
+            n_planted=20,
+            strengths=(0.1, 0.2, 0.3, 0.5, 1.0),
+            n_seed_sets=10,
+            seed=seed,
+            recovery=True,
+            sae=VALIDATE_SAE,
+            mdl_probes=("logistic",),
+        )
     return CalibrationConfig(
-        methods=methods, n_null=400, n_null_repeated=200, n_planted=50, strengths=(0.1, 0.2, 0.3, 0.5, 1.0, 2.0), n_seed_sets=20,
-        seed=seed, recovery=True, mdl_probes=("logistic",),
-    )  # fmt: skip
+        methods=methods,
+        n_null=400,
+        n_null_repeated=200,
+        n_planted=50,
+        strengths=(0.1, 0.2, 0.3, 0.5, 1.0, 2.0),
+        n_seed_sets=20,
+        seed=seed,
+        recovery=True,
+        mdl_probes=("logistic",),
+    )
 
 
 def run_validate(fast: bool = True, seed: int = 0, *, progress: bool = False) -> CalibrationResult:

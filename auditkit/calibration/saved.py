@@ -32,15 +32,23 @@ def load_calibration(folder: Path) -> tuple[CalibrationResult, dict[str, Any]]:
     folder = Path(folder)
     missing = [name for name in FILES if not (folder / name).is_file()]
     if missing:
-        raise OutputError(f"{str(folder)!r} is not an auditkit validate output: it has no {', '.join(missing)}; give "
-                          "the folder `auditkit validate --out` wrote")  # fmt: skip
+        raise OutputError(
+            f"{str(folder)!r} is not an auditkit validate output: it has no {', '.join(missing)}; give "
+            "the folder `auditkit validate --out` wrote"
+        )
     try:
         run = json.loads((folder / "run.json").read_text())
         data = run["config"]
-        cfg = _build(CalibrationConfig, data, sae=_build(SAEAuditOptions, data["sae"]),
-                     pursuit=_build(PursuitAuditOptions, data["pursuit"]))  # fmt: skip
+        cfg = _build(
+            CalibrationConfig,
+            data,
+            sae=_build(SAEAuditOptions, data["sae"]),
+            pursuit=_build(PursuitAuditOptions, data["pursuit"]),
+        )
         tables = {name: _table(folder / f"{name}.csv") for name in ("fpr", "power", "verdicts", "recovery")}
     except (OSError, ValueError, KeyError, TypeError, AuditkitError) as exc:
-        raise OutputError(f"cannot read the calibration in {str(folder)!r} ({type(exc).__name__}: {exc}): its "
-                          "run.json or tables are not what `auditkit validate` writes") from None  # fmt: skip
+        raise OutputError(
+            f"cannot read the calibration in {str(folder)!r} ({type(exc).__name__}: {exc}): its "
+            "run.json or tables are not what `auditkit validate` writes"
+        ) from None
     return CalibrationResult(config=cfg, info=run.get("info", {}), **tables), run

@@ -88,7 +88,7 @@ def fpr_table(verdicts: pd.DataFrame, diffs: pd.DataFrame, *, nominal: float, co
                 mean_selectivity=float(sub["selectivity"].mean()),
                 sd_selectivity=float(sub["selectivity"].std(ddof=1)),
                 seed_icc=seed_icc(d),
-            )  # fmt: skip
+            )
         )
     return pd.DataFrame(out)
 
@@ -112,7 +112,7 @@ def power_table(verdicts: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataF
                 mean_selectivity=float(sub["selectivity"].mean()),
                 mean_real=float(sub["real"].mean()),
                 ideal_accuracy=float(sub["ideal_accuracy"].mean()),
-            )  # fmt: skip
+            )
         )
     return pd.DataFrame(out)
 
@@ -163,6 +163,6 @@ def coverage_table(verdicts: pd.DataFrame, truth: pd.DataFrame, *, confidence: f
                 mean_half_width=float(((sub["ci_high"] - sub["ci_low"]) / 2).mean()),
                 rmse=float(np.sqrt(((sub["selectivity"] - sub["truth"]) ** 2).mean())),
                 mean_truth_se=float(sub["truth_se"].mean()) if "truth_se" in sub else math.nan,
-            )  # fmt: skip
+            )
         )
     return pd.DataFrame(out)

@@ -54,20 +54,26 @@ class SynthModelOptions:
 
     def __post_init__(self) -> None:
         for bad, why in [
-            (self.n_features < 2 or self.hidden_dim < 2, f"n_features and hidden_dim must be >= 2, got "
-                                                          f"{self.n_features} and {self.hidden_dim}"),
-            (not 0 < self.min_prob <= self.max_prob <= 1, f"need 0 < min_prob <= max_prob <= 1, got "
-                                                          f"{self.min_prob} and {self.max_prob}"),
-            (self.roots < 0 or self.correlation_rank < 0,
-             "hierarchy_roots and correlation_rank must be >= 0"),
-            (self.roots * (1 + self.hierarchy_branching) > self.n_features,
-             f"{self.roots} roots x (1 + {self.hierarchy_branching} children) exceed "
-             f"{self.n_features} features"),
+            (
+                self.n_features < 2 or self.hidden_dim < 2,
+                (f"n_features and hidden_dim must be >= 2, got {self.n_features} and {self.hidden_dim}"),
+            ),
+            (
+                not 0 < self.min_prob <= self.max_prob <= 1,
+                (f"need 0 < min_prob <= max_prob <= 1, got {self.min_prob} and {self.max_prob}"),
+            ),
+            (self.roots < 0 or self.correlation_rank < 0, "hierarchy_roots and correlation_rank must be >= 0"),
+            (
+                self.roots * (1 + self.hierarchy_branching) > self.n_features,
+                (f"{self.roots} roots x (1 + {self.hierarchy_branching} children) exceed {self.n_features} features"),
+            ),
             (self.roots > 0 and self.hierarchy_branching < 2, "hierarchy_branching must be >= 2"),
-            (not 0 <= self.mutually_exclusive <= 1,
-             f"mutually_exclusive must be in [0, 1], got {self.mutually_exclusive}"),
+            (
+                not 0 <= self.mutually_exclusive <= 1,
+                f"mutually_exclusive must be in [0, 1], got {self.mutually_exclusive}",
+            ),
             (self.magnitude_std < 0 or self.zipf_exponent < 0, "magnitude_std and zipf_exponent must be >= 0"),
-        ]:  # fmt: skip
+        ]:
             if bad:
                 raise ConfigError(f"synthetic model: {why}")
 
@@ -90,19 +96,26 @@ def build_synthetic_model(opts: SynthModelOptions) -> Any:
     hierarchy = None
     if opts.roots:
         hierarchy = HierarchyConfig(
-            total_root_nodes=opts.roots, branching_factor=opts.hierarchy_branching, max_depth=1,
+            total_root_nodes=opts.roots,
+            branching_factor=opts.hierarchy_branching,
+            max_depth=1,
             mutually_exclusive_portion=opts.mutually_exclusive,
-        )  # fmt: skip
+        )
     correlation = None
     if opts.correlation_rank:
         correlation = LowRankCorrelationConfig(rank=opts.correlation_rank, correlation_scale=opts.correlation_scale)
     cfg = SyntheticModelConfig(
-        num_features=opts.n_features, hidden_dim=opts.hidden_dim, hierarchy=hierarchy, correlation=correlation,
+        num_features=opts.n_features,
+        hidden_dim=opts.hidden_dim,
+        hierarchy=hierarchy,
+        correlation=correlation,
         firing_probability=ZipfianFiringProbabilityConfig(
             exponent=opts.zipf_exponent, max_prob=opts.max_prob, min_prob=opts.min_prob
         ),
-        std_firing_magnitudes=opts.magnitude_std, mean_firing_magnitudes=1.0, seed=opts.seed,
-    )  # fmt: skip
+        std_firing_magnitudes=opts.magnitude_std,
+        mean_firing_magnitudes=1.0,
+        seed=opts.seed,
+    )
     return SyntheticModel(cfg)
 
 

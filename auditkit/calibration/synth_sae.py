@@ -96,18 +96,24 @@ class SynthSAEConfig:
 
     def __post_init__(self) -> None:
         for bad, why in [
-            (not self.architectures or any(a not in SAE_ARCHITECTURES for a in self.architectures),
-             f"architectures {self.architectures}: use some of {', '.join(SAE_ARCHITECTURES)}"),
+            (
+                not self.architectures or any(a not in SAE_ARCHITECTURES for a in self.architectures),
+                f"architectures {self.architectures}: use some of {', '.join(SAE_ARCHITECTURES)}",
+            ),
             (len(set(self.architectures)) != len(self.architectures), f"architectures {self.architectures} repeat"),
             (not self.seeds or len(set(self.seeds)) != len(self.seeds), f"seeds {self.seeds}: give distinct seeds"),
-            (any(b not in SAE_BASELINES for b in self.baselines),
-             f"baselines {self.baselines}: use some of {', '.join(SAE_BASELINES)}"),
-            (any(c not in DICTIONARY_CONTROLS for c in self.dictionary_controls),
-             f"dictionary controls {self.dictionary_controls}: use some of {', '.join(DICTIONARY_CONTROLS)}"),
+            (
+                any(b not in SAE_BASELINES for b in self.baselines),
+                f"baselines {self.baselines}: use some of {', '.join(SAE_BASELINES)}",
+            ),
+            (
+                any(c not in DICTIONARY_CONTROLS for c in self.dictionary_controls),
+                f"dictionary controls {self.dictionary_controls}: use some of {', '.join(DICTIONARY_CONTROLS)}",
+            ),
             (self.train_rows < 2 or self.test_rows < 2, "train_rows and test_rows must be >= 2"),
             (self.width is not None and self.width < 2, f"width must be >= 2, got {self.width}"),
             (self.k is not None and self.k < 1, f"k must be >= 1, got {self.k}"),
-        ]:  # fmt: skip
+        ]:
             if bad:
                 raise ConfigError(f"sae-synth: {why}")
         self.sae_config("topk", k=self.k or 1)  # validates the SAE fields (ConfigError naming the bad value)
@@ -115,10 +121,16 @@ class SynthSAEConfig:
     def sae_config(self, architecture: str, *, k: int) -> SAEConfig:
         """The :class:`SAEConfig` of one architecture (F = ``width`` or G)."""
         return SAEConfig(
-            architecture=architecture, width=self.width or self.model.n_features, k=k, lr=self.lr,
-            l1_coefficient=self.l1_coefficient, jumprelu_init_threshold=self.jumprelu_init_threshold,
-            training_tokens=self.training_tokens, batch_size=self.batch_size, progress=False,
-        )  # fmt: skip
+            architecture=architecture,
+            width=self.width or self.model.n_features,
+            k=k,
+            lr=self.lr,
+            l1_coefficient=self.l1_coefficient,
+            jumprelu_init_threshold=self.jumprelu_init_threshold,
+            training_tokens=self.training_tokens,
+            batch_size=self.batch_size,
+            progress=False,
+        )
 
 
 @dataclass
@@ -162,8 +174,9 @@ def _rows(method: str, control: str, seed: int, scores: dict[str, float]) -> lis
     return [dict(method=method, control=control, seed=seed, metric=m, value=v) for m, v in scores.items()]
 
 
-def _dictionary_rows(method: str, dic: Dictionary, center_D: torch.Tensor, k: int, truth: _Truth, cfg: SynthSAEConfig,
-                     seed: int) -> list[dict[str, Any]]:  # fmt: skip
+def _dictionary_rows(
+    method: str, dic: Dictionary, center_D: torch.Tensor, k: int, truth: _Truth, cfg: SynthSAEConfig, seed: int
+) -> list[dict[str, Any]]:
     """Pursuit on ``dic`` (the real arm) and on each random dictionary of it (its controls)."""
     out = _rows(method, REAL, seed, _pursuit_scores(dic, center_D, k, truth))
     for name in cfg.dictionary_controls:
@@ -172,8 +185,9 @@ def _dictionary_rows(method: str, dic: Dictionary, center_D: torch.Tensor, k: in
     return out
 
 
-def _architecture_rows(arch: str, train: SynthRows, truth: _Truth, cfg: SynthSAEConfig, k: int, seed: int,
-                       seconds: dict[str, float]) -> list[dict[str, Any]]:  # fmt: skip
+def _architecture_rows(
+    arch: str, train: SynthRows, truth: _Truth, cfg: SynthSAEConfig, k: int, seed: int, seconds: dict[str, float]
+) -> list[dict[str, Any]]:
     """One architecture on one seed: the trained SAE and its baselines, and pursuit on each of their decoders."""
     sae_cfg = cfg.sae_config(arch, k=k)
     start = time.perf_counter()
@@ -232,7 +246,11 @@ def run_synth_sae(cfg: SynthSAEConfig) -> SynthSAEResult:
     sel = selectivity_table(table, threshold=cfg.threshold, directions=DIRECTIONS, ceilings=CEILINGS)
     seconds["total"] = time.perf_counter() - t0
     info = dict(
-        true_l0=l0, k=k, width=cfg.width or cfg.model.n_features, seconds=dict(seconds),
-        torch_threads=torch.get_num_threads(), controls=[*cfg.baselines, *cfg.dictionary_controls],
-    )  # fmt: skip
+        true_l0=l0,
+        k=k,
+        width=cfg.width or cfg.model.n_features,
+        seconds=dict(seconds),
+        torch_threads=torch.get_num_threads(),
+        controls=[*cfg.baselines, *cfg.dictionary_controls],
+    )
     return SynthSAEResult(config=cfg, rows=table, selectivity=sel, info=info)

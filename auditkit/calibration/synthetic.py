@@ -73,10 +73,19 @@ def train_set_language_model(
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
     cfg = HookedTransformerConfig(
-        n_layers=n_layers, d_model=d_model, n_heads=4, d_head=d_model // 4, d_mlp=4 * d_model, n_ctx=64,
-        d_vocab=lang.vocab_size, act_fn="gelu_new", normalization_type="LN", seed=derive_seed(seed, "init") % 2**31,
-        original_architecture="GPT2LMHeadModel", device="cpu",
-    )  # fmt: skip
+        n_layers=n_layers,
+        d_model=d_model,
+        n_heads=4,
+        d_head=d_model // 4,
+        d_mlp=4 * d_model,
+        n_ctx=64,
+        d_vocab=lang.vocab_size,
+        act_fn="gelu_new",
+        normalization_type="LN",
+        seed=derive_seed(seed, "init") % 2**31,
+        original_architecture="GPT2LMHeadModel",
+        device="cpu",
+    )
     model = HookedTransformer(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.01)
     data = torch.as_tensor(sample_sequences(lang, batch * steps, 32, derive_seed(seed, "train")))
@@ -111,13 +120,22 @@ def set_membership_batch(
     ex, tokens = row_example[row], raw[row, pos]
     is_test_example = numpy_rng(derive_seed(seed, "split")).random(len(keep)) < test_fraction
     return TokenBatch(
-        tokens_BL=torch.as_tensor(raw[keep]), mask_BL=torch.ones((len(keep), raw.shape[1]), dtype=torch.bool),
-        labels_M=lang.member_V[tokens], item_example_M=ex, item_position_M=pos, is_test_M=is_test_example[ex],
-        class_names=("set0", "set1"), level="token", pad_token_id=BOS_ID, has_bos=True,
-        special_token_ids=(BOS_ID,), groups_M=tuple(str(t) for t in tokens),
-        dataset_fingerprint=f"set-language:{seed}:{n}:{length}:{repeated}", dataset_name="synthetic:set-language",
+        tokens_BL=torch.as_tensor(raw[keep]),
+        mask_BL=torch.ones((len(keep), raw.shape[1]), dtype=torch.bool),
+        labels_M=lang.member_V[tokens],
+        item_example_M=ex,
+        item_position_M=pos,
+        is_test_M=is_test_example[ex],
+        class_names=("set0", "set1"),
+        level="token",
+        pad_token_id=BOS_ID,
+        has_bos=True,
+        special_token_ids=(BOS_ID,),
+        groups_M=tuple(str(t) for t in tokens),
+        dataset_fingerprint=f"set-language:{seed}:{n}:{length}:{repeated}",
+        dataset_name="synthetic:set-language",
         merged_examples=len(raw) - len(keep),
-    )  # fmt: skip
+    )
 
 
 def planted_activations(
@@ -208,9 +226,18 @@ class SparseSuperposition:
 
 
 def sparse_superposition(
-    n: int, *, d: int, n_features: int, seed: int, max_firing: float = 0.1, min_firing: float = 0.01,
-    zipf_exponent: float = 1.0, magnitude_std: float = 0.2, orthogonalize: bool = True, noise: float = 0.0,
-) -> SparseSuperposition:  # fmt: skip
+    n: int,
+    *,
+    d: int,
+    n_features: int,
+    seed: int,
+    max_firing: float = 0.1,
+    min_firing: float = 0.01,
+    zipf_exponent: float = 1.0,
+    magnitude_std: float = 0.2,
+    orthogonalize: bool = True,
+    noise: float = 0.0,
+) -> SparseSuperposition:
     """N rows of F > D sparse features in superposition, built on ``sae_lens.synthetic``.
 
     Directions: sae-lens's ``FeatureDictionary`` (unit rows; ``orthogonalize`` runs its gradient-descent
@@ -263,9 +290,14 @@ def correlated_basis(k: int, d: int, *, cosine: float, seed: int) -> Float[torch
 
 
 def basis_activations(
-    basis_KD: Float[torch.Tensor, "K D"], n: int, *, seed: int, p_on: float = 0.5, strength: float = 1.0,
+    basis_KD: Float[torch.Tensor, "K D"],
+    n: int,
+    *,
+    seed: int,
+    p_on: float = 0.5,
+    strength: float = 1.0,
     noise: float = 1.0,
-) -> tuple[Float[torch.Tensor, "N D"], np.ndarray]:  # fmt: skip
+) -> tuple[Float[torch.Tensor, "N D"], np.ndarray]:
     """Activations [N, D] = sum_k strength * f_k b_k + noise, with binary features f [N, K] (returned).
 
     Every feature is on independently with probability ``p_on``; ``noise`` is the per-coordinate

@@ -15,8 +15,9 @@ control and :func:`unregister` s it afterwards); nothing else changes the regist
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from auditkit.errors import ConfigError
 

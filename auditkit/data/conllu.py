@@ -126,12 +126,23 @@ def load_conllu(
     repeated, repeated_rows = repeat_counts(example_B)
     used, example_M = np.unique(example_M[keep], return_inverse=True)
     report = DuplicateReport(
-        policy=duplicates, source_texts=len(texts), repeated_texts=repeated, repeated_rows=repeated_rows,
-        label_conflicts=conflicts, dropped_items=int((~keep).sum()),
-    )  # fmt: skip
+        policy=duplicates,
+        source_texts=len(texts),
+        repeated_texts=repeated,
+        repeated_rows=repeated_rows,
+        label_conflicts=conflicts,
+        dropped_items=int((~keep).sum()),
+    )
     return finish(
-        name=f"conllu:{path.stem}", texts=tuple(unique[e] for e in used), labels_M=labels[keep],
-        item_example_M=example_M.astype(np.int64), class_names=class_names,
-        level="token", item_span_M2=spans_M2[keep], groups_M=tuple(f for f, k in zip(forms, keep) if k),
-        source=str(path), duplicates=report.to_dict(), label_notes=notes,
-    )  # fmt: skip
+        name=f"conllu:{path.stem}",
+        texts=tuple(unique[e] for e in used),
+        labels_M=labels[keep],
+        item_example_M=example_M.astype(np.int64),
+        class_names=class_names,
+        level="token",
+        item_span_M2=spans_M2[keep],
+        groups_M=tuple(f for f, k in zip(forms, keep) if k),
+        source=str(path),
+        duplicates=report.to_dict(),
+        label_notes=notes,
+    )

@@ -99,8 +99,9 @@ def encode_labels(
     notes = tuple(
         f"labels {' and '.join(map(repr, same))} differ only by case and are kept as {len(same)} classes: "
         "fix the labels if they are one class"
-        for same in by_case.values() if len(same) > 1
-    )  # fmt: skip
+        for same in by_case.values()
+        if len(same) > 1
+    )
     return labels, class_names, notes
 
 
@@ -150,10 +151,20 @@ def labelled_dataset(
         example_M, labels = example_M[in_sample], labels[in_sample]
     used, example_M = np.unique(example_M, return_inverse=True)  # examples renumbered in source order
     report = DuplicateReport(
-        policy=duplicates, source_texts=len(texts), repeated_texts=repeated, repeated_rows=repeated_rows,
-        label_conflicts=conflicts, dropped_items=int((~keep).sum()),
-    )  # fmt: skip
+        policy=duplicates,
+        source_texts=len(texts),
+        repeated_texts=repeated,
+        repeated_rows=repeated_rows,
+        label_conflicts=conflicts,
+        dropped_items=int((~keep).sum()),
+    )
     return finish(
-        name=name, texts=tuple(unique[e] for e in used), labels_M=labels, item_example_M=example_M.astype(np.int64),
-        class_names=class_names, source=source, duplicates=report.to_dict(), label_notes=notes,
-    )  # fmt: skip
+        name=name,
+        texts=tuple(unique[e] for e in used),
+        labels_M=labels,
+        item_example_M=example_M.astype(np.int64),
+        class_names=class_names,
+        source=source,
+        duplicates=report.to_dict(),
+        label_notes=notes,
+    )

@@ -97,9 +97,15 @@ def load_table(
     texts, values = texts_and_labels(frame, text_column, label_column, str(source))
     name, sub_seed = f"table:{path.stem if path.suffix else source}", derive_seed(seed, "table-subsample", str(source))
     return labelled_dataset(
-        name, texts, values, source=str(source), max_examples=max_examples, seed=sub_seed,
-        names=names.get(label_column), duplicates=duplicates,
-    )  # fmt: skip
+        name,
+        texts,
+        values,
+        source=str(source),
+        max_examples=max_examples,
+        seed=sub_seed,
+        names=names.get(label_column),
+        duplicates=duplicates,
+    )
 
 
 def from_lists(

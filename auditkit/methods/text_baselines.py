@@ -31,7 +31,7 @@ def length_features(texts: Sequence[str]) -> np.ndarray:
     return np.array([[len(t), len(t.split())] for t in texts], dtype=np.float64).reshape(-1, 2)
 
 
-def _logistic(C: float, seed: int):  # noqa: ANN202 (a scikit-learn estimator)
+def _logistic(C: float, seed: int):  # returns a scikit-learn estimator (not annotated)
     from sklearn.linear_model import LogisticRegression
 
     return LogisticRegression(C=C, max_iter=1000, random_state=seed)
@@ -47,7 +47,7 @@ def _one_hot(classes_N: np.ndarray, n_classes: int) -> np.ndarray:
     return np.eye(n_classes)[classes_N]
 
 
-def _fit_proba(X_train, y_train: np.ndarray, X_test, n_classes: int, C: float, seed: int) -> np.ndarray:  # noqa: ANN001
+def _fit_proba(X_train, y_train: np.ndarray, X_test, n_classes: int, C: float, seed: int) -> np.ndarray:
     """float [N_test, K]: the logistic regression's class probabilities, a column for every class (a class absent
     from the training rows gets probability 0)."""
     fitted = _logistic(C, seed).fit(X_train, y_train)
@@ -57,9 +57,14 @@ def _fit_proba(X_train, y_train: np.ndarray, X_test, n_classes: int, C: float, s
 
 
 def bag_of_words_proba(
-    train_texts: Sequence[str], y_train: np.ndarray, test_texts: Sequence[str], *, n_classes: int, C: float,
+    train_texts: Sequence[str],
+    y_train: np.ndarray,
+    test_texts: Sequence[str],
+    *,
+    n_classes: int,
+    C: float,
     seed: int = 0,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """float [N_test, K] class probabilities of every test text from its unigrams and bigrams (TF-IDF, logistic)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -75,9 +80,14 @@ def bag_of_words_proba(
 
 
 def length_proba(
-    train_texts: Sequence[str], y_train: np.ndarray, test_texts: Sequence[str], *, n_classes: int, C: float,
+    train_texts: Sequence[str],
+    y_train: np.ndarray,
+    test_texts: Sequence[str],
+    *,
+    n_classes: int,
+    C: float,
     seed: int = 0,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """float [N_test, K] class probabilities of every test text from its length in characters and tokens."""
     fixed = _single_class(y_train, len(test_texts), n_classes)
     if fixed is not None:
@@ -89,9 +99,14 @@ def length_proba(
 
 
 def token_identity_proba(
-    train_ids: Sequence[int], y_train: np.ndarray, test_ids: Sequence[int], *, n_classes: int, C: float,
+    train_ids: Sequence[int],
+    y_train: np.ndarray,
+    test_ids: Sequence[int],
+    *,
+    n_classes: int,
+    C: float,
     seed: int = 0,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """float [N_test, K] class probabilities of every row from the identity of one token (a one-hot token id, a
     token never seen in training all zeros), into the same logistic regression: what the token at the read
     position alone gives (a type's majority label, smoothed by C)."""
@@ -107,7 +122,9 @@ def token_identity_proba(
 
 
 PROBA: dict[str, Callable[..., np.ndarray]] = {
-    "bag-of-words": bag_of_words_proba, "length": length_proba, "last-token": token_identity_proba,
+    "bag-of-words": bag_of_words_proba,
+    "length": length_proba,
+    "last-token": token_identity_proba,
 }
 """Each baseline's fit-and-predict-probabilities function, by name: ``bag-of-words`` and ``length`` read texts,
 ``last-token`` reads token ids."""

@@ -128,10 +128,15 @@ def _macro_f1_leave_out(y: np.ndarray, pred: np.ndarray, inverse: np.ndarray, n_
     true_NK = y[:, None] == np.arange(n_classes)[None, :]
 
     def per_example(mask_NK: np.ndarray) -> np.ndarray:  # [G, K] rows of each example where the mask holds
-        return np.stack([np.bincount(inverse, weights=mask_NK[:, k].astype(float), minlength=g)
-                         for k in range(n_classes)], axis=1)  # fmt: skip
+        return np.stack(
+            [np.bincount(inverse, weights=mask_NK[:, k].astype(float), minlength=g) for k in range(n_classes)], axis=1
+        )
 
-    tp_GK, fp_GK, fn_GK = per_example(pred_NK & true_NK), per_example(pred_NK & ~true_NK), per_example(~pred_NK & true_NK)
+    tp_GK, fp_GK, fn_GK = (
+        per_example(pred_NK & true_NK),
+        per_example(pred_NK & ~true_NK),
+        per_example(~pred_NK & true_NK),
+    )
     tp, fp, fn = tp_GK.sum(0) - tp_GK, fp_GK.sum(0) - fp_GK, fn_GK.sum(0) - fn_GK
     denom = 2 * tp + fp + fn
     present = (tp + fp + fn) > 0
@@ -170,9 +175,12 @@ def _auroc_leave_out(y: np.ndarray, score: np.ndarray, inverse: np.ndarray) -> n
 
 
 def classification_records(
-    y_true: Int[torch.Tensor, " N"], proba: Float[torch.Tensor, "N K"], clusters_N: np.ndarray | None = None,
-    *, degenerate: bool = False,
-) -> list[dict[str, Any]]:  # fmt: skip
+    y_true: Int[torch.Tensor, " N"],
+    proba: Float[torch.Tensor, "N K"],
+    clusters_N: np.ndarray | None = None,
+    *,
+    degenerate: bool = False,
+) -> list[dict[str, Any]]:
     """:func:`classification_metrics` as tidy-row fields: ``metric``, ``value``, ``outcome`` (the
     :class:`ExampleScores` of a metric that is a mean over rows, else None) and ``degenerate`` (the arm's
     training labels held one class, so its probe could only learn the prior)."""

@@ -73,7 +73,7 @@ def power(
     se_floor)``); ``se_floor``: the test-sampling floor (0 or NaN for none). Units: the metric's."""
     if not se > 0:
         return math.nan
-    floor = se_floor if se_floor == se_floor else 0.0  # NaN: no floor
+    floor = 0.0 if math.isnan(se_floor) else se_floor  # NaN: no floor
     s = se * _chi_grid(n_seeds)
     hat = np.maximum(s, floor)
     bar = np.maximum(_multiplier(s, hat, n_seeds, confidence) * hat, threshold)
@@ -102,9 +102,14 @@ def _chi_grid(n_seeds: int) -> np.ndarray:
 
 
 def min_detectable_effect(
-    se: float, se_floor: float, n_seeds: int, *, threshold: float = 0.05, confidence: float = 0.95,
+    se: float,
+    se_floor: float,
+    n_seeds: int,
+    *,
+    threshold: float = 0.05,
+    confidence: float = 0.95,
     target: float = POWER,
-) -> float:  # fmt: skip
+) -> float:
     """Smallest effect with ``power(effect) >= target`` (bisection; the power rises with the effect)."""
     if not se > 0:
         return math.nan
@@ -130,7 +135,7 @@ def evidence_columns(table: pd.DataFrame, *, threshold: float = 0.05, confidence
         n = int(r.n_seeds)
         df = float(r.df) if has_df else (float(n - 1) if n > 1 else math.inf)  # saved before: t on n - 1
         half = (float(r.ci_high) - float(r.ci_low)) / 2
-        s = half / _quantile_at(df, confidence) if n > 0 and half > 0 and df == df else math.nan
+        s = half / _quantile_at(df, confidence) if n > 0 and half > 0 and not math.isnan(df) else math.nan
         se.append(s)
         if s > 0 and r.verdict != DESCRIPTIVE:
             p.append(float(2 * stats.t.sf(abs(float(r.selectivity)) / s, df)))
@@ -138,8 +143,11 @@ def evidence_columns(table: pd.DataFrame, *, threshold: float = 0.05, confidence
             p.append(math.nan)
         floor = float(r.sampling_se) if "sampling_se" in table.columns else math.nan
         directional = r.verdict not in UNDIRECTED
-        mde.append(min_detectable_effect(s, floor, n, threshold=threshold, confidence=confidence)
-                   if directional and s > 0 else math.nan)  # fmt: skip
+        mde.append(
+            min_detectable_effect(s, floor, n, threshold=threshold, confidence=confidence)
+            if directional and s > 0
+            else math.nan
+        )
     out["se"], out["p_value"], out["mde"] = se, p, mde
     return out
 
@@ -158,7 +166,7 @@ def add_q_values(table: pd.DataFrame, by: str = "metric") -> pd.DataFrame:
     metric: a sweep's (dataset, hook, method, control) cells of that metric)."""
     out = table.copy()
     out["q_value"] = np.nan
-    for _, idx in out.groupby(by, sort=False).groups.items():
+    for idx in out.groupby(by, sort=False).groups.values():
         out.loc[idx, "q_value"] = q_values(out.loc[idx, "p_value"])
     return out
 

@@ -82,14 +82,22 @@ def check_effect(effect: float, threshold: float) -> None:
     """The verdict needs a mean of at least ``threshold``: an effect at or below it is never called selective
     however many texts an audit has (its power then falls with more texts), so there is nothing to plan."""
     if not effect > threshold:
-        raise ConfigError(f"the effect must be above the verdict's threshold {threshold:g}, got {effect:g}: a mean "
-                          f"selectivity below {threshold:g} is never called selective; ask for e.g. 0.10")  # fmt: skip
+        raise ConfigError(
+            f"the effect must be above the verdict's threshold {threshold:g}, got {effect:g}: a mean "
+            f"selectivity below {threshold:g} is never called selective; ask for e.g. 0.10"
+        )
 
 
 def power_at(
-    pilot: Pilot, texts: int, seeds: int, effect: float, *, test_fraction: float, threshold: float = 0.05,
+    pilot: Pilot,
+    texts: int,
+    seeds: int,
+    effect: float,
+    *,
+    test_fraction: float,
+    threshold: float = 0.05,
     confidence: float = 0.95,
-) -> float:  # fmt: skip
+) -> float:
     """Probability that an audit of ``texts`` texts and ``seeds`` seeds calls a cell of true selectivity
     ``effect`` selective, with the pilot's standard errors scaled to it (0 with no test text; NaN where the
     pilot has no standard error)."""
@@ -102,9 +110,16 @@ def power_at(
 
 
 def texts_needed(
-    pilot: Pilot, effect: float, power: float = POWER, *, seeds: int, test_fraction: float,
-    max_texts: int = MAX_TEXTS, threshold: float = 0.05, confidence: float = 0.95,
-) -> int | None:  # fmt: skip
+    pilot: Pilot,
+    effect: float,
+    power: float = POWER,
+    *,
+    seeds: int,
+    test_fraction: float,
+    max_texts: int = MAX_TEXTS,
+    threshold: float = 0.05,
+    confidence: float = 0.95,
+) -> int | None:
     """Smallest number of distinct texts whose audit at ``seeds`` seeds reaches ``power`` against a true
     selectivity ``effect`` (None when ``max_texts`` does not; NaN pilots give None too).
 
@@ -134,10 +149,21 @@ the planned seeds) for the asked power (None: beyond ``max_texts``, or a row tha
 
 
 def plan_table(
-    selectivity: pd.DataFrame, *, metric: str, texts: int, test_fraction: float, effect: float,
-    power: float = POWER, seeds: int | None = None, plan_fraction: float | None = None, method: str | None = None,
-    control: str | None = None, max_texts: int = MAX_TEXTS, threshold: float = 0.05, confidence: float = 0.95,
-) -> pd.DataFrame:  # fmt: skip
+    selectivity: pd.DataFrame,
+    *,
+    metric: str,
+    texts: int,
+    test_fraction: float,
+    effect: float,
+    power: float = POWER,
+    seeds: int | None = None,
+    plan_fraction: float | None = None,
+    method: str | None = None,
+    control: str | None = None,
+    max_texts: int = MAX_TEXTS,
+    threshold: float = 0.05,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
     """:data:`PLAN_COLUMNS` for each (method, control) row of ``metric`` in a pilot's selectivity table (its
     columns ``se``, ``sampling_se``, ``n_seeds``), whose audit had ``texts`` distinct texts split at
     ``test_fraction``; planned at ``seeds`` seeds (default: each row's own) and ``plan_fraction`` (default: the
@@ -149,8 +175,11 @@ def plan_table(
     if not 0 < power < 1:
         raise ConfigError(f"the power must be in (0, 1), got {power}: e.g. 0.8")
     check_effect(effect, threshold)
-    rows = selectivity if "se" in selectivity.columns else evidence.evidence_columns(
-        selectivity, threshold=threshold, confidence=confidence)  # a table saved before the evidence columns
+    rows = (
+        selectivity
+        if "se" in selectivity.columns
+        else evidence.evidence_columns(selectivity, threshold=threshold, confidence=confidence)
+    )  # a table saved before the evidence columns
     for name, value in (("metric", metric), ("method", method), ("control", control)):
         if value is not None and value not in set(rows[name]):
             known = ", ".join(dict.fromkeys(rows[name].astype(str))) or "none"
@@ -163,16 +192,36 @@ def plan_table(
     out = []
     for r in rows.itertuples(index=False):
         n = int(r.n_seeds)
-        pilot = Pilot(se=float(r.se), sampling_se=float(getattr(r, "sampling_se", math.nan)), n_seeds=n, test_texts=pilot_test)
+        pilot = Pilot(
+            se=float(r.se), sampling_se=float(getattr(r, "sampling_se", math.nan)), n_seeds=n, test_texts=pilot_test
+        )
         plannable = r.verdict not in evidence.UNDIRECTED and pilot.se > 0 and n >= 1
         kw = dict(test_fraction=test_fraction, threshold=threshold, confidence=confidence)
-        mde = evidence.min_detectable_effect(pilot.se, pilot.sampling_se, n, threshold=threshold,
-                                             confidence=confidence) if plannable else math.nan  # fmt: skip
-        out.append(dict(
-            method=r.method, control=r.control, selectivity=float(r.selectivity), verdict=r.verdict, mde=mde,
-            power=power_at(pilot, texts, n, effect, **kw) if plannable else math.nan,
-            texts_needed=texts_needed(pilot, effect, power, seeds=seeds or n, test_fraction=fraction,
-                                      max_texts=max_texts, threshold=threshold, confidence=confidence)
-            if plannable else None,
-        ))  # fmt: skip
+        mde = (
+            evidence.min_detectable_effect(pilot.se, pilot.sampling_se, n, threshold=threshold, confidence=confidence)
+            if plannable
+            else math.nan
+        )
+        out.append(
+            dict(
+                method=r.method,
+                control=r.control,
+                selectivity=float(r.selectivity),
+                verdict=r.verdict,
+                mde=mde,
+                power=power_at(pilot, texts, n, effect, **kw) if plannable else math.nan,
+                texts_needed=texts_needed(
+                    pilot,
+                    effect,
+                    power,
+                    seeds=seeds or n,
+                    test_fraction=fraction,
+                    max_texts=max_texts,
+                    threshold=threshold,
+                    confidence=confidence,
+                )
+                if plannable
+                else None,
+            )
+        )
     return pd.DataFrame(out, columns=list(PLAN_COLUMNS))

@@ -21,8 +21,17 @@ from auditkit.types import REAL
 SEPARATES = ("selective", "differs")
 """Verdicts that tell the real arm from the control (directional: selective; two-sided: differs)."""
 
-COLUMNS = ("metric", "control", "n_seeds", "reseed_sd", "selectivity", "detectable", "detectable_kind", "verdict",
-           "separates")  # fmt: skip
+COLUMNS = (
+    "metric",
+    "control",
+    "n_seeds",
+    "reseed_sd",
+    "selectivity",
+    "detectable",
+    "detectable_kind",
+    "verdict",
+    "separates",
+)
 """Columns of :func:`reliability_table`."""
 
 
@@ -53,8 +62,12 @@ def reliability_table(
     spread = reseed_spread(rows, method)
     sel = selectivity[(selectivity["method"] == method) & selectivity["control"].isin(list(controls))]
     cells = sel.set_index(["metric", "control"])
-    out = [_row(metric, control, cells.loc[(metric, control)], float(spread.get(metric, math.nan)))
-           for metric in metrics for control in controls if (metric, control) in cells.index]  # fmt: skip
+    out = [
+        _row(metric, control, cells.loc[(metric, control)], float(spread.get(metric, math.nan)))
+        for metric in metrics
+        for control in controls
+        if (metric, control) in cells.index
+    ]
     return pd.DataFrame(out, columns=list(COLUMNS))
 
 
@@ -64,7 +77,13 @@ def _row(metric: str, control: str, cell: pd.Series, reseed_sd: float) -> dict[s
     mde = float(cell["mde"]) if "mde" in cell.index else math.nan
     value, kind = detectable(verdict, mde, float(cell["ci_low"]), float(cell["ci_high"]))
     return dict(
-        metric=metric, control=control, n_seeds=int(cell["n_seeds"]), reseed_sd=reseed_sd,
-        selectivity=float(cell["selectivity"]), detectable=value, detectable_kind=kind, verdict=verdict,
+        metric=metric,
+        control=control,
+        n_seeds=int(cell["n_seeds"]),
+        reseed_sd=reseed_sd,
+        selectivity=float(cell["selectivity"]),
+        detectable=value,
+        detectable_kind=kind,
+        verdict=verdict,
         separates=None if verdict == DESCRIPTIVE else verdict in SEPARATES,
-    )  # fmt: skip
+    )

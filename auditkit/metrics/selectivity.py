@@ -153,8 +153,9 @@ def _mean_outcome(outcomes: list[Any]) -> Any:
     first = outcomes[0]
     if not all(isinstance(o, tuple) for o in outcomes):
         return None
-    if any(len(o.values_N) != len(first.values_N) or not np.array_equal(o.clusters_N, first.clusters_N)
-           for o in outcomes):  # fmt: skip
+    if any(
+        len(o.values_N) != len(first.values_N) or not np.array_equal(o.clusters_N, first.clusters_N) for o in outcomes
+    ):
         return None
     return type(first)(np.mean([o.values_N for o in outcomes], axis=0), first.clusters_N)
 
@@ -230,8 +231,12 @@ def selectivity_table(
         half, df = _half_width(diff, se_sampling, confidence, df_floor)
         spread = math.nan
         if control in draw_spread:
-            drawn = all_draws[(all_draws["method"] == method) & (all_draws["control"] == control)
-                              & (all_draws["metric"] == metric) & all_draws["seed"].isin(paired.index)]  # fmt: skip
+            drawn = all_draws[
+                (all_draws["method"] == method)
+                & (all_draws["control"] == control)
+                & (all_draws["metric"] == metric)
+                & all_draws["seed"].isin(paired.index)
+            ]
             ctrl_values = drawn["value"] if target is None else (drawn["value"] - target).abs()
             spread = draw_variance(ctrl_values)
             half, df = _with_draw_spread(half, df, spread, len(drawn) - 1, confidence)
@@ -247,10 +252,19 @@ def selectivity_table(
             paired["degenerate_control"].fillna(False).any() or paired["degenerate_real"].fillna(False).any()
         )
         row = dict(
-            method=method, control=control, metric=metric, n_seeds=n, real=real_mean, control_score=ctrl_mean,
-            selectivity=mean, ci_low=mean - half, ci_high=mean + half, df=df, sampling_se=se_sampling,
+            method=method,
+            control=control,
+            metric=metric,
+            n_seeds=n,
+            real=real_mean,
+            control_score=ctrl_mean,
+            selectivity=mean,
+            ci_low=mean - half,
+            ci_high=mean + half,
+            df=df,
+            sampling_se=se_sampling,
             normalised=norm,
-        )  # fmt: skip
+        )
         if (metric, control) in descriptive:
             row["verdict"] = DESCRIPTIVE
         elif degenerate:
@@ -267,15 +281,29 @@ def selectivity_table(
     return evidence_columns(pd.DataFrame(out, columns=list(COLUMNS)), threshold=threshold, confidence=confidence)
 
 
-COLUMNS = ("method", "control", "metric", "n_seeds", "real", "control_score", "selectivity", "ci_low", "ci_high",
-           "df", "sampling_se", "normalised", "verdict", "note")  # fmt: skip
+COLUMNS = (
+    "method",
+    "control",
+    "metric",
+    "n_seeds",
+    "real",
+    "control_score",
+    "selectivity",
+    "ci_low",
+    "ci_high",
+    "df",
+    "sampling_se",
+    "normalised",
+    "verdict",
+    "note",
+)
 """The scored columns of a selectivity table; :func:`selectivity_table` adds
 :data:`auditkit.metrics.evidence.EVIDENCE_COLUMNS` after them."""
 
 
 def _note(n: int, degenerate: bool, half: float, se_sampling: float, spread: float = math.nan) -> str:
     notes = []
-    if spread == spread:  # a draw_spread control (NaN otherwise)
+    if not math.isnan(spread):  # a draw_spread control (NaN otherwise)
         notes.append(f"{PREDICTION_NOTE} (control sd over seeds and draws {math.sqrt(spread):.3g})")
     if degenerate:
         notes.append("an arm's training labels hold one class (its probe can only learn the prior)")
@@ -341,7 +369,7 @@ def draw_variance(control_values: pd.Series) -> float:
 def _with_draw_spread(half: float, df: float, spread: float, spread_df: int, confidence: float) -> tuple[float, float]:
     """Half-width and degrees of freedom of the prediction interval: the mean difference's variance plus the
     draw-to-draw ``spread`` (estimated on ``spread_df`` degrees of freedom), Satterthwaite's df for the sum."""
-    if not spread > 0 or not half > 0 or df != df:
+    if not spread > 0 or not half > 0 or math.isnan(df):
         return half, df
     level = 0.5 + confidence / 2
     q = stats.norm.ppf(level) if math.isinf(df) else stats.t.ppf(level, df)

@@ -19,9 +19,17 @@ from auditkit.models.building import (
 from auditkit.models.spec import TORCH_DTYPES, LoadedModel, ModelSpec
 
 _CONTENT_FILES = (
-    "config.json", "*.safetensors", "*.bin", "*.index.json", "tokenizer*.json", "vocab.*", "merges.txt",
-    "special_tokens_map.json", "added_tokens.json", "*.model",
-)  # fmt: skip
+    "config.json",
+    "*.safetensors",
+    "*.bin",
+    "*.index.json",
+    "tokenizer*.json",
+    "vocab.*",
+    "merges.txt",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "*.model",
+)
 """The files of a local folder that decide its activations: config, weights, tokenizer."""
 
 

@@ -14,19 +14,31 @@ def tiny_config(kind: str, *, d_vocab: int, seed: int = 0, n_layers: int = 2) ->
     from transformer_lens import HookedTransformerConfig
 
     common: dict[str, Any] = dict(
-        n_layers=n_layers, d_model=64, n_heads=4, d_head=16, d_mlp=256, n_ctx=256,
-        d_vocab=d_vocab, act_fn="gelu_new", normalization_type="LN", seed=seed,
-        default_prepend_bos=True, device="cpu",
-    )  # fmt: skip
+        n_layers=n_layers,
+        d_model=64,
+        n_heads=4,
+        d_head=16,
+        d_mlp=256,
+        n_ctx=256,
+        d_vocab=d_vocab,
+        act_fn="gelu_new",
+        normalization_type="LN",
+        seed=seed,
+        default_prepend_bos=True,
+        device="cpu",
+    )
     if kind == "tiny-gpt2":
         return HookedTransformerConfig(
             **common, positional_embedding_type="standard", original_architecture="GPT2LMHeadModel"
         )
     if kind == "tiny-pythia":
         return HookedTransformerConfig(
-            **common, positional_embedding_type="rotary", rotary_dim=4, parallel_attn_mlp=True,
+            **common,
+            positional_embedding_type="rotary",
+            rotary_dim=4,
+            parallel_attn_mlp=True,
             original_architecture="GPTNeoXForCausalLM",
-        )  # fmt: skip
+        )
     raise ConfigError(f"unknown tiny model {kind!r}: use one of {TINY_MODELS}")
 
 

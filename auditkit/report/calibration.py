@@ -46,26 +46,33 @@ def _fpr_section(result: Any) -> list[str]:
         return ["## False-positive rate", "", "No null datasets were drawn.", ""]
     table = pd.DataFrame(
         {
-            "null": fpr["null"] if "null" in fpr else "null-labels",
-            "method": fpr["method"], "control": fpr["control"], "null datasets": fpr["n_null"],
-            "selective": fpr["n_selective"], "FPR": fpr["fpr"].map(_pct),
+            "null": fpr.get("null", "null-labels"),
+            "method": fpr["method"],
+            "control": fpr["control"],
+            "null datasets": fpr["n_null"],
+            "selective": fpr["n_selective"],
+            "FPR": fpr["fpr"].map(_pct),
             "95% CI": [f"[{_pct(a)}, {_pct(b)}]" for a, b in zip(fpr["ci_low"], fpr["ci_high"])],
             "nominal": fpr["nominal"].map(_pct),
             "status": [fpr_status(f, lo, n) for f, lo, n in zip(fpr["fpr"], fpr["ci_low"], fpr["nominal"])],
-            "interval > 0": fpr["interval_rate"].map(_pct), "its nominal": fpr["interval_nominal"].map(_pct),
+            "interval > 0": fpr["interval_rate"].map(_pct),
+            "its nominal": fpr["interval_nominal"].map(_pct),
             "mean sel.": fpr["mean_selectivity"],
-            "sd sel.": fpr["sd_selectivity"], "seed ICC": fpr["seed_icc"],
+            "sd sel.": fpr["sd_selectivity"],
+            "seed ICC": fpr["seed_icc"],
         }
-    )  # fmt: skip
+    )
     return [
         "## False-positive rate (null datasets)",
         "",
-        f"Every null family. Share of null datasets called *selective*, with its exact (Clopper-Pearson) 95% interval, against "
-        f"the nominal level {_pct(cfg.nominal)}. A pair **exceeds** the nominal level when the interval's lower "
-        "end is above it. *interval > 0* is the share whose 95% interval alone lies above zero (the rule "
-        "without its threshold; 2.5% if the seeds were independent). *seed ICC* is the within-dataset "
-        "correlation of the per-seed differences: the seeds share one dataset, so they are not independent, "
-        "and a positive ICC makes the t-interval over seeds too narrow by sqrt((1 - ICC) / (1 + (S - 1) ICC)).",
+        (
+            f"Every null family. Share of null datasets called *selective*, with its exact (Clopper-Pearson) 95% interval, against "
+            f"the nominal level {_pct(cfg.nominal)}. A pair **exceeds** the nominal level when the interval's lower "
+            "end is above it. *interval > 0* is the share whose 95% interval alone lies above zero (the rule "
+            "without its threshold; 2.5% if the seeds were independent). *seed ICC* is the within-dataset "
+            "correlation of the per-seed differences: the seeds share one dataset, so they are not independent, "
+            "and a positive ICC makes the t-interval over seeds too narrow by sqrt((1 - ICC) / (1 + (S - 1) ICC))."
+        ),
         "",
         *collapsed(
             f"{len(table)} null x method x control rows: {_status_counts(table['status'])}", markdown_table(table)
@@ -90,10 +97,12 @@ def _power_section(result: Any) -> list[str]:
     return [
         "## Power (planted datasets)",
         "",
-        f"Share of planted datasets called *selective* ({n} datasets per strength and method). Strength is the signal-to-noise ratio of the latent "
-        "score; *best acc.* is the expected accuracy of the ideal reader (who knows the direction), mean "
-        "Phi(strength |z|) over the rows (1/2 + arctan(strength)/pi if z were Gaussian); *real acc.* the probe's "
-        "mean held-out accuracy on the real arm.",
+        (
+            f"Share of planted datasets called *selective* ({n} datasets per strength and method). Strength is the signal-to-noise ratio of the latent "
+            "score; *best acc.* is the expected accuracy of the ideal reader (who knows the direction), mean "
+            "Phi(strength |z|) over the rows (1/2 + arctan(strength)/pi if z were Gaussian); *real acc.* the probe's "
+            "mean held-out accuracy on the real arm."
+        ),
         "",
         f"![Power against planted signal-to-noise, one line per control (strength 0: the null FPR)]({PLOT})",
         "",
@@ -109,10 +118,12 @@ def _recovery_section(result: Any) -> list[str]:
     return [
         f"## Recovery checks ({ok})",
         "",
-        "Sparse features in superposition with known directions (sae-lens's `FeatureDictionary`, Zipfian "
-        "firing). The planted dictionary must *recover* (pursuit: support recall at the true L0; SAE: mean "
-        "best |cosine| of every planted direction with a decoder row), and its Gaussian and "
-        "spectrum-matched controls must *fail*.",
+        (
+            "Sparse features in superposition with known directions (sae-lens's `FeatureDictionary`, Zipfian "
+            "firing). The planted dictionary must *recover* (pursuit: support recall at the true L0; SAE: mean "
+            "best |cosine| of every planted direction with a decoder row), and its Gaussian and "
+            "spectrum-matched controls must *fail*."
+        ),
         "",
         markdown_table(rec),
         "",
@@ -201,19 +212,23 @@ def render_calibration(result: Any, plot: str | None = PLOT, figure: str | None 
         *summary_lines(result, figure),
         "## What was tested",
         "",
-        f"- **Arms**: {info.get('model', 'a synthetic model')}, read at `{info.get('hook')}` on "
-        f"{info.get('n_rows')} labelled tokens (d = {info.get('d')}) from {info.get('n_examples')} sequences; "
-        f"every arm (real and {', '.join(info.get('controls', []))}) extracted once per seed and relabelled per "
-        "dataset exactly as the audit labels it (split redrawn, label controls reapplied).",
+        (
+            f"- **Arms**: {info.get('model', 'a synthetic model')}, read at `{info.get('hook')}` on "
+            f"{info.get('n_rows')} labelled tokens (d = {info.get('d')}) from {info.get('n_examples')} sequences; "
+            f"every arm (real and {', '.join(info.get('controls', []))}) extracted once per seed and relabelled per "
+            "dataset exactly as the audit labels it (split redrawn, label controls reapplied)."
+        ),
         _settings_line(cfg, info),
         *_feature_lines(cfg),
         f"- **Verdict rule**: {info.get('verdict_rule', '')}.",
         f"- **Null datasets** ({cfg.n_null}): labels drawn uniformly, independently of the tokens, one per row.",
-        f"- **Repeated-text nulls** ({getattr(cfg, 'n_null_repeated', 0)} of each family): the batch holds "
-        f"{getattr(cfg, 'repeated_sequences', 0)} sequences three times (copies merged into one example, as in every "
-        "tokenised dataset); `null-repeated-text` draws one label per text for all its rows (a sentence-level null), "
-        "`null-repeated-token` one label per word position, shared by a sequence's copies (a token-level null). A "
-        "split that let copies straddle train and test would show here as false positives.",
+        (
+            f"- **Repeated-text nulls** ({getattr(cfg, 'n_null_repeated', 0)} of each family): the batch holds "
+            f"{getattr(cfg, 'repeated_sequences', 0)} sequences three times (copies merged into one example, as in every "
+            "tokenised dataset); `null-repeated-text` draws one label per text for all its rows (a sentence-level null), "
+            "`null-repeated-token` one label per word position, shared by a sequence's copies (a token-level null). A "
+            "split that let copies straddle train and test would show here as false positives."
+        ),
         _planted_line(cfg),
         f"- **Nominal level** stated for 'selective' on a null: {_pct(cfg.nominal)}.",
         "",
@@ -256,14 +271,18 @@ def power_plot(result: Any, path: Path) -> Any:
         ax.set_ylim(-0.02, 1.02)
     for row in axes:
         row[0].set_ylabel("P(verdict = selective)", fontsize=8)
-    fig.suptitle("Share of datasets called selective (a point = one strength; a dataset = one audit over "
-                 f"{len(result.config.seeds)} seeds)", fontsize=10)  # fmt: skip
+    fig.suptitle(
+        "Share of datasets called selective (a point = one strength; a dataset = one audit over "
+        f"{len(result.config.seeds)} seeds)",
+        fontsize=10,
+    )
     legend = {}  # every panel's arms (a method's own controls, e.g. the pursuit dictionary controls, included)
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(label, handle)
     legend = {k: v for k, v in legend.items() if not k.startswith("nominal")} | {  # the level line last
-        k: v for k, v in legend.items() if k.startswith("nominal")}  # fmt: skip
+        k: v for k, v in legend.items() if k.startswith("nominal")
+    }
     fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=min(len(legend), 4), fontsize=8, frameon=False)
     height = fig.get_size_inches()[1]
     fig.tight_layout(rect=(0, (0.25 + 0.2 * ((len(legend) + 3) // 4)) / height, 1, 1))
@@ -294,8 +313,13 @@ def write_calibration(result: Any, out: Path | str, command: str = "auditkit val
         result.power.to_csv(tmp / "power.csv", index=False)
         result.verdicts.to_csv(tmp / "verdicts.csv", index=False)
         result.recovery.to_csv(tmp / "recovery.csv", index=False)
-        run = dict(command=command, argv=recorded_argv(sys.argv), config=dataclasses.asdict(result.config),
-                   info=result.info, versions=library_versions())  # fmt: skip
+        run = dict(
+            command=command,
+            argv=recorded_argv(sys.argv),
+            config=dataclasses.asdict(result.config),
+            info=result.info,
+            versions=library_versions(),
+        )
         (tmp / "run.json").write_text(json.dumps(run, indent=2, default=str))
     return out
 

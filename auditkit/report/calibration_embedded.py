@@ -45,9 +45,14 @@ def _glance(result: Any) -> list[str]:
         f = fpr[(fpr["metric"] == metric) & (fpr["labels"].isin(["random", "all"]))]
         worst = {null: f[f["null"] == null]["fpr"].max() for null in dict.fromkeys(f["null"])}
         c = cov[cov["metric"] == metric] if "metric" in cov.columns else cov.iloc[0:0]
-        covered = f"{pct(c['covered'].sum() / c['n'].sum())} of {int(c['n'].sum())} intervals" if len(c) else "not measured"
-        lines.append(f"- **{metric}**: worst \"selective\" rate " + ", ".join(f"{pct(v)} on {k}" for k, v in worst.items())
-                     + f" (stated {pct(result.config.nominal)}); coverage {covered} (nominal 95%).")
+        covered = (
+            f"{pct(c['covered'].sum() / c['n'].sum())} of {int(c['n'].sum())} intervals" if len(c) else "not measured"
+        )
+        lines.append(
+            f'- **{metric}**: worst "selective" rate '
+            + ", ".join(f"{pct(v)} on {k}" for k, v in worst.items())
+            + f" (stated {pct(result.config.nominal)}); coverage {covered} (nominal 95%)."
+        )
     return [*lines, ""]
 
 
@@ -64,59 +69,93 @@ def render_embedded(result: Any) -> str:
         f"{info['verdict_rule']}; {n.get('null-labels', 0)} label nulls, {n.get('planted', 0)} planted datasets "
         f"(signal-to-noise {', '.join(map(str, cfg.strengths))}), {n.get('null-weight', 0)} weight-control nulls; "
         f"stated level {pct(cfg.nominal)}. Pool of control draws: {info['pool_draws']}."
-        + (f" Label controls drawn {info['label_draws']} times per seed; interval rule: {info['interval_rule']}."
-           if "interval_rule" in info else ""),
+        + (
+            f" Label controls drawn {info['label_draws']} times per seed; interval rule: {info['interval_rule']}."
+            if "interval_rule" in info
+            else ""
+        ),
         "",
         *_glance(result),
-        "## False-positive rate of \"selective\"",
+        '## False-positive rate of "selective"',
         "",
     ]
     if not fpr.empty:
-        table = pd.DataFrame({
-            **_metric(fpr), "null": fpr["null"], "labels": fpr["labels"], "method": fpr["method"], "control": fpr["control"],
-            "datasets": fpr["n_null"], "selective": fpr["n_selective"], "FPR": fpr["fpr"].map(pct),
-            "exact 95% CI": [_ci(a, b) for a, b in zip(fpr["ci_low"], fpr["ci_high"])],
-            "status": [fpr_status(f, lo, nom) for f, lo, nom in zip(fpr["fpr"], fpr["ci_low"], fpr["nominal"])],
-            "interval > 0": fpr["interval_rate"].map(pct), "mean sel.": fpr["mean_selectivity"].round(4),
-            "sd sel.": fpr["sd_selectivity"].round(4),
-        })  # fmt: skip
+        table = pd.DataFrame(
+            {
+                **_metric(fpr),
+                "null": fpr["null"],
+                "labels": fpr["labels"],
+                "method": fpr["method"],
+                "control": fpr["control"],
+                "datasets": fpr["n_null"],
+                "selective": fpr["n_selective"],
+                "FPR": fpr["fpr"].map(pct),
+                "exact 95% CI": [_ci(a, b) for a, b in zip(fpr["ci_low"], fpr["ci_high"])],
+                "status": [fpr_status(f, lo, nom) for f, lo, nom in zip(fpr["fpr"], fpr["ci_low"], fpr["nominal"])],
+                "interval > 0": fpr["interval_rate"].map(pct),
+                "mean sel.": fpr["mean_selectivity"].round(4),
+                "sd sel.": fpr["sd_selectivity"].round(4),
+            }
+        )
         lines += [markdown_table(table), ""]
     if not result.power.empty:
         p = result.power
-        table = pd.DataFrame({
-            **_metric(p), "method": p["method"], "control": p["control"], "strength": p["strength"], "n": p["n"],
-            "power": p["power"].round(3), "exact 95% CI": [_ci(a, b) for a, b in zip(p["ci_low"], p["ci_high"])],
-            "mean sel.": p["mean_selectivity"].round(3), "mean real acc.": p["mean_real"].round(3),
-            "ideal acc.": p["ideal_accuracy"].round(3),
-        })  # fmt: skip
+        table = pd.DataFrame(
+            {
+                **_metric(p),
+                "method": p["method"],
+                "control": p["control"],
+                "strength": p["strength"],
+                "n": p["n"],
+                "power": p["power"].round(3),
+                "exact 95% CI": [_ci(a, b) for a, b in zip(p["ci_low"], p["ci_high"])],
+                "mean sel.": p["mean_selectivity"].round(3),
+                "mean real acc.": p["mean_real"].round(3),
+                "ideal acc.": p["ideal_accuracy"].round(3),
+            }
+        )
         lines += ["## Power on planted data", "", markdown_table(table), ""]
     if not result.coverage.empty:
         c = result.coverage
-        table = pd.DataFrame({
-            **_metric(c), "method": c["method"], "control": c["control"], "strength": c["strength"], "n": c["n"],
-            "coverage": c["coverage"].map(pct), "exact 95% CI": [_ci(a, b) for a, b in zip(c["ci_low"], c["ci_high"])],
-            "below": c["miss_low"].map(pct), "above": c["miss_high"].map(pct),
-            "mean truth": c["mean_truth"].round(3), "mean half-width": c["mean_half_width"].round(3),
-            "RMSE": c["rmse"].round(3), "truth SE": c["mean_truth_se"].round(3),
-        })  # fmt: skip
+        table = pd.DataFrame(
+            {
+                **_metric(c),
+                "method": c["method"],
+                "control": c["control"],
+                "strength": c["strength"],
+                "n": c["n"],
+                "coverage": c["coverage"].map(pct),
+                "exact 95% CI": [_ci(a, b) for a, b in zip(c["ci_low"], c["ci_high"])],
+                "below": c["miss_low"].map(pct),
+                "above": c["miss_high"].map(pct),
+                "mean truth": c["mean_truth"].round(3),
+                "mean half-width": c["mean_half_width"].round(3),
+                "RMSE": c["rmse"].round(3),
+                "truth SE": c["mean_truth_se"].round(3),
+            }
+        )
         lines += [
             "## Coverage of the 95% interval",
             "",
-            "Share of intervals that contain the true selectivity: 0 on the label nulls (strength 0); on planted data "
-            "the expected per-seed difference real - control over the audit's randomness (split, label-control draw, "
-            "control model) with texts and labels fixed, estimated on "
-            f"{cfg.n_truth_seeds} fresh seeds per dataset whose control models the audit did not use "
-            "(`truth.csv`; `truth SE` is its standard error). `below` / `above`: the interval misses on that side "
-            "(2.5% each for a calibrated interval).",
+            (
+                "Share of intervals that contain the true selectivity: 0 on the label nulls (strength 0); on planted data "
+                "the expected per-seed difference real - control over the audit's randomness (split, label-control draw, "
+                "control model) with texts and labels fixed, estimated on "
+                f"{cfg.n_truth_seeds} fresh seeds per dataset whose control models the audit did not use "
+                "(`truth.csv`; `truth SE` is its standard error). `below` / `above`: the interval misses on that side "
+                "(2.5% each for a calibrated interval)."
+            ),
             "",
             markdown_table(table),
             "",
         ]
     t = info["timings"]
     lines += [
-        f"Wall time: {t['total_s']:.0f} s ({t['pool_s']:.0f} s for the pool of activations, through the cache; "
-        f"{t['fit_s']:.0f} s of probe fits), {info['unconverged_fit_warnings']} fits ended above tolerance. "
-        f"Lexical labels: {', '.join(info['lexical_labels'])}.",
+        (
+            f"Wall time: {t['total_s']:.0f} s ({t['pool_s']:.0f} s for the pool of activations, through the cache; "
+            f"{t['fit_s']:.0f} s of probe fits), {info['unconverged_fit_warnings']} fits ended above tolerance. "
+            f"Lexical labels: {', '.join(info['lexical_labels'])}."
+        ),
         "",
     ]
     return "\n".join(lines)
@@ -128,8 +167,13 @@ def write_embedded_calibration(result: Any, out: Path | str, command: str) -> Pa
     with atomic_folder(out, KIND, owned=OWNED) as tmp:
         for name in TABLES:
             getattr(result, name).to_csv(tmp / f"{name}.csv", index=False)
-        run = dict(command=command, argv=recorded_argv(sys.argv), config=dataclasses.asdict(result.config),
-                   info=result.info, versions=library_versions())  # fmt: skip
+        run = dict(
+            command=command,
+            argv=recorded_argv(sys.argv),
+            config=dataclasses.asdict(result.config),
+            info=result.info,
+            versions=library_versions(),
+        )
         (tmp / "run.json").write_text(json.dumps(run, indent=2, default=str))
         (tmp / "summary.md").write_text(render_embedded(result) + f"\nReproduce: `{command}`\n")
     return out

@@ -60,8 +60,21 @@ def calibration_matrix(result: Any) -> pd.DataFrame:
     mark, and the power (with its interval) at :func:`reference_strength` (NaN where none was measured)."""
     fpr = _label_nulls(result.fpr)
     if fpr.empty:
-        return pd.DataFrame(columns=["method", "control", "fpr", "ci_low", "ci_high", "n_null", "status", "mark",
-                                     "power", "power_low", "power_high"])  # fmt: skip
+        return pd.DataFrame(
+            columns=[
+                "method",
+                "control",
+                "fpr",
+                "ci_low",
+                "ci_high",
+                "n_null",
+                "status",
+                "mark",
+                "power",
+                "power_low",
+                "power_high",
+            ]
+        )
     ref = reference_strength(result.power)
     power = result.power
     if ref is not None:
@@ -70,13 +83,21 @@ def calibration_matrix(result: Any) -> pd.DataFrame:
     for r in fpr.itertuples(index=False):
         status = fpr_status(r.fpr, r.ci_low, r.nominal)
         p = power.loc[(r.method, r.control)] if ref is not None and (r.method, r.control) in power.index else None
-        rows.append({
-            "method": r.method, "control": r.control, "fpr": float(r.fpr), "ci_low": float(r.ci_low),
-            "ci_high": float(r.ci_high), "n_null": int(r.n_null), "status": status, "mark": STATUS_MARKS[status],
-            "power": math.nan if p is None else float(p["power"]),
-            "power_low": math.nan if p is None else float(p["ci_low"]),
-            "power_high": math.nan if p is None else float(p["ci_high"]),
-        })  # fmt: skip
+        rows.append(
+            {
+                "method": r.method,
+                "control": r.control,
+                "fpr": float(r.fpr),
+                "ci_low": float(r.ci_low),
+                "ci_high": float(r.ci_high),
+                "n_null": int(r.n_null),
+                "status": status,
+                "mark": STATUS_MARKS[status],
+                "power": math.nan if p is None else float(p["power"]),
+                "power_low": math.nan if p is None else float(p["ci_low"]),
+                "power_high": math.nan if p is None else float(p["ci_high"]),
+            }
+        )
     out = pd.DataFrame(rows)
     controls = _controls(out)
     methods = sorted(dict.fromkeys(out["method"]), key=method_order)
@@ -93,8 +114,11 @@ def _controls(matrix: pd.DataFrame) -> list[str]:
 
 def method_order(method: str) -> tuple[int, str]:
     """Probe kinds first (as the audit lists them), then SAE, pursuit, codelength rows."""
-    family = 3 if ":" in method else next((i for i, p in enumerate(("probe-", "sae-", "pursuit-")) if
-                                           method.startswith(p)), 3)  # fmt: skip
+    family = (
+        3
+        if ":" in method
+        else next((i for i, p in enumerate(("probe-", "sae-", "pursuit-")) if method.startswith(p)), 3)
+    )
     kinds = ("logistic", "mass-mean", "lda", "low-rank", "mlp", "k-sparse")
     rank = next((i for i, k in enumerate(kinds) if method.removeprefix("probe-").startswith(k)), len(kinds))
     return family, f"{rank:02d}{_natural(method)}"
@@ -181,8 +205,9 @@ def calibrated_sentence(result: Any) -> str:
     nulls = f"{cfg.n_null} label-null datasets" + (f", {n_rep} of each repeated-text null family" if n_rep else "")
     planted = (
         f"{cfg.n_planted} planted datasets at each of the strengths {', '.join(f'{s:g}' for s in cfg.strengths)}"
-        if cfg.n_planted and cfg.strengths else "no planted datasets (power not measured)"
-    )  # fmt: skip
+        if cfg.n_planted and cfg.strengths
+        else "no planted datasets (power not measured)"
+    )
     return (
         f"Calibrated the verdicts of {len(methods)} method{'s' if len(methods) != 1 else ''} "
         f"({', '.join(sorted(methods, key=method_order))}) against {len(controls)} control{'s' if len(controls) != 1 else ''} "
@@ -198,8 +223,11 @@ def summary_lines(result: Any, figure: str | None) -> list[str]:
     matrix = calibration_matrix(result)
     if matrix.empty:
         line = other_nulls_line(result)
-        return lines + ["No label-null datasets were drawn: the matrix has no false-positive rate to show.", "",
-                        *([line, ""] if line else [])]  # fmt: skip
+        return lines + [
+            "No label-null datasets were drawn: the matrix has no false-positive rate to show.",
+            "",
+            *([line, ""] if line else []),
+        ]
     head, body = wide(matrix)
     lines += [
         "| " + " | ".join(head) + " |",
@@ -229,9 +257,12 @@ def calibration_heatmap(result: Any, path: Path) -> Any:
     panels = [("fpr", "Reds")] + ([("power", "Blues")] if ref is not None else [])
     upright = len(controls) > 6
     height = 0.36 * len(methods) + 1.2
-    fig, axes = subplots(len(panels), 1, figsize=(max(6.5, 0.95 * len(controls) + 2.8),
-                                                  height * len(panels) + (1.0 if upright else 0.6)),
-                         squeeze=False)  # fmt: skip
+    fig, axes = subplots(
+        len(panels),
+        1,
+        figsize=(max(6.5, 0.95 * len(controls) + 2.8), height * len(panels) + (1.0 if upright else 0.6)),
+        squeeze=False,
+    )
     nominal = result.config.nominal
     for ax, (what, cmap) in zip(axes[:, 0], panels):
         grid = np.full((len(methods), len(controls)), np.nan)
@@ -241,23 +272,38 @@ def calibration_heatmap(result: Any, path: Path) -> Any:
             grid[i, j] = value
             text = f"{pct(value)} {r.mark}" if what == "fpr" else ("n/a" if math.isnan(value) else f"{value:.2f}")
             shade = value / (2 * nominal) if what == "fpr" else value
-            ax.text(j, i, text, ha="center", va="center", fontsize=8,
-                    color="white" if not math.isnan(shade) and shade > 0.65 else "black")  # fmt: skip
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if not math.isnan(shade) and shade > 0.65 else "black",
+            )
         vmax = 2 * nominal if what == "fpr" else 1.0
         image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=vmax, aspect="auto")
         ax.set_yticks(range(len(methods)), methods, fontsize=8)
-        ax.set_xticks(range(len(controls)), [short_name(c) for c in controls], fontsize=8,
-                      rotation=30 if upright else 0, ha="right" if upright else "center",
-                      rotation_mode="anchor")  # fmt: skip
+        ax.set_xticks(
+            range(len(controls)),
+            [short_name(c) for c in controls],
+            fontsize=8,
+            rotation=30 if upright else 0,
+            ha="right" if upright else "center",
+            rotation_mode="anchor",
+        )
         for tick, control in zip(ax.get_xticklabels(), controls):
             tick.set_color(arm_colour(control))
         bar = fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02)
         bar.ax.tick_params(labelsize=7)
         if what == "fpr":
             bar.set_label("false-positive rate", fontsize=7)
-            ax.set_title(f"False-positive rate on label nulls ({int(matrix['n_null'].max())} datasets; a dataset = one "
-                         f"audit over {len(result.config.seeds)} seeds)\n✔ at or below the stated {pct(nominal)}, "
-                         "≈ above it (not significant), ✘ significantly above", fontsize=9)  # fmt: skip
+            ax.set_title(
+                f"False-positive rate on label nulls ({int(matrix['n_null'].max())} datasets; a dataset = one "
+                f"audit over {len(result.config.seeds)} seeds)\n✔ at or below the stated {pct(nominal)}, "
+                "≈ above it (not significant), ✘ significantly above",
+                fontsize=9,
+            )
         else:
             bar.set_label("power", fontsize=7)
             ax.set_title(f"Power: share of planted datasets called selective (signal-to-noise {ref:g})", fontsize=9)

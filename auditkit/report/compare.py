@@ -64,12 +64,22 @@ def _verdict(v: str) -> str:
 
 
 def _table(head: list[str], body: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|",
-            *("| " + " | ".join(map(str, r)) + " |" for r in body)]  # fmt: skip
+    return [
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join("---" for _ in head) + "|",
+        *("| " + " | ".join(map(str, r)) + " |" for r in body),
+    ]
 
 
-def render_compare(name_a: str, run_a: dict[str, Any], sel_a: pd.DataFrame,
-                   name_b: str, run_b: dict[str, Any], sel_b: pd.DataFrame, top: int = 10) -> str:  # fmt: skip
+def render_compare(
+    name_a: str,
+    run_a: dict[str, Any],
+    sel_a: pd.DataFrame,
+    name_b: str,
+    run_b: dict[str, Any],
+    sel_b: pd.DataFrame,
+    top: int = 10,
+) -> str:
     """The markdown diff of run A (``name_a``) and run B: settings, changed verdicts, largest deltas."""
     settings = setting_changes(run_a, run_b)
     both = selectivity_changes(sel_a, sel_b)
@@ -78,9 +88,11 @@ def render_compare(name_a: str, run_a: dict[str, Any], sel_a: pd.DataFrame,
     lines = [
         "# auditkit compare",
         "",
-        f"A: `{name_a}`; B: `{name_b}`. {len(both)} (method, control, metric) rows in both runs; {only_a} only "
-        f"in A, {only_b} only in B. Selectivity is read from each run's selectivity.csv, not recomputed; the "
-        "intervals are each run's own 95% intervals (the runs are not paired, so a delta has no interval of its own).",
+        (
+            f"A: `{name_a}`; B: `{name_b}`. {len(both)} (method, control, metric) rows in both runs; {only_a} only "
+            f"in A, {only_b} only in B. Selectivity is read from each run's selectivity.csv, not recomputed; the "
+            "intervals are each run's own 95% intervals (the runs are not paired, so a delta has no interval of its own)."
+        ),
         "",
         "## What differs in configuration and provenance",
         "",
@@ -89,23 +101,65 @@ def render_compare(name_a: str, run_a: dict[str, Any], sel_a: pd.DataFrame,
     if shown.empty:
         lines += ["Nothing: same configuration, model, dataset and library versions.", ""]
     else:
-        lines += [*_table(["setting", "A", "B"], [[f"`{r.setting}`", f"`{r.A}`", f"`{r.B}`"]
-                                                   for r in shown.itertuples(index=False)]), ""]  # fmt: skip
+        lines += [
+            *_table(
+                ["setting", "A", "B"],
+                [[f"`{r.setting}`", f"`{r.A}`", f"`{r.B}`"] for r in shown.itertuples(index=False)],
+            ),
+            "",
+        ]
     changed = both[both["changed"]]
     lines += ["## Verdicts that changed", ""]
     if changed.empty:
         lines += ["None: every row in both runs has the same verdict.", ""]
     else:
-        lines += [*_table(["method", "metric", "control", "A", "B", "A selectivity [95% CI]", "B selectivity [95% CI]"],
-                          [[r.method, r.metric, r.control, _verdict(r.verdict_a), _verdict(r.verdict_b),
-                            _interval(r, "a"), _interval(r, "b")] for r in changed.itertuples(index=False)]), ""]  # fmt: skip
+        lines += [
+            *_table(
+                ["method", "metric", "control", "A", "B", "A selectivity [95% CI]", "B selectivity [95% CI]"],
+                [
+                    [
+                        r.method,
+                        r.metric,
+                        r.control,
+                        _verdict(r.verdict_a),
+                        _verdict(r.verdict_b),
+                        _interval(r, "a"),
+                        _interval(r, "b"),
+                    ]
+                    for r in changed.itertuples(index=False)
+                ],
+            ),
+            "",
+        ]
     moved = both.assign(size=both["delta"].abs()).sort_values("size", ascending=False, kind="stable").head(top)
     lines += [f"## Largest selectivity deltas (B - A; top {min(top, len(both))} of {len(both)})", ""]
     if moved.empty:
         lines += ["No row is in both runs.", ""]
     else:
-        lines += [*_table(["method", "metric", "control", "delta", "A selectivity [95% CI]", "B selectivity [95% CI]", "verdict A -> B"],
-                          [[r.method, r.metric, r.control, f"{r.delta:+.3f}", _interval(r, "a"), _interval(r, "b"),
-                            f"{MARKS.get(r.verdict_a, '?')} -> {MARKS.get(r.verdict_b, '?')}"]
-                           for r in moved.itertuples(index=False)]), ""]  # fmt: skip
+        lines += [
+            *_table(
+                [
+                    "method",
+                    "metric",
+                    "control",
+                    "delta",
+                    "A selectivity [95% CI]",
+                    "B selectivity [95% CI]",
+                    "verdict A -> B",
+                ],
+                [
+                    [
+                        r.method,
+                        r.metric,
+                        r.control,
+                        f"{r.delta:+.3f}",
+                        _interval(r, "a"),
+                        _interval(r, "b"),
+                        f"{MARKS.get(r.verdict_a, '?')} -> {MARKS.get(r.verdict_b, '?')}",
+                    ]
+                    for r in moved.itertuples(index=False)
+                ],
+            ),
+            "",
+        ]
     return "\n".join(lines)

@@ -16,7 +16,15 @@ import pandas as pd
 
 from auditkit.report.outputs import atomic_folder, copy_except, rendering_errors, safe_name
 from auditkit.report.plots import verdict_heatmap
-from auditkit.report.summary import HEATMAP_LEGEND, LEGEND, MATRIX_COLUMNS, MDE_LEGEND, markdown_matrix, matrix_row, matrix_table
+from auditkit.report.summary import (
+    HEATMAP_LEGEND,
+    LEGEND,
+    MATRIX_COLUMNS,
+    MDE_LEGEND,
+    markdown_matrix,
+    matrix_row,
+    matrix_table,
+)
 from auditkit.report.tables import markdown_table
 from auditkit.report.write import OWNED, render_report, write_outputs
 from auditkit.types import REAL
@@ -36,9 +44,13 @@ def matrix_summary(results: dict[str, Any], method: str = METHOD, metric: str = 
         mean = r.rows.groupby(["metric", "method", "control"])["value"].mean()
         sel = r.selectivity.query("metric == @metric and method == @method").set_index("control")
         counts = r.dataset["class_counts"]
-        row = {"property": prop, "positives": f"{counts[1]}/{sum(counts)}", "majority": max(counts) / sum(counts),
-               "accuracy": mean.get(("accuracy", method, REAL), float("nan")),
-               "real": mean.get((metric, method, REAL), float("nan"))}  # fmt: skip
+        row = {
+            "property": prop,
+            "positives": f"{counts[1]}/{sum(counts)}",
+            "majority": max(counts) / sum(counts),
+            "accuracy": mean.get(("accuracy", method, REAL), float("nan")),
+            "real": mean.get((metric, method, REAL), float("nan")),
+        }
         for control in r.controls:
             row[control] = mean.get((metric, method, control), float("nan"))
         if (metric, "probe-k-sparse-k1", REAL) in mean.index:
@@ -90,18 +102,23 @@ def summary_text(results: dict[str, Any], command: str, figure: str | None) -> s
         matrix = embedding_matrix(results)
         lines += [_sentence(first, results), "", "## Verdicts", ""]
         if not matrix.empty:
-            lines += [*markdown_matrix(matrix, "property"), "",
-                      LEGEND + " " + MDE_LEGEND + " Rows are properties, each its own audit. " + HEATMAP_LEGEND,
-                      ""]  # fmt: skip
+            lines += [
+                *markdown_matrix(matrix, "property"),
+                "",
+                LEGEND + " " + MDE_LEGEND + " Rows are properties, each its own audit. " + HEATMAP_LEGEND,
+                "",
+            ]
         if figure:
             lines += [f"![Verdict matrix: selectivity and verdict per property and control]({figure})", ""]
         lines += [
             "## Per property",
             "",
-            "`accuracy` is the real arm's held-out accuracy (compare `majority`, the larger class's share); the arm "
-            "columns and verdicts are held-out balanced accuracy. `1-sparse real`: the best single dimension's probe "
-            "on the real matrix. Each property's full report (all probes, intervals, accuracy verdicts) is in its "
-            "folder.",
+            (
+                "`accuracy` is the real arm's held-out accuracy (compare `majority`, the larger class's share); the arm "
+                "columns and verdicts are held-out balanced accuracy. `1-sparse real`: the best single dimension's probe "
+                "on the real matrix. Each property's full report (all probes, intervals, accuracy verdicts) is in its "
+                "folder."
+            ),
             "",
             markdown_table(matrix_summary(results)),
             "",
@@ -114,8 +131,12 @@ def _render_summary(results: dict[str, Any], folder: Path, command: str) -> None
     figure = None
     matrix = embedding_matrix(results)
     if not matrix.empty:
-        verdict_heatmap(matrix, folder / FIGURE, f"{METHOD}: selectivity of held-out balanced accuracy\n"
-                        "(real vs control, mean over seeds; a row = one property's audit)")  # fmt: skip
+        verdict_heatmap(
+            matrix,
+            folder / FIGURE,
+            f"{METHOD}: selectivity of held-out balanced accuracy\n"
+            "(real vs control, mean over seeds; a row = one property's audit)",
+        )
         figure = FIGURE
     (folder / "summary.md").write_text(summary_text(results, command, figure))
 

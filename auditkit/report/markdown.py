@@ -7,7 +7,14 @@ from typing import Any
 from auditkit.audit.registry import METHODS
 from auditkit.metrics.selectivity import TWO_SIDED_RULE, VERDICT_RULE, interval_rule
 from auditkit.report.summary import summary_lines
-from auditkit.report.tables import collapsed, control_sections, duplicates_line, markdown_table, method_selectivity, results_summary
+from auditkit.report.tables import (
+    collapsed,
+    control_sections,
+    duplicates_line,
+    markdown_table,
+    method_selectivity,
+    results_summary,
+)
 
 
 def reproduce_section(command: str) -> list[str]:
@@ -46,10 +53,13 @@ def render(result: Any, command: str, plot_name: str | None, summary_plot: str |
         f"{interval_rule(result.selectivity)}. "
         "Selectivity is signed so that positive means the real arm does better (for a metric where lower is "
         "better, control - real)."
-        + (f" The threshold {cfg.selectivity_threshold:g} is in each metric's own units: points of accuracy, "
-           "AUROC or F1; bits per label for a codelength; nats for KL and CE; a ratio for compression or "
-           "EV / EV of PCA; a fraction for explained variance, FVU and dead or dense latents."
-           if "df" in result.selectivity.columns else "")
+        + (
+            f" The threshold {cfg.selectivity_threshold:g} is in each metric's own units: points of accuracy, "
+            "AUROC or F1; bits per label for a codelength; nats for KL and CE; a ratio for compression or "
+            "EV / EV of PCA; a fraction for explained variance, FVU and dead or dense latents."
+            if "df" in result.selectivity.columns
+            else ""
+        )
     )
     lines = [
         f"# auditkit control report: {ds['name']} on {prov['name']}",
@@ -57,10 +67,12 @@ def render(result: Any, command: str, plot_name: str | None, summary_plot: str |
         *summary_lines(result, rule, summary_plot),
         "## What was audited",
         "",
-        f"- Model: `{prov['name']}` (source {prov['source']}, architecture {prov['architecture']}, "
-        f"revision {prov['revision']}, weights {prov['weights_variant']}, TransformerLens weight processing "
-        f"{'applied' if prov['processed'] else 'not applied'}, {prov['n_layers']} layers, d_model {prov['d_model']}, "
-        f"BOS prepended: {prov['prepend_bos']})",
+        (
+            f"- Model: `{prov['name']}` (source {prov['source']}, architecture {prov['architecture']}, "
+            f"revision {prov['revision']}, weights {prov['weights_variant']}, TransformerLens weight processing "
+            f"{'applied' if prov['processed'] else 'not applied'}, {prov['n_layers']} layers, d_model {prov['d_model']}, "
+            f"BOS prepended: {prov['prepend_bos']})"
+        ),
         _dataset_line(ds),
         *(
             [
@@ -76,9 +88,12 @@ def render(result: Any, command: str, plot_name: str | None, summary_plot: str |
         + (f", {ex['rows']} rows x {ex['d']} dims" if ex.get("rows") is not None else ""),
         f"- Methods: {', '.join(result.method_info)}",
         f"- Controls: {', '.join(result.controls)}; every control arm of a seed uses that seed's split, and its "
-        + ("own draw (`derive_seed(seed, control)`)" if "df" not in result.selectivity.columns else
-           f"own draws, averaged within the seed: {cfg.label_draws} of each label control, {cfg.weight_draws} of "
-           "each reinitialised model (`--label-draws`, `--weight-draws`)"),
+        + (
+            "own draw (`derive_seed(seed, control)`)"
+            if "df" not in result.selectivity.columns
+            else f"own draws, averaged within the seed: {cfg.label_draws} of each label control, {cfg.weight_draws} of "
+            "each reinitialised model (`--label-draws`, `--weight-draws`)"
+        ),
         "",
     ]
     for method in result.method_info:

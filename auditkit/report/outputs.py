@@ -18,8 +18,8 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from auditkit import __version__
 from auditkit.errors import OutputError
@@ -69,18 +69,26 @@ def safe_name(name: object, what: str) -> str:
     name goes through here, so a crafted table can never make a re-render write outside its folder."""
     text = name if isinstance(name, str) else ""
     reason = (
-        "is not text" if not isinstance(name, str)
-        else "is empty" if not text.strip()
-        else "is a path (. or ..)" if text in (".", "..")
-        else "holds a path separator" if "/" in text or "\\" in text
-        else "holds a control character" if any(ord(c) < 32 or ord(c) == 127 for c in text)
-        else f"is over {MAX_NAME_BYTES} bytes" if len(text.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES
+        "is not text"
+        if not isinstance(name, str)
+        else "is empty"
+        if not text.strip()
+        else "is a path (. or ..)"
+        if text in (".", "..")
+        else "holds a path separator"
+        if "/" in text or "\\" in text
+        else "holds a control character"
+        if any(ord(c) < 32 or ord(c) == 127 for c in text)
+        else f"is over {MAX_NAME_BYTES} bytes"
+        if len(text.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES
         else None
-    )  # fmt: skip
+    )
     if reason is not None:
         shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:60] + "..."
-        raise OutputError(f"{what} {shown} cannot name a file ({reason}): the file was changed after the run; "
-                          "nothing was written: rerun the command in its report to write it again")  # fmt: skip
+        raise OutputError(
+            f"{what} {shown} cannot name a file ({reason}): the file was changed after the run; "
+            "nothing was written: rerun the command in its report to write it again"
+        )
     return text
 
 
@@ -107,38 +115,48 @@ def _replaceable(out: Path, given: str, kind: str | None = None) -> None:
     if not out.exists():
         return
     if not out.is_dir():
-        raise OutputError(f"--out {given!r} is a file, not a folder auditkit wrote: give a new folder name "
-                          "(auditkit never replaces a file)")  # fmt: skip
+        raise OutputError(
+            f"--out {given!r} is a file, not a folder auditkit wrote: give a new folder name "
+            "(auditkit never replaces a file)"
+        )
     if is_auditkit_output(out):
         found = marker_kind(out)
         if kind is not None and found is not None and found != kind:
-            raise OutputError(f"--out {given!r} is the output of `auditkit {found}`, and this is `auditkit {kind}`: "
-                              "choose another --out, or delete that folder yourself if it is no longer "
-                              "needed")  # fmt: skip
+            raise OutputError(
+                f"--out {given!r} is the output of `auditkit {found}`, and this is `auditkit {kind}`: "
+                "choose another --out, or delete that folder yourself if it is no longer "
+                "needed"
+            )
         return
     try:
         empty = next(os.scandir(out), None) is None
     except OSError as exc:
         raise OutputError(f"--out {given!r} cannot be read ({exc.strerror}): give a new folder") from None
     if not empty:
-        raise OutputError(f"--out {given!r} is a folder auditkit did not write (no {MARKER} marker): give a new "
-                          "or empty folder, or move that one away; auditkit replaces only its own reports")  # fmt: skip
+        raise OutputError(
+            f"--out {given!r} is a folder auditkit did not write (no {MARKER} marker): give a new "
+            "or empty folder, or move that one away; auditkit replaces only its own reports"
+        )
 
 
 def _protected(out: Path, given: str, inputs: Iterable[str | os.PathLike[str]], cache_dirs: Iterable[Path]) -> None:
     """Raise if ``out`` is, or holds, the working folder, a cache root or an input."""
     if _holds(out, _real(os.getcwd())):
-        raise OutputError(f"--out {given!r} is the current folder or holds it: give a folder inside it, "
-                          "e.g. --out reports/NAME")  # fmt: skip
+        raise OutputError(
+            f"--out {given!r} is the current folder or holds it: give a folder inside it, e.g. --out reports/NAME"
+        )
     for cache in cache_dirs:
         if _holds(out, _real(cache)):
-            raise OutputError(f"--out {given!r} is or holds auditkit's cache folder {str(cache)!r}: give a folder "
-                              "outside the cache")  # fmt: skip
+            raise OutputError(
+                f"--out {given!r} is or holds auditkit's cache folder {str(cache)!r}: give a folder outside the cache"
+            )
     for item in inputs:
         path = _real(item)
         if os.path.lexists(path) and _holds(out, path):
-            raise OutputError(f"--out {given!r} is or holds the input {os.fspath(item)!r}: give a folder that "
-                              "holds none of the inputs")  # fmt: skip
+            raise OutputError(
+                f"--out {given!r} is or holds the input {os.fspath(item)!r}: give a folder that "
+                "holds none of the inputs"
+            )
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -163,24 +181,31 @@ def _within_limits(out: Path, given: str) -> None:
         name_max, path_max = 255, 4096
     for part in out.relative_to(anchor).parts:
         if len(os.fsencode(part)) > name_max:
-            raise OutputError(f"--out {_short(given)}: the name {_short(part)} is {len(os.fsencode(part))} bytes, "
-                              f"over this filesystem's limit of {name_max}: give a shorter name")  # fmt: skip
+            raise OutputError(
+                f"--out {_short(given)}: the name {_short(part)} is {len(os.fsencode(part))} bytes, "
+                f"over this filesystem's limit of {name_max}: give a shorter name"
+            )
     if len(os.fsencode(str(out))) >= path_max:
-        raise OutputError(f"--out {_short(given)} is {len(os.fsencode(str(out)))} bytes long, over this system's "
-                          f"path limit of {path_max}: give a shorter path")  # fmt: skip
+        raise OutputError(
+            f"--out {_short(given)} is {len(os.fsencode(str(out)))} bytes long, over this system's "
+            f"path limit of {path_max}: give a shorter path"
+        )
 
 
 def _writable(out: Path, given: str) -> None:
     """Raise unless ``out`` can be created: its nearest existing ancestor is a folder we can write in."""
     anchor = _nearest_existing(out.parent)
     if not anchor.is_dir():
-        raise OutputError(f"--out {given!r} cannot be created: {str(anchor)!r} is a file, not a folder; "
-                          "give a path under a folder")  # fmt: skip
+        raise OutputError(
+            f"--out {given!r} cannot be created: {str(anchor)!r} is a file, not a folder; give a path under a folder"
+        )
     try:  # the one reliable test of writing here, whoever we run as: create and remove a temporary folder
         os.rmdir(tempfile.mkdtemp(prefix=".auditkit-check.", dir=anchor))
     except OSError as exc:
-        raise OutputError(f"--out {given!r} cannot be written: {str(anchor)!r} is not writable "
-                          f"({exc.strerror}); give a folder you can write to") from None  # fmt: skip
+        raise OutputError(
+            f"--out {given!r} cannot be written: {str(anchor)!r} is not writable "
+            f"({exc.strerror}); give a folder you can write to"
+        ) from None
 
 
 def _movable(out: Path, given: str) -> None:
@@ -193,8 +218,10 @@ def _movable(out: Path, given: str) -> None:
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".auditkit-check.", dir=out))
     except OSError as exc:
-        raise OutputError(f"--out {given!r} cannot be replaced: that folder is not writable ({exc.strerror}); "
-                          "make it writable (chmod u+w) or give another --out") from None  # fmt: skip
+        raise OutputError(
+            f"--out {given!r} cannot be replaced: that folder is not writable ({exc.strerror}); "
+            "make it writable (chmod u+w) or give another --out"
+        ) from None
 
 
 def check_output(
@@ -236,8 +263,10 @@ def check_output(
 def _write_error(out: Path, exc: OSError) -> OutputError:
     reason = exc.strerror or str(exc)
     fix = "free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "check the folder"
-    return OutputError(f"cannot write {str(out)!r}: {reason}; nothing was replaced (an earlier report there is "
-                       f"kept): {fix}, or give another --out")  # fmt: skip
+    return OutputError(
+        f"cannot write {str(out)!r}: {reason}; nothing was replaced (an earlier report there is "
+        f"kept): {fix}, or give another --out"
+    )
 
 
 @contextlib.contextmanager
@@ -264,8 +293,12 @@ def atomic_folder(out: Path, kind: str, *, owned: Iterable[str] | None = None) -
         if owned is not None and out.is_dir():
             kept = copy_except(out, tmp, owned, skip_marked=True)
             if kept:
-                logger.warning("%s: kept %d file(s) auditkit did not write, carried over byte for byte: %s",
-                               out, len(kept), ", ".join(kept))  # fmt: skip
+                logger.warning(
+                    "%s: kept %d file(s) auditkit did not write, carried over byte for byte: %s",
+                    out,
+                    len(kept),
+                    ", ".join(kept),
+                )
         yield tmp
         _replaceable(out, str(out), kind)
         _swap(tmp, out, prefix)
@@ -284,8 +317,10 @@ def rendering_errors(out: Path, kind: str) -> Iterator[None]:
     try:
         yield
     except (KeyError, ValueError, TypeError, IndexError) as exc:
-        raise OutputError(f"cannot re-render {str(out)!r} from its tables ({type(exc).__name__}: {exc}): they are "
-                          f"not what `auditkit {kind}` writes; rerun the command in its report") from exc  # fmt: skip
+        raise OutputError(
+            f"cannot re-render {str(out)!r} from its tables ({type(exc).__name__}: {exc}): they are "
+            f"not what `auditkit {kind}` writes; rerun the command in its report"
+        ) from exc
 
 
 def _swap(tmp: Path, out: Path, prefix: str) -> None:
@@ -343,15 +378,20 @@ def output_kind(folder: str | os.PathLike[str]) -> tuple[Path, str]:
     given = os.fspath(folder)
     path = Path(os.path.abspath(os.path.expanduser(given)))
     if path.is_symlink() or not path.is_dir():
-        raise OutputError(f"{given!r} is not a folder: give a folder that `auditkit audit`, `sweep`, "
-                          "`validate` or `steer` wrote")  # fmt: skip
+        raise OutputError(
+            f"{given!r} is not a folder: give a folder that `auditkit audit`, `sweep`, `validate` or `steer` wrote"
+        )
     if not is_auditkit_output(path):
-        raise OutputError(f"{given!r} is not an auditkit output (no {MARKER} marker): `auditkit report` re-renders "
-                          "only folders `auditkit audit`, `sweep`, `validate` or `steer` wrote")  # fmt: skip
+        raise OutputError(
+            f"{given!r} is not an auditkit output (no {MARKER} marker): `auditkit report` re-renders "
+            "only folders `auditkit audit`, `sweep`, `validate` or `steer` wrote"
+        )
     kind = json.loads((path / MARKER).read_text()).get("kind")
     if kind not in RERENDERED_KINDS:
-        raise OutputError(f"{given!r} is the output of `auditkit {kind}`, which `auditkit report` does not "
-                          f"re-render: give a folder of {', '.join(f'`{c}`' for c in RERENDERED_KINDS.values())}")  # fmt: skip
+        raise OutputError(
+            f"{given!r} is the output of `auditkit {kind}`, which `auditkit report` does not "
+            f"re-render: give a folder of {', '.join(f'`{c}`' for c in RERENDERED_KINDS.values())}"
+        )
     return path, kind
 
 
@@ -363,10 +403,13 @@ def check_audit_output(folder: str | os.PathLike[str], command: str = "report") 
     if path.is_symlink() or not path.is_dir():
         raise OutputError(f"{given!r} is not a folder: give the folder an `auditkit audit --out` wrote")
     if not is_auditkit_output(path):
-        raise OutputError(f"{given!r} is not an auditkit output (no {MARKER} marker): `auditkit {command}` reads "
-                          "only folders `auditkit audit` wrote")  # fmt: skip
+        raise OutputError(
+            f"{given!r} is not an auditkit output (no {MARKER} marker): `auditkit {command}` reads "
+            "only folders `auditkit audit` wrote"
+        )
     kind = json.loads((path / MARKER).read_text()).get("kind")
     if kind != "audit":
-        raise OutputError(f"{given!r} is the output of `auditkit {kind}`, not of `auditkit audit`: give an audit's "
-                          "folder")  # fmt: skip
+        raise OutputError(
+            f"{given!r} is the output of `auditkit {kind}`, not of `auditkit audit`: give an audit's folder"
+        )
     return path

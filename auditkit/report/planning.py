@@ -27,23 +27,39 @@ def plan_terminal_table(plan: pd.DataFrame, *, effect: float, power: float, seed
     from rich.table import Table
 
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
-    for name in ("method", "control", "selectivity", "MDE", f"power at +{effect:g}",
-                 f"texts for {power:.0%} power ({seeds})"):  # fmt: skip
+    for name in (
+        "method",
+        "control",
+        "selectivity",
+        "MDE",
+        f"power at +{effect:g}",
+        f"texts for {power:.0%} power ({seeds})",
+    ):
         table.add_column(name, no_wrap=True, justify="left" if name in ("method", "control") else "right")
     for r in plan.itertuples(index=False):
         plannable = not math.isnan(r.mde)
         table.add_row(
-            r.method, r.control, f"{r.selectivity:+.3f} {MARKS.get(r.verdict, '?')}",
-            f"{r.mde:.3f}" if plannable else "-", f"{r.power:.2f}" if plannable else "-",
+            r.method,
+            r.control,
+            f"{r.selectivity:+.3f} {MARKS.get(r.verdict, '?')}",
+            f"{r.mde:.3f}" if plannable else "-",
+            f"{r.power:.2f}" if plannable else "-",
             _texts(r.texts_needed, max_texts) if plannable else "-",
-        )  # fmt: skip
+        )
     return table
 
 
 def design_terminal_table(
-    p_real: float, p_control: float, *, seeds: int, test_fraction: float, needed: int | None, max_texts: int,
-    power: float, effect: float,
-) -> Any:  # fmt: skip
+    p_real: float,
+    p_control: float,
+    *,
+    seeds: int,
+    test_fraction: float,
+    needed: int | None,
+    max_texts: int,
+    power: float,
+    effect: float,
+) -> Any:
     """A stated design's one-row ``rich`` table: the accuracies, seeds, and the texts needed (with their test
     texts per seed)."""
     from rich import box

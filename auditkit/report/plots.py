@@ -136,9 +136,8 @@ def arms_grid(
     nrows, ncols = grid_shape(len(metrics_by_panel))
     n_arms = max(rows.groupby(["method", "metric"])["control"].nunique().max(), 1)
     upright = n_arms > 3  # more arms: vertical labels, whose boxes stay one line wide and never overlap
-    fig, axes = subplots(nrows, ncols, figsize=(max(2.8, 0.3 * n_arms + 0.8) * ncols, 3.1 * nrows + 0.6),
-                         squeeze=False)  # fmt: skip
-    for ax in axes.flat[len(metrics_by_panel):]:
+    fig, axes = subplots(nrows, ncols, figsize=(max(2.8, 0.3 * n_arms + 0.8) * ncols, 3.1 * nrows + 0.6), squeeze=False)
+    for ax in axes.flat[len(metrics_by_panel) :]:
         ax.set_visible(False)
     for ax, (method, metric) in zip(axes.flat, metrics_by_panel):
         sub = rows[(rows["method"] == method) & (rows["metric"] == metric)]
@@ -148,8 +147,14 @@ def arms_grid(
             ax.scatter([i] * len(vals), vals, s=22, color=arm_colour(arm), alpha=0.85, zorder=3)
             if len(vals):
                 ax.hlines(vals.mean(), i - 0.3, i + 0.3, color="black", lw=1.2, zorder=2)
-        ax.set_xticks(range(len(arms)), [short_name(a) for a in arms], rotation=90 if upright else 40,
-                      ha="center" if upright else "right", fontsize=8, rotation_mode="default" if upright else "anchor")  # fmt: skip
+        ax.set_xticks(
+            range(len(arms)),
+            [short_name(a) for a in arms],
+            rotation=90 if upright else 40,
+            ha="center" if upright else "right",
+            fontsize=8,
+            rotation_mode="default" if upright else "anchor",
+        )
         ax.set_xlim(-0.6, len(arms) - 0.4)
         ax.tick_params(axis="y", labelsize=8)
         ax.set_title(method if metric == "" else f"{method}: {metric}", fontsize=9)
@@ -166,8 +171,13 @@ def arms_plot(rows: pd.DataFrame, path: Path, metric: str = "accuracy") -> Any:
     """``arms.png``: per-seed ``metric`` of every arm, one panel per method (probe kind)."""
     methods = list(dict.fromkeys(rows[rows["metric"] == metric]["method"]))
     data = rows.assign(metric=rows["metric"].where(rows["metric"] != metric, ""))
-    return arms_grid(data, path, [(m, "") for m in methods],
-                     f"Held-out {metric} per arm (one point = one seed; bar = mean over seeds)", ylim=(0, 1.02))  # fmt: skip
+    return arms_grid(
+        data,
+        path,
+        [(m, "") for m in methods],
+        f"Held-out {metric} per arm (one point = one seed; bar = mean over seeds)",
+        ylim=(0, 1.02),
+    )
 
 
 MARKS: dict[str, str] = {

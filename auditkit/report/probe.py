@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,19 @@ def probe_section(result: Any) -> list[str]:
         + "; ".join(f"{k} ({', '.join(f'{a}={b}' for a, b in v.items())})" for k, v in info["kinds"].items())
         + f"; C={info['C']:g}; {len(cfg.seeds)} seeds {list(cfg.seeds)}, each with its own train/test split by "
         f"example (test fraction {cfg.test_fraction:g}) and control draw",
-        "- Metrics, on each seed's held-out test split: accuracy: share of correct predictions; balanced_accuracy: "
-        "mean recall over classes; macro_f1: unweighted mean F1 over classes; auroc (binary only): area under the "
-        "ROC curve of the positive-class probability.",
+        (
+            "- Metrics, on each seed's held-out test split: accuracy: share of correct predictions; balanced_accuracy: "
+            "mean recall over classes; macro_f1: unweighted mean F1 over classes; auroc (binary only): area under the "
+            "ROC curve of the positive-class probability."
+        ),
         *mdl_lines(result),
         "",
         "### Selectivity by control (real minus control, paired by seed)",
         "",
-        "Normalised selectivity is (real - control) / (ceiling - control): the share of the headroom above the "
-        "control that the real arm reaches.",
+        (
+            "Normalised selectivity is (real - control) / (ceiling - control): the share of the headroom above the "
+            "control that the real arm reaches."
+        ),
         "",
         *control_sections(method_selectivity(result, "probe"), level="####"),
     ]
@@ -44,8 +49,9 @@ def mdl_lines(result: Any) -> list[str]:
         return []
     rows = result.rows[result.rows["metric"].isin(["codelength_per_label", "compression"])]
     table = rows.pivot_table(index=["method", "control"], columns="metric", values="value", aggfunc="mean", sort=False)
-    table = table.reset_index().rename(columns={"control": "arm", "codelength_per_label": "bits per label (mean)",
-                                                "compression": "compression (mean)"})  # fmt: skip
+    table = table.reset_index().rename(
+        columns={"control": "arm", "codelength_per_label": "bits per label (mean)", "compression": "compression (mean)"}
+    )
     table["arm"] = table["arm"].replace({REAL: "real"})
     pct = ", ".join(f"{100 * f:g}" for f in mdl["schedule"])
     return [
@@ -93,10 +99,17 @@ def probe_figures(result: Any, folder: Path) -> None:
     for ax, kind in zip(axes[0], kinds):
         for control, b in mdl["blocks"][kind].items():
             ends = [0, *b["ends"]]
-            sizes = [hi - lo for lo, hi in zip(ends, ends[1:])]
+            sizes = [hi - lo for lo, hi in itertools.pairwise(ends)]
             per_label = [bits / size for bits, size in zip(b["bits"], sizes)]
-            ax.step(b["ends"], per_label, where="pre", color=colours.get(control), marker="o", ms=3,
-                    label="real" if control == REAL else control)  # fmt: skip
+            ax.step(
+                b["ends"],
+                per_label,
+                where="pre",
+                color=colours.get(control),
+                marker="o",
+                ms=3,
+                label="real" if control == REAL else control,
+            )
         uniform = next(iter(mdl["blocks"][kind].values()))
         ax.axhline(uniform["uniform_bits"] / uniform["ends"][-1], color="grey", linestyle="--", lw=1, label="uniform")
         ax.set_xscale("log")

@@ -43,8 +43,10 @@ def _verdict_paragraph(result: Any, info: dict[str, Any]) -> list[str]:
     head = info["sweep"][-1]
     out = []
     fv = sel[sel["metric"] == head]
-    for group, names in [("random dictionaries", info["dictionary_controls"]),
-                         ("the weight and token controls", [c for c in fv["control"] if c not in info["dictionary_controls"]])]:  # fmt: skip
+    for group, names in [
+        ("random dictionaries", info["dictionary_controls"]),
+        ("the weight and token controls", [c for c in fv["control"] if c not in info["dictionary_controls"]]),
+    ]:
         g = fv[fv["control"].isin(names)]
         if g.empty:
             continue
@@ -87,15 +89,19 @@ def pursuit_section(result: Any) -> list[str]:
             if info["center"]
             else "raw activations coded"
         ),
-        "- Every arm derives its dictionary as the real arm does (W_E / W_U of the arm's model, an SAE trained on the "
-        "arm's activations, probes fitted on the arm's train split and labels) and is coded by the same solver. "
-        f"Dictionary controls: {', '.join(info['dictionary_controls']) or 'none'}: the real activations against a random "
-        "dictionary of the same shape (`gaussian-dict`: i.i.d. Gaussian atoms; `spectral-dict`: the real dictionary's "
-        "singular values with Haar-random singular vectors), one draw per seed.",
-        "- Metrics: `fvu@...`: fraction of variance (about the mean) left unexplained, lower is better; `mean_l0`: "
-        "non-zeros per row; `frac_atoms_used`: share of atoms some row uses; `accuracy` etc.: a logistic probe "
-        f"(C={info['code_probe_C']:g}) on the codes at the densest sweep point (atoms some row uses as features), "
-        "trained on each seed's train split and scored on its held-out split.",
+        (
+            "- Every arm derives its dictionary as the real arm does (W_E / W_U of the arm's model, an SAE trained on the "
+            "arm's activations, probes fitted on the arm's train split and labels) and is coded by the same solver. "
+            f"Dictionary controls: {', '.join(info['dictionary_controls']) or 'none'}: the real activations against a random "
+            "dictionary of the same shape (`gaussian-dict`: i.i.d. Gaussian atoms; `spectral-dict`: the real dictionary's "
+            "singular values with Haar-random singular vectors), one draw per seed."
+        ),
+        (
+            "- Metrics: `fvu@...`: fraction of variance (about the mean) left unexplained, lower is better; `mean_l0`: "
+            "non-zeros per row; `frac_atoms_used`: share of atoms some row uses; `accuracy` etc.: a logistic probe "
+            f"(C={info['code_probe_C']:g}) on the codes at the densest sweep point (atoms some row uses as features), "
+            "trained on each seed's train split and scored on its held-out split."
+        ),
         "- Which controls speak to which metric: reconstruction and support (`fvu@...`, `mean_l0`, `frac_atoms_used`, "
         "amortisation gap) against the dictionary, weight and token controls; the code probe against every control, "
         "label controls included (they change neither activations nor, except for `probe`, dictionaries)."
@@ -112,16 +118,20 @@ def pursuit_section(result: Any) -> list[str]:
         f"![FVU against L0 per arm]({FIGURE})",
         "",
     ]
-    gap = result.rows[(result.rows["method"] == "pursuit") & result.rows["metric"].isin(
-        ["fvu_sae_encoder", "fvu_pursuit_matched", "amortisation_gap", "sae_l0"])]  # fmt: skip
+    gap = result.rows[
+        (result.rows["method"] == "pursuit")
+        & result.rows["metric"].isin(["fvu_sae_encoder", "fvu_pursuit_matched", "amortisation_gap", "sae_l0"])
+    ]
     if not gap.empty:
         table = gap.groupby(["control", "metric"])["value"].mean().unstack("metric").reset_index()
         lines += [
             "### Amortisation gap",
             "",
-            "FVU of the SAE's own encoder against OMP on the same decoder with each row's L0 matched to the "
-            "encoder's (O'Neill, Ye & Lewis, 2024); gap = encoder FVU - pursuit FVU, > 0 when the encoder leaves "
-            "reconstruction on the table.",
+            (
+                "FVU of the SAE's own encoder against OMP on the same decoder with each row's L0 matched to the "
+                "encoder's (O'Neill, Ye & Lewis, 2024); gap = encoder FVU - pursuit FVU, > 0 when the encoder leaves "
+                "reconstruction on the table."
+            ),
             "",
             markdown_table(table.rename(columns={"control": "arm"}).replace({REAL: "real"})),
             "",
@@ -130,8 +140,10 @@ def pursuit_section(result: Any) -> list[str]:
     headline = method_selectivity(result, "pursuit")
     headline = headline[headline["metric"].isin([sweep[-1], "accuracy"])]
     lines += [
-        f"### Selectivity of {sweep[-1]} and code-probe accuracy by control (real minus control, paired by seed; "
-        "for FVU, control minus real)",
+        (
+            f"### Selectivity of {sweep[-1]} and code-probe accuracy by control (real minus control, paired by seed; "
+            "for FVU, control minus real)"
+        ),
         "",
         *control_sections(headline, level="####", descriptions=ARM_DESCRIPTIONS),
     ]
@@ -146,15 +158,24 @@ def fvu_l0_figure(result: Any, folder: Path) -> None:
     fig, ax = subplots(figsize=(7.5, 4))
     for _, row in table.iterrows():
         ys = [row[m] for m in info["sweep"]]
-        ax.plot(xs, ys, marker="o", ms=4, label=short_name(row["arm"]), color=arm_colour(row["arm"]),
-                lw=2.5 if row["arm"] == "real" else 1.2)
+        ax.plot(
+            xs,
+            ys,
+            marker="o",
+            ms=4,
+            label=short_name(row["arm"]),
+            color=arm_colour(row["arm"]),
+            lw=2.5 if row["arm"] == "real" else 1.2,
+        )
     if info["solver"] in ("omp", "gradient"):
         ax.set_xscale("log", base=2)
     else:
         ax.invert_xaxis()
     ax.set_xlabel("target L0 (k)" if info["solver"] in ("omp", "gradient") else "alpha / alpha_max")
     ax.set_ylabel("FVU, lower is better (mean over seeds)")
-    ax.set_title(f"Pursuit on the {info['dictionary']} dictionary: FVU per arm (a point = mean of the seeds)", fontsize=9)
+    ax.set_title(
+        f"Pursuit on the {info['dictionary']} dictionary: FVU per arm (a point = mean of the seeds)", fontsize=9
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()

@@ -24,13 +24,23 @@ FIGURE_METRICS = ("explained_variance", "ce_loss_recovered", "kl", "probe_acc_k5
 ARM_DESCRIPTIONS = SAE_BASELINE_DESCRIPTIONS
 """What the SAE baselines remove (the registered controls carry their own, read by ``control_sections``)."""
 QUESTIONS = (
-    ("the model and token controls", "does the model's activation space hold this? (a fresh SAE, same budget and "
-     "seed, on the activations of a reinitialised model or of random tokens)"),
-    ("the SAE baselines", "did training find anything a random, untrained, frozen, PCA or identity dictionary would "
-     "not? "
-     "(the *real* activations and split, encoded by a dictionary training did not find)"),
+    (
+        "the model and token controls",
+        (
+            "does the model's activation space hold this? (a fresh SAE, same budget and "
+            "seed, on the activations of a reinitialised model or of random tokens)"
+        ),
+    ),
+    (
+        "the SAE baselines",
+        (
+            "did training find anything a random, untrained, frozen, PCA or identity dictionary would "
+            "not? "
+            "(the *real* activations and split, encoded by a dictionary training did not find)"
+        ),
+    ),
     ("the label controls", "do the latents' probes read the labels, or structure any labelling would show?"),
-)  # fmt: skip
+)
 """The question each group of controls answers, in the order of :func:`control_groups`."""
 
 
@@ -50,8 +60,7 @@ BASELINE_BUILDS = {
     "random dictionary (the trained decoder's singular values, Haar-random singular vectors)",
     "sae-soft-frozen-decoder": "`sae-soft-frozen-decoder` trains from the SAE's initialisation with every decoder row "
     "held at cosine >= 0.8 to its initial row",
-    "sae-frozen-encoder": "`sae-frozen-encoder` trains decoder and biases with the encoder fixed at its "
-    "initialisation",
+    "sae-frozen-encoder": "`sae-frozen-encoder` trains decoder and biases with the encoder fixed at its initialisation",
 }
 """How each trained-shape SAE baseline is built, for the report (pca and identity share one sentence)."""
 
@@ -66,11 +75,15 @@ def baseline_lines(info: dict[str, Any]) -> list[str]:
     parts = [text for c, text in BASELINE_BUILDS.items() if c in ran]
     bases = [c for c in ("pca", "identity") if c in ran]
     if bases:
-        what = {"pca": "`pca` (top principal directions, F capped at 2D)", "identity": "`identity` (the neuron basis, "
-                "F = 2D)"}  # fmt: skip
-        parts.append(f"{' and '.join(what[c] for c in bases)} {'are' if len(bases) > 1 else 'is a'} signed TopK "
-                     f"code{'s' if len(bases) > 1 else ''}, {k}, centred on the training mean: each direction is two "
-                     "atoms (+v, -v) so TopK keeps the largest |coefficient| with its sign")  # fmt: skip
+        what = {
+            "pca": "`pca` (top principal directions, F capped at 2D)",
+            "identity": "`identity` (the neuron basis, F = 2D)",
+        }
+        parts.append(
+            f"{' and '.join(what[c] for c in bases)} {'are' if len(bases) > 1 else 'is a'} signed TopK "
+            f"code{'s' if len(bases) > 1 else ''}, {k}, centred on the training mean: each direction is two "
+            "atoms (+v, -v) so TopK keeps the largest |coefficient| with its sign"
+        )
     trained = [c for c in ("sae-frozen-decoder", "sae-soft-frozen-decoder", "sae-frozen-encoder") if c in ran]
     same = f" ({', '.join(trained)}: the real arm's SAE's budget and seed)" if trained else ""
     return [f"- SAE baselines ({shapes}): built per seed from the real arm's training rows{same}. {'; '.join(parts)}."]
@@ -138,24 +151,34 @@ def sae_section(result: Any) -> list[str]:
     """The report section of the ``sae`` method."""
     info = result.method_info["sae"]
     c = info["config"]
-    shape = f"k={c['k']}" if c["architecture"] == "topk" else (
-        f"l1={c['l1_coefficient']:g}" if c["architecture"] == "standard" else f"l0={c['l0_coefficient']:g}"
-    )  # fmt: skip
+    shape = (
+        f"k={c['k']}"
+        if c["architecture"] == "topk"
+        else (f"l1={c['l1_coefficient']:g}" if c["architecture"] == "standard" else f"l0={c['l0_coefficient']:g}")
+    )
     sel = method_selectivity(result, "sae")
     lines = [
         "## Method: sae",
         "",
-        f"- One {c['architecture']} SAE (F = {info['d_sae']}, {shape}, lr {c['lr']:g}, batch {c['batch_size']}, "
-        f"{c['training_tokens']:,} training tokens) per arm and seed, trained with sae-lens's SAETrainer on the "
-        f"seed's training texts at every token position ({info['train_tokens']:,} rows; BOS excluded) and scored on "
-        f"its held-out texts ({info['test_tokens']:,} rows); every arm of a seed shares the hyper-parameters, budget "
-        "and initialisation seed, so arms differ only in their activations.",
-        f"- Splice metrics on the first {info['splice_texts']} held-out texts of each seed, in each arm's own model "
-        "(random-token arms: the trained model on that arm's random tokens; weight controls: the reinitialised model).",
+        (
+            f"- One {c['architecture']} SAE (F = {info['d_sae']}, {shape}, lr {c['lr']:g}, batch {c['batch_size']}, "
+            f"{c['training_tokens']:,} training tokens) per arm and seed, trained with sae-lens's SAETrainer on the "
+            f"seed's training texts at every token position ({info['train_tokens']:,} rows; BOS excluded) and scored on "
+            f"its held-out texts ({info['test_tokens']:,} rows); every arm of a seed shares the hyper-parameters, budget "
+            "and initialisation seed, so arms differ only in their activations."
+        ),
+        (
+            f"- Splice metrics on the first {info['splice_texts']} held-out texts of each seed, in each arm's own model "
+            "(random-token arms: the trained model on that arm's random tokens; weight controls: the reinitialised model)."
+        ),
         f"- k-sparse probing at the audit's `{info['probe_positions']}` positions, on the same split"
-        + (f"; label controls ({', '.join(info['label_controls'])}) reuse the real arm's latents with their labels "
-           "and give probing rows only." if info["label_controls"] else "."),
-    ]  # fmt: skip
+        + (
+            f"; label controls ({', '.join(info['label_controls'])}) reuse the real arm's latents with their labels "
+            "and give probing rows only."
+            if info["label_controls"]
+            else "."
+        ),
+    ]
     if info.get("loaded"):
         lines.append(
             f"- The real arm is scored with the loaded SAE `{info['loaded']}` (not trained here); control arms train "
@@ -208,9 +231,13 @@ def _descriptive_legend(sel: pd.DataFrame) -> list[str]:
     if fixed.empty:
         return []
     metrics, controls = (", ".join(f"`{v}`" for v in dict.fromkeys(fixed[c])) for c in ("metric", "control"))
-    return [f"- {MARKS[DESCRIPTIVE]} descriptive: {metrics} against {controls} get no verdict. Those codes are a "
+    return [
+        (
+            f"- {MARKS[DESCRIPTIVE]} descriptive: {metrics} against {controls} get no verdict. Those codes are a "
             "fixed basis read with a top-k rule, so which of their latents never or often fire is set by how they "
-            "are built, not learned: the difference is shown (selectivity and interval), never judged."]  # fmt: skip
+            "are built, not learned: the difference is shown (selectivity and interval), never judged."
+        )
+    ]
 
 
 def _separations(sel: pd.DataFrame) -> list[str]:
@@ -220,16 +247,21 @@ def _separations(sel: pd.DataFrame) -> list[str]:
     if baseline.all() or not baseline.any():
         return separation_lines(sel)
     return [
-        "Against the model, token and label controls:", "", *separation_lines(sel[~baseline]), "",
-        "Against the SAE baselines:", "", *separation_lines(sel[baseline]),
-    ]  # fmt: skip
+        "Against the model, token and label controls:",
+        "",
+        *separation_lines(sel[~baseline]),
+        "",
+        "Against the SAE baselines:",
+        "",
+        *separation_lines(sel[baseline]),
+    ]
 
 
 RELIABILITY_INTRO = (
     "Per metric: its reseed spread (**SD**: standard deviation over seeds of the trained SAE's value on the real "
     "arm; each seed redraws the split, the SAE's initialisation and its data order), and against each SAE baseline "
     "and reinitialised model the verdict's mark with the smallest difference this audit could detect there: the "
-    "minimum detectable effect at 80% power for a directional metric (a ✗ with a large one means \"not shown at "
+    'minimum detectable effect at 80% power for a directional metric (a ✗ with a large one means "not shown at '
     "this size\"), ± the 95% interval's half-width for a two-sided one (≠ / =); "
     f"{MARKS[DESCRIPTIVE]} a pair fixed by how the control is built, with no verdict. **Tells**: how many of those "
     f"controls the metric separates from the trained SAE (✓ or ≠). The same table, long: `{RELIABILITY}`."
@@ -267,11 +299,16 @@ def reliability_lines(table: pd.DataFrame) -> list[str]:
     every = [m for m, (k, n) in count.items() if k == n]
     none = [m for m, (k, n) in count.items() if k == 0]
     return [
-        "### Which metrics can tell trained from random at this budget", "", RELIABILITY_INTRO, "",
-        markdown_table(pd.DataFrame(list(wide.values())).fillna("")), "",
+        "### Which metrics can tell trained from random at this budget",
+        "",
+        RELIABILITY_INTRO,
+        "",
+        markdown_table(pd.DataFrame(list(wide.values())).fillna("")),
+        "",
         f"- Tell the trained SAE from every one of these controls: {', '.join(every) or 'no metric'}.",
-        f"- From none of them: {', '.join(none) or 'no metric'}.", "",
-    ]  # fmt: skip
+        f"- From none of them: {', '.join(none) or 'no metric'}.",
+        "",
+    ]
 
 
 def _direction(metric: str) -> int:
@@ -289,5 +326,9 @@ def sae_figures(result: Any, folder: Path) -> None:
     reliability(result).to_csv(folder / RELIABILITY, index=False)
     rows = result.rows[result.rows["method"] == "sae"]
     metrics = [m for m in FIGURE_METRICS if (rows["metric"] == m).any()]
-    arms_grid(rows, folder / FIGURE, [("sae", m) for m in metrics],
-              "SAE metrics per arm (one point = one seed; bar = mean over seeds)")  # fmt: skip
+    arms_grid(
+        rows,
+        folder / FIGURE,
+        [("sae", m) for m in metrics],
+        "SAE metrics per arm (one point = one seed; bar = mean over seeds)",
+    )

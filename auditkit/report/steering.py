@@ -36,9 +36,17 @@ CURVES = (
     ("label_logodds", "label-word log-odds change (nats)"),
 )
 WRITE_TABLE = (
-    "step_norm", "same_on", "same_ratio", "later_on", "later_off", "later_ratio", "later_selective", "kl",
-    "label_logodds", "heldout_dce",
-)  # fmt: skip
+    "step_norm",
+    "same_on",
+    "same_ratio",
+    "later_on",
+    "later_off",
+    "later_ratio",
+    "later_selective",
+    "kl",
+    "label_logodds",
+    "heldout_dce",
+)
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
@@ -88,8 +96,9 @@ def _verdicts(result: Any) -> list[str]:
         lines += _verdict_lines(v["writes_best"], f"writes best at {dose}", "on - off at the later hook")
         lines += _verdict_lines(v["most_surgical"], f"most surgical at {dose}", "off/on ratio at the later hook")
         if v["moves_label_words_most"]:
-            lines += _verdict_lines(v["moves_label_words_most"], f"moves its label word most at {dose}",
-                                    "label-word log-odds change")  # fmt: skip
+            lines += _verdict_lines(
+                v["moves_label_words_most"], f"moves its label word most at {dose}", "label-word log-odds change"
+            )
         lines.append("")
     return lines
 
@@ -97,16 +106,20 @@ def _verdicts(result: Any) -> list[str]:
 def _geometry(result: Any) -> list[str]:
     s, lines = result.summary, ["## Geometry of the readers", ""]
     lines += [
-        "How far each reading matrix P (rows: one probe per concept, normalised) is from orthogonal. "
-        "The further from orthogonal, the further the dual-basis writers (columns of P^+) turn away "
-        "from the probe directions themselves.",
+        (
+            "How far each reading matrix P (rows: one probe per concept, normalised) is from orthogonal. "
+            "The further from orthogonal, the further the dual-basis writers (columns of P^+) turn away "
+            "from the probe directions themselves."
+        ),
         "",
     ]
     body = []
     for arm in result.verdicts:
         for kind in ("logistic", "mass-mean", "lda"):
-            body.append([arm, kind] + [_cell(s, arm, kind, m, None) for m in
-                                       ("max_offdiag_cos", "mean_offdiag_cos", "condition_number")])  # fmt: skip
+            body.append(
+                [arm, kind]
+                + [_cell(s, arm, kind, m, None) for m in ("max_offdiag_cos", "mean_offdiag_cos", "condition_number")]
+            )
     lines += _table(["arm", "readers", "max off-diag abs cos", "mean off-diag abs cos", "condition number"], body)
     kinds = ("logistic", "mass-mean", "lda", "dual", "random")
     lines += ["", "Mean cosine between directions of the same concept (real model; mean over concepts, seeds):", ""]
@@ -134,17 +147,21 @@ def _setup(result: Any) -> list[str]:
         "## Set-up",
         "",
         f"- model: {result.provenance[REAL].get('name')} ({result.provenance[REAL].get('weights_variant')})",
-        f"- concepts ({len(result.concepts)}): {', '.join(result.concepts)}; texts: {data['texts']} "
-        f"(template {cfg.template!r}); label words: {data['label_words'] or 'none'}",
+        (
+            f"- concepts ({len(result.concepts)}): {', '.join(result.concepts)}; texts: {data['texts']} "
+            f"(template {cfg.template!r}); label words: {data['label_words'] or 'none'}"
+        ),
         *(
             f"- `{d['name']}`: " + duplicates_line(d["duplicates"]).removeprefix("- ")
             for d in data["datasets"]
             if d.get("duplicates")
-        ),  # fmt: skip
+        ),
         f"- written at `{site['hook']}` ({site['positions']} positions), read again at `{site['later_hook']}`",
         f"- doses alpha = {', '.join(f'{a:g}' for a in cfg.alphas)} in {cfg.scale} units; mean activation norm {norms}",
-        f"- seeds {', '.join(map(str, cfg.seeds))} (each its own split; {cfg.n_eval} held-out texts steered per seed); "
-        f"held-out prose: {cfg.n_heldout} texts of {data['heldout']}; controls: {', '.join(cfg.controls) or 'none'}",
+        (
+            f"- seeds {', '.join(map(str, cfg.seeds))} (each its own split; {cfg.n_eval} held-out texts steered per seed); "
+            f"held-out prose: {cfg.n_heldout} texts of {data['heldout']}; controls: {', '.join(cfg.controls) or 'none'}"
+        ),
         f"- time: {', '.join(f'{k} {v:.1f}s' for k, v in result.timings.items())}",
         "",
     ]
@@ -201,8 +218,11 @@ def dose_response_plot(summary: pd.DataFrame, path: Path) -> Any:
         ax.axis("off")
     axes.flat[0].legend(fontsize=6)
     seeds = int(summary["n_seeds"].max()) if "n_seeds" in summary and len(summary) else 0
-    fig.suptitle(f"Effects against dose (a point = mean over {seeds} seeds of the mean over concepts; band = 95% "
-                 "interval; dashed = control arm)", fontsize=10)  # fmt: skip
+    fig.suptitle(
+        f"Effects against dose (a point = mean over {seeds} seeds of the mean over concepts; band = 95% "
+        "interval; dashed = control arm)",
+        fontsize=10,
+    )
     fig.tight_layout()
     save(fig, path)
     return fig
@@ -215,16 +235,24 @@ THRESHOLD = 0.05
 def steering_matrix(result: Any) -> pd.DataFrame:
     """The comparison matrix as the audit's long verdict-matrix table (rows ``direction: reads``/``writes``,
     columns the comparisons), read from the result's rows."""
-    table = comparison_matrix(result.rows, reference_alpha=result.config.dose_for_verdict,
-                              directions=tuple(d for d in DIRECTION_KINDS if d != "random"), threshold=THRESHOLD)  # fmt: skip
+    table = comparison_matrix(
+        result.rows,
+        reference_alpha=result.config.dose_for_verdict,
+        directions=tuple(d for d in DIRECTION_KINDS if d != "random"),
+        threshold=THRESHOLD,
+    )
     if table.empty:
         return table
     parts = []
     for (direction, label), cells in table.groupby(["direction", "label"], sort=False):
-        cells = evidence_columns(cells.rename(columns={"comparison": "control", "difference": "selectivity"}),
-                                 threshold=THRESHOLD)  # the interval is over seeds alone (no sampling floor)
-        parts.append(matrix_row(cells, f"{direction}: {label.split(' ')[0]}", method=direction,
-                                metric=str(cells["metric"].iloc[0])))  # fmt: skip
+        cells = evidence_columns(
+            cells.rename(columns={"comparison": "control", "difference": "selectivity"}), threshold=THRESHOLD
+        )  # the interval is over seeds alone (no sampling floor)
+        parts.append(
+            matrix_row(
+                cells, f"{direction}: {label.split(' ')[0]}", method=direction, metric=str(cells["metric"].iloc[0])
+            )
+        )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -262,8 +290,14 @@ def _first_screen(result: Any) -> list[str]:
     matrix = steering_matrix(result)
     if matrix.empty:
         return lines + ["No comparison ran: the run has no random direction and no control arm.", ""]
-    return lines + [*markdown_matrix(matrix, "direction"), "", _legend(result), "",
-                    f"![Dose-response: each effect against alpha, one line per direction]({PLOT})", ""]  # fmt: skip
+    return lines + [
+        *markdown_matrix(matrix, "direction"),
+        "",
+        _legend(result),
+        "",
+        f"![Dose-response: each effect against alpha, one line per direction]({PLOT})",
+        "",
+    ]
 
 
 def terminal_table(result: Any) -> Any:
@@ -277,8 +311,11 @@ def render_steering(result: Any) -> str:
     lines = [f"# auditkit steering report: {names} on {result.provenance[REAL].get('name')}", ""]
     lines += _first_screen(result) + _verdicts(result)
     details = ["#" + line if line.startswith("## ") else line for line in _geometry(result) + _reading_writing(result)]
-    lines += ["## Details", "", *collapsed("Geometry of the readers; reading and writing tables per arm",
-                                           "\n".join(details))]  # fmt: skip
+    lines += [
+        "## Details",
+        "",
+        *collapsed("Geometry of the readers; reading and writing tables per arm", "\n".join(details)),
+    ]
     lines += _setup(result) + [DEFINITIONS]
     return "\n".join(lines)
 
@@ -314,8 +351,13 @@ def write_steering(result: Any, out: Path) -> Path:
         rows = result.rows[["direction", "concept", "seed", "alpha", "metric", "value", "arm"]]
         rows.to_csv(tmp / "steering.csv", index=False)
         meta = dict(
-            config=_jsonable(result.config), site=result.site, data=result.data, provenance=result.provenance,
-            verdicts=_jsonable(result.verdicts), timings=result.timings, versions=library_versions(),
-        )  # fmt: skip
+            config=_jsonable(result.config),
+            site=result.site,
+            data=result.data,
+            provenance=result.provenance,
+            verdicts=_jsonable(result.verdicts),
+            timings=result.timings,
+            versions=library_versions(),
+        )
         (tmp / "steering.json").write_text(json.dumps(meta, indent=2, default=str))
     return out

@@ -26,7 +26,7 @@ LEGEND = (
 MDE_LEGEND = (
     "(MDE x) after a ✗: the minimum detectable effect, the smallest selectivity this audit would call ✓ with "
     "80% power at its observed spread; a ✗ whose MDE is larger than the effect you care about means "
-    "\"not shown at this size\", not \"absent\"."
+    '"not shown at this size", not "absent".'
 )
 CONTROL_TASK_SENTENCES = (
     "On sentence-level data the control task's type is the text itself, and no text recurs across the split "
@@ -71,8 +71,10 @@ def trust_line(trust: dict[str, Any] | None, name: str = "") -> str:
         return ""
     why = f" ({trust['reasons']})" if trust.get("reasons") else ""
     who = f" `{name}`" if name else ""
-    return (f"**Dataset{who} flag: {trust['flag']}**{why}: {MEANINGS.get(trust['flag'], '')}, by the trust table "
-            "of the shipped datasets (`auditkit datasets --audit`, `reports/datasets`).")  # fmt: skip
+    return (
+        f"**Dataset{who} flag: {trust['flag']}**{why}: {MEANINGS.get(trust['flag'], '')}, by the trust table "
+        "of the shipped datasets (`auditkit datasets --audit`, `reports/datasets`)."
+    )
 
 
 HEATMAP_LEGEND = (
@@ -86,8 +88,20 @@ def _headline(info: dict[str, Any]) -> list[str]:
     return list(info.get("headline", ["accuracy"]))
 
 
-MATRIX_COLUMNS = ["row", "method", "metric", "control", "value", "ci_low", "ci_high", "verdict", "normalised",
-                  "colour", "shown", "mde"]  # fmt: skip
+MATRIX_COLUMNS = [
+    "row",
+    "method",
+    "metric",
+    "control",
+    "value",
+    "ci_low",
+    "ci_high",
+    "verdict",
+    "normalised",
+    "colour",
+    "shown",
+    "mde",
+]
 """Columns of the long verdict-matrix table that :func:`wide`, :func:`matrix_table` and the heatmap read."""
 
 
@@ -102,13 +116,22 @@ def matrix_row(cells: pd.DataFrame, label: str, **extra: Any) -> pd.DataFrame:
     value = cells["selectivity"].astype(float)
     mde = cells["mde"].astype(float) if "mde" in cells.columns else pd.Series(math.nan, index=cells.index)
     colour = [effect_colour(v, verdict, metric, n_classes) for v, verdict in zip(value, cells["verdict"])]
-    return pd.DataFrame({
-        "row": label, "method": extra.get("method", label), "metric": metric, "control": cells["control"].to_numpy(),
-        "value": value.to_numpy(), "ci_low": cells["ci_low"].astype(float).to_numpy(),
-        "ci_high": cells["ci_high"].astype(float).to_numpy(), "verdict": cells["verdict"].to_numpy(),
-        "normalised": cells["normalised"].astype(float).to_numpy(), "colour": np.asarray(colour, dtype=float),
-        "shown": value.to_numpy(), "mde": mde.to_numpy(),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "row": label,
+            "method": extra.get("method", label),
+            "metric": metric,
+            "control": cells["control"].to_numpy(),
+            "value": value.to_numpy(),
+            "ci_low": cells["ci_low"].astype(float).to_numpy(),
+            "ci_high": cells["ci_high"].astype(float).to_numpy(),
+            "verdict": cells["verdict"].to_numpy(),
+            "normalised": cells["normalised"].astype(float).to_numpy(),
+            "colour": np.asarray(colour, dtype=float),
+            "shown": value.to_numpy(),
+            "mde": mde.to_numpy(),
+        }
+    )
 
 
 def _n_classes(result: Any) -> int:
@@ -188,7 +211,9 @@ def audited_sentence(result: Any) -> str:
     if ds.get("level") == "vocabulary":
         data = f"{ds['n_items']} vocabulary tokens labelled by `{ds['name']}`"
     else:
-        data = f"`{ds['name']}` ({ds.get('n_texts', ds.get('n_items'))} texts, {len(ds.get('class_names', []))} classes)"
+        data = (
+            f"`{ds['name']}` ({ds.get('n_texts', ds.get('n_items'))} texts, {len(ds.get('class_names', []))} classes)"
+        )
     seeds = list(cfg.seeds)
     return (
         f"Audited `{prov['name']}` at hook `{ex['hook']}` ({ex['positions']} positions) on {data} with "

@@ -151,18 +151,25 @@ def first_selective(result: Any) -> pd.DataFrame:
     against every control, and how many are ✓ against every control by the per-test rule alone."""
     sel, out = _headline(result), []
     for (dataset, method), sub in sel.groupby(["dataset", "method"], sort=False):
-        flags = sub.assign(found=[discovered(r) for r in sub.itertuples(index=False)],
-                           passed=sub["verdict"] == "selective")  # fmt: skip
+        flags = sub.assign(
+            found=[discovered(r) for r in sub.itertuples(index=False)], passed=sub["verdict"] == "selective"
+        )
         found = flags.groupby("hook", sort=False)["found"].all()
         passed = flags.groupby("hook", sort=False)["passed"].all()
         layers = sub.drop_duplicates("hook").set_index("hook")["layer"]
         by_depth = sorted(found.index, key=lambda h: layers[h])
         hooks = [h for h in by_depth if found[h]]
         onset = next((h for i, h in enumerate(by_depth) if all(found[g] for g in by_depth[i:])), None)
-        out.append(dict(dataset=dataset, method=method, onset=onset or "none",
-                        first_selective_hook=hooks[0] if hooks else "none",
-                        selective_hooks=f"{len(hooks)}/{len(found)}",
-                        per_test_selective_hooks=f"{int(passed.sum())}/{len(passed)}"))  # fmt: skip
+        out.append(
+            dict(
+                dataset=dataset,
+                method=method,
+                onset=onset or "none",
+                first_selective_hook=hooks[0] if hooks else "none",
+                selective_hooks=f"{len(hooks)}/{len(found)}",
+                per_test_selective_hooks=f"{int(passed.sum())}/{len(passed)}",
+            )
+        )
     return pd.DataFrame(out)
 
 
@@ -174,8 +181,14 @@ def multiplicity(result: Any) -> dict[str, Any]:
     checked = sel[sel["p_value"].notna()]
     selective = checked[checked["verdict"] == "selective"]
     found = int(sum(discovered(r) for r in selective.itertuples(index=False)))
-    return dict(tests=len(checked), selective=len(selective), discoveries=found, expected_false=Q_LEVEL * found,
-                chance_selective=0.025 * len(checked), min_p=float(checked["p_value"].min()) if len(checked) else math.nan)  # fmt: skip
+    return dict(
+        tests=len(checked),
+        selective=len(selective),
+        discoveries=found,
+        expected_false=Q_LEVEL * found,
+        chance_selective=0.025 * len(checked),
+        min_p=float(checked["p_value"].min()) if len(checked) else math.nan,
+    )
 
 
 def evidence_counts(result: Any) -> pd.DataFrame:
@@ -185,9 +198,16 @@ def evidence_counts(result: Any) -> pd.DataFrame:
     sel = sel[(sel["hook"] == hook) & (sel["verdict"] == "not selective")]
     for method, sub in sel.groupby("method", sort=False):
         kinds = [absence(r.selectivity, r.ci_high, r.mde, EFFECT) for r in sub.itertuples(index=False)]
-        out.append({"method": method, "not selective": len(sub), "absent": kinds.count("absent"),
-                    "not shown at this size": kinds.count("not shown at this size"),
-                    "undecided": kinds.count("undecided"), "median MDE": float(sub["mde"].median())})  # fmt: skip
+        out.append(
+            {
+                "method": method,
+                "not selective": len(sub),
+                "absent": kinds.count("absent"),
+                "not shown at this size": kinds.count("not shown at this size"),
+                "undecided": kinds.count("undecided"),
+                "median MDE": float(sub["mde"].median()),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -195,8 +215,12 @@ def verdict_matrix(result: Any, method: str) -> pd.DataFrame:
     """Dataset x control at :func:`verdict_hook` for ``method``, datasets that fail the most controls first."""
     hook, sel, scores, out = verdict_hook(result), _headline(result), _scores(result), []
     for dataset in result.datasets:
-        real = scores[(scores["dataset"] == dataset) & (scores["hook"] == hook) & (scores["method"] == method)
-                      & (scores["control"] == REAL)]["value"]  # fmt: skip
+        real = scores[
+            (scores["dataset"] == dataset)
+            & (scores["hook"] == hook)
+            & (scores["method"] == method)
+            & (scores["control"] == REAL)
+        ]["value"]
         row: dict[str, Any] = dict(dataset=dataset, real=float(real.iloc[0]) if len(real) else math.nan)
         cells = sel[(sel["dataset"] == dataset) & (sel["hook"] == hook) & (sel["method"] == method)]
         row |= {r.control: _cell(r) for r in cells.itertuples(index=False)}
@@ -267,8 +291,7 @@ def matrix_figure(result: Any, method: str, path: Path) -> None:
             ax.text(j, i, marks[i][j], ha="center", va="center", fontsize=9, color="white" if dark else "black")
     ax.set_xticks(range(len(controls)), controls, rotation=30, ha="right", fontsize=9)
     ax.set_yticks(range(len(order)), [_tag(d) for d in order], fontsize=8)
-    ax.set_title(f"{method} at {verdict_hook(result)}: verdicts, {UNSURE} = ✓ with q > {Q_LEVEL}\n{LEGEND}",
-                 fontsize=9)  # fmt: skip
+    ax.set_title(f"{method} at {verdict_hook(result)}: verdicts, {UNSURE} = ✓ with q > {Q_LEVEL}\n{LEGEND}", fontsize=9)
     bar = add_effect_colourbar(fig, ax, shrink=0.6)
     bar.set_label("accuracy selectivity / (1 - chance)\n(discoveries only; grey: no discovery)", fontsize=8)
     fig.tight_layout()
@@ -284,26 +307,34 @@ def _multiplicity_lines(result: Any) -> list[str]:
     """What the sweep's many tests can and cannot tell: discoveries under false-discovery control, and what
     its ✗ cells say about an effect of :data:`EFFECT`."""
     m = multiplicity(result)
-    head = (f"{m['tests']} tests of {HEADLINE} ((dataset, hook, method, control) cells with an interval). {m['selective']} "
-            f"are ✓ by the per-test rule; with no effect anywhere about {m['chance_selective']:.0f} would be ✓ by chance. ")
+    head = (
+        f"{m['tests']} tests of {HEADLINE} ((dataset, hook, method, control) cells with an interval). {m['selective']} "
+        f"are ✓ by the per-test rule; with no effect anywhere about {m['chance_selective']:.0f} would be ✓ by chance. "
+    )
     if m["discoveries"]:
-        tail = (f"{m['discoveries']} survive the false-discovery control (Benjamini-Hochberg q <= {Q_LEVEL} over all "
-                f"{m['tests']}): at most {m['expected_false']:.1f} of them are expected to be false. Only those count "
-                f"as findings below; a ✓ that does not survive is marked {UNSURE}.")
+        tail = (
+            f"{m['discoveries']} survive the false-discovery control (Benjamini-Hochberg q <= {Q_LEVEL} over all "
+            f"{m['tests']}): at most {m['expected_false']:.1f} of them are expected to be false. Only those count "
+            f"as findings below; a ✓ that does not survive is marked {UNSURE}."
+        )
     else:
-        tail = (f"**None survives the false-discovery control** (Benjamini-Hochberg q <= {Q_LEVEL} over all {m['tests']}): "
-                f"the smallest p-value is {m['min_p']:.2g}, where k discoveries need the k smallest at or below "
-                f"k x {Q_LEVEL / max(m['tests'], 1):.2g}. "
-                f"Every ✓ below is marked {UNSURE}: a lead at this size, not a finding. (With few seeds the interval's t "
-                "quantile has heavy tails, which keeps every p-value large: more seeds or texts, see `auditkit plan`.)")
+        tail = (
+            f"**None survives the false-discovery control** (Benjamini-Hochberg q <= {Q_LEVEL} over all {m['tests']}): "
+            f"the smallest p-value is {m['min_p']:.2g}, where k discoveries need the k smallest at or below "
+            f"k x {Q_LEVEL / max(m['tests'], 1):.2g}. "
+            f"Every ✓ below is marked {UNSURE}: a lead at this size, not a finding. (With few seeds the interval's t "
+            "quantile has heavy tails, which keeps every p-value large: more seeds or texts, see `auditkit plan`.)"
+        )
     lines = ["## How much the verdicts can tell", "", head + tail, ""]
     counts = evidence_counts(result)
     if not counts.empty:
         lines += [
-            f"What the ✗ cells at `{verdict_hook(result)}` say about an effect of {EFFECT} ({HEADLINE}): **absent** when "
-            f"the interval's upper end is below {EFFECT}; **not shown at this size** when the minimum detectable "
-            f"effect (80% power) is above {EFFECT}: more texts are needed, and the ✗ is no evidence of absence; "
-            "**undecided** otherwise.",
+            (
+                f"What the ✗ cells at `{verdict_hook(result)}` say about an effect of {EFFECT} ({HEADLINE}): **absent** when "
+                f"the interval's upper end is below {EFFECT}; **not shown at this size** when the minimum detectable "
+                f"effect (80% power) is above {EFFECT}: more texts are needed, and the ✗ is no evidence of absence; "
+                "**undecided** otherwise."
+            ),
             "",
             markdown_table(counts),
             "",
@@ -322,10 +353,18 @@ def trust_lines(result: Any) -> list[str]:
     by_flag: dict[str, list[str]] = {}
     for dataset, trust in flags.items():
         by_flag.setdefault(trust["flag"], []).append(f"`{_tag(dataset)}`")
-    parts = [f"{len(by_flag[f])} {f}" + (f" ({', '.join(by_flag[f])})" if f != "ok" else "")
-             for f in ("broken", "lexical", "leaky", "ok") if f in by_flag]  # fmt: skip
-    return [f"**Dataset flags** (the trust table of the shipped datasets, `auditkit datasets --audit`): "
-            f"{'; '.join(parts)}.", ""]  # fmt: skip
+    parts = [
+        f"{len(by_flag[f])} {f}" + (f" ({', '.join(by_flag[f])})" if f != "ok" else "")
+        for f in ("broken", "lexical", "leaky", "ok")
+        if f in by_flag
+    ]
+    return [
+        (
+            f"**Dataset flags** (the trust table of the shipped datasets, `auditkit datasets --audit`): "
+            f"{'; '.join(parts)}."
+        ),
+        "",
+    ]
 
 
 def render(result: Any, command: str, figures: dict[str, str]) -> str:
@@ -339,10 +378,12 @@ def render(result: Any, command: str, figures: dict[str, str]) -> str:
     lines = [
         f"# auditkit sweep: {len(result.datasets)} dataset(s) x {len(result.hooks)} hook(s) on {prov['name']}",
         "",
-        f"{', '.join(methods)} read at {_hooks_phrase(result.hooks)} "
-        f"of `{prov['name']}` on {len(result.datasets)} dataset(s), against {', '.join(result.controls)}, seeds "
-        f"{list(audit.seeds)}, {texts} distinct texts per dataset. Every (dataset, hook) cell is an ordinary audit; "
-        f"verdicts by the audit's rule on held-out accuracy (legend: {LEGEND}){sae_note}.",
+        (
+            f"{', '.join(methods)} read at {_hooks_phrase(result.hooks)} "
+            f"of `{prov['name']}` on {len(result.datasets)} dataset(s), against {', '.join(result.controls)}, seeds "
+            f"{list(audit.seeds)}, {texts} distinct texts per dataset. Every (dataset, hook) cell is an ordinary audit; "
+            f"verdicts by the audit's rule on held-out accuracy (legend: {LEGEND}){sae_note}."
+        ),
         "",
     ]
     lines += trust_lines(result)
@@ -352,16 +393,21 @@ def render(result: Any, command: str, figures: dict[str, str]) -> str:
         lines += [f"- `{line}`" for line in failures] + [""]
     lines += _multiplicity_lines(result)
     lines += lexical_note(result.controls)
-    lines += control_task_note(result.controls, [info.get("level") for info in result.cells.values()],
-                               {c for info in result.cells.values() for c in info.get("left_out_controls", ())})
+    lines += control_task_note(
+        result.controls,
+        [info.get("level") for info in result.cells.values()],
+        {c for info in result.cells.values() for c in info.get("left_out_controls", ())},
+    )
     if len(result.hooks) > 1:
         lines += ["## Over depth", ""]
         lines += [
-            f"`onset`: the shallowest hook from which every deeper hook (of {len(result.hooks)}) is a discovery against "
-            f"every control (✓ with q <= {Q_LEVEL}); `first_selective_hook`: the shallowest single such hook, a minimum "
-            "over many tests that one lucky layer can set (descriptive); `selective_hooks`: hooks that are discoveries "
-            "against every control; `per_test_selective_hooks`: hooks ✓ against every control by the per-test rule, "
-            "before the false-discovery control. Read the whole profile in the figure.",
+            (
+                f"`onset`: the shallowest hook from which every deeper hook (of {len(result.hooks)}) is a discovery against "
+                f"every control (✓ with q <= {Q_LEVEL}); `first_selective_hook`: the shallowest single such hook, a minimum "
+                "over many tests that one lucky layer can set (descriptive); `selective_hooks`: hooks that are discoveries "
+                "against every control; `per_test_selective_hooks`: hooks ✓ against every control by the per-test rule, "
+                "before the false-discovery control. Read the whole profile in the figure."
+            ),
             "",
             markdown_table(first),
             "",
@@ -371,25 +417,52 @@ def render(result: Any, command: str, figures: dict[str, str]) -> str:
     best = best_layers(result)
     if len(result.datasets) > 1:
         for method in methods:
-            lines += [f"## Datasets against the controls: {method}", "",
-                      f"Verdicts at `{verdict_hook(result)}`, a hook fixed before any score was seen (a layer picked "
-                      "for its high accuracy would bias its own selectivity up); datasets that fail the most controls "
-                      "first. Each cell: verdict mark, selectivity (real - control accuracy), 95% interval; after a ✓ its "
-                      f"q-value ({UNSURE}: q > {Q_LEVEL}, no discovery of the sweep), after a ✗ its minimum detectable "
-                      "effect (MDE: the selectivity this cell would call ✓ with 80% power).", "",
-                      markdown_table(verdict_matrix(result, method)), ""]  # fmt: skip
+            lines += [
+                f"## Datasets against the controls: {method}",
+                "",
+                (
+                    f"Verdicts at `{verdict_hook(result)}`, a hook fixed before any score was seen (a layer picked "
+                    "for its high accuracy would bias its own selectivity up); datasets that fail the most controls "
+                    "first. Each cell: verdict mark, selectivity (real - control accuracy), 95% interval; after a ✓ its "
+                    f"q-value ({UNSURE}: q > {Q_LEVEL}, no discovery of the sweep), after a ✗ its minimum detectable "
+                    "effect (MDE: the selectivity this cell would call ✓ with 80% power)."
+                ),
+                "",
+                markdown_table(verdict_matrix(result, method)),
+                "",
+            ]
             if f"matrix-{method}.png" in figures:
                 lines += [f"![verdict matrix]({f'matrix-{method}.png'})", ""]
     shortcuts = lexical_shortcuts(best, {d: majority_share(info) for d, info in result.cells.items()})
-    lines += ["## Lexical shortcuts", "", f"A dataset is lexical when {LEXICAL_RULE} (`auditkit/metrics/lexical.py`, "
-              "the rule of every summary), read at its best layer.", ""]  # fmt: skip
+    lines += [
+        "## Lexical shortcuts",
+        "",
+        (
+            f"A dataset is lexical when {LEXICAL_RULE} (`auditkit/metrics/lexical.py`, "
+            "the rule of every summary), read at its best layer."
+        ),
+        "",
+    ]
     if shortcuts.empty:
         lines += ["No dataset is lexical by it.", ""]
     else:
-        lines += ["These datasets are lexical: the words, or a model with no training, give most of what the probe "
-                  "reads. Datasets nothing reads are not listed here.", "",
-                  markdown_table(shortcuts[[c for c in shortcuts.columns if c in
-                                 ("dataset", "method", "best_hook", "real") or c.endswith(" accuracy")]]), ""]  # fmt: skip
+        lines += [
+            (
+                "These datasets are lexical: the words, or a model with no training, give most of what the probe "
+                "reads. Datasets nothing reads are not listed here."
+            ),
+            "",
+            markdown_table(
+                shortcuts[
+                    [
+                        c
+                        for c in shortcuts.columns
+                        if c in ("dataset", "method", "best_hook", "real") or c.endswith(" accuracy")
+                    ]
+                ]
+            ),
+            "",
+        ]
     lines += ["## Best layer per dataset", "", markdown_table(best), ""]
     lines += [
         "## Details",
@@ -398,8 +471,10 @@ def render(result: Any, command: str, figures: dict[str, str]) -> str:
         "- `selectivity.csv`: every cell's selectivity table (with its `dataset, hook, layer`);",
         "- `run.json`: configuration, datasets, provenance, library versions and timings.",
         "",
-        "The single-audit report of any cell renders in seconds from the cache: "
-        "`auditkit audit` with that cell's `--dataset` and `--hook` and the options below.",
+        (
+            "The single-audit report of any cell renders in seconds from the cache: "
+            "`auditkit audit` with that cell's `--dataset` and `--hook` and the options below."
+        ),
         "",
         *reproduce_section(command),
     ]
@@ -439,12 +514,20 @@ def write_sweep(result: Any, out: Path, command: str) -> Path:
         result.rows.to_csv(tmp / "results.csv", index=False)
         result.selectivity.to_csv(tmp / "selectivity.csv", index=False)
         run = dict(
-            command=command, argv=recorded_argv(sys.argv), config=_jsonable(result.config), datasets=result.datasets,
-            hooks=result.hooks, controls=list(result.controls), provenance=result.provenance, cells=result.cells,
-            timings=result.timings, versions=library_versions(), execution=result.execution,
+            command=command,
+            argv=recorded_argv(sys.argv),
+            config=_jsonable(result.config),
+            datasets=result.datasets,
+            hooks=result.hooks,
+            controls=list(result.controls),
+            provenance=result.provenance,
+            cells=result.cells,
+            timings=result.timings,
+            versions=library_versions(),
+            execution=result.execution,
             failures=result.failures,
             tables=table_records(tmp, {"results.csv": result.rows, "selectivity.csv": result.selectivity}),
-        )  # fmt: skip
+        )
         (tmp / "run.json").write_text(json.dumps(run, indent=2, default=str))
     return out
 

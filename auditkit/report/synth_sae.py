@@ -101,8 +101,14 @@ def render_synth(result: Any) -> str:
     if matrix.empty:
         lines += ["No control ran.", ""]
     else:
-        lines += [*markdown_matrix(matrix, corner="method: metric"), "", answer_line(result, matrix), "",
-                  LEGEND + " " + MDE_LEGEND, ""]  # fmt: skip
+        lines += [
+            *markdown_matrix(matrix, corner="method: metric"),
+            "",
+            answer_line(result, matrix),
+            "",
+            LEGEND + " " + MDE_LEGEND,
+            "",
+        ]
     lines += collapsed("Verdict rule", VERDICT_RULE.format(threshold=result.config.threshold))
     lines += collapsed("Scores of every arm (mean ± sd over seeds)", _scores_table(result))
     lines += collapsed("Cost", "\n".join(_cost_lines(result.info)))
@@ -121,8 +127,13 @@ def write_synth(result: Any, out: Path | str, command: str) -> Path:
     with atomic_folder(out, KIND, owned=OWNED) as tmp:
         result.rows.to_csv(tmp / "results.csv", index=False)
         result.selectivity.to_csv(tmp / "selectivity.csv", index=False)
-        run = dict(command=command, argv=recorded_argv(sys.argv), config=dataclasses.asdict(result.config),
-                   info=result.info, versions=library_versions())  # fmt: skip
+        run = dict(
+            command=command,
+            argv=recorded_argv(sys.argv),
+            config=dataclasses.asdict(result.config),
+            info=result.info,
+            versions=library_versions(),
+        )
         (tmp / "run.json").write_text(json.dumps(run, indent=2, default=str))
         (tmp / "summary.md").write_text(render_synth(result) + f"\n\nReproduce: `{command}`\n")
     return out

@@ -37,9 +37,7 @@ def results_summary(rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def control_sections(
-    sel: pd.DataFrame, level: str = "###", descriptions: Mapping[str, str] | None = None
-) -> list[str]:
+def control_sections(sel: pd.DataFrame, level: str = "###", descriptions: Mapping[str, str] | None = None) -> list[str]:
     """One subsection per control: what it destroys (``descriptions``, and the registered controls' own
     :attr:`~auditkit.controls.registry.Control.description`) and its selectivity rows."""
     descriptions = {**control_descriptions(), **(descriptions or {})}
@@ -47,8 +45,13 @@ def control_sections(
     for control in dict.fromkeys(sel["control"]):
         sub = sel[sel["control"] == control].drop(columns=["control", "n_seeds"])
         summary = ", ".join(f"{v} {n}" for v, n in sub["verdict"].value_counts(sort=False).items())
-        lines += [f"{level} {control}", "", descriptions.get(control, ""), "",
-                  *collapsed(f"{len(sub)} rows: {summary}", markdown_table(sub))]  # fmt: skip
+        lines += [
+            f"{level} {control}",
+            "",
+            descriptions.get(control, ""),
+            "",
+            *collapsed(f"{len(sub)} rows: {summary}", markdown_table(sub)),
+        ]
     return lines
 
 

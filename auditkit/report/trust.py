@@ -38,6 +38,8 @@ OWNED = ("summary.md", "datasets.csv", "run.json")
 TREEBANK_NOTE = (
     "No CoNLL-U treebank ships with auditkit (`conllu:PATH` reads the user's own file), so none is in this table."
 )
+
+
 def _ci(acc: float, low: float, high: float) -> str:
     return f"{acc:.2f} [{low:.2f}, {high:.2f}]"
 
@@ -61,26 +63,32 @@ def _legend(result: TrustResult) -> list[str]:
     return [
         "## Legend",
         "",
-        f"- **flag**, the worst that applies ({' > '.join(FLAGS)}): **broken** when a known fault says the data is "
-        f"mis-formatted, or at least {BROKEN_CONFLICT_SHARE:.0%} of distinct texts carry conflicting labels; "
-        f"**lexical** when the better text-only baseline closes at least {LEXICAL_HEADROOM:.0%} of the gap from the "
-        f"majority share to perfect accuracy, (accuracy - majority) / (1 - majority) >= {LEXICAL_HEADROOM:g} (with "
-        f"balanced binary classes: accuracy >= 0.80); **leaky** when copies are more than {LEAKY_COPY_SHARE:.0%} of "
-        "rows, or a known leak (auditkit's own splits keep every copy of a text on one side, so copies do not leak "
-        "into its audits; lexical ranks above leaky because nothing in an audit undoes it); "
-"**ok** otherwise. `reasons` lists every condition that holds, worst first; "
-        "conflicting labels under the threshold are named without changing the flag. Defined once, in "
-        "`auditkit/trust/flags.py`.",
-        "- **rows**: rows of the source; **distinct**: distinct texts (equal after trimming whitespace); **copies**: "
-        "rows beyond the first of a repeated text; **conflicting**: distinct texts whose copies carry different "
-        "labels; **majority**: share of rows in the largest class. Counted on the whole dataset.",
-        "- **bag-of-words**: TF-IDF over unigrams and bigrams, logistic regression at the audit's probe C "
-        f"({cfg.probe_C:g}); **length**: characters and whitespace tokens, standardised, the same logistic "
-        "regression. Held-out accuracy, mean over seeds "
-        f"{', '.join(map(str, cfg.seeds))}, each split by distinct text (every copy of a text on one side, "
-        f"stratified by label) with test fraction {cfg.test_fraction:g}, as an audit splits. Fitted on at most "
-        f"{cfg.max_texts:,} distinct texts per dataset: {capped} of the {len(result.table)} have more and were "
-        "subsampled, stratified by class (`texts_used` in datasets.csv); the counts are of the whole dataset.",
+        (
+            f"- **flag**, the worst that applies ({' > '.join(FLAGS)}): **broken** when a known fault says the data is "
+            f"mis-formatted, or at least {BROKEN_CONFLICT_SHARE:.0%} of distinct texts carry conflicting labels; "
+            f"**lexical** when the better text-only baseline closes at least {LEXICAL_HEADROOM:.0%} of the gap from the "
+            f"majority share to perfect accuracy, (accuracy - majority) / (1 - majority) >= {LEXICAL_HEADROOM:g} (with "
+            f"balanced binary classes: accuracy >= 0.80); **leaky** when copies are more than {LEAKY_COPY_SHARE:.0%} of "
+            "rows, or a known leak (auditkit's own splits keep every copy of a text on one side, so copies do not leak "
+            "into its audits; lexical ranks above leaky because nothing in an audit undoes it); "
+            "**ok** otherwise. `reasons` lists every condition that holds, worst first; "
+            "conflicting labels under the threshold are named without changing the flag. Defined once, in "
+            "`auditkit/trust/flags.py`."
+        ),
+        (
+            "- **rows**: rows of the source; **distinct**: distinct texts (equal after trimming whitespace); **copies**: "
+            "rows beyond the first of a repeated text; **conflicting**: distinct texts whose copies carry different "
+            "labels; **majority**: share of rows in the largest class. Counted on the whole dataset."
+        ),
+        (
+            "- **bag-of-words**: TF-IDF over unigrams and bigrams, logistic regression at the audit's probe C "
+            f"({cfg.probe_C:g}); **length**: characters and whitespace tokens, standardised, the same logistic "
+            "regression. Held-out accuracy, mean over seeds "
+            f"{', '.join(map(str, cfg.seeds))}, each split by distinct text (every copy of a text on one side, "
+            f"stratified by label) with test fraction {cfg.test_fraction:g}, as an audit splits. Fitted on at most "
+            f"{cfg.max_texts:,} distinct texts per dataset: {capped} of the {len(result.table)} have more and were "
+            "subsampled, stratified by class (`texts_used` in datasets.csv); the counts are of the whole dataset."
+        ),
         f"- {INTERVAL[0].upper()}{INTERVAL[1:]}.",
         f"- Known faults (`auditkit/trust/flags.py`): {faults}.",
         f"- {TREEBANK_NOTE}",
@@ -101,25 +109,38 @@ def summary_markdown(result: TrustResult) -> str:
     lines = [
         "# Trust table of the shipped datasets",
         "",
-        f"{n} sae-probes classification tasks ({kinds}), read from their texts and labels alone (no model): "
-        f"{flags}; whatever the flag, the words or the length alone read {lexical_any} of the {n} at the "
-        "lexical level.",
+        (
+            f"{n} sae-probes classification tasks ({kinds}), read from their texts and labels alone (no model): "
+            f"{flags}; whatever the flag, the words or the length alone read {lexical_any} of the {n} at the "
+            "lexical level."
+        ),
         "",
-        markdown_table(pd.DataFrame({
-            "flag": list(FLAGS), "tasks": [int(count.get(f, 0)) for f in FLAGS],
-            "meaning": [MEANINGS[f] for f in FLAGS],
-        })),  # fmt: skip
+        markdown_table(
+            pd.DataFrame(
+                {
+                    "flag": list(FLAGS),
+                    "tasks": [int(count.get(f, 0)) for f in FLAGS],
+                    "meaning": [MEANINGS[f] for f in FLAGS],
+                }
+            )
+        ),
         "",
     ]
     s = _sorted(t)
-    table = pd.DataFrame({
-        "flag": s["flag"], "dataset": s["dataset"].map(_short), "rows": s["rows"].map("{:,}".format),
-        "distinct": s["distinct_texts"].map("{:,}".format), "copies": s["copies"].map("{:,}".format),
-        "conflicting": s["conflicting_texts"].map("{:,}".format), "majority": s["majority"].map("{:.2f}".format),
-        "bag-of-words [95% CI]": [_ci(*r) for r in zip(s["bow_acc"], s["bow_low"], s["bow_high"])],
-        "length [95% CI]": [_ci(*r) for r in zip(s["length_acc"], s["length_low"], s["length_high"])],
-        "reasons": s["reasons"].fillna(""),
-    })  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "flag": s["flag"],
+            "dataset": s["dataset"].map(_short),
+            "rows": s["rows"].map("{:,}".format),
+            "distinct": s["distinct_texts"].map("{:,}".format),
+            "copies": s["copies"].map("{:,}".format),
+            "conflicting": s["conflicting_texts"].map("{:,}".format),
+            "majority": s["majority"].map("{:.2f}".format),
+            "bag-of-words [95% CI]": [_ci(*r) for r in zip(s["bow_acc"], s["bow_low"], s["bow_high"])],
+            "length [95% CI]": [_ci(*r) for r in zip(s["length_acc"], s["length_low"], s["length_high"])],
+            "reasons": s["reasons"].fillna(""),
+        }
+    )
     lines += [markdown_table(table), "", *_legend(result)]
     return "\n".join(lines)
 
@@ -140,12 +161,18 @@ def run_record(result: TrustResult, command: str) -> dict[str, Any]:
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(result.config).items()},
         "datasets": len(result.table),
         "flags": {f: int((result.table["flag"] == f).sum()) for f in FLAGS},
-        "rules": {"broken_conflict_share": BROKEN_CONFLICT_SHARE, "leaky_copy_share": LEAKY_COPY_SHARE,
-                  "lexical_headroom": LEXICAL_HEADROOM, "interval": INTERVAL},  # fmt: skip
+        "rules": {
+            "broken_conflict_share": BROKEN_CONFLICT_SHARE,
+            "leaky_copy_share": LEAKY_COPY_SHARE,
+            "lexical_headroom": LEXICAL_HEADROOM,
+            "interval": INTERVAL,
+        },
         "treebank": TREEBANK_NOTE,
         "versions": versions,
-        "timings": {"total_s": round(sum(result.timings.values()), 2),
-                    "per_dataset_s": {k: round(v, 2) for k, v in result.timings.items()}},  # fmt: skip
+        "timings": {
+            "total_s": round(sum(result.timings.values()), 2),
+            "per_dataset_s": {k: round(v, 2) for k, v in result.timings.items()},
+        },
     }
 
 

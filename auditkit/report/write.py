@@ -23,9 +23,19 @@ from auditkit.report.summary import summary_figure
 from auditkit.shell import display_path
 
 LIBRARIES = (
-    "auditkit", "torch", "transformer-lens", "transformers", "sae-lens", "numpy", "pandas",
-    "scipy", "safetensors", "tokenizers", "gguf", "scikit-learn",
-)  # fmt: skip
+    "auditkit",
+    "torch",
+    "transformer-lens",
+    "transformers",
+    "sae-lens",
+    "numpy",
+    "pandas",
+    "scipy",
+    "safetensors",
+    "tokenizers",
+    "gguf",
+    "scikit-learn",
+)
 """Recorded in run.json's ``versions``: every library constraints.txt pins (tests/unit/test_constraints.py)."""
 
 
@@ -54,8 +64,11 @@ def version_differences(recorded: Any) -> list[str]:
     if not isinstance(recorded, dict):
         return []
     installed = library_versions()
-    return [f"{name} {recorded[name]} -> {installed[name]}" for name in VERSIONS_COMPARED
-            if name in recorded and str(recorded[name]) != str(installed[name])]  # fmt: skip
+    return [
+        f"{name} {recorded[name]} -> {installed[name]}"
+        for name in VERSIONS_COMPARED
+        if name in recorded and str(recorded[name]) != str(installed[name])
+    ]
 
 
 def recorded_argv(argv: list[str]) -> list[str]:
@@ -104,9 +117,14 @@ def table_records(folder: Path, frames: dict[str, Any]) -> dict[str, Any]:
 
 
 def rerender_outputs(
-    result: Any, out: Path, command: str, *, kind: str = "audit",
-    render: Callable[[Any, Path, str], Any] = render_report, rendered: tuple[str, ...] = RENDERED,
-) -> Path:  # fmt: skip
+    result: Any,
+    out: Path,
+    command: str,
+    *,
+    kind: str = "audit",
+    render: Callable[[Any, Path, str], Any] = render_report,
+    rendered: tuple[str, ...] = RENDERED,
+) -> Path:
     """Re-render the report and figures of an output folder ``out`` of ``auditkit <kind>`` in place,
     atomically, from ``result`` (rebuilt from its own tables): every file of ``out`` that ``rendered`` (names
     or shell patterns) does not match (results.csv, selectivity.csv, run.json, ...) is carried over byte for
@@ -133,10 +151,16 @@ def write_outputs(result: Any, out: Path, command: str) -> Path:
         result.rows.to_csv(tmp / "results.csv", index=False)
         result.selectivity.to_csv(tmp / "selectivity.csv", index=False)
         run = dict(
-            command=command, argv=recorded_argv(sys.argv), config=_jsonable(result.config), provenance=result.provenance,
-            dataset=result.dataset, extraction=result.extraction, methods=result.method_info,
-            timings=result.timings, versions=library_versions(),
+            command=command,
+            argv=recorded_argv(sys.argv),
+            config=_jsonable(result.config),
+            provenance=result.provenance,
+            dataset=result.dataset,
+            extraction=result.extraction,
+            methods=result.method_info,
+            timings=result.timings,
+            versions=library_versions(),
             tables=table_records(tmp, {"results.csv": result.rows, "selectivity.csv": result.selectivity}),
-        )  # fmt: skip
+        )
         (tmp / "run.json").write_text(json.dumps(run, indent=2, default=str))
     return out

@@ -39,9 +39,13 @@ class Concepts:
 
 
 def load_concepts(
-    datasets: tuple[str, ...], *, template: str, max_examples: int | None, seeds: tuple[int, ...],
+    datasets: tuple[str, ...],
+    *,
+    template: str,
+    max_examples: int | None,
+    seeds: tuple[int, ...],
     test_fraction: float,
-) -> Concepts:  # fmt: skip
+) -> Concepts:
     """Load sae-probes datasets by tag and lay their classes out as concepts."""
     names, texts, label_blocks, words, splits, sources = [], [], [], [], [], []
     for tag in datasets:
@@ -53,11 +57,17 @@ def load_concepts(
         label_blocks.append((len(texts), block))
         names += [f"{ds.name.removeprefix('sae-probes:')}:{ds.class_names[k]}" for k in classes]
         words += [ds.class_names[k].replace("_", " ") if ds.n_classes > 2 else None for k in classes]
-        splits.append([
-            split_examples(ds.item_example_M, ds.labels_M, seed=derive_seed(s, "steering-split", ds.name),
-                           test_fraction=test_fraction)
-            for s in seeds
-        ])  # fmt: skip
+        splits.append(
+            [
+                split_examples(
+                    ds.item_example_M,
+                    ds.labels_M,
+                    seed=derive_seed(s, "steering-split", ds.name),
+                    test_fraction=test_fraction,
+                )
+                for s in seeds
+            ]
+        )
         texts += [template.format(text=t) for t in ds.texts]
         sources.append(
             dict(
@@ -66,7 +76,7 @@ def load_concepts(
                 texts=len(ds.texts),
                 classes=list(ds.class_names),
                 duplicates=ds.duplicates,
-            )  # fmt: skip
+            )
         )
     labels = -np.ones((len(texts), len(names)), dtype=np.int64)
     col = 0
@@ -79,9 +89,13 @@ def load_concepts(
             "dataset or use a multiclass one (e.g. 17_world_country)"
         )
     return Concepts(
-        names=tuple(names), texts=tuple(texts), labels_TC=labels, label_words=tuple(words),
-        is_test_ST=np.concatenate(splits, axis=1), sources=tuple(sources),
-    )  # fmt: skip
+        names=tuple(names),
+        texts=tuple(texts),
+        labels_TC=labels,
+        label_words=tuple(words),
+        is_test_ST=np.concatenate(splits, axis=1),
+        sources=tuple(sources),
+    )
 
 
 def label_token_ids(words: tuple[str | None, ...], tokenizer: Any) -> tuple[int | None, ...]:

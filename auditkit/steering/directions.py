@@ -96,9 +96,11 @@ def unit(V: torch.Tensor) -> torch.Tensor:
 
 
 def class_gaps(
-    X_ND: Float[torch.Tensor, "N D"], W_SCD: Float[torch.Tensor, "S C D"], labels_NC: np.ndarray,
+    X_ND: Float[torch.Tensor, "N D"],
+    W_SCD: Float[torch.Tensor, "S C D"],
+    labels_NC: np.ndarray,
     rows_SN: Bool[np.ndarray, "S N"],
-) -> Float[torch.Tensor, "S C"]:  # fmt: skip
+) -> Float[torch.Tensor, "S C"]:
     """Mean of ``x . w_sc`` over rows where concept c is present minus where it is absent, among
     ``rows_SN[s]``: the class-mean gap of each readout, the unit readout shifts are reported in."""
     S, C, _ = W_SCD.shape
@@ -113,9 +115,11 @@ def class_gaps(
 
 
 def reading_auroc(
-    X_ND: Float[torch.Tensor, "N D"], V_SCD: Float[torch.Tensor, "S C D"], labels_NC: np.ndarray,
+    X_ND: Float[torch.Tensor, "N D"],
+    V_SCD: Float[torch.Tensor, "S C D"],
+    labels_NC: np.ndarray,
     is_test_SN: np.ndarray,
-) -> Float[torch.Tensor, "S C"]:  # fmt: skip
+) -> Float[torch.Tensor, "S C"]:
     """Held-out AUROC of the projection on each direction as a reader of its concept (0.5 = chance)."""
     S, C, _ = V_SCD.shape
     out = torch.full((S, C), float("nan"), dtype=torch.float64)

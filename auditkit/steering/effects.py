@@ -34,10 +34,13 @@ unbounded push to move it; its doses are left out (NaN) rather than blown up."""
 
 
 def step_vectors(
-    dirs: dict[str, Float[torch.Tensor, "S C D"]], P_SCD: Float[torch.Tensor, "S C D"],
-    gaps_SC: Float[torch.Tensor, "S C"], alphas: tuple[float, ...], scale: str,
+    dirs: dict[str, Float[torch.Tensor, "S C D"]],
+    P_SCD: Float[torch.Tensor, "S C D"],
+    gaps_SC: Float[torch.Tensor, "S C"],
+    alphas: tuple[float, ...],
+    scale: str,
     mean_norm: float,
-) -> dict[str, Float[torch.Tensor, "S C A D"]]:  # fmt: skip
+) -> dict[str, Float[torch.Tensor, "S C A D"]]:
     """The vector added for every direction kind, seed, concept and dose."""
     alpha_A = torch.as_tensor(alphas, dtype=torch.float64)
     units = {kind: unit(V.double()) for kind, V in dirs.items()}
@@ -66,17 +69,32 @@ def label_logodds(label_lp_RK: Float[torch.Tensor, "R K"], target: int) -> torch
 
 
 def effect_values(
-    *, target: int, delta_D: torch.Tensor, P_CD: torch.Tensor, gaps_C: torch.Tensor,
-    later_shift_C: torch.Tensor, kl: float, dce: float, logodds: float | None,
-) -> dict[str, float]:  # fmt: skip
+    *,
+    target: int,
+    delta_D: torch.Tensor,
+    P_CD: torch.Tensor,
+    gaps_C: torch.Tensor,
+    later_shift_C: torch.Tensor,
+    kl: float,
+    dce: float,
+    logodds: float | None,
+) -> dict[str, float]:
     """Every effect metric of one intervention (see the module docstring)."""
     same_C = readout_shifts(P_CD[None], delta_D[None], gaps_C[None])[0]
     s_on, s_off, s_ratio = off_on(same_C, target)
     l_on, l_off, l_ratio = off_on(later_shift_C, target)
     out = dict(
-        step_norm=float(delta_D.norm()), same_on=s_on, same_off=s_off, same_ratio=s_ratio, later_on=l_on,
-        later_off=l_off, later_ratio=l_ratio, later_selective=l_on - l_off, kl=kl, heldout_dce=dce,
-    )  # fmt: skip
+        step_norm=float(delta_D.norm()),
+        same_on=s_on,
+        same_off=s_off,
+        same_ratio=s_ratio,
+        later_on=l_on,
+        later_off=l_off,
+        later_ratio=l_ratio,
+        later_selective=l_on - l_off,
+        kl=kl,
+        heldout_dce=dce,
+    )
     if logodds is not None:
         out["label_logodds"] = logodds
     return out

@@ -101,10 +101,11 @@ def read_last(model: Any, tokens_TL: torch.Tensor, lengths_T: np.ndarray, site: 
         where_BL = steer_mask(lengths_T[idx], width, site)
         got: dict[str, torch.Tensor] = {}
 
+        # grab runs inside this iteration's forward pass only, so reading the loop's variables is intended.
         def grab(act: torch.Tensor, hook: Any) -> None:
-            got[hook.name] = act[torch.arange(len(idx)), last_B].float().cpu()
+            got[hook.name] = act[torch.arange(len(idx)), last_B].float().cpu()  # noqa: B023
             if hook.name == site.hook:
-                got["norms"] = act.float().norm(dim=-1)[where_BL].cpu()
+                got["norms"] = act.float().norm(dim=-1)[where_BL].cpu()  # noqa: B023
 
         with model.hooks(fwd_hooks=[(h, grab) for h in hooks]):
             model(tokens_TL[idx, :width].to(model.cfg.device), return_type=None, stop_at_layer=stop)
@@ -140,10 +141,20 @@ class SteeredRows(NamedTuple):
 
 @torch.inference_mode()
 def steered_rows(
-    model: Any, site: Site, resid_TLD: torch.Tensor, tokens_TL: torch.Tensor, lengths_T: np.ndarray,
-    text_R: np.ndarray, delta_RD: Float[torch.Tensor, "R D"], *, clean_lp_TV: torch.Tensor | None = None,
-    label_ids: tuple[int, ...] = (), keep_logprobs: bool = False, text_ce: bool = False, batch_size: int = 32,
-) -> SteeredRows:  # fmt: skip
+    model: Any,
+    site: Site,
+    resid_TLD: torch.Tensor,
+    tokens_TL: torch.Tensor,
+    lengths_T: np.ndarray,
+    text_R: np.ndarray,
+    delta_RD: Float[torch.Tensor, "R D"],
+    *,
+    clean_lp_TV: torch.Tensor | None = None,
+    label_ids: tuple[int, ...] = (),
+    keep_logprobs: bool = False,
+    text_ce: bool = False,
+    batch_size: int = 32,
+) -> SteeredRows:
     """Rerun every row's text from its cached prefix with ``delta_RD[r]`` added at ``site.hook``.
 
     Logits are computed at the last token only, unless ``text_ce`` asks for the whole text's

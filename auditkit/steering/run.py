@@ -29,7 +29,7 @@ from auditkit.errors import ConfigError
 from auditkit.models import LoadedModel, ModelSpec, default_hook, load_model
 from auditkit.seeding import derive_seed, numpy_rng
 from auditkit.steering.data import Concepts, label_token_ids, load_concepts, tokenize_texts
-from auditkit.steering.directions import (  # fmt: skip
+from auditkit.steering.directions import (
     DIRECTION_KINDS,
     READERS,
     class_gaps,
@@ -46,7 +46,6 @@ from auditkit.steering.summary import summarise, verdicts
 from auditkit.types import REAL
 
 logger = logging.getLogger(__name__)
-
 
 
 def weight_controls() -> tuple[str, ...]:
@@ -116,22 +115,30 @@ class SteeringConfig:
             (not self.datasets, f"datasets is empty: name at least one sae-probes tag, got {self.datasets!r}"),
             ("{text}" not in self.template, f"template {self.template!r} has no {{text}} field"),
             (not self.seeds or len(set(self.seeds)) != len(self.seeds), f"seeds {self.seeds} must be distinct, >= 1"),
-            (not self.alphas or any(a < 0 or not math.isfinite(a) for a in self.alphas),
-             f"alphas {self.alphas} must be non-empty, finite and >= 0"),
+            (
+                not self.alphas or any(a < 0 or not math.isfinite(a) for a in self.alphas),
+                f"alphas {self.alphas} must be non-empty, finite and >= 0",
+            ),
             (len(set(self.alphas)) != len(self.alphas), f"alphas {self.alphas} repeat a value"),
-            (self.reference_alpha is not None and self.reference_alpha not in self.alphas,
-             f"reference_alpha {self.reference_alpha} is not one of alphas {self.alphas}"),
+            (
+                self.reference_alpha is not None and self.reference_alpha not in self.alphas,
+                f"reference_alpha {self.reference_alpha} is not one of alphas {self.alphas}",
+            ),
             (not max(self.alphas, default=0) > 0, f"alphas {self.alphas} need at least one dose > 0"),
             (self.positions not in ("all", "last"), f"positions {self.positions!r} unknown: use all or last"),
             (self.scale not in ("norm", "gap"), f"scale {self.scale!r} unknown: use norm or gap"),
-            (any(c not in weight_controls() for c in self.controls),
-             f"controls {self.controls}: use {weight_controls()}"),
+            (
+                any(c not in weight_controls() for c in self.controls),
+                f"controls {self.controls}: use {weight_controls()}",
+            ),
             (not 0 < self.test_fraction < 1, f"test_fraction must be in (0, 1), got {self.test_fraction}"),
             (self.n_eval < 2 or self.n_heldout < 1, f"n_eval ({self.n_eval}) >= 2 and n_heldout >= 1 needed"),
             (self.max_examples is not None and self.max_examples < 8, f"max_examples {self.max_examples} < 8"),
-            (not (math.isfinite(self.probe_C) and self.probe_C > 0) or self.batch_size < 1,
-             f"probe_C ({self.probe_C}) finite and > 0, batch_size >= 1 needed"),
-        ]  # fmt: skip
+            (
+                not (math.isfinite(self.probe_C) and self.probe_C > 0) or self.batch_size < 1,
+                f"probe_C ({self.probe_C}) finite and > 0, batch_size >= 1 needed",
+            ),
+        ]
         for bad, why in checks:
             if bad:
                 raise ConfigError(why)
@@ -201,9 +208,12 @@ def run_steering(cfg: SteeringConfig, *, loaded: LoadedModel | None = None) -> S
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     concepts = load_concepts(
-        cfg.datasets, template=cfg.template, max_examples=cfg.max_examples, seeds=cfg.seeds,
+        cfg.datasets,
+        template=cfg.template,
+        max_examples=cfg.max_examples,
+        seeds=cfg.seeds,
         test_fraction=cfg.test_fraction,
-    )  # fmt: skip
+    )
     # A stratified subsample needs one text per class at least; the prose is the first n_heldout of it.
     held = load_sae_probes(cfg.heldout.removeprefix("sae-probes:"), max_examples=max(cfg.n_heldout, 16), seed=0)
     loaded = loaded or load_model(cfg.model)
@@ -224,15 +234,25 @@ def run_steering(cfg: SteeringConfig, *, loaded: LoadedModel | None = None) -> S
     timings["total_s"] = time.perf_counter() - t0
     used = {c for c, i in zip(concepts.names, inputs.label_ids) if i is not None}
     return SteeringResult(
-        config=cfg, rows=table, summary=summarise(table),
+        config=cfg,
+        rows=table,
+        summary=summarise(table),
         verdicts={arm: verdicts(table, reference_alpha=cfg.dose_for_verdict, arm=arm) for arm in provenance},
-        concepts=concepts.names, provenance=provenance, timings=timings,
-        site=dict(hook=site.hook, later_hook=site.later_hook, positions=site.positions, scale=cfg.scale,
-                  mean_norm=norms),
-        data=dict(datasets=list(concepts.sources), template=cfg.template, texts=len(concepts.texts),
-                  heldout=held.name, n_eval=cfg.n_eval, label_words={c: w for c, w in
-                  zip(concepts.names, concepts.label_words) if c in used}),
-    )  # fmt: skip
+        concepts=concepts.names,
+        provenance=provenance,
+        timings=timings,
+        site=dict(
+            hook=site.hook, later_hook=site.later_hook, positions=site.positions, scale=cfg.scale, mean_norm=norms
+        ),
+        data=dict(
+            datasets=list(concepts.sources),
+            template=cfg.template,
+            texts=len(concepts.texts),
+            heldout=held.name,
+            n_eval=cfg.n_eval,
+            label_words={c: w for c, w in zip(concepts.names, concepts.label_words) if c in used},
+        ),
+    )
 
 
 def _arms(loaded: LoadedModel, cfg: SteeringConfig):
@@ -265,14 +285,19 @@ def _fit(model: Any, site: Site, concepts: Concepts, inp: _Inputs, cfg: Steering
     later_W = fit_readers(X_later, labels, is_test, probe_C=cfg.probe_C, kinds=("logistic",))["logistic"]
     S, C, D = readers["logistic"].shape
     dirs = {
-        **readers, "dual": dual_basis(readers["logistic"]),
+        **readers,
+        "dual": dual_basis(readers["logistic"]),
         "random": random_directions(S, C, D, derive_seed(0, "steering-random")),
-    }  # fmt: skip
+    }
     P = readers["logistic"]
     fitted = _Fitted(
-        dirs, P, class_gaps(X_ND, P, labels, ~is_test), later_W, class_gaps(X_later, later_W, labels, ~is_test),
+        dirs,
+        P,
+        class_gaps(X_ND, P, labels, ~is_test),
+        later_W,
+        class_gaps(X_later, later_W, labels, ~is_test),
         read.mean_norm,
-    )  # fmt: skip
+    )
     return fitted, X_ND
 
 
@@ -294,8 +319,11 @@ def _static_rows(X_ND: torch.Tensor, fit: _Fitted, concepts: Concepts, seeds: tu
         for kind in READERS:
             geo = reader_geometry(fit.dirs[kind][s : s + 1])
             base = dict(direction=kind, concept="all", seed=seed, alpha=math.nan)
-            for metric, v in (("max_offdiag_cos", geo.max_offdiag_S), ("mean_offdiag_cos", geo.mean_offdiag_S),
-                              ("condition_number", geo.condition_S)):  # fmt: skip
+            for metric, v in (
+                ("max_offdiag_cos", geo.max_offdiag_S),
+                ("mean_offdiag_cos", geo.mean_offdiag_S),
+                ("condition_number", geo.condition_S),
+            ):
                 rows.append({**base, "metric": metric, "value": float(v[0])})
     return rows
 
@@ -315,13 +343,28 @@ def _arm_rows(model: Any, site: Site, concepts: Concepts, inp: _Inputs, cfg: Ste
     present = tuple(i for i in inp.label_ids if i is not None)
     D = model.cfg.d_model
     clean = steered_rows(
-        model, site, resid_U, tok_U, len_U, np.arange(len(union)), torch.zeros(len(union), D),
-        label_ids=present, keep_logprobs=True, batch_size=cfg.batch_size,
-    )  # fmt: skip
+        model,
+        site,
+        resid_U,
+        tok_U,
+        len_U,
+        np.arange(len(union)),
+        torch.zeros(len(union), D),
+        label_ids=present,
+        keep_logprobs=True,
+        batch_size=cfg.batch_size,
+    )
     clean_H = steered_rows(
-        model, site, resid_H, inp.held_TL, inp.held_len, np.arange(len(inp.held_len)),
-        torch.zeros(len(inp.held_len), D), text_ce=True, batch_size=cfg.batch_size,
-    )  # fmt: skip
+        model,
+        site,
+        resid_H,
+        inp.held_TL,
+        inp.held_len,
+        np.arange(len(inp.held_len)),
+        torch.zeros(len(inp.held_len), D),
+        text_ce=True,
+        batch_size=cfg.batch_size,
+    )
     steps = step_vectors(fit.dirs, fit.P_SCD, fit.gaps_SC, cfg.alphas, cfg.scale, fit.mean_norm)
     passes = _Passes(model, site, resid_U, tok_U, len_U, resid_H, inp.held_TL, inp.held_len, clean, clean_H, present)
     for s, seed in enumerate(cfg.seeds):
@@ -347,26 +390,49 @@ class _Passes(NamedTuple):
 
 
 def _seed_rows(
-    ps: _Passes, fit: _Fitted, steps: dict[str, torch.Tensor], s: int, seed: int, local: np.ndarray,
-    concepts: Concepts, label_ids: tuple[int | None, ...], cfg: SteeringConfig,
-) -> list[dict]:  # fmt: skip
+    ps: _Passes,
+    fit: _Fitted,
+    steps: dict[str, torch.Tensor],
+    s: int,
+    seed: int,
+    local: np.ndarray,
+    concepts: Concepts,
+    label_ids: tuple[int | None, ...],
+    cfg: SteeringConfig,
+) -> list[dict]:
     """Steer seed s's held-out texts (and the held-out prose) with every (direction, concept, dose > 0)."""
     variants = [
         (kind, c, a)
-        for kind in DIRECTION_KINDS for c in range(len(concepts.names)) for a, alpha in enumerate(cfg.alphas)
+        for kind in DIRECTION_KINDS
+        for c in range(len(concepts.names))
+        for a, alpha in enumerate(cfg.alphas)
         if alpha > 0 and bool(torch.isfinite(steps[kind][s, c, a]).all())
-    ]  # fmt: skip
+    ]
     delta_VD = torch.stack([steps[k][s, c, a] for k, c, a in variants]).float()
     n, H = len(local), len(ps.len_H)
     out = steered_rows(
-        ps.model, ps.site, ps.resid_U, ps.tok_U, ps.len_U, np.tile(local, len(variants)),
-        delta_VD.repeat_interleave(n, 0), clean_lp_TV=ps.clean.logprob_last_RV, label_ids=ps.present,
+        ps.model,
+        ps.site,
+        ps.resid_U,
+        ps.tok_U,
+        ps.len_U,
+        np.tile(local, len(variants)),
+        delta_VD.repeat_interleave(n, 0),
+        clean_lp_TV=ps.clean.logprob_last_RV,
+        label_ids=ps.present,
         batch_size=cfg.batch_size,
-    )  # fmt: skip
+    )
     held = steered_rows(
-        ps.model, ps.site, ps.resid_H, ps.tok_H, ps.len_H, np.tile(np.arange(H), len(variants)),
-        delta_VD.repeat_interleave(H, 0), text_ce=True, batch_size=cfg.batch_size,
-    )  # fmt: skip
+        ps.model,
+        ps.site,
+        ps.resid_H,
+        ps.tok_H,
+        ps.len_H,
+        np.tile(np.arange(H), len(variants)),
+        delta_VD.repeat_interleave(H, 0),
+        text_ce=True,
+        batch_size=cfg.batch_size,
+    )
     slots = [i for i in label_ids if i is not None]
     rows = _zero_dose_rows(concepts, label_ids, seed, cfg)
     for v, (kind, c, a) in enumerate(variants):
@@ -378,10 +444,15 @@ def _seed_rows(
             logodds = float(shift.mean())
         later_C = later_shifts(out.later_RD[sl], ps.clean.later_RD[local], fit.later_W_SCD[s], fit.later_gaps_SC[s])
         values = effect_values(
-            target=c, delta_D=steps[kind][s, c, a], P_CD=fit.P_SCD[s], gaps_C=fit.gaps_SC[s], later_shift_C=later_C,
-            kl=float(out.kl_R[sl].mean()), dce=float((held.ce_R[v * H : (v + 1) * H] - ps.clean_H.ce_R).mean()),
+            target=c,
+            delta_D=steps[kind][s, c, a],
+            P_CD=fit.P_SCD[s],
+            gaps_C=fit.gaps_SC[s],
+            later_shift_C=later_C,
+            kl=float(out.kl_R[sl].mean()),
+            dce=float((held.ce_R[v * H : (v + 1) * H] - ps.clean_H.ce_R).mean()),
             logodds=logodds,
-        )  # fmt: skip
+        )
         base = dict(direction=kind, concept=concepts.names[c], seed=seed, alpha=cfg.alphas[a])
         rows += [{**base, "metric": m, "value": x} for m, x in values.items()]
     return rows
@@ -396,6 +467,7 @@ def _zero_dose_rows(
     metrics = ("step_norm", "same_on", "same_off", "later_on", "later_off", "later_selective", "kl", "heldout_dce")
     return [
         dict(direction=kind, concept=name, seed=seed, alpha=0.0, metric=m, value=0.0)
-        for kind in DIRECTION_KINDS for name, token in zip(concepts.names, label_ids)
+        for kind in DIRECTION_KINDS
+        for name, token in zip(concepts.names, label_ids)
         for m in metrics + (("label_logodds",) if token is not None else ())
-    ]  # fmt: skip
+    ]

@@ -34,8 +34,9 @@ def config_from_json(data: dict[str, Any]) -> SteeringConfig:
     model = _fields(ModelSpec, data["model"])
     if model.get("cache_dir") is not None:
         model["cache_dir"] = Path(model["cache_dir"])
-    return SteeringConfig(**{k: v for k, v in _fields(SteeringConfig, data).items() if k != "model"},
-                          model=ModelSpec(**model))  # fmt: skip
+    return SteeringConfig(
+        **{k: v for k, v in _fields(SteeringConfig, data).items() if k != "model"}, model=ModelSpec(**model)
+    )
 
 
 def load_steering(folder: Path) -> SteeringResult:
@@ -45,17 +46,27 @@ def load_steering(folder: Path) -> SteeringResult:
     folder = Path(folder)
     missing = [name for name in FILES if not (folder / name).is_file()]
     if missing:
-        raise OutputError(f"{str(folder)!r} is an `auditkit steer` output without {', '.join(missing)}: give the "
-                          "folder `auditkit steer --out` wrote")  # fmt: skip
+        raise OutputError(
+            f"{str(folder)!r} is an `auditkit steer` output without {', '.join(missing)}: give the "
+            "folder `auditkit steer --out` wrote"
+        )
     try:
         meta = json.loads((folder / "steering.json").read_text())
         rows = pd.read_csv(folder / "steering.csv")
         cfg = config_from_json(meta["config"])
         return SteeringResult(
-            config=cfg, rows=rows, summary=summarise(rows), verdicts=meta["verdicts"],
-            concepts=tuple(c for c in dict.fromkeys(rows["concept"]) if c != GEOMETRY), site=meta["site"], provenance=meta["provenance"],
-            data=meta["data"], timings=meta.get("timings", {}),
-        )  # fmt: skip
+            config=cfg,
+            rows=rows,
+            summary=summarise(rows),
+            verdicts=meta["verdicts"],
+            concepts=tuple(c for c in dict.fromkeys(rows["concept"]) if c != GEOMETRY),
+            site=meta["site"],
+            provenance=meta["provenance"],
+            data=meta["data"],
+            timings=meta.get("timings", {}),
+        )
     except (OSError, ValueError, KeyError, TypeError, AuditkitError) as exc:
-        raise OutputError(f"cannot read the steering output in {str(folder)!r} ({type(exc).__name__}: {exc}): its "
-                          "steering.json or steering.csv is not what `auditkit steer` writes") from None  # fmt: skip
+        raise OutputError(
+            f"cannot read the steering output in {str(folder)!r} ({type(exc).__name__}: {exc}): its "
+            "steering.json or steering.csv is not what `auditkit steer` writes"
+        ) from None

@@ -47,10 +47,18 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     out = []
     for (arm, direction, alpha, metric), g in per_seed(rows).groupby(["arm", "direction", "alpha", "metric"]):
         mean, lo, hi = t_interval(g["value"].to_numpy())
-        out.append(dict(
-            arm=arm, direction=direction, alpha=np.nan if alpha == -1.0 else alpha, metric=metric, mean=mean,
-            ci_low=lo, ci_high=hi, n_seeds=int(g["value"].notna().sum()),
-        ))  # fmt: skip
+        out.append(
+            dict(
+                arm=arm,
+                direction=direction,
+                alpha=np.nan if alpha == -1.0 else alpha,
+                metric=metric,
+                mean=mean,
+                ci_low=lo,
+                ci_high=hi,
+                n_seeds=int(g["value"].notna().sum()),
+            )
+        )
     return pd.DataFrame(out)
 
 
@@ -69,10 +77,16 @@ def _ranking(
     best, second = order[0], order[1]
     diff, lo, hi = t_interval((wide[best] - wide[second]).to_numpy())
     return dict(
-        metric=metric, alpha=alpha, best=best, runner_up=second, best_value=t_interval(wide[best].to_numpy()),
-        runner_up_value=t_interval(wide[second].to_numpy()), difference=(diff, lo, hi),
-        ranking=[(d, float(wide[d].mean())) for d in order], n_seeds=int(len(wide)),
-    )  # fmt: skip
+        metric=metric,
+        alpha=alpha,
+        best=best,
+        runner_up=second,
+        best_value=t_interval(wide[best].to_numpy()),
+        runner_up_value=t_interval(wide[second].to_numpy()),
+        difference=(diff, lo, hi),
+        ranking=[(d, float(wide[d].mean())) for d in order],
+        n_seeds=int(len(wide)),
+    )
 
 
 def verdicts(rows: pd.DataFrame, *, reference_alpha: float, arm: str = REAL) -> dict[str, Any]:
@@ -124,10 +138,21 @@ def comparison_matrix(
                 mean, lo, hi = t_interval(diff.to_numpy())
                 other = float(wide[key].mean())
                 norm = (float(real.mean()) - other) / (ceiling - other) if ceiling > other else math.nan
-                out.append({
-                    "direction": direction, "metric": metric, "label": label, "comparison": name,
-                    "alpha": math.nan if metric == READ_METRIC else reference_alpha, "real": float(real.mean()),
-                    "compared": other, "difference": mean, "ci_low": lo, "ci_high": hi, "n_seeds": len(diff),
-                    "normalised": norm, "verdict": verdict(lo, hi, mean, threshold),
-                })  # fmt: skip
+                out.append(
+                    {
+                        "direction": direction,
+                        "metric": metric,
+                        "label": label,
+                        "comparison": name,
+                        "alpha": math.nan if metric == READ_METRIC else reference_alpha,
+                        "real": float(real.mean()),
+                        "compared": other,
+                        "difference": mean,
+                        "ci_low": lo,
+                        "ci_high": hi,
+                        "n_seeds": len(diff),
+                        "normalised": norm,
+                        "verdict": verdict(lo, hi, mean, threshold),
+                    }
+                )
     return pd.DataFrame(out)

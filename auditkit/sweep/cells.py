@@ -30,8 +30,8 @@ from auditkit.audit.arms import prefetch_hooks
 from auditkit.audit.config import AuditConfig
 from auditkit.audit.run import Prepared, prepare_audit
 from auditkit.controls import registry
-from auditkit.models import LoadedModel, default_cache_dir, load_model
 from auditkit.errors import CacheError
+from auditkit.models import LoadedModel, default_cache_dir, load_model
 from auditkit.sweep.config import SweepConfig
 from auditkit.sweep.store import CellStore, Inputs, SavedCell, cell_inputs
 from auditkit.types import REAL

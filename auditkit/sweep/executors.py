@@ -116,7 +116,7 @@ class LocalExecutor:
                 try:
                     timings, saved = self.runner.run(cell)
                     outcome = Outcome(cell, timings, saved)
-                except Exception as exc:  # noqa: BLE001 - any cell's failure is reported as its one line; the others go on
+                except Exception as exc:  # any cell's failure is reported as its one line; the others go on
                     if self.fail_fast:
                         self.runner.release()
                         raise

@@ -136,9 +136,12 @@ class RayExecutor:
         root = Path(self.cfg.audit.model.cache_dir or default_cache_dir()).expanduser().resolve()
         env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ} | {"AUDITKIT_CACHE": str(root)}
         return ray.remote(_CellActor).options(
-            num_cpus=o.num_cpus, num_gpus=o.num_gpus, max_restarts=o.max_restarts,
-            max_task_retries=o.max_task_retries, runtime_env={"env_vars": env},
-        )  # fmt: skip
+            num_cpus=o.num_cpus,
+            num_gpus=o.num_gpus,
+            max_restarts=o.max_restarts,
+            max_task_retries=o.max_task_retries,
+            runtime_env={"env_vars": env},
+        )
 
     def _n_workers(self) -> int:
         """The actors to start: ``--ray-workers``, or as many as the cluster holds. More than it holds would leave

@@ -135,14 +135,26 @@ def run_sweep(
     all_rows = pd.concat(rows, ignore_index=True)
     all_sel = add_q_values(pd.concat(sel, ignore_index=True))  # one family per metric over the whole sweep
     return SweepResult(
-        config=cfg, datasets=datasets, hooks=hooks,
+        config=cfg,
+        datasets=datasets,
+        hooks=hooks,
         rows=all_rows[front + [c for c in all_rows.columns if c not in front]],
         selectivity=all_sel[front + [c for c in all_sel.columns if c not in front]],
-        cells=cells, controls=controls, provenance=loaded.provenance.to_dict(), timings=timings, failures=failures,
-        execution={"executor": options.executor, "cells_run": len(plan),
-                   **({"ray_address": options.ray_address, "num_cpus": options.num_cpus, "num_gpus": options.num_gpus}
-                      if options.executor == "ray" else {})},
-    )  # fmt: skip
+        cells=cells,
+        controls=controls,
+        provenance=loaded.provenance.to_dict(),
+        timings=timings,
+        failures=failures,
+        execution={
+            "executor": options.executor,
+            "cells_run": len(plan),
+            **(
+                {"ray_address": options.ray_address, "num_cpus": options.num_cpus, "num_gpus": options.num_gpus}
+                if options.executor == "ray"
+                else {}
+            ),
+        },
+    )
 
 
 def run_audit(
@@ -159,8 +171,10 @@ def run_audit(
         if options.executor == "local":
             return audit_run.run_audit(cfg, loaded=loaded)
         flag = "--no-cache" if not cfg.use_cache else "--matrix"
-        raise ConfigError(f"--executor {options.executor} passes activations through the shared cache, which "
-                          f"{flag} audits do not use: drop {flag} or use --executor local")  # fmt: skip
+        raise ConfigError(
+            f"--executor {options.executor} passes activations through the shared cache, which "
+            f"{flag} audits do not use: drop {flag} or use --executor local"
+        )
     check_methods(cfg.methods)
     resolve_device(cfg.model.device)
     check_root(cfg.model.cache_dir or default_cache_dir())

@@ -28,10 +28,17 @@ def load_sweep(folder: Path) -> tuple[SweepResult, dict[str, Any]]:
         cfg = SweepConfig(audit=config_from_json(saved["audit"]), datasets=saved["datasets"], hooks=saved["hooks"])
         selectivity = with_evidence(selectivity, threshold=cfg.audit.selectivity_threshold, family=True)
         return SweepResult(
-            config=cfg, datasets=list(run["datasets"]), hooks=list(run["hooks"]), rows=rows, selectivity=selectivity,
-            cells=run["cells"], controls=tuple(run["controls"]), provenance=run["provenance"],
-            timings=run.get("timings", {}), failures=list(run.get("failures", [])),
+            config=cfg,
+            datasets=list(run["datasets"]),
+            hooks=list(run["hooks"]),
+            rows=rows,
+            selectivity=selectivity,
+            cells=run["cells"],
+            controls=tuple(run["controls"]),
+            provenance=run["provenance"],
+            timings=run.get("timings", {}),
+            failures=list(run.get("failures", [])),
             execution=run.get("execution", {}),
-        )  # fmt: skip
+        )
 
     return read_tables(folder, "sweep", build, extra_columns=SWEEP_COLUMNS)

@@ -105,9 +105,13 @@ class CellStore:
             return None
 
     def save(
-        self, audit: AuditConfig, inputs: Inputs, rows: pd.DataFrame, selectivity: pd.DataFrame,
+        self,
+        audit: AuditConfig,
+        inputs: Inputs,
+        rows: pd.DataFrame,
+        selectivity: pd.DataFrame,
         info: dict[str, Any],
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Write a finished cell atomically (a temporary sibling renamed into place): a killed sweep leaves whole
         cells or none, and two workers finishing the same cell leave one."""
         request = self.request(audit, inputs)
@@ -122,8 +126,11 @@ class CellStore:
             }
             for name, blob in blobs.items():
                 (tmp / name).write_bytes(blob)
-            meta = {"format": CELL_FORMAT, "request": request,
-                    "sha256": {name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}}  # fmt: skip
+            meta = {
+                "format": CELL_FORMAT,
+                "request": request,
+                "sha256": {name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()},
+            }
             (tmp / META).write_text(json.dumps(meta, indent=1, sort_keys=True))
             _place(tmp, path, request)
         finally:

@@ -25,14 +25,14 @@ import pandas as pd
 from scipy import stats
 from tqdm.auto import tqdm
 
+from auditkit.cache import request_key
 from auditkit.data import list_sae_probes, load_sae_probes, split_items
 from auditkit.data.labelled import stratified_subsample
 from auditkit.data.sae_probes import resolve_sae_probes
 from auditkit.errors import ConfigError
 from auditkit.methods.text_baselines import BASELINES, baseline_correct
-from auditkit.seeding import derive_seed
-from auditkit.cache import request_key
 from auditkit.metrics.lexical import LEXICAL_FLOOR, LEXICAL_SHARE
+from auditkit.seeding import derive_seed
 from auditkit.trust.flags import BROKEN_CONFLICT_SHARE, FLAGS, KNOWN_FAULTS, LEAKY_COPY_SHARE, FlagInput, flag
 from auditkit.types import LabelledDataset
 
@@ -83,10 +83,25 @@ class TrustResult:
 
 
 COLUMNS = (
-    "dataset", "kind", "classes", "rows", "distinct_texts", "copies", "conflicting_texts", "majority",
-    "texts_used", "bow_acc", "bow_low", "bow_high", "length_acc", "length_low", "length_high",
-    "known_fault", "flag", "reasons",
-)  # fmt: skip
+    "dataset",
+    "kind",
+    "classes",
+    "rows",
+    "distinct_texts",
+    "copies",
+    "conflicting_texts",
+    "majority",
+    "texts_used",
+    "bow_acc",
+    "bow_low",
+    "bow_high",
+    "length_acc",
+    "length_low",
+    "length_high",
+    "known_fault",
+    "flag",
+    "reasons",
+)
 """The columns of the table and of datasets.csv."""
 
 _PREFIX = {"bag-of-words": "bow", "length": "length"}
@@ -101,8 +116,10 @@ def resolve_tasks(cfg: TrustConfig) -> list[tuple[str, str]]:
     rows = [resolve_sae_probes(t) for t in cfg.tasks]
     for r in rows:
         if r["kind"] not in ("binary", "multiclass"):
-            raise ConfigError(f"sae-probes dataset {r['tag']!r} has a {r['kind']} target: the trust table covers "
-                              "classification tasks; `auditkit datasets` lists them")  # fmt: skip
+            raise ConfigError(
+                f"sae-probes dataset {r['tag']!r} has a {r['kind']} target: the trust table covers "
+                "classification tasks; `auditkit datasets` lists them"
+            )
     return list(dict.fromkeys((r["tag"], r["kind"]) for r in rows))
 
 
@@ -113,8 +130,13 @@ def counts(ds: LabelledDataset) -> dict[str, int | float]:
     rows = int(dup.get("source_texts", ds.n_items))
     distinct = len(ds.texts)
     majority = float(np.bincount(ds.labels_M).max() / ds.n_items)
-    return dict(rows=rows, distinct_texts=distinct, copies=rows - distinct,
-                conflicting_texts=int(dup.get("label_conflicts", 0)), majority=majority)  # fmt: skip
+    return dict(
+        rows=rows,
+        distinct_texts=distinct,
+        copies=rows - distinct,
+        conflicting_texts=int(dup.get("label_conflicts", 0)),
+        majority=majority,
+    )
 
 
 def cap_texts(ds: LabelledDataset, max_texts: int, seed: int) -> LabelledDataset:
@@ -166,18 +188,22 @@ def dataset_row(ds: LabelledDataset, cfg: TrustConfig, *, kind: str = "") -> dic
     row.update(baseline_scores(used, cfg))
     fault = KNOWN_FAULTS.get(ds.name)
     row["known_fault"] = fault.note if fault else ""
-    word, reasons = flag(FlagInput(
-        name=ds.name, rows=int(row["rows"]), copies=int(row["copies"]), distinct_texts=int(row["distinct_texts"]),
-        conflicting_texts=int(row["conflicting_texts"]), majority=float(row["majority"]),
-        best_baseline=max(float(row["bow_acc"]), float(row["length_acc"])),
-    ))  # fmt: skip
+    word, reasons = flag(
+        FlagInput(
+            name=ds.name,
+            rows=int(row["rows"]),
+            copies=int(row["copies"]),
+            distinct_texts=int(row["distinct_texts"]),
+            conflicting_texts=int(row["conflicting_texts"]),
+            majority=float(row["majority"]),
+            best_baseline=max(float(row["bow_acc"]), float(row["length_acc"])),
+        )
+    )
     row["flag"], row["reasons"] = word, "; ".join(reasons)
     return row
 
 
-def run_trust(
-    cfg: TrustConfig, *, load: Callable[[str], LabelledDataset] | None = None
-) -> TrustResult:
+def run_trust(cfg: TrustConfig, *, load: Callable[[str], LabelledDataset] | None = None) -> TrustResult:
     """The trust table of every dataset ``cfg`` covers. ``load`` reads one tag (default: the shipped sae-probes
     dataset, whole, every copy kept)."""
     tasks = resolve_tasks(cfg)
@@ -206,8 +232,9 @@ def sae_probes_trust(tag: str, cfg: TrustConfig | None = None, *, cache_root: Pa
         return None
     cfg = cfg or TrustConfig(progress=False)
     ds = load_sae_probes(tag, duplicates="group")
-    rules = dict(flags=FLAGS, conflict=BROKEN_CONFLICT_SHARE, copies=LEAKY_COPY_SHARE,
-                 lexical=(LEXICAL_SHARE, LEXICAL_FLOOR))  # fmt: skip
+    rules = dict(
+        flags=FLAGS, conflict=BROKEN_CONFLICT_SHARE, copies=LEAKY_COPY_SHARE, lexical=(LEXICAL_SHARE, LEXICAL_FLOOR)
+    )
     key = request_key(dict(kind="trust", data=ds.fingerprint, config=dataclasses.asdict(cfg), rules=repr(rules)))
     path = Path(cache_root) / "trust" / f"{key}.json" if cache_root is not None else None
     if path is not None and path.is_file():

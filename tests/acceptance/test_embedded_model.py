@@ -37,9 +37,9 @@ def test_moved_cache_is_still_a_hit(smollm, session_cache, tmp_path, monkeypatch
     import shutil
 
     from auditkit import data
-    from auditkit.models import embedded as embedded_mod
     from auditkit.cache import request_key
     from auditkit.extract import ExtractConfig, cache_request
+    from auditkit.models import embedded as embedded_mod
 
     def link_or_copy(src, dst):
         try:

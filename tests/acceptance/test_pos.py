@@ -17,9 +17,14 @@ def test_linear_pos_probe_is_accurate_and_beats_its_control_task(session_cache):
     if not dev.is_file():
         pytest.skip(f"UD English-EWT dev is not at {dev}")
     cfg = AuditConfig(
-        model=ModelSpec(name="smollm2-135m", cache_dir=session_cache), dataset=f"conllu:{dev}", max_examples=150,
-        probes=("logistic",), controls=("control-task",), seeds=(0, 1, 2), progress=False,
-    )  # fmt: skip
+        model=ModelSpec(name="smollm2-135m", cache_dir=session_cache),
+        dataset=f"conllu:{dev}",
+        max_examples=150,
+        probes=("logistic",),
+        controls=("control-task",),
+        seeds=(0, 1, 2),
+        progress=False,
+    )
     result = run_audit(cfg)
     counts = result.dataset["class_counts"]
     assert len(counts) >= 15 and result.dataset["level"] == "token"

@@ -21,7 +21,7 @@ from auditkit.models import LoadedModel, ModelSpec, load_model
 from auditkit.seeding import numpy_rng
 from auditkit.types import ModelProvenance
 
-WORDS = "alpha beta gamma delta epsilon zeta theta iota kappa lambda sigma omega".split()
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "theta", "iota", "kappa", "lambda", "sigma", "omega"]
 SEEDS = (0, 1, 2, 3, 4)
 
 
@@ -68,8 +68,16 @@ def test_noise_labels_are_not_selective(tmp_path, tiny):
     sel = result.selectivity[result.selectivity["metric"] == "accuracy"].set_index("control")
     # Sentence-level data: no control task by default (its type is the text: a second shuffled-labels arm); the
     # lexical baselines run instead.
-    assert set(sel.index) == {"shuffled-labels", "random-tokens-uniform", "random-tokens-unigram", "spectral-reinit",
-                              "gaussian-reinit", "lexical-bow", "lexical-length", "lexical-last-token"}  # fmt: skip
+    assert set(sel.index) == {
+        "shuffled-labels",
+        "random-tokens-uniform",
+        "random-tokens-unigram",
+        "spectral-reinit",
+        "gaussian-reinit",
+        "lexical-bow",
+        "lexical-length",
+        "lexical-last-token",
+    }
     assert sel.loc["shuffled-labels", "ci_low"] <= 0 <= sel.loc["shuffled-labels", "ci_high"]
     assert (sel["verdict"] != "selective").all(), sel
     real = result.rows.query("metric == 'accuracy' and control == 'none'")["value"]
@@ -85,15 +93,31 @@ def set_model():
 def test_trained_token_identity_feature_is_selective_against_every_control(set_model):
     """A trained model writes set membership into its weights; every control destroys it."""
     lang, model = set_model
-    prov = ModelProvenance(name="set-lm", source="random-init", architecture="GPT2LMHeadModel", n_layers=1,
-                           d_model=64, d_vocab=lang.vocab_size)  # fmt: skip
-    controls = ("shuffled-labels", "control-task", "random-tokens-uniform", "random-tokens-unigram",
-                "spectral-reinit", "gaussian-reinit")  # fmt: skip
+    prov = ModelProvenance(
+        name="set-lm",
+        source="random-init",
+        architecture="GPT2LMHeadModel",
+        n_layers=1,
+        d_model=64,
+        d_vocab=lang.vocab_size,
+    )
+    controls = (
+        "shuffled-labels",
+        "control-task",
+        "random-tokens-uniform",
+        "random-tokens-unigram",
+        "spectral-reinit",
+        "gaussian-reinit",
+    )
     plan = ArmPlan(
-        loaded=LoadedModel(model, prov), batch=set_membership_batch(lang, 160, 24, seed=1),
-        extract_cfg=ExtractConfig(hook="blocks.0.hook_resid_post", progress=False), cache_root=None,
-        seeds=(0, 1, 2), controls=controls, test_fraction=0.25,
-    )  # fmt: skip
+        loaded=LoadedModel(model, prov),
+        batch=set_membership_batch(lang, 160, 24, seed=1),
+        extract_cfg=ExtractConfig(hook="blocks.0.hook_resid_post", progress=False),
+        cache_root=None,
+        seeds=(0, 1, 2),
+        controls=controls,
+        test_fraction=0.25,
+    )
     rows, _ = probe_rows(build_arms(plan, {}), ("logistic",))
     acc = rows[rows["metric"] == "accuracy"].groupby("control")["value"].mean()
     assert acc["none"] > 0.95
@@ -119,7 +143,7 @@ def test_rerun_with_one_more_control_computes_only_that_control(tmp_path, tiny, 
     assert len(computed) == 1 + 2 * len(SEEDS) and len(reinits) == len(SEEDS)
     again = run_audit(_cfg(path, ("shuffled-labels", "random-tokens-uniform", "spectral-reinit"), **cache), loaded=tiny)
     assert len(computed) == 1 + 2 * len(SEEDS) and len(reinits) == len(SEEDS), "a cached arm was recomputed"
-    real = lambda r: r.rows.query("control == 'none'").reset_index(drop=True)  # noqa: E731
+    real = lambda r: r.rows.query("control == 'none'").reset_index(drop=True)
     pd.testing.assert_frame_equal(real(first), real(again))
     assert np.isfinite(again.selectivity["selectivity"]).all()
 
@@ -177,8 +201,15 @@ def test_matrix_audit_reads_a_planted_property_and_its_controls_do_not(tiny):
             2 * direction / direction.norm() * model.W_E.norm(dim=1).mean()
         )
     loaded = LoadedModel(model, tiny.provenance)
-    cfg = AuditConfig(model=ModelSpec(name="tiny-gpt2", seed=0), matrix="W_E", dataset="token-properties:all-alphabetic",
-                      seeds=SEEDS, probes=("logistic", "k-sparse:k=1,5"), use_cache=False, progress=False)  # fmt: skip
+    cfg = AuditConfig(
+        model=ModelSpec(name="tiny-gpt2", seed=0),
+        matrix="W_E",
+        dataset="token-properties:all-alphabetic",
+        seeds=SEEDS,
+        probes=("logistic", "k-sparse:k=1,5"),
+        use_cache=False,
+        progress=False,
+    )
     result = run_audit(cfg, loaded=loaded)
     assert set(result.controls) == {"shuffled-labels", "spectral-reinit", "gaussian-reinit"}
     bal = result.rows.query("metric == 'balanced_accuracy'").groupby(["method", "control"])

@@ -17,7 +17,7 @@ from auditkit.controls import LEXICAL_CONTROLS
 from auditkit.models import ModelSpec, load_model
 from auditkit.seeding import numpy_rng
 
-FILLER = "alpha beta gamma delta epsilon zeta theta iota kappa lambda sigma omega".split()
+FILLER = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "theta", "iota", "kappa", "lambda", "sigma", "omega"]
 SEEDS = (0, 1, 2, 3, 4)
 
 
@@ -48,9 +48,15 @@ def _audit(tmp_path, tiny, kind: str, seed: int = 0):
     path = tmp_path / f"{kind}.csv"
     _texts(kind, seed=seed).to_csv(path, index=False)
     cfg = AuditConfig(
-        dataset=f"table:{path}", hook="blocks.1.hook_resid_post", positions="mean", model=ModelSpec(name="tiny-gpt2"),
-        controls=("shuffled-labels", *LEXICAL_CONTROLS), seeds=SEEDS, use_cache=False, progress=False,
-    )  # fmt: skip
+        dataset=f"table:{path}",
+        hook="blocks.1.hook_resid_post",
+        positions="mean",
+        model=ModelSpec(name="tiny-gpt2"),
+        controls=("shuffled-labels", *LEXICAL_CONTROLS),
+        seeds=SEEDS,
+        use_cache=False,
+        progress=False,
+    )
     result = run_audit(cfg, loaded=tiny)
     return result, result.selectivity[result.selectivity["metric"] == "accuracy"].set_index("control")
 
@@ -67,7 +73,7 @@ def test_phrase_label_is_not_selective_over_bag_of_words(tmp_path, tiny, seed):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_order_label_is_selective_over_bag_of_words(tmp_path, tiny, seed):
-    result, sel = _audit(tmp_path, tiny, "order", seed)
+    _result, sel = _audit(tmp_path, tiny, "order", seed)
     bow = sel.loc["lexical-bow"]
     assert abs(bow["control_score"] - 0.5) < 0.1  # the same words in every text: the words say nothing
     assert bow["verdict"] == "selective" and bow["ci_low"] > 0.15, bow
@@ -98,8 +104,14 @@ def test_token_level_data_runs_the_control_task_and_the_read_tokens_identity(tmp
     ]
     path = tmp_path / "tiny.conllu"
     path.write_text("\n".join(blocks) + "\n")
-    cfg = AuditConfig(dataset=f"conllu:{path}", hook="blocks.1.hook_resid_post", model=ModelSpec(name="tiny-gpt2"),
-                      seeds=SEEDS, use_cache=False, progress=False)  # fmt: skip
+    cfg = AuditConfig(
+        dataset=f"conllu:{path}",
+        hook="blocks.1.hook_resid_post",
+        model=ModelSpec(name="tiny-gpt2"),
+        seeds=SEEDS,
+        use_cache=False,
+        progress=False,
+    )
     result = run_audit(cfg, loaded=tiny)
     assert "control-task" in result.controls and "lexical-last-token" in result.controls
     assert "lexical-bow" not in result.controls and "lexical-length" not in result.controls

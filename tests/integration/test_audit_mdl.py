@@ -9,18 +9,18 @@ import shlex
 
 import pandas as pd
 import pytest
+from auditkit.cli.main import app
 from typer.testing import CliRunner
 
 from auditkit.audit.config import AuditConfig
 from auditkit.audit.run import run_audit
-from auditkit.cli.main import app
 from auditkit.errors import ConfigError
 from auditkit.models import ModelSpec, load_model
 from auditkit.seeding import numpy_rng
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-WORDS = "alpha beta gamma delta epsilon zeta theta iota kappa lambda sigma omega".split()
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "theta", "iota", "kappa", "lambda", "sigma", "omega"]
 SEEDS = (0, 1, 2, 3, 4)
 CONTROLS = ("shuffled-labels", "control-task")
 
@@ -42,9 +42,17 @@ def tiny():
 
 def _audit(path, tiny, **kw):
     cfg = AuditConfig(
-        dataset=f"table:{path}", hook="blocks.1.hook_resid_post", controls=CONTROLS, progress=False, use_cache=False,
-        model=ModelSpec(name="tiny-gpt2", seed=0), seeds=SEEDS, probes=("logistic", "mlp"), mdl=True, **kw,
-    )  # fmt: skip
+        dataset=f"table:{path}",
+        hook="blocks.1.hook_resid_post",
+        controls=CONTROLS,
+        progress=False,
+        use_cache=False,
+        model=ModelSpec(name="tiny-gpt2", seed=0),
+        seeds=SEEDS,
+        probes=("logistic", "mlp"),
+        mdl=True,
+        **kw,
+    )
     return run_audit(cfg, loaded=tiny)
 
 
@@ -74,8 +82,23 @@ def test_noise_label_is_not_selective_in_bits(tmp_path, tiny):
 def test_mdl_cli_writes_the_code_and_its_figure_and_the_command_round_trips(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = _table(tmp_path / "t.csv", [i % 2 for i in range(80)], planted=True)
-    args = ["audit", "--model", "tiny-gpt2", "--dataset", f"table:{path.name}", "--controls", "shuffled-labels",
-            "--probes", "logistic,k-sparse:k=1", "--mdl", "--mdl-schedule", "0.1,0.5,1", "--no-cache", "--out", "out"]  # fmt: skip
+    args = [
+        "audit",
+        "--model",
+        "tiny-gpt2",
+        "--dataset",
+        f"table:{path.name}",
+        "--controls",
+        "shuffled-labels",
+        "--probes",
+        "logistic,k-sparse:k=1",
+        "--mdl",
+        "--mdl-schedule",
+        "0.1,0.5,1",
+        "--no-cache",
+        "--out",
+        "out",
+    ]
     runner = CliRunner()
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -109,20 +132,47 @@ def test_a_sweep_scores_the_codelength_per_cell_with_its_direction(tmp_path):
     import random
 
     from auditkit.cli.reproduce import sweep_command
+
     from auditkit.sweep.config import SweepConfig
     from auditkit.sweep.run import run_sweep
 
     rng = random.Random(0)
     first = (["river", "cloud", "quiet", "metal"], ["apple", "stone", "green", "happy"])
-    filler = "the a of and to in is was for on with as by at from this that it be are".split()
+    filler = [
+        "the",
+        "a",
+        "of",
+        "and",
+        "to",
+        "in",
+        "is",
+        "was",
+        "for",
+        "on",
+        "with",
+        "as",
+        "by",
+        "at",
+        "from",
+        "this",
+        "that",
+        "it",
+        "be",
+        "are",
+    ]
     texts = [
         " ".join([rng.choice(first[i % 2]), *rng.choices(filler, k=rng.randint(3, 6))]) + f" {i}" for i in range(240)
     ]
     pd.DataFrame({"text": texts, "label": [i % 2 for i in range(240)]}).to_csv(tmp_path / "t.csv", index=False)
     audit = AuditConfig(
-        model=ModelSpec(name="tiny-gpt2", seed=0, cache_dir=tmp_path / "cache"), max_examples=None, max_length=16,
-        controls=("shuffled-labels",), probes=("logistic",), progress=False, mdl=True,
-    )  # fmt: skip
+        model=ModelSpec(name="tiny-gpt2", seed=0, cache_dir=tmp_path / "cache"),
+        max_examples=None,
+        max_length=16,
+        controls=("shuffled-labels",),
+        probes=("logistic",),
+        progress=False,
+        mdl=True,
+    )
     hooks = "blocks.0.hook_resid_pre,blocks.1.hook_resid_pre"
     cfg = SweepConfig(audit=audit, datasets=f"table:{tmp_path / 't.csv'}", hooks=hooks)
     result = run_sweep(cfg)

@@ -27,9 +27,16 @@ def tiny():
 
 def _run(path, tiny, controls, **opts):
     cfg = AuditConfig(
-        dataset=f"table:{path}", hook="blocks.0.hook_resid_pre", seeds=SEEDS, methods=("pursuit",), controls=controls,
-        use_cache=False, progress=False, model=ModelSpec(name="tiny-gpt2", seed=0), pursuit=PursuitAuditOptions(**opts),
-    )  # fmt: skip
+        dataset=f"table:{path}",
+        hook="blocks.0.hook_resid_pre",
+        seeds=SEEDS,
+        methods=("pursuit",),
+        controls=controls,
+        use_cache=False,
+        progress=False,
+        model=ModelSpec(name="tiny-gpt2", seed=0),
+        pursuit=PursuitAuditOptions(**opts),
+    )
     return run_audit(cfg, loaded=tiny)
 
 
@@ -80,11 +87,19 @@ def test_probe_and_sae_dictionaries(tmp_path, tiny, yes_no_table):
     assert m.loc["none", "fvu@k=4"] < m.loc["gaussian-dict", "fvu@k=4"]
 
 
-@pytest.mark.parametrize(("solver", "sweep"), [("gradient", ["fvu@k=1", "fvu@k=4"]),
-                                               ("nn-lasso", ["fvu@alpha=0.5", "fvu@alpha=0.1"])])  # fmt: skip
+@pytest.mark.parametrize(
+    ("solver", "sweep"), [("gradient", ["fvu@k=1", "fvu@k=4"]), ("nn-lasso", ["fvu@alpha=0.5", "fvu@alpha=0.1"])]
+)
 def test_other_solvers_trace_a_falling_curve_below_random_dictionaries(tmp_path, tiny, yes_no_table, solver, sweep):
-    result = _run(yes_no_table(tmp_path / "t.csv", n=60, words=(3, 8)), tiny, ("shuffled-labels",), solver=solver, ks=(1, 4),
-                  alphas=(0.5, 0.1), center=False)  # fmt: skip
+    result = _run(
+        yes_no_table(tmp_path / "t.csv", n=60, words=(3, 8)),
+        tiny,
+        ("shuffled-labels",),
+        solver=solver,
+        ks=(1, 4),
+        alphas=(0.5, 0.1),
+        center=False,
+    )
     m = _means(result)
     assert result.method_info["pursuit"]["sweep"] == sweep
     assert m.loc["none", sweep[1]] < m.loc["none", sweep[0]] < 1.0
@@ -102,9 +117,14 @@ def result_metrics(result) -> set[str]:
 
 @pytest.mark.parametrize(
     ("opts", "pattern"),
-    [({"dictionary": "pca"}, "--dictionary"), ({"ks": (0, 4)}, "--pursuit-k"), ({"solver": "lars"}, "--pursuit-solver"),
-     ({"alphas": (2.0,)}, "--pursuit-alphas"), ({"sae_path": "x"}, "--pursuit-sae needs --dictionary sae")],
-)  # fmt: skip
+    [
+        ({"dictionary": "pca"}, "--dictionary"),
+        ({"ks": (0, 4)}, "--pursuit-k"),
+        ({"solver": "lars"}, "--pursuit-solver"),
+        ({"alphas": (2.0,)}, "--pursuit-alphas"),
+        ({"sae_path": "x"}, "--pursuit-sae needs --dictionary sae"),
+    ],
+)
 def test_bad_options_raise_config_errors(opts, pattern):
     with pytest.raises(ConfigError, match=pattern):
         PursuitAuditOptions(**opts)
@@ -112,13 +132,30 @@ def test_bad_options_raise_config_errors(opts, pattern):
 
 def test_cli_writes_the_pursuit_section_and_rejects_a_bad_dictionary(tmp_path, yes_no_table):
     runner, out = CliRunner(), tmp_path / "out"
-    common = ["audit", "--model", "tiny-gpt2", "--dataset", f"table:{yes_no_table(tmp_path / 't.csv', n=60, words=(3, 8))}",
-              "--hook", "blocks.0.hook_resid_pre", "--methods", "pursuit", "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    common = [
+        "audit",
+        "--model",
+        "tiny-gpt2",
+        "--dataset",
+        f"table:{yes_no_table(tmp_path / 't.csv', n=60, words=(3, 8))}",
+        "--hook",
+        "blocks.0.hook_resid_pre",
+        "--methods",
+        "pursuit",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     result = runner.invoke(app, [*common, "--controls", "shuffled-labels", "--pursuit-k", "1,2", "--out", str(out)])
     assert result.exit_code == 0, result.output
     report = (out / "report.md").read_text()
-    for needle in ("## Method: pursuit", "### FVU against L0", "fvu_l0.png", "#### gaussian-dict", "### Verdict",
-                   "--dictionary embed --pursuit-solver omp --pursuit-k 1,2"):  # fmt: skip
+    for needle in (
+        "## Method: pursuit",
+        "### FVU against L0",
+        "fvu_l0.png",
+        "#### gaussian-dict",
+        "### Verdict",
+        "--dictionary embed --pursuit-solver omp --pursuit-k 1,2",
+    ):
         assert needle in report, needle
     assert (out / "fvu_l0.png").stat().st_size > 0
     rows = pd.read_csv(out / "results.csv")

@@ -22,8 +22,18 @@ from auditkit.report.write import write_outputs
 SEEDS = (0, 1, 2)
 CONTROLS = ("random-tokens-uniform", "spectral-reinit", "shuffled-labels")
 SMALL = dict(width=128, k=8, training_tokens=20_000, batch_size=256, splice_texts=16)
-SMALL_CLI = ["--sae-width", "128", "--sae-k", "8", "--sae-tokens", "20000", "--sae-batch-size", "256",
-             "--sae-splice-texts", "8"]  # fmt: skip
+SMALL_CLI = [
+    "--sae-width",
+    "128",
+    "--sae-k",
+    "8",
+    "--sae-tokens",
+    "20000",
+    "--sae-batch-size",
+    "256",
+    "--sae-splice-texts",
+    "8",
+]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -31,10 +41,16 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def _cfg(path, controls=CONTROLS, seeds=SEEDS, **sae):
     return AuditConfig(
-        dataset=f"table:{path}", hook="blocks.1.hook_resid_post", methods=("sae",), controls=controls, seeds=seeds,
-        model=ModelSpec(name="tiny-gpt2", seed=0), use_cache=False, progress=False,
+        dataset=f"table:{path}",
+        hook="blocks.1.hook_resid_post",
+        methods=("sae",),
+        controls=controls,
+        seeds=seeds,
+        model=ModelSpec(name="tiny-gpt2", seed=0),
+        use_cache=False,
+        progress=False,
         sae=SAEAuditOptions(**(SMALL | sae)),
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +139,10 @@ def test_width_parsing():
 def test_loaded_sae_scores_the_real_arm_and_controls_train_its_shape(tmp_path, tiny_gpt2, yes_no_table, monkeypatch):
     d = tiny_gpt2.model.cfg.d_model
     x = torch.randn(2000, d, generator=torch.Generator().manual_seed(0))
-    folder = save_sae(train_sae(x, SAEConfig(width=96, k=4, training_tokens=4000, batch_size=500, progress=False), seed=0),
-                      tmp_path / "sae")  # fmt: skip
+    folder = save_sae(
+        train_sae(x, SAEConfig(width=96, k=4, training_tokens=4000, batch_size=500, progress=False), seed=0),
+        tmp_path / "sae",
+    )
     path = yes_no_table(tmp_path / "t.csv", n=48)
     result = run_audit(
         _cfg(path, controls=("random-tokens-uniform",), seeds=(0, 1), load=str(folder)), loaded=tiny_gpt2
@@ -136,8 +154,10 @@ def test_loaded_sae_scores_the_real_arm_and_controls_train_its_shape(tmp_path, t
     assert l0["none"] == pytest.approx(4.0) and l0["random-tokens-uniform"] == pytest.approx(4.0)
     assert f"--sae-load {folder}" in reproduce_command(result.config, "out")
     # An SAE of another width cannot read this hook.
-    other = save_sae(train_sae(torch.randn(500, 16), SAEConfig(width=32, k=4, training_tokens=500, progress=False), seed=0),
-                     tmp_path / "sae16")  # fmt: skip
+    other = save_sae(
+        train_sae(torch.randn(500, 16), SAEConfig(width=32, k=4, training_tokens=500, progress=False), seed=0),
+        tmp_path / "sae16",
+    )
     monkeypatch.setattr(extract_mod, "_forward_rows", lambda *a, **k: pytest.fail("a forward pass ran"))
     with pytest.raises(ConfigError, match="16-dim"):  # before any forward pass (from the SAE's cfg.json)
         run_audit(_cfg(path, controls=("random-tokens-uniform",), seeds=(0, 1), load=str(other)), loaded=tiny_gpt2)
@@ -186,8 +206,24 @@ def _one_line_exit_2(result, out, pattern):
 def _cli(tmp_path, yes_no_table, *args):
     out = tmp_path / "out"
     path = yes_no_table(tmp_path / "t.csv", n=48)
-    result = runner.invoke(app, ["audit", "--model", "tiny-gpt2", "--dataset", f"table:{path}", "--hook",
-                                 "blocks.1.hook_resid_post", "--methods", "sae", "--no-cache", "--out", str(out), *args])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "audit",
+            "--model",
+            "tiny-gpt2",
+            "--dataset",
+            f"table:{path}",
+            "--hook",
+            "blocks.1.hook_resid_post",
+            "--methods",
+            "sae",
+            "--no-cache",
+            "--out",
+            str(out),
+            *args,
+        ],
+    )
     return result, out
 
 
@@ -203,9 +239,12 @@ def test_cli_sae_audit_writes_the_sae_section(tmp_path, yes_no_table):
 
 @pytest.mark.parametrize(
     ("args", "pattern"),
-    [(["--sae-arch", "gated"], "--sae-arch 'gated' unknown"), (["--sae-width", "big"], "--sae-width 'big'"),
-     (["--sae-k", "0"], "k must be >= 1")],
-)  # fmt: skip
+    [
+        (["--sae-arch", "gated"], "--sae-arch 'gated' unknown"),
+        (["--sae-width", "big"], "--sae-width 'big'"),
+        (["--sae-k", "0"], "k must be >= 1"),
+    ],
+)
 def test_cli_bad_sae_options_exit_2(tmp_path, yes_no_table, args, pattern):
     result, out = _cli(tmp_path, yes_no_table, *args)
     _one_line_exit_2(result, out, pattern)

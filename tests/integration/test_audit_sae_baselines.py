@@ -27,10 +27,16 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def _cfg(path, controls=BASELINES, seeds=(0, 1, 2), methods=("sae",), **sae):
     return AuditConfig(
-        dataset=f"table:{path}", hook="blocks.1.hook_resid_post", methods=methods, controls=controls, seeds=seeds,
-        model=ModelSpec(name="tiny-gpt2", seed=0), use_cache=False, progress=False,
+        dataset=f"table:{path}",
+        hook="blocks.1.hook_resid_post",
+        methods=methods,
+        controls=controls,
+        seeds=seeds,
+        model=ModelSpec(name="tiny-gpt2", seed=0),
+        use_cache=False,
+        progress=False,
         sae=SAEAuditOptions(**(SMALL | sae)),
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +102,12 @@ def test_dead_and_dense_fractions_against_a_fixed_basis_are_descriptive(audit):
             row = sel.loc[(metric, control)]
             assert row["verdict"] == "descriptive" and pd.isna(row["mde"]) and pd.notna(row["selectivity"])
             assert ((audit.rows["control"] == control) & (audit.rows["metric"] == metric)).sum() == 3
-        assert sel.loc[(metric, "sae-untrained"), "verdict"] in ("selective", "not selective", "control better",
-                                                                 "inconclusive")  # fmt: skip
+        assert sel.loc[(metric, "sae-untrained"), "verdict"] in (
+            "selective",
+            "not selective",
+            "control better",
+            "inconclusive",
+        )
     assert (audit.selectivity["verdict"] == "descriptive").sum() == 4
     text = "\n".join(sae_section(audit))
     assert "No verdict (descriptive" in text and "dead_fraction vs pca" in text and "· descriptive:" in text
@@ -110,11 +120,11 @@ def test_the_reliability_table_says_which_metrics_tell_trained_from_random(audit
     assert set(table.index.get_level_values("control")) == set(BASELINES)  # not the label control
     assert set(table.index.get_level_values("metric")) == set(SAE_METRICS)
     ev = table.loc[("explained_variance", "sae-untrained")]
-    assert ev["separates"] == True and ev["detectable_kind"] == "mde" and ev["detectable"] > 0  # noqa: E712
+    assert ev["separates"] == True and ev["detectable_kind"] == "mde" and ev["detectable"] > 0
     assert ev["reseed_sd"] > 0
     # ev_pca is the real arm's PCA code for every baseline: identical values, so it separates from none.
     same = table.xs("ev_pca", level="metric")
-    assert (same["separates"] == False).all() and (same["verdict"] == "similar").all()  # noqa: E712
+    assert (same["separates"] == False).all() and (same["verdict"] == "similar").all()
     assert table.loc[("dead_fraction", "pca"), "detectable_kind"] == "none"
     report = (out / "report.md").read_text()
     assert "### Which metrics can tell trained from random at this budget" in report
@@ -153,7 +163,11 @@ def test_baselines_are_default_for_sae_skipped_by_other_methods_and_accepted_by_
     path = yes_no_table(tmp_path / "t.csv", n=48)
     assert set(BASELINES) <= set(resolve_controls(_cfg(path, controls=None)))
     # The probe method skips them: no arm is extracted for them and no row carries them.
-    probe = run_audit(_cfg(path, controls=("pca", "shuffled-labels"), seeds=(0, 1), methods=("probe",)), loaded=tiny_gpt2)
+    probe = run_audit(
+        _cfg(path, controls=("pca", "shuffled-labels"), seeds=(0, 1), methods=("probe",)), loaded=tiny_gpt2
+    )
     assert set(probe.rows["control"]) == {"none", "shuffled-labels"}
-    bad = CliRunner().invoke(app, ["audit", "--methods", "sae", "--controls", "pca,sae-untrianed", "--out", str(tmp_path / "o")])
+    bad = CliRunner().invoke(
+        app, ["audit", "--methods", "sae", "--controls", "pca,sae-untrianed", "--out", str(tmp_path / "o")]
+    )
     assert bad.exit_code == 2 and "error:" in bad.output and "sae-untrianed" in bad.output

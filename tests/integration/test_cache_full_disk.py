@@ -38,8 +38,24 @@ def _table(path):
 
 
 def _audit(table, out, *cache_args):
-    args = ["audit", "--model", "tiny-gpt2", "--dataset", f"table:{table}", "--methods", "probe", "--probes",
-            "logistic", "--controls", "shuffled-labels", "--seeds", "0", "--out", str(out), *cache_args]  # fmt: skip
+    args = [
+        "audit",
+        "--model",
+        "tiny-gpt2",
+        "--dataset",
+        f"table:{table}",
+        "--methods",
+        "probe",
+        "--probes",
+        "logistic",
+        "--controls",
+        "shuffled-labels",
+        "--seeds",
+        "0",
+        "--out",
+        str(out),
+        *cache_args,
+    ]
     return runner.invoke(app, args)
 
 
@@ -67,10 +83,18 @@ def _computed_chunks(monkeypatch) -> list[int]:
 FAULTS = {
     # (the file whose write fails, what the writer raises, chunks left, chunks the rerun computes)
     "second-chunk": (r"\.chunk-00001\.safetensors\.", SafetensorError(FULL), ["chunk-00000.safetensors"], [256]),
-    "finished-entry": (r"^tensors\.safetensors$", SafetensorError(FULL),
-                       ["chunk-00000.safetensors", "chunk-00001.safetensors"], []),  # fmt: skip
-    "finished-entry-oserror": (r"^tensors\.safetensors$", OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
-                               ["chunk-00000.safetensors", "chunk-00001.safetensors"], []),  # fmt: skip
+    "finished-entry": (
+        r"^tensors\.safetensors$",
+        SafetensorError(FULL),
+        ["chunk-00000.safetensors", "chunk-00001.safetensors"],
+        [],
+    ),
+    "finished-entry-oserror": (
+        r"^tensors\.safetensors$",
+        OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
+        ["chunk-00000.safetensors", "chunk-00001.safetensors"],
+        [],
+    ),
 }
 
 

@@ -42,9 +42,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def shuffled():
     """60 nulls and 12 planted datasets per strength, shuffled-label control, audit defaults."""
     cfg = CalibrationConfig(
-        controls=("shuffled-labels",), n_null=60, n_planted=12, strengths=STRENGTHS, train_steps=100, chunk=100,
+        controls=("shuffled-labels",),
+        n_null=60,
+        n_planted=12,
+        strengths=STRENGTHS,
+        train_steps=100,
+        chunk=100,
         probes=("logistic",),
-    )  # fmt: skip
+    )
     return calibrate(cfg)
 
 
@@ -72,8 +77,14 @@ def test_report_states_the_nominal_level_and_writes_atomically(shuffled, tmp_pat
     text = render_calibration(shuffled)
     assert "nominal level 5.0%" in text and "shuffled-labels" in text and "power.png" in text
     out = write_calibration(shuffled, tmp_path / "calibration")
-    assert {p.name for p in out.iterdir()} >= {"report.md", "power.png", "calibration.png", "fpr.csv", "power.csv",
-                                               "run.json"}  # fmt: skip
+    assert {p.name for p in out.iterdir()} >= {
+        "report.md",
+        "power.png",
+        "calibration.png",
+        "fpr.csv",
+        "power.csv",
+        "run.json",
+    }
     assert text.index("## Calibration matrix") < text.index("## What was tested")
     assert "| method | shuffled-labels |" in text and "| probe-logistic | " in text and "; power " in text
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "a temporary folder was left behind"
@@ -83,14 +94,19 @@ def test_relabel_reproduces_build_arms_with_those_labels():
     """The efficiency of the calibration rests on this: relabelling built arms is building them anew."""
     lang = set_language(256, seed=0)
     model = train_set_language_model(lang, seed=0, steps=0, d_model=32)
-    prov = ModelProvenance(name="lm", source="random-init", architecture="GPT2LMHeadModel", n_layers=1, d_model=32,
-                           d_vocab=256)  # fmt: skip
+    prov = ModelProvenance(
+        name="lm", source="random-init", architecture="GPT2LMHeadModel", n_layers=1, d_model=32, d_vocab=256
+    )
     batch = set_membership_batch(lang, 24, 8, seed=1)
     plan = ArmPlan(
-        loaded=LoadedModel(model, prov), batch=batch, cache_root=None, seeds=(0, 1), test_fraction=0.25,
+        loaded=LoadedModel(model, prov),
+        batch=batch,
+        cache_root=None,
+        seeds=(0, 1),
+        test_fraction=0.25,
         extract_cfg=ExtractConfig(hook="blocks.0.hook_resid_post", progress=False),
         controls=("shuffled-labels", "control-task", "random-tokens-uniform", "spectral-reinit"),
-    )  # fmt: skip
+    )
     new = null_labels(batch.labels_M.shape[0], seed=5)
     fresh = build_arms(dataclasses.replace(plan, batch=dataclasses.replace(batch, labels_M=new)), {})
     relabelled = relabel(build_arms(plan, {}), new, test_fraction=0.25)
@@ -170,9 +186,14 @@ def test_sae_finds_planted_directions_and_its_decoder_controls_do_not():
 def test_every_calibrated_probe_kind_gets_its_own_false_positive_rate():
     """Each probe kind is a method of its own: its nulls are counted separately and stay at or below nominal."""
     cfg = CalibrationConfig(
-        controls=("control-task",), n_null=40, n_planted=0, strengths=(), train_steps=50, chunk=40,
+        controls=("control-task",),
+        n_null=40,
+        n_planted=0,
+        strengths=(),
+        train_steps=50,
+        chunk=40,
         probes=("logistic", "mass-mean", "lda"),
-    )  # fmt: skip
+    )
     fpr = calibrate(cfg).fpr.set_index("method")
     assert sorted(fpr.index) == ["probe-lda", "probe-logistic", "probe-mass-mean"]
     assert (fpr["n_null"] == 40).all()
@@ -185,9 +206,15 @@ def test_sae_and_pursuit_label_verdicts_are_calibrated_and_have_power():
     random-token control, and the dictionary controls and SAE baselines blind to labels that live in the
     activations (power ~0 by construction)."""
     cfg = CalibrationConfig(
-        methods=("sae", "pursuit"), controls=("random-tokens-uniform", "shuffled-labels", *SAE_BASELINES), n_null=30,
-        n_planted=6, strengths=(2.0,), train_steps=50, chunk=36, sae=SAEAuditOptions(training_tokens=8192),
-    )  # fmt: skip
+        methods=("sae", "pursuit"),
+        controls=("random-tokens-uniform", "shuffled-labels", *SAE_BASELINES),
+        n_null=30,
+        n_planted=6,
+        strengths=(2.0,),
+        train_steps=50,
+        chunk=36,
+        sae=SAEAuditOptions(training_tokens=8192),
+    )
     result = calibrate(cfg)
     fpr = result.fpr.set_index(["method", "control"])
     sae_controls = ("random-tokens-uniform", "shuffled-labels", *SAE_BASELINES)
@@ -222,9 +249,16 @@ def test_repeated_text_nulls_stay_at_nominal():
     """Nulls whose labels belong to a text (or a word of it) on a batch where a quarter of the sequences
     appear three times: copies are one example, so neither family exceeds the nominal rate."""
     cfg = CalibrationConfig(
-        controls=("shuffled-labels", "random-tokens-uniform"), n_null=0, n_null_repeated=40, n_planted=0,
-        strengths=(), train_steps=50, chunk=40, probes=("logistic",), n_seed_sets=4,
-    )  # fmt: skip
+        controls=("shuffled-labels", "random-tokens-uniform"),
+        n_null=0,
+        n_null_repeated=40,
+        n_planted=0,
+        strengths=(),
+        train_steps=50,
+        chunk=40,
+        probes=("logistic",),
+        n_seed_sets=4,
+    )
     result = calibrate(cfg)
     fpr = result.fpr
     assert set(fpr["null"]) == {"null-repeated-text", "null-repeated-token"}
@@ -246,9 +280,15 @@ def mdl_calibration():
     """The online-codelength verdicts (``auditkit audit --mdl``) of the logistic probe: 60 nulls and 12 planted
     datasets per strength against the shuffled-label control."""
     cfg = CalibrationConfig(
-        controls=("shuffled-labels",), n_null=60, n_planted=12, strengths=STRENGTHS, train_steps=100, chunk=100,
-        probes=("logistic",), mdl_probes=("logistic",),
-    )  # fmt: skip
+        controls=("shuffled-labels",),
+        n_null=60,
+        n_planted=12,
+        strengths=STRENGTHS,
+        train_steps=100,
+        chunk=100,
+        probes=("logistic",),
+        mdl_probes=("logistic",),
+    )
     return calibrate(cfg)
 
 

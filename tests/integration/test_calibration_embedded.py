@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from auditkit.audit.arms import build_arms
 from auditkit.calibration.embedded import (
     NULL_WEIGHT,
     EmbeddedCalibrationConfig,
@@ -20,7 +21,6 @@ from auditkit.calibration.embedded import (
     lexical_labels,
     weight_null_datasets,
 )
-from auditkit.audit.arms import build_arms
 from auditkit.controls.weights import reinit_loaded
 from auditkit.extract import extract
 from auditkit.report.calibration_embedded import write_embedded_calibration
@@ -34,10 +34,19 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def tiny_cfg(yes_no_table, tmp_path_factory):
     table = yes_no_table(tmp_path_factory.mktemp("data") / "t.csv", n=80, words=(1, 4))
     return EmbeddedCalibrationConfig(
-        model="tiny-gpt2", dataset=f"table:{table}", max_examples=None, n_draws=6, n_token_draws=3, n_null=4,
-        n_planted=2, strengths=(1.0,), n_truth_seeds=3, n_rotations=2, probes=("logistic",),
+        model="tiny-gpt2",
+        dataset=f"table:{table}",
+        max_examples=None,
+        n_draws=6,
+        n_token_draws=3,
+        n_null=4,
+        n_planted=2,
+        strengths=(1.0,),
+        n_truth_seeds=3,
+        n_rotations=2,
+        probes=("logistic",),
         cache_dir=tmp_path_factory.mktemp("cache"),
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture(scope="module")

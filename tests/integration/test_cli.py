@@ -147,9 +147,18 @@ def test_nan_activations_leave_no_cache_entry(tmp_path, gpt2_tokenizer):
     out = tmp_path / "out"
     result = runner.invoke(
         app,
-        ["audit", "--model", str(folder), "--dataset", f"table:{_table(tmp_path / 't.csv')}",
-         "--cache-dir", str(tmp_path / "cache"), "--out", str(out)],
-    )  # fmt: skip
+        [
+            "audit",
+            "--model",
+            str(folder),
+            "--dataset",
+            f"table:{_table(tmp_path / 't.csv')}",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--out",
+            str(out),
+        ],
+    )
     _assert_one_line_exit_2(result, out, "nan")
     finished = [p for p in (tmp_path / "cache" / "activations").glob("*") if (p / "meta.json").exists()]
     assert finished == []
@@ -220,8 +229,15 @@ def test_unusable_cache_root_is_one_line_naming_no_cache(tmp_path, monkeypatch, 
     regular = tmp_path / "regular"
     regular.write_text("a user's file")
     root = regular / "cache" if "under" in where else regular
-    args = ["audit", "--model", "tiny-gpt2", "--dataset", f"table:{_table(tmp_path / 't.csv')}",
-            "--out", str(tmp_path / "out")]  # fmt: skip
+    args = [
+        "audit",
+        "--model",
+        "tiny-gpt2",
+        "--dataset",
+        f"table:{_table(tmp_path / 't.csv')}",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     if where.startswith("env"):
         monkeypatch.setenv("AUDITKIT_CACHE", str(root))
     else:
@@ -239,9 +255,23 @@ def test_no_cache_is_the_way_round_an_unusable_cache_root(tmp_path, monkeypatch)
     monkeypatch.setenv("AUDITKIT_CACHE", str(regular / "cache"))
     result = runner.invoke(
         app,
-        ["audit", "--model", "tiny-gpt2", "--dataset", f"table:{_table(tmp_path / 't.csv')}", "--no-cache",
-         "--controls", "shuffled-labels", "--seeds", "0", "--probes", "logistic", "--out", str(tmp_path / "out")],
-    )  # fmt: skip
+        [
+            "audit",
+            "--model",
+            "tiny-gpt2",
+            "--dataset",
+            f"table:{_table(tmp_path / 't.csv')}",
+            "--no-cache",
+            "--controls",
+            "shuffled-labels",
+            "--seeds",
+            "0",
+            "--probes",
+            "logistic",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "report.md").is_file() and regular.read_text() == "a user's file"
 
@@ -249,17 +279,45 @@ def test_no_cache_is_the_way_round_an_unusable_cache_root(tmp_path, monkeypatch)
 def test_an_audit_and_a_sweep_on_a_shipped_task_open_with_its_trust_flag(tmp_path):
     """The trust table's flag (auditkit datasets --audit) of a shipped sae-probes task atop the reports: a
     phrase-presence task is lexical there; computed once and kept in the cache for the sweep's cells."""
-    args = ["--dataset", "sae-probes:66_living-room", "--max-examples", "40", "--max-length", "24", "--controls",
-            "shuffled-labels,lexical-bow", "--hook", "blocks.1.hook_resid_post"]  # fmt: skip
+    args = [
+        "--dataset",
+        "sae-probes:66_living-room",
+        "--max-examples",
+        "40",
+        "--max-length",
+        "24",
+        "--controls",
+        "shuffled-labels,lexical-bow",
+        "--hook",
+        "blocks.1.hook_resid_post",
+    ]
     result, out = _audit(tmp_path, *args)
     assert result.exit_code == 0, result.output
     head = (out / "report.md").read_text().split("## Verdicts")[0]
     assert "**Dataset flag: lexical** (text alone 0.95; 24% copies)" in head
     assert list((tmp_path / "cache" / "trust").glob("*.json"))
-    sweep = runner.invoke(app, ["sweep", "--model", "tiny-gpt2", "--cache-dir", str(tmp_path / "cache"), "--datasets",
-                                "sae-probes:66_living-room", "--hooks", "blocks.1.hook_resid_post", "--max-examples",
-                                "40", "--max-length", "24", "--controls", "shuffled-labels,lexical-bow", "--out",
-                                str(tmp_path / "sweep")])  # fmt: skip
+    sweep = runner.invoke(
+        app,
+        [
+            "sweep",
+            "--model",
+            "tiny-gpt2",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--datasets",
+            "sae-probes:66_living-room",
+            "--hooks",
+            "blocks.1.hook_resid_post",
+            "--max-examples",
+            "40",
+            "--max-length",
+            "24",
+            "--controls",
+            "shuffled-labels,lexical-bow",
+            "--out",
+            str(tmp_path / "sweep"),
+        ],
+    )
     assert sweep.exit_code == 0, sweep.output
     top = (tmp_path / "sweep" / "summary.md").read_text().split("## How much")[0]
     assert "**Dataset flag: lexical**" in top

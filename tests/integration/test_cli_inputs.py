@@ -136,8 +136,10 @@ def test_whole_sae_load_folder_passes_the_check(saved_sae):
     assert (read_saved_sae(saved_sae[0]).d_in, read_saved_sae(saved_sae[0]).d_sae) == (64, 96)
     x = torch.randn(300, 16, generator=torch.Generator().manual_seed(0))
     for arch in ("standard", "jumprelu"):
-        folder = save_sae(train_sae(x, SAEConfig(architecture=arch, width=32, training_tokens=300, progress=False),
-                                    seed=0), saved_sae[0].parent / arch)  # fmt: skip
+        folder = save_sae(
+            train_sae(x, SAEConfig(architecture=arch, width=32, training_tokens=300, progress=False), seed=0),
+            saved_sae[0].parent / arch,
+        )
         assert read_saved_sae(folder).architecture == arch
 
 
@@ -198,10 +200,26 @@ def test_an_empty_list_is_refused_not_read_as_all(tmp_path, option):
 
 def test_steer_empty_controls(tmp_path):
     out = tmp_path / "out"
-    result = runner.invoke(app, [
-        "steer", "--model", "tiny-gpt2", "--controls", "", "--max-examples", "16", "--seeds", "0", "--alphas", "0,0.1",
-        "--cache-dir", str(tmp_path / "cache"), "--out", str(out),
-    ])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "steer",
+            "--model",
+            "tiny-gpt2",
+            "--controls",
+            "",
+            "--max-examples",
+            "16",
+            "--seeds",
+            "0",
+            "--alphas",
+            "0,0.1",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--out",
+            str(out),
+        ],
+    )
     _assert_refused(result, out, tmp_path / "cache", "--controls")
 
 
@@ -230,9 +248,20 @@ def test_truncated_texts_are_counted_in_run_json_and_report(tmp_path):
     texts = [f"{i} " + ("filler " * (200 if i < 6 else 1)) + ("yes" if y else "no") for i, y in enumerate(labels)]
     pd.DataFrame({"text": texts, "label": labels}).to_csv(path, index=False)
     result, out, _ = _audit(
-        tmp_path, "--dataset", f"table:{path}", "--max-length", "32", "--seeds", "0,1",
-        "--controls", "shuffled-labels", "--probes", "logistic", "--max-examples", "0",
-    )  # fmt: skip
+        tmp_path,
+        "--dataset",
+        f"table:{path}",
+        "--max-length",
+        "32",
+        "--seeds",
+        "0,1",
+        "--controls",
+        "shuffled-labels",
+        "--probes",
+        "logistic",
+        "--max-examples",
+        "0",
+    )
     assert result.exit_code == 0, result.output
     run = json.loads((out / "run.json").read_text())
     assert run["dataset"]["n_truncated"] == 6

@@ -36,8 +36,17 @@ def rotate_labels(acts: ActivationSet, seed: int) -> ActivationSet:
 
 @pytest.fixture
 def toy():
-    registry.register(Control(name=TOY, stage="label", apply=rotate_labels, colour=COLOUR, short_name="toy",
-                              description=DESCRIPTION, vocabulary_matrix=True))  # fmt: skip
+    registry.register(
+        Control(
+            name=TOY,
+            stage="label",
+            apply=rotate_labels,
+            colour=COLOUR,
+            short_name="toy",
+            description=DESCRIPTION,
+            vocabulary_matrix=True,
+        )
+    )
     yield TOY
     registry.unregister(TOY)
 
@@ -68,12 +77,30 @@ def test_a_registered_control_is_listed_by_the_cli(toy):
 
 def test_a_registered_control_runs_through_the_cli_into_the_matrix(toy, tmp_path, yes_no_table):
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, [
-        "audit", "--model", "tiny-gpt2", "--dataset", f"table:{yes_no_table(tmp_path / 't.csv', n=80)}",
-        "--hook", "blocks.1.hook_resid_post", "--methods", "probe", "--probes", "logistic",
-        "--controls", f"shuffled-labels,{toy}", "--label-draws", "1", "--cache-dir", str(tmp_path / "cache"),
-        "--out", str(out),
-    ])  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        [
+            "audit",
+            "--model",
+            "tiny-gpt2",
+            "--dataset",
+            f"table:{yes_no_table(tmp_path / 't.csv', n=80)}",
+            "--hook",
+            "blocks.1.hook_resid_post",
+            "--methods",
+            "probe",
+            "--probes",
+            "logistic",
+            "--controls",
+            f"shuffled-labels,{toy}",
+            "--label-draws",
+            "1",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     sel = pd.read_csv(out / "selectivity.csv")
     toy_acc = sel[(sel["control"] == toy) & (sel["metric"] == "accuracy")]

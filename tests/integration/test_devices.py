@@ -7,11 +7,11 @@ import json
 
 import pytest
 import torch
+from auditkit.cli.main import app
 from typer.testing import CliRunner
 
 from auditkit import data
 from auditkit.cache import CacheEntry
-from auditkit.cli.main import app
 from auditkit.extract import ExtractConfig, cache_request, extract
 from auditkit.models import ModelSpec, load_model, resolve_device
 from auditkit.sweep import ray_executor
@@ -43,9 +43,28 @@ def test_bfloat16_activations_are_float32_close_to_float32_and_never_served_for_
 
 def test_an_audit_records_the_device_and_dtype_it_ran_with(tmp_path, yes_no_table):
     table = yes_no_table(tmp_path / "t.csv", n=60)
-    args = ["audit", "--model", "tiny-gpt2", "--dataset", f"table:{table}", "--controls", "shuffled-labels",
-            "--probes", "logistic", "--seeds", "0,1", "--device", "auto", "--dtype", "bfloat16",
-            "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out"), "--quiet"]  # fmt: skip
+    args = [
+        "audit",
+        "--model",
+        "tiny-gpt2",
+        "--dataset",
+        f"table:{table}",
+        "--controls",
+        "shuffled-labels",
+        "--probes",
+        "logistic",
+        "--seeds",
+        "0,1",
+        "--device",
+        "auto",
+        "--dtype",
+        "bfloat16",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(tmp_path / "out"),
+        "--quiet",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     run = json.loads((tmp_path / "out" / "run.json").read_text())
@@ -78,8 +97,17 @@ def test_bad_device_dtype_or_executor_is_one_line_before_any_compute(
         monkeypatch.setattr(ray_executor, "ray", None)
         args = [a for a in args if a != "<no ray>"]
     data_flag = "--dataset" if command == "audit" else "--datasets"
-    common = [command, "--model", "tiny-gpt2", data_flag, f"table:{table}", "--cache-dir", str(tmp_path / "cache"),
-              "--out", str(tmp_path / "out")]  # fmt: skip
+    common = [
+        command,
+        "--model",
+        "tiny-gpt2",
+        data_flag,
+        f"table:{table}",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     result = CliRunner().invoke(app, [*common, *args])
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
@@ -96,12 +124,18 @@ def test_every_method_records_the_device_its_fits_ran_on(tmp_path, yes_no_table)
     from auditkit.audit.run import run_audit
 
     cfg = AuditConfig(
-        dataset=f"table:{yes_no_table(tmp_path / 't.csv', n=40)}", hook="blocks.0.hook_resid_post", seeds=(0,),
-        methods=("probe", "sae", "pursuit"), controls=("shuffled-labels",), probes=("logistic",), use_cache=False,
-        progress=False, model=ModelSpec(name="tiny-gpt2", seed=0, device="auto"),
+        dataset=f"table:{yes_no_table(tmp_path / 't.csv', n=40)}",
+        hook="blocks.0.hook_resid_post",
+        seeds=(0,),
+        methods=("probe", "sae", "pursuit"),
+        controls=("shuffled-labels",),
+        probes=("logistic",),
+        use_cache=False,
+        progress=False,
+        model=ModelSpec(name="tiny-gpt2", seed=0, device="auto"),
         sae=SAEAuditOptions(width=16, k=4, training_tokens=512, batch_size=64, splice_texts=4),
         pursuit=PursuitAuditOptions(dictionary="sae", ks=(1, 2), sae_expansion=1.0, sae_k=2, sae_tokens=512),
-    )  # fmt: skip
+    )
     result = run_audit(cfg)
     ran = result.provenance["device"]
     assert ran == resolve_device("auto") != "auto"

@@ -38,16 +38,28 @@ def _save_tiny_hf(kind: str, folder: Path, gpt2_tokenizer) -> Path:
         model = GPT2LMHeadModel(cfg)
     elif kind == "llama":
         cfg = LlamaConfig(
-            num_hidden_layers=2, hidden_size=64, num_attention_heads=4, num_key_value_heads=4, intermediate_size=128,
-            max_position_embeddings=128, vocab_size=len(gpt2_tokenizer), tie_word_embeddings=False,
-        )  # fmt: skip
+            num_hidden_layers=2,
+            hidden_size=64,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            intermediate_size=128,
+            max_position_embeddings=128,
+            vocab_size=len(gpt2_tokenizer),
+            tie_word_embeddings=False,
+        )
         model = LlamaForCausalLM(cfg)
     else:
         cfg = GPTNeoXConfig(
-            num_hidden_layers=2, hidden_size=64, num_attention_heads=4, intermediate_size=256,
-            max_position_embeddings=128, vocab_size=len(gpt2_tokenizer), rotary_pct=0.25,
-            use_parallel_residual=True, tie_word_embeddings=False,
-        )  # fmt: skip
+            num_hidden_layers=2,
+            hidden_size=64,
+            num_attention_heads=4,
+            intermediate_size=256,
+            max_position_embeddings=128,
+            vocab_size=len(gpt2_tokenizer),
+            rotary_pct=0.25,
+            use_parallel_residual=True,
+            tie_word_embeddings=False,
+        )
         model = GPTNeoXForCausalLM(cfg)
     model.save_pretrained(folder)
     gpt2_tokenizer.save_pretrained(folder)

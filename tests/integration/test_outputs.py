@@ -25,8 +25,13 @@ from auditkit.report.write import write_outputs
 pytestmark = pytest.mark.usefixtures("one_thread")
 runner = CliRunner()
 MARKER = ".auditkit-output"
-COMPUTE = ("auditkit.sweep.run.run_audit", "auditkit.audit.run.run_audit", "auditkit.audit.matrix.run_matrix_audits",
-           "auditkit.steering.run.run_steering", "auditkit.calibration.run.run_validate")  # fmt: skip
+COMPUTE = (
+    "auditkit.sweep.run.run_audit",
+    "auditkit.audit.run.run_audit",
+    "auditkit.audit.matrix.run_matrix_audits",
+    "auditkit.steering.run.run_steering",
+    "auditkit.calibration.run.run_validate",
+)
 
 
 def _table(path: Path, n: int = 40) -> Path:
@@ -57,8 +62,14 @@ def tiny_result(tmp_path_factory):
     from auditkit.models import ModelSpec
 
     table = _table(tmp_path_factory.mktemp("data") / "t.csv")
-    cfg = AuditConfig(model=ModelSpec(name="tiny-gpt2"), dataset=f"table:{table}", probes=("logistic",),
-                      controls=("shuffled-labels",), use_cache=False, progress=False)  # fmt: skip
+    cfg = AuditConfig(
+        model=ModelSpec(name="tiny-gpt2"),
+        dataset=f"table:{table}",
+        probes=("logistic",),
+        controls=("shuffled-labels",),
+        use_cache=False,
+        progress=False,
+    )
     return run_audit(cfg)
 
 
@@ -263,8 +274,14 @@ def test_an_earlier_auditkit_report_is_replaced_and_marked(tmp_path, canned_audi
     _no_temporaries(tmp_path)
 
 
-@pytest.mark.parametrize("command,kind", [(["audit", "--model", "tiny-gpt2"], "sweep"),
-                                          (["steer", "--model", "tiny-gpt2"], "audit"), (["validate"], "audit")])
+@pytest.mark.parametrize(
+    "command,kind",
+    [
+        (["audit", "--model", "tiny-gpt2"], "sweep"),
+        (["steer", "--model", "tiny-gpt2"], "audit"),
+        (["validate"], "audit"),
+    ],
+)
 def test_an_output_of_another_command_is_refused(tmp_path, no_compute, command, kind):
     """An earlier `auditkit sweep` report at an audit's --out (was: replaced without a word)."""
     out = tmp_path / "out"
@@ -357,8 +374,23 @@ def test_reproduce_command_round_trips_through_the_shell(tmp_path, monkeypatch, 
     monkeypatch.chdir(tmp_path)
     table = _table(tmp_path / "my data" / "t 1.csv")
     out = tmp_path / "my reports" / "run 1"
-    args = ["audit", "--model", "tiny-gpt2", "--dataset", f"table:{table}", "--probe-c", "0.123456789",
-            "--test-fraction", "0.3", "--controls", "shuffled-labels", "--probes", "logistic", "--out", str(out)]  # fmt: skip
+    args = [
+        "audit",
+        "--model",
+        "tiny-gpt2",
+        "--dataset",
+        f"table:{table}",
+        "--probe-c",
+        "0.123456789",
+        "--test-fraction",
+        "0.3",
+        "--controls",
+        "shuffled-labels",
+        "--probes",
+        "logistic",
+        "--out",
+        str(out),
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     command = json.loads((out / "run.json").read_text())["command"]
@@ -384,9 +416,14 @@ def test_reproduce_command_writes_floats_in_full_and_quotes_every_value():
     from auditkit.audit.options import PursuitAuditOptions
     from auditkit.models import ModelSpec
 
-    cfg = AuditConfig(model=ModelSpec(name="tiny-gpt2"), dataset="table:/data/it's here.csv", probe_C=0.123456789,
-                      test_fraction=0.123456789, methods=("probe", "pursuit", "sae"),
-                      pursuit=PursuitAuditOptions(solver="lasso", alphas=(0.123456789, 0.05)))  # fmt: skip
+    cfg = AuditConfig(
+        model=ModelSpec(name="tiny-gpt2"),
+        dataset="table:/data/it's here.csv",
+        probe_C=0.123456789,
+        test_fraction=0.123456789,
+        methods=("probe", "pursuit", "sae"),
+        pursuit=PursuitAuditOptions(solver="lasso", alphas=(0.123456789, 0.05)),
+    )
     words = shlex.split(reproduce_command(cfg, "/elsewhere/out dir"))
     value = dict(zip(words[2::2], words[3::2]))
     assert value["--dataset"] == "table:/data/it's here.csv" and value["--out"] == "/elsewhere/out dir"
@@ -398,8 +435,9 @@ def test_reproduce_command_writes_floats_in_full_and_quotes_every_value():
 def test_validate_reproduce_command_is_quoted(tmp_path, monkeypatch):
     commands = []
     monkeypatch.setattr("auditkit.calibration.run.run_validate", lambda **kw: object())
-    monkeypatch.setattr("auditkit.report.calibration.write_calibration",
-                        lambda result, out, command: commands.append(command) or out)  # fmt: skip
+    monkeypatch.setattr(
+        "auditkit.report.calibration.write_calibration", lambda result, out, command: commands.append(command) or out
+    )
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["validate", "--seed", "3", "--out", str(tmp_path / "my out" / "v"), "-q"])
     assert result.exit_code == 0, result.output
@@ -428,8 +466,10 @@ def test_steer_and_validate_carry_a_users_file_over(tmp_path, monkeypatch):
     calibration = SimpleNamespace(fpr=empty, power=empty, verdicts=empty, recovery=empty, config=Config(), info={})
     rows = pd.DataFrame(columns=["direction", "concept", "seed", "alpha", "metric", "value", "arm"])
     steering = SimpleNamespace(rows=rows, config=Config(), site={}, data={}, provenance={}, verdicts={}, timings={})
-    for kind, write, result in (("validate", calibration_report.write_calibration, calibration),
-                                ("steer", steering_report.write_steering, steering)):  # fmt: skip
+    for kind, write, result in (
+        ("validate", calibration_report.write_calibration, calibration),
+        ("steer", steering_report.write_steering, steering),
+    ):
         out = _mark(tmp_path / kind, **{"notes.md": "mine"})
         (out / MARKER).write_text(json.dumps({"written_by": "auditkit", "kind": kind, "version": "0.1.0"}))
         write(result, out)

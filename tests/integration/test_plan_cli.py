@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from auditkit.cli.main import app
-from auditkit.metrics.planning import power_at, stated_design
 from typer.testing import CliRunner
+
+from auditkit.metrics.planning import power_at, stated_design
 
 runner = CliRunner()
 PILOT = Path(__file__).resolve().parents[2] / "reports" / "layer5-small"
@@ -49,28 +50,34 @@ def test_a_stated_design_prints_the_texts_needed():
     cells = next(line.split() for line in result.stdout.splitlines() if line.split()[:2] == ["0.75", "0.65"])
     n = int(cells[3].replace(",", ""))
     design = stated_design(0.75, 0.65)
-    assert power_at(design, n, 3, 0.10, test_fraction=0.25) >= 0.8 > power_at(design, n - 1, 3, 0.10, test_fraction=0.25)
-    beyond = runner.invoke(app, ["plan", "--real", "0.75", "--control", "0.65", "--effect", "0.06",
-                                 "--max-texts", "500"])  # fmt: skip
+    assert (
+        power_at(design, n, 3, 0.10, test_fraction=0.25) >= 0.8 > power_at(design, n - 1, 3, 0.10, test_fraction=0.25)
+    )
+    beyond = runner.invoke(
+        app, ["plan", "--real", "0.75", "--control", "0.65", "--effect", "0.06", "--max-texts", "500"]
+    )
     assert beyond.exit_code == 0 and "more than 500" in beyond.stdout, beyond.output
 
 
-@pytest.mark.parametrize("args, says", [
-    (["plan", "no-such-folder", "--effect", "0.1"], "no-such-folder"),
-    (["plan", str(PILOT), "--effect", "0"], "--effect"),
-    (["plan", str(PILOT), "--effect", "-0.1"], "--effect"),
-    (["plan", str(PILOT), "--effect", "0.03"], "threshold"),
-    (["plan", str(PILOT), "--effect", "0.1", "--power", "1"], "--power"),
-    (["plan", str(PILOT), "--effect", "0.1", "--power", "0"], "--power"),
-    (["plan", str(PILOT), "--effect", "0.1", "--control", "no-such-control"], "spectral-reinit"),
-    (["plan", str(PILOT), "--effect", "0.1", "--method", "probe-nope"], "probe-logistic"),
-    (["plan", str(PILOT), "--effect", "0.1", "--metric", "nope"], "accuracy"),
-    (["plan", str(PILOT), "--effect", "0.1", "--real", "0.7"], "--real"),
-    (["plan", str(PILOT)], "--effect"),
-    (["plan", "--effect", "0.1"], "--real"),
-    (["plan", "--real", "0.75", "--control", "spectral-reinit", "--effect", "0.1"], "accuracy"),
-    (["plan", "--real", "1.5", "--control", "0.6", "--effect", "0.1"], "1.5"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["plan", "no-such-folder", "--effect", "0.1"], "no-such-folder"),
+        (["plan", str(PILOT), "--effect", "0"], "--effect"),
+        (["plan", str(PILOT), "--effect", "-0.1"], "--effect"),
+        (["plan", str(PILOT), "--effect", "0.03"], "threshold"),
+        (["plan", str(PILOT), "--effect", "0.1", "--power", "1"], "--power"),
+        (["plan", str(PILOT), "--effect", "0.1", "--power", "0"], "--power"),
+        (["plan", str(PILOT), "--effect", "0.1", "--control", "no-such-control"], "spectral-reinit"),
+        (["plan", str(PILOT), "--effect", "0.1", "--method", "probe-nope"], "probe-logistic"),
+        (["plan", str(PILOT), "--effect", "0.1", "--metric", "nope"], "accuracy"),
+        (["plan", str(PILOT), "--effect", "0.1", "--real", "0.7"], "--real"),
+        (["plan", str(PILOT)], "--effect"),
+        (["plan", "--effect", "0.1"], "--real"),
+        (["plan", "--real", "0.75", "--control", "spectral-reinit", "--effect", "0.1"], "accuracy"),
+        (["plan", "--real", "1.5", "--control", "0.6", "--effect", "0.1"], "1.5"),
+    ],
+)
 def test_bad_input_is_one_error_line(args, says):
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output

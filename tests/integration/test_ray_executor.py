@@ -14,10 +14,10 @@ import time
 import pandas as pd
 import pytest
 import ray
+from auditkit.cli.main import app
 from typer.testing import CliRunner
 
 from auditkit import extract as extract_mod
-from auditkit.cli.main import app
 from auditkit.errors import ConfigError
 from auditkit.sweep import ray_executor
 from auditkit.sweep.cells import FAULT_ENV
@@ -77,11 +77,29 @@ def tables(tmp_path_factory):
 def _sweep(tables, folder, *extra):
     """A small sweep: 2 datasets x 2 hooks x 2 controls (one of them a weight control) x 2 seeds."""
     args = [
-        "sweep", "--model", "tiny-gpt2", "--datasets", ",".join(tables), "--hooks", HOOKS,
-        "--controls", "shuffled-labels,spectral-reinit", "--seeds", "0,1", "--probes", "logistic",
-        "--max-examples", "0", "--max-length", "16", "--cache-dir", str(folder / "cache"), "--out", str(folder / "out"),
+        "sweep",
+        "--model",
+        "tiny-gpt2",
+        "--datasets",
+        ",".join(tables),
+        "--hooks",
+        HOOKS,
+        "--controls",
+        "shuffled-labels,spectral-reinit",
+        "--seeds",
+        "0,1",
+        "--probes",
+        "logistic",
+        "--max-examples",
+        "0",
+        "--max-length",
+        "16",
+        "--cache-dir",
+        str(folder / "cache"),
+        "--out",
+        str(folder / "out"),
         *extra,
-    ]  # fmt: skip
+    ]
     return CliRunner().invoke(app, args)
 
 
@@ -99,9 +117,11 @@ def test_ray_sweep_writes_the_local_results_csv_byte_for_byte(tables, local_run,
     assert (tmp_path / "out" / "results.csv").read_bytes() == (local_run / "results.csv").read_bytes()
     assert (tmp_path / "out" / "selectivity.csv").read_bytes() == (local_run / "selectivity.csv").read_bytes()
     rows = pd.read_csv(tmp_path / "out" / "results.csv")
-    assert rows.groupby(["dataset", "hook"]).ngroups == 4 and set(rows["control"]) == {
-        "none", "shuffled-labels", "spectral-reinit"
-    } and set(rows["seed"]) == {0, 1}  # fmt: skip
+    assert (
+        rows.groupby(["dataset", "hook"]).ngroups == 4
+        and set(rows["control"]) == {"none", "shuffled-labels", "spectral-reinit"}
+        and set(rows["seed"]) == {0, 1}
+    )
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["execution"]["executor"] == "ray" and run["failures"] == []
     # 3 model variants (trained, spectral-reinit of each seed) x 2 datasets to extract, then 4 audit cells
@@ -155,11 +175,30 @@ def test_a_dataset_whose_every_cell_failed_leaves_the_other_datasets_report(tabl
 def test_a_single_audit_on_ray_writes_the_local_results_byte_for_byte(tables, tmp_path, monkeypatch):
     def audit(folder, *extra):
         args = [
-            "audit", "--model", "tiny-gpt2", "--dataset", tables[0], "--hook", "blocks.1.hook_resid_pre",
-            "--controls", "shuffled-labels,spectral-reinit,random-tokens-uniform", "--seeds", "0,1",
-            "--probes", "logistic,mass-mean", "--max-examples", "0", "--max-length", "16",
-            "--cache-dir", str(folder / "cache"), "--out", str(folder / "out"), "--quiet", *extra,
-        ]  # fmt: skip
+            "audit",
+            "--model",
+            "tiny-gpt2",
+            "--dataset",
+            tables[0],
+            "--hook",
+            "blocks.1.hook_resid_pre",
+            "--controls",
+            "shuffled-labels,spectral-reinit,random-tokens-uniform",
+            "--seeds",
+            "0,1",
+            "--probes",
+            "logistic,mass-mean",
+            "--max-examples",
+            "0",
+            "--max-length",
+            "16",
+            "--cache-dir",
+            str(folder / "cache"),
+            "--out",
+            str(folder / "out"),
+            "--quiet",
+            *extra,
+        ]
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
         return folder / "out"
@@ -198,10 +237,22 @@ def test_an_unreachable_ray_address_is_one_line_within_60_s_before_anything_is_l
     address = f"127.0.0.1:{_closed_loopback_port()}"
     data = ["--datasets", ",".join(tables)] if command == "sweep" else ["--dataset", tables[0]]
     args = [
-        sys.executable, "-m", "auditkit.cli.main", command, "--model", "tiny-gpt2", *data,
-        "--executor", "ray", "--ray-address", address,
-        "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out"),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "auditkit.cli.main",
+        command,
+        "--model",
+        "tiny-gpt2",
+        *data,
+        "--executor",
+        "ray",
+        "--ray-address",
+        address,
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"OMP_NUM_THREADS": "1"}
     t0 = time.monotonic()
     done = subprocess.run(args, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path, check=False)
@@ -231,9 +282,14 @@ def test_a_listening_address_passes_the_reachability_check():
 
 @pytest.mark.parametrize(
     ("address", "expected"),
-    [("auto", None), ("local", None), ("127.0.0.1:6379", ("127.0.0.1", 6379)),
-     ("ray://localhost:10001", ("localhost", 10001)), ("[::1]:6379", ("::1", 6379))],
-)  # fmt: skip
+    [
+        ("auto", None),
+        ("local", None),
+        ("127.0.0.1:6379", ("127.0.0.1", 6379)),
+        ("ray://localhost:10001", ("localhost", 10001)),
+        ("[::1]:6379", ("::1", 6379)),
+    ],
+)
 def test_ray_address_forms(address, expected):
     assert ray_executor.host_port(address) == expected
 

@@ -11,7 +11,7 @@ from auditkit.audit.run import run_audit
 from auditkit.models import ModelSpec, load_model
 from auditkit.seeding import numpy_rng
 
-WORDS = "alpha beta gamma delta epsilon zeta theta iota kappa lambda sigma omega".split()
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "theta", "iota", "kappa", "lambda", "sigma", "omega"]
 CONTROLS = ("shuffled-labels", "random-tokens-uniform", "control-task")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -42,9 +42,15 @@ def test_null_over_repeated_texts_is_never_selective(tmp_path, tiny):
     for draw in range(3):
         path = _repeated_null(tmp_path / f"null{draw}.csv", n_texts=60, copies=3, seed=100 + draw)
         cfg = AuditConfig(
-            dataset=f"table:{path}", hook="blocks.1.hook_resid_post", seeds=(0, 1, 2, 3, 4), controls=CONTROLS,
-            probes=("logistic",), use_cache=False, progress=False, model=ModelSpec(name="tiny-gpt2", seed=0),
-        )  # fmt: skip
+            dataset=f"table:{path}",
+            hook="blocks.1.hook_resid_post",
+            seeds=(0, 1, 2, 3, 4),
+            controls=CONTROLS,
+            probes=("logistic",),
+            use_cache=False,
+            progress=False,
+            model=ModelSpec(name="tiny-gpt2", seed=0),
+        )
         result = run_audit(cfg, loaded=tiny)
         sel = result.selectivity.query("metric == 'accuracy'").set_index("control")
         verdicts += list(sel["verdict"])

@@ -11,11 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from auditkit.cli.main import app
-from auditkit.report.plots import PALETTE, arm_colour, arms_plot, overlapping_labels, verdict_heatmap
-from auditkit.report.summary import verdict_matrix
+from typer.testing import CliRunner
+
 from auditkit.audit.saved import load_run
 from auditkit.errors import OutputError
-from typer.testing import CliRunner
+from auditkit.report.plots import PALETTE, arm_colour, arms_plot, overlapping_labels, verdict_heatmap
+from auditkit.report.summary import verdict_matrix
 
 runner = CliRunner()
 
@@ -25,11 +26,29 @@ def _run(tmp_path, yes_no_table, name, *args):
     table = tmp_path / "t.csv"
     if not table.exists():
         yes_no_table(table, n=80, words=(3, 6))
-    result = runner.invoke(app, [
-        "audit", "--model", "tiny-gpt2", "--dataset", f"table:{table}", "--hook", "blocks.1.hook_resid_post",
-        "--probes", "logistic,mass-mean", "--controls", "shuffled-labels,random-tokens-uniform", "--seeds", "0,1,2",
-        "--cache-dir", str(tmp_path / "cache"), "--out", str(out), *args,
-    ])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "audit",
+            "--model",
+            "tiny-gpt2",
+            "--dataset",
+            f"table:{table}",
+            "--hook",
+            "blocks.1.hook_resid_post",
+            "--probes",
+            "logistic,mass-mean",
+            "--controls",
+            "shuffled-labels,random-tokens-uniform",
+            "--seeds",
+            "0,1,2",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--out",
+            str(out),
+            *args,
+        ],
+    )
     assert result.exit_code == 0, result.output
     return result, out
 
@@ -89,8 +108,12 @@ def test_report_refuses_what_audit_did_not_write(tmp_path, runs):
     steer = tmp_path / "steer"
     steer.mkdir()
     (steer / ".auditkit-output").write_text(json.dumps({"written_by": "auditkit", "kind": "steer"}))
-    for target, pattern in [(stranger, "not an auditkit output"), (tmp_path / "missing", "not a folder"),
-                            (steer, "auditkit steer"), (a / "report.md", "not a folder")]:  # fmt: skip
+    for target, pattern in [
+        (stranger, "not an auditkit output"),
+        (tmp_path / "missing", "not a folder"),
+        (steer, "auditkit steer"),
+        (a / "report.md", "not a folder"),
+    ]:
         result = runner.invoke(app, ["report", str(target)])
         lines = [l for l in result.stderr.splitlines() if l.strip()]
         assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error:"), result.output
@@ -126,8 +149,14 @@ def test_figures_are_legible(runs, tmp_path):
     assert len(ax.get_xticklabels()) == 2 and overlapping_labels(heat) == []
     assert heat.get_size_inches()[0] * 110 <= 1400  # readable at 100% zoom without scrolling
     # eleven probe kinds, eight controls: still no overlapping labels
-    many = pd.DataFrame([dict(method=f"probe-k-sparse-k{k}", control=c, seed=s, metric="accuracy", value=0.5)
-                         for k in range(11) for c in ["none", *list(PALETTE)[1:9]] for s in range(3)])  # fmt: skip
+    many = pd.DataFrame(
+        [
+            dict(method=f"probe-k-sparse-k{k}", control=c, seed=s, metric="accuracy", value=0.5)
+            for k in range(11)
+            for c in ["none", *list(PALETTE)[1:9]]
+            for s in range(3)
+        ]
+    )
     big = arms_plot(many, tmp_path / "many.png")
     assert len(big.axes) == 12 and overlapping_labels(big) == []
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from auditkit.cli.main import app
 from typer.testing import CliRunner
 
 from auditkit.audit.saved import load_matrix
 from auditkit.calibration.saved import load_calibration
-from auditkit.cli.main import app
 from auditkit.report.calibration import power_plot, render_calibration
 from auditkit.report.calibration_matrix import calibration_heatmap, calibration_matrix
 from auditkit.report.embedding import embedding_matrix
@@ -36,8 +36,11 @@ def _copy(name: str, tmp_path: Path) -> Path:
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _rerender_twice(folder: Path, report: str) -> dict[str, str]:
@@ -138,9 +141,15 @@ KEPT = ("capitalised", "non-ascii")
 
 def test_embedding_summary_rerenders_with_the_matrix_first(tmp_path):
     folder = tmp_path / "embedding"
-    shutil.copytree(REPORTS / "embedding", folder, ignore=lambda d, names: [
-        n for n in names if Path(d) == REPORTS / "embedding" and (REPORTS / "embedding" / n).is_dir() and n not in KEPT
-    ])  # fmt: skip
+    shutil.copytree(
+        REPORTS / "embedding",
+        folder,
+        ignore=lambda d, names: [
+            n
+            for n in names
+            if Path(d) == REPORTS / "embedding" and (REPORTS / "embedding" / n).is_dir() and n not in KEPT
+        ],
+    )
     files = _rerender_twice(folder, "summary.md")
     committed = _digests(REPORTS / "embedding")
     for name, digest in committed.items():

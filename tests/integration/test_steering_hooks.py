@@ -36,8 +36,18 @@ def test_restarting_from_the_cached_prefix_equals_the_full_forward_pass(tiny_gpt
     model, (tokens_TL, lengths) = tiny_gpt2.model, tokens
     site = Site(hook="blocks.1.hook_resid_pre", later_hook="blocks.1.hook_resid_post", positions="all", has_bos=True)
     resid = prefix_residual(model, tokens_TL, lengths, 1, batch_size=2)
-    zero = steered_rows(model, site, resid, tokens_TL, lengths, np.arange(len(TEXTS)), torch.zeros(len(TEXTS), 64),
-                        keep_logprobs=True, text_ce=True, batch_size=2)  # fmt: skip
+    zero = steered_rows(
+        model,
+        site,
+        resid,
+        tokens_TL,
+        lengths,
+        np.arange(len(TEXTS)),
+        torch.zeros(len(TEXTS), 64),
+        keep_logprobs=True,
+        text_ce=True,
+        batch_size=2,
+    )
     last = torch.as_tensor(lengths - 1)
     full = torch.log_softmax(model(tokens_TL), -1)[torch.arange(len(TEXTS)), last]
     assert torch.allclose(zero.logprob_last_RV, full, atol=1e-5)
@@ -49,16 +59,27 @@ def test_restarting_from_the_cached_prefix_equals_the_full_forward_pass(tiny_gpt
     # A vector written at the last position changes the next-token distribution there and leaves every
     # earlier position's prediction (all the text's own cross-entropy) alone.
     bump = 3.0 * torch.randn(64, generator=torch.Generator().manual_seed(0)).expand(len(TEXTS), 64)
-    last_only = steered_rows(model, Site(**{**site.__dict__, "positions": "last"}), resid, tokens_TL, lengths,
-                             np.arange(len(TEXTS)), bump, clean_lp_TV=zero.logprob_last_RV, text_ce=True)  # fmt: skip
+    last_only = steered_rows(
+        model,
+        Site(**{**site.__dict__, "positions": "last"}),
+        resid,
+        tokens_TL,
+        lengths,
+        np.arange(len(TEXTS)),
+        bump,
+        clean_lp_TV=zero.logprob_last_RV,
+        text_ce=True,
+    )
     assert bool((last_only.kl_R > 1e-4).all())
     assert torch.allclose(last_only.ce_R, zero.ce_R, atol=1e-6)
     with pytest.raises(HookError, match="must come after"):
-        Site(hook="blocks.1.hook_resid_post", later_hook="blocks.1.hook_resid_pre", positions="all",
-             has_bos=True).validate(model)  # fmt: skip
+        Site(
+            hook="blocks.1.hook_resid_post", later_hook="blocks.1.hook_resid_pre", positions="all", has_bos=True
+        ).validate(model)
     with pytest.raises(HookError, match="residual-stream"):
-        Site(hook="blocks.0.attn.hook_z", later_hook="blocks.1.hook_resid_pre", positions="all",
-             has_bos=True).validate(model)  # fmt: skip
+        Site(hook="blocks.0.attn.hook_z", later_hook="blocks.1.hook_resid_pre", positions="all", has_bos=True).validate(
+            model
+        )
 
 
 @torch.inference_mode()
@@ -89,9 +110,16 @@ def test_planted_readers_through_real_hooks(tiny_gpt2, tokens, cosine, surgical_
 
 def test_run_steering_end_to_end_and_write_the_report(tiny_gpt2, tmp_path):
     cfg = SteeringConfig(
-        model=ModelSpec(name="tiny-gpt2"), datasets=("108_athlete_sport",), max_examples=48, n_eval=4,
-        alphas=(0.0, 0.5, 1.0), seeds=(0, 1, 2), n_heldout=2, heldout_max_length=16, progress=False,
-    )  # fmt: skip
+        model=ModelSpec(name="tiny-gpt2"),
+        datasets=("108_athlete_sport",),
+        max_examples=48,
+        n_eval=4,
+        alphas=(0.0, 0.5, 1.0),
+        seeds=(0, 1, 2),
+        n_heldout=2,
+        heldout_max_length=16,
+        progress=False,
+    )
     result = run_steering(cfg, loaded=tiny_gpt2)
     rows = result.rows
     assert set(rows["arm"]) == {"none", "spectral-reinit"}
@@ -121,8 +149,13 @@ def test_several_binary_tasks_make_one_concept_each_and_train_only_on_their_own_
     from auditkit.steering.data import load_concepts
     from auditkit.steering.directions import concept_problems
 
-    concepts = load_concepts(("5_hist_fig_ismale", "6_hist_fig_isamerican"), template="{text} was", max_examples=20,
-                             seeds=(0, 1), test_fraction=0.25)  # fmt: skip
+    concepts = load_concepts(
+        ("5_hist_fig_ismale", "6_hist_fig_isamerican"),
+        template="{text} was",
+        max_examples=20,
+        seeds=(0, 1),
+        test_fraction=0.25,
+    )
     assert concepts.names == ("5_hist_fig_ismale:1", "6_hist_fig_isamerican:1")
     assert concepts.label_words == (None, None) and concepts.texts[0].endswith(" was")
     labels = concepts.labels_TC
@@ -130,10 +163,19 @@ def test_several_binary_tasks_make_one_concept_each_and_train_only_on_their_own_
     _, train = concept_problems(labels, concepts.is_test_ST)  # problems (seed, concept), seed-major
     assert not bool(train[0, 20:].any()) and not bool(train[1, :20].any())
     cfg = SteeringConfig(
-        model=ModelSpec(name="tiny-gpt2"), datasets=("5_hist_fig_ismale", "6_hist_fig_isamerican"), max_examples=24,
-        n_eval=4, alphas=(0.0, 1.0), seeds=(0, 1), controls=(), positions="last", scale="gap", n_heldout=1,
-        heldout_max_length=12, progress=False,
-    )  # fmt: skip
+        model=ModelSpec(name="tiny-gpt2"),
+        datasets=("5_hist_fig_ismale", "6_hist_fig_isamerican"),
+        max_examples=24,
+        n_eval=4,
+        alphas=(0.0, 1.0),
+        seeds=(0, 1),
+        controls=(),
+        positions="last",
+        scale="gap",
+        n_heldout=1,
+        heldout_max_length=12,
+        progress=False,
+    )
     rows = run_steering(cfg, loaded=tiny_gpt2).rows
     on = rows[(rows["metric"] == "same_on") & (rows["alpha"] == 1.0) & (rows["direction"] != "random")]
     assert np.allclose(on["value"], 1.0)  # gap units: every direction moves its own readout by one class gap

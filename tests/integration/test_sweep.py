@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
-import json
 import dataclasses
+import json
 import random
 import weakref
 
@@ -40,7 +40,28 @@ def _planted_table(path, n=240, seed=0):
     input) the last position cannot know the first word; after block 0 it can."""
     rng = random.Random(seed)
     first = (["river", "cloud", "quiet", "metal"], ["apple", "stone", "green", "happy"])
-    filler = "the a of and to in is was for on with as by at from this that it be are".split()
+    filler = [
+        "the",
+        "a",
+        "of",
+        "and",
+        "to",
+        "in",
+        "is",
+        "was",
+        "for",
+        "on",
+        "with",
+        "as",
+        "by",
+        "at",
+        "from",
+        "this",
+        "that",
+        "it",
+        "be",
+        "are",
+    ]
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["text", "label"])
@@ -52,9 +73,13 @@ def _planted_table(path, n=240, seed=0):
 
 def _sweep_cfg(table, cache, **kw):
     audit = AuditConfig(
-        model=ModelSpec(name="tiny-gpt2", seed=0, cache_dir=cache), max_examples=None, max_length=16,
-        controls=("shuffled-labels", "random-tokens-uniform"), probes=("logistic",), progress=False,
-    )  # fmt: skip
+        model=ModelSpec(name="tiny-gpt2", seed=0, cache_dir=cache),
+        max_examples=None,
+        max_length=16,
+        controls=("shuffled-labels", "random-tokens-uniform"),
+        probes=("logistic",),
+        progress=False,
+    )
     return SweepConfig(audit=audit, datasets=f"table:{table}", hooks="all", **kw)
 
 
@@ -189,9 +214,12 @@ def test_a_sweep_trains_one_sae_per_layer_with_its_baselines(tmp_path):
         _sweep_cfg(table, tmp_path / "cache"), hooks="blocks.0.hook_resid_pre,blocks.1.hook_resid_post"
     )
     audit = dataclasses.replace(
-        cfg.audit, methods=("sae",), controls=("sae-untrained", "pca"), seeds=(0, 1, 2),
+        cfg.audit,
+        methods=("sae",),
+        controls=("sae-untrained", "pca"),
+        seeds=(0, 1, 2),
         sae=SAEAuditOptions(width=128, k=8, training_tokens=20_000, batch_size=256, splice_texts=8),
-    )  # fmt: skip
+    )
     result = run_sweep(dataclasses.replace(cfg, audit=audit))
     rows = result.rows
     assert sorted(rows["hook"].unique()) == ["blocks.0.hook_resid_pre", "blocks.1.hook_resid_post"]
@@ -247,10 +275,35 @@ def test_a_dataset_no_model_reads_is_not_a_lexical_shortcut():
 def test_sweep_command_takes_the_sae_options_and_reproduces_them(tmp_path):
     table = _planted_table(tmp_path / "planted.csv", n=64)
     out = tmp_path / "out"
-    args = ["sweep", "--model", "tiny-gpt2", "--datasets", f"table:{table}", "--hooks", "blocks.1.hook_resid_post",
-            "--methods", "sae", "--controls", "sae-untrained", "--max-length", "16", "--sae-width", "64",
-            "--sae-k", "4", "--sae-tokens", "4000", "--sae-batch-size", "256", "--sae-splice-texts", "4",
-            "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]  # fmt: skip
+    args = [
+        "sweep",
+        "--model",
+        "tiny-gpt2",
+        "--datasets",
+        f"table:{table}",
+        "--hooks",
+        "blocks.1.hook_resid_post",
+        "--methods",
+        "sae",
+        "--controls",
+        "sae-untrained",
+        "--max-length",
+        "16",
+        "--sae-width",
+        "64",
+        "--sae-k",
+        "4",
+        "--sae-tokens",
+        "4000",
+        "--sae-batch-size",
+        "256",
+        "--sae-splice-texts",
+        "4",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     run = json.loads((out / "run.json").read_text())
@@ -289,8 +342,14 @@ def test_an_edited_table_recomputes_its_own_cells_and_only_those(tmp_path, monke
     calls = _counting(monkeypatch)
     after = run_sweep(cfg)
     assert calls == [(f"table:{a}", h) for h in HOOKS[1:]]  # the edited table's cells, not b's
-    fresh = run_sweep(dataclasses.replace(cfg, audit=dataclasses.replace(
-        cfg.audit, model=dataclasses.replace(cfg.audit.model, cache_dir=tmp_path / "fresh"))))  # fmt: skip
+    fresh = run_sweep(
+        dataclasses.replace(
+            cfg,
+            audit=dataclasses.replace(
+                cfg.audit, model=dataclasses.replace(cfg.audit.model, cache_dir=tmp_path / "fresh")
+            ),
+        )
+    )
     pd.testing.assert_frame_equal(after.rows, fresh.rows)  # the new labels' numbers, as a fresh cache gives them
     pd.testing.assert_frame_equal(after.selectivity, fresh.selectivity)
     assert after.cells == fresh.cells  # the new fingerprint and class counts
@@ -307,13 +366,15 @@ def test_overwritten_local_weights_recompute_the_sweep(tmp_path, monkeypatch, gp
 
     torch.manual_seed(0)  # test-local: reproducible saved weights
     folder = tmp_path / "gpt2"
-    GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=64, n_ctx=64,
-                               vocab_size=len(gpt2_tokenizer))).save_pretrained(folder)  # fmt: skip
+    GPT2LMHeadModel(
+        GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=64, n_ctx=64, vocab_size=len(gpt2_tokenizer))
+    ).save_pretrained(folder)
     gpt2_tokenizer.save_pretrained(folder)
     table = _planted_table(tmp_path / "planted.csv", n=64)
     cfg = dataclasses.replace(_sweep_cfg(table, tmp_path / "cache"), hooks=HOOKS[2])
-    cfg = dataclasses.replace(cfg, audit=dataclasses.replace(
-        cfg.audit, model=dataclasses.replace(cfg.audit.model, name=str(folder))))  # fmt: skip
+    cfg = dataclasses.replace(
+        cfg, audit=dataclasses.replace(cfg.audit, model=dataclasses.replace(cfg.audit.model, name=str(folder)))
+    )
     before = run_sweep(cfg)
     # Overwrite the weights in place with others of the same size, the old mtime put back: only the bytes differ.
     weights = folder / "model.safetensors"
@@ -329,8 +390,14 @@ def test_overwritten_local_weights_recompute_the_sweep(tmp_path, monkeypatch, gp
     assert calls == [(f"table:{table}", HOOKS[2])]
     assert after.provenance["file_sha256"] != before.provenance["file_sha256"]
     assert not after.rows["value"].equals(before.rows["value"])
-    fresh = run_sweep(dataclasses.replace(cfg, audit=dataclasses.replace(
-        cfg.audit, model=dataclasses.replace(cfg.audit.model, cache_dir=tmp_path / "fresh"))))  # fmt: skip
+    fresh = run_sweep(
+        dataclasses.replace(
+            cfg,
+            audit=dataclasses.replace(
+                cfg.audit, model=dataclasses.replace(cfg.audit.model, cache_dir=tmp_path / "fresh")
+            ),
+        )
+    )
     pd.testing.assert_frame_equal(after.rows, fresh.rows)  # the new weights' numbers, never the old ones
 
 
@@ -378,9 +445,22 @@ def test_an_attention_pattern_hook_is_refused_before_anything_is_loaded(tmp_path
     monkeypatch.setattr(cells_mod, "load_model", no_load)
     table = _planted_table(tmp_path / "planted.csv", n=40)
     for hooks in ("blocks.0.attn.hook_pattern", "blocks.0.hook_resid_pre,blocks.1.attn.hook_attn_scores"):
-        result = CliRunner().invoke(app, [
-            "sweep", "--model", "tiny-gpt2", "--datasets", f"table:{table}", "--hooks", hooks,
-            "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")])  # fmt: skip
+        result = CliRunner().invoke(
+            app,
+            [
+                "sweep",
+                "--model",
+                "tiny-gpt2",
+                "--datasets",
+                f"table:{table}",
+                "--hooks",
+                hooks,
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--out",
+                str(tmp_path / "out"),
+            ],
+        )
         assert result.exit_code == 2, result.output
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error:") and "attention patterns" in lines[0], result.output
@@ -420,9 +500,22 @@ def test_audit_refuses_an_attention_pattern_hook_before_anything_is_loaded(tmp_p
 
     monkeypatch.setattr(audit_run, "load_model", no_load)
     table = _planted_table(tmp_path / "planted.csv", n=40)
-    result = CliRunner().invoke(app, [
-        "audit", "--model", "tiny-gpt2", "--dataset", f"table:{table}", "--hook", "blocks.0.attn.hook_pattern",
-        "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")])  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        [
+            "audit",
+            "--model",
+            "tiny-gpt2",
+            "--dataset",
+            f"table:{table}",
+            "--hook",
+            "blocks.0.attn.hook_pattern",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "attention patterns" in lines[0], result.output
@@ -449,10 +542,29 @@ def test_the_audit_command_is_a_one_cell_plan_holding_one_reinitialised_model_at
 
     monkeypatch.setattr(arms_mod, "reinit_loaded", tracked)
     args = [
-        "audit", "--model", "tiny-gpt2", "--dataset", f"table:{table}", "--hook", HOOKS[1], "--seeds", "0,1,2",
-        "--controls", "shuffled-labels,spectral-reinit,gaussian-reinit", "--probes", "logistic", "--max-length", "16",
-        "--max-examples", "0", "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "plan"), "--quiet",
-    ]  # fmt: skip
+        "audit",
+        "--model",
+        "tiny-gpt2",
+        "--dataset",
+        f"table:{table}",
+        "--hook",
+        HOOKS[1],
+        "--seeds",
+        "0,1,2",
+        "--controls",
+        "shuffled-labels,spectral-reinit,gaussian-reinit",
+        "--probes",
+        "logistic",
+        "--max-length",
+        "16",
+        "--max-examples",
+        "0",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(tmp_path / "plan"),
+        "--quiet",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert resident == [1] * 6, resident

@@ -25,8 +25,9 @@ SEEDS = (0, 1, 2)
 
 @pytest.fixture(scope="module")
 def small():
-    cfg = SynthSAEConfig(model=SMALL, architectures=("topk",), seeds=SEEDS, train_rows=4000, test_rows=2000,
-                         training_tokens=40_000)  # fmt: skip
+    cfg = SynthSAEConfig(
+        model=SMALL, architectures=("topk",), seeds=SEEDS, train_rows=4000, test_rows=2000, training_tokens=40_000
+    )
     return run_synth_sae(cfg)
 
 
@@ -54,8 +55,11 @@ def test_every_method_and_control_is_scored_once_per_seed(small):
     counts = small.rows.groupby(["method", "control", "metric"]).size()
     assert set(counts) == {len(SEEDS)}
     controls = {m: set(g["control"]) - {"none"} for m, g in small.rows.groupby("method")}
-    assert controls == {"sae-topk": set(SAE_BASELINES), "pursuit-topk": {*SAE_BASELINES, *DICTIONARY_CONTROLS},
-                        TRUE: set(DICTIONARY_CONTROLS)}  # fmt: skip
+    assert controls == {
+        "sae-topk": set(SAE_BASELINES),
+        "pursuit-topk": {*SAE_BASELINES, *DICTIONARY_CONTROLS},
+        TRUE: set(DICTIONARY_CONTROLS),
+    }
 
 
 def test_the_summary_opens_with_the_verdict_matrix(small):
@@ -74,12 +78,21 @@ def test_rows_are_drawn_from_the_seed_and_leave_the_global_generator_alone():
     a, b, c = (sample_rows(model, 50, seed=s) for s in (7, 7, 8))
     assert torch.equal(torch.random.get_rng_state(), state)
     assert torch.equal(a.x_ND, b.x_ND) and not torch.equal(a.x_ND, c.x_ND)
-    assert torch.allclose(a.acts_NG @ model.feature_dict.feature_vectors.detach() + model.feature_dict.bias.detach(),
-                          a.x_ND, atol=1e-5)  # fmt: skip
+    assert torch.allclose(
+        a.acts_NG @ model.feature_dict.feature_vectors.detach() + model.feature_dict.bias.detach(), a.x_ND, atol=1e-5
+    )
 
 
-@pytest.mark.parametrize("kw", [dict(architectures=("topk", "gated")), dict(seeds=(0, 0)), dict(baselines=("pca", "nope")),
-                                dict(training_tokens=0), dict(model=dict(n_features=8, hierarchy_roots=4))])  # fmt: skip
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(architectures=("topk", "gated")),
+        dict(seeds=(0, 0)),
+        dict(baselines=("pca", "nope")),
+        dict(training_tokens=0),
+        dict(model=dict(n_features=8, hierarchy_roots=4)),
+    ],
+)
 def test_bad_settings_raise_before_any_compute(kw):
     if "model" in kw:
         with pytest.raises(ConfigError):
@@ -95,7 +108,9 @@ runner = CliRunner()
 def test_cli_bad_architecture_is_one_error_line_and_writes_nothing(tmp_path):
     out = tmp_path / "out"
     result = runner.invoke(app, ["sae-synth", "--archs", "topk,gated", "--out", str(out)])
-    assert result.exit_code == 2 and result.output.count("\n") == 1 and result.output.startswith("error:"), result.output
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and result.output.startswith("error:"), (
+        result.output
+    )
     assert "gated" in result.output and not out.exists()
 
 

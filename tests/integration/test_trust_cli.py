@@ -8,8 +8,9 @@ import os
 import pandas as pd
 import pytest
 from auditkit.cli.main import app
-from auditkit.report.outputs import MARKER, marker_kind
 from typer.testing import CliRunner
+
+from auditkit.report.outputs import MARKER, marker_kind
 
 runner = CliRunner()
 
@@ -48,13 +49,16 @@ def test_a_users_folder_as_out_is_refused_and_left_alone(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["mine"]  # no temporary folder left
 
 
-@pytest.mark.parametrize("args, says", [
-    (["--audit", "--tasks", "no_such_task"], "unknown sae-probes dataset"),
-    (["--audit", "--tasks", " , "], "--tasks is empty"),
-    (["--audit", "--max-texts", "5"], "max_texts must be at least 20"),
-    (["--out", "somewhere"], "--out applies only with --audit"),
-    (["--audit", "--kind", "binary"], "pick some with --tasks"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--audit", "--tasks", "no_such_task"], "unknown sae-probes dataset"),
+        (["--audit", "--tasks", " , "], "--tasks is empty"),
+        (["--audit", "--max-texts", "5"], "max_texts must be at least 20"),
+        (["--out", "somewhere"], "--out applies only with --audit"),
+        (["--audit", "--kind", "binary"], "pick some with --tasks"),
+    ],
+)
 def test_bad_input_is_one_error_line_before_any_compute(tmp_path, args, says):
     out = tmp_path / "never"
     if "--out" not in args:

@@ -36,9 +36,11 @@ def _imports(path: Path) -> tuple[set[str], list[str]]:
     """auditkit modules ``path`` imports (anywhere but under ``if TYPE_CHECKING``), and string imports."""
     tree = ast.parse(path.read_text())
     typing_only = {
-        id(n) for node in ast.walk(tree)
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)
-    }  # fmt: skip
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for n in ast.walk(node)
+    }
     found, strings = set(), []
     for node in ast.walk(tree):
         if id(node) in typing_only:
@@ -98,27 +100,53 @@ def test_no_module_is_imported_by_a_string():
 
 # (layer, the layers it must not import): a lower layer never reaches up.
 FORBIDDEN = {
-    "auditkit.metrics": ("auditkit.methods", "auditkit.controls", "auditkit.audit", "auditkit.steering",
-                         "auditkit.calibration", "auditkit.report", "auditkit.cli"),
-    "auditkit.methods": ("auditkit.audit", "auditkit.steering", "auditkit.calibration", "auditkit.report", "auditkit.cli"),
-    "auditkit.controls": ("auditkit.methods", "auditkit.audit", "auditkit.steering", "auditkit.calibration",
-                          "auditkit.report", "auditkit.cli"),
+    "auditkit.metrics": (
+        "auditkit.methods",
+        "auditkit.controls",
+        "auditkit.audit",
+        "auditkit.steering",
+        "auditkit.calibration",
+        "auditkit.report",
+        "auditkit.cli",
+    ),
+    "auditkit.methods": (
+        "auditkit.audit",
+        "auditkit.steering",
+        "auditkit.calibration",
+        "auditkit.report",
+        "auditkit.cli",
+    ),
+    "auditkit.controls": (
+        "auditkit.methods",
+        "auditkit.audit",
+        "auditkit.steering",
+        "auditkit.calibration",
+        "auditkit.report",
+        "auditkit.cli",
+    ),
     "auditkit.steering": ("auditkit.audit", "auditkit.calibration", "auditkit.sweep", "auditkit.cli"),
     "auditkit.calibration": ("auditkit.steering", "auditkit.sweep", "auditkit.cli"),
     "auditkit.report": ("auditkit.cli", "auditkit.calibration.run", "auditkit.steering.run", "auditkit.sweep"),
     "auditkit.audit": ("auditkit.steering", "auditkit.calibration", "auditkit.sweep", "auditkit.cli"),
     "auditkit.sweep": ("auditkit.steering", "auditkit.calibration", "auditkit.cli"),
-    "auditkit.trust": ("auditkit.audit", "auditkit.steering", "auditkit.calibration", "auditkit.sweep",
-                       "auditkit.report", "auditkit.cli"),
-}  # fmt: skip
+    "auditkit.trust": (
+        "auditkit.audit",
+        "auditkit.steering",
+        "auditkit.calibration",
+        "auditkit.sweep",
+        "auditkit.report",
+        "auditkit.cli",
+    ),
+}
 
 
 @pytest.mark.parametrize("layer", sorted(FORBIDDEN))
 def test_layers_import_only_downwards(layer):
     bad = {
         name: sorted(t for t in targets if any(t == f or t.startswith(f + ".") for f in FORBIDDEN[layer]))
-        for name, targets in GRAPH.items() if name == layer or name.startswith(layer + ".")
-    }  # fmt: skip
+        for name, targets in GRAPH.items()
+        if name == layer or name.startswith(layer + ".")
+    }
     assert {k: v for k, v in bad.items() if v} == {}
 
 

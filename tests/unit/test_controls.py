@@ -16,11 +16,17 @@ from auditkit.types import ActivationSet
 def _acts(labels, groups=None, is_test=None):
     n = len(labels)
     return ActivationSet(
-        acts_ND=torch.zeros(n, 2), labels_N=np.asarray(labels, dtype=np.int64), token_ids_N=np.zeros(n, np.int64),
-        example_ids_N=np.arange(n), positions_N=np.zeros(n, np.int64),
-        is_test_N=np.asarray(is_test if is_test is not None else np.arange(n) % 4 == 0), hook="h", positions="all",
-        class_names=("a", "b", "c"), groups_N=groups,
-    )  # fmt: skip
+        acts_ND=torch.zeros(n, 2),
+        labels_N=np.asarray(labels, dtype=np.int64),
+        token_ids_N=np.zeros(n, np.int64),
+        example_ids_N=np.arange(n),
+        positions_N=np.zeros(n, np.int64),
+        is_test_N=np.asarray(is_test if is_test is not None else np.arange(n) % 4 == 0),
+        hook="h",
+        positions="all",
+        class_names=("a", "b", "c"),
+        groups_N=groups,
+    )
 
 
 def test_shuffled_labels_keep_marginals_per_split_and_change_assignment():
@@ -189,9 +195,19 @@ def test_the_per_purpose_tables_are_filters_over_the_registry_in_its_order():
     from auditkit.steering.run import WEIGHT_CONTROLS as STEERING
 
     stages = {n: k.stage for n, k in registry.REGISTRY.items()}
-    assert c.ALL_CONTROLS == tuple(n for n, s in stages.items() if s != "lexical") == (
-        "shuffled-labels", "control-task", "random-tokens-uniform", "random-tokens-unigram", "spectral-reinit",
-        "gaussian-reinit", "step0")  # fmt: skip
+    assert (
+        c.ALL_CONTROLS
+        == tuple(n for n, s in stages.items() if s != "lexical")
+        == (
+            "shuffled-labels",
+            "control-task",
+            "random-tokens-uniform",
+            "random-tokens-unigram",
+            "spectral-reinit",
+            "gaussian-reinit",
+            "step0",
+        )
+    )
     assert list(c.LEXICAL_CONTROLS) == ["lexical-bow", "lexical-length", "lexical-last-token"]
     assert c.LABEL_CONTROLS == {n: registry.get(n).apply for n, s in stages.items() if s == "label"}
     assert c.TOKEN_CONTROLS == {"random-tokens-uniform": "uniform", "random-tokens-unigram": "unigram"}
@@ -206,8 +222,12 @@ def test_a_control_declaration_is_checked_when_registered():
     from auditkit.controls.registry import Control, register
 
     ok = dict(name="x", stage="label", apply=shuffled_labels, colour="#000001", short_name="x", description="d")
-    for bad, match in ((dict(stage="activations"), "stage"), (dict(colour="blue"), "colour"),
-                       (dict(description=""), "description"), (dict(apply=None), "apply")):  # fmt: skip
+    for bad, match in (
+        (dict(stage="activations"), "stage"),
+        (dict(colour="blue"), "colour"),
+        (dict(description=""), "description"),
+        (dict(apply=None), "apply"),
+    ):
         with pytest.raises(ValueError, match=match):
             Control(**{**ok, **bad})
     with pytest.raises(ValueError, match="registered already"):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import GPT2_TOKENIZER as GPT2_DIR  # the one definition of ../shared/data  # noqa: E402
-from conftest import UD_EWT  # noqa: E402
+from conftest import GPT2_TOKENIZER as GPT2_DIR  # the one definition of ../shared/data
+from conftest import UD_EWT
 
 from auditkit import data
 from auditkit.errors import DataError, HubUnreachableError
@@ -53,11 +53,16 @@ def _token_dataset(texts: list[str], words: list[list[str]]) -> LabelledDataset:
             pos = start + len(w)
     labels = np.arange(len(spans)) % 2
     return LabelledDataset(
-        name="hand", texts=tuple(texts), labels_M=labels.astype(np.int64),
-        item_example_M=np.asarray(examples, dtype=np.int64), class_names=("a", "b"), level="token",
-        item_span_M2=np.asarray(spans, dtype=np.int64), groups_M=tuple(w for ws in words for w in ws),
+        name="hand",
+        texts=tuple(texts),
+        labels_M=labels.astype(np.int64),
+        item_example_M=np.asarray(examples, dtype=np.int64),
+        class_names=("a", "b"),
+        level="token",
+        item_span_M2=np.asarray(spans, dtype=np.int64),
+        groups_M=tuple(w for ws in words for w in ws),
         fingerprint="hand",
-    )  # fmt: skip
+    )
 
 
 # ---------------------------------------------------------------- sae-probes

@@ -34,7 +34,7 @@ def _unit(W: torch.Tensor) -> bool:
 
 
 def test_sae_decoder_rows_are_normalised_and_norms_kept() -> None:
-    import sae_lens as sae_lens
+    import sae_lens
 
     sae = sae_lens.StandardSAE(sae_lens.StandardSAEConfig(d_in=16, d_sae=40))
     dic = from_sae(sae)

@@ -29,8 +29,15 @@ def test_identical_texts_after_trimming_are_one_example_and_keep_every_label():
     assert ds.texts == ("a cat", "a dog ", "a bird", "a fish", "a fox")
     assert ds.n_items == 8
     assert np.bincount(ds.item_example_M).tolist() == [3, 2, 1, 1, 1]
-    assert ds.duplicates == dict(policy="group", source_texts=8, repeated_texts=2, repeated_rows=5,
-                                 label_conflicts=1, dropped_items=0, merged_after_tokenising=0)  # fmt: skip
+    assert ds.duplicates == dict(
+        policy="group",
+        source_texts=8,
+        repeated_texts=2,
+        repeated_rows=5,
+        label_conflicts=1,
+        dropped_items=0,
+        merged_after_tokenising=0,
+    )
 
 
 def test_duplicate_policies_drop_conflicts_or_keep_one_label_per_text():
@@ -102,10 +109,28 @@ def test_repeated_names_are_rejected(option):
 def _rows(diffs, outcome=None, degenerate=False):
     rows = []
     for seed, d in enumerate(diffs):
-        rows.append(dict(method="m", control="none", seed=seed, metric="accuracy", value=0.6 + d,
-                         outcome=None if outcome is None else outcome[0], degenerate=False))  # fmt: skip
-        rows.append(dict(method="m", control="c", seed=seed, metric="accuracy", value=0.6,
-                         outcome=None if outcome is None else outcome[1], degenerate=degenerate))  # fmt: skip
+        rows.append(
+            dict(
+                method="m",
+                control="none",
+                seed=seed,
+                metric="accuracy",
+                value=0.6 + d,
+                outcome=None if outcome is None else outcome[0],
+                degenerate=False,
+            )
+        )
+        rows.append(
+            dict(
+                method="m",
+                control="c",
+                seed=seed,
+                metric="accuracy",
+                value=0.6,
+                outcome=None if outcome is None else outcome[1],
+                degenerate=degenerate,
+            )
+        )
     return pd.DataFrame(rows)
 
 
@@ -143,17 +168,31 @@ def test_a_control_whose_labels_collapse_is_degenerate_not_control_better():
     n = 80
     gen = torch.Generator().manual_seed(0)
     acts = ActivationSet(
-        acts_ND=torch.randn(n, 8, generator=gen), labels_N=np.arange(n) % 2, token_ids_N=np.zeros(n, np.int64),
-        example_ids_N=np.arange(n), positions_N=np.zeros(n, np.int64), is_test_N=np.arange(n) % 4 == 0,
-        hook="h", positions="labelled", class_names=("a", "b"), groups_N=("same",) * n,
-    )  # fmt: skip
+        acts_ND=torch.randn(n, 8, generator=gen),
+        labels_N=np.arange(n) % 2,
+        token_ids_N=np.zeros(n, np.int64),
+        example_ids_N=np.arange(n),
+        positions_N=np.zeros(n, np.int64),
+        is_test_N=np.arange(n) % 4 == 0,
+        hook="h",
+        positions="labelled",
+        class_names=("a", "b"),
+        groups_N=("same",) * n,
+    )
     ctrl = control_task(acts, seed=1)  # every row one type: one label for all
     assert np.unique(ctrl.labels_N).size == 1
     batch = TokenBatch(
-        tokens_BL=torch.zeros(n, 1, dtype=torch.long), mask_BL=torch.ones(n, 1, dtype=torch.bool), labels_M=acts.labels_N,
-        item_example_M=np.arange(n), item_position_M=np.zeros(n, np.int64), is_test_M=acts.is_test_N,
-        class_names=("a", "b"), level="token", pad_token_id=0, has_bos=False,
-    )  # fmt: skip
+        tokens_BL=torch.zeros(n, 1, dtype=torch.long),
+        mask_BL=torch.ones(n, 1, dtype=torch.bool),
+        labels_M=acts.labels_N,
+        item_example_M=np.arange(n),
+        item_position_M=np.zeros(n, np.int64),
+        is_test_M=acts.is_test_N,
+        class_names=("a", "b"),
+        level="token",
+        pad_token_id=0,
+        has_bos=False,
+    )
     arms = [Arm(c, s, a, batch, lambda: None) for c, a in (("none", acts), ("control-task", ctrl)) for s in (0, 1, 2)]
     rows, _ = probe_rows(arms, ("logistic",))
     sel = selectivity_table(rows).query("metric == 'accuracy'").iloc[0]

@@ -32,8 +32,16 @@ def _audit(rng: np.random.Generator, n_test: int, p_real: float, p_control: floa
         control = (rng.random(n_test) < p_control).astype(float)
         clusters = np.arange(n_test)
         for arm, values in (("none", real), ("c", control)):
-            rows.append(dict(method="m", control=arm, seed=seed, metric="accuracy", value=values.mean(),
-                             outcome=ExampleScores(values, clusters)))  # fmt: skip
+            rows.append(
+                dict(
+                    method="m",
+                    control=arm,
+                    seed=seed,
+                    metric="accuracy",
+                    value=values.mean(),
+                    outcome=ExampleScores(values, clusters),
+                )
+            )
     return selectivity_table(pd.DataFrame(rows))
 
 
@@ -73,8 +81,21 @@ def test_p_values_agree_with_the_interval_and_mde_rises_with_spread() -> None:
 
 
 def test_two_sided_metrics_get_no_mde() -> None:
-    table = pd.DataFrame([dict(method="m", control="c", metric="l0", n_seeds=3, selectivity=0.2, ci_low=-0.1,
-                               ci_high=0.5, sampling_se=math.nan, verdict="similar")])  # fmt: skip
+    table = pd.DataFrame(
+        [
+            dict(
+                method="m",
+                control="c",
+                metric="l0",
+                n_seeds=3,
+                selectivity=0.2,
+                ci_low=-0.1,
+                ci_high=0.5,
+                sampling_se=math.nan,
+                verdict="similar",
+            )
+        ]
+    )
     out = evidence_columns(table)
     assert math.isnan(out["mde"].iloc[0]) and out["p_value"].iloc[0] > 0.05
 
@@ -114,8 +135,13 @@ def test_no_cell_that_is_not_a_finding_is_darker_than_a_finding() -> None:
     effects = np.linspace(-1, 1, 41)
     metrics = ("accuracy", "auroc", "kl", "explained_variance")
     found = [luminance(cell_rgba(effect_colour(e, v, m))) for e in effects for m in metrics for v in FINDINGS]
-    other = [luminance(cell_rgba(effect_colour(e, v, m))) for e in effects for m in metrics
-             for v in MARKS if v not in FINDINGS]  # fmt: skip
+    other = [
+        luminance(cell_rgba(effect_colour(e, v, m)))
+        for e in effects
+        for m in metrics
+        for v in MARKS
+        if v not in FINDINGS
+    ]
     assert max(found) < min(other)
     assert math.isnan(effect_colour(0.476, "not selective", "accuracy"))
     # anchored at chance and bounded: a finding 0.05 above chance is pale, never saturated by a near-ceiling control
@@ -125,11 +151,17 @@ def test_no_cell_that_is_not_a_finding_is_darker_than_a_finding() -> None:
 
 
 def test_verdict_heatmap_paints_what_the_marks_say(tmp_path) -> None:
-    cells = pd.DataFrame({
-        "control": ["a", "b", "c"], "selectivity": [0.9, 0.02, -0.3], "ci_low": [-0.1, 0.01, -0.5],
-        "ci_high": [1.9, 0.03, -0.1], "verdict": ["not selective", "selective", "control better"],
-        "normalised": [1.0, 0.04, -0.5], "mde": [1.2, math.nan, math.nan],
-    })  # fmt: skip
+    cells = pd.DataFrame(
+        {
+            "control": ["a", "b", "c"],
+            "selectivity": [0.9, 0.02, -0.3],
+            "ci_low": [-0.1, 0.01, -0.5],
+            "ci_high": [1.9, 0.03, -0.1],
+            "verdict": ["not selective", "selective", "control better"],
+            "normalised": [1.0, 0.04, -0.5],
+            "mde": [1.2, math.nan, math.nan],
+        }
+    )
     matrix = matrix_row(cells, "probe", metric="accuracy")
     fig = verdict_heatmap(matrix, tmp_path / "v.png", "t")
     image = fig.axes[0].images[0].get_array()
@@ -144,9 +176,26 @@ def _sweep(verdicts_by_layer: dict[int, str], q: float = 0.001) -> object:
     rows = []
     for layer, verdict in verdicts_by_layer.items():
         for control in ("shuffled-labels", "spectral-reinit"):
-            rows.append(dict(dataset="d", hook=f"blocks.{layer}.hook_resid_pre", layer=float(layer), method="probe-logistic",
-                             control=control, metric="accuracy", n_seeds=3, selectivity=0.3, ci_low=0.1, ci_high=0.5,
-                             sampling_se=0.02, verdict=verdict, p_value=0.01, q_value=q, se=0.05, mde=0.2))  # fmt: skip
+            rows.append(
+                dict(
+                    dataset="d",
+                    hook=f"blocks.{layer}.hook_resid_pre",
+                    layer=float(layer),
+                    method="probe-logistic",
+                    control=control,
+                    metric="accuracy",
+                    n_seeds=3,
+                    selectivity=0.3,
+                    ci_low=0.1,
+                    ci_high=0.5,
+                    sampling_se=0.02,
+                    verdict=verdict,
+                    p_value=0.01,
+                    q_value=q,
+                    se=0.05,
+                    mde=0.2,
+                )
+            )
     config = SimpleNamespace(audit=SimpleNamespace(selectivity_threshold=0.05))
     return SimpleNamespace(selectivity=pd.DataFrame(rows), config=config)
 

@@ -21,9 +21,9 @@ from torch.utils._device import _device_constructors
 
 import auditkit
 from auditkit.methods.probes import make_probe
-from auditkit.methods.sae.baselines import BASELINE_KINDS
 from auditkit.methods.probes.mdl import online_codelength
 from auditkit.methods.probes.sparse import sparse_probe
+from auditkit.methods.sae.baselines import BASELINE_KINDS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -208,16 +208,29 @@ def test_the_audit_fits_every_probe_stack_on_its_device_and_scores_on_the_cpu(mo
 
     n = 40
     acts = ActivationSet(
-        acts_ND=torch.randn(n, 4, generator=torch.Generator().manual_seed(0)), labels_N=np.arange(n) % 2,
-        token_ids_N=np.zeros(n, np.int64), example_ids_N=np.arange(n), positions_N=np.zeros(n, np.int64),
-        is_test_N=np.arange(n) % 4 == 0, hook="h", positions="labelled", class_names=("a", "b"),
-    )  # fmt: skip
+        acts_ND=torch.randn(n, 4, generator=torch.Generator().manual_seed(0)),
+        labels_N=np.arange(n) % 2,
+        token_ids_N=np.zeros(n, np.int64),
+        example_ids_N=np.arange(n),
+        positions_N=np.zeros(n, np.int64),
+        is_test_N=np.arange(n) % 4 == 0,
+        hook="h",
+        positions="labelled",
+        class_names=("a", "b"),
+    )
     shuffled = acts.replace(labels_N=np.roll(acts.labels_N, 1))
     batch = TokenBatch(
-        tokens_BL=torch.zeros(n, 1, dtype=torch.long), mask_BL=torch.ones(n, 1, dtype=torch.bool),
-        labels_M=acts.labels_N, item_example_M=np.arange(n), item_position_M=np.zeros(n, np.int64),
-        is_test_M=acts.is_test_N, class_names=("a", "b"), level="token", pad_token_id=0, has_bos=False,
-    )  # fmt: skip
+        tokens_BL=torch.zeros(n, 1, dtype=torch.long),
+        mask_BL=torch.ones(n, 1, dtype=torch.bool),
+        labels_M=acts.labels_N,
+        item_example_M=np.arange(n),
+        item_position_M=np.zeros(n, np.int64),
+        is_test_M=acts.is_test_N,
+        class_names=("a", "b"),
+        level="token",
+        pad_token_id=0,
+        has_bos=False,
+    )
     arms = [
         Arm(c, s, a, batch, lambda: None) for c, a in (("none", acts), ("shuffled-labels", shuffled)) for s in (0, 1)
     ]

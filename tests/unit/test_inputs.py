@@ -108,7 +108,13 @@ def test_a_cut_text_that_comes_short_is_tokenised_whole():
     tok = byte_tokenizer()
     tok.backend_tokenizer.normalizer = normalizers.Replace("~", "")
     texts = ["~" * 5_000 + "yes it is", "no", "~~ok", "maybe"]
-    batch = data.tokenize(data.from_lists("tilde", texts, [0, 1, 0, 1]), tok, prepend_bos=False, bos_token_id=None,
-                          max_length=8, test_fraction=0.5)  # fmt: skip
+    batch = data.tokenize(
+        data.from_lists("tilde", texts, [0, 1, 0, 1]),
+        tok,
+        prepend_bos=False,
+        bos_token_id=None,
+        max_length=8,
+        test_fraction=0.5,
+    )
     assert tok.decode(batch.tokens_BL[0][batch.mask_BL[0]]) == "yes it i"
     assert batch.n_truncated == 1

@@ -22,8 +22,9 @@ from auditkit.metrics.classification import (
 from auditkit.metrics.selectivity import interval_df, interval_rule, mean_over_draws, selectivity_table
 
 
-def _audit(rng: np.random.Generator, delta: float, seed_sd: float, n_test: int = 250, n_seeds: int = 3,
-           base: float = 0.6) -> pd.DataFrame:  # fmt: skip
+def _audit(
+    rng: np.random.Generator, delta: float, seed_sd: float, n_test: int = 250, n_seeds: int = 3, base: float = 0.6
+) -> pd.DataFrame:
     """Rows of one simulated audit: each seed scores ``n_test`` test texts (right / wrong per text) for the
     real arm and one control; the real arm's accuracy on a seed is ``base + delta`` plus a seed effect of
     standard deviation ``seed_sd`` (training on another split), the control's is ``base``."""
@@ -33,8 +34,16 @@ def _audit(rng: np.random.Generator, delta: float, seed_sd: float, n_test: int =
         p_real = np.clip(base + delta + rng.normal(0, seed_sd), 0.01, 0.99)
         for control, p in (("none", p_real), ("c", base)):
             right = (rng.random(n_test) < p).astype(np.float64)
-            rows.append(dict(method="m", control=control, seed=seed, metric="accuracy", value=right.mean(),
-                             outcome=ExampleScores(right, clusters)))  # fmt: skip
+            rows.append(
+                dict(
+                    method="m",
+                    control=control,
+                    seed=seed,
+                    metric="accuracy",
+                    value=right.mean(),
+                    outcome=ExampleScores(right, clusters),
+                )
+            )
     return pd.DataFrame(rows)
 
 
@@ -131,14 +140,28 @@ def test_auroc_rows_of_an_audit_get_a_sampling_floor() -> None:
             logit = torch.as_tensor(rng.normal(0, 1, 120)) + shift * (2 * y - 1)
             proba = torch.stack([1 - torch.sigmoid(logit), torch.sigmoid(logit)], 1)
             out = example_scores(y, proba, np.arange(120))
-            rows.append(dict(method="m", control=control, seed=seed, metric="auroc",
-                             value=classification_metrics(y, proba)["auroc"], outcome=out["auroc"]))  # fmt: skip
+            rows.append(
+                dict(
+                    method="m",
+                    control=control,
+                    seed=seed,
+                    metric="auroc",
+                    value=classification_metrics(y, proba)["auroc"],
+                    outcome=out["auroc"],
+                )
+            )
     sel = selectivity_table(pd.DataFrame(rows)).iloc[0]
     assert sel["sampling_se"] > 0 and "between-seed spread only" not in sel["note"]
 
 
-def _weight_null(rng: np.random.Generator, draw_sd: float, advantage: float = 0.0, n_test: int = 250,
-                 n_seeds: int = 3, base: float = 0.7) -> pd.DataFrame:  # fmt: skip
+def _weight_null(
+    rng: np.random.Generator,
+    draw_sd: float,
+    advantage: float = 0.0,
+    n_test: int = 250,
+    n_seeds: int = 3,
+    base: float = 0.7,
+) -> pd.DataFrame:
     """Rows of an audit whose "trained" model is itself one draw of a random-model control (the weight-control
     null, ``advantage`` 0): every model draw reads the label at ``base`` plus a draw effect of standard
     deviation ``draw_sd``; the audited draw is fixed across seeds and reads ``advantage`` better, each seed's
@@ -149,8 +172,16 @@ def _weight_null(rng: np.random.Generator, draw_sd: float, advantage: float = 0.
         clusters = np.arange(n_test) + 10_000 * seed
         for control, p in (("none", audited), ("gaussian-reinit", base + rng.normal(0, draw_sd))):
             right = (rng.random(n_test) < np.clip(p, 0.01, 0.99)).astype(np.float64)
-            rows.append(dict(method="m", control=control, seed=seed, metric="accuracy", value=right.mean(),
-                             outcome=ExampleScores(right, clusters)))  # fmt: skip
+            rows.append(
+                dict(
+                    method="m",
+                    control=control,
+                    seed=seed,
+                    metric="accuracy",
+                    value=right.mean(),
+                    outcome=ExampleScores(right, clusters),
+                )
+            )
     return pd.DataFrame(rows)
 
 
@@ -177,8 +208,10 @@ def test_the_prediction_interval_keeps_a_clear_advantage_selective() -> None:
     """A model 0.15 above draws that read the label alike stays selective under the prediction interval."""
     rng = np.random.default_rng(2)
     hits = sum(
-        selectivity_table(_weight_null(rng, draw_sd=0.0, advantage=0.15), draw_spread=("gaussian-reinit",))
-        .iloc[0]["verdict"] == "selective"
+        selectivity_table(_weight_null(rng, draw_sd=0.0, advantage=0.15), draw_spread=("gaussian-reinit",)).iloc[0][
+            "verdict"
+        ]
+        == "selective"
         for _ in range(100)
     )
     assert hits >= 90, hits

@@ -41,8 +41,15 @@ def test_the_trust_flag_and_the_sweep_summary_use_the_one_rule():
     assert flag(FlagInput(**base, best_baseline=0.80))[0] == "lexical"
     assert flag(FlagInput(**base, best_baseline=0.79))[0] == "ok"
     # The sweep reads its lexical baselines' accuracy as well as the reinitialised models'.
-    best = pd.DataFrame({"dataset": ["a", "b", "c"], "method": ["probe-logistic"] * 3, "real": [0.97, 0.97, 0.80],
-                         "spectral-reinit accuracy": [0.55, 0.55, 0.55], "lexical-bow accuracy": [0.85, 0.70, 0.75]})
+    best = pd.DataFrame(
+        {
+            "dataset": ["a", "b", "c"],
+            "method": ["probe-logistic"] * 3,
+            "real": [0.97, 0.97, 0.80],
+            "spectral-reinit accuracy": [0.55, 0.55, 0.55],
+            "lexical-bow accuracy": [0.85, 0.70, 0.75],
+        }
+    )
     got = lexical_shortcuts(best, {"a": 0.5, "b": 0.5, "c": 0.5})["dataset"].tolist()
     assert got == [d for d, t, r in zip("abc", best["lexical-bow accuracy"], best["real"]) if is_lexical(t, 0.5, r)]
     assert got == ["a", "c"]
@@ -50,7 +57,7 @@ def test_the_trust_flag_and_the_sweep_summary_use_the_one_rule():
 
 def test_baseline_probabilities_agree_with_the_trust_tables_predictions():
     rng = np.random.default_rng(0)
-    words = np.array("red green blue pink gold teal".split())
+    words = np.array(["red", "green", "blue", "pink", "gold", "teal"])
     texts = [" ".join(rng.choice(words, 4)) for _ in range(80)]
     y = np.array([int("red" in t) for t in texts])
     proba = bag_of_words_proba(texts[:60], y[:60], texts[60:], n_classes=3, C=1.0)
@@ -91,10 +98,12 @@ def test_a_sweep_summary_names_each_flagged_dataset_at_the_top():
 
     from auditkit.report.sweep import trust_lines
 
-    cells = {"sae-probes:66_living-room": {"trust": {"flag": "lexical", "reasons": "text alone 0.95"}},
-             "sae-probes:92_glue_sst2": {"trust": {"flag": "ok", "reasons": ""}},
-             "sae-probes:161_agnews_0": {"trust": {"flag": "broken", "reasons": "mis-formatted (authors)"}},
-             "table:mine.csv": {}}  # fmt: skip
+    cells = {
+        "sae-probes:66_living-room": {"trust": {"flag": "lexical", "reasons": "text alone 0.95"}},
+        "sae-probes:92_glue_sst2": {"trust": {"flag": "ok", "reasons": ""}},
+        "sae-probes:161_agnews_0": {"trust": {"flag": "broken", "reasons": "mis-formatted (authors)"}},
+        "table:mine.csv": {},
+    }
     line = trust_lines(SimpleNamespace(cells=cells, datasets=list(cells)))[0]
     assert "1 broken (`161_agnews_0`); 1 lexical (`66_living-room`); 1 ok" in line
     assert trust_lines(SimpleNamespace(cells={"table:mine.csv": {}}, datasets=["table:mine.csv"])) == []

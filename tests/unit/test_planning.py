@@ -4,11 +4,13 @@ needed is the smallest size reaching the power."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
+
 from auditkit.errors import ConfigError
 from auditkit.metrics.classification import ExampleScores
 from auditkit.metrics.evidence import min_detectable_effect
@@ -29,8 +31,16 @@ def _audits(rng: np.random.Generator, texts: int, replicates: int, seeds: int = 
         for seed in range(seeds):
             for control, p in (("none", P_REAL), ("spectral-reinit", P_CONTROL)):
                 correct = (rng.random(n_test) < p).astype(float)
-                rows.append(dict(method=f"r{replicate}", control=control, seed=seed, metric="accuracy",
-                                 value=correct.mean(), outcome=ExampleScores(correct, clusters)))  # fmt: skip
+                rows.append(
+                    dict(
+                        method=f"r{replicate}",
+                        control=control,
+                        seed=seed,
+                        metric="accuracy",
+                        value=correct.mean(),
+                        outcome=ExampleScores(correct, clusters),
+                    )
+                )
     return selectivity_table(pd.DataFrame(rows))
 
 
@@ -77,8 +87,15 @@ def test_the_pilot_size_gives_back_the_pilots_own_mde():
     assert scaled(row, 1000, 12, test_fraction=0.25) == pytest.approx((0.015, 0.0125))
 
 
-@pytest.mark.parametrize("pilot_row, seeds", [(Pilot(0.045, 0.04, 3, 75), 3), (Pilot(0.02, math.nan, 5, 250), 5),
-                                              (stated_design(0.75, 0.65), 3), (stated_design(0.75, 0.65), 10)])  # fmt: skip
+@pytest.mark.parametrize(
+    "pilot_row, seeds",
+    [
+        (Pilot(0.045, 0.04, 3, 75), 3),
+        (Pilot(0.02, math.nan, 5, 250), 5),
+        (stated_design(0.75, 0.65), 3),
+        (stated_design(0.75, 0.65), 10),
+    ],
+)
 @pytest.mark.parametrize("target", [0.5, 0.8, 0.95])
 def test_texts_needed_is_the_smallest_size_reaching_the_power(pilot_row, seeds, target):
     n = texts_needed(pilot_row, 0.10, target, seeds=seeds, test_fraction=0.25)
@@ -87,7 +104,7 @@ def test_texts_needed_is_the_smallest_size_reaching_the_power(pilot_row, seeds, 
     assert power_at(pilot_row, n - 1, seeds, 0.10, test_fraction=0.25) < target
     sizes = range(max(1, n - 200), n + 200, 7)
     powers = [power_at(pilot_row, t, seeds, 0.10, test_fraction=0.25) for t in sizes]
-    assert all(a <= b for a, b in zip(powers, powers[1:]))  # monotone
+    assert all(a <= b for a, b in itertools.pairwise(powers))  # monotone
     # more power, a larger effect or more seeds never ask for more texts
     assert texts_needed(pilot_row, 0.10, min(target + 0.04, 0.99), seeds=seeds, test_fraction=0.25) >= n
     assert texts_needed(pilot_row, 0.15, target, seeds=seeds, test_fraction=0.25) <= n
@@ -105,13 +122,16 @@ def test_the_stated_design_is_the_sampling_floor():
     assert se == floor == pytest.approx(math.sqrt((0.75 * 0.25 + 0.65 * 0.35) / (250 * 3)))
 
 
-@pytest.mark.parametrize("call", [
-    lambda: stated_design(1.2, 0.6),
-    lambda: stated_design(0.7, 0.0),
-    lambda: texts_needed(Pilot(0.03, 0.03, 3, 250), 0.04, 0.8, seeds=3, test_fraction=0.25),  # below the threshold
-    lambda: texts_needed(Pilot(0.03, 0.03, 3, 250), 0.10, 1.0, seeds=3, test_fraction=0.25),
-    lambda: power_at(Pilot(0.03, 0.03, 3, 250), 1000, 0, 0.10, test_fraction=0.25),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: stated_design(1.2, 0.6),
+        lambda: stated_design(0.7, 0.0),
+        lambda: texts_needed(Pilot(0.03, 0.03, 3, 250), 0.04, 0.8, seeds=3, test_fraction=0.25),  # below the threshold
+        lambda: texts_needed(Pilot(0.03, 0.03, 3, 250), 0.10, 1.0, seeds=3, test_fraction=0.25),
+        lambda: power_at(Pilot(0.03, 0.03, 3, 250), 1000, 0, 0.10, test_fraction=0.25),
+    ],
+)
 def test_bad_plans_raise(call):
     with pytest.raises(ConfigError):
         call()

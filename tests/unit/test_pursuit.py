@@ -34,7 +34,7 @@ def _planted(N: int, W: torch.Tensor, k: int, seed: int, noise: float = 0.0, pos
 
 def _sklearn_lasso_objective(X: torch.Tensor, W: torch.Tensor, alpha: float, positive: bool) -> torch.Tensor:
     """Per row, our objective at scikit-learn's ``Lasso(alpha / D)`` solution (D samples: our objective / D)."""
-    from sklearn import linear_model as linear_model
+    from sklearn import linear_model
 
     D = X.shape[1]
     out = torch.zeros(X.shape[0], dtype=torch.float64)
@@ -48,7 +48,7 @@ def _sklearn_lasso_objective(X: torch.Tensor, W: torch.Tensor, alpha: float, pos
 @pytest.mark.parametrize("solver", ["working-set", "fista"])
 @pytest.mark.parametrize("positive", [False, True])
 def test_fista_objective_matches_sklearn_lasso_cd(positive: bool, solver: str) -> None:
-    from sklearn import linear_model as linear_model
+    from sklearn import linear_model
 
     D, F, N = 48, 96, 12
     W = _dictionary(F, D, 1)
@@ -70,7 +70,7 @@ def test_fista_objective_matches_sklearn_lasso_cd(positive: bool, solver: str) -
 
 
 def test_fista_objective_is_that_of_its_codes_and_matches_sparse_encode() -> None:
-    from sklearn import decomposition as decomposition
+    from sklearn import decomposition
 
     W = _dictionary(64, 32, 3)
     X = torch.randn(10, 32, generator=torch_generator(4), dtype=torch.float64)
@@ -161,7 +161,7 @@ def test_working_set_solver_takes_warm_starts_and_falls_back_to_fista(monkeypatc
 
 
 def test_omp_support_and_codes_match_sklearn() -> None:
-    from sklearn import linear_model as linear_model
+    from sklearn import linear_model
 
     W = _dictionary(120, 40, 5)
     X = torch.randn(15, 40, generator=torch_generator(6), dtype=torch.float64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from types import SimpleNamespace
 
@@ -44,9 +45,9 @@ def test_fvu_falls_as_l0_grows_along_both_sweeps() -> None:
     X = _planted_nonneg(80, W, 6, 2)
     greedy = fvu_l0_curve(X, W, method="omp", ks=[1, 2, 4, 6])
     assert [p.mean_l0 for p in greedy] == [1, 2, 4, 6]
-    assert all(a.fvu > b.fvu for a, b in zip(greedy, greedy[1:]))
+    assert all(a.fvu > b.fvu for a, b in itertools.pairwise(greedy))
     path = fvu_l0_curve(X, W, method="fista", alphas=[3.0, 1.0, 0.3, 0.1])
-    assert all(a.fvu > b.fvu and a.mean_l0 < b.mean_l0 for a, b in zip(path, path[1:]))
+    assert all(a.fvu > b.fvu and a.mean_l0 < b.mean_l0 for a, b in itertools.pairwise(path))
 
 
 def test_pursuit_on_a_relu_saes_decoder_beats_its_encoder_at_matched_l0() -> None:
@@ -65,7 +66,7 @@ def test_omp_beats_sae_lens_matching_pursuit_at_the_same_l0() -> None:
     """sae_lens's MatchingPursuitSAE encodes by plain (non-orthogonal, non-negative) matching pursuit.
     On planted non-negative signals, OMP with its decoder at each row's L0 reconstructs better, and
     plain MP's codes are not the least-squares codes on their own support."""
-    import sae_lens as sae_lens
+    import sae_lens
 
     W = from_matrix(torch.randn(256, 64, generator=torch_generator(5))).W_FD
     X = _planted_nonneg(200, W, 4, 6)

@@ -16,9 +16,12 @@ CONTROL = {"ev": [0.30, 0.33, 0.31], "flat": [0.5, 0.5, 0.5], "l0": [8.0, 8.1, 8
 
 
 def _rows() -> pd.DataFrame:
-    rows = [dict(method="sae", control=arm, seed=s, metric=m, value=v)
-            for arm, values in (("none", REAL), ("basis", CONTROL)) for m, vs in values.items()
-            for s, v in enumerate(vs)]  # fmt: skip
+    rows = [
+        dict(method="sae", control=arm, seed=s, metric=m, value=v)
+        for arm, values in (("none", REAL), ("basis", CONTROL))
+        for m, vs in values.items()
+        for s, v in enumerate(vs)
+    ]
     return pd.DataFrame(rows)
 
 

@@ -85,7 +85,7 @@ def topk_sae(planted_data):
 
 
 def test_topk_recovers_planted_features(planted_data, topk_sae):
-    X, true_KD = planted_data
+    _X, true_KD = planted_data
     assert type(topk_sae).__name__ == "TopKSAE"
     assert mean_max_cos(true_KD, topk_sae.W_dec.detach()) >= 0.9
     # sae-lens's own one-to-one (Hungarian) score agrees that the features were found
@@ -122,9 +122,15 @@ def test_tensor_batches_cover_every_row_each_epoch():
 
 @pytest.mark.parametrize(
     "bad",
-    [dict(k=0), dict(lr=0.0), dict(width=8, k=16), dict(training_tokens=0),
-     dict(lr_decay_fraction=1.0), dict(expansion_factor=-1.0)],
-)  # fmt: skip
+    [
+        dict(k=0),
+        dict(lr=0.0),
+        dict(width=8, k=16),
+        dict(training_tokens=0),
+        dict(lr_decay_fraction=1.0),
+        dict(expansion_factor=-1.0),
+    ],
+)
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ConfigError):
         SAEConfig(**bad)

@@ -64,9 +64,10 @@ def test_frozen_decoder_keeps_the_dictionary_and_trains_the_encoder(data):
     sae = train_sae(train, CFG, seed=0, frozen_decoder_FD=W)
     unit = W / W.norm(dim=1, keepdim=True)
     assert torch.allclose(sae.W_dec, unit, atol=1e-5)  # TopK's inference form has unit decoder rows
-    assert evaluate_sae(sae, test)["explained_variance"] > evaluate_sae(initial_sae(train, CFG, seed=0), test)[
-        "explained_variance"
-    ] + 0.2
+    assert (
+        evaluate_sae(sae, test)["explained_variance"]
+        > evaluate_sae(initial_sae(train, CFG, seed=0), test)["explained_variance"] + 0.2
+    )
     src = torch.randn(128, 32, generator=torch.Generator().manual_seed(2))
     assert torch.allclose(singular_values(frozen_dictionary(src, seed=5)), singular_values(src), rtol=1e-5)
 
@@ -140,8 +141,10 @@ def test_soft_frozen_decoder_stays_near_its_initialisation_and_frozen_encoder_ke
     # Inference folds the decoder norms into the encoder: each latent's encoder direction is unchanged.
     assert _cos(enc.W_enc.T, start.W_enc.T).min() > 1 - 1e-5
     assert _cos(enc.W_dec, start.W_dec).mean() < 0.9  # the decoder trained
-    ev = {name: evaluate_sae(sae, test)["explained_variance"] for name, sae in
-          dict(start=start, soft=soft, enc=enc, trained=trained).items()}  # fmt: skip
+    ev = {
+        name: evaluate_sae(sae, test)["explained_variance"]
+        for name, sae in dict(start=start, soft=soft, enc=enc, trained=trained).items()
+    }
     assert ev["soft"] > ev["start"] + 0.3 and ev["enc"] > ev["start"] + 0.1, ev
     assert ev["trained"] > max(ev["soft"], ev["enc"]), ev
 
@@ -170,8 +173,10 @@ def test_pca_relative_ev_of_a_planted_low_rank_arm_is_about_one(data):
             if control == REAL:
                 assert ref["pca"] == pytest.approx(1.0, abs=1e-9)
                 assert 0.9 < rel["ev_over_pca"] <= 1.0 + 1e-9, rel
-            rows += [dict(method="sae", control=control, seed=seed, metric=m, value=v)
-                     for m, v in {"explained_variance": ev, **rel}.items()]  # fmt: skip
+            rows += [
+                dict(method="sae", control=control, seed=seed, metric=m, value=v)
+                for m, v in {"explained_variance": ev, **rel}.items()
+            ]
     sel = selectivity_table(pd.DataFrame(rows)).set_index("metric")
     assert sel.loc["explained_variance", "verdict"] == "selective"
     assert sel.loc["ev_over_pca", "verdict"] == "control better", sel.loc["ev_over_pca"]

@@ -22,9 +22,17 @@ def test_command_line_round_trips_through_shlex():
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(0.123456789, "0.123456789"), (1.0, "1.0"), (1e-3, "0.001"), (np.float64(0.1), "0.1"), (3, "3"),
-     ((0, 1, 2), "0,1,2"), ((0.5, 0.123456789), "0.5,0.123456789"), ("x y", "x y")],
-)  # fmt: skip
+    [
+        (0.123456789, "0.123456789"),
+        (1.0, "1.0"),
+        (1e-3, "0.001"),
+        (np.float64(0.1), "0.1"),
+        (3, "3"),
+        ((0, 1, 2), "0,1,2"),
+        ((0.5, 0.123456789), "0.5,0.123456789"),
+        ("x y", "x y"),
+    ],
+)
 def test_values_are_written_in_full(value, text):
     assert format_value(value) == text
 

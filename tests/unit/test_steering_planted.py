@@ -10,7 +10,7 @@ from conftest import planted_features  # known-answer features, shared by the st
 
 from auditkit.errors import ConfigError, DataError
 from auditkit.models import ModelSpec
-from auditkit.steering.directions import (  # fmt: skip
+from auditkit.steering.directions import (
     class_gaps,
     dual_basis,
     fit_readers,
@@ -62,7 +62,7 @@ def test_planted_basis_has_the_asked_geometry():
 
 
 def test_dual_basis_is_surgical_and_the_probe_transpose_is_not(skewed):
-    X, z, F, is_test, readers, P, gaps = skewed
+    X, z, F, is_test, _readers, P, gaps = skewed
     U = dual_basis(P)
     assert torch.allclose(P[0] @ U[0].T, torch.eye(K, dtype=torch.float64), atol=1e-8)  # P u_k = e_k
     assert max(_ratios(P, U, gaps)) < 1e-8
@@ -113,11 +113,29 @@ def test_verdicts_name_the_best_reader_and_writer_with_paired_intervals():
     rows = []
     for seed in range(4):
         for kind, auc, write in (("logistic", 0.9, 0.2), ("lda", 0.85, 0.3), ("dual", 0.7, 0.8), ("random", 0.5, 0.0)):
-            rows.append(dict(arm="none", direction=kind, concept="a", seed=seed, alpha=np.nan, metric="read_auroc",
-                             value=auc + 0.01 * seed))  # fmt: skip
+            rows.append(
+                dict(
+                    arm="none",
+                    direction=kind,
+                    concept="a",
+                    seed=seed,
+                    alpha=np.nan,
+                    metric="read_auroc",
+                    value=auc + 0.01 * seed,
+                )
+            )
             for metric, value in (("later_selective", write), ("later_ratio", 1 - write)):
-                rows.append(dict(arm="none", direction=kind, concept="a", seed=seed, alpha=1.0, metric=metric,
-                                 value=value + 0.02 * (seed % 2)))  # fmt: skip
+                rows.append(
+                    dict(
+                        arm="none",
+                        direction=kind,
+                        concept="a",
+                        seed=seed,
+                        alpha=1.0,
+                        metric=metric,
+                        value=value + 0.02 * (seed % 2),
+                    )
+                )
     v = verdicts(pd.DataFrame(rows), reference_alpha=1.0)
     assert (v["reads_best"]["best"], v["reads_best"]["runner_up"]) == ("logistic", "lda")
     assert v["reads_best"]["difference"][0] == pytest.approx(0.05)
@@ -133,8 +151,12 @@ def test_comparison_matrix_sets_each_direction_against_random_and_the_control_ar
     rows = []
     for seed in range(4):
         jitter = 0.01 * (seed % 2)
-        for arm, kind, auc, write in (("none", "logistic", 0.9, 0.6), ("none", "random", 0.5, 0.0),
-                                      ("spectral-reinit", "logistic", 0.6, 0.6), ("spectral-reinit", "random", 0.5, 0.0)):  # fmt: skip
+        for arm, kind, auc, write in (
+            ("none", "logistic", 0.9, 0.6),
+            ("none", "random", 0.5, 0.0),
+            ("spectral-reinit", "logistic", 0.6, 0.6),
+            ("spectral-reinit", "random", 0.5, 0.0),
+        ):
             base = {"arm": arm, "direction": kind, "concept": "a", "seed": seed}
             rows.append(base | {"alpha": np.nan, "metric": "read_auroc", "value": auc + jitter})
             rows.append(base | {"alpha": 1.0, "metric": "later_selective", "value": write + jitter * (arm == "none")})
@@ -152,10 +174,20 @@ def test_comparison_matrix_sets_each_direction_against_random_and_the_control_ar
 
 @pytest.mark.parametrize(
     "bad",
-    [dict(datasets=()), dict(template="no field"), dict(seeds=(0, 0)), dict(alphas=(0.0,)), dict(alphas=(-1.0, 1.0)),
-     dict(reference_alpha=3.0), dict(positions="first"), dict(scale="logit"), dict(controls=("shuffled-labels",)),
-     dict(n_eval=1), dict(test_fraction=1.0)],
-)  # fmt: skip
+    [
+        dict(datasets=()),
+        dict(template="no field"),
+        dict(seeds=(0, 0)),
+        dict(alphas=(0.0,)),
+        dict(alphas=(-1.0, 1.0)),
+        dict(reference_alpha=3.0),
+        dict(positions="first"),
+        dict(scale="logit"),
+        dict(controls=("shuffled-labels",)),
+        dict(n_eval=1),
+        dict(test_fraction=1.0),
+    ],
+)
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ConfigError):
         SteeringConfig(model=ModelSpec(name="tiny-gpt2"), **bad)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from auditkit.data import from_lists
 from auditkit.trust.flags import FLAGS, KNOWN_FAULTS, FlagInput, flag
 from auditkit.trust.run import TrustConfig, accuracy_interval, cap_texts, counts, dataset_row
@@ -57,8 +58,13 @@ def test_copies_and_conflicting_labels_are_counted():
     texts = ["a b", "a b", " a b ", "c d", "c d", "e f", "g h"]
     labels = [0, 0, 1, 1, 1, 0, 1]  # "a b" three times, one copy disagrees; "c d" twice, agreeing
     got = counts(from_lists("planted:copies", texts, labels))
-    assert got == {"rows": 7, "distinct_texts": 4, "copies": 3, "conflicting_texts": 1,
-                   "majority": pytest.approx(4 / 7)}  # fmt: skip
+    assert got == {
+        "rows": 7,
+        "distinct_texts": 4,
+        "copies": 3,
+        "conflicting_texts": 1,
+        "majority": pytest.approx(4 / 7),
+    }
 
 
 def test_many_copies_are_leaky_and_many_conflicts_broken():

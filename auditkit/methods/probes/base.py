@@ -244,8 +244,13 @@ def stacked_lbfgs(
     if not bool(converged.all()):
         logger.warning(
             "stacked L-BFGS: %d of %d problems above gradient tolerance %.1e after %d iterations (worst %.2e); "
-            "raise max_iter", int((~converged).sum()), S, tol, int(n_iter_S.max()), float(grad_max_S.max()),
-        )  # fmt: skip
+            "raise max_iter",
+            int((~converged).sum()),
+            S,
+            tol,
+            int(n_iter_S.max()),
+            float(grad_max_S.max()),
+        )
     return LBFGSReport(grad_max_S, converged, n_iter_S)
 
 

@@ -79,7 +79,7 @@ class _GenerativeProbe(StackedProbe):
         y_SN: Int[torch.Tensor, "S N"],
         train_SN: Bool[torch.Tensor, "S N"],
         n_classes: int,
-    ) -> "_GenerativeProbe":
+    ) -> _GenerativeProbe:
         """Fit S probes; probe s uses rows ``train_SN[s]`` with labels ``y_SN[s]``."""
         p = check_problems(X_ND, y_SN, train_SN, n_classes, self.precision)
         mu_SD, sd_SD = train_moments(p.X_ND, p.w_SN, self.standardize)
@@ -155,9 +155,14 @@ class LDAProbe(_GenerativeProbe):
     kind = "lda"
 
     def __init__(
-        self, *, shrinkage: float | str = "auto", standardize: bool = True, max_iter: int = 100, tol: float = 1e-6,
+        self,
+        *,
+        shrinkage: float | str = "auto",
+        standardize: bool = True,
+        max_iter: int = 100,
+        tol: float = 1e-6,
         precision: str = "auto",
-    ):  # fmt: skip
+    ):
         if shrinkage != "auto" and not (isinstance(shrinkage, (int, float)) and 0 <= shrinkage <= 1):
             raise ConfigError(f"LDA shrinkage must be 'auto' or a number in [0, 1], got {shrinkage!r}")
         super().__init__(standardize=standardize, max_iter=max_iter, tol=tol, precision=precision)

@@ -49,9 +49,15 @@ class LogisticProbe(StackedProbe):
     kind = "logistic"
 
     def __init__(
-        self, *, C: float = 1.0, max_iter: int = 1000, tol: float = 1e-4, standardize: bool = True,
-        precision: str = "auto", precondition: bool | str = "auto",
-    ):  # fmt: skip
+        self,
+        *,
+        C: float = 1.0,
+        max_iter: int = 1000,
+        tol: float = 1e-4,
+        standardize: bool = True,
+        precision: str = "auto",
+        precondition: bool | str = "auto",
+    ):
         if C <= 0:
             raise ConfigError(f"probe C must be > 0, got {C}")
         if max_iter < 1:
@@ -71,7 +77,7 @@ class LogisticProbe(StackedProbe):
         y_SN: Int[torch.Tensor, "S N"],
         train_SN: Bool[torch.Tensor, "S N"],
         n_classes: int,
-    ) -> "LogisticProbe":
+    ) -> LogisticProbe:
         """Fit S probes; probe s trains on rows ``train_SN[s]`` with labels ``y_SN[s]``."""
         p = check_problems(X_ND, y_SN, train_SN, n_classes, self.precision)
         mu_SD, sd_SD = train_moments(p.X_ND, p.w_SN, self.standardize)
@@ -98,9 +104,12 @@ class LogisticProbe(StackedProbe):
             return torch.cat([gW_SDK.reshape(S, -1), g_SP[:, D * out :]], 1)
 
         report = stacked_lbfgs(
-            [U_SDK, b_SK], objective_S, max_iter=self.max_iter, tol=self.tol,
+            [U_SDK, b_SK],
+            objective_S,
+            max_iter=self.max_iter,
+            tol=self.tol,
             grad_to_natural=grad_to_natural if L_DD is not None else None,
-        )  # fmt: skip
+        )
         self.shift_D_, self.mu_SD_, self.sd_SD_ = p.shift_D, mu_SD, sd_SD
         self.coef_SDK_ = left_apply(P_DD, U_SDK.detach())
         self.intercept_SK_ = b_SK.detach()

@@ -20,6 +20,7 @@ all the rows, and run as many iterations as its slowest problem).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
@@ -44,7 +45,11 @@ stack (the keys seed per-problem initialisations where a probe has any)."""
 def check_schedule(schedule: Sequence[float]) -> tuple[float, ...]:
     """The schedule as a tuple: fractions strictly increasing in (0, 1], ending at 1 (ConfigError otherwise)."""
     fr = tuple(float(f) for f in schedule)
-    ok = len(fr) >= 2 and all(math.isfinite(f) and 0 < f <= 1 for f in fr) and all(a < b for a, b in zip(fr, fr[1:]))
+    ok = (
+        len(fr) >= 2
+        and all(math.isfinite(f) and 0 < f <= 1 for f in fr)
+        and all(a < b for a, b in itertools.pairwise(fr))
+    )
     if not ok or fr[-1] != 1.0:
         raise ConfigError(
             f"MDL schedule {list(schedule)} must hold at least two fractions of the training rows, strictly "

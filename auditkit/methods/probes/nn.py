@@ -52,9 +52,15 @@ class LowRankProbe(StackedProbe):
     kind = "low-rank"
 
     def __init__(
-        self, *, rank: int = 2, C: float = 1.0, max_iter: int = 500, tol: float = 1e-4, standardize: bool = True,
+        self,
+        *,
+        rank: int = 2,
+        C: float = 1.0,
+        max_iter: int = 500,
+        tol: float = 1e-4,
+        standardize: bool = True,
         precision: str = "auto",
-    ):  # fmt: skip
+    ):
         if rank < 1:
             raise ConfigError(f"low-rank probe rank must be >= 1, got {rank}")
         if C <= 0:
@@ -72,11 +78,11 @@ class LowRankProbe(StackedProbe):
         y_SN: Int[torch.Tensor, "S N"],
         train_SN: Bool[torch.Tensor, "S N"],
         n_classes: int,
-    ) -> "LowRankProbe":
+    ) -> LowRankProbe:
         """Fit S probes; probe s trains on rows ``train_SN[s]`` with labels ``y_SN[s]``."""
         p = check_problems(X_ND, y_SN, train_SN, n_classes, self.precision)
         mu_SD, sd_SD = train_moments(p.X_ND, p.w_SN, self.standardize)
-        S, D = p.y_SN.shape[0], p.X_ND.shape[1]
+        _S, D = p.y_SN.shape[0], p.X_ND.shape[1]
         out = 1 if n_classes == 2 else n_classes
         r = min(self.rank, out, D)
         A_SDR, B_SRK, b_SK = self._warm_start(X_ND, y_SN, train_SN, n_classes, r, p.X_ND.dtype)
@@ -133,9 +139,17 @@ class MLPProbe(StackedProbe):
     kind = "mlp"
 
     def __init__(
-        self, *, hidden: int = 64, weight_decay: float = 1e-2, epochs: int = 50, lr: float = 3e-3,
-        batch_size: int | None = 256, standardize: bool = True, seed: int = 0, precision: str = "float32",
-    ):  # fmt: skip
+        self,
+        *,
+        hidden: int = 64,
+        weight_decay: float = 1e-2,
+        epochs: int = 50,
+        lr: float = 3e-3,
+        batch_size: int | None = 256,
+        standardize: bool = True,
+        seed: int = 0,
+        precision: str = "float32",
+    ):
         if hidden < 1 or epochs < 1 or lr <= 0 or weight_decay < 0 or (batch_size is not None and batch_size < 1):
             raise ConfigError(
                 f"MLP probe needs hidden >= 1, epochs >= 1, lr > 0, weight_decay >= 0, batch_size >= 1 or None; got "
@@ -158,7 +172,7 @@ class MLPProbe(StackedProbe):
         n_classes: int,
         *,
         problem_keys: Sequence[str] | None = None,
-    ) -> "MLPProbe":
+    ) -> MLPProbe:
         """Fit S probes; probe s trains on rows ``train_SN[s]`` with labels ``y_SN[s]``."""
         p = check_problems(X_ND, y_SN, train_SN, n_classes, self.precision)
         self.mu_SD_, self.sd_SD_ = train_moments(p.X_ND, p.w_SN, self.standardize)
@@ -180,10 +194,12 @@ class MLPProbe(StackedProbe):
 
     def _train(self, p) -> None:
         opt = torch.optim.AdamW(
-            [dict(params=[self.W1_SDH_, self.W2_SHK_], weight_decay=self.weight_decay),
-             dict(params=[self.b1_SH_, self.b2_SK_], weight_decay=0.0)],
+            [
+                dict(params=[self.W1_SDH_, self.W2_SHK_], weight_decay=self.weight_decay),
+                dict(params=[self.b1_SH_, self.b2_SK_], weight_decay=0.0),
+            ],
             lr=self.lr,
-        )  # fmt: skip
+        )
         rows = torch.nonzero(p.w_SN.sum(0) > 0).flatten()
         batch = len(rows) if self.batch_size is None else min(self.batch_size, len(rows))
         gen = torch_generator(derive_seed(self.seed, "mlp-probe-batches"))

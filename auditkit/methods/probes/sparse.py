@@ -157,7 +157,7 @@ def sparse_probe(
 def _fit_nested(Xg_SNM, y_SN, w_SN, ks, n_classes, *, C, max_iter, tol):
     """Logistic probes on the first k gathered dimensions, for every k, as one stack of S * J problems.
     Returns logits on all rows [S, J, N, K] and per-probe convergence [S, J]."""
-    S, N, M = Xg_SNM.shape
+    S, _N, M = Xg_SNM.shape
     J, out = len(ks), 1 if n_classes == 2 else n_classes
     dev = Xg_SNM.device
     mask_JM = (torch.arange(M, device=dev)[None] < torch.tensor(ks, device=dev)[:, None]).to(Xg_SNM.dtype)

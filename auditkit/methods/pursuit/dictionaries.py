@@ -42,7 +42,7 @@ class Dictionary:
 
     W_FD: Float[torch.Tensor, "F D"]
     """Atoms, one unit-norm row each."""
-    row_norms_F: Float[torch.Tensor, "F"]
+    row_norms_F: Float[torch.Tensor, " F"]
     """Norm of every row before normalisation (all ones for controls)."""
     source: str
     """``sae``, ``embed``, ``unembed``, ``probe`` or ``matrix``."""

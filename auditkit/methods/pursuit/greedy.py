@@ -36,12 +36,12 @@ class PursuitResult:
 
     codes_NF: Float[torch.Tensor, "N F"]
     """Sparse codes: ``x_hat = codes_NF @ W_FD``."""
-    objective_N: Float[torch.Tensor, "N"]
+    objective_N: Float[torch.Tensor, " N"]
     """``1/2 ||x - c W||^2 (+ alpha ||c||_1 for the lasso)`` per row, float64."""
-    n_iter_N: Int[torch.Tensor, "N"]
+    n_iter_N: Int[torch.Tensor, " N"]
     """Iterations (FISTA), coordinate-descent epochs summed over working sets (working-set lasso),
     or atoms selected (greedy methods)."""
-    converged_N: Bool[torch.Tensor, "N"]
+    converged_N: Bool[torch.Tensor, " N"]
     """Whether the row met the tolerance (lasso) or reached its k without degeneracy (greedy)."""
     objective_path_NK: Float[torch.Tensor, "N K"] | None = None
     """OMP only: column s is the objective with the first s + 1 atoms, float64 (a row that stopped
@@ -105,7 +105,7 @@ class _Gram:
 def omp(
     X_ND: Float[torch.Tensor, "N D"],
     W_FD: Float[torch.Tensor, "F D"],
-    k: int | Int[torch.Tensor, "N"],
+    k: int | Int[torch.Tensor, " N"],
     *,
     batch_size: int = 1024,
     gram_max_bytes: int = 1 << 30,
@@ -126,7 +126,7 @@ def omp(
 def gradient_pursuit(
     X_ND: Float[torch.Tensor, "N D"],
     W_FD: Float[torch.Tensor, "F D"],
-    k: int | Int[torch.Tensor, "N"],
+    k: int | Int[torch.Tensor, " N"],
     *,
     batch_size: int = 1024,
     gram_max_bytes: int = 1 << 30,
@@ -166,7 +166,7 @@ def _select(corr: torch.Tensor, idx: torch.Tensor, s: int) -> torch.Tensor:
 
 
 def _sparse_rows(cols_NS: torch.Tensor, vals_NS: torch.Tensor, F: int) -> torch.Tensor:
-    n, s = cols_NS.shape
+    n, _s = cols_NS.shape
     return torch.zeros(n, F, dtype=vals_NS.dtype).scatter_add_(1, cols_NS, vals_NS)
 
 
@@ -256,9 +256,11 @@ def _concat(parts: list[PursuitResult], X_ND: torch.Tensor, F: int) -> PursuitRe
     if not parts:
         e = torch.zeros(0, dtype=torch.float64)
         return PursuitResult(
-            codes_NF=torch.zeros(0, F, dtype=X_ND.dtype), objective_N=e,
-            n_iter_N=torch.zeros(0, dtype=torch.int64), converged_N=torch.zeros(0, dtype=torch.bool),
-        )  # fmt: skip
+            codes_NF=torch.zeros(0, F, dtype=X_ND.dtype),
+            objective_N=e,
+            n_iter_N=torch.zeros(0, dtype=torch.int64),
+            converged_N=torch.zeros(0, dtype=torch.bool),
+        )
     paths = [p.objective_path_NK for p in parts]
     return PursuitResult(
         codes_NF=torch.cat([p.codes_NF for p in parts]),

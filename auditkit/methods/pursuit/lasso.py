@@ -15,6 +15,7 @@ are reported in our scaling. Two solvers, both in the correlation domain of :mod
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Literal
 
@@ -264,7 +265,7 @@ def fista_path(
     Decreasing alphas make each solution a good start for the next (the support grows gradually), as
     in scikit-learn's ``lasso_path``; ``warm_start=False`` solves each from zero (for comparison).
     """
-    if any(a2 > a1 for a1, a2 in zip(alphas, alphas[1:])):
+    if any(a2 > a1 for a1, a2 in itertools.pairwise(alphas)):
         raise ConfigError(f"fista_path needs decreasing alphas (warm starts go from sparse to dense), got {alphas}")
     L = kwargs.pop("lipschitz", None)
     if L is None and kwargs.get("solver") == "fista":  # the working-set solver seldom needs L

@@ -97,9 +97,7 @@ def identity_sae(acts_ND: Float[torch.Tensor, "N D"], *, k: int) -> Any:
     return _signed_topk_sae(torch.eye(D, dtype=torch.float64, device=acts_ND.device), acts_ND.double().mean(0), k)
 
 
-def baseline_sae(
-    kind: str, train_ND: Float[torch.Tensor, "N D"], cfg: SAEConfig, *, seed: int, trained: Any
-) -> Any:
+def baseline_sae(kind: str, train_ND: Float[torch.Tensor, "N D"], cfg: SAEConfig, *, seed: int, trained: Any) -> Any:
     """The ``kind`` baseline (one of :data:`BASELINE_KINDS`) of the SAE ``trained`` on rows ``train_ND``.
 
     ``cfg`` and ``seed`` are the ones ``trained`` was (or would have been) trained with: ``untrained``

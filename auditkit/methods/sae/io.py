@@ -60,10 +60,15 @@ def check_sae_spec(spec: str | Path) -> str:
 
 
 SAE_TENSORS: dict[str, dict[str, tuple[str, ...]]] = {
-    arch: {"W_enc": ("d_in", "d_sae"), "W_dec": ("d_sae", "d_in"), "b_enc": ("d_sae",), "b_dec": ("d_in",),
-           **({"threshold": ("d_sae",)} if arch == "jumprelu" else {})}
+    arch: {
+        "W_enc": ("d_in", "d_sae"),
+        "W_dec": ("d_sae", "d_in"),
+        "b_enc": ("d_sae",),
+        "b_dec": ("d_in",),
+        **({"threshold": ("d_sae",)} if arch == "jumprelu" else {}),
+    }
     for arch in ("topk", "standard", "jumprelu")
-}  # fmt: skip
+}
 """The tensors of a saved SAE of each architecture auditkit trains, with their shapes in cfg.json's terms (sae-lens's
 inference SAEs; a JumpReLU SAE from before sae-lens 6 may hold ``log_threshold`` instead of ``threshold``)."""
 SAE_DTYPES = ("float32", "float64", "float16", "bfloat16")
@@ -97,8 +102,9 @@ def read_saved_sae(folder: str | Path) -> SavedSAE:
     except (OSError, ValueError) as exc:
         raise ModelNotFoundError(f"cannot read the SAE config in {str(path)!r}: {exc}") from exc
     if not isinstance(cfg, dict):
-        raise ModelNotFoundError(f"{SAE_CFG_FILENAME} in {str(path)!r} is a JSON {type(cfg).__name__}, not an object "
-                                 f"of SAE settings: {fix}")  # fmt: skip
+        raise ModelNotFoundError(
+            f"{SAE_CFG_FILENAME} in {str(path)!r} is a JSON {type(cfg).__name__}, not an object of SAE settings: {fix}"
+        )
     metadata = cfg.get("metadata", {})
     if not isinstance(metadata, dict):
         raise ModelNotFoundError(f"{SAE_CFG_FILENAME} in {str(path)!r}: 'metadata' is not an object: {fix}")
@@ -106,13 +112,16 @@ def read_saved_sae(folder: str | Path) -> SavedSAE:
     arch = cfg.get("architecture", "standard" if pre_6 else None)  # sae-lens's own default for old configs
     if arch not in SAE_TENSORS:
         what = "has no 'architecture'" if arch is None else f"names architecture {shorten(arch)}"
-        raise ModelNotFoundError(f"{SAE_CFG_FILENAME} in {str(path)!r} {what}: auditkit reads and trains "
-                                 f"{', '.join(SAE_TENSORS)} SAEs; {fix}")  # fmt: skip
+        raise ModelNotFoundError(
+            f"{SAE_CFG_FILENAME} in {str(path)!r} {what}: auditkit reads and trains "
+            f"{', '.join(SAE_TENSORS)} SAEs; {fix}"
+        )
     sizes = {f: _positive_int(cfg, f, path, fix) for f in ("d_in", "d_sae", *(("k",) if arch == "topk" else ()))}
     dtype = cfg.get("dtype", "float32")
     if not isinstance(dtype, str) or dtype.removeprefix("torch.") not in SAE_DTYPES:
-        raise ModelNotFoundError(f"{SAE_CFG_FILENAME} in {str(path)!r}: dtype {shorten(dtype)} is not one of "
-                                 f"{', '.join(SAE_DTYPES)}: {fix}")  # fmt: skip
+        raise ModelNotFoundError(
+            f"{SAE_CFG_FILENAME} in {str(path)!r}: dtype {shorten(dtype)} is not one of {', '.join(SAE_DTYPES)}: {fix}"
+        )
     _check_weights(path / SAE_WEIGHTS_FILENAME, arch, sizes, fix)
     hook = metadata.get("hook_name") or cfg.get("hook_name") or cfg.get("hook_point")
     return SavedSAE(arch, sizes["d_in"], sizes["d_sae"], hook if isinstance(hook, str) else None)
@@ -122,8 +131,9 @@ def _positive_int(cfg: dict[str, Any], field: str, path: Path, fix: str) -> int:
     value = cfg.get(field)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         got = "no value" if field not in cfg else shorten(value)
-        raise ModelNotFoundError(f"{SAE_CFG_FILENAME} in {str(path)!r}: {field} must be a positive integer, got "
-                                 f"{got}: {fix}")  # fmt: skip
+        raise ModelNotFoundError(
+            f"{SAE_CFG_FILENAME} in {str(path)!r}: {field} must be a positive integer, got {got}: {fix}"
+        )
     return value
 
 
@@ -134,7 +144,7 @@ def _check_weights(weights: Path, arch: str, sizes: dict[str, int], fix: str) ->
     where = f"{str(weights)!r}"
     try:
         with safe_open(str(weights), framework="pt") as handle:
-            found = {name: handle.get_slice(name) for name in handle.keys()}
+            found = {name: handle.get_slice(name) for name in handle.keys()}  # noqa: SIM118 (a safetensors handle, not a dict)
             shapes = {name: tuple(s.get_shape()) for name, s in found.items()}
             dtypes = {name: s.get_dtype() for name, s in found.items()}
     except (OSError, SafetensorError) as exc:
@@ -145,22 +155,26 @@ def _check_weights(weights: Path, arch: str, sizes: dict[str, int], fix: str) ->
         expected["log_threshold"] = expected.pop("threshold")  # sae-lens converts it on load
     missing, extra = sorted(set(expected) - set(shapes)), sorted(set(shapes) - set(expected))
     if missing or extra:
-        raise ModelNotFoundError(f"the SAE weights {where} hold {sorted(shapes)}, a {arch} SAE holds "
-                                 f"{sorted(expected)}: {fix}")  # fmt: skip
+        raise ModelNotFoundError(
+            f"the SAE weights {where} hold {sorted(shapes)}, a {arch} SAE holds {sorted(expected)}: {fix}"
+        )
     for name, dims in expected.items():
         want = tuple(sizes[d] for d in dims)
         if shapes[name] != want:
             spelled = " and ".join(f"{d}={sizes[d]}" for d in dict.fromkeys(dims))
-            raise ModelNotFoundError(f"the SAE weights {where}: {name} is {list(shapes[name])}, but cfg.json's "
-                                     f"{spelled} make it {list(want)}: {fix}")  # fmt: skip
+            raise ModelNotFoundError(
+                f"the SAE weights {where}: {name} is {list(shapes[name])}, but cfg.json's "
+                f"{spelled} make it {list(want)}: {fix}"
+            )
         if dtypes[name] not in _SAFETENSORS_DTYPES:
-            raise ModelNotFoundError(f"the SAE weights {where}: {name} is {dtypes[name]}, not a float type "
-                                     f"({', '.join(SAE_DTYPES)}): {fix}")  # fmt: skip
+            raise ModelNotFoundError(
+                f"the SAE weights {where}: {name} is {dtypes[name]}, not a float type ({', '.join(SAE_DTYPES)}): {fix}"
+            )
 
 
 def _load_folder(path: Path, device: str, dtype: str) -> Any:
-    from safetensors import SafetensorError
     from sae_lens import SAE
+    from safetensors import SafetensorError
 
     try:
         return SAE.load_from_disk(path, device=device, dtype=dtype).eval()
@@ -221,8 +235,10 @@ def save_sae(sae: Any, folder: str | Path) -> Path:
     if folder.is_dir():
         extra = sorted(p.name for p in folder.iterdir() if p.name not in SAE_FILES)
         if extra:
-            raise OutputError(f"{str(folder)!r} holds files that are not a saved SAE ({', '.join(extra[:3])}): "
-                              "give a new or empty folder (auditkit never replaces what it did not write)")  # fmt: skip
+            raise OutputError(
+                f"{str(folder)!r} holds files that are not a saved SAE ({', '.join(extra[:3])}): "
+                "give a new or empty folder (auditkit never replaces what it did not write)"
+            )
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:

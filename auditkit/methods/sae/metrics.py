@@ -14,7 +14,8 @@ common practice:
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,17 +93,24 @@ def token_entropy(latents_NF: Float[torch.Tensor, "N F"], token_ids_N: Int[torch
 
 
 def sparse_probe_accuracy(
-    latents_NF: Float[torch.Tensor, "N F"], labels_N: Int[torch.Tensor, " N"], is_test_N: Bool[torch.Tensor, " N"],
-    *, ks: Sequence[int] = PROBE_KS,
-) -> dict[str, float]:  # fmt: skip
+    latents_NF: Float[torch.Tensor, "N F"],
+    labels_N: Int[torch.Tensor, " N"],
+    is_test_N: Bool[torch.Tensor, " N"],
+    *,
+    ks: Sequence[int] = PROBE_KS,
+) -> dict[str, float]:
     """``probe_acc_k{k}`` of :func:`sparse_probe_records`, as a dict."""
     return {r["metric"]: r["value"] for r in sparse_probe_records(latents_NF, labels_N, is_test_N, ks=ks)}
 
 
 def sparse_probe_records(
-    latents_NF: Float[torch.Tensor, "N F"], labels_N: Int[torch.Tensor, " N"], is_test_N: Bool[torch.Tensor, " N"],
-    *, ks: Sequence[int] = PROBE_KS, clusters_N: np.ndarray | None = None,
-) -> list[dict[str, Any]]:  # fmt: skip
+    latents_NF: Float[torch.Tensor, "N F"],
+    labels_N: Int[torch.Tensor, " N"],
+    is_test_N: Bool[torch.Tensor, " N"],
+    *,
+    ks: Sequence[int] = PROBE_KS,
+    clusters_N: np.ndarray | None = None,
+) -> list[dict[str, Any]]:
     """Held-out accuracy of a logistic probe on the top-k latents, for each k (a minimal version).
 
     Latents are ranked on the *training* rows by class-mean difference: |mean over class 1 - mean over
@@ -143,10 +151,14 @@ def sparse_probe_records(
 
 @torch.no_grad()
 def evaluate_sae(
-    sae: Any, acts_ND: Float[torch.Tensor, "N D"], *, token_ids_N: Int[torch.Tensor, " N"] | None = None,
-    labels_N: Int[torch.Tensor, " N"] | None = None, is_test_N: Bool[torch.Tensor, " N"] | None = None,
+    sae: Any,
+    acts_ND: Float[torch.Tensor, "N D"],
+    *,
+    token_ids_N: Int[torch.Tensor, " N"] | None = None,
+    labels_N: Int[torch.Tensor, " N"] | None = None,
+    is_test_N: Bool[torch.Tensor, " N"] | None = None,
     batch_size: int = 4096,
-) -> dict[str, float]:  # fmt: skip
+) -> dict[str, float]:
     """Metrics of ``sae`` on held-out rows ``acts_ND`` (rows = tokens). Keys and definitions:
 
     * ``explained_variance``, ``fvu``: about the mean of ``acts_ND`` (:func:`explained_variance`).
@@ -189,9 +201,16 @@ def evaluate_sae(
 
 @torch.inference_mode()
 def splice_metrics(
-    sae: Any, model: Any, tokens_BL: Int[torch.Tensor, "B L"], mask_BL: Bool[torch.Tensor, "B L"], hook: str,
-    *, exclude_bos: bool = True, batch_size: int = 8, progress: bool = False,
-) -> dict[str, float]:  # fmt: skip
+    sae: Any,
+    model: Any,
+    tokens_BL: Int[torch.Tensor, "B L"],
+    mask_BL: Bool[torch.Tensor, "B L"],
+    hook: str,
+    *,
+    exclude_bos: bool = True,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> dict[str, float]:
     """Next-token loss with the SAE's reconstruction spliced in at ``hook``, against ablations.
 
     At every real token (``mask_BL``; position 0 left clean when ``exclude_bos``, since SAEs are trained
@@ -240,9 +259,12 @@ def splice_metrics(
         sums["ce_clean"] = sums.get("ce_clean", 0.0) + float(_nll(clean, tok, scored).sum())
         n = tok.shape[0]
         stacked = _run_rest(
-            model, tok.repeat(len(replacements), 1), None if resid is None else resid.repeat(len(replacements), 1, 1),
-            start, fwd_hooks=[(hook, _splice_hook(list(replacements.values()), where))],
-        )  # fmt: skip
+            model,
+            tok.repeat(len(replacements), 1),
+            None if resid is None else resid.repeat(len(replacements), 1, 1),
+            start,
+            fwd_hooks=[(hook, _splice_hook(list(replacements.values()), where))],
+        )
         for i, arm in enumerate(replacements):
             logp = torch.log_softmax(stacked[i * n : (i + 1) * n].double(), dim=-1)
             sums[f"ce_{arm}"] = sums.get(f"ce_{arm}", 0.0) + float(_nll(logp, tok, scored).sum())

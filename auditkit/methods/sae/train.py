@@ -20,8 +20,9 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import torch
 from jaxtyping import Float
@@ -157,7 +158,7 @@ class TensorBatches:
         self._gen = torch_generator(seed)
         self._order = torch.empty(0, dtype=torch.int64, device="cpu")
 
-    def __iter__(self) -> "TensorBatches":
+    def __iter__(self) -> TensorBatches:
         return self
 
     def __next__(self) -> Float[torch.Tensor, "B D"]:
@@ -174,9 +175,12 @@ def _training_sae(cfg: SAEConfig, d_in: int, n_steps: int, seed: int) -> Any:
     from sae_lens.saes.sae import TrainingSAE
 
     common: dict[str, Any] = dict(
-        d_in=d_in, d_sae=cfg.d_sae(d_in), dtype="float32", device=cfg.device,
+        d_in=d_in,
+        d_sae=cfg.d_sae(d_in),
+        dtype="float32",
+        device=cfg.device,
         normalize_activations="expected_average_only_in" if cfg.normalize_activations else "none",
-    )  # fmt: skip
+    )
     warm = int(cfg.sparsity_warm_up_fraction * n_steps)
     if cfg.architecture == "topk":
         if cfg.k > common["d_sae"]:
@@ -186,9 +190,11 @@ def _training_sae(cfg: SAEConfig, d_in: int, n_steps: int, seed: int) -> Any:
         sae_cfg = StandardTrainingSAEConfig(l1_coefficient=cfg.l1_coefficient, l1_warm_up_steps=warm, **common)
     else:
         sae_cfg = JumpReLUTrainingSAEConfig(
-            l0_coefficient=cfg.l0_coefficient, l0_warm_up_steps=warm,
-            jumprelu_init_threshold=cfg.jumprelu_init_threshold, **common,
-        )  # fmt: skip
+            l0_coefficient=cfg.l0_coefficient,
+            l0_warm_up_steps=warm,
+            jumprelu_init_threshold=cfg.jumprelu_init_threshold,
+            **common,
+        )
     sae = TrainingSAE.from_dict(sae_cfg.to_dict())
     _reinitialise(sae, seed)
     return sae
@@ -238,13 +244,20 @@ def _trainer_config(cfg: SAEConfig, n_steps: int, batch_size: int) -> Any:
     from sae_lens.config import LoggingConfig, SAETrainerConfig
 
     return SAETrainerConfig(
-        total_training_samples=n_steps * batch_size, train_batch_size_samples=batch_size, lr=cfg.lr,
-        lr_end=cfg.lr, lr_scheduler_name="constant", lr_warm_up_steps=0,
-        lr_decay_steps=int(cfg.lr_decay_fraction * n_steps), device=cfg.device,
+        total_training_samples=n_steps * batch_size,
+        train_batch_size_samples=batch_size,
+        lr=cfg.lr,
+        lr_end=cfg.lr,
+        lr_scheduler_name="constant",
+        lr_warm_up_steps=0,
+        lr_decay_steps=int(cfg.lr_decay_fraction * n_steps),
+        device=cfg.device,
         dead_feature_window=cfg.dead_feature_window or max(10, n_steps // 5),
-        feature_sampling_window=max(1, n_steps), checkpoint_path=None, save_final_checkpoint=False,
+        feature_sampling_window=max(1, n_steps),
+        checkpoint_path=None,
+        save_final_checkpoint=False,
         logger=LoggingConfig(log_to_wandb=False),
-    )  # fmt: skip
+    )
 
 
 def _prepared(
@@ -265,7 +278,9 @@ def _prepared(
     sae = _training_sae(cfg, acts_ND.shape[1], n_steps, seed)
     # sae-lens's estimate_scaling_factor (sqrt(D) / mean row norm) on every row rather than a sample of
     # batches: exact, and cheap for an in-memory tensor.
-    scaling_factor = math.sqrt(acts_ND.shape[1]) / float(acts_ND.norm(dim=1).mean()) if cfg.normalize_activations else None
+    scaling_factor = (
+        math.sqrt(acts_ND.shape[1]) / float(acts_ND.norm(dim=1).mean()) if cfg.normalize_activations else None
+    )
     with torch.no_grad():
         sae.b_dec.copy_(geometric_median(acts_ND, seed=derive_seed(seed, "sae-b-dec")) * (scaling_factor or 1.0))
     return sae, batches, n_steps, scaling_factor
@@ -301,10 +316,14 @@ def _freeze_decoder(sae: Any, W_dec_FD: torch.Tensor, scaling_factor: float | No
 
 
 def train_sae(
-    acts_ND: Float[torch.Tensor, "N D"], cfg: SAEConfig, *, seed: int,
-    frozen_decoder_FD: Float[torch.Tensor, "F D"] | None = None, frozen_encoder: bool = False,
+    acts_ND: Float[torch.Tensor, "N D"],
+    cfg: SAEConfig,
+    *,
+    seed: int,
+    frozen_decoder_FD: Float[torch.Tensor, "F D"] | None = None,
+    frozen_encoder: bool = False,
     decoder_min_cosine: float | None = None,
-) -> Any:  # fmt: skip
+) -> Any:
     """Train an SAE on ``acts_ND`` (rows are tokens) and return the sae-lens *inference* SAE.
 
     The returned object is a ``sae_lens.SAE`` (``TopKSAE``, ``StandardSAE`` or ``JumpReLUSAE``) that
@@ -336,12 +355,18 @@ def train_sae(
         trainer.activation_scaler.scaling_factor = None
     trainer.set_final_sae_metadata()
     stats = SAETrainStats(
-        seed=seed, n_steps=n_steps, n_tokens=n_steps * batches.batch_size, n_rows=int(acts_ND.shape[0]),
-        seconds=seconds, tokens_per_second=n_steps * batches.batch_size / max(seconds, 1e-9),
-        final_losses=losses, train_l0=float(sae.cfg.metadata.l0 or 0.0),
-        train_dead_latents=int(sae.cfg.metadata.num_dead_features or 0), scaling_factor=scaling_factor,
+        seed=seed,
+        n_steps=n_steps,
+        n_tokens=n_steps * batches.batch_size,
+        n_rows=int(acts_ND.shape[0]),
+        seconds=seconds,
+        tokens_per_second=n_steps * batches.batch_size / max(seconds, 1e-9),
+        final_losses=losses,
+        train_l0=float(sae.cfg.metadata.l0 or 0.0),
+        train_dead_latents=int(sae.cfg.metadata.num_dead_features or 0),
+        scaling_factor=scaling_factor,
         config=cfg.to_dict(),
-    )  # fmt: skip
+    )
     logger.info("trained %s SAE: %d steps, %.0f tokens/s", cfg.architecture, n_steps, stats.tokens_per_second)
     return to_inference_sae(sae, stats)
 
