@@ -34,6 +34,7 @@ import pandas as pd
 from auditkit.errors import ConfigError
 from auditkit.metrics import evidence
 from auditkit.metrics.evidence import POWER
+from auditkit.metrics.selectivity import draw_sd_from_note
 
 MAX_TEXTS = 1_000_000
 """Where :func:`texts_needed` stops searching by default."""
@@ -50,6 +51,10 @@ class Pilot(NamedTuple):
     """Seeds the row averaged."""
     test_texts: int
     """Distinct test texts of each seed's split."""
+    draw_sd: float = 0.0
+    """The control's sd over seeds and draws that a prediction-interval row adds (a random-model control,
+    :data:`auditkit.metrics.selectivity.PREDICTION_RULE`): kept whole at every size, since neither texts nor
+    seeds shrink the spread between draws (its test-sampling share would shrink: conservative)."""
 
 
 def stated_design(p_real: float, p_control: float) -> Pilot:
@@ -75,6 +80,9 @@ def scaled(pilot: Pilot, texts: int, seeds: int, *, test_fraction: float) -> tup
     if n_test < 1:
         return math.inf, math.inf
     factor = math.sqrt(pilot.test_texts * pilot.n_seeds / (n_test * seeds))
+    if pilot.draw_sd > 0:
+        mean_se = math.sqrt(max(pilot.se**2 - pilot.draw_sd**2, 0.0))
+        return math.hypot(mean_se * factor, pilot.draw_sd), pilot.sampling_se * factor
     return pilot.se * factor, pilot.sampling_se * factor
 
 
@@ -193,7 +201,11 @@ def plan_table(
     for r in rows.itertuples(index=False):
         n = int(r.n_seeds)
         pilot = Pilot(
-            se=float(r.se), sampling_se=float(getattr(r, "sampling_se", math.nan)), n_seeds=n, test_texts=pilot_test
+            se=float(r.se),
+            sampling_se=float(getattr(r, "sampling_se", math.nan)),
+            n_seeds=n,
+            test_texts=pilot_test,
+            draw_sd=draw_sd_from_note(getattr(r, "note", "")),
         )
         plannable = r.verdict not in evidence.UNDIRECTED and pilot.se > 0 and n >= 1
         kw = dict(test_fraction=test_fraction, threshold=threshold, confidence=confidence)

@@ -13,6 +13,7 @@ minimum detectable effect (:mod:`auditkit.metrics.evidence`).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -301,10 +302,21 @@ COLUMNS = (
 :data:`auditkit.metrics.evidence.EVIDENCE_COLUMNS` after them."""
 
 
+_DRAW_SD = "control sd over seeds and draws"
+
+
+def draw_sd_from_note(note: Any) -> float:
+    """The control sd a prediction-interval row's note states (what :func:`_note` wrote), or 0 for any other
+    row: the part of its standard error that more texts or seeds do not shrink (:mod:`auditkit.metrics.planning`)."""
+    text = note if isinstance(note, str) else ""
+    match = re.search(rf"{PREDICTION_NOTE} \({_DRAW_SD} ([0-9.eE+-]+)\)", text)
+    return float(match.group(1)) if match else 0.0
+
+
 def _note(n: int, degenerate: bool, half: float, se_sampling: float, spread: float = math.nan) -> str:
     notes = []
     if not math.isnan(spread):  # a draw_spread control (NaN otherwise)
-        notes.append(f"{PREDICTION_NOTE} (control sd over seeds and draws {math.sqrt(spread):.3g})")
+        notes.append(f"{PREDICTION_NOTE} ({_DRAW_SD} {math.sqrt(spread):.3g})")
     if degenerate:
         notes.append("an arm's training labels hold one class (its probe can only learn the prior)")
     if not half > 0:

@@ -135,3 +135,37 @@ def test_the_stated_design_is_the_sampling_floor():
 def test_bad_plans_raise(call):
     with pytest.raises(ConfigError):
         call()
+
+
+def test_a_prediction_rows_draw_spread_does_not_shrink_with_more_texts():
+    """Against a random-model control the interval carries the control's spread between draws, which no number
+    of texts or seeds removes: the planner keeps it whole (it used to scale it away like sampling error), so an
+    effect within that spread is never promised."""
+    from auditkit.metrics.planning import plan_table
+    from auditkit.metrics.selectivity import draw_sd_from_note
+
+    row = dict(
+        method="probe-logistic",
+        control="gaussian-reinit",
+        metric="accuracy",
+        n_seeds=3,
+        real=0.8,
+        control_score=0.7,
+        selectivity=0.1,
+        ci_low=-0.2,
+        ci_high=0.4,
+        df=3.0,
+        sampling_se=0.02,
+        normalised=0.3,
+        verdict="not selective",
+        se=0.094,
+        p_value=0.3,
+        mde=0.5,
+        note="prediction interval (control sd over seeds and draws 0.09)",
+    )
+    assert draw_sd_from_note(row["note"]) == 0.09 and draw_sd_from_note("between-seed spread only") == 0.0
+    pilot = Pilot(se=0.094, sampling_se=0.02, n_seeds=3, test_texts=250, draw_sd=0.09)
+    se, _ = scaled(pilot, 100_000, 3, test_fraction=0.25)
+    assert 0.09 <= se < 0.0905
+    plan = plan_table(pd.DataFrame([row]), metric="accuracy", texts=1000, test_fraction=0.25, effect=0.10)
+    assert plan.iloc[0]["texts_needed"] is None or pd.isna(plan.iloc[0]["texts_needed"])
