@@ -119,15 +119,28 @@ def _with_lexical(
     ctx: MethodContext, arms: list[Arm], rows: pd.DataFrame, controls: list[str], info: dict[str, Any]
 ) -> pd.DataFrame:
     """``rows`` with the lexical arms' rows, each paired with every probe kind's real arm (its info in ``info``)."""
-    t = time.perf_counter()
-    real = [(a.seed, acts, one_class(acts)) for a in arms if a.control == REAL for acts in [labelled_rows(a.acts)]]
     methods = list(dict.fromkeys(rows.loc[(rows["control"] == REAL) & (rows["metric"] == "accuracy"), "method"]))
-    texts_B = row_texts(ctx.batch, ctx.loaded.model.tokenizer)
-    extra, info["lexical"] = lexical_rows(
-        real, controls, methods, texts_B, n_classes=info["n_classes"], C=ctx.cfg.probe_C
+    extra, info["lexical"] = lexical_arm_rows(
+        ctx, arms, controls, methods, n_classes=info["n_classes"], C=ctx.cfg.probe_C
     )
-    ctx.timings["lexical_s"] = ctx.timings.get("lexical_s", 0.0) + time.perf_counter() - t
     return pd.concat([rows, pd.DataFrame(extra)], ignore_index=True)
+
+
+def lexical_arm_rows(
+    ctx: MethodContext, arms: list[Arm], controls: Sequence[str], methods: Sequence[str], *, n_classes: int, C: float
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows of the lexical controls among ``controls`` on the labelled real arm of each seed of ``arms`` (the same
+    rows and split a method's probe reads), under each of ``methods``, and their info
+    (:func:`auditkit.audit.lexical.lexical_rows`). Used by every method whose rows include a classification probe."""
+    t = time.perf_counter()
+    lexical = [c for c in controls if registry.stage_of(c) == "lexical"]
+    if not lexical:
+        return [], {}
+    real = [(a.seed, acts, one_class(acts)) for a in arms if a.control == REAL for acts in [labelled_rows(a.acts)]]
+    texts_B = row_texts(ctx.batch, ctx.loaded.model.tokenizer)
+    out = lexical_rows(real, lexical, methods, texts_B, n_classes=n_classes, C=C)
+    ctx.timings["lexical_s"] = ctx.timings.get("lexical_s", 0.0) + time.perf_counter() - t
+    return out
 
 
 MDL_METRICS = ("codelength_per_label", "compression")

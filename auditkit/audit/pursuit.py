@@ -31,7 +31,16 @@ import torch
 from auditkit.audit.arms import Arm
 from auditkit.audit.method import MethodContext, MethodOutput
 from auditkit.audit.options import DICTIONARY_CONTROLS, PursuitAuditOptions
-from auditkit.audit.probe import labelled_rows, problem_name, stack_labels, stack_records
+from auditkit.audit.probe import (
+    default_controls as probe_defaults,
+)
+from auditkit.audit.probe import (
+    labelled_rows,
+    lexical_arm_rows,
+    problem_name,
+    stack_labels,
+    stack_records,
+)
 from auditkit.controls import registry
 from auditkit.errors import DataError
 from auditkit.extract import embedding_matrices
@@ -59,10 +68,15 @@ METHOD = "pursuit"
 
 
 def applicable_controls() -> tuple[str, ...]:
-    """Every registered data and weight control but the opt-in ones (step0), run by default too (the label
-    controls speak only to its code probe); its own dictionary controls (gaussian-dict, spectral-dict) are set in
+    """Every registered data and weight control but the opt-in ones (step0), and the lexical baselines, which like the
+    label controls speak only to its code probe; its own dictionary controls (gaussian-dict, spectral-dict) are set in
     :class:`~auditkit.audit.options.PursuitAuditOptions`."""
-    return registry.names(*registry.ARM_STAGES, where=lambda c: not c.opt_in)
+    return registry.names(*registry.ARM_STAGES, "lexical", where=lambda c: not c.opt_in)
+
+
+def default_controls() -> tuple[str, ...]:
+    """Run by default: those the probe method runs by default, on the data levels each applies to."""
+    return tuple(c for c in probe_defaults() if c in applicable_controls())
 
 
 @dataclass(frozen=True)
@@ -247,7 +261,12 @@ def run_pursuit_method(ctx: MethodContext) -> MethodOutput:
     t = time.perf_counter()
     rows += code_probe_rows(problems, coded, n_classes, opts.code_probe_C, device)
     ctx.timings["pursuit_code_probe_s"] = time.perf_counter() - t
+    lexical, lexical_info = lexical_arm_rows(
+        ctx, arms, ctx.controls_for(applicable_controls()), [METHOD], n_classes=n_classes, C=opts.code_probe_C
+    )
+    rows += lexical
     info = dict(
+        lexical=lexical_info,
         dictionary=opts.dictionary,
         solver=opts.solver,
         ks=list(opts.ks),

@@ -29,7 +29,7 @@ METHODS: dict[str, Method] = {
         Method(
             "pursuit",
             pursuit.applicable_controls,
-            pursuit.applicable_controls,
+            pursuit.default_controls,
             pursuit.run_pursuit_method,
             section=pursuit_report.pursuit_section,
             figures=pursuit_report.fvu_l0_figure,

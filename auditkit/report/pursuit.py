@@ -104,7 +104,9 @@ def pursuit_section(result: Any) -> list[str]:
         ),
         "- Which controls speak to which metric: reconstruction and support (`fvu@...`, `mean_l0`, `frac_atoms_used`, "
         "amortisation gap) against the dictionary, weight and token controls; the code probe against every control, "
-        "label controls included (they change neither activations nor, except for `probe`, dictionaries)."
+        "label controls included (they change neither activations nor, except for `probe`, dictionaries), and the "
+        "lexical baselines (`lexical-*`: a text-only probe on the same split, no model): a ✓ there means the code "
+        "probe reads more than the words give."
         + (
             ""
             if info["solver"] in ("omp", "gradient")

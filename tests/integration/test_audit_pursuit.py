@@ -164,3 +164,23 @@ def test_cli_writes_the_pursuit_section_and_rejects_a_bad_dictionary(tmp_path, y
     assert bad.exit_code == 2 and "dictionary" in bad.output.lower() and not (tmp_path / "bad").exists()
     bad = runner.invoke(app, [*common, "--pursuit-k", "1,x", "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "error: --pursuit-k" in bad.output and not (tmp_path / "bad").exists()
+
+
+def test_the_code_probe_is_read_against_the_lexical_baselines(tmp_path, tiny, yes_no_table):
+    """The label is the last word (' yes' / ' no'): the codes carry it, and so do the words alone. The code probe is
+    selective over shuffled labels but not over the bag-of-words or last-token baselines, which read the label as
+    well; the lexical arms have code-probe metrics only (no reconstruction), on the code probe's own splits."""
+    result = _run(
+        yes_no_table(tmp_path / "t.csv", words=(3, 8)),
+        tiny,
+        ("shuffled-labels", "lexical-bow", "lexical-last-token"),
+        ks=(1, 2, 4),
+        center=False,
+    )
+    for control in ("lexical-bow", "lexical-last-token"):
+        assert set(result.rows.query("control == @control")["metric"]) == set(CODE_PROBE)
+    sel = result.selectivity.set_index(["control", "metric"])
+    assert sel.loc[("shuffled-labels", "accuracy"), "verdict"] == "selective"
+    assert sel.loc[("lexical-bow", "accuracy"), "verdict"] != "selective"
+    assert sel.loc[("lexical-last-token", "accuracy"), "verdict"] != "selective"
+    assert "lexical-bow" in result.method_info["pursuit"]["lexical"]["seconds"]
