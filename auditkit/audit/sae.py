@@ -175,13 +175,19 @@ def applicable_controls() -> tuple[str, ...]:
     (opt-in) to the k-sparse-probing metrics only, reusing the real arm's SAE latents with the control's labels,
     since the SAE itself never sees a label; the SAE baselines to every metric (the real activations, another
     dictionary)."""
-    return (*registry.names(*registry.ARM_STAGES), *SAE_BASELINES)
+    return (*registry.names(*registry.ARM_STAGES, "lexical"), *SAE_BASELINES)
 
 
 def default_controls() -> tuple[str, ...]:
     """Controls run by default: the ones an unsupervised method can be run against (the token controls and the
-    random-model weight controls; step0 needs the hub), and the SAE baselines."""
-    return (*registry.names("token"), *registry.names("weight", where=lambda c: c.random_model), *SAE_BASELINES)
+    random-model weight controls; step0 needs the hub), the SAE baselines, and the lexical baselines of its k-sparse
+    probes (on the data levels each applies to)."""
+    return (
+        *registry.names("token"),
+        *registry.names("weight", where=lambda c: c.random_model),
+        *SAE_BASELINES,
+        *registry.names("lexical"),
+    )
 
 
 def run_sae_method(ctx: MethodContext) -> MethodOutput:
@@ -206,6 +212,7 @@ def run_sae_method(ctx: MethodContext) -> MethodOutput:
     per_arm: dict[str, dict[str, list[float]]] = {}
     label_controls = [c for c in controls if registry.stage_of(c) == "label"]
     baselines = [c for c in controls if c in SAE_BASELINES]
+    lexical = _Lexical(ctx, [c for c in controls if registry.stage_of(c) == "lexical"], probe_positions)
     shapes: dict[str, list[int]] = {}
     for arm in tqdm(arms, desc="SAE arms", disable=not ctx.cfg.progress):
         t = time.perf_counter()
@@ -217,12 +224,15 @@ def run_sae_method(ctx: MethodContext) -> MethodOutput:
                 for draw in range(ctx.cfg.label_draws):
                     records = probe_records_of(label_control(probe_set, control, arm.seed, draw), device)
                     rows += [dict(method=METHOD, control=control, seed=arm.seed, draw=draw, **r) for r in records]
+            lexical.add(probe_set, arm.seed)
             for control in baselines:
                 t = time.perf_counter()
                 base = _baseline(control, arm, sae_cfg, sae)
                 shapes.setdefault(control, []).append(int(base.W_dec.shape[0]))
                 _scored(base, arm, control, t, scoring)
+    rows += lexical.rows(rows)
     info = dict(
+        lexical=lexical.info,
         config={k: v for k, v in sae_cfg.to_dict().items() if k not in ("device", "progress")},
         d_sae=sae_cfg.d_sae(arms[0].acts.d),
         loaded=opts.load,
@@ -272,6 +282,40 @@ def _reference(arm: Arm, cfg: Any, sae: Any) -> dict[str, Any]:
     k = sparsity_k(sae, train_ND, cfg)
     ev = reference_ev(train_ND, arm.acts.acts_ND[test].to(cfg.device), width=cfg.d_sae(arm.acts.d), k=k)
     return dict(ev=ev, seconds=time.perf_counter() - t)
+
+
+class _Lexical:
+    """The lexical baselines of the k-sparse probes: fitted on each seed's probe rows (the real arm's labelled rows
+    at the probe positions, its split), one accuracy per seed, paired with every ``probe_acc_k{k}`` of the real arm
+    (the baseline does not depend on k)."""
+
+    def __init__(self, ctx: MethodContext, controls: list[str], positions: str) -> None:
+        self.ctx, self.controls, self.seeds = ctx, controls, []
+        self.info: dict[str, Any] = {}
+        if positions == "mean" and "lexical-last-token" in controls:
+            self.controls = [c for c in controls if c != "lexical-last-token"]
+            self.info["skipped"] = {"lexical-last-token": "rows pooled over positions (mean) sit on no single token"}
+
+    def add(self, probe_set: ActivationSet, seed: int) -> None:
+        if self.controls:
+            self.seeds.append((seed, probe_set, bool(np.unique(probe_set.labels_N[~probe_set.is_test_N]).size < 2)))
+
+    def rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from auditkit.audit.lexical import lexical_rows, row_texts
+
+        ks = sorted({r["metric"] for r in rows if r["control"] == REAL and r["metric"].startswith("probe_acc_k")})
+        if not self.controls or not self.seeds or not ks:
+            return []
+        t = time.perf_counter()
+        n_classes = int(max(int(a.labels_N.max()) for _, a, _ in self.seeds)) + 1
+        texts_B = row_texts(self.ctx.batch, self.ctx.loaded.model.tokenizer)
+        found, info = lexical_rows(
+            self.seeds, self.controls, [METHOD], texts_B, n_classes=n_classes, C=self.ctx.cfg.probe_C
+        )
+        self.info = {**info, **self.info}
+        self.ctx.timings["lexical_s"] = self.ctx.timings.get("lexical_s", 0.0) + time.perf_counter() - t
+        accuracy = [r for r in found if r["metric"] == "accuracy"]
+        return [{**r, "metric": k} for r in accuracy for k in ks]
 
 
 def _scored(sae: Any, arm: Arm, control: str, started: float, s: _Scoring) -> ActivationSet:

@@ -248,3 +248,17 @@ def test_cli_sae_audit_writes_the_sae_section(tmp_path, yes_no_table):
 def test_cli_bad_sae_options_exit_2(tmp_path, yes_no_table, args, pattern):
     result, out = _cli(tmp_path, yes_no_table, *args)
     _one_line_exit_2(result, out, pattern)
+
+
+def test_k_sparse_probes_of_the_latents_are_read_against_the_lexical_baselines(tmp_path, tiny_gpt2, yes_no_table):
+    """The label is the last word: five latents read it, and so does the read token's identity, so the k-sparse
+    probe is not selective over `lexical-last-token`, while it is over shuffled labels; each lexical arm has one
+    row per seed and k-sparse metric (a text-only probe does not depend on k) and no SAE metric."""
+    cfg = _cfg(yes_no_table(tmp_path / "planted.csv"), controls=("shuffled-labels", "lexical-last-token"))
+    result = run_audit(cfg, loaded=tiny_gpt2)
+    lexical = result.rows[result.rows["control"] == "lexical-last-token"]
+    assert set(lexical["metric"]) == set(PROBE_METRICS) and len(lexical) == len(SEEDS) * len(PROBE_METRICS)
+    sel = result.selectivity.set_index(["control", "metric"])
+    assert sel.loc[("shuffled-labels", "probe_acc_k5"), "verdict"] == "selective"
+    assert sel.loc[("lexical-last-token", "probe_acc_k5"), "verdict"] != "selective"
+    assert "lexical-last-token" in result.method_info["sae"]["lexical"]["seconds"]
