@@ -85,7 +85,8 @@ def test_default_controls_follow_the_datas_level():
     assert resolve_controls(named, "sentence") == resolve_controls(named, "token") == ("control-task", "lexical-bow")
     assert (spec_level("conllu:x.conllu"), spec_level("sae-probes:92_glue_sst2")) == ("token", "sentence")
     sae_only = AuditConfig(model=ModelSpec(name="tiny-gpt2"), methods=("sae",))
-    assert not set(LEXICAL_CONTROLS) & set(resolve_controls(sae_only, "sentence"))  # the probe method's arms
+    assert set(LEXICAL_CONTROLS) <= set(resolve_controls(sae_only, "sentence"))  # arms of its k-sparse probes too
+    assert "lexical-bow" not in resolve_controls(sae_only, "token")
 
 
 def test_an_unknown_lexical_name_is_refused_before_any_compute():
