@@ -12,12 +12,27 @@ from auditkit.cli.audit import audit
 from auditkit.cli.listing import controls, datasets, hooks, models
 from auditkit.cli.plan import plan
 from auditkit.cli.report import compare, report
+from auditkit.cli.sae_evals import sae_evals
 from auditkit.cli.sae_synth import sae_synth
 from auditkit.cli.steer import steer
 from auditkit.cli.sweep import sweep
 from auditkit.cli.validate import validate
 
-for command in (audit, sweep, models, datasets, hooks, controls, validate, sae_synth, steer, report, compare, plan):
+for command in (
+    audit,
+    sweep,
+    models,
+    datasets,
+    hooks,
+    controls,
+    validate,
+    sae_synth,
+    sae_evals,
+    steer,
+    report,
+    compare,
+    plan,
+):
     app.command()(command)
 
 
