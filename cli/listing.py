@@ -83,15 +83,15 @@ def datasets(
 @one_line_errors
 def controls() -> None:
     """List the controls an audit can run (every registered one), with the stage each perturbs, when it runs by
-    default, and what it destroys; the SAE baselines, the sae method's own, follow."""
-    from auditkit.audit.options import SAE_BASELINE_DESCRIPTIONS
+    default, and what it destroys: the arms, the lexical baselines, then the methods' own (the SAE baselines, the
+    pursuit's random dictionaries)."""
     from auditkit.controls import registry
 
     for c in registry.controls():
-        when = "opt-in" if c.opt_in else "default" if c.levels is None else f"default on {'/'.join(c.levels)}"
-        typer.echo(f"{c.name:24s} {c.stage:8s} {when:20s} {c.description}")
-    for name, description in SAE_BASELINE_DESCRIPTIONS.items():
-        typer.echo(f"{name:24s} {'sae':8s} {'default (sae)':20s} {description}")
+        own = registry.OWN_STAGES.get(c.stage)
+        levels = "" if c.levels is None else f" on {'/'.join(c.levels)}"
+        when = "opt-in" if c.opt_in else f"default ({own})" if own else f"default{levels}"
+        typer.echo(f"{c.name:24s} {c.stage:10s} {when:20s} {c.description}")
 
 
 @one_line_errors

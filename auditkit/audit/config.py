@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from auditkit.audit.options import SAE_BASELINES, PursuitAuditOptions, SAEAuditOptions
+from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
 from auditkit.controls import registry
 from auditkit.duplicates import check_policy
 from auditkit.errors import ConfigError
@@ -19,9 +19,10 @@ DEFAULT_DATASET = "sae-probes:92_glue_sst2"
 
 def known_controls() -> tuple[str, ...]:
     """Every ``--controls`` name: the registered controls (labels, tokens, weights, lexical baselines:
-    :mod:`auditkit.controls.registry`) and the methods' own (the SAE baselines); a method skips the ones it does
-    not apply (:attr:`auditkit.audit.method.Method.controls`)."""
-    return (*registry.names(), *SAE_BASELINES)
+    :mod:`auditkit.controls.registry`) and the methods' own controls named on the command line (the SAE baselines; the
+    pursuit's random dictionaries are its options); a method skips the ones it does not apply
+    (:attr:`auditkit.audit.method.Method.controls`)."""
+    return (*registry.names(*registry.AUDIT_STAGES), *registry.names("sae"))
 
 
 KNOWN_CONTROLS = known_controls()

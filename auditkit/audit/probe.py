@@ -33,15 +33,15 @@ METHOD = "probe"
 
 
 def applicable_controls() -> tuple[str, ...]:
-    """Every registered control applies to a probe, and the lexical baselines (:mod:`auditkit.audit.lexical`) run
-    with it."""
-    return registry.names()
+    """Every registered control of the audit's stages applies to a probe (a method's own controls, the SAE baselines
+    and random dictionaries, do not), and the lexical baselines (:mod:`auditkit.audit.lexical`) run with it."""
+    return registry.names(*registry.AUDIT_STAGES)
 
 
 def default_controls() -> tuple[str, ...]:
     """Run by default: every registered control but the opt-in ones (step0 needs the hub), on the data levels each
     applies to (:attr:`auditkit.controls.registry.Control.levels`)."""
-    return registry.names(where=lambda c: not c.opt_in)
+    return registry.names(*registry.AUDIT_STAGES, where=lambda c: not c.opt_in)
 
 
 def labelled_rows(acts: ActivationSet) -> ActivationSet:
