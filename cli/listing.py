@@ -70,14 +70,14 @@ def datasets(
     given = [name for name, value in (("--out", out), ("--tasks", tasks), ("--max-texts", max_texts)) if value]
     if given:
         raise AuditkitError(f"{', '.join(given)} applies only with --audit: add --audit to write the trust table")
+    from auditkit.data import kinds as dataset_kinds
     from auditkit.data import list_sae_probes
 
     table = list_sae_probes(kind.value)
     for row in table.itertuples(index=False):
         typer.echo(f"sae-probes:{row.tag:45s} {row.kind:11s} offline")
-    typer.echo("conllu:PATH                                          token-level UPOS from a CoNLL-U file")
-    typer.echo("table:PATH_OR_HUB_ID                                 CSV/JSONL/parquet file, or a datasets id (hub)")
-    typer.echo("token-properties:PROP|all                            token-string labels of vocabulary rows (--matrix)")
+    for other in dataset_kinds.kinds(lambda k: not k.shipped):  # the registered kinds a user points at
+        typer.echo(f"{other.usage:52s} {other.summary}")
 
 
 @one_line_errors

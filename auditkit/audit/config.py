@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
 from auditkit.controls import registry
+from auditkit.data import kinds as dataset_kinds
 from auditkit.duplicates import check_policy
 from auditkit.errors import ConfigError
 from auditkit.extract import check_vector_hook
@@ -139,7 +140,8 @@ class AuditConfig:
                 raise ConfigError(f"--{name} must be between 1 and 1000, got {value}: e.g. --{name} 10")
         if not (math.isfinite(self.probe_C) and self.probe_C > 0):
             raise ConfigError(f"probe_C (--probe-c) must be a finite number > 0, got {self.probe_C}: e.g. --probe-c 1")
-        if self.matrix is None and self.dataset.startswith("token-properties:"):
+        kind = dataset_kinds.kind_of(self.dataset)
+        if self.matrix is None and kind is not None and kind.vocabulary:
             raise ConfigError(f"{self.dataset} labels vocabulary tokens: add --matrix W_E or --matrix W_U")
         check_schedule(self.mdl_schedule)
         if self.mdl and "probe" not in self.methods:
@@ -154,6 +156,5 @@ class AuditConfig:
 def input_paths(cfg: AuditConfig) -> tuple[str, ...]:
     """What the audit reads that may be a local path (model folder, dataset file or folder, SAE folders), for
     :func:`auditkit.report.outputs.check_output`; names that are not paths are harmless there."""
-    kind, _, value = cfg.dataset.partition(":")
-    paths = [cfg.model.name, cfg.pursuit.sae_path, cfg.sae.load, value if kind in ("conllu", "table") else None]
+    paths = [cfg.model.name, cfg.pursuit.sae_path, cfg.sae.load, dataset_kinds.local_path(cfg.dataset)]
     return tuple(p for p in paths if p)
