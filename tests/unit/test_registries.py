@@ -1,7 +1,8 @@
-"""The open sets are registries, and every list of their members is derived: each control carries a description,
-a colour and a short name; each probe kind is complete; the methods' own controls (the SAE baselines, the pursuit's
-random dictionaries) are registered controls, listed by ``auditkit controls``; and the per-purpose lists and default
-lists are filters over the registries, in registration order."""
+"""The open sets (controls, probe kinds, dataset kinds, methods) are registries, and every list of their members is
+derived: each control carries a description, a colour and a short name; each probe kind, dataset kind and method is
+complete; the methods' own controls (the SAE baselines, the pursuit's random dictionaries) are registered controls,
+listed by ``auditkit controls``; and the per-purpose lists and default lists are filters over the registries, in
+registration order."""
 
 from __future__ import annotations
 
@@ -105,3 +106,36 @@ def test_the_default_probe_list_of_the_audit_command_is_every_registered_kind():
 
     default = inspect.signature(audit).parameters["probes"].default
     assert default == ",".join(probe_kinds.names())
+
+
+def test_every_dataset_kind_is_complete():
+    from auditkit.data import kinds as dataset_kinds
+
+    assert list(dataset_kinds.REGISTRY) == ["sae-probes", "conllu", "table", "token-properties"]
+    assert [k.name for k in dataset_kinds.kinds(lambda k: k.shipped)] == ["sae-probes"]  # the kind of a bare tag
+    for k in dataset_kinds.kinds():
+        assert k.usage.startswith(f"{k.name}:") and k.summary, k.name
+        assert k.level in dataset_kinds.LEVELS, k.name
+        assert (k.load is None) == k.vocabulary, k.name  # text is loaded; vocabulary rows are a matrix audit's
+    assert [k.name for k in dataset_kinds.kinds(lambda k: k.path)] == ["conllu", "table"]
+    assert [k.name for k in dataset_kinds.kinds(lambda k: k.level == "token")] == ["conllu"]
+
+
+def test_the_dataset_listing_and_the_matrix_kind_are_derived():
+    from auditkit.audit.matrix import DATASET_KIND
+    from auditkit.data import kinds as dataset_kinds
+
+    assert DATASET_KIND == "token-properties" and dataset_kinds.REGISTRY[DATASET_KIND].vocabulary
+    listed = CliRunner().invoke(app, ["datasets"])
+    assert listed.exit_code == 0, listed.output
+    tail = listed.output.splitlines()[-3:]
+    assert tail == [f"{k.usage:52s} {k.summary}" for k in dataset_kinds.kinds(lambda k: not k.shipped)]
+
+
+def test_every_method_is_complete_and_its_defaults_apply():
+    from auditkit.audit.registry import METHODS
+
+    for name, m in METHODS.items():
+        assert m.name == name and callable(m.runner), name
+        assert set(m.default_controls()) <= set(m.controls()), name
+        assert set(m.controls()) <= set(controls.REGISTRY), name  # every control a method takes is registered
