@@ -41,6 +41,7 @@ from auditkit.cli.options import (
 )
 
 from auditkit.audit.options import SAE_BASELINES, PursuitAuditOptions
+from auditkit.methods.probes import registry as probe_kinds
 
 
 @one_line_errors
@@ -108,7 +109,7 @@ def audit(
     ] = False,
     probes: Annotated[
         str, typer.Option(help="Probe kinds for --methods probe (k-sparse:k=1,5,20 chooses the ks).")
-    ] = "logistic,mass-mean,lda,low-rank,mlp,k-sparse",
+    ] = ",".join(probe_kinds.names()),
     mdl: Annotated[
         bool,
         typer.Option(

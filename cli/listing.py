@@ -70,28 +70,28 @@ def datasets(
     given = [name for name, value in (("--out", out), ("--tasks", tasks), ("--max-texts", max_texts)) if value]
     if given:
         raise AuditkitError(f"{', '.join(given)} applies only with --audit: add --audit to write the trust table")
+    from auditkit.data import kinds as dataset_kinds
     from auditkit.data import list_sae_probes
 
     table = list_sae_probes(kind.value)
     for row in table.itertuples(index=False):
         typer.echo(f"sae-probes:{row.tag:45s} {row.kind:11s} offline")
-    typer.echo("conllu:PATH                                          token-level UPOS from a CoNLL-U file")
-    typer.echo("table:PATH_OR_HUB_ID                                 CSV/JSONL/parquet file, or a datasets id (hub)")
-    typer.echo("token-properties:PROP|all                            token-string labels of vocabulary rows (--matrix)")
+    for other in dataset_kinds.kinds(lambda k: not k.shipped):  # the registered kinds a user points at
+        typer.echo(f"{other.usage:52s} {other.summary}")
 
 
 @one_line_errors
 def controls() -> None:
     """List the controls an audit can run (every registered one), with the stage each perturbs, when it runs by
-    default, and what it destroys; the SAE baselines, the sae method's own, follow."""
-    from auditkit.audit.options import SAE_BASELINE_DESCRIPTIONS
+    default, and what it destroys: the arms, the lexical baselines, then the methods' own (the SAE baselines, the
+    pursuit's random dictionaries)."""
     from auditkit.controls import registry
 
     for c in registry.controls():
-        when = "opt-in" if c.opt_in else "default" if c.levels is None else f"default on {'/'.join(c.levels)}"
-        typer.echo(f"{c.name:24s} {c.stage:8s} {when:20s} {c.description}")
-    for name, description in SAE_BASELINE_DESCRIPTIONS.items():
-        typer.echo(f"{name:24s} {'sae':8s} {'default (sae)':20s} {description}")
+        own = registry.OWN_STAGES.get(c.stage)
+        levels = "" if c.levels is None else f" on {'/'.join(c.levels)}"
+        when = "opt-in" if c.opt_in else f"default ({own})" if own else f"default{levels}"
+        typer.echo(f"{c.name:24s} {c.stage:10s} {when:20s} {c.description}")
 
 
 @one_line_errors

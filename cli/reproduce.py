@@ -11,6 +11,7 @@ from pathlib import Path
 from auditkit.audit.config import AuditConfig
 from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
 from auditkit.audit.run import resolve_controls, spec_level
+from auditkit.data import kinds as dataset_kinds
 from auditkit.methods.probes.mdl import DEFAULT_SCHEDULE
 from auditkit.shell import Option, command_line, display_path
 from auditkit.sweep.config import SweepConfig
@@ -62,8 +63,8 @@ def device_options(cfg: AuditConfig) -> list[Option]:
 
 def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
     """The ``auditkit audit`` command line that reruns ``cfg`` (quoted by :func:`auditkit.shell.command_line`)."""
-    kind, _, value = cfg.dataset.partition(":")
-    dataset = f"{kind}:{display_path(value)}" if kind in ("conllu", "table") and value else cfg.dataset
+    path = dataset_kinds.local_path(cfg.dataset)
+    dataset = f"{cfg.dataset.partition(':')[0]}:{display_path(path)}" if path else cfg.dataset
     options: list[Option] = [
         ("--model", display_path(cfg.model.name)),
         ("--dataset", dataset),
@@ -75,7 +76,7 @@ def reproduce_command(cfg: AuditConfig, out: Path | str) -> str:
     ]
     if cfg.matrix is not None:
         options += [("--matrix", cfg.matrix), ("--vocab-sample", cfg.vocab_sample)]
-    if cfg.dataset.startswith("table:"):
+    if (kind := dataset_kinds.kind_of(cfg.dataset)) is not None and kind.columns:
         options += [("--text-column", cfg.text_column), ("--label-column", cfg.label_column)]
     options += [("--duplicates", cfg.duplicates if cfg.duplicates != "group" else None)]
     options += [

@@ -112,6 +112,7 @@ def sweep(
     from auditkit.cli.reproduce import sweep_command
 
     from auditkit.audit.config import AuditConfig
+    from auditkit.data import kinds as dataset_kinds
     from auditkit.models import ModelSpec
     from auditkit.report.outputs import check_output
     from auditkit.report.sweep import write_sweep
@@ -145,7 +146,7 @@ def sweep(
         ),
     )
     cfg = SweepConfig(audit=audit_cfg, datasets=datasets, hooks=hooks)
-    inputs = [model, *(d.partition(":")[2] for d in csv_items(datasets) if d.startswith(("conllu:", "table:")))]
+    inputs = [model, *filter(None, map(dataset_kinds.local_path, csv_items(datasets)))]
     check_output(out, inputs=inputs, cache_dir=cache_dir, kind="sweep")  # before anything is loaded or computed
     result = run_sweep(cfg, executor=options)
     path = write_sweep(result, out, sweep_command(cfg, out))

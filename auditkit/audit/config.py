@@ -5,14 +5,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from auditkit.audit.options import SAE_BASELINES, PursuitAuditOptions, SAEAuditOptions
+from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
 from auditkit.controls import registry
+from auditkit.data import kinds as dataset_kinds
 from auditkit.duplicates import check_policy
 from auditkit.errors import ConfigError
 from auditkit.extract import check_vector_hook
-from auditkit.methods.probes import PROBES
+from auditkit.methods.probes import registry as probe_kinds
 from auditkit.methods.probes.mdl import DEFAULT_SCHEDULE, check_schedule
-from auditkit.methods.probes.sparse import SPARSE_KIND, parse_sparse_spec
 from auditkit.models import ModelSpec
 
 DEFAULT_DATASET = "sae-probes:92_glue_sst2"
@@ -20,9 +20,10 @@ DEFAULT_DATASET = "sae-probes:92_glue_sst2"
 
 def known_controls() -> tuple[str, ...]:
     """Every ``--controls`` name: the registered controls (labels, tokens, weights, lexical baselines:
-    :mod:`auditkit.controls.registry`) and the methods' own (the SAE baselines); a method skips the ones it does
-    not apply (:attr:`auditkit.audit.method.Method.controls`)."""
-    return (*registry.names(), *SAE_BASELINES)
+    :mod:`auditkit.controls.registry`) and the methods' own controls named on the command line (the SAE baselines; the
+    pursuit's random dictionaries are its options); a method skips the ones it does not apply
+    (:attr:`auditkit.audit.method.Method.controls`)."""
+    return (*registry.names(*registry.AUDIT_STAGES), *registry.names("sae"))
 
 
 KNOWN_CONTROLS = known_controls()
@@ -73,10 +74,12 @@ class AuditConfig:
     """Draws of each reinitialised model (spectral-reinit, gaussian-reinit) per seed; a seed's control score is
     the mean of its draws. Each draw costs one forward pass of a freshly reinitialised model."""
     probe_C: float = 1.0
-    """Inverse L2 strength of the logistic and low-rank probes (scikit-learn's C)."""
+    """Inverse L2 strength (scikit-learn's C) of every probe kind that declares it (the logistic, low-rank and
+    k-sparse probes; :attr:`auditkit.methods.probes.registry.ProbeKind.shared`)."""
     probes: tuple[str, ...] = ("logistic",)
-    """Probe kinds fitted by the ``probe`` method: logistic, mass-mean, lda, low-rank, mlp, and ``k-sparse``
-    (or ``k-sparse:k=1,5,20``: logistic probes on the top-k raw dimensions, one method per k)."""
+    """Probe kinds fitted by the ``probe`` method, registered in :mod:`auditkit.methods.probes.registry`: logistic,
+    mass-mean, lda, low-rank, mlp, and ``k-sparse`` (or ``k-sparse:k=1,5,20``: logistic probes on the top-k raw
+    dimensions, one method per k)."""
     mdl: bool = False
     """Also score every dense probe kind by its online codelength (Voita and Titov, 2020) on each arm's
     training rows: metrics ``codelength_per_label`` (lower is better) and ``compression`` (uniform / online)."""
@@ -125,10 +128,10 @@ class AuditConfig:
             raise ConfigError(f"max_examples must be >= 4, got {self.max_examples}")
         if self.align not in ("first", "last"):
             raise ConfigError(f"align {self.align!r} unknown: use first or last")
-        bad_probes = [p for p in self.probes if p not in PROBES and parse_sparse_spec(p) is None]
+        bad_probes = [p for p in self.probes if probe_kinds.parse(p) is None]
         if bad_probes or not self.probes:
             raise ConfigError(
-                f"unknown probe kind(s) {bad_probes or self.probes}: use some of {[*PROBES, SPARSE_KIND]}"
+                f"unknown probe kind(s) {bad_probes or self.probes}: use some of {list(probe_kinds.names())}"
             )
         if not 0 < self.test_fraction < 1:
             raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
@@ -137,13 +140,15 @@ class AuditConfig:
                 raise ConfigError(f"--{name} must be between 1 and 1000, got {value}: e.g. --{name} 10")
         if not (math.isfinite(self.probe_C) and self.probe_C > 0):
             raise ConfigError(f"probe_C (--probe-c) must be a finite number > 0, got {self.probe_C}: e.g. --probe-c 1")
-        if self.matrix is None and self.dataset.startswith("token-properties:"):
+        kind = dataset_kinds.kind_of(self.dataset)
+        if self.matrix is None and kind is not None and kind.vocabulary:
             raise ConfigError(f"{self.dataset} labels vocabulary tokens: add --matrix W_E or --matrix W_U")
         check_schedule(self.mdl_schedule)
         if self.mdl and "probe" not in self.methods:
             raise ConfigError("--mdl scores the probe method's probes: add probe to --methods, or drop --mdl")
-        if self.mdl and not [p for p in self.probes if p in PROBES]:
-            raise ConfigError(f"--mdl codes with the dense probe kinds {list(PROBES)}: name at least one in --probes")
+        dense = probe_kinds.dense_names()
+        if self.mdl and not [p for p in self.probes if p in dense]:
+            raise ConfigError(f"--mdl codes with the dense probe kinds {list(dense)}: name at least one in --probes")
         if self.vocab_sample < 40:
             raise ConfigError(f"vocab_sample must be >= 40, got {self.vocab_sample}")
 
@@ -151,6 +156,5 @@ class AuditConfig:
 def input_paths(cfg: AuditConfig) -> tuple[str, ...]:
     """What the audit reads that may be a local path (model folder, dataset file or folder, SAE folders), for
     :func:`auditkit.report.outputs.check_output`; names that are not paths are harmless there."""
-    kind, _, value = cfg.dataset.partition(":")
-    paths = [cfg.model.name, cfg.pursuit.sae_path, cfg.sae.load, value if kind in ("conllu", "table") else None]
+    paths = [cfg.model.name, cfg.pursuit.sae_path, cfg.sae.load, dataset_kinds.local_path(cfg.dataset)]
     return tuple(p for p in paths if p)

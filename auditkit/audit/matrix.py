@@ -33,6 +33,7 @@ import torch
 from auditkit.audit.arms import Arm, label_control, split_for_seed
 from auditkit.controls import registry
 from auditkit.controls.weights import MATRICES, reinit_matrix
+from auditkit.data import kinds as dataset_kinds
 from auditkit.errors import ConfigError, DataError
 from auditkit.models import LoadedModel, load_model
 from auditkit.seeding import derive_seed, numpy_rng
@@ -43,7 +44,8 @@ if TYPE_CHECKING:
     from auditkit.audit.config import AuditConfig
     from auditkit.audit.result import AuditResult
 
-DATASET_KIND = "token-properties"
+DATASET_KIND = next(k.name for k in dataset_kinds.kinds(lambda k: k.vocabulary))
+"""The registered dataset kind of vocabulary rows (:attr:`auditkit.data.kinds.DatasetKind.vocabulary`)."""
 
 
 def vocabulary_controls() -> tuple[str, ...]:

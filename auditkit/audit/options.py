@@ -11,37 +11,17 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from auditkit.controls import registry
 from auditkit.errors import ConfigError
 
 SAE_ARCHITECTURES = ("topk", "standard", "jumprelu")
-SAE_BASELINES = {
-    "sae-untrained": "untrained",
-    "sae-frozen-decoder": "frozen-decoder",
-    "sae-soft-frozen-decoder": "soft-frozen-decoder",
-    "sae-frozen-encoder": "frozen-encoder",
-    "pca": "pca",
-    "identity": "identity",
-}
+SAE_BASELINES = {c.name: c.variant for c in registry.controls("sae")}
 """The ``sae`` method's own controls (result-row and ``--controls`` name -> baseline kind of
 :func:`auditkit.methods.sae.baselines.baseline_sae`): the *real* activations encoded by a dictionary that
-training did not find. The other methods skip them; no arm is extracted for them."""
-SAE_BASELINE_DESCRIPTIONS = {
-    "sae-untrained": "Removes the SAE's training: the SAE at its initialisation (same init code, seed, decoder-bias "
-    "start and architecture as training), on the real activations.",
-    "sae-frozen-decoder": "Removes what training put into the dictionary: the decoder fixed at a random dictionary "
-    "with the trained decoder's singular values (Haar-random singular vectors), encoder and biases trained on the "
-    "real activations with the same budget and seed.",
-    "sae-soft-frozen-decoder": "Keeps the dictionary near chance: the decoder trained, but each row held at cosine "
-    ">= 0.8 to its random initialisation after every step; encoder and biases trained on the real activations "
-    "with the same budget and seed.",
-    "sae-frozen-encoder": "Removes what training put into the encoder: W_enc fixed at its random initialisation; "
-    "decoder, biases and thresholds trained on the real activations with the same budget and seed.",
-    "pca": "Replaces the learned dictionary with the top principal directions of the real training activations "
-    "(each signed, F capped at 2D), TopK on the magnitude of the projections with the same k.",
-    "identity": "Replaces the learned dictionary with the raw neuron basis (each neuron signed, F = 2D), TopK on the "
-    "magnitude of the centred activations with the same k.",
-}
-"""One sentence per SAE baseline on what it removes, for the report."""
+training did not find. The other methods skip them; no arm is extracted for them. A filter over the control
+registry (stage ``sae``, :mod:`auditkit.controls`)."""
+SAE_BASELINE_DESCRIPTIONS = {c.name: c.description for c in registry.controls("sae")}
+"""One sentence per SAE baseline on what it removes, for the report (the registered controls')."""
 
 
 def parse_width(value: str) -> tuple[float, int | None]:
@@ -129,9 +109,10 @@ DICTIONARIES = ("embed", "unembed", "sae", "probe")
 decoder of an SAE, or the directions of logistic probes fitted on the train split."""
 SOLVERS = ("omp", "gradient", "lasso", "nn-lasso")
 """Sparse coders: orthogonal matching pursuit, gradient pursuit, lasso, non-negative lasso."""
-DICTIONARY_CONTROLS = {"gaussian-dict": "gaussian", "spectral-dict": "spectrum-matched"}
+DICTIONARY_CONTROLS = {c.name: c.variant for c in registry.controls("dictionary")}
 """Method-level controls (result-row name -> :data:`auditkit.methods.pursuit.dictionaries.CONTROLS` key): the same
-activations coded against a random dictionary of the real one's shape."""
+activations coded against a random dictionary of the real one's shape. A filter over the control registry (stage
+``dictionary``, :mod:`auditkit.controls`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,10 +177,5 @@ class PursuitAuditOptions:
                 raise ConfigError(why)
 
 
-DICTIONARY_CONTROL_DESCRIPTIONS = {
-    "gaussian-dict": "Destroys every learned direction of the dictionary and its spectrum: the real activations coded "
-    "against i.i.d. Gaussian unit atoms of the same number and width (one draw per seed).",
-    "spectral-dict": "Destroys which directions the dictionary holds but keeps how much of the space it covers and how "
-    "anisotropically: the real dictionary's singular values with Haar-random singular vectors, rows renormalised.",
-}
-"""One sentence per dictionary control on what it destroys, for the report."""
+DICTIONARY_CONTROL_DESCRIPTIONS = {c.name: c.description for c in registry.controls("dictionary")}
+"""One sentence per dictionary control on what it destroys, for the report (the registered controls')."""

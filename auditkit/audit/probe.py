@@ -20,11 +20,12 @@ from auditkit.audit.arms import Arm
 from auditkit.audit.lexical import lexical_rows, row_texts
 from auditkit.audit.method import MethodContext, MethodOutput
 from auditkit.controls import registry
-from auditkit.errors import DataError
+from auditkit.errors import ConfigError, DataError
 from auditkit.methods.probes import make_probe
+from auditkit.methods.probes import registry as probe_kinds
 from auditkit.methods.probes.base import StackedProbe
 from auditkit.methods.probes.mdl import online_codelength, order_seed
-from auditkit.methods.probes.sparse import SPARSE_KIND, parse_sparse_spec, sparse_probe
+from auditkit.methods.probes.sparse import SPARSE_KIND, sparse_probe
 from auditkit.metrics.classification import classification_records
 from auditkit.types import REAL, ActivationSet
 
@@ -32,15 +33,15 @@ METHOD = "probe"
 
 
 def applicable_controls() -> tuple[str, ...]:
-    """Every registered control applies to a probe, and the lexical baselines (:mod:`auditkit.audit.lexical`) run
-    with it."""
-    return registry.names()
+    """Every registered control of the audit's stages applies to a probe (a method's own controls, the SAE baselines
+    and random dictionaries, do not), and the lexical baselines (:mod:`auditkit.audit.lexical`) run with it."""
+    return registry.names(*registry.AUDIT_STAGES)
 
 
 def default_controls() -> tuple[str, ...]:
     """Run by default: every registered control but the opt-in ones (step0 needs the hub), on the data levels each
     applies to (:attr:`auditkit.controls.registry.Control.levels`)."""
-    return registry.names(where=lambda c: not c.opt_in)
+    return registry.names(*registry.AUDIT_STAGES, where=lambda c: not c.opt_in)
 
 
 def labelled_rows(acts: ActivationSet) -> ActivationSet:
@@ -162,10 +163,10 @@ def fit_stack(
     n_classes: int,
     keys: list[str],
 ) -> StackedProbe:
-    """A fitted stack of ``kind``; the MLP seeds each problem's initialisation from its key, so adding an arm
-    never moves another arm's numbers."""
+    """A fitted stack of ``kind``; a keyed kind (:attr:`auditkit.methods.probes.registry.ProbeKind.keyed`, the MLP)
+    seeds each problem's initialisation from its key, so adding an arm never moves another arm's numbers."""
     probe = make_probe(kind, **hp)
-    if kind == "mlp":
+    if probe_kinds.REGISTRY[kind].keyed:
         return probe.fit(X_ND, y_SN, train_SN, n_classes, problem_keys=keys)
     return probe.fit(X_ND, y_SN, train_SN, n_classes)
 
@@ -176,8 +177,8 @@ def probe_rows(
     """Fit stacked probes of every kind, one stack per distinct activation matrix (the real arm and its
     label controls share one), and score each on its own seed's test rows.
 
-    ``kinds`` are :data:`auditkit.methods.probes.PROBES` names or a ``k-sparse`` spec; ``C`` is the inverse
-    L2 strength of the logistic and low-rank probes. ``mdl``, a block schedule, adds the online codelength
+    ``kinds`` are registered probe kinds (:mod:`auditkit.methods.probes.registry`: a dense kind's name or a
+    ``k-sparse`` spec); ``C`` is the inverse L2 strength of every kind that declares it. ``mdl``, a block schedule, adds the online codelength
     of every dense kind on each arm's training rows (:func:`mdl_rows`). Every fit runs on ``device`` (the
     device the audit's model ran on, recorded as the info's ``fit_device``); scoring is on the CPU."""
     groups: dict[int, list[tuple[Arm, ActivationSet]]] = {}
@@ -188,14 +189,16 @@ def probe_rows(
         raise DataError("the extracted rows carry one class only: a probe needs at least two")
     rows, info = [], {"C": C, "n_problems": len(arms), "n_classes": n_classes, "kinds": {}, "fit_device": device}
     for kind in kinds:
-        ks = parse_sparse_spec(kind)
-        if ks is not None:
-            sparse_rows, info["kinds"][SPARSE_KIND] = _sparse_rows(list(groups.values()), n_classes, ks, C, device)
-            rows += sparse_rows
-            if mdl is not None:  # its top-k selection is not a probe of the stacked interface: not coded
+        declared, params = _kind_of(kind)
+        hp = declared.hyperparameters(C=C)
+        if not declared.dense:
+            own_rows, info["kinds"][declared.name] = OWN_FITS[declared.name](
+                list(groups.values()), n_classes, params, hp, device
+            )
+            rows += own_rows
+            if mdl is not None:  # not a probe of the stacked interface: not coded
                 info.setdefault("mdl", {"schedule": list(mdl), "blocks": {}}).setdefault("not_coded", []).append(kind)
             continue
-        hp = {"C": C} if kind in ("logistic", "low-rank") else {}
         for members in groups.values():
             keys = [(a.control, a.seed, a.draw) for a, _ in members]
             labelled = [acts for _, acts in members]
@@ -282,12 +285,25 @@ def mdl_rows(
     return rows, blocks
 
 
+def _kind_of(spec: str) -> tuple[probe_kinds.ProbeKind, Any]:
+    """The registered kind of a ``--probes`` item and its parsed parameters (the config has refused any other)."""
+    found = probe_kinds.parse(spec)
+    if found is None:
+        raise ConfigError(f"probe kind {spec!r} is not registered: use one of {list(probe_kinds.names())}")
+    return found
+
+
 def _sparse_rows(
-    groups: list[list[tuple[Arm, ActivationSet]]], n_classes: int, ks: tuple[int, ...], C: float, device: str = "cpu"
+    groups: list[list[tuple[Arm, ActivationSet]]],
+    n_classes: int,
+    ks: tuple[int, ...],
+    hp: dict[str, Any],
+    device: str = "cpu",
 ) -> tuple[list[dict], dict[str, Any]]:
     """k-sparse probes (:func:`auditkit.methods.probes.sparse.sparse_probe`) on the raw dimensions of every
     activation matrix (each problem ranks dimensions on its own training rows), method ``probe-k-sparse-k{k}``;
-    and their complexity for the method info (k, and the parameters of each k's probe). Fitted on ``device``."""
+    and their complexity for the method info (k, and the parameters of each k's probe). ``hp``: the shared
+    hyperparameters the kind declares (``C``). Fitted on ``device``."""
     rows = []
     for members in groups:
         labelled = [acts for _, acts in members]
@@ -300,8 +316,8 @@ def _sparse_rows(
             n_classes,
             test_SN=test_SN,
             ks=ks,
-            C=C,
             clusters_SN=clusters_SN,
+            **hp,
         )
         for r in res.rows:
             arm, acts = members[r.pop("problem")]
@@ -320,3 +336,8 @@ def _sparse_rows(
         n_params=",".join(str((min(k, d) + 1) * out) for k in ks),
     )
     return rows, info
+
+
+OWN_FITS = {SPARSE_KIND: _sparse_rows}
+"""The fit of every registered kind that is not a stacked estimator (:attr:`~auditkit.methods.probes.registry.
+ProbeKind.spec`), by name: ``(groups, n_classes, params, hp, device) -> (rows, info)``."""

@@ -30,7 +30,7 @@ import torch
 
 from auditkit.audit.arms import Arm
 from auditkit.audit.method import MethodContext, MethodOutput
-from auditkit.audit.options import DICTIONARY_CONTROLS, PursuitAuditOptions
+from auditkit.audit.options import PursuitAuditOptions
 from auditkit.audit.probe import (
     default_controls as probe_defaults,
 )
@@ -308,7 +308,7 @@ def plan_codings(
             for name in opts.dictionary_controls:
                 ckey = (id(arm.acts.acts_ND), (name, arm.seed, src.key))
                 if ckey not in sources:
-                    ctrl = DRAWS[DICTIONARY_CONTROLS[name]](src.dic, derive_seed(arm.seed, name))
+                    ctrl = DRAWS[registry.get(name).variant](src.dic, derive_seed(arm.seed, name))
                     sources[ckey] = (arm.acts.acts_ND, _Source(ckey[1], ctrl, None))
                 problems.append(_Problem(name, arm.seed, arm.acts, ckey, True))
     return sources, problems

@@ -26,7 +26,7 @@ from auditkit.audit.registry import METHODS, check_methods
 from auditkit.audit.result import AuditResult, score_rows
 from auditkit.cache import check_root, request_key
 from auditkit.controls import registry
-from auditkit.errors import ConfigError
+from auditkit.data import kinds as dataset_kinds
 from auditkit.extract import ExtractConfig, cache_request, resolve_positions
 from auditkit.models import LoadedModel, default_cache_dir, default_hook, load_model, resolve_device
 from auditkit.trust.run import sae_probes_trust
@@ -55,9 +55,10 @@ def resolve_controls(cfg: AuditConfig, level: str | None = None) -> tuple[str, .
 
 
 def spec_level(dataset: str) -> str:
-    """The level of the data a dataset spec names, from its kind alone (before loading): ``conllu:`` is
-    token-level, every other kind an audit reads sentence-level (``token-properties:`` is a matrix audit's)."""
-    return "token" if dataset.partition(":")[0] == "conllu" else "sentence"
+    """The level of the data a dataset spec names, from its kind alone (before loading): its registered kind's
+    (:attr:`auditkit.data.kinds.DatasetKind.level`; ``conllu:`` is token-level, every other kind an audit reads
+    sentence-level)."""
+    return dataset_kinds.level(dataset)
 
 
 def level_left_out(cfg: AuditConfig, controls: tuple[str, ...]) -> tuple[str, ...]:
@@ -70,32 +71,22 @@ def level_left_out(cfg: AuditConfig, controls: tuple[str, ...]) -> tuple[str, ..
 def dataset_trust(cfg: AuditConfig) -> dict[str, Any] | None:
     """The trust table's row of a shipped sae-probes task (:func:`auditkit.trust.run.sae_probes_trust`: its flag
     and reasons, on the whole task as ``auditkit datasets --audit`` reads it); None for any other dataset."""
-    kind, _, value = cfg.dataset.partition(":")
-    if not value:
-        kind, value = "sae-probes", kind
-    if kind != "sae-probes":
+    kind, value = dataset_kinds.resolve(cfg.dataset)
+    if kind not in dataset_kinds.REGISTRY or not dataset_kinds.REGISTRY[kind].shipped:
         return None
     return sae_probes_trust(value, cache_root=(cfg.model.cache_dir or default_cache_dir()) if cfg.use_cache else None)
 
 
 def load_dataset_spec(cfg: AuditConfig) -> LabelledDataset:
-    """Resolve ``cfg.dataset`` (``kind:value``) into a labelled dataset."""
-    kind, _, value = cfg.dataset.partition(":")
-    if not value:
-        kind, value = "sae-probes", kind
-    if kind == "sae-probes":
-        return data_mod.load_sae_probes(value, max_examples=cfg.max_examples, seed=0, duplicates=cfg.duplicates)
-    if kind == "conllu":
-        return data_mod.load_conllu(value, max_sentences=cfg.max_examples, duplicates=cfg.duplicates)
-    if kind == "table":
-        return data_mod.load_table(
-            value,
-            text_column=cfg.text_column,
-            label_column=cfg.label_column,
-            max_examples=cfg.max_examples,
-            duplicates=cfg.duplicates,
-        )
-    raise ConfigError(f"dataset kind {kind!r} unknown in {cfg.dataset!r}: use sae-probes:, conllu: or table:")
+    """Resolve ``cfg.dataset`` (``kind:value``) into a labelled dataset, by its registered kind's loader
+    (:mod:`auditkit.data.kinds`)."""
+    options = dataset_kinds.LoadOptions(
+        max_examples=cfg.max_examples,
+        duplicates=cfg.duplicates,
+        text_column=cfg.text_column,
+        label_column=cfg.label_column,
+    )
+    return dataset_kinds.load(cfg.dataset, options)
 
 
 @dataclass(frozen=True)

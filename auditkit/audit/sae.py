@@ -32,7 +32,6 @@ from tqdm.auto import tqdm
 
 from auditkit.audit.arms import Arm, build_arms, label_control
 from auditkit.audit.method import MethodContext, MethodOutput
-from auditkit.audit.options import SAE_BASELINES
 from auditkit.controls import registry
 from auditkit.errors import ConfigError
 from auditkit.extract import resolve_positions
@@ -175,7 +174,7 @@ def applicable_controls() -> tuple[str, ...]:
     (opt-in) to the k-sparse-probing metrics only, reusing the real arm's SAE latents with the control's labels,
     since the SAE itself never sees a label; the SAE baselines to every metric (the real activations, another
     dictionary)."""
-    return (*registry.names(*registry.ARM_STAGES, "lexical"), *SAE_BASELINES)
+    return registry.names(*registry.AUDIT_STAGES, "sae")
 
 
 def default_controls() -> tuple[str, ...]:
@@ -185,7 +184,7 @@ def default_controls() -> tuple[str, ...]:
     return (
         *registry.names("token"),
         *registry.names("weight", where=lambda c: c.random_model),
-        *SAE_BASELINES,
+        *registry.names("sae"),
         *registry.names("lexical"),
     )
 
@@ -197,7 +196,7 @@ def run_sae_method(ctx: MethodContext) -> MethodOutput:
     plan = dataclasses.replace(
         ctx.plan,
         extract_cfg=dataclasses.replace(ctx.plan.extract_cfg, positions="all"),
-        controls=tuple(c for c in controls if registry.stage_of(c) != "label" and c not in SAE_BASELINES),
+        controls=tuple(c for c in controls if registry.stage_of(c) not in ("label", "sae")),
     )
     t = time.perf_counter()
     arms = build_arms(plan, ctx.timings)
@@ -211,7 +210,7 @@ def run_sae_method(ctx: MethodContext) -> MethodOutput:
     rows: list[dict[str, Any]] = []
     per_arm: dict[str, dict[str, list[float]]] = {}
     label_controls = [c for c in controls if registry.stage_of(c) == "label"]
-    baselines = [c for c in controls if c in SAE_BASELINES]
+    baselines = [c for c in controls if registry.stage_of(c) == "sae"]
     lexical = _Lexical(ctx, [c for c in controls if registry.stage_of(c) == "lexical"], probe_positions)
     shapes: dict[str, list[int]] = {}
     for arm in tqdm(arms, desc="SAE arms", disable=not ctx.cfg.progress):
@@ -242,7 +241,7 @@ def run_sae_method(ctx: MethodContext) -> MethodOutput:
         train_tokens=int((~arms[0].acts.is_test_N).sum()),
         test_tokens=int(arms[0].acts.is_test_N.sum()),
         arms={c: {k: float(np.mean(v)) for k, v in s.items()} for c, s in per_arm.items()},
-        baselines={c: dict(kind=SAE_BASELINES[c], d_sae=max(f)) for c, f in shapes.items()},
+        baselines={c: dict(kind=registry.get(c).variant, d_sae=max(f)) for c, f in shapes.items()},
         definitions={m: text for m, (_, text) in SAE_METRICS.items()},
         conventions=list(CONVENTIONS),
         fit_device=device,
@@ -354,7 +353,11 @@ def _baseline(control: str, real: Arm, cfg: Any, trained: Any) -> Any:
 
     train = torch.as_tensor(~real.acts.is_test_N)
     return baseline_sae(
-        SAE_BASELINES[control], real.acts.acts_ND[train], cfg, seed=derive_seed(real.seed, "sae"), trained=trained
+        registry.get(control).variant,
+        real.acts.acts_ND[train],
+        cfg,
+        seed=derive_seed(real.seed, "sae"),
+        trained=trained,
     )
 
 

@@ -49,7 +49,7 @@ from auditkit.calibration.synthetic import (
 from auditkit.controls import registry
 from auditkit.errors import ConfigError
 from auditkit.extract import ExtractConfig
-from auditkit.methods.probes import PROBES
+from auditkit.methods.probes import registry as probe_kinds
 from auditkit.methods.probes.mdl import DEFAULT_SCHEDULE, check_schedule
 from auditkit.metrics import selectivity_table
 from auditkit.metrics.evidence import EVIDENCE_COLUMNS
@@ -151,6 +151,7 @@ class CalibrationConfig:
     """Show a progress bar over dataset chunks."""
 
     def __post_init__(self) -> None:
+        dense = probe_kinds.dense_names()
         for bad, why in [
             (
                 not self.methods or any(m not in CALIBRATED_METHODS for m in self.methods),
@@ -161,8 +162,8 @@ class CalibrationConfig:
                 any(c not in known_controls() for c in self.controls or ()),
                 f"controls {self.controls}: unknown; use {list(known_controls())}",
             ),
-            (not self.probes or any(p not in PROBES for p in self.probes), f"probes {self.probes}: use {list(PROBES)}"),
-            (any(p not in PROBES for p in self.mdl_probes), f"mdl_probes {self.mdl_probes}: use {list(PROBES)}"),
+            (not self.probes or any(p not in dense for p in self.probes), f"probes {self.probes}: use {list(dense)}"),
+            (any(p not in dense for p in self.mdl_probes), f"mdl_probes {self.mdl_probes}: use {list(dense)}"),
             (bool(self.mdl_probes) and "probe" not in self.methods, "mdl_probes needs the probe method"),
             (
                 min(self.n_null, self.n_planted, self.n_null_repeated) < 0,

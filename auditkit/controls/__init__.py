@@ -132,6 +132,85 @@ for _control in (
         description="No model: a logistic regression on the identity of the token at the read position (one-hot "
         "token id). Selective over lexical: the probe reads more than which token it sits on.",
     ),
+    # The sae method's own baselines (auditkit.audit.sae): the *real* activations encoded by a dictionary that
+    # training did not find, by baseline_sae's kind (variant). The other methods skip them; no arm is extracted.
+    Control(
+        name="sae-untrained",
+        stage="sae",
+        variant="untrained",
+        colour="#2ca02c",
+        short_name="untrained",
+        description="Removes the SAE's training: the SAE at its initialisation (same init code, seed, decoder-bias "
+        "start and architecture as training), on the real activations.",
+    ),
+    Control(
+        name="sae-frozen-decoder",
+        stage="sae",
+        variant="frozen-decoder",
+        colour="#c5b0d5",
+        short_name="frozen dec",
+        description="Removes what training put into the dictionary: the decoder fixed at a random dictionary with "
+        "the trained decoder's singular values (Haar-random singular vectors), encoder and biases trained on the "
+        "real activations with the same budget and seed.",
+    ),
+    Control(
+        name="sae-soft-frozen-decoder",
+        stage="sae",
+        variant="soft-frozen-decoder",
+        colour="#c49c94",
+        short_name="soft-frozen dec",
+        description="Keeps the dictionary near chance: the decoder trained, but each row held at cosine >= 0.8 to "
+        "its random initialisation after every step; encoder and biases trained on the real activations with the "
+        "same budget and seed.",
+    ),
+    Control(
+        name="sae-frozen-encoder",
+        stage="sae",
+        variant="frozen-encoder",
+        colour="#f7b6d2",
+        short_name="frozen enc",
+        description="Removes what training put into the encoder: W_enc fixed at its random initialisation; "
+        "decoder, biases and thresholds trained on the real activations with the same budget and seed.",
+    ),
+    Control(
+        name="pca",
+        stage="sae",
+        variant="pca",
+        colour="#ff9896",
+        short_name="pca",
+        description="Replaces the learned dictionary with the top principal directions of the real training "
+        "activations (each signed, F capped at 2D), TopK on the magnitude of the projections with the same k.",
+    ),
+    Control(
+        name="identity",
+        stage="sae",
+        variant="identity",
+        colour="#ffbb78",
+        short_name="identity",
+        description="Replaces the learned dictionary with the raw neuron basis (each neuron signed, F = 2D), TopK "
+        "on the magnitude of the centred activations with the same k.",
+    ),
+    # The pursuit method's own controls (auditkit.audit.pursuit): the same activations coded against a random
+    # dictionary of the real one's shape, by auditkit.methods.pursuit.dictionaries.CONTROLS's key (variant).
+    Control(
+        name="gaussian-dict",
+        stage="dictionary",
+        variant="gaussian",
+        colour="#e377c2",
+        short_name="gauss dict",
+        description="Destroys every learned direction of the dictionary and its spectrum: the real activations "
+        "coded against i.i.d. Gaussian unit atoms of the same number and width (one draw per seed).",
+    ),
+    Control(
+        name="spectral-dict",
+        stage="dictionary",
+        variant="spectrum-matched",
+        colour="#7f7f7f",
+        short_name="spectral dict",
+        description="Destroys which directions the dictionary holds but keeps how much of the space it covers and "
+        "how anisotropically: the real dictionary's singular values with Haar-random singular vectors, rows "
+        "renormalised.",
+    ),
 ):
     register(_control)
 
@@ -160,6 +239,14 @@ DEFAULT_LEVELS = {n: c.levels for n, c in registry.REGISTRY.items() if c.levels 
 """Controls run by default only on data of these levels (any other control: every level; see
 :attr:`~auditkit.controls.registry.Control.levels`)."""
 
+SAE_BASELINES = {n: c.variant for n, c in registry.REGISTRY.items() if c.stage == "sae"}
+"""The ``sae`` method's own controls (result-row and ``--controls`` name -> baseline kind of
+:func:`auditkit.methods.sae.baselines.baseline_sae`)."""
+
+DICTIONARY_CONTROLS = {n: c.variant for n, c in registry.REGISTRY.items() if c.stage == "dictionary"}
+"""The ``pursuit`` method's own controls (result-row name -> :data:`auditkit.methods.pursuit.dictionaries.CONTROLS`
+key)."""
+
 DESCRIPTIONS = {n: c.description for n, c in registry.REGISTRY.items()}
 """One sentence per control on what it destroys, used by the report (built-in controls; the report reads the
 registry)."""
@@ -168,9 +255,11 @@ __all__ = [
     "ALL_CONTROLS",
     "DEFAULT_LEVELS",
     "DESCRIPTIONS",
+    "DICTIONARY_CONTROLS",
     "LABEL_CONTROLS",
     "LEXICAL_CONTROLS",
     "RANDOM_MODEL_CONTROLS",
+    "SAE_BASELINES",
     "TOKEN_CONTROLS",
     "WEIGHT_CONTROLS",
     "Control",

@@ -21,13 +21,23 @@ from typing import Any
 
 from auditkit.errors import ConfigError
 
-STAGES = ("label", "token", "weight", "lexical")
+STAGES = ("label", "token", "weight", "lexical", "sae", "dictionary")
 """What a control perturbs. ``label``: ``apply(acts, seed) -> ActivationSet`` relabels the seed's real arm;
 ``token``: ``apply(batch, seed, *, vocab_size) -> TokenBatch`` replaces the inputs; ``weight``: a model
 (``apply(model, seed, *, keep_embeddings) -> model``; ``step0`` loads a checkpoint instead, no ``apply``);
-``lexical``: no model at all, a text-only baseline (:mod:`auditkit.audit.lexical`, by ``variant``)."""
+``lexical``: no model at all, a text-only baseline (:mod:`auditkit.audit.lexical`, by ``variant``); ``sae``: the
+``sae`` method's own baselines, the real activations encoded by a dictionary training did not find (by
+``variant``, a baseline of :func:`auditkit.methods.sae.baselines.baseline_sae`); ``dictionary``: the ``pursuit``
+method's own, the real activations coded against a random dictionary of the real one's shape (by ``variant``, a
+key of :data:`auditkit.methods.pursuit.dictionaries.CONTROLS`)."""
 ARM_STAGES = ("label", "token", "weight")
 """Stages whose arms are read through the model (activations extracted or relabelled)."""
+AUDIT_STAGES = (*ARM_STAGES, "lexical")
+"""Stages of the controls every method may take (``--controls``): the arms and the lexical baselines."""
+OWN_STAGES = {"sae": "sae", "dictionary": "pursuit"}
+"""Stages of a method's own controls -> that method: run on the real activations by it alone, never an arm.
+``sae`` baselines are ``--controls`` names of the sae method; the ``dictionary`` controls are chosen by the pursuit
+options (:attr:`auditkit.audit.options.PursuitAuditOptions.dictionary_controls`)."""
 
 _COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 
@@ -71,6 +81,8 @@ class Control:
             raise ValueError(f"control {self.name!r}: give it a description and a short name")
         if self.apply is None and self.stage in ("label", "token"):
             raise ValueError(f"control {self.name!r}: a {self.stage} control needs its apply")
+        if not self.variant and self.stage in ("lexical", *OWN_STAGES):
+            raise ValueError(f"control {self.name!r}: a {self.stage} control needs its variant")
 
 
 REGISTRY: dict[str, Control] = {}

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from auditkit.methods.probes import registry as probe_kinds
 from auditkit.report.plots import PALETTE, arm_colour, save, short_name, subplots
 
 FIGURE = "calibration.png"
@@ -119,7 +120,7 @@ def method_order(method: str) -> tuple[int, str]:
         if ":" in method
         else next((i for i, p in enumerate(("probe-", "sae-", "pursuit-")) if method.startswith(p)), 3)
     )
-    kinds = ("logistic", "mass-mean", "lda", "low-rank", "mlp", "k-sparse")
+    kinds = probe_kinds.names()
     rank = next((i for i, k in enumerate(kinds) if method.removeprefix("probe-").startswith(k)), len(kinds))
     return family, f"{rank:02d}{_natural(method)}"
 

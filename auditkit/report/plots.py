@@ -17,45 +17,27 @@ import pandas as pd
 from auditkit.controls import registry
 from auditkit.types import REAL
 
-_BUILT_IN = registry.controls()
-_ARMS = {c.name: c for c in _BUILT_IN if c.stage in registry.ARM_STAGES}
-_LEXICAL = {c.name: c for c in _BUILT_IN if c.stage == "lexical"}
+_BUILT_IN = (
+    *registry.controls(*registry.ARM_STAGES),
+    *registry.controls("dictionary"),  # the pursuit method's random-dictionary controls
+    *registry.controls("lexical"),
+    *registry.controls("sae"),  # the sae method's own baselines (never in a figure with the calibration's nulls)
+)
+"""The built-in controls in the palette's order (the calibration matrix orders its columns by it)."""
 
 PALETTE: dict[str, str] = {
     "real": "#000000",
-    **{name: c.colour for name, c in _ARMS.items()},
-    # the pursuit method's random-dictionary controls
-    "gaussian-dict": "#e377c2",
-    "spectral-dict": "#7f7f7f",
-    **{name: c.colour for name, c in _LEXICAL.items()},
+    **{c.name: c.colour for c in _BUILT_IN if c.stage != "sae"},
     # the calibration's null families and planted arms
     "repeated-texts": "#2ca02c",
-    # the SAE baselines (the sae method's own controls; never in a figure with the calibration's nulls)
-    "sae-untrained": "#2ca02c",
-    "sae-frozen-decoder": "#c5b0d5",
-    "sae-soft-frozen-decoder": "#c49c94",
-    "sae-frozen-encoder": "#f7b6d2",
-    "pca": "#ff9896",
-    "identity": "#ffbb78",
+    **{c.name: c.colour for c in _BUILT_IN if c.stage == "sae"},
 }
 """One colour per arm, used by every figure (tab10's colours; the real arm black): the registered controls' own
 (:attr:`auditkit.controls.registry.Control.colour`), then the arms no registered control covers."""
 
 _FALLBACK = ("#2ca02c", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2")
 
-SHORT_NAMES: dict[str, str] = {
-    REAL: "real",
-    **{name: c.short_name for name, c in _ARMS.items()},
-    "gaussian-dict": "gauss dict",
-    "spectral-dict": "spectral dict",
-    **{name: c.short_name for name, c in _LEXICAL.items()},
-    "sae-untrained": "untrained",
-    "sae-frozen-decoder": "frozen dec",
-    "sae-soft-frozen-decoder": "soft-frozen dec",
-    "sae-frozen-encoder": "frozen enc",
-    "pca": "pca",
-    "identity": "identity",
-}
+SHORT_NAMES: dict[str, str] = {REAL: "real", **{c.name: c.short_name for c in _BUILT_IN}}
 """Short arm names for tick labels and table headers (the report's text uses the full names)."""
 
 DPI = 110

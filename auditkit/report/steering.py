@@ -22,7 +22,7 @@ from auditkit.report.plots import MARKS, save, subplots
 from auditkit.report.summary import markdown_matrix, matrix_row, matrix_table
 from auditkit.report.tables import collapsed, duplicates_line
 from auditkit.report.write import _jsonable, library_versions
-from auditkit.steering.directions import DIRECTION_KINDS
+from auditkit.steering.directions import DIRECTION_KINDS, READERS
 from auditkit.steering.summary import comparison_matrix
 from auditkit.types import REAL
 
@@ -115,13 +115,13 @@ def _geometry(result: Any) -> list[str]:
     ]
     body = []
     for arm in result.verdicts:
-        for kind in ("logistic", "mass-mean", "lda"):
+        for kind in READERS:
             body.append(
                 [arm, kind]
                 + [_cell(s, arm, kind, m, None) for m in ("max_offdiag_cos", "mean_offdiag_cos", "condition_number")]
             )
     lines += _table(["arm", "readers", "max off-diag abs cos", "mean off-diag abs cos", "condition number"], body)
-    kinds = ("logistic", "mass-mean", "lda", "dual", "random")
+    kinds = DIRECTION_KINDS
     lines += ["", "Mean cosine between directions of the same concept (real model; mean over concepts, seeds):", ""]
     body = [[a] + [_cell(s, REAL, a, f"cos:{b}", None).split(" [")[0] if a != b else "1" for b in kinds] for a in kinds]
     return lines + _table(["", *kinds], body) + [""]
@@ -129,7 +129,7 @@ def _geometry(result: Any) -> list[str]:
 
 def _reading_writing(result: Any) -> list[str]:
     s, cfg = result.summary, result.config
-    kinds = ("logistic", "mass-mean", "lda", "dual", "random")
+    kinds = DIRECTION_KINDS
     lines = ["## Reading: held-out AUROC of each direction as a reader of its concept", ""]
     body = [[k] + [_cell(s, a, k, "read_auroc", None) for a in result.verdicts] for k in kinds]
     lines += _table(["direction", *result.verdicts], body)
@@ -204,7 +204,7 @@ def dose_response_plot(summary: pd.DataFrame, path: Path) -> Any:
 
     panels = [(m, t) for m, t in CURVES if (summary["metric"] == m).any()]
     fig, axes = subplots(2, (len(panels) + 1) // 2, figsize=(4.2 * ((len(panels) + 1) // 2), 7), squeeze=False)
-    colours = dict(zip(("logistic", "mass-mean", "lda", "dual", "random"), colormaps["tab10"].colors))
+    colours = dict(zip(DIRECTION_KINDS, colormaps["tab10"].colors))
     for ax, (metric, title) in zip(axes.flat, panels):
         for (arm, direction), g in summary[summary["metric"] == metric].groupby(["arm", "direction"]):
             g = g.sort_values("alpha")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import math
 import sys
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from auditkit.controls import registry
+from auditkit.data import kinds as dataset_kinds
 from auditkit.metrics.evidence import absence
 from auditkit.metrics.lexical import RULE as LEXICAL_RULE
 from auditkit.metrics.lexical import is_lexical
@@ -54,11 +55,9 @@ def _readout(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _tag(dataset: str) -> str:
-    """A dataset's short name: the sae-probes tag, or a table's (treebank's) file name without its folder."""
-    kind, _, value = dataset.partition(":")
-    if kind in ("table", "conllu"):
-        return PurePath(value).stem
-    return (value or kind).replace("/", "_")
+    """A dataset's short name: the sae-probes tag, or a table's (treebank's) file name without its folder
+    (:func:`auditkit.data.kinds.short_name`)."""
+    return dataset_kinds.short_name(dataset)
 
 
 def _hooks_phrase(hooks: list[str]) -> str:

@@ -25,11 +25,13 @@ from jaxtyping import Bool, Float
 
 from auditkit.errors import DataError
 from auditkit.methods.probes import make_probe
+from auditkit.methods.probes import registry as probe_kinds
 from auditkit.metrics.classification import auroc
 from auditkit.seeding import derive_seed, torch_generator
 
-READERS = ("logistic", "mass-mean", "lda")
-"""Probe kinds fitted as readers; their directions are candidate steering vectors too."""
+READERS = probe_kinds.names(lambda k: k.reader)
+"""Probe kinds fitted as readers (the registered kinds flagged :attr:`~auditkit.methods.probes.registry.ProbeKind.
+reader`, taken at import: logistic, mass-mean, lda); their directions are candidate steering vectors too."""
 DIRECTION_KINDS = (*READERS, "dual", "random")
 """Every direction compared: the three probe directions, the dual basis of the logistic readers, and
 random directions (the control; matched in norm at every dose)."""
@@ -67,8 +69,7 @@ def fit_readers(
     S, C = is_test_SN.shape[0], labels_NC.shape[1]
     out = {}
     for kind in kinds:
-        hyper = {"C": probe_C} if kind == "logistic" else {}
-        probe = make_probe(kind, **hyper).fit(X_ND, y_PN, train_PN, 2)
+        probe = make_probe(kind, **probe_kinds.REGISTRY[kind].hyperparameters(C=probe_C)).fit(X_ND, y_PN, train_PN, 2)
         out[kind] = probe.directions()[..., 0].double().reshape(S, C, -1)
     return out
 

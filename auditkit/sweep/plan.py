@@ -6,15 +6,12 @@ is one ``error:`` line, not a traceback after an hour.
 
 from __future__ import annotations
 
-import fnmatch
 import re
 
-from auditkit.data import list_sae_probes
+from auditkit.data import kinds as dataset_kinds
 from auditkit.errors import ConfigError
 
 _RANGE_RE = re.compile(r"^blocks\.(\d+)-(\d+)(?::(\d+))?\.(.+)$")
-GROUPS = ("binary", "multiclass", "classification", "all")
-"""``sae-probes:GROUP`` names: the shipped classification datasets by kind (see ``auditkit datasets``)."""
 
 
 def parse_hooks(spec: str, n_layers: int) -> list[str]:
@@ -69,23 +66,8 @@ def resolve_datasets(spec: str) -> list[str]:
     """
     out: list[str] = []
     for item in (s.strip() for s in spec.split(",")):
-        if not item:
-            continue
-        kind, _, value = item.partition(":")
-        if kind == "sae-probes" and value in GROUPS:
-            tags = list(list_sae_probes(value)["tag"])
-            if not tags:
-                raise ConfigError(f"dataset group {item!r} is empty")
-            out += [f"sae-probes:{t}" for t in tags]
-        elif kind == "sae-probes" and any(c in value for c in "*?["):
-            tags = [t for t in list_sae_probes("classification")["tag"] if fnmatch.fnmatch(t, value)]
-            if not tags:
-                raise ConfigError(
-                    f"dataset glob {item!r} matches no sae-probes classification tag: `auditkit datasets` lists them"
-                )
-            out += [f"sae-probes:{t}" for t in tags]
-        else:
-            out.append(item)
+        if item:
+            out += dataset_kinds.expand(item)  # a group or glob of its kind (auditkit.data.kinds), else the item
     if not out:
         raise ConfigError(f"--datasets {spec!r} names no dataset: e.g. sae-probes:92_glue_sst2 or sae-probes:binary")
     return list(dict.fromkeys(out))
