@@ -56,7 +56,7 @@ def probe_specs(value: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def seeds_list(value: str, option: str = "--seeds") -> tuple[int, ...]:
+def seeds_list(value: str, option: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in csv_items(value))
     except ValueError:

@@ -54,7 +54,7 @@ def steer(
         scale=scale,
         positions=positions,
         controls=() if controls == "none" else csv_items(controls),
-        seeds=seeds_list(seeds),
+        seeds=seeds_list(seeds, "--seeds"),
     )
     check_output(out, inputs=(model,), cache_dir=cache_dir, kind="steer")  # before anything is loaded or computed
     result = run_steering(cfg)
