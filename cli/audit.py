@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from auditkit.cli.app import setup_logging
 from auditkit.cli.declare import Parsed, typer_command
-from auditkit.cli.options import audit_flags
+from auditkit.cli.flags import audit_flags
 
 from auditkit.audit.config import AuditConfig
 from auditkit.sweep.executors import ExecutorOptions

@@ -4,7 +4,7 @@ config the parsed values describe, and the flags of the command line that rebuil
 
 A flag's type, default and help come from its config field (its annotation, its default, the first sentence of its
 docstring) unless the flag says otherwise; its allowed values come from the library's tuple of them (``choices``).
-The flags of ``audit`` and ``sweep`` are declared in :mod:`auditkit.cli.options`.
+The flags of ``audit`` and ``sweep`` are declared in :mod:`auditkit.cli.flags`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The command lines that rerun a result, derived from the flags' one declaration (:mod:`auditkit.cli.options`).
+"""The command lines that rerun a result, derived from the flags' one declaration (:mod:`auditkit.cli.flags`).
 
 Every report prints one (``## Reproduce``); it must parse back to the same configuration
 (``tests/integration/test_outputs.py`` round-trips it through the CLI).
@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from auditkit.cli.declare import reproduce_options
-from auditkit.cli.options import audit_flags, sweep_flags
+from auditkit.cli.flags import audit_flags, sweep_flags
 
 from auditkit.audit.config import AuditConfig
 from auditkit.shell import command_line

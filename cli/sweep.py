@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 from auditkit.cli.app import MAX_ERROR_CHARS, setup_logging
 from auditkit.cli.declare import Parsed, typer_command
-from auditkit.cli.options import csv_items, sweep_flags
+from auditkit.cli.flags import sweep_flags
+from auditkit.cli.options import csv_items
 
 from auditkit.sweep.config import SweepConfig
 from auditkit.sweep.executors import ExecutorOptions

@@ -1,4 +1,4 @@
-"""The options of ``auditkit audit`` and ``auditkit sweep`` are declared once (``cli/options.py``): each flag is
+"""The options of ``auditkit audit`` and ``auditkit sweep`` are declared once (``cli/flags.py``): each flag is
 spelled in one place, ``--help`` lists them in panels, and the reproduce command written from a saved config
 parses back to that config (issue 28)."""
 
@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import typer
 from auditkit.cli.declare import parse
+from auditkit.cli.flags import audit_flags, sweep_flags
 from auditkit.cli.main import app
-from auditkit.cli.options import audit_flags, sweep_flags
 from auditkit.cli.reproduce import reproduce_command, sweep_command
 from typer.testing import CliRunner
 
@@ -59,7 +59,7 @@ def test_every_flag_of_audit_and_sweep_is_spelled_in_one_declaration():
     where = _spellings()
     assert len(where) > 50  # every option of both commands, the new sweep options included
     assert {f: sites for f, sites in where.items() if len(sites) != 1} == {}
-    assert {site.partition(":")[0] for sites in where.values() for site in sites} == {"cli/options.py"}
+    assert {site.partition(":")[0] for sites in where.values() for site in sites} == {"cli/flags.py"}
     for module in ("audit.py", "sweep.py", "reproduce.py"):  # the commands and reproduce declare nothing by hand
         source = (ROOT / "cli" / module).read_text()
         assert "typer.Option" not in source and "Annotated" not in source, module
@@ -84,10 +84,10 @@ def test_help_lists_the_options_in_panels(command):
         "Model",
         "Data",
         "Methods and controls",
-        "Execution",
         "Probes (--methods probe)",
         "SAE (--methods sae)",
         "Pursuit (--methods pursuit)",
+        "Execution",
         "Output",
     ]
 
