@@ -14,7 +14,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from auditkit.cli.declare import Flag, never, when_changed
+from auditkit.cli.declare import FROM_FIELD, Flag, never, same, when_changed
 from auditkit.cli.options import (
     all_is_zero,
     as_float,
@@ -29,6 +29,7 @@ from auditkit.cli.options import (
     ints,
     negate,
     negated,
+    numbers,
     optional_csv,
     or_none,
     probe_specs,
@@ -36,6 +37,7 @@ from auditkit.cli.options import (
     sae_width,
     sae_width_fields,
     seeds_list,
+    steering_controls,
     sweep_controls,
     table_or_changed,
     zero_is_all,
@@ -48,10 +50,11 @@ from auditkit.extract import Positions
 from auditkit.models.spec import DTYPES
 from auditkit.sweep.executors import EXECUTORS
 
-MODEL, DATA, AUDIT, PROBES, SAE, PURSUIT, EXECUTION, OUTPUT = (
+MODEL, DATA, AUDIT, STEERING, PROBES, SAE, PURSUIT, EXECUTION, OUTPUT = (
     "Model",
     "Data",
     "Methods and controls",
+    "Steering",
     "Probes (--methods probe)",
     "SAE (--methods sae)",
     "Pursuit (--methods pursuit)",
@@ -98,6 +101,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "--positions", "positions", DATA, choices=typing.get_args(Positions), help="Which token positions become rows."
     ),
+    Flag("--later-hook", "later_hook", DATA, help="Later hook to read effects at."),
     Flag(
         "--max-examples",
         "max_examples",
@@ -142,6 +146,8 @@ FLAGS: tuple[Flag, ...] = (
     ),
     Flag("--max-length", "max_length", DATA),
     Flag("--test-fraction", "test_fraction", DATA, unparse=as_float),
+    Flag("--alphas", "alphas", STEERING, help="Comma-separated doses.", parse=numbers),
+    Flag("--scale", "scale", STEERING, help="Dose unit: norm or gap."),
     Flag("--methods", "methods", AUDIT, help="Comma-separated methods.", parse=csv),
     Flag(
         "--controls",
@@ -386,20 +392,53 @@ SWEEP_CHANGES: dict[str, dict[str, Any]] = {
     "out": {"default": Path("reports/sweep")},
 }
 """How a sweep's flag differs from the audit's (by parameter name): its defaults, help and reproduce value."""
+STEER_CHANGES: dict[str, dict[str, Any]] = {
+    "model": {"help": "Model spec, as for audit."},
+    "datasets": {
+        "help": "Comma-separated sae-probes tags (one multiclass or several binary).",
+        "default": FROM_FIELD,
+        "parse": csv,
+    },
+    "hook": {"help": "Hook to write at; default the middle resid_pre."},
+    "later_hook": {},
+    "max_examples": {"help": "Texts used (0 = all)."},
+    "alphas": {},
+    "scale": {},
+    "positions": {"help": "Steer all positions or the last.", "choices": None},
+    "controls": {
+        "help": "spectral-reinit, gaussian-reinit, or none.",
+        "default": FROM_FIELD,
+        "parse": steering_controls,
+        "unparse": same,
+    },
+    "seeds": {"help": "Comma-separated seeds."},
+    "cache_dir": {"help": "Cache root."},
+    "no_cache": {"help": "Convert the embedded model without caching it.", "field": "model.use_cache", "also": ()},
+    "out": {"default": Path("reports/steering")},
+    "quiet": {},
+}
+"""The flags of ``auditkit steer`` (fields of :class:`auditkit.steering.run.SteeringConfig`), by parameter name,
+and how each differs from the audit's."""
+STEER_ONLY = ("later_hook", "alphas", "scale")
 
 
 def audit_flags() -> list[Flag]:
     """The flags of ``auditkit audit`` (fields of :class:`AuditConfig`; ``executor.*`` of ``ExecutorOptions``)."""
-    return [f for f in FLAGS if f.param not in SWEEP_ONLY]
+    return [f for f in FLAGS if f.param not in SWEEP_ONLY + STEER_ONLY]
 
 
 def sweep_flags() -> list[Flag]:
     """The flags of ``auditkit sweep`` (fields of :class:`SweepConfig`, its cells' audit under ``audit.``)."""
     out = []
     for f in FLAGS:
-        if f.param in SWEEP_SKIPS:
+        if f.param in SWEEP_SKIPS + STEER_ONLY:
             continue
         if f.field is not None and f.param not in SWEEP_ONLY and not f.field.startswith("executor."):
             f = f.under("audit")
         out.append(dataclasses.replace(f, **SWEEP_CHANGES.get(f.param, {})))
     return out
+
+
+def steer_flags() -> list[Flag]:
+    """The flags of ``auditkit steer`` (fields of :class:`auditkit.steering.run.SteeringConfig`)."""
+    return [dataclasses.replace(f, **STEER_CHANGES[f.param]) for f in FLAGS if f.param in STEER_CHANGES]

@@ -75,6 +75,20 @@ def zero_is_all(value: int, flag: str) -> int | None:
     return value or None
 
 
+def numbers(value: str, flag: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(a) for a in csv_items(value))
+    except ValueError:
+        raise AuditkitError(f"{flag} {value!r} is not a comma-separated list of numbers") from None
+
+
+def steering_controls(value: str, flag: str) -> tuple[str, ...]:
+    """``auditkit steer``'s weight controls; ``none`` runs none (an empty value is a mistake, never "none")."""
+    if not csv_items(value):
+        raise AuditkitError(f"{flag} {value!r} names no control: pass spectral-reinit, gaussian-reinit or none")
+    return () if value == "none" else csv_items(value)
+
+
 def negate(value: bool, flag: str) -> bool:
     return not value
 

@@ -1,4 +1,4 @@
-"""The options of ``auditkit audit`` and ``auditkit sweep`` are declared once (``cli/flags.py``): each flag is
+"""The options of ``auditkit audit``, ``sweep`` and ``steer`` are declared once (``cli/flags.py``): each flag is
 spelled in one place, ``--help`` lists them in panels, and the reproduce command written from a saved config
 parses back to that config (issue 28)."""
 
@@ -27,7 +27,7 @@ from auditkit.report.write import _jsonable
 from auditkit.sweep.config import SweepConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-OTHER_COMMANDS = ("listing.py", "plan.py", "report.py", "sae_synth.py", "steer.py", "validate.py")
+OTHER_COMMANDS = ("listing.py", "plan.py", "report.py", "sae_synth.py", "validate.py")
 """Modules of the commands whose options are not generated from a declaration yet: their own ``--out``,
 ``--seeds`` or ``--quiet`` are their own commands' declarations."""
 
@@ -43,8 +43,8 @@ def _flags(name: str) -> set[str]:
 
 
 def _spellings() -> dict[str, list[str]]:
-    """Where each string that is exactly a flag of ``audit`` or ``sweep`` is written in ``cli/``."""
-    flags = _flags("audit") | _flags("sweep")
+    """Where each string that is exactly a flag of ``audit``, ``sweep`` or ``steer`` is written in ``cli/``."""
+    flags = _flags("audit") | _flags("sweep") | _flags("steer")
     where: dict[str, list[str]] = {f: [] for f in flags}
     for path in sorted((ROOT / "cli").rglob("*.py")):
         if path.name in OTHER_COMMANDS:
@@ -55,12 +55,17 @@ def _spellings() -> dict[str, list[str]]:
     return where
 
 
-def test_every_flag_of_audit_and_sweep_is_spelled_in_one_declaration():
+def test_every_flag_of_audit_sweep_and_steer_is_spelled_in_one_declaration():
     where = _spellings()
-    assert len(where) > 50  # every option of both commands, the new sweep options included
+    assert len(where) > 50  # every option of the three commands, the new sweep options included
     assert {f: sites for f, sites in where.items() if len(sites) != 1} == {}
     assert {site.partition(":")[0] for sites in where.values() for site in sites} == {"cli/flags.py"}
-    for module in ("audit.py", "sweep.py", "reproduce.py"):  # the commands and reproduce declare nothing by hand
+    for module in (
+        "audit.py",
+        "sweep.py",
+        "steer.py",
+        "reproduce.py",
+    ):  # the commands and reproduce declare nothing by hand
         source = (ROOT / "cli" / module).read_text()
         assert "typer.Option" not in source and "Annotated" not in source, module
 
