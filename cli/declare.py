@@ -4,7 +4,7 @@ config the parsed values describe, and the flags of the command line that rebuil
 
 A flag's type, default and help come from its config field (its annotation, its default, the first sentence of its
 docstring) unless the flag says otherwise; its allowed values come from the library's tuple of them (``choices``).
-The flags of ``audit`` and ``sweep`` are declared in :mod:`auditkit.cli.flags`.
+The flags of ``audit``, ``sweep`` and ``steer`` are declared in :mod:`auditkit.cli.flags`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Annotated, Any
 
 import typer
 
-from auditkit.shell import Option
+from auditkit.shell import Option, display_path
 
 MISSING: Any = dataclasses.MISSING
 
@@ -99,8 +99,9 @@ class Flag:
     """The field's value -> the command-line value (for the reproduce command and the default)."""
     also: tuple[str, ...] = ()
     """Further fields set to the same value (``--no-cache`` turns off both caches)."""
-    sets: Callable[[Any], Mapping[str, Any]] | None = None
-    """For a flag that sets several sibling fields: value -> {field name: value} (replaces ``field``'s own)."""
+    sets_siblings: bool = False
+    """:attr:`parse` gives ``{field name: value}`` for several fields beside ``field`` (``--sae-width`` sets the
+    expansion factor and the width)."""
     show: Callable[[Context], bool] = always
     """Whether the reproduce command writes it (``never`` for options that change no result)."""
     short: str | None = None
@@ -204,10 +205,8 @@ def resolve_flag(flag: Flag, root: type | None, path: str | None) -> Resolved:
     if default is FROM_FIELD:
         if field is None:
             raise ValueError(f"{flag.flag} sets no config field: give its default")
-        value = field_default(field)
-        default = flag.unparse(
-            value, Context(None, None, None, changed=False)
-        )  # a flag reading its owner gives a default
+        # no config exists yet: a flag whose unparse reads one (ctx.owner, ctx.audit) declares its default
+        default = flag.unparse(field_default(field), Context(None, None, None, changed=False))
         if isinstance(default, tuple):
             default = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default)
     help_text = flag.help
@@ -264,9 +263,9 @@ def parse(flags: Iterable[Flag], kwargs: Mapping[str, Any]) -> Parsed:
             plain[f.param] = raw
             continue
         value = f.parse(raw, f.flag)
-        if f.sets is not None:
+        if f.sets_siblings:
             parent = f.field.rpartition(".")[0]
-            fields |= {f"{parent}.{k}" if parent else k: v for k, v in f.sets(value).items()}
+            fields |= {f"{parent}.{k}" if parent else k: v for k, v in value.items()}
         else:
             fields |= {path: value for path in (f.field, *f.also)}
     return Parsed(fields, plain)
@@ -329,6 +328,4 @@ def reproduce_options(
 
 def path_value(value: Any) -> Any:
     """A path option's value as written into a command (relative to the working folder inside it)."""
-    from auditkit.shell import display_path
-
     return display_path(value) if isinstance(value, (str, Path)) and value else value

@@ -1,4 +1,4 @@
-"""Every option of ``auditkit audit`` and ``auditkit sweep``, declared once: one :class:`Flag` per user choice,
+"""Every option of ``auditkit audit``, ``sweep`` and ``steer``, declared once: one :class:`Flag` per user choice,
 naming the config field it sets and the ``--help`` panel of its block. :mod:`auditkit.cli.declare` makes the Typer
 commands and the reproduce commands from this list; a flag's type, default and help come from its config field
 (annotation, default, docstring) unless it says otherwise, its ``choices`` are the library's own tuple of allowed
@@ -215,7 +215,7 @@ FLAGS: tuple[Flag, ...] = (
         default="2x",
         help="SAE dictionary size: an expansion like 2x, or F like 1152.",
         parse=sae_width_fields,
-        sets=lambda v: v,
+        sets_siblings=True,
         unparse=sae_width,
         show=for_method("sae"),
     ),
