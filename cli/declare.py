@@ -120,8 +120,12 @@ class Flag:
 
 @functools.cache
 def field_docs(cls: type) -> dict[str, str]:
-    """The docstring under each field of the dataclass ``cls`` (Python keeps none of them at run time)."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    """The docstring under each field of the dataclass ``cls`` (Python keeps none of them at run time); none when
+    its source is not installed (the help then says nothing, the option still works)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except OSError:
+        return {}
     body = tree.body[0].body  # type: ignore[attr-defined]
     docs = {}
     for node, after in itertools.pairwise(body):
@@ -213,7 +217,7 @@ def resolve_flag(flag: Flag, root: type | None, path: str | None) -> Resolved:
     if help_text is None:
         if field is None:
             raise ValueError(f"{flag.flag} sets no config field: give its help")
-        help_text = first_sentence(field_docs(owner)[field.name])
+        help_text = first_sentence(field_docs(owner).get(field.name, ""))
     if flag.choices is not None:
         kind = _choice_enum(flag.param.title().replace("_", ""), flag.choices)
         default = kind(default)
