@@ -1,8 +1,10 @@
 """``auditkit``: argument parsing only. Each command builds a config, calls one library function,
 and writes outputs. Bad input becomes a one-line message on stderr and exit code 2.
 
-The app and its error handling are in :mod:`auditkit.cli.app`, the options several commands share in
-:mod:`auditkit.cli.options`, each command in its own module; they are registered here, in this order.
+The app and its error handling are in :mod:`auditkit.cli.app`. The options of ``audit``, ``sweep`` and ``steer`` are
+declared once, in :mod:`auditkit.cli.flags`; :mod:`auditkit.cli.declare` makes their commands and reproduce commands
+from it, and :mod:`auditkit.cli.options` holds the value parsers. Each command is in its own module, registered here,
+in this order.
 """
 
 from __future__ import annotations

@@ -1,14 +1,16 @@
-"""The options more than one command takes (one definition each), their choices, and the parsers of
-comma-separated values."""
+"""How option values are read and written: the parsers of comma-separated values (every command's), and the
+converters the flags of :mod:`auditkit.cli.flags` name (command-line value -> config field, config field ->
+reproduce-command value, and when the reproduce command writes a flag)."""
 
 from __future__ import annotations
 
+import typing
 from enum import Enum
-from typing import Annotated
+from typing import Any
 
-import typer
+from auditkit.cli.declare import Context, path_value
 
-from auditkit.audit.options import DICTIONARIES, SOLVERS
+from auditkit.audit.options import parse_width
 from auditkit.errors import AuditkitError, ConfigError
 
 
@@ -20,114 +22,11 @@ def parse_list(value: str, kind: type, option: str) -> tuple:
         raise ConfigError(f"{option} {value!r} is not a comma-separated list of {kind.__name__}s") from None
 
 
-class Positions(str, Enum):
-    auto = "auto"
-    all = "all"
-    last = "last"
-    mean = "mean"
-    labelled = "labelled"
-
-
-class Align(str, Enum):
-    first = "first"
-    last = "last"
-
-
-class Duplicates(str, Enum):
-    group = "group"
-    drop_conflicts = "drop-conflicts"
-    dedupe = "dedupe"
-
-
-class Executor(str, Enum):
-    local = "local"
-    ray = "ray"
-
-
-class Dtype(str, Enum):
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-    float16 = "float16"
-    float64 = "float64"
-
-
 class DatasetKind(str, Enum):
     binary = "binary"
     multiclass = "multiclass"
     classification = "classification"
     all = "all"
-
-
-DictionaryKind = Enum("DictionaryKind", {d: d for d in DICTIONARIES}, type=str)
-PursuitSolver = Enum("PursuitSolver", {s: s for s in SOLVERS}, type=str)
-
-
-DeviceOption = Annotated[
-    str, typer.Option(help="Device of the forward passes and the fits (probes, SAEs): cpu, cuda (cuda:N), mps or auto.")
-]
-DtypeOption = Annotated[
-    Dtype, typer.Option(help="Parameter dtype of the forward passes; activations are fitted in float32.")
-]
-ExecutorOption = Annotated[
-    Executor, typer.Option(help="Where the cells run: local (this process, serial) or ray (a Ray cluster).")
-]
-RayAddressOption = Annotated[
-    str | None,
-    typer.Option(help="--executor ray: auto (this machine's cluster) or HOST:PORT; default a new local one."),
-]
-RayCpusOption = Annotated[float, typer.Option(help="--executor ray: CPUs per actor (its torch threads).")]
-RayGpusOption = Annotated[float, typer.Option(help="--executor ray: GPUs per actor (with --device cuda).")]
-RayWorkersOption = Annotated[
-    int | None, typer.Option(help="--executor ray: actors (default: as many as the cluster holds).")
-]
-
-
-SaeArchOption = Annotated[str, typer.Option(help="SAE architecture for --methods sae: topk, standard or jumprelu.")]
-SaeWidthOption = Annotated[str, typer.Option(help="SAE dictionary size: an expansion like 2x, or F like 1152.")]
-SaeKOption = Annotated[int, typer.Option(help="Active latents per token (topk SAE).")]
-SaeL1Option = Annotated[float, typer.Option(help="L1 coefficient (standard SAE).")]
-SaeLrOption = Annotated[float, typer.Option(help="SAE learning rate.")]
-SaeTokensOption = Annotated[int, typer.Option(help="SAE training token budget, per arm and seed.")]
-SaeBatchOption = Annotated[int, typer.Option(help="SAE rows per optimiser step.")]
-SaeSpliceOption = Annotated[
-    int, typer.Option(help="Held-out texts the SAE is spliced into the model on (CE loss recovered, KL).")
-]
-SaeLoadOption = Annotated[str | None, typer.Option(help="Score this SAE (folder or RELEASE/SAE_ID) on the real arm.")]
-
-
-def sae_audit_options(
-    arch: str,
-    width: str,
-    k: int,
-    l1: float,
-    lr: float,
-    tokens: int,
-    batch_size: int,
-    splice_texts: int,
-    load: str | None,
-) -> object:
-    """The ``sae`` method's options from the ``--sae-*`` flags (audit and sweep)."""
-    from auditkit.audit.options import SAEAuditOptions, parse_width
-
-    expansion, f = parse_width(width)
-    return SAEAuditOptions(
-        architecture=arch,
-        expansion_factor=expansion,
-        width=f,
-        k=k,
-        l1_coefficient=l1,
-        lr=lr,
-        training_tokens=tokens,
-        batch_size=batch_size,
-        splice_texts=splice_texts,
-        load=load,
-    )
-
-
-def executor_options(executor: Executor, address: str | None, cpus: float, gpus: float, workers: int | None) -> object:
-    from auditkit.sweep.executors import ExecutorOptions
-
-    return ExecutorOptions(executor=executor.value, ray_address=address, num_cpus=cpus, num_gpus=gpus, workers=workers)
 
 
 def csv_items(value: str) -> tuple[str, ...]:
@@ -146,8 +45,127 @@ def probe_specs(value: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def seeds_list(value: str) -> tuple[int, ...]:
+def seeds_list(value: str, option: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in csv_items(value))
     except ValueError:
-        raise AuditkitError(f"--seeds {value!r} is not a comma-separated list of integers (e.g. 0,1,2)") from None
+        raise AuditkitError(f"{option} {value!r} is not a comma-separated list of integers (e.g. 0,1,2)") from None
+
+
+# --- the flags' converters -------------------------------------------------------------------------------------
+
+
+def ints(value: str, flag: str) -> tuple[int, ...]:
+    return parse_list(value, int, flag)
+
+
+def floats(value: str, flag: str) -> tuple[float, ...]:
+    return parse_list(value, float, flag)
+
+
+def csv(value: str, flag: str) -> tuple[str, ...]:
+    return csv_items(value)
+
+
+def optional_csv(value: str | None, flag: str) -> tuple[str, ...] | None:
+    return None if value is None else csv_items(value)
+
+
+def zero_is_all(value: int, flag: str) -> int | None:
+    return value or None
+
+
+def numbers(value: str, flag: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(a) for a in csv_items(value))
+    except ValueError:
+        raise AuditkitError(f"{flag} {value!r} is not a comma-separated list of numbers") from None
+
+
+def steering_controls(value: str, flag: str) -> tuple[str, ...]:
+    """``auditkit steer``'s weight controls; ``none`` runs none (an empty value is a mistake, never "none")."""
+    if not csv_items(value):
+        raise AuditkitError(f"{flag} {value!r} names no control: pass spectral-reinit, gaussian-reinit or none")
+    return () if value == "none" else csv_items(value)
+
+
+def negate(value: bool, flag: str) -> bool:
+    return not value
+
+
+def sae_width_fields(value: str, flag: str) -> dict[str, Any]:
+    expansion, width = parse_width(value)
+    return {"expansion_factor": expansion, "width": width}
+
+
+def as_float(value: Any, ctx: Context) -> float:
+    return float(value)
+
+
+def or_none(value: Any, ctx: Context) -> Any:
+    return value or None
+
+
+def as_path(value: Any, ctx: Context) -> Any:
+    return path_value(value) if value else None
+
+
+def dataset_spec(value: str, ctx: Context) -> str:
+    from auditkit.data import kinds as dataset_kinds
+
+    path = dataset_kinds.local_path(value)
+    return f"{value.partition(':')[0]}:{path_value(path)}" if path else value
+
+
+def all_is_zero(value: int | None, ctx: Context) -> int:
+    return 0 if value is None else value
+
+
+def negated(value: bool, ctx: Context) -> bool:
+    return not value
+
+
+def sae_width(value: Any, ctx: Context) -> str:
+    sae = ctx.owner
+    return str(sae.width) if sae.width is not None else f"{float(sae.expansion_factor)!r}x"
+
+
+def audit_controls(value: Any, ctx: Context) -> tuple[str, ...]:
+    """The controls the audit ran: the named ones, else the defaults for its methods and data level."""
+    from auditkit.audit.run import resolve_controls, spec_level
+
+    return resolve_controls(ctx.audit, spec_level(ctx.audit.dataset))
+
+
+def sweep_controls(value: Any, ctx: Context) -> tuple[str, ...] | None:
+    """The sweep's controls: the named ones, else its datasets' level's defaults; None (left to the defaults) when
+    its datasets are of both levels, whose defaults differ."""
+    from auditkit.audit.run import resolve_controls, spec_level
+    from auditkit.sweep.plan import resolve_datasets
+
+    levels = {spec_level(d) for d in resolve_datasets(ctx.root.datasets)}
+    if ctx.audit.controls is None and len(levels) > 1:
+        return None
+    return resolve_controls(ctx.audit, levels.pop() if levels else None)
+
+
+def for_method(name: str) -> typing.Callable[[Context], bool]:
+    """Written when the audit runs method ``name`` (its options mean nothing otherwise)."""
+    return lambda ctx: name in ctx.audit.methods
+
+
+def pursuit_sweep(greedy: bool) -> typing.Callable[[Context], bool]:
+    """The L0 sweep of the greedy solvers, or the penalty sweep of the lasso ones: whichever the solver reads."""
+    return lambda ctx: "pursuit" in ctx.audit.methods and (ctx.owner.solver in ("omp", "gradient")) == greedy
+
+
+def table_or_changed(ctx: Context) -> bool:
+    return ctx.changed or ctx.owner.dataset.startswith("table:")
+
+
+def custom_schedule(ctx: Context) -> bool:
+    return ctx.owner.mdl and ctx.changed
+
+
+def has_matrix(ctx: Context) -> bool:
+    return ctx.owner.matrix is not None

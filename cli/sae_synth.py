@@ -36,7 +36,7 @@ def sae_synth(
     cfg = SynthSAEConfig(
         model=SynthModelOptions(n_features=features, hidden_dim=dim),
         architectures=csv_items(archs),
-        seeds=seeds_list(seeds),
+        seeds=seeds_list(seeds, "--seeds"),
         training_tokens=tokens,
         progress=not quiet,
     )

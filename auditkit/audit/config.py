@@ -16,6 +16,8 @@ from auditkit.methods.probes.mdl import DEFAULT_SCHEDULE, check_schedule
 from auditkit.models import ModelSpec
 
 DEFAULT_DATASET = "sae-probes:92_glue_sst2"
+ALIGNMENTS = ("first", "last")
+"""Sub-token a token-level label sits on: the word's first or its last."""
 
 
 def known_controls() -> tuple[str, ...]:
@@ -126,7 +128,7 @@ class AuditConfig:
             raise ConfigError("controls is empty: name at least one control, or leave it out to run all that apply")
         if self.max_examples is not None and self.max_examples < 4:
             raise ConfigError(f"max_examples must be >= 4, got {self.max_examples}")
-        if self.align not in ("first", "last"):
+        if self.align not in ALIGNMENTS:
             raise ConfigError(f"align {self.align!r} unknown: use first or last")
         bad_probes = [p for p in self.probes if probe_kinds.parse(p) is None]
         if bad_probes or not self.probes:

@@ -2,7 +2,7 @@
 :class:`auditkit.audit.config.AuditConfig`.
 
 Plain data with validation, no compute: building a config never imports sae-lens or a solver. The
-command-line form of each lives in :mod:`auditkit.cli.reproduce`.
+command-line flags of each are declared in :mod:`auditkit.cli.flags`.
 """
 
 from __future__ import annotations
