@@ -35,7 +35,7 @@ def sae_evals(
     max_examples: Annotated[int, typer.Option(help="Texts per task (the breadth sweep's).")] = 500,
     max_length: Annotated[int, typer.Option(help="Tokens per text, BOS included.")] = 64,
     eval_tokens: Annotated[int, typer.Option(help="Held-out corpus tokens the reconstruction is scored on.")] = 32_768,
-    splice_texts: Annotated[int, typer.Option(help="Held-out corpus texts the CE/KL splice runs on.")] = 16,
+    splice_texts: Annotated[int, typer.Option(help="Held-out corpus texts the CE/KL splice runs on.")] = 8,
     out: Annotated[Path, typer.Option(help="Output folder.")] = DEFAULT_OUT,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the report's path.")] = False,
 ) -> None:
