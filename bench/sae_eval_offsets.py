@@ -11,13 +11,22 @@ positions (every prediction of a real next token, the one made at BOS included),
 KL totals splits into the position convention (column 3 - column 2) and the zero-ablation's BOS handling
 (sae-lens zeroes the BOS position too; auditkit leaves it clean in every splice; column 1 - column 3).
 
+``--saebench`` adds SAEBench's core evaluation (``sae_bench.evals.core.main.run_evals``) on the same SAE and rows,
+called as its own runner calls it (special tokens ignored in every total, the SAE spliced at every position,
+BOS included, unless its ``exclude_special_tokens_from_reconstruction`` is set: both are reported), plus two
+explained variances of the held-out activations that locate its offset: about zero, and SAEBench's own formula
+(total variance E||x||^2 - (E||x||^2 / D)^2). sae-bench is not a dependency of auditkit: put its wheel (and
+its ``tabulate``) on PYTHONPATH for this run only; it needs nothing from the hub when called this way.
+
     python bench/sae_eval_offsets.py [--texts 400] [--length 16] [--tokens 20000] [--hook blocks.15.hook_resid_pre]
+        [--saebench]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import torch
@@ -56,6 +65,14 @@ def _acts(model, tokens_BL: torch.Tensor, hook: str) -> torch.Tensor:
     return cache[hook][:, 1:].reshape(-1, cache[hook].shape[-1]).clone()
 
 
+def _dead_dense(feature_density: list[float]) -> dict[str, float]:
+    """Dead (never active) and dense (active on more than 10% of tokens) fractions from per-latent densities."""
+    density = torch.tensor(feature_density)
+    return dict(
+        dead_fraction=float((density == 0).float().mean()), dense_fraction=float((density > 0.1).float().mean())
+    )
+
+
 def _sae_lens_on_auditkit_positions(sae, model, tokens_BL: torch.Tensor, batch: int) -> dict[str, float]:
     """sae-lens's per-token CE and KL (its splice: non-special positions; its zero-ablation: every position),
     averaged over every prediction of a next token (the one made at BOS included), as auditkit averages."""
@@ -87,6 +104,46 @@ def _sae_lens_on_auditkit_positions(sae, model, tokens_BL: torch.Tensor, batch: 
     return m
 
 
+def _saebench(sae, model, tokens_BL: torch.Tensor, batch: int, exclude_special: bool) -> dict[str, float]:
+    """SAEBench's core totals on these rows, flattened, with dead / dense fractions from its feature densities."""
+    from sae_bench.evals.core.eval_config import CoreEvalConfig
+    from sae_bench.evals.core.main import run_evals
+    from sae_bench.sae_bench_utils.general_utils import load_and_format_sae
+
+    sae.cfg.metadata.model_name = "auditkit-embedded"
+    load_and_format_sae("auditkit", sae, "cpu")  # SAEBench's own cfg normalisation for an SAE object (no hub)
+    n_batches = -(-tokens_BL.shape[0] // batch)
+    cfg = CoreEvalConfig(
+        batch_size_prompts=batch,
+        n_eval_reconstruction_batches=n_batches,
+        n_eval_sparsity_variance_batches=n_batches,
+        compute_kl=True,
+        compute_ce_loss=True,
+        compute_l2_norms=True,
+        compute_sparsity_metrics=True,
+        compute_variance_metrics=True,
+        compute_featurewise_density_statistics=True,
+        exclude_special_tokens_from_reconstruction=exclude_special,
+    )
+    tok = model.tokenizer
+    ignore = {tok.pad_token_id, tok.eos_token_id, tok.bos_token_id}  # what its runner passes
+    theirs, features = run_evals(sae, _Store(tokens_BL, batch), model, cfg, ignore_tokens=ignore)
+    flat = {k: v for group in theirs.values() for k, v in group.items()}
+    flat |= _dead_dense(features["feature_density"])
+    return flat
+
+
+def _variance_references(sae, acts_ND: torch.Tensor) -> dict[str, float]:
+    """Explained variance of the held-out activations about zero, and with SAEBench's total variance."""
+    x = acts_ND.double()
+    resid = (x - sae.decode(sae.encode(acts_ND)).double()).pow(2).sum(-1).mean()
+    sq = x.pow(2).sum(-1).mean()
+    return dict(
+        ev_about_zero=float(1 - resid / sq),
+        ev_saebench_formula=float(1 - resid / (sq - (sq / x.shape[1]) ** 2)),
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--texts", type=int, default=400)
@@ -94,7 +151,17 @@ def main() -> None:
     p.add_argument("--tokens", type=int, default=20_000)
     p.add_argument("--hook", default="blocks.15.hook_resid_pre")
     p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--saebench", action="store_true", help="add SAEBench's core evaluation (sae_bench importable)")
     args = p.parse_args()
+    if args.saebench:
+        try:
+            import sae_bench.evals.core.main  # noqa: F401
+        except ImportError as e:
+            print(
+                f"error: --saebench needs sae_bench importable ({e}); put the sae-bench wheel on PYTHONPATH",
+                file=sys.stderr,
+            )
+            sys.exit(2)
     torch.set_grad_enabled(False)
     from sae_lens.evals import EvalConfig, run_evals
     from sae_lens.training.activation_scaler import ActivationScaler
@@ -132,9 +199,7 @@ def main() -> None:
     )
     theirs, features = run_evals(sae, _Store(test_BL, args.batch), model, ActivationScaler(), cfg)
     flat = {k: v for group in theirs.values() for k, v in group.items()}
-    density = torch.tensor(features["feature_density"])
-    flat["dead_fraction"] = float((density == 0).float().mean())
-    flat["dense_fraction"] = float((density > 0.1).float().mean())
+    flat |= _dead_dense(features["feature_density"])
     mixed = _sae_lens_on_auditkit_positions(sae, model, test_BL, args.batch)
     pairs = [  # (auditkit, sae-lens, sae-lens re-averaged on auditkit's positions)
         ("explained_variance", "explained_variance", None),
@@ -158,6 +223,13 @@ def main() -> None:
         )
         for a, s, m in pairs
     }
+    extra = {}
+    if args.saebench:
+        for key, exclude in (("saebench", False), ("saebench_exclude_special", True)):
+            bench = _saebench(sae, model, test_BL, args.batch, exclude)
+            for a, s, _ in pairs:
+                table[a] |= {key: bench[s], f"{key}_offset": ours[a] - bench[s]}
+        extra = _variance_references(sae, _acts(model, test_BL, args.hook))
     info = dict(
         rows=int(test_BL.shape[0]),
         length=args.length,
@@ -166,7 +238,7 @@ def main() -> None:
         tokens=args.tokens,
         seconds=round(time.perf_counter() - t0, 1),
     )
-    print(json.dumps(dict(info=info, metrics=table), indent=1))
+    print(json.dumps(dict(info=info, metrics=table, explained_variance_references=extra), indent=1))
 
 
 if __name__ == "__main__":
