@@ -16,6 +16,7 @@ from auditkit.audit.config import AuditConfig
 from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
 from auditkit.audit.result import AuditResult
 from auditkit.audit.run import resolve_controls
+from auditkit.controls import registry
 from auditkit.errors import AuditkitError, OutputError
 from auditkit.metrics.evidence import with_evidence
 from auditkit.models import ModelSpec
@@ -152,7 +153,10 @@ def _controls(cfg: AuditConfig, rows: pd.DataFrame) -> tuple[str, ...]:
     first render."""
     present = [c for c in dict.fromkeys(rows["control"]) if c != REAL]
     ordered = [c for c in resolve_controls(cfg) if c in present]
-    return (*ordered, *(c for c in present if c not in ordered))
+    # A method's own random dictionaries (pursuit's gaussian-dict, spectral-dict) are rows, never arms the audit
+    # was asked for: the first render does not list them among its controls, so neither does a re-render.
+    extra = (c for c in present if c not in ordered and registry.stage_of(c) != "dictionary")
+    return (*ordered, *extra)
 
 
 def load_run(folder: Path) -> tuple[AuditResult, dict[str, Any]]:
