@@ -14,6 +14,7 @@ import pandas as pd
 
 from auditkit.audit.config import AuditConfig
 from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
+from auditkit.audit.records import DatasetInfo, ExtractionInfo, ProvenanceInfo
 from auditkit.audit.result import AuditResult
 from auditkit.audit.run import resolve_controls
 from auditkit.errors import AuditkitError, OutputError
@@ -160,15 +161,17 @@ def load_run(folder: Path) -> tuple[AuditResult, dict[str, Any]]:
 
     Raises :class:`OutputError` naming what is missing when ``folder`` does not hold an audit's outputs."""
 
+    where = str(Path(folder) / "run.json")
+
     def build(run: dict[str, Any], rows: pd.DataFrame, selectivity: pd.DataFrame) -> AuditResult:
         cfg = config_from_json(run["config"])
         return AuditResult(
             config=cfg,
             rows=rows,
             selectivity=with_evidence(selectivity, threshold=cfg.selectivity_threshold),
-            provenance=run["provenance"],
-            dataset=run["dataset"],
-            extraction=run["extraction"],
+            provenance=ProvenanceInfo.from_dict(run.get("provenance"), where),
+            dataset=DatasetInfo.from_dict(run.get("dataset"), where),
+            extraction=ExtractionInfo.from_dict(run.get("extraction"), where),
             method_info=run["methods"],
             controls=_controls(cfg, rows),
             timings=run.get("timings", {}),

@@ -43,7 +43,7 @@ def matrix_summary(results: dict[str, Any], method: str = METHOD, metric: str = 
     for prop, r in results.items():
         mean = r.rows.groupby(["metric", "method", "control"])["value"].mean()
         sel = r.selectivity.query("metric == @metric and method == @method").set_index("control")
-        counts = r.dataset["class_counts"]
+        counts = r.dataset.class_counts
         row = {
             "property": prop,
             "positives": f"{counts[1]}/{sum(counts)}",
@@ -85,8 +85,8 @@ def _sentence(first: Any, results: dict[str, Any]) -> str:
     cfg = first.config
     seeds = list(cfg.seeds)
     return (
-        f"Audited the rows of `{cfg.matrix}` of `{first.provenance['name']}` ({first.extraction['rows']} sampled "
-        f"vocabulary tokens, d = {first.extraction['d']}) for {len(results)} token properties with probes "
+        f"Audited the rows of `{cfg.matrix}` of `{first.provenance.name}` ({first.extraction.rows} sampled "
+        f"vocabulary tokens, d = {first.extraction.d}) for {len(results)} token properties with probes "
         f"({', '.join(cfg.probes)}), one audit per property: the real matrix against {len(first.controls)} control "
         f"arms ({', '.join(first.controls)}), {len(seeds)} seeds {seeds}. The matrix shows {METHOD}'s held-out "
         "balanced accuracy (mean recall over the two classes, 0.5 at chance whatever the imbalance: most "
@@ -97,7 +97,7 @@ def _sentence(first: Any, results: dict[str, Any]) -> str:
 def summary_text(results: dict[str, Any], command: str, figure: str | None) -> str:
     """summary.md: the first screen (sentence, matrix, legend, heatmap), then the per-property table."""
     first = next(iter(results.values()), None)
-    lines = [f"# Embedding-matrix audit: token properties on {first.provenance['name'] if first else '?'}", ""]
+    lines = [f"# Embedding-matrix audit: token properties on {first.provenance.name if first else '?'}", ""]
     if first is not None:
         matrix = embedding_matrix(results)
         lines += [_sentence(first, results), "", "## Verdicts", ""]

@@ -135,7 +135,7 @@ def matrix_row(cells: pd.DataFrame, label: str, **extra: Any) -> pd.DataFrame:
 
 
 def _n_classes(result: Any) -> int:
-    return max(len(result.dataset.get("class_names", [])), 2)
+    return max(len(result.dataset.class_names), 2)
 
 
 def verdict_matrix(result: Any) -> pd.DataFrame:
@@ -208,15 +208,13 @@ def markdown_matrix(matrix: pd.DataFrame, corner: str = "") -> list[str]:
 def audited_sentence(result: Any) -> str:
     """One sentence: model, hook, dataset, arms, seeds."""
     prov, ds, ex, cfg = result.provenance, result.dataset, result.extraction, result.config
-    if ds.get("level") == "vocabulary":
-        data = f"{ds['n_items']} vocabulary tokens labelled by `{ds['name']}`"
+    if ds.level == "vocabulary":
+        data = f"{ds.n_items} vocabulary tokens labelled by `{ds.name}`"
     else:
-        data = (
-            f"`{ds['name']}` ({ds.get('n_texts', ds.get('n_items'))} texts, {len(ds.get('class_names', []))} classes)"
-        )
+        data = f"`{ds.name}` ({ds.n_texts} texts, {len(ds.class_names)} classes)"
     seeds = list(cfg.seeds)
     return (
-        f"Audited `{prov['name']}` at hook `{ex['hook']}` ({ex['positions']} positions) on {data} with "
+        f"Audited `{prov.name}` at hook `{ex.hook}` ({ex.positions} positions) on {data} with "
         f"{', '.join(result.method_info)}: the real arm against {len(result.controls)} control arm"
         f"{'s' if len(result.controls) != 1 else ''} ({', '.join(result.controls)}), {len(seeds)} seed"
         f"{'s' if len(seeds) != 1 else ''} {seeds}."
@@ -226,7 +224,7 @@ def audited_sentence(result: Any) -> str:
 def summary_lines(result: Any, rule: str, figure: str | None) -> list[str]:
     """The first screen: the sentence, the verdict matrix with its legend and rule, and the heatmap."""
     matrix = verdict_matrix(result)
-    flag = trust_line(result.dataset.get("trust"))
+    flag = trust_line(result.dataset.trust)
     lines = [audited_sentence(result), "", *([flag, ""] if flag else []), "## Verdicts", ""]
     if matrix.empty:
         return lines + ["No control ran: there is nothing to compare the real arm with.", ""]
@@ -236,7 +234,7 @@ def summary_lines(result: Any, rule: str, figure: str | None) -> list[str]:
         LEGEND + " " + MDE_LEGEND + " " + HEATMAP_LEGEND,
         "",
         *lexical_note(result.controls),
-        *control_task_note(result.controls, [result.dataset.get("level")], result.dataset.get("left_out_controls", ())),
+        *control_task_note(result.controls, [result.dataset.level], result.dataset.left_out_controls or ()),
         *collapsed("Verdict rule", rule),
     ]
     if figure:

@@ -222,7 +222,7 @@ def test_matrix_audit_reads_a_planted_property_and_its_controls_do_not(tiny):
         assert abs(mean[("probe-logistic", control)] - 0.5) < 0.15, (control, mean[("probe-logistic", control)])
     sel = result.selectivity.query("metric == 'balanced_accuracy' and method == 'probe-logistic'").set_index("control")
     assert (sel["verdict"] == "selective").all(), sel
-    assert result.dataset["level"] == "vocabulary" and result.extraction["hook"] == "W_E"
+    assert result.dataset.level == "vocabulary" and result.extraction.hook == "W_E"
 
 
 def test_more_label_draws_leave_the_first_draw_as_it_was_and_average_the_rest(tmp_path, tiny):
