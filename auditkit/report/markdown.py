@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from auditkit.audit.records import DatasetInfo
 from auditkit.audit.registry import METHODS
+from auditkit.audit.result import AuditResult
 from auditkit.metrics.selectivity import TWO_SIDED_RULE, VERDICT_RULE, interval_rule
 from auditkit.report.summary import summary_lines
 from auditkit.report.tables import (
@@ -23,7 +22,7 @@ def reproduce_section(command: str) -> list[str]:
     return ["## Reproduce", "", "```", command, "```", ""]
 
 
-def _generic_section(result: Any, method: str) -> list[str]:
+def _generic_section(result: AuditResult, method: str) -> list[str]:
     lines = [f"## Method: {method}", "", "Selectivity by control (real minus control, paired by seed):", ""]
     return lines + control_sections(method_selectivity(result, method))
 
@@ -47,7 +46,7 @@ def _dataset_line(ds: DatasetInfo) -> str:
     return line + "".join(f"\n- Labels: {note}" for note in ds.label_notes or ())
 
 
-def render(result: Any, command: str, plot_name: str | None, summary_plot: str | None = None) -> str:
+def render(result: AuditResult, command: str, plot_name: str | None, summary_plot: str | None = None) -> str:
     """report.md for an :class:`auditkit.audit.result.AuditResult`: the first screen (:mod:`auditkit.report.summary`),
     what was audited, each method's section (long tables collapsed), every metric collapsed, the reproduce command."""
     cfg, prov, ds, ex = result.config, result.provenance, result.dataset, result.extraction

@@ -6,6 +6,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+from auditkit.audit.result import AuditResult
 from auditkit.controls import ALL_CONTROLS
 from auditkit.report.plots import subplots
 from auditkit.report.tables import control_sections, markdown_table, method_selectivity
@@ -14,7 +15,7 @@ from auditkit.types import REAL
 MDL_FIGURE = "mdl_blocks.png"
 
 
-def probe_section(result: Any) -> list[str]:
+def probe_section(result: AuditResult) -> list[str]:
     """The probe kinds, the metrics, the online code (with ``--mdl``) and the selectivity by control."""
     cfg, info = result.config, result.method_info["probe"]
     return [
@@ -42,7 +43,7 @@ def probe_section(result: Any) -> list[str]:
     ]
 
 
-def mdl_lines(result: Any) -> list[str]:
+def mdl_lines(result: AuditResult) -> list[str]:
     """The online code's definition, its per-arm means and the figure (nothing without ``--mdl``)."""
     mdl = result.method_info["probe"].get("mdl")
     if not mdl:
@@ -85,7 +86,7 @@ def _first_seed(mdl: dict[str, Any]) -> Any:
     return "n/a"
 
 
-def probe_figures(result: Any, folder: Path) -> None:
+def probe_figures(result: AuditResult, folder: Path) -> None:
     """``mdl_blocks.png`` (with ``--mdl``): bits per label of every block for one seed, real vs each control,
     one panel per probe kind, the uniform code dashed."""
     mdl = result.method_info["probe"].get("mdl")

@@ -5,11 +5,13 @@ its legend, and the heatmap that says the same. The terminal prints the same mat
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from auditkit.audit.result import AuditResult
 from auditkit.controls import registry
 from auditkit.report.plots import MARKS, effect_colour, short_name, verdict_heatmap
 from auditkit.report.tables import collapsed, method_selectivity
@@ -134,11 +136,11 @@ def matrix_row(cells: pd.DataFrame, label: str, **extra: Any) -> pd.DataFrame:
     )
 
 
-def _n_classes(result: Any) -> int:
+def _n_classes(result: AuditResult) -> int:
     return max(len(result.dataset.class_names), 2)
 
 
-def verdict_matrix(result: Any) -> pd.DataFrame:
+def verdict_matrix(result: AuditResult) -> pd.DataFrame:
     """Long table of the matrix (:data:`MATRIX_COLUMNS`): row label, method, metric, control, selectivity,
     interval, verdict, normalised selectivity, minimum detectable effect, and the heatmap's number and colour
     (:func:`matrix_row`)."""
@@ -205,7 +207,7 @@ def markdown_matrix(matrix: pd.DataFrame, corner: str = "") -> list[str]:
     ]
 
 
-def audited_sentence(result: Any) -> str:
+def audited_sentence(result: AuditResult) -> str:
     """One sentence: model, hook, dataset, arms, seeds."""
     prov, ds, ex, cfg = result.provenance, result.dataset, result.extraction, result.config
     if ds.level == "vocabulary":
@@ -221,7 +223,7 @@ def audited_sentence(result: Any) -> str:
     )
 
 
-def summary_lines(result: Any, rule: str, figure: str | None) -> list[str]:
+def summary_lines(result: AuditResult, rule: str, figure: str | None) -> list[str]:
     """The first screen: the sentence, the verdict matrix with its legend and rule, and the heatmap."""
     matrix = verdict_matrix(result)
     flag = trust_line(result.dataset.trust)
@@ -242,7 +244,7 @@ def summary_lines(result: Any, rule: str, figure: str | None) -> list[str]:
     return lines
 
 
-def summary_figure(result: Any, folder: Any) -> str | None:
+def summary_figure(result: AuditResult, folder: Path) -> str | None:
     """Write the heatmap; its file name, or None when no control ran."""
     matrix = verdict_matrix(result)
     if matrix.empty:
@@ -254,7 +256,7 @@ def summary_figure(result: Any, folder: Any) -> str | None:
 TERMINAL_LEGEND = "  ".join(f"{m} {n}" for n, m in MARKS.items())
 
 
-def terminal_table(result: Any) -> Any:
+def terminal_table(result: AuditResult) -> Any:
     """The verdict matrix as a compact ``rich`` table (selectivity and mark; the report has the intervals)."""
     return matrix_table(verdict_matrix(result))
 
