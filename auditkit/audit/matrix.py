@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from auditkit.audit.arms import Arm, label_control, split_for_seed
-from auditkit.audit.records import DatasetInfo, ExtractionInfo, ProvenanceInfo
+from auditkit.audit.records import DatasetInfo, ExtractionInfo, MethodInfo, ProvenanceInfo
 from auditkit.controls import registry
 from auditkit.controls.weights import MATRICES, reinit_matrix
 from auditkit.data import kinds as dataset_kinds
@@ -283,7 +283,8 @@ def run_matrix_audits(cfg: AuditConfig, *, loaded: LoadedModel | None = None) ->
             extraction=ExtractionInfo(
                 hook=cfg.matrix, positions="vocabulary-rows", rows=real.n, d=real.d, cache_key=None
             ),
-            method_info={"probe": {**info, "headline": ["accuracy", "balanced_accuracy"]}},  # rare properties
+            # most properties are rare: balanced accuracy heads the matrix beside accuracy
+            method_info={"probe": MethodInfo(headline=("accuracy", "balanced_accuracy"), extras=dict(info))},
             controls=controls,
             timings=dict(
                 load_model_s=load_s,

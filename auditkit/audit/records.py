@@ -1,12 +1,13 @@
 """Typed records of the blocks of an audit's run.json: the model (:class:`ProvenanceInfo`), the dataset
-(:class:`DatasetInfo`) and the activations (:class:`ExtractionInfo`).
+(:class:`DatasetInfo`), the activations (:class:`ExtractionInfo`) and each method's entry (:class:`MethodInfo`).
 
 Each record has typed core fields and one fenced place for anything else, ``extras``: a key a record does not
 declare (one written by a newer or an older auditkit, or a method's free-form note) is kept there, in its
 order, never lost and never an error. ``to_dict`` gives back the block run.json writes, key for key and in the
-same order (core fields in declaration order, a field declared with :data:`OPTIONAL` left out where it is None, then
-the extras): writing an audit through the records leaves run.json byte-identical. ``from_dict`` reads a block
-back; a required key that is absent is one error naming the key and the file.
+same order (core fields in declaration order, a field declared with :data:`OPTIONAL` left out where it is
+None, then the extras; for a method, its own keys before its headline): writing an audit through the records
+leaves run.json byte-identical. ``from_dict`` reads a block back; a required key that is absent is one error
+naming the key and the file.
 """
 
 from __future__ import annotations
@@ -67,15 +68,21 @@ class Record:
         extras = {k: v for k, v in data.items() if k not in declared}
         return cls(**core, extras=extras)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The run.json block this record was read from or written as, in the same key order."""
+    def core(self) -> dict[str, Any]:
+        """The declared fields as run.json writes them: in declaration order, lists for tuples, an
+        :data:`OPTIONAL` field left out where it is None."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
             if f.name == EXTRAS or (value is None and f.metadata.get("optional")):
                 continue
             out[f.name] = _to_json(value)
-        return {**out, **getattr(self, EXTRAS)}
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run.json block this record was read from or written as, in the same key order: the declared
+        fields, then the extras."""
+        return {**self.core(), **getattr(self, EXTRAS)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,3 +161,21 @@ class ExtractionInfo(Record):
     """The activation cache's key of the real arm; None without the cache."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Keys of the block not declared above."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class MethodInfo(Record):
+    """One method's entry in run.json's ``methods``: its headline metrics, and in ``extras`` what its runner
+    reported (hyper-parameters, complexity, what its report section reads), free-form by method."""
+
+    BLOCK: ClassVar[str] = "methods"
+
+    headline: tuple[str, ...] | None = field(default=None, metadata=OPTIONAL)
+    """The metrics of its rows in the verdict matrix; None in a run.json written before they were recorded
+    (the report then shows accuracy)."""
+    extras: dict[str, Any] = field(default_factory=dict)
+    """What the method's runner reported (:attr:`auditkit.audit.method.MethodOutput.info`)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as run.json writes it: the runner's keys, then the headline."""
+        return {**self.extras, **self.core()}

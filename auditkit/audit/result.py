@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 
 from auditkit.audit.config import AuditConfig
-from auditkit.audit.records import DatasetInfo, ExtractionInfo, ProvenanceInfo
+from auditkit.audit.records import DatasetInfo, ExtractionInfo, MethodInfo, ProvenanceInfo
 from auditkit.controls import registry
 from auditkit.metrics.classification import CEILINGS
 from auditkit.metrics.selectivity import selectivity_table
@@ -30,8 +29,8 @@ class AuditResult:
     """Dataset name, source, fingerprint, sizes."""
     extraction: ExtractionInfo
     """Hook, positions, rows, cache key."""
-    method_info: dict[str, dict[str, Any]]
-    """Per method: hyper-parameters, complexity, and what its report section needs."""
+    method_info: dict[str, MethodInfo]
+    """Per method: its headline metrics, and hyper-parameters, complexity and what its report section needs."""
     controls: tuple[str, ...]
     """The controls that ran."""
     timings: dict[str, float]

@@ -22,7 +22,7 @@ from auditkit.audit.arms import ArmPlan
 from auditkit.audit.config import AuditConfig
 from auditkit.audit.matrix import matrix_controls, run_matrix_audit
 from auditkit.audit.method import MethodContext, MethodOutput
-from auditkit.audit.records import DatasetInfo, ExtractionInfo, ProvenanceInfo
+from auditkit.audit.records import DatasetInfo, ExtractionInfo, MethodInfo, ProvenanceInfo
 from auditkit.audit.registry import METHODS, check_methods
 from auditkit.audit.result import AuditResult, score_rows
 from auditkit.cache import check_root, request_key
@@ -218,7 +218,7 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
             d=real.d if real else model.cfg.d_model,
             cache_key=request_key(cache_request(loaded.provenance, batch, ecfg)) if cfg.use_cache else None,
         ),
-        method_info={m: {**o.info, "headline": list(o.headline)} for m, o in outputs.items()},
+        method_info={m: MethodInfo(headline=tuple(o.headline), extras=dict(o.info)) for m, o in outputs.items()},
         controls=controls,
         timings=timings,
     )

@@ -17,7 +17,7 @@ MDL_FIGURE = "mdl_blocks.png"
 
 def probe_section(result: AuditResult) -> list[str]:
     """The probe kinds, the metrics, the online code (with ``--mdl``) and the selectivity by control."""
-    cfg, info = result.config, result.method_info["probe"]
+    cfg, info = result.config, result.method_info["probe"].extras
     return [
         "## Method: probe",
         "",
@@ -45,7 +45,7 @@ def probe_section(result: AuditResult) -> list[str]:
 
 def mdl_lines(result: AuditResult) -> list[str]:
     """The online code's definition, its per-arm means and the figure (nothing without ``--mdl``)."""
-    mdl = result.method_info["probe"].get("mdl")
+    mdl = result.method_info["probe"].extras.get("mdl")
     if not mdl:
         return []
     rows = result.rows[result.rows["metric"].isin(["codelength_per_label", "compression"])]
@@ -89,7 +89,7 @@ def _first_seed(mdl: dict[str, Any]) -> Any:
 def probe_figures(result: AuditResult, folder: Path) -> None:
     """``mdl_blocks.png`` (with ``--mdl``): bits per label of every block for one seed, real vs each control,
     one panel per probe kind, the uniform code dashed."""
-    mdl = result.method_info["probe"].get("mdl")
+    mdl = result.method_info["probe"].extras.get("mdl")
     if not mdl or not mdl["blocks"]:
         return
     from matplotlib import colormaps

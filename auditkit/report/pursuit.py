@@ -77,7 +77,7 @@ def _verdict_paragraph(result: AuditResult, info: dict[str, Any]) -> list[str]:
 
 def pursuit_section(result: AuditResult) -> list[str]:
     """Markdown lines of the pursuit section: setup, FVU-vs-L0 per arm, amortisation gap, code probe, verdict."""
-    info = result.method_info["pursuit"]
+    info = result.method_info["pursuit"].extras
     sweep = info["sweep"]
     param = "target L0 k" if info["solver"] in ("omp", "gradient") else "lasso alpha as a fraction of alpha_max"
     lines = [
@@ -155,7 +155,7 @@ def pursuit_section(result: AuditResult) -> list[str]:
 
 def fvu_l0_figure(result: AuditResult, folder: Path) -> None:
     """``fvu_l0.png``: mean FVU against the sweep parameter, one line per arm."""
-    info = result.method_info["pursuit"]
+    info = result.method_info["pursuit"].extras
     table = _curve_table(result.rows, info["sweep"])
     xs = [float(s.split("=")[1]) for s in info["sweep"]]
     fig, ax = subplots(figsize=(7.5, 4))

@@ -150,7 +150,7 @@ def separation_lines(sel: pd.DataFrame) -> list[str]:
 
 def sae_section(result: AuditResult) -> list[str]:
     """The report section of the ``sae`` method."""
-    info = result.method_info["sae"]
+    info = result.method_info["sae"].extras
     c = info["config"]
     shape = (
         f"k={c['k']}"
@@ -273,7 +273,7 @@ def reliability(result: AuditResult) -> pd.DataFrame:
     """The metric-reliability table (:func:`auditkit.metrics.reliability.reliability_table`) of an SAE audit:
     every metric it reports against each SAE baseline and reinitialised model that ran."""
     controls = [c for c in result.controls if c in SAE_BASELINES or registry.stage_of(c) == "weight"]
-    metrics = list(result.method_info["sae"]["definitions"])
+    metrics = list(result.method_info["sae"].extras["definitions"])
     return reliability_table(result.rows, result.selectivity, method="sae", metrics=metrics, controls=controls)
 
 

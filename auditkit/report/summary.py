@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from auditkit.audit.records import MethodInfo
 from auditkit.audit.result import AuditResult
 from auditkit.controls import registry
 from auditkit.report.plots import MARKS, effect_colour, short_name, verdict_heatmap
@@ -86,8 +87,8 @@ HEATMAP_LEGEND = (
 )
 
 
-def _headline(info: dict[str, Any]) -> list[str]:
-    return list(info.get("headline", ["accuracy"]))
+def _headline(info: MethodInfo) -> list[str]:
+    return list(info.headline or ("accuracy",))
 
 
 MATRIX_COLUMNS = [

@@ -158,7 +158,7 @@ def write_outputs(result: AuditResult, out: Path, command: str) -> Path:
             provenance=result.provenance.to_dict(),
             dataset=result.dataset.to_dict(),
             extraction=result.extraction.to_dict(),
-            methods=result.method_info,
+            methods={m: info.to_dict() for m, info in result.method_info.items()},
             timings=result.timings,
             versions=library_versions(),
             tables=table_records(tmp, {"results.csv": result.rows, "selectivity.csv": result.selectivity}),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from auditkit.audit.records import DatasetInfo, ExtractionInfo, ProvenanceInfo
+from auditkit.audit.records import DatasetInfo, ExtractionInfo, MethodInfo, ProvenanceInfo
 from auditkit.audit.saved import load_run
 from auditkit.errors import OutputError
 
@@ -45,6 +45,11 @@ def test_records_give_back_every_committed_block_byte_for_byte(path):
         back = record.to_dict()
         assert json.dumps(back, indent=2) == json.dumps(run[block], indent=2)  # same keys, values and order
         assert cls.from_dict(back) == record
+    for method, entry in run["methods"].items():
+        info = MethodInfo.from_dict(entry, str(path))
+        assert info.headline and list(info.headline) == entry["headline"] and "headline" not in info.extras
+        assert json.dumps(info.to_dict(), indent=2) == json.dumps(entry, indent=2), method  # headline still last
+        assert MethodInfo.from_dict(info.to_dict()) == info
 
 
 def test_a_record_built_in_code_survives_its_dict():
@@ -64,6 +69,10 @@ def test_a_record_built_in_code_survives_its_dict():
     assert "trust" not in ds.to_dict() and ds.to_dict()["label_notes"] == []  # an empty list is kept, None is not
     ex = ExtractionInfo(hook="blocks.0.hook_resid_post", positions="last", rows=None, d=8, cache_key=None)
     assert ExtractionInfo.from_dict(ex.to_dict()) == ex and ex.to_dict()["rows"] is None
+    info = MethodInfo(headline=("accuracy",), extras={"C": 1.0, "kinds": {"logistic": {}}})
+    assert info.to_dict() == {"C": 1.0, "kinds": {"logistic": {}}, "headline": ["accuracy"]}
+    assert list(info.to_dict()) == ["C", "kinds", "headline"] and MethodInfo.from_dict(info.to_dict()) == info
+    assert MethodInfo.from_dict({"C": 1.0}).headline is None  # written before headlines: the report shows accuracy
 
 
 def _copy(tmp_path: Path, edit) -> Path:
@@ -81,6 +90,7 @@ def test_an_unknown_key_lands_in_extras(tmp_path):
         run["extraction"]["stride"] = 2
 
     result, _ = load_run(_copy(tmp_path, add))
+    assert result.method_info["probe"].extras["C"] == 1.0 and result.method_info["probe"].headline == ("accuracy",)
     assert result.dataset.extras == {"annotator": {"who": "a newer auditkit"}}
     assert result.extraction.extras == {"stride": 2} and result.provenance.extras == {}
     assert result.dataset.to_dict()["annotator"] == {"who": "a newer auditkit"}  # kept, written back last
@@ -94,3 +104,19 @@ def test_an_absent_required_key_is_one_line_naming_it_and_the_file(tmp_path, blo
         load_run(out)
     message = str(info.value)
     assert "\n" not in message and f"{out / 'run.json'}" in message and f"{block!r} has no {key!r}" in message
+
+
+@pytest.mark.parametrize("name", ["default", "embedding/capitalised"])
+def test_writing_a_read_audit_gives_back_its_blocks_and_report(name, tmp_path):
+    """An audit read back and written again through the records: run.json's blocks and report.md are the
+    committed ones byte for byte (the command line, versions and table digests are the writer's own)."""
+    from auditkit.report.write import write_outputs
+
+    committed = REPORTS / name
+    result, run = load_run(committed)
+    out = write_outputs(result, tmp_path / "out", run["command"])
+    again = json.loads((out / "run.json").read_text())
+    for block in ("config", *RECORDS, "methods", "timings"):
+        assert json.dumps(again[block], indent=2) == json.dumps(run[block], indent=2), block
+    assert (out / "report.md").read_bytes() == (committed / "report.md").read_bytes()
+    assert (out / "results.csv").read_bytes() == (committed / "results.csv").read_bytes()
