@@ -83,11 +83,11 @@ def main() -> None:
     elapsed = time.perf_counter() - t
     write_outputs(result, args.out, reproduce_command(cfg, args.out))
     table = summary(result.rows, result.selectivity)
-    counts = result.dataset["class_counts"]
+    counts = result.dataset.class_counts
     majority = max(counts) / sum(counts)
     print(
-        f"UPOS on {result.dataset['name']}: {result.dataset['n_items']} words in {result.dataset['n_texts']} sentences, "
-        f"{len(counts)} tags (majority tag {majority:.3f}); hook {result.extraction['hook']}; {elapsed:.0f} s"
+        f"UPOS on {result.dataset.name}: {result.dataset.n_items} words in {result.dataset.n_texts} sentences, "
+        f"{len(counts)} tags (majority tag {majority:.3f}); hook {result.extraction.hook}; {elapsed:.0f} s"
     )
     print(table.to_string(float_format=lambda x: f"{x:.3f}"))
     lin, mlp = table.loc["probe-logistic"], table.loc["probe-mlp"]

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from auditkit.audit.arms import Arm, label_control, split_for_seed
+from auditkit.audit.records import DatasetInfo, ExtractionInfo, MethodInfo, ProvenanceInfo
 from auditkit.controls import registry
 from auditkit.controls.weights import MATRICES, reinit_matrix
 from auditkit.data import kinds as dataset_kinds
@@ -265,22 +266,25 @@ def run_matrix_audits(cfg: AuditConfig, *, loaded: LoadedModel | None = None) ->
             config=sub,
             rows=rows,
             selectivity=selectivity,
-            provenance=loaded.provenance.to_dict(),
-            dataset=dict(
+            provenance=ProvenanceInfo.of(loaded.provenance),
+            dataset=DatasetInfo(
                 name=sub.dataset,
                 source=f"decoded strings of the {tokenizer_name} tokenizer",
                 fingerprint=arms[0].batch.dataset_fingerprint,
                 level="vocabulary",
                 n_texts=len(ids),
                 n_items=len(ids),
-                class_names=list(real.class_names),
-                class_counts=np.bincount(labels_N, minlength=2).tolist(),
+                class_names=tuple(real.class_names),
+                class_counts=tuple(np.bincount(labels_N, minlength=2).tolist()),
                 n_tokens=len(ids),
                 vocab_size=int(model.cfg.d_vocab),
                 usable_tokens=int(props.mask_V.sum()),
             ),
-            extraction=dict(hook=cfg.matrix, positions="vocabulary-rows", rows=real.n, d=real.d, cache_key=None),
-            method_info={"probe": {**info, "headline": ["accuracy", "balanced_accuracy"]}},  # rare properties
+            extraction=ExtractionInfo(
+                hook=cfg.matrix, positions="vocabulary-rows", rows=real.n, d=real.d, cache_key=None
+            ),
+            # most properties are rare: balanced accuracy heads the matrix beside accuracy
+            method_info={"probe": MethodInfo(headline=("accuracy", "balanced_accuracy"), extras=dict(info))},
             controls=controls,
             timings=dict(
                 load_model_s=load_s,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 
 from auditkit.audit.config import AuditConfig
+from auditkit.audit.records import DatasetInfo, ExtractionInfo, MethodInfo, ProvenanceInfo
 from auditkit.controls import registry
 from auditkit.metrics.classification import CEILINGS
 from auditkit.metrics.selectivity import selectivity_table
@@ -23,14 +23,14 @@ class AuditResult:
     """Tidy rows: method, control, seed, metric, value."""
     selectivity: pd.DataFrame
     """One row per (method, control, metric); see :func:`auditkit.metrics.selectivity_table`."""
-    provenance: dict[str, Any]
+    provenance: ProvenanceInfo
     """Model provenance."""
-    dataset: dict[str, Any]
+    dataset: DatasetInfo
     """Dataset name, source, fingerprint, sizes."""
-    extraction: dict[str, Any]
+    extraction: ExtractionInfo
     """Hook, positions, rows, cache key."""
-    method_info: dict[str, dict[str, Any]]
-    """Per method: hyper-parameters, complexity, and what its report section needs."""
+    method_info: dict[str, MethodInfo]
+    """Per method: its headline metrics, and hyper-parameters, complexity and what its report section needs."""
     controls: tuple[str, ...]
     """The controls that ran."""
     timings: dict[str, float]

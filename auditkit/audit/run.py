@@ -22,6 +22,7 @@ from auditkit.audit.arms import ArmPlan
 from auditkit.audit.config import AuditConfig
 from auditkit.audit.matrix import matrix_controls, run_matrix_audit
 from auditkit.audit.method import MethodContext, MethodOutput
+from auditkit.audit.records import DatasetInfo, ExtractionInfo, MethodInfo, ProvenanceInfo
 from auditkit.audit.registry import METHODS, check_methods
 from auditkit.audit.result import AuditResult, score_rows
 from auditkit.cache import check_root, request_key
@@ -192,32 +193,32 @@ def run_audit(cfg: AuditConfig, *, loaded: LoadedModel | None = None) -> AuditRe
         config=cfg,
         rows=rows,
         selectivity=selectivity,
-        provenance=loaded.provenance.to_dict(),
-        dataset=dict(
+        provenance=ProvenanceInfo.of(loaded.provenance),
+        dataset=DatasetInfo(
             name=dataset.name,
             source=dataset.source,
             fingerprint=dataset.fingerprint,
             level=dataset.level,
             n_texts=len(dataset.texts),
             n_items=dataset.n_items,
-            class_names=list(dataset.class_names),
-            class_counts=np.bincount(dataset.labels_M, minlength=dataset.n_classes).tolist(),
+            class_names=tuple(dataset.class_names),
+            class_counts=tuple(np.bincount(dataset.labels_M, minlength=dataset.n_classes).tolist()),
             n_tokens=batch.n_tokens,
             duplicates={**dataset.duplicates, "merged_after_tokenising": batch.merged_examples},
-            label_notes=list(dataset.label_notes),
+            label_notes=tuple(dataset.label_notes),
             n_truncated=batch.n_truncated,
-            **({"trust": trust} if trust is not None else {}),
+            trust=trust,
             # the default controls this dataset's level left out (Control.levels), for the report
-            **({"left_out_controls": list(left)} if (left := level_left_out(cfg, controls)) else {}),
+            left_out_controls=level_left_out(cfg, controls) or None,
         ),
-        extraction=dict(
+        extraction=ExtractionInfo(
             hook=hook,
             positions=real.positions if real else cfg.positions,
             rows=real.n if real else None,
             d=real.d if real else model.cfg.d_model,
             cache_key=request_key(cache_request(loaded.provenance, batch, ecfg)) if cfg.use_cache else None,
         ),
-        method_info={m: {**o.info, "headline": list(o.headline)} for m, o in outputs.items()},
+        method_info={m: MethodInfo(headline=tuple(o.headline), extras=dict(o.info)) for m, o in outputs.items()},
         controls=controls,
         timings=timings,
     )

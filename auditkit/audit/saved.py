@@ -14,6 +14,7 @@ import pandas as pd
 
 from auditkit.audit.config import AuditConfig
 from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
+from auditkit.audit.records import DatasetInfo, ExtractionInfo, MethodInfo, ProvenanceInfo
 from auditkit.audit.result import AuditResult
 from auditkit.audit.run import resolve_controls
 from auditkit.controls import registry
@@ -162,7 +163,12 @@ def _controls(cfg: AuditConfig, rows: pd.DataFrame) -> tuple[str, ...]:
 def load_run(folder: Path) -> tuple[AuditResult, dict[str, Any]]:
     """The :class:`AuditResult` an audit output folder was written from, and its run.json.
 
-    Raises :class:`OutputError` naming what is missing when ``folder`` does not hold an audit's outputs."""
+    run.json's ``provenance``, ``dataset``, ``extraction`` and each of its ``methods`` are read into their typed
+    records (:mod:`auditkit.audit.records`): a key a record does not declare is kept in its ``extras``.
+    Raises :class:`OutputError` naming what is missing when ``folder`` does not hold an audit's outputs (for an
+    absent required key of those blocks: the key and the file)."""
+
+    where = str(Path(folder) / "run.json")
 
     def build(run: dict[str, Any], rows: pd.DataFrame, selectivity: pd.DataFrame) -> AuditResult:
         cfg = config_from_json(run["config"])
@@ -170,10 +176,10 @@ def load_run(folder: Path) -> tuple[AuditResult, dict[str, Any]]:
             config=cfg,
             rows=rows,
             selectivity=with_evidence(selectivity, threshold=cfg.selectivity_threshold),
-            provenance=run["provenance"],
-            dataset=run["dataset"],
-            extraction=run["extraction"],
-            method_info=run["methods"],
+            provenance=ProvenanceInfo.from_dict(run.get("provenance"), where),
+            dataset=DatasetInfo.from_dict(run.get("dataset"), where),
+            extraction=ExtractionInfo.from_dict(run.get("extraction"), where),
+            method_info={m: MethodInfo.from_dict(info, where) for m, info in run["methods"].items()},
             controls=_controls(cfg, rows),
             timings=run.get("timings", {}),
         )

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.audit.result import AuditResult
 from auditkit.report.outputs import atomic_folder, copy_except, rendering_errors, safe_name
 from auditkit.report.plots import verdict_heatmap
 from auditkit.report.summary import (
@@ -35,7 +36,7 @@ METHOD, METRIC = "probe-logistic", "balanced_accuracy"
 imbalance) rather than accuracy."""
 
 
-def matrix_summary(results: dict[str, Any], method: str = METHOD, metric: str = METRIC) -> pd.DataFrame:
+def matrix_summary(results: dict[str, AuditResult], method: str = METHOD, metric: str = METRIC) -> pd.DataFrame:
     """One row per property: positives in the sample, the real arm's accuracy against the majority share,
     ``method``'s mean ``metric`` on every arm (and the 1-sparse probe's on the real arm, when it ran) and its
     verdict against every control on ``metric``."""
@@ -43,7 +44,7 @@ def matrix_summary(results: dict[str, Any], method: str = METHOD, metric: str = 
     for prop, r in results.items():
         mean = r.rows.groupby(["metric", "method", "control"])["value"].mean()
         sel = r.selectivity.query("metric == @metric and method == @method").set_index("control")
-        counts = r.dataset["class_counts"]
+        counts = r.dataset.class_counts
         row = {
             "property": prop,
             "positives": f"{counts[1]}/{sum(counts)}",
@@ -62,7 +63,7 @@ def matrix_summary(results: dict[str, Any], method: str = METHOD, metric: str = 
     return pd.DataFrame(rows)
 
 
-def embedding_matrix(results: dict[str, Any], method: str = METHOD, metric: str = METRIC) -> pd.DataFrame:
+def embedding_matrix(results: dict[str, AuditResult], method: str = METHOD, metric: str = METRIC) -> pd.DataFrame:
     """The verdict matrix (:data:`auditkit.report.summary.MATRIX_COLUMNS`): one row per property, one column
     per control, ``method``'s selectivity on ``metric`` as each property's own audit scored it."""
     parts = []
@@ -76,17 +77,17 @@ def embedding_matrix(results: dict[str, Any], method: str = METHOD, metric: str 
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=MATRIX_COLUMNS)
 
 
-def terminal_table(results: dict[str, Any]) -> Any:
+def terminal_table(results: dict[str, AuditResult]) -> Any:
     """The properties' verdict matrix as a compact ``rich`` table."""
     return matrix_table(embedding_matrix(results), corner="property")
 
 
-def _sentence(first: Any, results: dict[str, Any]) -> str:
+def _sentence(first: AuditResult, results: dict[str, AuditResult]) -> str:
     cfg = first.config
     seeds = list(cfg.seeds)
     return (
-        f"Audited the rows of `{cfg.matrix}` of `{first.provenance['name']}` ({first.extraction['rows']} sampled "
-        f"vocabulary tokens, d = {first.extraction['d']}) for {len(results)} token properties with probes "
+        f"Audited the rows of `{cfg.matrix}` of `{first.provenance.name}` ({first.extraction.rows} sampled "
+        f"vocabulary tokens, d = {first.extraction.d}) for {len(results)} token properties with probes "
         f"({', '.join(cfg.probes)}), one audit per property: the real matrix against {len(first.controls)} control "
         f"arms ({', '.join(first.controls)}), {len(seeds)} seeds {seeds}. The matrix shows {METHOD}'s held-out "
         "balanced accuracy (mean recall over the two classes, 0.5 at chance whatever the imbalance: most "
@@ -94,10 +95,10 @@ def _sentence(first: Any, results: dict[str, Any]) -> str:
     )
 
 
-def summary_text(results: dict[str, Any], command: str, figure: str | None) -> str:
+def summary_text(results: dict[str, AuditResult], command: str, figure: str | None) -> str:
     """summary.md: the first screen (sentence, matrix, legend, heatmap), then the per-property table."""
     first = next(iter(results.values()), None)
-    lines = [f"# Embedding-matrix audit: token properties on {first.provenance['name'] if first else '?'}", ""]
+    lines = [f"# Embedding-matrix audit: token properties on {first.provenance.name if first else '?'}", ""]
     if first is not None:
         matrix = embedding_matrix(results)
         lines += [_sentence(first, results), "", "## Verdicts", ""]
@@ -127,7 +128,7 @@ def summary_text(results: dict[str, Any], command: str, figure: str | None) -> s
     return "\n".join(lines)
 
 
-def _render_summary(results: dict[str, Any], folder: Path, command: str) -> None:
+def _render_summary(results: dict[str, AuditResult], folder: Path, command: str) -> None:
     figure = None
     matrix = embedding_matrix(results)
     if not matrix.empty:
@@ -141,7 +142,7 @@ def _render_summary(results: dict[str, Any], folder: Path, command: str) -> None
     (folder / "summary.md").write_text(summary_text(results, command, figure))
 
 
-def write_matrix_summary(results: dict[str, Any], out: Path, commands: dict[str, str], command: str) -> Path:
+def write_matrix_summary(results: dict[str, AuditResult], out: Path, commands: dict[str, str], command: str) -> Path:
     """``out/<property>/`` (the normal audit outputs) for every property, and ``out/summary.md``, atomically."""
     out = Path(out)
     with atomic_folder(out, "audit", owned=OWNED) as tmp:
@@ -166,7 +167,7 @@ def matrix_command(prop: str, command: str) -> str:
 RENDERED = ("summary.md", FIGURE)
 
 
-def rerender_matrix_summary(loaded: dict[str, tuple[Any, dict[str, Any]]], out: Path) -> Path:
+def rerender_matrix_summary(loaded: dict[str, tuple[AuditResult, dict[str, Any]]], out: Path) -> Path:
     """Re-render summary.md, its heatmap and every property's report.md and figures of a ``token-properties:all``
     output ``out`` in place, atomically, from the properties' own tables (``loaded``: property -> (result,
     run.json), :func:`auditkit.audit.saved.load_matrix`); every table is carried over byte for byte."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from auditkit.audit.records import DatasetInfo
 from auditkit.audit.registry import METHODS
+from auditkit.audit.result import AuditResult
 from auditkit.metrics.selectivity import TWO_SIDED_RULE, VERDICT_RULE, interval_rule
 from auditkit.report.summary import summary_lines
 from auditkit.report.tables import (
@@ -22,29 +22,31 @@ def reproduce_section(command: str) -> list[str]:
     return ["## Reproduce", "", "```", command, "```", ""]
 
 
-def _generic_section(result: Any, method: str) -> list[str]:
+def _generic_section(result: AuditResult, method: str) -> list[str]:
     lines = [f"## Method: {method}", "", "Selectivity by control (real minus control, paired by seed):", ""]
     return lines + control_sections(method_selectivity(result, method))
 
 
-def _dataset_line(ds: dict[str, Any]) -> str:
-    if ds["level"] == "vocabulary":  # a --matrix audit: the rows are vocabulary tokens, not texts
+def _dataset_line(ds: DatasetInfo) -> str:
+    # class names and counts print as the lists run.json holds (the report predates the typed record)
+    names, counts = list(ds.class_names), list(ds.class_counts)
+    if ds.level == "vocabulary":  # a --matrix audit: the rows are vocabulary tokens, not texts
         return (
-            f"- Dataset: `{ds['name']}` ({ds['n_items']} vocabulary tokens sampled from {ds['usable_tokens']} usable of "
-            f"{ds['vocab_size']}; labels from the {ds['source']}; classes {ds['class_names']} with counts "
-            f"{ds['class_counts']}; fingerprint `{ds['fingerprint'][:16]}`)"
+            f"- Dataset: `{ds.name}` ({ds.n_items} vocabulary tokens sampled from {ds.usable_tokens} usable of "
+            f"{ds.vocab_size}; labels from the {ds.source}; classes {names} with counts "
+            f"{counts}; fingerprint `{ds.fingerprint[:16]}`)"
         )
     line = (
-        f"- Dataset: `{ds['name']}` ({ds['level']}-level, {ds['n_texts']} distinct texts, {ds['n_items']} labelled "
-        f"items, {ds['n_tokens']} tokens; classes {ds['class_names']} with counts {ds['class_counts']}; "
-        f"fingerprint `{ds['fingerprint'][:16]}`)"
+        f"- Dataset: `{ds.name}` ({ds.level}-level, {ds.n_texts} distinct texts, {ds.n_items} labelled "
+        f"items, {ds.n_tokens} tokens; classes {names} with counts {counts}; "
+        f"fingerprint `{ds.fingerprint[:16]}`)"
     )
-    if dup := ds.get("duplicates"):
+    if dup := ds.duplicates:
         line += "\n" + duplicates_line(dup)
-    return line + "".join(f"\n- Labels: {note}" for note in ds.get("label_notes", ()))
+    return line + "".join(f"\n- Labels: {note}" for note in ds.label_notes or ())
 
 
-def render(result: Any, command: str, plot_name: str | None, summary_plot: str | None = None) -> str:
+def render(result: AuditResult, command: str, plot_name: str | None, summary_plot: str | None = None) -> str:
     """report.md for an :class:`auditkit.audit.result.AuditResult`: the first screen (:mod:`auditkit.report.summary`),
     what was audited, each method's section (long tables collapsed), every metric collapsed, the reproduce command."""
     cfg, prov, ds, ex = result.config, result.provenance, result.dataset, result.extraction
@@ -62,30 +64,30 @@ def render(result: Any, command: str, plot_name: str | None, summary_plot: str |
         )
     )
     lines = [
-        f"# auditkit control report: {ds['name']} on {prov['name']}",
+        f"# auditkit control report: {ds.name} on {prov.name}",
         "",
         *summary_lines(result, rule, summary_plot),
         "## What was audited",
         "",
         (
-            f"- Model: `{prov['name']}` (source {prov['source']}, architecture {prov['architecture']}, "
-            f"revision {prov['revision']}, weights {prov['weights_variant']}, TransformerLens weight processing "
-            f"{'applied' if prov['processed'] else 'not applied'}, {prov['n_layers']} layers, d_model {prov['d_model']}, "
-            f"BOS prepended: {prov['prepend_bos']})"
+            f"- Model: `{prov.name}` (source {prov.source}, architecture {prov.architecture}, "
+            f"revision {prov.revision}, weights {prov.weights_variant}, TransformerLens weight processing "
+            f"{'applied' if prov.processed else 'not applied'}, {prov.n_layers} layers, d_model {prov.d_model}, "
+            f"BOS prepended: {prov.prepend_bos})"
         ),
         _dataset_line(ds),
         *(
             [
                 (
-                    f"- Truncated: {ds['n_truncated']} of {ds['n_texts']} texts were longer than --max-length {cfg.max_length} "
+                    f"- Truncated: {ds.n_truncated} of {ds.n_texts} texts were longer than --max-length {cfg.max_length} "
                     "tokens and were cut to it"
                 )
             ]
-            if "n_truncated" in ds
+            if ds.n_truncated is not None
             else []
         ),
-        f"- Activations: hook `{ex['hook']}`, positions `{ex['positions']}`"
-        + (f", {ex['rows']} rows x {ex['d']} dims" if ex.get("rows") is not None else ""),
+        f"- Activations: hook `{ex.hook}`, positions `{ex.positions}`"
+        + (f", {ex.rows} rows x {ex.d} dims" if ex.rows is not None else ""),
         f"- Methods: {', '.join(result.method_info)}",
         f"- Controls: {', '.join(result.controls)}; every control arm of a seed uses that seed's split, and its "
         + (

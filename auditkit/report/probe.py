@@ -6,6 +6,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+from auditkit.audit.result import AuditResult
 from auditkit.controls import ALL_CONTROLS
 from auditkit.report.plots import subplots
 from auditkit.report.tables import control_sections, markdown_table, method_selectivity
@@ -14,9 +15,9 @@ from auditkit.types import REAL
 MDL_FIGURE = "mdl_blocks.png"
 
 
-def probe_section(result: Any) -> list[str]:
+def probe_section(result: AuditResult) -> list[str]:
     """The probe kinds, the metrics, the online code (with ``--mdl``) and the selectivity by control."""
-    cfg, info = result.config, result.method_info["probe"]
+    cfg, info = result.config, result.method_info["probe"].extras
     return [
         "## Method: probe",
         "",
@@ -42,9 +43,9 @@ def probe_section(result: Any) -> list[str]:
     ]
 
 
-def mdl_lines(result: Any) -> list[str]:
+def mdl_lines(result: AuditResult) -> list[str]:
     """The online code's definition, its per-arm means and the figure (nothing without ``--mdl``)."""
-    mdl = result.method_info["probe"].get("mdl")
+    mdl = result.method_info["probe"].extras.get("mdl")
     if not mdl:
         return []
     rows = result.rows[result.rows["metric"].isin(["codelength_per_label", "compression"])]
@@ -85,10 +86,10 @@ def _first_seed(mdl: dict[str, Any]) -> Any:
     return "n/a"
 
 
-def probe_figures(result: Any, folder: Path) -> None:
+def probe_figures(result: AuditResult, folder: Path) -> None:
     """``mdl_blocks.png`` (with ``--mdl``): bits per label of every block for one seed, real vs each control,
     one panel per probe kind, the uniform code dashed."""
-    mdl = result.method_info["probe"].get("mdl")
+    mdl = result.method_info["probe"].extras.get("mdl")
     if not mdl or not mdl["blocks"]:
         return
     from matplotlib import colormaps

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from auditkit.audit.options import DICTIONARY_CONTROL_DESCRIPTIONS
+from auditkit.audit.result import AuditResult
 from auditkit.report.plots import arm_colour, save, short_name, subplots
 from auditkit.report.tables import control_sections, markdown_table, method_selectivity
 from auditkit.types import REAL
@@ -36,7 +37,7 @@ def _curve_table(rows: pd.DataFrame, sweep: list[str]) -> pd.DataFrame:
     return wide
 
 
-def _verdict_paragraph(result: Any, info: dict[str, Any]) -> list[str]:
+def _verdict_paragraph(result: AuditResult, info: dict[str, Any]) -> list[str]:
     sel = method_selectivity(result, "pursuit")
     if sel.empty:
         return ["No control ran, so nothing can be said about what the dictionary's fit owes to training."]
@@ -74,9 +75,9 @@ def _verdict_paragraph(result: Any, info: dict[str, Any]) -> list[str]:
     return [" ".join(out)]
 
 
-def pursuit_section(result: Any) -> list[str]:
+def pursuit_section(result: AuditResult) -> list[str]:
     """Markdown lines of the pursuit section: setup, FVU-vs-L0 per arm, amortisation gap, code probe, verdict."""
-    info = result.method_info["pursuit"]
+    info = result.method_info["pursuit"].extras
     sweep = info["sweep"]
     param = "target L0 k" if info["solver"] in ("omp", "gradient") else "lasso alpha as a fraction of alpha_max"
     lines = [
@@ -152,9 +153,9 @@ def pursuit_section(result: Any) -> list[str]:
     return lines
 
 
-def fvu_l0_figure(result: Any, folder: Path) -> None:
+def fvu_l0_figure(result: AuditResult, folder: Path) -> None:
     """``fvu_l0.png``: mean FVU against the sweep parameter, one line per arm."""
-    info = result.method_info["pursuit"]
+    info = result.method_info["pursuit"].extras
     table = _curve_table(result.rows, info["sweep"])
     xs = [float(s.split("=")[1]) for s in info["sweep"]]
     fig, ax = subplots(figsize=(7.5, 4))

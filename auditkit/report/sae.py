@@ -10,6 +10,7 @@ import pandas as pd
 from scipy import stats
 
 from auditkit.audit.options import SAE_BASELINE_DESCRIPTIONS, SAE_BASELINES
+from auditkit.audit.result import AuditResult
 from auditkit.audit.sae import SAE_METRICS
 from auditkit.controls import registry
 from auditkit.metrics.evidence import DESCRIPTIVE
@@ -147,9 +148,9 @@ def separation_lines(sel: pd.DataFrame) -> list[str]:
     return lines
 
 
-def sae_section(result: Any) -> list[str]:
+def sae_section(result: AuditResult) -> list[str]:
     """The report section of the ``sae`` method."""
-    info = result.method_info["sae"]
+    info = result.method_info["sae"].extras
     c = info["config"]
     shape = (
         f"k={c['k']}"
@@ -268,11 +269,11 @@ RELIABILITY_INTRO = (
 )
 
 
-def reliability(result: Any) -> pd.DataFrame:
+def reliability(result: AuditResult) -> pd.DataFrame:
     """The metric-reliability table (:func:`auditkit.metrics.reliability.reliability_table`) of an SAE audit:
     every metric it reports against each SAE baseline and reinitialised model that ran."""
     controls = [c for c in result.controls if c in SAE_BASELINES or registry.stage_of(c) == "weight"]
-    metrics = list(result.method_info["sae"]["definitions"])
+    metrics = list(result.method_info["sae"].extras["definitions"])
     return reliability_table(result.rows, result.selectivity, method="sae", metrics=metrics, controls=controls)
 
 
@@ -320,7 +321,7 @@ def _direction_word(metric: str) -> str:
     return {1: "higher is better", -1: "lower is better", 0: "descriptive, two-sided"}[_direction(metric)]
 
 
-def sae_figures(result: Any, folder: Path) -> None:
+def sae_figures(result: AuditResult, folder: Path) -> None:
     """``sae_arms.png``: per-seed values of the key metrics for every arm, a grid of panels; and
     :data:`RELIABILITY`, the metric-reliability table read from the same result."""
     reliability(result).to_csv(folder / RELIABILITY, index=False)

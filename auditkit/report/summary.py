@@ -5,11 +5,14 @@ its legend, and the heatmap that says the same. The terminal prints the same mat
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from auditkit.audit.records import MethodInfo
+from auditkit.audit.result import AuditResult
 from auditkit.controls import registry
 from auditkit.report.plots import MARKS, effect_colour, short_name, verdict_heatmap
 from auditkit.report.tables import collapsed, method_selectivity
@@ -84,8 +87,8 @@ HEATMAP_LEGEND = (
 )
 
 
-def _headline(info: dict[str, Any]) -> list[str]:
-    return list(info.get("headline", ["accuracy"]))
+def _headline(info: MethodInfo) -> list[str]:
+    return list(info.headline or ("accuracy",))
 
 
 MATRIX_COLUMNS = [
@@ -134,11 +137,11 @@ def matrix_row(cells: pd.DataFrame, label: str, **extra: Any) -> pd.DataFrame:
     )
 
 
-def _n_classes(result: Any) -> int:
-    return max(len(result.dataset.get("class_names", [])), 2)
+def _n_classes(result: AuditResult) -> int:
+    return max(len(result.dataset.class_names), 2)
 
 
-def verdict_matrix(result: Any) -> pd.DataFrame:
+def verdict_matrix(result: AuditResult) -> pd.DataFrame:
     """Long table of the matrix (:data:`MATRIX_COLUMNS`): row label, method, metric, control, selectivity,
     interval, verdict, normalised selectivity, minimum detectable effect, and the heatmap's number and colour
     (:func:`matrix_row`)."""
@@ -205,28 +208,26 @@ def markdown_matrix(matrix: pd.DataFrame, corner: str = "") -> list[str]:
     ]
 
 
-def audited_sentence(result: Any) -> str:
+def audited_sentence(result: AuditResult) -> str:
     """One sentence: model, hook, dataset, arms, seeds."""
     prov, ds, ex, cfg = result.provenance, result.dataset, result.extraction, result.config
-    if ds.get("level") == "vocabulary":
-        data = f"{ds['n_items']} vocabulary tokens labelled by `{ds['name']}`"
+    if ds.level == "vocabulary":
+        data = f"{ds.n_items} vocabulary tokens labelled by `{ds.name}`"
     else:
-        data = (
-            f"`{ds['name']}` ({ds.get('n_texts', ds.get('n_items'))} texts, {len(ds.get('class_names', []))} classes)"
-        )
+        data = f"`{ds.name}` ({ds.n_texts} texts, {len(ds.class_names)} classes)"
     seeds = list(cfg.seeds)
     return (
-        f"Audited `{prov['name']}` at hook `{ex['hook']}` ({ex['positions']} positions) on {data} with "
+        f"Audited `{prov.name}` at hook `{ex.hook}` ({ex.positions} positions) on {data} with "
         f"{', '.join(result.method_info)}: the real arm against {len(result.controls)} control arm"
         f"{'s' if len(result.controls) != 1 else ''} ({', '.join(result.controls)}), {len(seeds)} seed"
         f"{'s' if len(seeds) != 1 else ''} {seeds}."
     )
 
 
-def summary_lines(result: Any, rule: str, figure: str | None) -> list[str]:
+def summary_lines(result: AuditResult, rule: str, figure: str | None) -> list[str]:
     """The first screen: the sentence, the verdict matrix with its legend and rule, and the heatmap."""
     matrix = verdict_matrix(result)
-    flag = trust_line(result.dataset.get("trust"))
+    flag = trust_line(result.dataset.trust)
     lines = [audited_sentence(result), "", *([flag, ""] if flag else []), "## Verdicts", ""]
     if matrix.empty:
         return lines + ["No control ran: there is nothing to compare the real arm with.", ""]
@@ -236,7 +237,7 @@ def summary_lines(result: Any, rule: str, figure: str | None) -> list[str]:
         LEGEND + " " + MDE_LEGEND + " " + HEATMAP_LEGEND,
         "",
         *lexical_note(result.controls),
-        *control_task_note(result.controls, [result.dataset.get("level")], result.dataset.get("left_out_controls", ())),
+        *control_task_note(result.controls, [result.dataset.level], result.dataset.left_out_controls or ()),
         *collapsed("Verdict rule", rule),
     ]
     if figure:
@@ -244,7 +245,7 @@ def summary_lines(result: Any, rule: str, figure: str | None) -> list[str]:
     return lines
 
 
-def summary_figure(result: Any, folder: Any) -> str | None:
+def summary_figure(result: AuditResult, folder: Path) -> str | None:
     """Write the heatmap; its file name, or None when no control ran."""
     matrix = verdict_matrix(result)
     if matrix.empty:
@@ -256,7 +257,7 @@ def summary_figure(result: Any, folder: Any) -> str | None:
 TERMINAL_LEGEND = "  ".join(f"{m} {n}" for n, m in MARKS.items())
 
 
-def terminal_table(result: Any) -> Any:
+def terminal_table(result: AuditResult) -> Any:
     """The verdict matrix as a compact ``rich`` table (selectivity and mark; the report has the intervals)."""
     return matrix_table(verdict_matrix(result))
 

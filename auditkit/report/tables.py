@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.audit.result import AuditResult
 from auditkit.controls import registry
 from auditkit.metrics.selectivity import mean_over_draws
 from auditkit.types import REAL
@@ -65,7 +66,7 @@ def collapsed(summary: str, body: str) -> list[str]:
     return ["<details>", f"<summary>{summary}</summary>", "", body, "", "</details>", ""]
 
 
-def method_selectivity(result: Any, method_prefix: str) -> pd.DataFrame:
+def method_selectivity(result: AuditResult, method_prefix: str) -> pd.DataFrame:
     """Selectivity rows of one method (``probe`` matches ``probe-logistic``, ``probe-mlp``, ...)."""
     sel = result.selectivity
     if sel.empty:

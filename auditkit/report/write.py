@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from auditkit.audit.registry import METHODS
+from auditkit.audit.result import AuditResult
 from auditkit.audit.saved import table_record
 from auditkit.report.markdown import render
 from auditkit.report.outputs import atomic_folder, copy_except, rendering_errors
@@ -89,7 +90,7 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def render_report(result: Any, folder: Path, command: str) -> None:
+def render_report(result: AuditResult, folder: Path, command: str) -> None:
     """report.md and every figure of ``result`` into ``folder`` (no tables, no run.json)."""
     plot = "arms.png" if (result.rows["metric"] == "accuracy").any() else None
     if plot:
@@ -137,7 +138,7 @@ def rerender_outputs(
     return out
 
 
-def write_outputs(result: Any, out: Path, command: str) -> Path:
+def write_outputs(result: AuditResult, out: Path, command: str) -> Path:
     """Write ``out/`` in a temporary sibling folder, then swap it into place in one rename.
 
     An interrupted write leaves the previous ``out/`` (or nothing), never a half-written report; only an
@@ -154,10 +155,10 @@ def write_outputs(result: Any, out: Path, command: str) -> Path:
             command=command,
             argv=recorded_argv(sys.argv),
             config=_jsonable(result.config),
-            provenance=result.provenance,
-            dataset=result.dataset,
-            extraction=result.extraction,
-            methods=result.method_info,
+            provenance=result.provenance.to_dict(),
+            dataset=result.dataset.to_dict(),
+            extraction=result.extraction.to_dict(),
+            methods={m: info.to_dict() for m, info in result.method_info.items()},
             timings=result.timings,
             versions=library_versions(),
             tables=table_records(tmp, {"results.csv": result.rows, "selectivity.csv": result.selectivity}),

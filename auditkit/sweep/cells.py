@@ -177,13 +177,13 @@ def run_audit_cell(
     audit = cell_config(cfg, dataset, hook)
     # Looked up on its module at call time, not bound at import: whoever replaces run_audit (a test) replaces it here.
     result = audit_run.run_audit(audit, loaded=loaded)
-    inputs = cell_inputs(result.dataset["fingerprint"], loaded.provenance)
+    inputs = cell_inputs(result.dataset.fingerprint, loaded.provenance)
     if planned is not None and inputs != planned:
         changed = " and ".join(k for (k, v), (_, w) in zip(inputs, planned) if v != w) or "inputs"
         raise CacheError(
             f"the {changed} of cell {dataset} x {hook} changed on disk while the sweep ran: rerun the sweep"
         )
-    store.save(audit, inputs, result.rows, result.selectivity, result.dataset)
+    store.save(audit, inputs, result.rows, result.selectivity, result.dataset.to_dict())
     saved = store.load(audit, inputs)
     if saved is None:
         raise CacheError(f"the saved cell {dataset} x {hook} cannot be read back from {store.root}")

@@ -26,8 +26,8 @@ def test_linear_pos_probe_is_accurate_and_beats_its_control_task(session_cache):
         progress=False,
     )
     result = run_audit(cfg)
-    counts = result.dataset["class_counts"]
-    assert len(counts) >= 15 and result.dataset["level"] == "token"
+    counts = result.dataset.class_counts
+    assert len(counts) >= 15 and result.dataset.level == "token"
     acc = result.rows.query("metric == 'accuracy'").groupby("control")["value"].mean()
     # UPOS is linearly readable from the middle of the residual stream: far above the majority tag...
     assert acc["none"] > max(counts) / sum(counts) + 0.4

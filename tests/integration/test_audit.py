@@ -181,7 +181,7 @@ def test_k_sparse_probes_give_one_method_per_k_for_every_arm_and_seed(tmp_path, 
     # The planted last word changes the last token: five raw dimensions read it; shuffled labels cannot.
     assert mean[("probe-k-sparse-k5", "none")] > 0.9
     assert abs(mean[("probe-k-sparse-k5", "shuffled-labels")] - 0.5) < 0.15
-    assert result.method_info["probe"]["kinds"]["k-sparse"]["ks"] == "1,5"
+    assert result.method_info["probe"].extras["kinds"]["k-sparse"]["ks"] == "1,5"
 
 
 def test_matrix_audit_reads_a_planted_property_and_its_controls_do_not(tiny):
@@ -222,7 +222,7 @@ def test_matrix_audit_reads_a_planted_property_and_its_controls_do_not(tiny):
         assert abs(mean[("probe-logistic", control)] - 0.5) < 0.15, (control, mean[("probe-logistic", control)])
     sel = result.selectivity.query("metric == 'balanced_accuracy' and method == 'probe-logistic'").set_index("control")
     assert (sel["verdict"] == "selective").all(), sel
-    assert result.dataset["level"] == "vocabulary" and result.extraction["hook"] == "W_E"
+    assert result.dataset.level == "vocabulary" and result.extraction.hook == "W_E"
 
 
 def test_more_label_draws_leave_the_first_draw_as_it_was_and_average_the_rest(tmp_path, tiny):

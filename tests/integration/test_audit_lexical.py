@@ -68,7 +68,9 @@ def test_phrase_label_is_not_selective_over_bag_of_words(tmp_path, tiny, seed):
     assert bow["control_score"] > 0.95  # the words alone read it
     assert bow["verdict"] != "selective" and bow["ci_high"] < 0.05, bow
     assert sel.loc["shuffled-labels", "verdict"] == "selective"  # the probe does read the label
-    assert "lexical-last-token" in result.method_info["probe"]["lexical"]["skipped"]  # mean-pooled rows: no token
+    assert (
+        "lexical-last-token" in result.method_info["probe"].extras["lexical"]["skipped"]
+    )  # mean-pooled rows: no token
 
 
 @pytest.mark.parametrize("seed", [0, 1])

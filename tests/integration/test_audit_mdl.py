@@ -67,8 +67,8 @@ def test_planted_label_compresses_and_is_selective_in_bits_against_its_label_con
             assert sel.loc[(method, control, "compression"), "verdict"] == "selective"
     comp = result.rows.query("metric == 'compression' and method == 'probe-logistic'").groupby("control")["value"]
     assert comp.mean()["none"] > 2 and (comp.mean()[list(CONTROLS)] < 1.1).all(), comp.mean()
-    assert result.method_info["probe"]["headline"] == ["accuracy", "codelength_per_label", "compression"]
-    assert set(result.method_info["probe"]["mdl"]["blocks"]) == {"logistic", "mlp"}
+    assert result.method_info["probe"].headline == ("accuracy", "codelength_per_label", "compression")
+    assert set(result.method_info["probe"].extras["mdl"]["blocks"]) == {"logistic", "mlp"}
 
 
 def test_noise_label_is_not_selective_in_bits(tmp_path, tiny):

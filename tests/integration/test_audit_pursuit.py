@@ -70,7 +70,7 @@ def test_embedding_dictionary_reconstructs_its_own_model_and_codes_carry_the_lab
     assert sel.loc[("gaussian-dict", "fvu@k=4"), "verdict"] == "selective"
     assert sel.loc[("shuffled-labels", "accuracy"), "verdict"] == "selective"
     assert sel.loc[("spectral-reinit", "fvu@k=4"), "verdict"] != "selective"
-    assert result.method_info["pursuit"]["headline"] == ["fvu@k=4", "accuracy"]
+    assert result.method_info["pursuit"].headline == ("fvu@k=4", "accuracy")
 
 
 def test_probe_and_sae_dictionaries(tmp_path, tiny, yes_no_table):
@@ -79,7 +79,7 @@ def test_probe_and_sae_dictionaries(tmp_path, tiny, yes_no_table):
     path = yes_no_table(tmp_path / "t.csv", n=80, words=(3, 8))
     probe = _run(path, tiny, ("shuffled-labels",), dictionary="probe", ks=(1, 8))
     assert result_metrics(probe) >= {"fvu@k=1", "accuracy"} and "fvu@k=8" not in result_metrics(probe)
-    assert probe.method_info["pursuit"]["n_atoms"] == 1
+    assert probe.method_info["pursuit"].extras["n_atoms"] == 1
     sae = _run(path, tiny, ("shuffled-labels",), dictionary="sae", ks=(2, 4), sae_k=4, sae_tokens=4000)
     m = _means(sae)
     assert {"fvu_sae_encoder", "fvu_pursuit_matched", "amortisation_gap"} <= set(m.columns)
@@ -101,7 +101,7 @@ def test_other_solvers_trace_a_falling_curve_below_random_dictionaries(tmp_path,
         center=False,
     )
     m = _means(result)
-    assert result.method_info["pursuit"]["sweep"] == sweep
+    assert result.method_info["pursuit"].extras["sweep"] == sweep
     assert m.loc["none", sweep[1]] < m.loc["none", sweep[0]] < 1.0
     if solver == "gradient":  # matched L0: the model's own embeddings explain its layer-0 rows better
         assert m.loc["none", sweep[1]] < m.loc["gaussian-dict", sweep[1]] - 0.1, m[sweep]
@@ -183,4 +183,4 @@ def test_the_code_probe_is_read_against_the_lexical_baselines(tmp_path, tiny, ye
     assert sel.loc[("shuffled-labels", "accuracy"), "verdict"] == "selective"
     assert sel.loc[("lexical-bow", "accuracy"), "verdict"] != "selective"
     assert sel.loc[("lexical-last-token", "accuracy"), "verdict"] != "selective"
-    assert "lexical-bow" in result.method_info["pursuit"]["lexical"]["seconds"]
+    assert "lexical-bow" in result.method_info["pursuit"].extras["lexical"]["seconds"]

@@ -147,7 +147,7 @@ def test_loaded_sae_scores_the_real_arm_and_controls_train_its_shape(tmp_path, t
     result = run_audit(
         _cfg(path, controls=("random-tokens-uniform",), seeds=(0, 1), load=str(folder)), loaded=tiny_gpt2
     )
-    info = result.method_info["sae"]
+    info = result.method_info["sae"].extras
     assert info["d_sae"] == 96 and info["config"]["k"] == 4 and info["loaded"] == str(folder)
     assert "train_s" in info["arms"]["random-tokens-uniform"]
     l0 = result.rows[result.rows["metric"] == "l0"].groupby("control")["value"].mean()
@@ -261,4 +261,4 @@ def test_k_sparse_probes_of_the_latents_are_read_against_the_lexical_baselines(t
     sel = result.selectivity.set_index(["control", "metric"])
     assert sel.loc[("shuffled-labels", "probe_acc_k5"), "verdict"] == "selective"
     assert sel.loc[("lexical-last-token", "probe_acc_k5"), "verdict"] != "selective"
-    assert "lexical-last-token" in result.method_info["sae"]["lexical"]["seconds"]
+    assert "lexical-last-token" in result.method_info["sae"].extras["lexical"]["seconds"]

@@ -51,7 +51,7 @@ def test_every_baseline_is_an_arm_with_every_metric(audit):
         sub = rows[rows["control"] == control]
         assert set(sub["metric"]) == set(SAE_METRICS), control
         assert sorted(sub["seed"].unique()) == [0, 1, 2]
-    info = audit.method_info["sae"]
+    info = audit.method_info["sae"].extras
     d = 64  # tiny-gpt2's d_model
     assert info["baselines"]["pca"]["d_sae"] == 2 * min(128 // 2, d)
     assert info["baselines"]["identity"]["d_sae"] == 2 * d

@@ -137,7 +137,7 @@ def test_every_method_records_the_device_its_fits_ran_on(tmp_path, yes_no_table)
         pursuit=PursuitAuditOptions(dictionary="sae", ks=(1, 2), sae_expansion=1.0, sae_k=2, sae_tokens=512),
     )
     result = run_audit(cfg)
-    ran = result.provenance["device"]
+    ran = result.provenance.device
     assert ran == resolve_device("auto") != "auto"
-    assert {m: info["fit_device"] for m, info in result.method_info.items()} == dict.fromkeys(cfg.methods, ran)
-    assert result.method_info["pursuit"]["solver_device"] == "cpu"
+    assert {m: info.extras["fit_device"] for m, info in result.method_info.items()} == dict.fromkeys(cfg.methods, ran)
+    assert result.method_info["pursuit"].extras["solver_device"] == "cpu"

@@ -54,7 +54,7 @@ def test_null_over_repeated_texts_is_never_selective(tmp_path, tiny):
         result = run_audit(cfg, loaded=tiny)
         sel = result.selectivity.query("metric == 'accuracy'").set_index("control")
         verdicts += list(sel["verdict"])
-        dup = result.dataset["duplicates"]
+        dup = result.dataset.duplicates
         assert dup["repeated_texts"] == 60 and dup["repeated_rows"] == 180 and dup["label_conflicts"] == 0
-        assert result.dataset["n_texts"] == 60 and result.dataset["n_items"] == 180
+        assert result.dataset.n_texts == 60 and result.dataset.n_items == 180
     assert "selective" not in verdicts, verdicts

@@ -277,14 +277,27 @@ def test_a_sweep_table_with_other_columns_is_one_line(tmp_path):
 
 
 def test_a_rendering_error_is_one_line_and_nothing_written(runs, tmp_path):
-    """run.json without the model's name: the tables pass, rendering fails (was: a KeyError traceback)."""
+    """run.json without the probe's C: the tables and the typed blocks pass, rendering fails (was: a KeyError
+    traceback)."""
+    _, a, _ = runs
+    out = _copy(a, tmp_path)
+    run = json.loads((out / "run.json").read_text())
+    del run["methods"]["probe"]["C"]
+    (out / "run.json").write_text(json.dumps(run, indent=2))
+    before = _tree(out.parent)
+    _one_error(runner.invoke(app, ["report", str(out)]), "cannot re-render", "KeyError")
+    assert _tree(out.parent) == before
+
+
+def test_a_missing_model_name_is_one_line_naming_the_key_and_the_file(runs, tmp_path):
+    """run.json without the model's name: refused when its provenance is read, before anything renders."""
     _, a, _ = runs
     out = _copy(a, tmp_path)
     run = json.loads((out / "run.json").read_text())
     del run["provenance"]["name"]
     (out / "run.json").write_text(json.dumps(run, indent=2))
     before = _tree(out.parent)
-    _one_error(runner.invoke(app, ["report", str(out)]), "cannot re-render", "KeyError")
+    _one_error(runner.invoke(app, ["report", str(out)]), str(out / "run.json"), "'provenance' has no 'name'")
     assert _tree(out.parent) == before
 
 
