@@ -9,18 +9,9 @@ from typing import Annotated
 import typer
 from auditkit.cli.app import one_line_errors
 from auditkit.cli.audit import print_table
-from auditkit.cli.options import csv_items, seeds_list
+from auditkit.cli.options import csv_items, parse_list, seeds_list
 
 DEFAULT_OUT = Path("reports/sae-evals/embedded")
-
-
-def _ints(text: str, what: str) -> tuple[int, ...]:
-    from auditkit.errors import ConfigError
-
-    try:
-        return tuple(int(x.replace("_", "")) for x in csv_items(text))
-    except ValueError:
-        raise ConfigError(f"--{what} {text!r}: give comma-separated whole numbers, e.g. 49152,983040") from None
 
 
 @one_line_errors
@@ -51,8 +42,8 @@ def sae_evals(
         model=model,
         hook=hook or None,
         tasks=tuple(csv_items(tasks)) if tasks else None,
-        budgets=_ints(budgets, "budgets"),
-        seeds=seeds_list(seeds),
+        budgets=parse_list(budgets, int, "--budgets"),
+        seeds=seeds_list(seeds, "--seeds"),
         max_examples=max_examples,
         max_length=max_length,
         eval_tokens=eval_tokens,

@@ -117,7 +117,7 @@ def test_saved_saes_are_reused_for_their_inputs_and_retrained_when_damaged(small
     ("args", "needle"),
     [
         (["--tasks", "no_such_task"], "not shipped binary sae-probes tasks"),
-        (["--budgets", "49k"], "--budgets '49k'"),
+        (["--budgets", "49k"], "--budgets '49k' is not a comma-separated list of ints"),
         (["--seeds", "0"], "at least two seeds"),
     ],
 )
