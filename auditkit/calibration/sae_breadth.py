@@ -6,7 +6,9 @@ every training budget (default 49,152 and 983,040 tokens, the SAE audit's budget
 
 - **the corpus**: texts pooled from every shipped sae-probes dataset (binary, multiclass and continuous targets
   alike: labels unused), minus every text a probing task reads, shuffled with a fixed seed, every position but
-  BOS (:func:`pooled_corpus`); its first ``max(budgets)`` rows train, its last ``eval_tokens`` rows are held out.
+  BOS (:func:`pooled_corpus`, sized to ``max(budgets) + eval_tokens`` tokens by the tokenizer's count); its first
+  ``max(budgets)`` rows train, and the rows of every text after them are held out (:func:`held_out_rows`: fewer
+  than ``eval_tokens`` when the audit's tokenisation merges texts or counts fewer tokens than the estimate).
   A budget of B tokens trains on the corpus's first B rows, each seen once, so a larger budget is more data, not
   more epochs over the same rows;
 - **the SAE** (:func:`auditkit.methods.sae.train.train_sae`, the audit's TopK SAE: F = 1,152, k = 32; batch 256),
@@ -108,7 +110,8 @@ class SAEBreadthConfig:
     budgets: tuple[int, ...] = (49_152, 983_040)
     """Training budgets in tokens (distinct corpus rows, each seen once)."""
     eval_tokens: int = 32_768
-    """Held-out corpus rows the reconstruction metrics are measured on."""
+    """Corpus tokens beyond the largest budget (the held-out rows the reconstruction metrics are measured on; the
+    rows actually held out are counted after tokenisation and stated in the report)."""
     splice_texts: int = 8
     """Held-out corpus texts the splice metrics (CE recovered, KL) run on."""
     width: int = 1152
@@ -313,6 +316,24 @@ class SAEStore:
         return sae
 
 
+def held_out_rows(example_ids_N: np.ndarray, n_train: int, minimum: int) -> np.ndarray:
+    """The held-out rows of the corpus: every row of a text that starts after the last training row's text (rows
+    of the text the training rows end in are neither, so no text is on both sides). Raises when fewer than
+    ``minimum`` rows remain."""
+    ex = np.asarray(example_ids_N)
+    if np.any(np.diff(ex) < 0):
+        raise RuntimeError("corpus rows are not in text order")
+    if n_train > len(ex):
+        raise ConfigError(f"sae-evals: the corpus has {len(ex)} rows, fewer than the largest budget {n_train}")
+    keep = ex > ex[n_train - 1]
+    if int(keep.sum()) < minimum:
+        raise ConfigError(
+            f"sae-evals: {int(keep.sum())} corpus rows are left after the largest budget's {n_train}, fewer than "
+            f"{minimum}: raise --eval-tokens"
+        )
+    return keep
+
+
 def _file_hashes(folder: Path) -> dict[str, str]:
     """SHA-256 of every file of a saved SAE, by name."""
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
@@ -449,11 +470,13 @@ def run_sae_breadth(cfg: SAEBreadthConfig) -> SAEBreadthResult:
     acts, batch = corpus_acts(cfg, loaded, corpus, hook)
     seconds["corpus activations"] += time.perf_counter() - t
     n = acts.acts_ND.shape[0]
-    train_ND = acts.acts_ND[: max(cfg.budgets)]
-    test_ND = acts.acts_ND[n - cfg.eval_tokens :]
-    tokens_N = torch.as_tensor(acts.token_ids_N[n - cfg.eval_tokens :])
-    held_out = np.unique(acts.example_ids_N[n - cfg.eval_tokens :])
-    held_out = held_out[held_out > acts.example_ids_N[max(cfg.budgets) - 1]][: cfg.splice_texts]
+    train_ND, is_eval_N = (
+        acts.acts_ND[: max(cfg.budgets)],
+        held_out_rows(acts.example_ids_N, max(cfg.budgets), minimum=max(2, cfg.eval_tokens // 4)),
+    )
+    test_ND = acts.acts_ND[torch.as_tensor(is_eval_N)]
+    tokens_N = torch.as_tensor(acts.token_ids_N[is_eval_N])
+    held_out = np.unique(acts.example_ids_N[is_eval_N])[: cfg.splice_texts]
     splice = _splicer(loaded, batch, held_out, hook)
     store = SAEStore(cfg.cache_dir or default_cache_dir(), corpus.fingerprint)
 
@@ -490,6 +513,8 @@ def run_sae_breadth(cfg: SAEBreadthConfig) -> SAEBreadthResult:
         corpus=corpus_info,
         corpus_fingerprint=corpus.fingerprint[:16],
         corpus_rows=int(n),
+        held_out_rows=int(is_eval_N.sum()),
+        held_out_texts=int(np.unique(acts.example_ids_N[is_eval_N]).size),
         provenance=loaded.provenance.to_dict(),
         seconds=dict(seconds),
         torch_threads=torch.get_num_threads(),

@@ -128,3 +128,13 @@ def test_bad_input_is_one_line_before_any_compute(tmp_path, args, needle):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0]
     assert not out.exists()
+
+
+def test_held_out_rows_share_no_text_with_the_training_rows():
+    # texts 0-3 of 3, 4, 2 and 5 rows; the first 5 rows train: text 1 straddles the cut and is on neither side
+    ex = np.repeat([0, 1, 2, 3], [3, 4, 2, 5])
+    keep = sae_breadth.held_out_rows(ex, 5, minimum=2)
+    assert set(ex[keep]) == {2, 3} and not set(ex[keep]) & set(ex[:5])
+    assert keep[:7].sum() == 0  # the straddling text's later rows are not held out
+    with pytest.raises(Exception, match="raise --eval-tokens"):
+        sae_breadth.held_out_rows(ex, 5, minimum=8)
