@@ -70,6 +70,11 @@ def _signed_topk_sae(directions_MD: torch.Tensor, mean_D: torch.Tensor, k: int) 
     return sae.eval()
 
 
+CHUNK_ROWS = 262_144
+"""Rows per block of :func:`pca_sae`'s covariance above which it is summed block by block (at or below it, one
+product: the numbers of every audit-sized run are unchanged)."""
+
+
 @torch.no_grad()
 def pca_sae(acts_ND: Float[torch.Tensor, "N D"], *, width: int, k: int) -> Any:
     """The top min(width // 2, D) principal directions of ``acts_ND`` as a signed TopK dictionary.
@@ -80,11 +85,16 @@ def pca_sae(acts_ND: Float[torch.Tensor, "N D"], *, width: int, k: int) -> Any:
     """
     if acts_ND.ndim != 2 or acts_ND.shape[0] < 2:
         raise DataError(f"pca_sae needs an [N, D] tensor with N >= 2, got shape {tuple(acts_ND.shape)}")
-    x = acts_ND.double()
-    mean_D = x.mean(0)
-    centred = x - mean_D
-    _, vecs_DD = torch.linalg.eigh(centred.T @ centred)
-    m = max(1, min(width // 2, x.shape[1]))
+    if acts_ND.shape[0] <= CHUNK_ROWS:
+        x = acts_ND.double()
+        mean_D = x.mean(0)
+        centred = x - mean_D
+        cov_DD = centred.T @ centred
+    else:  # the same sums over row blocks: no float64 copy of the whole matrix (a million rows: 4.6 GB each)
+        mean_D = sum(c.double().sum(0) for c in acts_ND.split(CHUNK_ROWS)) / acts_ND.shape[0]
+        cov_DD = sum((c.double() - mean_D).T @ (c.double() - mean_D) for c in acts_ND.split(CHUNK_ROWS))
+    _, vecs_DD = torch.linalg.eigh(cov_DD)
+    m = max(1, min(width // 2, acts_ND.shape[1]))
     return _signed_topk_sae(vecs_DD.flip(-1)[:, :m].T, mean_D, k)
 
 
