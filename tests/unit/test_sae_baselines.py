@@ -180,3 +180,14 @@ def test_pca_relative_ev_of_a_planted_low_rank_arm_is_about_one(data):
     sel = selectivity_table(pd.DataFrame(rows)).set_index("metric")
     assert sel.loc["explained_variance", "verdict"] == "selective"
     assert sel.loc["ev_over_pca", "verdict"] == "control better", sel.loc["ev_over_pca"]
+
+
+def test_pca_summed_over_row_blocks_equals_the_one_product(monkeypatch):
+    from auditkit.methods.sae import baselines
+
+    x = torch.randn(3000, 16, generator=torch.Generator().manual_seed(0)) * torch.linspace(0.1, 3, 16) + 2
+    whole = baselines.pca_sae(x, width=32, k=4)
+    monkeypatch.setattr(baselines, "CHUNK_ROWS", 700)
+    blocks = baselines.pca_sae(x, width=32, k=4)
+    assert torch.allclose(blocks.W_dec.abs(), whole.W_dec.abs(), atol=1e-5)
+    assert torch.allclose(blocks.b_dec, whole.b_dec, atol=1e-5)
