@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import gc
 from typing import Any
 
 import torch
@@ -86,8 +87,10 @@ def _gaussian_param(name: str, p: torch.Tensor, seed: int) -> torch.Tensor:
     gen = torch_generator(derive_seed(seed, "gaussian-reinit", name))
     x = p.detach().to(torch.float64)
     std = float(x.std()) if x.numel() > 1 else 0.0
+    mean = float(x.mean())
+    del x  # the float64 copy of a large matrix (the embedding: 226 MB) is not kept while drawing
     draw = torch.randn(p.shape, generator=gen, dtype=torch.float64, device=gen.device).to(p.device)
-    return (draw * std + float(x.mean())).to(p.dtype)
+    return draw.mul_(std).add_(mean).to(p.dtype)  # in place: the same float64 operations, one buffer fewer
 
 
 @torch.no_grad()
@@ -163,6 +166,7 @@ def reinit_loaded(loaded: Any, control: str, seed: int, *, keep_embeddings: bool
             f"weight control {control!r} applies to unprocessed weights: load the model without --processed"
         )
     spec = get(control)
+    gc.collect()  # a model released just before (its hooks hold reference cycles) is freed before this one is built
     if spec.stage != "weight" or spec.apply is None:
         usable = [c.name for c in registry_controls("weight") if c.apply is not None]
         raise ConfigError(f"{control!r} is not a weight control that reinitialises a model: use one of {usable}")
