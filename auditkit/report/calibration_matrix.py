@@ -261,7 +261,8 @@ def calibration_heatmap(result: Any, path: Path) -> Any:
     fig, axes = subplots(
         len(panels),
         1,
-        figsize=(max(6.5, 0.95 * len(controls) + 2.8), height * len(panels) + (1.0 if upright else 0.6)),
+        # at most 12.5 in (about 1,400 px at the saved resolution): more than ten controls get narrower cells
+        figsize=(min(12.5, max(6.5, 0.95 * len(controls) + 2.8)), height * len(panels) + (1.0 if upright else 0.6)),
         squeeze=False,
     )
     nominal = result.config.nominal
@@ -279,7 +280,7 @@ def calibration_heatmap(result: Any, path: Path) -> Any:
                 text,
                 ha="center",
                 va="center",
-                fontsize=8,
+                fontsize=8 if len(controls) <= 10 else 7,
                 color="white" if not math.isnan(shade) and shade > 0.65 else "black",
             )
         vmax = 2 * nominal if what == "fpr" else 1.0
