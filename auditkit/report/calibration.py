@@ -10,9 +10,6 @@ its own tables (:func:`auditkit.calibration.saved.load_calibration`), recomputin
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +28,7 @@ from auditkit.report.calibration_matrix import pct as _pct
 from auditkit.report.outputs import atomic_folder, copy_except, rendering_errors
 from auditkit.report.plots import PALETTE, arm_colour, grid_shape, save, subplots
 from auditkit.report.tables import collapsed, markdown_table
-from auditkit.report.write import library_versions, recorded_argv
+from auditkit.report.write import write_run_json
 
 PLOT = "power.png"
 RENDERED = ("report.md", PLOT, FIGURE)
@@ -313,14 +310,7 @@ def write_calibration(result: Any, out: Path | str, command: str = "auditkit val
         result.power.to_csv(tmp / "power.csv", index=False)
         result.verdicts.to_csv(tmp / "verdicts.csv", index=False)
         result.recovery.to_csv(tmp / "recovery.csv", index=False)
-        run = dict(
-            command=command,
-            argv=recorded_argv(sys.argv),
-            config=dataclasses.asdict(result.config),
-            info=result.info,
-            versions=library_versions(),
-        )
-        (tmp / "run.json").write_text(json.dumps(run, indent=2, default=str))
+        write_run_json(tmp, command, result.config, result.info)
     return out
 
 

@@ -8,9 +8,6 @@ number. Renders only: the numbers come from :func:`auditkit.calibration.embedded
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +16,7 @@ import pandas as pd
 from auditkit.report.calibration_matrix import fpr_status, pct
 from auditkit.report.outputs import atomic_folder
 from auditkit.report.tables import markdown_table
-from auditkit.report.write import library_versions, recorded_argv
+from auditkit.report.write import write_run_json
 
 KIND = "calibration-embedded"
 TABLES = ("fpr", "power", "coverage", "truth", "verdicts")
@@ -167,13 +164,6 @@ def write_embedded_calibration(result: Any, out: Path | str, command: str) -> Pa
     with atomic_folder(out, KIND, owned=OWNED) as tmp:
         for name in TABLES:
             getattr(result, name).to_csv(tmp / f"{name}.csv", index=False)
-        run = dict(
-            command=command,
-            argv=recorded_argv(sys.argv),
-            config=dataclasses.asdict(result.config),
-            info=result.info,
-            versions=library_versions(),
-        )
-        (tmp / "run.json").write_text(json.dumps(run, indent=2, default=str))
+        write_run_json(tmp, command, result.config, result.info)
         (tmp / "summary.md").write_text(render_embedded(result) + f"\nReproduce: `{command}`\n")
     return out

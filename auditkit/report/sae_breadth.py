@@ -9,10 +9,7 @@ the numbers come from :func:`auditkit.calibration.sae_breadth.run_sae_breadth`.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +20,7 @@ from auditkit.metrics.selectivity import VERDICT_RULE
 from auditkit.report.outputs import atomic_folder
 from auditkit.report.summary import LEGEND, MDE_LEGEND, markdown_matrix, matrix_row, matrix_table
 from auditkit.report.tables import collapsed, markdown_table
-from auditkit.report.write import library_versions, recorded_argv
+from auditkit.report.write import write_run_json
 from auditkit.types import REAL
 
 KIND = "sae-evals"
@@ -256,14 +253,7 @@ def write_sae_breadth(result: Any, out: Path | str, command: str) -> Path:
         result.rows.to_csv(tmp / "results.csv", index=False)
         result.selectivity.to_csv(tmp / "selectivity.csv", index=False)
         reliability(result).to_csv(tmp / "reliability.csv", index=False)
-        run = dict(
-            command=command,
-            argv=recorded_argv(sys.argv),
-            config=dataclasses.asdict(result.config),
-            info=result.info,
-            versions=library_versions(),
-        )
-        (tmp / "run.json").write_text(json.dumps(run, indent=2, default=str))
+        write_run_json(tmp, command, result.config, result.info)
         (tmp / "summary.md").write_text(render(result) + f"\n\nReproduce: `{command}`\n")
     return out
 

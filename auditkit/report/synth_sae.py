@@ -8,9 +8,6 @@ over seeds) and the run's cost. Renders only: the numbers come from
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +19,7 @@ from auditkit.metrics.selectivity import VERDICT_RULE
 from auditkit.report.outputs import atomic_folder
 from auditkit.report.summary import LEGEND, MDE_LEGEND, markdown_matrix, matrix_row, matrix_table
 from auditkit.report.tables import collapsed, markdown_table, results_summary
-from auditkit.report.write import library_versions, recorded_argv
+from auditkit.report.write import write_run_json
 from auditkit.types import REAL
 
 KIND = "sae-synth"
@@ -127,13 +124,6 @@ def write_synth(result: Any, out: Path | str, command: str) -> Path:
     with atomic_folder(out, KIND, owned=OWNED) as tmp:
         result.rows.to_csv(tmp / "results.csv", index=False)
         result.selectivity.to_csv(tmp / "selectivity.csv", index=False)
-        run = dict(
-            command=command,
-            argv=recorded_argv(sys.argv),
-            config=dataclasses.asdict(result.config),
-            info=result.info,
-            versions=library_versions(),
-        )
-        (tmp / "run.json").write_text(json.dumps(run, indent=2, default=str))
+        write_run_json(tmp, command, result.config, result.info)
         (tmp / "summary.md").write_text(render_synth(result) + f"\n\nReproduce: `{command}`\n")
     return out

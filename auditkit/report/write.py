@@ -72,6 +72,20 @@ def version_differences(recorded: Any) -> list[str]:
     ]
 
 
+def write_run_json(folder: Path, command: str, config: Any, info: dict[str, Any]) -> None:
+    """``run.json`` of a command whose result is a config dataclass and an info dict (validate, sae-synth,
+    sae-evals, the embedded calibration): the command, the argv as typed (no machine paths), the config, the info
+    and the library versions."""
+    run = dict(
+        command=command,
+        argv=recorded_argv(sys.argv),
+        config=dataclasses.asdict(config),
+        info=info,
+        versions=library_versions(),
+    )
+    (Path(folder) / "run.json").write_text(json.dumps(run, indent=2, default=str))
+
+
 def recorded_argv(argv: list[str]) -> list[str]:
     """The command line as typed, without machine paths: the program by its name, paths inside the working
     folder relative to it (:func:`auditkit.shell.display_path`)."""
