@@ -7,6 +7,7 @@ same colour and the same short name in the audit, SAE, pursuit, calibration and 
 from __future__ import annotations
 
 import math
+import textwrap
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -143,7 +144,8 @@ def arms_grid(
         ax.grid(axis="y", alpha=0.3)
         if ylim is not None:
             ax.set_ylim(*ylim)
-    fig.suptitle(title, fontsize=10)
+    # a title wider than a narrow figure (one method, few arms) is wrapped, never cut at both edges
+    fig.suptitle(textwrap.fill(title, width=max(30, int(fig.get_figwidth() * 12))), fontsize=10)
     fig.tight_layout()
     save(fig, path)
     return fig
