@@ -47,7 +47,14 @@ from auditkit.audit.arms import Arm, ArmPlan, build_arms, prefetch_hooks
 from auditkit.audit.config import DEFAULT_DATASET, AuditConfig
 from auditkit.audit.probe import probe_rows
 from auditkit.calibration.run import NULL, _quiet_probe, _verdicts, relabel
-from auditkit.calibration.stats import coverage_table, fpr_table, power_table, seed_differences
+from auditkit.calibration.stats import (
+    coverage_table,
+    fpr_table,
+    fresh_draw_coverage,
+    fresh_draw_targets,
+    power_table,
+    seed_differences,
+)
 from auditkit.calibration.synthetic import planted_labels
 from auditkit.controls import LABEL_CONTROLS, RANDOM_MODEL_CONTROLS, TOKEN_CONTROLS, registry
 from auditkit.errors import ConfigError
@@ -407,6 +414,12 @@ def _metric_tables(
         [coverage_table(nulls, zero), coverage_table(planted, truth) if not truth.empty else pd.DataFrame()],
         ignore_index=True,
     )
+    drawn = [c for c in (*cfg.weight_controls, *cfg.token_controls) if registry.get(c).random_model]
+    if is_truth.any() and drawn and not planted.empty and not coverage.empty:
+        targets = fresh_draw_targets(rows[is_truth], drawn)
+        targets["dataset"] = targets["dataset"].map(lambda j: datasets[j].companion)
+        fresh = fresh_draw_coverage(planted, targets)
+        coverage = coverage.merge(fresh, on=["method", "control", "strength"], how="left")
     return fpr, power, coverage, verdicts, truth
 
 

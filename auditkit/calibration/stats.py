@@ -9,6 +9,7 @@ reason for any excess (seeds that share data are not independent) can be measure
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -129,6 +130,44 @@ def seed_differences(rows: pd.DataFrame) -> pd.DataFrame:
     out = ctrl.merge(real, on=["dataset", "method", "seed"], how="inner")
     out["diff"] = out["real"] - out["value"]
     return out[["dataset", "method", "control", "seed", "diff"]]
+
+
+def fresh_draw_targets(rows: pd.DataFrame, controls: Sequence[str]) -> pd.DataFrame:
+    """Per seed of fresh (truth) rows: the real arm's mean score over every seed minus that seed's score of a
+    random-model control: the difference between the audited model and *one* fresh draw of the control, what a
+    prediction interval (:data:`~auditkit.metrics.selectivity.PREDICTION_RULE`) claims to cover.
+
+    ``rows`` are tidy rows of one metric with a ``dataset`` column; one row per (dataset, method, control,
+    seed) with ``target``. The real arm's mean over the seeds stands for its expected score (its own test
+    noise averaged out); each control score keeps its noise and its draw, as the prediction interval's added
+    variance does."""
+    rows = mean_over_draws(rows, by=("dataset",)) if "metric" in rows.columns else rows
+    real = rows[rows["control"] == REAL].groupby(["dataset", "method"])["value"].mean().rename("real_mean")
+    ctrl = rows[rows["control"].isin(list(controls))].join(real, on=["dataset", "method"])
+    ctrl = ctrl.assign(target=ctrl["real_mean"] - ctrl["value"])
+    return ctrl[["dataset", "method", "control", "seed", "target"]].reset_index(drop=True)
+
+
+def fresh_draw_coverage(verdicts: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
+    """One row per (method, control, strength): ``fresh_n`` (intervals x fresh draws) and ``fresh_covered`` /
+    ``fresh_coverage``, the share of (interval, fresh draw) pairs whose :func:`fresh_draw_targets` target lies in
+    the interval. For a prediction interval this is its coverage of its own estimand; :func:`coverage_table`'s
+    truth (the advantage over the *mean* draw) is a narrower target that such an interval over-covers."""
+    merged = verdicts.merge(targets, on=["dataset", "method", "control"], how="inner")
+    out = []
+    for (method, control, strength), sub in merged.groupby(["method", "control", "strength"], sort=True):
+        inside = (sub["ci_low"] <= sub["target"]) & (sub["target"] <= sub["ci_high"])
+        out.append(
+            dict(
+                method=method,
+                control=control,
+                strength=float(strength),
+                fresh_n=len(sub),
+                fresh_covered=int(inside.sum()),
+                fresh_coverage=float(inside.mean()),
+            )
+        )
+    return pd.DataFrame(out, columns=["method", "control", "strength", "fresh_n", "fresh_covered", "fresh_coverage"])
 
 
 def coverage_table(verdicts: pd.DataFrame, truth: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:

@@ -32,6 +32,10 @@ def _metric(table: pd.DataFrame) -> dict[str, pd.Series]:
     return {"metric": table["metric"]} if "metric" in table.columns else {}
 
 
+def _fresh(covered: float, n: float) -> str:
+    return "" if pd.isna(n) or not n else f"{pct(covered / n)} of {int(n)}"
+
+
 def _glance(result: Any) -> list[str]:
     """One line per metric: the worst false-positive rate of each null family, and the pooled coverage."""
     fpr, cov = result.fpr, result.coverage
@@ -48,9 +52,24 @@ def _glance(result: Any) -> list[str]:
         lines.append(
             f'- **{metric}**: worst "selective" rate '
             + ", ".join(f"{pct(v)} on {k}" for k, v in worst.items())
-            + f" (stated {pct(result.config.nominal)}); coverage {covered} (nominal 95%)."
+            + f" (stated {pct(result.config.nominal)}); coverage {covered} (nominal 95%){_own_target(c)}."
         )
     return [*lines, ""]
+
+
+def _own_target(c: pd.DataFrame) -> str:
+    """On planted data, each interval against the target it states: the mean difference for label and token
+    controls, one fresh draw's difference for a random-model control's prediction interval."""
+    if "fresh_coverage" not in c.columns or not c["fresh_n"].notna().any():
+        return ""
+    planted = c[c["strength"] > 0]
+    fresh = planted["fresh_n"].notna()
+    covered = planted.loc[~fresh, "covered"].sum() + planted.loc[fresh, "fresh_covered"].sum()
+    n = planted.loc[~fresh, "n"].sum() + planted.loc[fresh, "fresh_n"].sum()
+    return (
+        f"; on planted data, each interval against its own target (one fresh draw's difference for the "
+        f"reinitialised controls' prediction intervals): {pct(covered / n)} of {int(n)}"
+    )
 
 
 def render_embedded(result: Any) -> str:
@@ -129,6 +148,11 @@ def render_embedded(result: Any) -> str:
                 "mean half-width": c["mean_half_width"].round(3),
                 "RMSE": c["rmse"].round(3),
                 "truth SE": c["mean_truth_se"].round(3),
+                **(
+                    {"fresh-draw coverage": [_fresh(k, n) for k, n in zip(c["fresh_covered"], c["fresh_n"])]}
+                    if "fresh_n" in c.columns
+                    else {}
+                ),
             }
         )
         lines += [
@@ -141,6 +165,13 @@ def render_embedded(result: Any) -> str:
                 f"{cfg.n_truth_seeds} fresh seeds per dataset whose control models the audit did not use "
                 "(`truth.csv`; `truth SE` is its standard error). `below` / `above`: the interval misses on that side "
                 "(2.5% each for a calibrated interval)."
+                + (
+                    " `fresh-draw coverage` (reinitialised controls): the share of (interval, fresh seed) pairs "
+                    "whose difference between the real arm's mean score and that seed's control draw lies in the "
+                    "interval: the target a prediction interval states (intervals x fresh seeds)."
+                    if "fresh_n" in c.columns
+                    else ""
+                )
             ),
             "",
             markdown_table(table),

@@ -114,3 +114,9 @@ def test_embedded_calibration_runs_end_to_end_and_reports_coverage(tiny_cfg, tmp
     assert set(result.coverage["strength"]) == {0.0, 1.0}
     assert result.truth["n_truth_seeds"].eq(3).all() and result.truth["dataset"].notna().all()
     assert set(result.truth["control"]) == set(tiny_cfg.controls)
+    # the reinitialised controls' prediction intervals are also read against their own target, one fresh draw
+    fresh = result.coverage.dropna(subset=["fresh_n"])
+    assert set(fresh["control"]) == set(tiny_cfg.weight_controls) and (fresh["strength"] > 0).all()
+    assert (fresh["fresh_n"] == tiny_cfg.n_planted * tiny_cfg.n_truth_seeds).all()
+    summary = (out / "summary.md").read_text()
+    assert "fresh-draw coverage" in summary and "each interval against its own target" in summary
