@@ -40,6 +40,9 @@ def main() -> None:
         "--max-examples", type=int, default=1000, help="texts read (the audit's default; a sweep's 200)"
     )
     parser.add_argument("--label-draws", type=int, default=10, help="draws of each label control per seed")
+    parser.add_argument(
+        "--probe-c", type=float, default=None, help="inverse L2 strength of the logistic probe (default: the audit's)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("reports/calibration/embedded"))
@@ -62,6 +65,7 @@ def main() -> None:
         metrics=tuple(m for m in args.metrics.split(",") if m),
         label_draws=args.label_draws,
         max_examples=args.max_examples,
+        **({"probe_C": args.probe_c} if args.probe_c is not None else {}),
     )
     check_output(args.out)
     t = time.perf_counter()
@@ -85,6 +89,7 @@ def main() -> None:
             ("--metrics", args.metrics),
             ("--label-draws", args.label_draws),
             ("--max-examples", args.max_examples),
+            *([("--probe-c", args.probe_c)] if args.probe_c is not None else []),
             ("--seed", args.seed),
             ("--out", args.out),
         ],

@@ -85,6 +85,7 @@ def render_embedded(result: Any) -> str:
         f"{info['verdict_rule']}; {n.get('null-labels', 0)} label nulls, {n.get('planted', 0)} planted datasets "
         f"(signal-to-noise {', '.join(map(str, cfg.strengths))}), {n.get('null-weight', 0)} weight-control nulls; "
         f"stated level {pct(cfg.nominal)}. Pool of control draws: {info['pool_draws']}."
+        + (f" Logistic probe C = {cfg.probe_C:g} (the audit's default is 1)." if cfg.probe_C != 1.0 else "")
         + (
             f" Label controls drawn {info['label_draws']} times per seed; interval rule: {info['interval_rule']}."
             if "interval_rule" in info
