@@ -177,13 +177,20 @@ def _signed(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{x:+.3f}"
 
 
+IDENTICAL = "identical on every seed: no MDE"
+"""What a ✗ shows instead of its minimum detectable effect when the two arms scored alike on every seed (a
+zero-width interval, e.g. both at ceiling): no difference could have been seen."""
+
+
 def cell_text(r: Any, interval: bool = True) -> str:
     """A matrix cell: selectivity [95% CI] and mark, and after a ✗ its minimum detectable effect."""
     mark = MARKS.get(r.verdict, "?")
     if not interval:
         return f"{r.value:+.2f} {mark}" if not math.isnan(r.value) else f"n/a {mark}"
     mde = getattr(r, "mde", math.nan)
-    tail = f" (MDE {mde:.3g})" if r.verdict == "not selective" and not math.isnan(mde) else ""
+    tail = ""
+    if r.verdict == "not selective":
+        tail = f" (MDE {mde:.3g})" if not math.isnan(mde) else f" ({IDENTICAL})" if r.ci_low == r.ci_high else ""
     return f"{_signed(r.value)} [{_signed(r.ci_low)}, {_signed(r.ci_high)}] {mark}{tail}"
 
 

@@ -27,7 +27,7 @@ from auditkit.report.plots import (
     luminance,
     subplots,
 )
-from auditkit.report.summary import control_task_note, lexical_note, trust_line
+from auditkit.report.summary import IDENTICAL, control_task_note, lexical_note, trust_line
 from auditkit.report.tables import fmt, markdown_table
 from auditkit.report.write import _jsonable, library_versions, recorded_argv, rerender_outputs, table_records
 from auditkit.types import REAL
@@ -83,6 +83,8 @@ def _cell(r: Any) -> str:
         return text + f" q={r.q_value:.2g}"
     if r.verdict == "not selective" and not math.isnan(r.mde):
         return text + f" MDE {r.mde:.2f}"
+    if r.verdict == "not selective" and r.ci_low == r.ci_high:
+        return text + f" {IDENTICAL}"
     return text
 
 

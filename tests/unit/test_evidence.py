@@ -236,3 +236,17 @@ def test_a_table_saved_before_the_evidence_columns_gets_them_once_when_read() ->
     pd.testing.assert_frame_equal(with_evidence(old, threshold=0.05), table)
     assert with_evidence(table, threshold=0.05) is table  # written today: read as it is
     assert "q_value" in with_evidence(old, threshold=0.05, family=True).columns
+
+
+def test_every_not_selective_cell_says_its_mde_or_why_it_has_none():
+    from types import SimpleNamespace
+
+    from auditkit.report.summary import IDENTICAL, cell_text
+    from auditkit.report.sweep import _cell
+
+    # a zero-width interval: what selectivity_table gives two arms that score alike on every seed (both at ceiling)
+    tied = dict(verdict="not selective", selectivity=0.0, value=0.0, ci_low=0.0, ci_high=0.0, mde=math.nan, q_value=1.0)
+    spread = {**tied, "ci_low": -0.02, "ci_high": 0.03, "mde": 0.06}
+    for fmt in (lambda r: cell_text(r), _cell):
+        assert IDENTICAL in fmt(SimpleNamespace(**tied))
+        assert "MDE 0.06" in fmt(SimpleNamespace(**spread)) and IDENTICAL not in fmt(SimpleNamespace(**spread))
