@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -292,7 +293,9 @@ def matrix_figure(result: Any, method: str, path: Path) -> None:
             ax.text(j, i, marks[i][j], ha="center", va="center", fontsize=9, color="white" if dark else "black")
     ax.set_xticks(range(len(controls)), controls, rotation=30, ha="right", fontsize=9)
     ax.set_yticks(range(len(order)), [_tag(d) for d in order], fontsize=8)
-    ax.set_title(f"{method} at {verdict_hook(result)}: verdicts, {UNSURE} = ✓ with q > {Q_LEVEL}\n{LEGEND}", fontsize=9)
+    title = f"{method} at {verdict_hook(result)}: verdicts, {UNSURE} = ✓ with q > {Q_LEVEL}\n{LEGEND}"
+    width = max(30, int(fig.get_figwidth() * 11))  # a legend wider than the figure is wrapped, never cut
+    ax.set_title("\n".join(textwrap.fill(line, width=width) for line in title.split("\n")), fontsize=9)
     bar = add_effect_colourbar(fig, ax, shrink=0.6)
     bar.set_label("accuracy selectivity / (1 - chance)\n(discoveries only; grey: no discovery)", fontsize=8)
     fig.tight_layout()
