@@ -105,6 +105,22 @@ def overlapping_labels(fig: Any) -> list[tuple[str, str]]:
     return pairs
 
 
+def titles_outside(fig: Any) -> list[str]:
+    """Titles (each panel's and the figure's) whose drawn box leaves the figure: cut off in the saved image."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = fig.canvas if hasattr(fig.canvas, "get_renderer") else FigureCanvasAgg(fig)
+    renderer = canvas.get_renderer()
+    page = fig.bbox
+    texts = [ax.title for ax in fig.axes if ax.get_visible()] + ([fig._suptitle] if fig._suptitle else [])
+    out = []
+    for t in texts:
+        box = t.get_window_extent(renderer)
+        if t.get_text() and (box.x0 < page.x0 - 1 or box.x1 > page.x1 + 1 or box.y1 > page.y1 + 1):
+            out.append(t.get_text())
+    return out
+
+
 def grid_shape(n: int, max_cols: int = 4) -> tuple[int, int]:
     cols = min(n, max_cols)
     return math.ceil(n / cols), cols

@@ -269,7 +269,7 @@ def depth_figure(result: Any, dataset: str, path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
-def matrix_figure(result: Any, method: str, path: Path) -> None:
+def matrix_figure(result: Any, method: str, path: Path) -> Any:
     """Heatmap (dataset x control) at :func:`verdict_hook`: each cell's mark, coloured by the effect of a
     discovery (:func:`auditkit.report.plots.effect_colour`, anchored at chance); every other cell grey."""
     sel, hook = _headline(result), verdict_hook(result)
@@ -300,6 +300,7 @@ def matrix_figure(result: Any, method: str, path: Path) -> None:
     bar.set_label("accuracy selectivity / (1 - chance)\n(discoveries only; grey: no discovery)", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    return fig
 
 
 def _control_colours(controls: tuple[str, ...]) -> dict[str, Any]:

@@ -193,3 +193,14 @@ def test_a_re_render_equals_the_first_render_of_an_audit(tmp_path, name):
     result = runner.invoke(app, ["report", str(out), "-q"])
     assert result.exit_code == 0, result.output
     assert _digests(out) == before
+
+
+def test_breadth_matrix_figures_keep_their_titles_inside(tmp_path):
+    from auditkit.report.plots import titles_outside
+    from auditkit.report.sweep import matrix_figure
+    from auditkit.sweep.saved import load_sweep
+
+    result, _ = load_sweep(REPORTS / "sweeps/breadth")
+    for method in ("probe-logistic", "probe-mass-mean"):
+        fig = matrix_figure(result, method, tmp_path / f"{method}.png")
+        assert titles_outside(fig) == [], method  # the legend line was cut at the right edge before wrapping
