@@ -43,6 +43,9 @@ def main() -> None:
     parser.add_argument(
         "--probe-c", type=float, default=None, help="inverse L2 strength of the logistic probe (default: the audit's)"
     )
+    parser.add_argument(
+        "--probe-c-grid", default="", help="the audit's --probe-c-grid (each arm and seed chooses its C by CV)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("reports/calibration/embedded"))
@@ -66,6 +69,7 @@ def main() -> None:
         label_draws=args.label_draws,
         max_examples=args.max_examples,
         **({"probe_C": args.probe_c} if args.probe_c is not None else {}),
+        probe_c_grid=tuple(float(x) for x in args.probe_c_grid.split(",") if x),
     )
     check_output(args.out)
     t = time.perf_counter()
@@ -90,6 +94,7 @@ def main() -> None:
             ("--label-draws", args.label_draws),
             ("--max-examples", args.max_examples),
             *([("--probe-c", args.probe_c)] if args.probe_c is not None else []),
+            *([("--probe-c-grid", args.probe_c_grid)] if args.probe_c_grid else []),
             ("--seed", args.seed),
             ("--out", args.out),
         ],

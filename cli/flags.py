@@ -188,6 +188,15 @@ FLAGS: tuple[Flag, ...] = (
     ),
     Flag("--probe-c", "probe_C", PROBES, help="Inverse L2 strength of the logistic probe.", unparse=as_float),
     Flag(
+        "--probe-c-grid",
+        "probe_c_grid",
+        PROBES,
+        help="Choose C per arm and seed among these values (e.g. 0.001,0.01,0.1,1) by 3-fold CV on its training texts.",
+        parse=floats,
+        unparse=lambda v, ctx: ",".join(f"{c:g}" for c in v),
+        show=when_changed,
+    ),
+    Flag(
         "--mdl",
         "mdl",
         PROBES,

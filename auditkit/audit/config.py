@@ -78,6 +78,11 @@ class AuditConfig:
     probe_C: float = 1.0
     """Inverse L2 strength (scikit-learn's C) of every probe kind that declares it (the logistic, low-rank and
     k-sparse probes; :attr:`auditkit.methods.probes.registry.ProbeKind.shared`)."""
+    probe_c_grid: tuple[float, ...] = ()
+    """Empty: every kind uses :attr:`probe_C`. Else each dense probe kind that declares C, and each lexical
+    baseline, chooses its C among these values per arm and seed, by the held-out cross-entropy of 3 folds of that
+    arm's own training texts (:func:`auditkit.audit.probe.choose_C`); every arm goes through the same choice, so the
+    budget stays equal. About 10 more stacked fits per value (docs/methods/probe.md)."""
     probes: tuple[str, ...] = ("logistic",)
     """Probe kinds fitted by the ``probe`` method, registered in :mod:`auditkit.methods.probes.registry`: logistic,
     mass-mean, lda, low-rank, mlp, and ``k-sparse`` (or ``k-sparse:k=1,5,20``: logistic probes on the top-k raw
@@ -142,6 +147,14 @@ class AuditConfig:
                 raise ConfigError(f"--{name} must be between 1 and 1000, got {value}: e.g. --{name} 10")
         if not (math.isfinite(self.probe_C) and self.probe_C > 0):
             raise ConfigError(f"probe_C (--probe-c) must be a finite number > 0, got {self.probe_C}: e.g. --probe-c 1")
+        grid = self.probe_c_grid
+        if grid and (len(grid) < 2 or len(set(grid)) != len(grid) or not all(math.isfinite(c) and c > 0 for c in grid)):
+            raise ConfigError(
+                f"--probe-c-grid needs two or more distinct finite values > 0, got {','.join(map(str, grid))}: "
+                "e.g. --probe-c-grid 0.001,0.01,0.1,1"
+            )
+        if grid and self.mdl:
+            raise ConfigError("--probe-c-grid chooses C per problem; --mdl codes at one C: drop one of them")
         kind = dataset_kinds.kind_of(self.dataset)
         if self.matrix is None and kind is not None and kind.vocabulary:
             raise ConfigError(f"{self.dataset} labels vocabulary tokens: add --matrix W_E or --matrix W_U")

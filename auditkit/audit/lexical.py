@@ -48,7 +48,14 @@ def _features(control: str, acts: ActivationSet, texts_B: Sequence[str]) -> list
 
 
 def arm_records(
-    control: str, acts: ActivationSet, texts_B: Sequence[str], n_classes: int, C: float, seed: int, degenerate: bool
+    control: str,
+    acts: ActivationSet,
+    texts_B: Sequence[str],
+    n_classes: int,
+    C: float,
+    seed: int,
+    degenerate: bool,
+    C_grid: Sequence[float] = (),
 ) -> list[dict[str, Any]]:
     """Tidy-row fields (metric, value, outcome, degenerate) of lexical control ``control`` on one seed's labelled
     real arm ``acts``: fitted on its training rows, scored on its held-out rows clustered by example."""
@@ -57,7 +64,14 @@ def arm_records(
     train_x = [f for f, t in zip(features, test) if not t]
     test_x = [f for f, t in zip(features, test) if t]
     proba = PROBA[registry.get(control).variant](
-        train_x, acts.labels_N[~test], test_x, n_classes=n_classes, C=C, seed=seed
+        train_x,
+        acts.labels_N[~test],
+        test_x,
+        n_classes=n_classes,
+        C=C,
+        seed=seed,
+        C_grid=C_grid,
+        groups=acts.example_ids_N[~test],
     )
     return classification_records(
         torch.as_tensor(acts.labels_N[test]),
@@ -75,6 +89,7 @@ def lexical_rows(
     *,
     n_classes: int,
     C: float,
+    C_grid: Sequence[float] = (),
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows of every lexical control in ``controls`` for every seed: ``real`` holds each seed's labelled real arm
     and whether it is degenerate (one training class). A baseline is fitted once per seed and its rows repeated
@@ -82,6 +97,8 @@ def lexical_rows(
     seconds per control, and the controls skipped with why."""
     rows: list[dict[str, Any]] = []
     info: dict[str, Any] = {"C": C, "seconds": {}, "skipped": {}, "reads": "texts as the model read them"}
+    if C_grid:
+        info["C_grid"] = list(C_grid)
     for control in (c for c in controls if registry.stage_of(c) == "lexical"):
         why = applies(control, real[0][1])
         if why is not None:
@@ -89,7 +106,7 @@ def lexical_rows(
             continue
         t = time.perf_counter()
         for seed, acts, degenerate in real:
-            records = arm_records(control, acts, texts_B, n_classes, C, seed, degenerate)
+            records = arm_records(control, acts, texts_B, n_classes, C, seed, degenerate, C_grid)
             rows += [dict(method=m, control=control, seed=seed, draw=0, **r) for m in methods for r in records]
         info["seconds"][control] = round(time.perf_counter() - t, 3)
     return rows, info

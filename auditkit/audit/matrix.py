@@ -257,6 +257,7 @@ def run_matrix_audits(cfg: AuditConfig, *, loaded: LoadedModel | None = None) ->
             cfg.probes,
             C=cfg.probe_C,
             mdl=cfg.mdl_schedule if cfg.mdl else None,
+            C_grid=cfg.probe_c_grid,
             device=loaded.provenance.device,
         )
         fit_s = time.perf_counter() - t

@@ -26,7 +26,9 @@ from auditkit.methods.probes import registry as probe_kinds
 from auditkit.methods.probes.base import StackedProbe
 from auditkit.methods.probes.mdl import online_codelength, order_seed
 from auditkit.methods.probes.sparse import SPARSE_KIND, sparse_probe
+from auditkit.methods.text_baselines import CV_FOLDS, fold_of_rows
 from auditkit.metrics.classification import classification_records
+from auditkit.seeding import derive_seed
 from auditkit.types import REAL, ActivationSet
 
 METHOD = "probe"
@@ -109,7 +111,14 @@ def run_probe_method(ctx: MethodContext) -> MethodOutput:
     """The ``probe`` method: every probe kind on every labelled-position arm."""
     arms = [a for a in ctx.arms() if a.control == REAL or a.control in ctx.controls_for(applicable_controls())]
     mdl = ctx.cfg.mdl_schedule if ctx.cfg.mdl else None
-    rows, info = probe_rows(arms, ctx.cfg.probes, C=ctx.cfg.probe_C, mdl=mdl, device=ctx.loaded.provenance.device)
+    rows, info = probe_rows(
+        arms,
+        ctx.cfg.probes,
+        C=ctx.cfg.probe_C,
+        mdl=mdl,
+        device=ctx.loaded.provenance.device,
+        C_grid=ctx.cfg.probe_c_grid,
+    )
     if lexical := [c for c in ctx.controls_for(applicable_controls()) if registry.stage_of(c) == "lexical"]:
         rows = _with_lexical(ctx, arms, rows, lexical, info)
     headline = ("accuracy", *MDL_METRICS) if mdl else ("accuracy",)
@@ -122,13 +131,20 @@ def _with_lexical(
     """``rows`` with the lexical arms' rows, each paired with every probe kind's real arm (its info in ``info``)."""
     methods = list(dict.fromkeys(rows.loc[(rows["control"] == REAL) & (rows["metric"] == "accuracy"), "method"]))
     extra, info["lexical"] = lexical_arm_rows(
-        ctx, arms, controls, methods, n_classes=info["n_classes"], C=ctx.cfg.probe_C
+        ctx, arms, controls, methods, n_classes=info["n_classes"], C=ctx.cfg.probe_C, C_grid=ctx.cfg.probe_c_grid
     )
     return pd.concat([rows, pd.DataFrame(extra)], ignore_index=True)
 
 
 def lexical_arm_rows(
-    ctx: MethodContext, arms: list[Arm], controls: Sequence[str], methods: Sequence[str], *, n_classes: int, C: float
+    ctx: MethodContext,
+    arms: list[Arm],
+    controls: Sequence[str],
+    methods: Sequence[str],
+    *,
+    n_classes: int,
+    C: float,
+    C_grid: Sequence[float] = (),
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows of the lexical controls among ``controls`` on the labelled real arm of each seed of ``arms`` (the same
     rows and split a method's probe reads), under each of ``methods``, and their info
@@ -139,7 +155,7 @@ def lexical_arm_rows(
         return [], {}
     real = [(a.seed, acts, one_class(acts)) for a in arms if a.control == REAL for acts in [labelled_rows(a.acts)]]
     texts_B = row_texts(ctx.batch, ctx.loaded.model.tokenizer)
-    out = lexical_rows(real, lexical, methods, texts_B, n_classes=n_classes, C=C)
+    out = lexical_rows(real, lexical, methods, texts_B, n_classes=n_classes, C=C, C_grid=C_grid)
     ctx.timings["lexical_s"] = ctx.timings.get("lexical_s", 0.0) + time.perf_counter() - t
     return out
 
@@ -171,14 +187,91 @@ def fit_stack(
     return probe.fit(X_ND, y_SN, train_SN, n_classes)
 
 
+def choose_C(
+    kind: str,
+    hp: dict[str, Any],
+    grid: Sequence[float],
+    X_ND: torch.Tensor,
+    y_SN: torch.Tensor,
+    train_SN: torch.Tensor,
+    n_classes: int,
+    keys: list[str],
+    groups_SN: np.ndarray,
+) -> np.ndarray:
+    """float [S]: each problem's C among ``grid``, the one with the lowest held-out cross-entropy over
+    :data:`~auditkit.methods.text_baselines.CV_FOLDS` folds of its own training rows (rows of one text, ``groups_SN``,
+    in one fold; the folds seeded by the problem's key, so an arm's choice never depends on the other arms). Every
+    arm, control or real, goes through the same choice, on its own labels and features: the budget stays equal.
+    Ties go to the smaller C (the stronger penalty). A problem whose folds cannot all see every one of its training
+    classes keeps ``hp``'s C. The test rows are never read."""
+    grid = sorted(grid)
+    S, _ = y_SN.shape
+    fold_SN = np.full(tuple(y_SN.shape), -1, dtype=np.int64)
+    usable = np.zeros(S, dtype=bool)
+    for s in range(S):
+        train = train_SN[s].cpu().numpy()
+        fold_SN[s, train] = fold_of_rows(groups_SN[s][train], derive_seed(0, "probe-c-grid", keys[s]))
+        y = y_SN[s].cpu().numpy()
+        n_train_classes = np.unique(y[train]).size
+        usable[s] = len(np.unique(groups_SN[s][train])) >= CV_FOLDS and all(
+            np.unique(y[train & (fold_SN[s] != k)]).size == n_train_classes for k in range(CV_FOLDS)
+        )
+    folds = torch.as_tensor(fold_SN, device=y_SN.device)
+    y_cv = y_SN.repeat(CV_FOLDS, 1)  # problem s of fold k is row k * S + s
+    fit_cv = torch.cat([train_SN & (folds != k) for k in range(CV_FOLDS)])
+    held_cv = torch.cat([folds == k for k in range(CV_FOLDS)]).cpu()
+    names = [f"{key}/cv{k}" for k in range(CV_FOLDS) for key in keys]
+    loss_GS = np.zeros((len(grid), S))
+    for g, c in enumerate(grid):
+        probe = fit_stack(kind, {**hp, "C": c}, X_ND, y_cv, fit_cv, n_classes, names)
+        proba = probe.predict_proba(X_ND).cpu().to(torch.float64)
+        p_true = proba.gather(2, y_cv.cpu().clamp_min(0).unsqueeze(-1)).squeeze(-1).clamp_min(1e-12)
+        nll = -(p_true.log() * held_cv).sum(1) / held_cv.sum(1).clamp_min(1)
+        loss_GS[g] = nll.view(CV_FOLDS, S).mean(0).numpy()
+    chosen = np.asarray(grid)[loss_GS.argmin(0)]
+    return np.where(usable, chosen, hp["C"])
+
+
+def _fit_chosen(
+    kind: str,
+    hp: dict[str, Any],
+    chosen_S: np.ndarray,
+    X_ND: torch.Tensor,
+    y_SN: torch.Tensor,
+    train_SN: torch.Tensor,
+    n_classes: int,
+    keys: list[str],
+) -> tuple[torch.Tensor, StackedProbe]:
+    """Class probabilities [S, N, K] of every problem fitted at its own C (one stacked fit per distinct C)."""
+    proba_SNK = None
+    for c in np.unique(chosen_S):
+        idx = np.flatnonzero(chosen_S == c)
+        sub = torch.as_tensor(idx, device=y_SN.device)
+        probe = fit_stack(
+            kind, {**hp, "C": float(c)}, X_ND, y_SN[sub], train_SN[sub], n_classes, [keys[i] for i in idx]
+        )
+        part = probe.predict_proba(X_ND).cpu()
+        if proba_SNK is None:
+            proba_SNK = torch.empty((len(chosen_S), *part.shape[1:]), dtype=part.dtype)
+        proba_SNK[torch.as_tensor(idx)] = part
+    return proba_SNK, probe
+
+
 def probe_rows(
-    arms: list[Arm], kinds: Sequence[str], *, C: float = 1.0, mdl: Sequence[float] | None = None, device: str = "cpu"
+    arms: list[Arm],
+    kinds: Sequence[str],
+    *,
+    C: float = 1.0,
+    mdl: Sequence[float] | None = None,
+    device: str = "cpu",
+    C_grid: Sequence[float] = (),
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Fit stacked probes of every kind, one stack per distinct activation matrix (the real arm and its
     label controls share one), and score each on its own seed's test rows.
 
     ``kinds`` are registered probe kinds (:mod:`auditkit.methods.probes.registry`: a dense kind's name or a
-    ``k-sparse`` spec); ``C`` is the inverse L2 strength of every kind that declares it. ``mdl``, a block schedule, adds the online codelength
+    ``k-sparse`` spec); ``C`` is the inverse L2 strength of every kind that declares it; with ``C_grid`` every
+    dense kind that declares C chooses it per problem among those values (:func:`choose_C`). ``mdl``, a block schedule, adds the online codelength
     of every dense kind on each arm's training rows (:func:`mdl_rows`). Every fit runs on ``device`` (the
     device the audit's model ran on, recorded as the info's ``fit_device``); scoring is on the CPU."""
     groups: dict[int, list[tuple[Arm, ActivationSet]]] = {}
@@ -188,6 +281,9 @@ def probe_rows(
     if np.unique(arms[0].acts.labels_N[arms[0].acts.labels_N >= 0]).size < 2:
         raise DataError("the extracted rows carry one class only: a probe needs at least two")
     rows, info = [], {"C": C, "n_problems": len(arms), "n_classes": n_classes, "kinds": {}, "fit_device": device}
+    if C_grid and mdl is not None:
+        raise ConfigError("--probe-c-grid chooses C per problem; --mdl codes at one C: drop one of them")
+    chosen_C: dict[str, dict[str, dict[str, int]]] = {}
     for kind in kinds:
         declared, params = _kind_of(kind)
         hp = declared.hyperparameters(C=C)
@@ -204,8 +300,17 @@ def probe_rows(
             labelled = [acts for _, acts in members]
             y_SN, test_SN = stack_labels(labelled)
             X_ND, names = labelled[0].acts_ND.to(device), [problem_name(*k) for k in keys]
-            probe = fit_stack(kind, hp, X_ND, y_SN.to(device), ~test_SN.to(device), n_classes, names)
-            proba_SNK = probe.predict_proba(X_ND).cpu()
+            if C_grid and "C" in hp:
+                groups_SN = np.stack([acts.example_ids_N for acts in labelled])
+                train_SN = ~test_SN.to(device)
+                chosen = choose_C(kind, hp, C_grid, X_ND, y_SN.to(device), train_SN, n_classes, names, groups_SN)
+                proba_SNK, probe = _fit_chosen(kind, hp, chosen, X_ND, y_SN.to(device), train_SN, n_classes, names)
+                for (control, _, _), c in zip(keys, chosen):
+                    tally = chosen_C.setdefault(kind, {}).setdefault(control, {})
+                    tally[f"{c:g}"] = tally.get(f"{c:g}", 0) + 1
+            else:
+                probe = fit_stack(kind, hp, X_ND, y_SN.to(device), ~test_SN.to(device), n_classes, names)
+                proba_SNK = probe.predict_proba(X_ND).cpu()
             rows += stack_records(f"probe-{kind}", keys, labelled, y_SN, test_SN, proba_SNK)
             if mdl is not None and any(c == REAL for c, _, _ in keys):
                 # Only the arms that share the real arm's features (its label controls): across different
@@ -228,6 +333,9 @@ def probe_rows(
         info["kinds"][kind] = {
             k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in probe.complexity_.items()
         }
+    if C_grid:
+        info["C_grid"] = sorted(C_grid)
+        info["C_chosen"] = chosen_C  # kind -> arm -> {C: problems (seeds x draws)}
     return pd.DataFrame(rows), info
 
 

@@ -118,6 +118,8 @@ class EmbeddedCalibrationConfig:
     """Minimum mean (real - control) for a 'selective' verdict (the audit's default)."""
     probe_C: float = 1.0
     """Inverse L2 strength of the logistic probe (the audit's default)."""
+    probe_c_grid: tuple[float, ...] = ()
+    """The audit's ``--probe-c-grid``: empty, every probe at :attr:`probe_C`; else each arm and seed chooses its C."""
     nominal: float = 0.05
     """False-positive rate the report states as the rule's level."""
     chunk: int = 20
@@ -343,7 +345,7 @@ def score_datasets(pool: Pool, chunk: Sequence[EmbeddedDataset], cfg: EmbeddedCa
     for ds in chunk:
         for arm in dataset_arms(pool, ds, cfg.test_fraction, cfg.label_draws):
             arms.append(dataclasses.replace(arm, seed=keys.setdefault((ds.index, arm.seed), len(keys))))
-    rows, _ = probe_rows(arms, cfg.probes, C=cfg.probe_C)
+    rows, _ = probe_rows(arms, cfg.probes, C=cfg.probe_C, C_grid=cfg.probe_c_grid)
     rows = rows[rows["metric"].isin(cfg.metrics)].copy()
     inverse = {key: pair for pair, key in keys.items()}
     rows["dataset"] = rows["seed"].map(lambda k: inverse[k][0])

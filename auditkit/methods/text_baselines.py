@@ -37,6 +37,28 @@ def _logistic(C: float, seed: int):  # returns a scikit-learn estimator (not ann
     return LogisticRegression(C=C, max_iter=1000, random_state=seed)
 
 
+CV_FOLDS = 3
+"""Folds of the training texts that choose C under ``--probe-c-grid``."""
+
+
+def fold_of_rows(groups_N: np.ndarray, seed: int, folds: int = CV_FOLDS) -> np.ndarray:
+    """int [N]: the fold of every row, its text (``groups_N``) dealt at random (seeded) to one of ``folds`` folds
+    of near-equal numbers of texts; all rows of a text share a fold."""
+    texts, inverse = np.unique(np.asarray(groups_N), return_inverse=True)
+    fold_T = np.empty(len(texts), dtype=np.int64)
+    fold_T[np.random.default_rng(seed).permutation(len(texts))] = np.arange(len(texts)) % folds
+    return fold_T[inverse]
+
+
+def text_folds(groups_N: np.ndarray, seed: int, folds: int = CV_FOLDS) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, held-out) row indices of each fold of :func:`fold_of_rows`; empty when there are fewer texts than
+    folds (no C can be chosen)."""
+    if len(np.unique(groups_N)) < folds:
+        return []
+    fold_N = fold_of_rows(groups_N, seed, folds)
+    return [(np.flatnonzero(fold_N != k), np.flatnonzero(fold_N == k)) for k in range(folds)]
+
+
 def _single_class(y_train: np.ndarray, n_test: int, n_classes: int) -> np.ndarray | None:
     """Probabilities when the training rows hold one class (no fit possible): that class, everywhere."""
     classes = np.unique(y_train)
@@ -47,9 +69,33 @@ def _one_hot(classes_N: np.ndarray, n_classes: int) -> np.ndarray:
     return np.eye(n_classes)[classes_N]
 
 
-def _fit_proba(X_train, y_train: np.ndarray, X_test, n_classes: int, C: float, seed: int) -> np.ndarray:
+def _fit_proba(
+    X_train,
+    y_train: np.ndarray,
+    X_test,
+    n_classes: int,
+    C: float,
+    seed: int,
+    C_grid: Sequence[float] = (),
+    groups: np.ndarray | None = None,
+) -> np.ndarray:
     """float [N_test, K]: the logistic regression's class probabilities, a column for every class (a class absent
-    from the training rows gets probability 0)."""
+    from the training rows gets probability 0). With ``C_grid`` the C is chosen among its values by the held-out
+    log-loss of :data:`CV_FOLDS` folds of the training rows, rows of one text (``groups``) in one fold, as every
+    probe's is under ``--probe-c-grid`` (:func:`auditkit.audit.probe.choose_C`); ``C`` where a fold's training
+    rows miss a class or there are fewer texts than folds."""
+    if C_grid:
+        from sklearn.linear_model import LogisticRegressionCV
+
+        splits = text_folds(groups if groups is not None else np.arange(len(y_train)), seed)
+        if splits and all(np.unique(y_train[train]).size == np.unique(y_train).size for train, _ in splits):
+            model = LogisticRegressionCV(
+                Cs=sorted(C_grid), cv=splits, scoring="neg_log_loss", max_iter=1000, random_state=seed
+            )
+            fitted = model.fit(X_train, y_train)
+            out = np.zeros((X_test.shape[0], n_classes))
+            out[:, fitted.classes_] = fitted.predict_proba(X_test)
+            return out
     fitted = _logistic(C, seed).fit(X_train, y_train)
     out = np.zeros((X_test.shape[0], n_classes))
     out[:, fitted.classes_] = fitted.predict_proba(X_test)
@@ -64,6 +110,8 @@ def bag_of_words_proba(
     n_classes: int,
     C: float,
     seed: int = 0,
+    C_grid: Sequence[float] = (),
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """float [N_test, K] class probabilities of every test text from its unigrams and bigrams (TF-IDF, logistic)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -76,7 +124,7 @@ def bag_of_words_proba(
         X_train = vectorizer.fit_transform(train_texts)
     except ValueError:  # no word in any training text (empty vocabulary): the words say nothing
         return _one_hot(np.full(len(test_texts), np.bincount(y_train).argmax()), n_classes)
-    return _fit_proba(X_train, y_train, vectorizer.transform(test_texts), n_classes, C, seed)
+    return _fit_proba(X_train, y_train, vectorizer.transform(test_texts), n_classes, C, seed, C_grid, groups)
 
 
 def length_proba(
@@ -87,6 +135,8 @@ def length_proba(
     n_classes: int,
     C: float,
     seed: int = 0,
+    C_grid: Sequence[float] = (),
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """float [N_test, K] class probabilities of every test text from its length in characters and tokens."""
     fixed = _single_class(y_train, len(test_texts), n_classes)
@@ -95,7 +145,7 @@ def length_proba(
     X_train, X_test = length_features(train_texts), length_features(test_texts)
     mean, sd = X_train.mean(0), X_train.std(0)
     sd[sd == 0] = 1.0
-    return _fit_proba((X_train - mean) / sd, y_train, (X_test - mean) / sd, n_classes, C, seed)
+    return _fit_proba((X_train - mean) / sd, y_train, (X_test - mean) / sd, n_classes, C, seed, C_grid, groups)
 
 
 def token_identity_proba(
@@ -106,6 +156,8 @@ def token_identity_proba(
     n_classes: int,
     C: float,
     seed: int = 0,
+    C_grid: Sequence[float] = (),
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """float [N_test, K] class probabilities of every row from the identity of one token (a one-hot token id, a
     token never seen in training all zeros), into the same logistic regression: what the token at the read
@@ -118,7 +170,7 @@ def token_identity_proba(
     encoder = OneHotEncoder(handle_unknown="ignore")
     X_train = encoder.fit_transform(np.asarray(train_ids, dtype=np.int64).reshape(-1, 1))
     X_test = encoder.transform(np.asarray(test_ids, dtype=np.int64).reshape(-1, 1))
-    return _fit_proba(X_train, y_train, X_test, n_classes, C, seed)
+    return _fit_proba(X_train, y_train, X_test, n_classes, C, seed, C_grid, groups)
 
 
 PROBA: dict[str, Callable[..., np.ndarray]] = {

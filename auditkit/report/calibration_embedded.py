@@ -87,6 +87,11 @@ def render_embedded(result: Any) -> str:
         f"stated level {pct(cfg.nominal)}. Pool of control draws: {info['pool_draws']}."
         + (f" Logistic probe C = {cfg.probe_C:g} (the audit's default is 1)." if cfg.probe_C != 1.0 else "")
         + (
+            f" C chosen per arm and seed among {', '.join(f'{c:g}' for c in cfg.probe_c_grid)} (--probe-c-grid)."
+            if getattr(cfg, "probe_c_grid", ())
+            else ""
+        )
+        + (
             f" Label controls drawn {info['label_draws']} times per seed; interval rule: {info['interval_rule']}."
             if "interval_rule" in info
             else ""

@@ -44,7 +44,7 @@ def tiny():
     return load_model(ModelSpec(name="tiny-gpt2", seed=0))
 
 
-def _audit(tmp_path, tiny, kind: str, seed: int = 0):
+def _audit(tmp_path, tiny, kind: str, seed: int = 0, **options):
     path = tmp_path / f"{kind}.csv"
     _texts(kind, seed=seed).to_csv(path, index=False)
     cfg = AuditConfig(
@@ -56,6 +56,7 @@ def _audit(tmp_path, tiny, kind: str, seed: int = 0):
         seeds=SEEDS,
         use_cache=False,
         progress=False,
+        **options,
     )
     result = run_audit(cfg, loaded=tiny)
     return result, result.selectivity[result.selectivity["metric"] == "accuracy"].set_index("control")
@@ -71,6 +72,21 @@ def test_phrase_label_is_not_selective_over_bag_of_words(tmp_path, tiny, seed):
     assert (
         "lexical-last-token" in result.method_info["probe"].extras["lexical"]["skipped"]
     )  # mean-pooled rows: no token
+
+
+def test_with_a_c_grid_every_arm_chooses_its_c_and_words_still_read_a_phrase_label(tmp_path, tiny):
+    """The grid tunes the probe and the lexical baselines alike: the phrase label stays not selective over the
+    bag-of-words baseline (a probe tuned against an untuned baseline could come out selective), and every arm's
+    choices are recorded."""
+    grid = (0.001, 0.01, 0.1, 1.0)
+    result, sel = _audit(tmp_path, tiny, "phrase", 0, probe_c_grid=grid)
+    bow = sel.loc["lexical-bow"]
+    assert bow["control_score"] > 0.95 and bow["verdict"] != "selective" and bow["ci_high"] < 0.05, bow
+    info = result.method_info["probe"].extras
+    assert info["C_grid"] == list(grid) and info["lexical"]["C_grid"] == list(grid)
+    chosen = info["C_chosen"]["logistic"]
+    assert set(chosen) == {"none", "shuffled-labels"}
+    assert sum(chosen["none"].values()) == len(SEEDS) and {float(c) for c in chosen["none"]} <= set(grid)
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -298,3 +298,12 @@ def test_checks_listed_in_reliability_md_stay_one_line(tmp_path, monkeypatch, ar
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
     monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
     _assert_refused(*_audit(tmp_path, *args), pattern)
+
+
+@pytest.mark.parametrize("value", ["0.1", "0.1,0.1", "0.01,-1", "0.01,nan", "0.01,x"])
+def test_probe_c_grid_needs_two_distinct_positive_values(tmp_path, value):
+    _assert_refused(*_audit(tmp_path, "--probe-c-grid", value), "--probe-c-grid")
+
+
+def test_probe_c_grid_with_mdl_is_refused(tmp_path):
+    _assert_refused(*_audit(tmp_path, "--probe-c-grid", "0.01,1", "--mdl"), "--probe-c-grid")
