@@ -95,7 +95,7 @@ def test_calibration_matrix_reads_the_committed_rates(tmp_path):
     expected = power.query("method == 'probe-logistic' and control == 'control-task' and strength == 0.5")["power"]
     assert matrix.loc[("probe-logistic", "control-task"), "power"] == expected.item()
     text = render_calibration(result)
-    assert "power 0.75" in text and "signal-to-noise 0.5" in text
+    assert f"power {expected.item():.2f}" in text and "signal-to-noise 0.5" in text
 
 
 def test_calibration_figures_are_legible(tmp_path):
