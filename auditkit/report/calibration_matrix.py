@@ -290,7 +290,7 @@ def calibration_heatmap(result: Any, path: Path) -> Any:
             range(len(controls)),
             [short_name(c) for c in controls],
             fontsize=8,
-            rotation=30 if upright else 0,
+            rotation=(60 if len(controls) > 10 else 30) if upright else 0,  # narrower cells past ten controls
             ha="right" if upright else "center",
             rotation_mode="anchor",
         )
