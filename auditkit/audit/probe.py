@@ -250,9 +250,9 @@ def _fit_chosen(
         probe = fit_stack(
             kind, {**hp, "C": float(c)}, X_ND, y_SN[sub], train_SN[sub], n_classes, [keys[i] for i in idx]
         )
-        part = probe.predict_proba(X_ND).cpu()
+        part = probe.predict_proba(X_ND).cpu().to(torch.float64)  # a small group may fit in float64, a large one not
         if proba_SNK is None:
-            proba_SNK = torch.empty((len(chosen_S), *part.shape[1:]), dtype=part.dtype)
+            proba_SNK = torch.empty((len(chosen_S), *part.shape[1:]), dtype=torch.float64)
         proba_SNK[torch.as_tensor(idx)] = part
     return proba_SNK, probe
 

@@ -59,3 +59,23 @@ def test_a_lexical_baseline_chooses_its_c_the_same_way():
     tuned = length_proba(texts[:150], y[:150], texts[150:], n_classes=2, C=1e-4, C_grid=GRID, groups=np.arange(150))
     accuracy = lambda p: float((p.argmax(1) == y[150:]).mean())
     assert accuracy(tuned) > accuracy(fixed)  # C = 1e-4 all but silences the length cue; the grid finds a larger C
+
+
+def test_groups_of_different_sizes_fitted_at_different_precisions_are_put_together(monkeypatch):
+    """Problems that chose different Cs are fitted in groups; with precision "auto" a small group may fit in float64
+    and a large one in float32 (the embedded calibration's grid run stopped on exactly that)."""
+    from auditkit.audit import probe as probe_module
+    from auditkit.methods.probes import base
+
+    X, y = _data(200, 20, 1.0, 4)
+    S = 5
+    y_SN = y.repeat(S, 1)
+    train = torch.zeros(S, 200, dtype=torch.bool)
+    train[:, :150] = True
+    # 200 * (20 + S * 1) elements: one problem fits in float64, four exceed the limit set here and fit in float32
+    monkeypatch.setattr(base, "FLOAT64_MAX_ELEMENTS", 200 * (20 + 2))
+    chosen = np.array([0.01, 1.0, 1.0, 1.0, 1.0])
+    proba, _ = probe_module._fit_chosen(
+        "logistic", {"C": 1.0}, chosen, X.float(), y_SN, train, 2, [f"p{i}" for i in range(S)]
+    )
+    assert proba.shape == (S, 200, 2) and torch.isfinite(proba).all()
