@@ -26,7 +26,7 @@ from auditkit.methods.probes import registry as probe_kinds
 from auditkit.methods.probes.base import StackedProbe
 from auditkit.methods.probes.mdl import online_codelength, order_seed
 from auditkit.methods.probes.sparse import SPARSE_KIND, sparse_probe
-from auditkit.methods.text_baselines import CV_FOLDS, fold_of_rows
+from auditkit.methods.text_baselines import CV_FOLDS, cv_folds
 from auditkit.metrics.classification import classification_records
 from auditkit.seeding import derive_seed
 from auditkit.types import REAL, ActivationSet
@@ -210,12 +210,9 @@ def choose_C(
     usable = np.zeros(S, dtype=bool)
     for s in range(S):
         train = train_SN[s].cpu().numpy()
-        fold_SN[s, train] = fold_of_rows(groups_SN[s][train], derive_seed(0, "probe-c-grid", keys[s]))
-        y = y_SN[s].cpu().numpy()
-        n_train_classes = np.unique(y[train]).size
-        usable[s] = len(np.unique(groups_SN[s][train])) >= CV_FOLDS and all(
-            np.unique(y[train & (fold_SN[s] != k)]).size == n_train_classes for k in range(CV_FOLDS)
-        )
+        fold_N = cv_folds(groups_SN[s][train], y_SN[s].cpu().numpy()[train], derive_seed(0, "probe-c-grid", keys[s]))
+        if fold_N is not None:
+            fold_SN[s, train], usable[s] = fold_N, True
     folds = torch.as_tensor(fold_SN, device=y_SN.device)
     y_cv = y_SN.repeat(CV_FOLDS, 1)  # problem s of fold k is row k * S + s
     fit_cv = torch.cat([train_SN & (folds != k) for k in range(CV_FOLDS)])

@@ -50,13 +50,16 @@ def fold_of_rows(groups_N: np.ndarray, seed: int, folds: int = CV_FOLDS) -> np.n
     return fold_T[inverse]
 
 
-def text_folds(groups_N: np.ndarray, seed: int, folds: int = CV_FOLDS) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(train, held-out) row indices of each fold of :func:`fold_of_rows`; empty when there are fewer texts than
-    folds (no C can be chosen)."""
+def cv_folds(groups_N: np.ndarray, y_N: np.ndarray, seed: int, folds: int = CV_FOLDS) -> np.ndarray | None:
+    """:func:`fold_of_rows` of training rows, or None where no C can be chosen: fewer texts than folds, or a fold
+    whose training part (the other folds) misses one of the classes of ``y_N``."""
     if len(np.unique(groups_N)) < folds:
-        return []
+        return None
     fold_N = fold_of_rows(groups_N, seed, folds)
-    return [(np.flatnonzero(fold_N != k), np.flatnonzero(fold_N == k)) for k in range(folds)]
+    n_classes = np.unique(y_N).size
+    if any(np.unique(y_N[fold_N != k]).size < n_classes for k in range(folds)):
+        return None
+    return fold_N
 
 
 def _single_class(y_train: np.ndarray, n_test: int, n_classes: int) -> np.ndarray | None:
@@ -84,19 +87,16 @@ def _fit_proba(
     log-loss of :data:`CV_FOLDS` folds of the training rows, rows of one text (``groups``) in one fold, as every
     probe's is under ``--probe-c-grid`` (:func:`auditkit.audit.probe.choose_C`); ``C`` where a fold's training
     rows miss a class or there are fewer texts than folds."""
-    if C_grid:
+    model = _logistic(C, seed)
+    fold_N = cv_folds(groups if groups is not None else np.arange(len(y_train)), y_train, seed) if C_grid else None
+    if fold_N is not None:
         from sklearn.linear_model import LogisticRegressionCV
 
-        splits = text_folds(groups if groups is not None else np.arange(len(y_train)), seed)
-        if splits and all(np.unique(y_train[train]).size == np.unique(y_train).size for train, _ in splits):
-            model = LogisticRegressionCV(
-                Cs=sorted(C_grid), cv=splits, scoring="neg_log_loss", max_iter=1000, random_state=seed
-            )
-            fitted = model.fit(X_train, y_train)
-            out = np.zeros((X_test.shape[0], n_classes))
-            out[:, fitted.classes_] = fitted.predict_proba(X_test)
-            return out
-    fitted = _logistic(C, seed).fit(X_train, y_train)
+        splits = [(np.flatnonzero(fold_N != k), np.flatnonzero(fold_N == k)) for k in range(CV_FOLDS)]
+        model = LogisticRegressionCV(
+            Cs=sorted(C_grid), cv=splits, scoring="neg_log_loss", max_iter=1000, random_state=seed
+        )
+    fitted = model.fit(X_train, y_train)
     out = np.zeros((X_test.shape[0], n_classes))
     out[:, fitted.classes_] = fitted.predict_proba(X_test)
     return out
