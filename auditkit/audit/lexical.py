@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from auditkit.controls import registry
-from auditkit.methods.text_baselines import PROBA
+from auditkit.methods.text_baselines import LEXICAL_C, LEXICAL_C_GRID, PROBA
 from auditkit.metrics.classification import classification_records
 from auditkit.types import ActivationSet, TokenBatch
 
@@ -52,13 +52,14 @@ def arm_records(
     acts: ActivationSet,
     texts_B: Sequence[str],
     n_classes: int,
-    C: float,
     seed: int,
     degenerate: bool,
-    C_grid: Sequence[float] = (),
+    choose_C: bool = False,
 ) -> list[dict[str, Any]]:
     """Tidy-row fields (metric, value, outcome, degenerate) of lexical control ``control`` on one seed's labelled
-    real arm ``acts``: fitted on its training rows, scored on its held-out rows clustered by example."""
+    real arm ``acts``: fitted on its training rows at :data:`~auditkit.methods.text_baselines.LEXICAL_C` (or, with
+    ``choose_C``, at the C its training texts' folds choose among
+    :data:`~auditkit.methods.text_baselines.LEXICAL_C_GRID`), scored on its held-out rows clustered by example."""
     features = _features(control, acts, texts_B)
     test = acts.is_test_N
     train_x = [f for f, t in zip(features, test) if not t]
@@ -68,9 +69,9 @@ def arm_records(
         acts.labels_N[~test],
         test_x,
         n_classes=n_classes,
-        C=C,
+        C=LEXICAL_C,
         seed=seed,
-        C_grid=C_grid,
+        C_grid=LEXICAL_C_GRID if choose_C else (),
         groups=acts.example_ids_N[~test],
     )
     return classification_records(
@@ -88,17 +89,18 @@ def lexical_rows(
     texts_B: Sequence[str],
     *,
     n_classes: int,
-    C: float,
-    C_grid: Sequence[float] = (),
+    choose_C: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows of every lexical control in ``controls`` for every seed: ``real`` holds each seed's labelled real arm
     and whether it is degenerate (one training class). A baseline is fitted once per seed and its rows repeated
-    under each of ``methods`` (the probe kinds: each pairs with its own real arm). Also the method info: C,
-    seconds per control, and the controls skipped with why."""
+    under each of ``methods`` (the probe kinds: each pairs with its own real arm). A baseline's C is its own, never
+    the probes' (:data:`~auditkit.methods.text_baselines.LEXICAL_C`); with ``choose_C`` (the probes choose theirs) it
+    chooses among :data:`~auditkit.methods.text_baselines.LEXICAL_C_GRID` by the same folds. Also the method info:
+    C, seconds per control, and the controls skipped with why."""
     rows: list[dict[str, Any]] = []
-    info: dict[str, Any] = {"C": C, "seconds": {}, "skipped": {}, "reads": "texts as the model read them"}
-    if C_grid:
-        info["C_grid"] = list(C_grid)
+    info: dict[str, Any] = {"C": LEXICAL_C, "seconds": {}, "skipped": {}, "reads": "texts as the model read them"}
+    if choose_C:
+        info["C_grid"] = list(LEXICAL_C_GRID)
     for control in (c for c in controls if registry.stage_of(c) == "lexical"):
         why = applies(control, real[0][1])
         if why is not None:
@@ -106,7 +108,7 @@ def lexical_rows(
             continue
         t = time.perf_counter()
         for seed, acts, degenerate in real:
-            records = arm_records(control, acts, texts_B, n_classes, C, seed, degenerate, C_grid)
+            records = arm_records(control, acts, texts_B, n_classes, seed, degenerate, choose_C)
             rows += [dict(method=m, control=control, seed=seed, draw=0, **r) for m in methods for r in records]
         info["seconds"][control] = round(time.perf_counter() - t, 3)
     return rows, info

@@ -131,7 +131,7 @@ def _with_lexical(
     """``rows`` with the lexical arms' rows, each paired with every probe kind's real arm (its info in ``info``)."""
     methods = list(dict.fromkeys(rows.loc[(rows["control"] == REAL) & (rows["metric"] == "accuracy"), "method"]))
     extra, info["lexical"] = lexical_arm_rows(
-        ctx, arms, controls, methods, n_classes=info["n_classes"], C=ctx.cfg.probe_C, C_grid=ctx.cfg.probe_c_grid
+        ctx, arms, controls, methods, n_classes=info["n_classes"], choose_C=bool(ctx.cfg.probe_c_grid)
     )
     return pd.concat([rows, pd.DataFrame(extra)], ignore_index=True)
 
@@ -143,8 +143,7 @@ def lexical_arm_rows(
     methods: Sequence[str],
     *,
     n_classes: int,
-    C: float,
-    C_grid: Sequence[float] = (),
+    choose_C: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows of the lexical controls among ``controls`` on the labelled real arm of each seed of ``arms`` (the same
     rows and split a method's probe reads), under each of ``methods``, and their info
@@ -155,7 +154,7 @@ def lexical_arm_rows(
         return [], {}
     real = [(a.seed, acts, one_class(acts)) for a in arms if a.control == REAL for acts in [labelled_rows(a.acts)]]
     texts_B = row_texts(ctx.batch, ctx.loaded.model.tokenizer)
-    out = lexical_rows(real, lexical, methods, texts_B, n_classes=n_classes, C=C, C_grid=C_grid)
+    out = lexical_rows(real, lexical, methods, texts_B, n_classes=n_classes, choose_C=choose_C)
     ctx.timings["lexical_s"] = ctx.timings.get("lexical_s", 0.0) + time.perf_counter() - t
     return out
 

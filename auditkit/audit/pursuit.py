@@ -262,7 +262,7 @@ def run_pursuit_method(ctx: MethodContext) -> MethodOutput:
     rows += code_probe_rows(problems, coded, n_classes, opts.code_probe_C, device)
     ctx.timings["pursuit_code_probe_s"] = time.perf_counter() - t
     lexical, lexical_info = lexical_arm_rows(
-        ctx, arms, ctx.controls_for(applicable_controls()), [METHOD], n_classes=n_classes, C=opts.code_probe_C
+        ctx, arms, ctx.controls_for(applicable_controls()), [METHOD], n_classes=n_classes
     )
     rows += lexical
     info = dict(

@@ -308,9 +308,7 @@ class _Lexical:
         t = time.perf_counter()
         n_classes = int(max(int(a.labels_N.max()) for _, a, _ in self.seeds)) + 1
         texts_B = row_texts(self.ctx.batch, self.ctx.loaded.model.tokenizer)
-        found, info = lexical_rows(
-            self.seeds, self.controls, [METHOD], texts_B, n_classes=n_classes, C=self.ctx.cfg.probe_C
-        )
+        found, info = lexical_rows(self.seeds, self.controls, [METHOD], texts_B, n_classes=n_classes)
         self.info = {**info, **self.info}
         self.ctx.timings["lexical_s"] = self.ctx.timings.get("lexical_s", 0.0) + time.perf_counter() - t
         accuracy = [r for r in found if r["metric"] == "accuracy"]

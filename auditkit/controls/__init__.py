@@ -110,7 +110,7 @@ for _control in (
         colour="#8c6d31",
         short_name="lex bow",
         levels=SENTENCE,
-        description="No model: a logistic regression (the probe's C) on the text's unigrams and bigrams (TF-IDF), "
+        description="No model: a logistic regression (C = 1, its own) on the text's unigrams and bigrams (TF-IDF), "
         "fitted on the seed's training texts. Selective over lexical: the probe reads more than which words occur.",
     ),
     Control(

@@ -30,7 +30,7 @@ from auditkit.data import list_sae_probes, load_sae_probes, split_items
 from auditkit.data.labelled import stratified_subsample
 from auditkit.data.sae_probes import resolve_sae_probes
 from auditkit.errors import ConfigError
-from auditkit.methods.text_baselines import BASELINES, baseline_correct
+from auditkit.methods.text_baselines import BASELINES, LEXICAL_C, baseline_correct
 from auditkit.metrics.lexical import LEXICAL_FLOOR, LEXICAL_SHARE
 from auditkit.seeding import derive_seed
 from auditkit.trust.flags import BROKEN_CONFLICT_SHARE, FLAGS, KNOWN_FAULTS, LEAKY_COPY_SHARE, FlagInput, flag
@@ -57,8 +57,8 @@ class TrustConfig:
     """Seeds of the splits, as an audit's."""
     test_fraction: float = 0.25
     """Share of distinct texts held out, as an audit's."""
-    probe_C: float = 1.0
-    """Inverse L2 strength of the baselines' logistic regression: the audit's default probe C."""
+    probe_C: float = LEXICAL_C
+    """Inverse L2 strength of the baselines' logistic regression: the audit's lexical arms' (never a probe's C)."""
     progress: bool = True
     """Show a progress bar over datasets."""
 

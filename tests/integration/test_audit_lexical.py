@@ -14,6 +14,7 @@ import pytest
 from auditkit.audit.config import AuditConfig
 from auditkit.audit.run import run_audit
 from auditkit.controls import LEXICAL_CONTROLS
+from auditkit.methods.text_baselines import LEXICAL_C, LEXICAL_C_GRID
 from auditkit.models import ModelSpec, load_model
 from auditkit.seeding import numpy_rng
 
@@ -21,13 +22,14 @@ FILLER = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "theta", "iota",
 SEEDS = (0, 1, 2, 3, 4)
 
 
-def _texts(kind: str, n: int = 200, seed: int = 0) -> pd.DataFrame:
+def _texts(kind: str, n: int = 200, seed: int = 0, positive: float = 0.5) -> pd.DataFrame:
     """Texts of filler words around two marked words that never touch each other or an end (so no bigram and no
     first or last word tells the label). ``order``: red and blue in every text, label 1 when red comes first.
-    ``phrase``: blue and one of red (label 1) or green (label 0), in either order."""
+    ``phrase``: blue and one of red (label 1) or green (label 0), in either order. A share ``positive`` of the
+    texts has label 1."""
     rng, texts = numpy_rng(seed), []
-    for i in range(n):
-        y = i % 2
+    labels = [i % 2 for i in range(n)] if positive == 0.5 else [int(i % 10 < round(10 * positive)) for i in range(n)]
+    for y in labels:
         fill = [list(rng.choice(FILLER, size=int(k))) for k in rng.integers(1, 4, size=3)]
         if kind == "order":
             first, second = ("red", "blue") if y else ("blue", "red")
@@ -36,7 +38,7 @@ def _texts(kind: str, n: int = 200, seed: int = 0) -> pd.DataFrame:
             if rng.random() < 0.5:
                 first, second = second, first
         texts.append(" ".join(fill[0] + [first] + fill[1] + [second] + fill[2]))
-    return pd.DataFrame({"text": texts, "label": [i % 2 for i in range(n)]})
+    return pd.DataFrame({"text": texts, "label": labels})
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +46,9 @@ def tiny():
     return load_model(ModelSpec(name="tiny-gpt2", seed=0))
 
 
-def _audit(tmp_path, tiny, kind: str, seed: int = 0, **options):
+def _audit(tmp_path, tiny, kind: str, seed: int = 0, positive: float = 0.5, **options):
     path = tmp_path / f"{kind}.csv"
-    _texts(kind, seed=seed).to_csv(path, index=False)
+    _texts(kind, seed=seed, positive=positive).to_csv(path, index=False)
     cfg = AuditConfig(
         dataset=f"table:{path}",
         hook="blocks.1.hook_resid_post",
@@ -75,18 +77,30 @@ def test_phrase_label_is_not_selective_over_bag_of_words(tmp_path, tiny, seed):
 
 
 def test_with_a_c_grid_every_arm_chooses_its_c_and_words_still_read_a_phrase_label(tmp_path, tiny):
-    """The grid tunes the probe and the lexical baselines alike: the phrase label stays not selective over the
-    bag-of-words baseline (a probe tuned against an untuned baseline could come out selective), and every arm's
-    choices are recorded."""
+    """The grid tunes the probe and the lexical baselines alike (each among its own Cs): the phrase label stays not
+    selective over the bag-of-words baseline (a probe tuned against an untuned baseline could come out selective),
+    and every arm's choices are recorded."""
     grid = (0.001, 0.01, 0.1, 1.0)
     result, sel = _audit(tmp_path, tiny, "phrase", 0, probe_c_grid=grid)
     bow = sel.loc["lexical-bow"]
     assert bow["control_score"] > 0.95 and bow["verdict"] != "selective" and bow["ci_high"] < 0.05, bow
     info = result.method_info["probe"].extras
-    assert info["C_grid"] == list(grid) and info["lexical"]["C_grid"] == list(grid)
+    assert info["C_grid"] == list(grid) and info["lexical"]["C_grid"] == list(LEXICAL_C_GRID)
     chosen = info["C_chosen"]["logistic"]
     assert set(chosen) == {"none", "shuffled-labels"}
     assert sum(chosen["none"].values()) == len(SEEDS) and {float(c) for c in chosen["none"]} <= set(grid)
+
+
+def test_a_small_probe_c_does_not_weaken_the_lexical_baselines(tmp_path, tiny):
+    """A C meant for standardised activations shrinks a TF-IDF model to its prior. The lexical arms used to take the
+    probe's C: on unbalanced classes the words then read a phrase label at its majority rate (0.70) and the verdict
+    against them turned from "control better" to "not selective" (on SST-2 with the embedded model, ``--probe-c
+    0.003`` takes bag-of-words from 0.67 to 0.47 while the probe keeps 0.75: a selectivity over the words inflated
+    by 0.2). The lexical arms fit at their own C now, whatever ``--probe-c`` says."""
+    _result, sel = _audit(tmp_path, tiny, "phrase", 0, positive=0.3, probe_C=0.001)
+    bow = sel.loc["lexical-bow"]
+    assert bow["control_score"] > 0.8 and bow["verdict"] == "control better", bow  # majority rate: 0.70
+    assert _result.method_info["probe"].extras["lexical"]["C"] == LEXICAL_C
 
 
 @pytest.mark.parametrize("seed", [0, 1])
