@@ -193,7 +193,6 @@ FLAGS: tuple[Flag, ...] = (
         PROBES,
         help="Choose C per arm and seed among these values (e.g. 0.001,0.01,0.1,1) by 3-fold CV on its training texts.",
         parse=floats,
-        unparse=lambda v, ctx: ",".join(f"{c:g}" for c in v),
         show=when_changed,
     ),
     Flag(
