@@ -18,6 +18,7 @@ pays for importing it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -108,7 +109,12 @@ def _fit_proba(
         model = LogisticRegressionCV(
             Cs=sorted(C_grid), cv=splits, scoring="neg_log_loss", max_iter=1000, random_state=seed
         )
-    fitted = model.fit(X_train, y_train)
+    with warnings.catch_warnings():
+        # scikit-learn 1.9's LogisticRegressionCV warns on every fit of defaults and attributes that change in 1.10
+        # (l1_ratios, its fitted attributes); a grid audit printed two per baseline per seed. Only predict_proba and
+        # classes_ are read here, the same either way.
+        warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
+        fitted = model.fit(X_train, y_train)
     out = np.zeros((X_test.shape[0], n_classes))
     out[:, fitted.classes_] = fitted.predict_proba(X_test)
     return out

@@ -79,3 +79,15 @@ def test_groups_of_different_sizes_fitted_at_different_precisions_are_put_togeth
         "logistic", {"C": 1.0}, chosen, X.float(), y_SN, train, 2, [f"p{i}" for i in range(S)]
     )
     assert proba.shape == (S, 200, 2) and torch.isfinite(proba).all()
+
+
+def test_a_lexical_grid_fit_prints_no_library_warning():
+    """scikit-learn 1.9 warned twice on every cross-validated fit (a grid audit printed them per baseline and seed)."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    texts = ["x" * int(n) for n in rng.integers(1, 60, 200)]
+    y = np.array([int(len(t) > 30) for t in texts])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        length_proba(texts[:150], y[:150], texts[150:], n_classes=2, C=1.0, C_grid=GRID, groups=np.arange(150))
