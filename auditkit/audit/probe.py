@@ -159,6 +159,16 @@ def lexical_arm_rows(
     return out
 
 
+C_CHOICE_RULE = (
+    "with a C grid every dense probe arm and seed chooses its C by the mean held-out cross-entropy of 3 folds of "
+    "its own training texts (ties to the stronger penalty) and is refitted at it; the lexical baselines choose "
+    "theirs the same way among 0.1, 1, 10, 100"
+)
+"""How a C is chosen under ``--probe-c-grid`` (:func:`choose_C`, :data:`~auditkit.methods.text_baselines.LEXICAL_C_GRID`),
+in words: a saved sweep cell fitted under a grid is keyed by it (:mod:`auditkit.sweep.store`), so a change of the
+choice is a new text here and no cell chosen the old way is read back."""
+
+
 MDL_METRICS = ("codelength_per_label", "compression")
 """Metrics of the online code (:mod:`auditkit.methods.probes.mdl`), one value per arm and seed: the online
 codelength in bits per coded label (the total over the n training labels divided by n, so the verdict's

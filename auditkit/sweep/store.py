@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 
 from auditkit.audit.config import AuditConfig
+from auditkit.audit.probe import C_CHOICE_RULE
 from auditkit.cache import move_aside
 from auditkit.controls import registry
 from auditkit.errors import CacheError
@@ -83,6 +84,8 @@ class CellStore:
         request = {"format": CELL_FORMAT, "audit": _jsonable(audit), "inputs": dict(inputs)}
         if audit.controls is None or any(registry.is_random_model(c) for c in audit.controls):
             request["prediction_rule"] = PREDICTION_RULE  # scored with it: a cell scored before is not read back
+        if audit.probe_c_grid:
+            request["c_choice_rule"] = C_CHOICE_RULE  # fitted with it: a cell whose Cs were chosen otherwise is not
         return json.loads(json.dumps(request, sort_keys=True, default=str))
 
     def path(self, request: dict[str, Any]) -> Path:

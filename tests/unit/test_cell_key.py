@@ -34,3 +34,18 @@ def test_a_cell_with_label_controls_only_keeps_its_key(tmp_path):
     request = store.request(audit, INPUTS)
     assert "prediction_rule" not in request
     assert store.path(request) == store.path(_before_the_rule(store, audit))
+
+
+def test_a_cell_fitted_under_a_c_grid_is_keyed_by_how_c_is_chosen(tmp_path):
+    """Cells are keyed by config, not code: a change of how a grid chooses C (the lexical baselines' own range
+    came in after the grid) must not read back a cell chosen the old way; a cell at a fixed C keeps its key."""
+    from auditkit.audit.probe import C_CHOICE_RULE
+
+    store = CellStore(tmp_path)
+    gridded = dataclasses.replace(AuditConfig(), controls=("shuffled-labels",), probe_c_grid=(0.01, 1.0))
+    request = store.request(gridded, INPUTS)
+    assert request["c_choice_rule"] == C_CHOICE_RULE
+    before = {k: v for k, v in request.items() if k != "c_choice_rule"}
+    assert store.path(request) != store.path(before)
+    fixed = dataclasses.replace(gridded, probe_c_grid=())
+    assert "c_choice_rule" not in store.request(fixed, INPUTS)
