@@ -7,6 +7,7 @@ in this run, for every probe kind asked, and prints the Cs the grid chose per ar
 only the ratio within a run means something.
 
     python bench/bench_probe_c_grid.py [--grid 0.001,0.01,0.1,1] [--probes logistic,low-rank]
+    python bench/bench_probe_c_grid.py --dataset conllu:PATH --controls control-task --max-examples 150
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ def main() -> None:
     parser.add_argument("--probes", default="logistic")
     parser.add_argument("--max-examples", type=int, default=1000)
     parser.add_argument("--label-draws", type=int, default=10)
+    parser.add_argument("--dataset", default=None, help="default: the audit's")
+    parser.add_argument("--controls", default="shuffled-labels,control-task,spectral-reinit,gaussian-reinit")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -32,8 +35,11 @@ def main() -> None:
     from auditkit.audit.run import prepare_audit
 
     grid = tuple(float(x) for x in args.grid.split(",") if x)
-    controls = ("shuffled-labels", "control-task", "spectral-reinit", "gaussian-reinit")
-    cfg = AuditConfig(controls=controls, max_examples=args.max_examples, label_draws=args.label_draws, progress=False)
+    controls = tuple(c for c in args.controls.split(",") if c)
+    data = {"dataset": args.dataset} if args.dataset else {}
+    cfg = AuditConfig(
+        **data, controls=controls, max_examples=args.max_examples, label_draws=args.label_draws, progress=False
+    )
     prep = prepare_audit(cfg, None, {})
     arms = build_arms(prep.plan, {})
     kinds = [p for p in args.probes.split(",") if p]
