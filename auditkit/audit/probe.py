@@ -161,8 +161,8 @@ def lexical_arm_rows(
 
 C_CHOICE_RULE = (
     "with a C grid every dense probe arm and seed chooses its C by the mean held-out cross-entropy of 3 folds of "
-    "its own training texts (ties to the stronger penalty) and is refitted at it; the lexical baselines choose "
-    "theirs the same way among 0.1, 1, 10, 100"
+    "its own training texts (ties to the stronger penalty), on its first draw, and every draw of it is refitted "
+    "at that C; the lexical baselines choose theirs the same way among 0.1, 1, 10, 100"
 )
 """How a C is chosen under ``--probe-c-grid`` (:func:`choose_C`, :data:`~auditkit.methods.text_baselines.LEXICAL_C_GRID`),
 in words: a saved sweep cell fitted under a grid is keyed by it (:mod:`auditkit.sweep.store`), so a change of the
@@ -309,7 +309,26 @@ def probe_rows(
             if C_grid and "C" in hp:
                 groups_SN = np.stack([acts.example_ids_N for acts in labelled])
                 train_SN = ~test_SN.to(device)
-                chosen = choose_C(kind, hp, C_grid, X_ND, y_SN.to(device), train_SN, n_classes, names, groups_SN)
+                # One choice per arm and seed, on its first draw: the draws of a label control are exchangeable, so
+                # they share the C their first draw chose (a tenth of the cross-validation fits at 10 draws)
+                first = {}
+                for i, (control, seed, _) in enumerate(keys):
+                    first.setdefault((control, seed), i)
+                pick = np.asarray(sorted(first.values()))
+                sel = torch.as_tensor(pick, device=y_SN.device)
+                chosen_first = choose_C(
+                    kind,
+                    hp,
+                    C_grid,
+                    X_ND,
+                    y_SN[sel].to(device),
+                    train_SN[torch.as_tensor(pick, device=train_SN.device)],
+                    n_classes,
+                    [names[i] for i in pick],
+                    groups_SN[pick],
+                )
+                by_arm = {keys[i][:2]: c for i, c in zip(pick, chosen_first)}
+                chosen = np.asarray([by_arm[k[:2]] for k in keys])
                 proba_SNK, probe = _fit_chosen(kind, hp, chosen, X_ND, y_SN.to(device), train_SN, n_classes, names)
                 for (control, _, _), c in zip(keys, chosen):
                     tally = chosen_C.setdefault(kind, {}).setdefault(control, {})
