@@ -63,6 +63,15 @@ def floats(value: str, flag: str) -> tuple[float, ...]:
     return parse_list(value, float, flag)
 
 
+def floats_or_none(value: str, flag: str) -> tuple[float, ...]:
+    """A list of numbers, or ``none`` for the empty list (``--probe-c-grid none``: no C is chosen)."""
+    return () if value.strip().lower() == "none" else floats(value, flag)
+
+
+def as_floats_or_none(value: tuple[float, ...], ctx: Any) -> str:
+    return ",".join(f"{c:g}" for c in value) or "none"
+
+
 def csv(value: str, flag: str) -> tuple[str, ...]:
     return csv_items(value)
 

@@ -17,6 +17,12 @@ from auditkit.models import ModelSpec
 
 DEFAULT_DATASET = "sae-probes:92_glue_sst2"
 ALIGNMENTS = ("first", "last")
+DEFAULT_C = 1.0
+"""The probes' C when none is chosen (scikit-learn's default)."""
+DEFAULT_C_GRID: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
+"""The Cs every probe arm chooses among by default (``--probe-c-grid``). Calibrated on the embedded model
+(reports/calibration/embedded): at C = 1 the logistic probe detected a planted signal-to-noise of 0.5 against shuffled
+labels in 30% of datasets, choosing among these in 92.5%, every null family at or below its stated level."""
 """Sub-token a token-level label sits on: the word's first or its last."""
 
 
@@ -75,14 +81,18 @@ class AuditConfig:
     weight_draws: int = 1
     """Draws of each reinitialised model (spectral-reinit, gaussian-reinit) per seed; a seed's control score is
     the mean of its draws. Each draw costs one forward pass of a freshly reinitialised model."""
-    probe_C: float = 1.0
+    probe_C: float = DEFAULT_C
     """Inverse L2 strength (scikit-learn's C) of every probe kind that declares it (the logistic, low-rank and
-    k-sparse probes; :attr:`auditkit.methods.probes.registry.ProbeKind.shared`)."""
-    probe_c_grid: tuple[float, ...] = ()
-    """Empty: every kind uses :attr:`probe_C`. Else each dense probe kind that declares C, and each lexical
-    baseline, chooses its C among these values per arm and seed, by the held-out cross-entropy of 3 folds of that
-    arm's own training texts (:func:`auditkit.audit.probe.choose_C`); every arm goes through the same choice, so the
-    budget stays equal. About 10 more stacked fits per value (docs/methods/probe.md)."""
+    k-sparse probes; :attr:`auditkit.methods.probes.registry.ProbeKind.shared`) when no C is chosen
+    (``probe_c_grid`` empty); under the grid, that of k-sparse and of a problem too small to choose (fewer training
+    texts than folds)."""
+    probe_c_grid: tuple[float, ...] = DEFAULT_C_GRID
+    """Each dense probe kind that declares C (logistic, low-rank) chooses its C among these values per arm and seed,
+    by the held-out cross-entropy of 3 folds of that arm's own training texts (:func:`auditkit.audit.probe.choose_C`);
+    every arm goes through the same choice, so the budget stays equal, and the lexical baselines choose theirs
+    among their own range. Empty (``--probe-c-grid none``): every kind fits at :attr:`probe_C`. The default grid
+    gives way to ``mdl`` (the online code is defined at one C). About 10 more stacked fits per value
+    (docs/methods/probe.md)."""
     probes: tuple[str, ...] = ("logistic",)
     """Probe kinds fitted by the ``probe`` method, registered in :mod:`auditkit.methods.probes.registry`: logistic,
     mass-mean, lda, low-rank, mlp, and ``k-sparse`` (or ``k-sparse:k=1,5,20``: logistic probes on the top-k raw
@@ -147,7 +157,15 @@ class AuditConfig:
                 raise ConfigError(f"--{name} must be between 1 and 1000, got {value}: e.g. --{name} 10")
         if not (math.isfinite(self.probe_C) and self.probe_C > 0):
             raise ConfigError(f"probe_C (--probe-c) must be a finite number > 0, got {self.probe_C}: e.g. --probe-c 1")
+        if self.mdl and tuple(self.probe_c_grid) == DEFAULT_C_GRID:
+            object.__setattr__(self, "probe_c_grid", ())  # the default grid gives way to the online code's one C
         grid = self.probe_c_grid
+        if grid and self.probe_C != DEFAULT_C:
+            raise ConfigError(
+                f"--probe-c {self.probe_C:g} fixes C, but the probes choose theirs among "
+                f"{','.join(f'{c:g}' for c in grid)} by cross-validation (--probe-c-grid): add --probe-c-grid none to "
+                f"fit every probe at {self.probe_C:g}, or drop --probe-c"
+            )
         if grid and (len(grid) < 2 or len(set(grid)) != len(grid) or not all(math.isfinite(c) and c > 0 for c in grid)):
             raise ConfigError(
                 f"--probe-c-grid needs two or more distinct finite values > 0, got {','.join(map(str, grid))}: "

@@ -158,9 +158,10 @@ AUDIT = AuditConfig(
             sae=SAEAuditOptions(),
             pursuit=PursuitAuditOptions(),
         ),
+        AuditConfig(probe_c_grid=(), probe_C=0.01),  # a fixed C: --probe-c-grid none --probe-c 0.01
         AuditConfig(probe_c_grid=(0.0123456789, 1.0)),  # written in full, not rounded
     ],
-    ids=["every-option", "defaults", "lasso", "expansion-and-load", "matrix", "c-grid"],
+    ids=["every-option", "defaults", "lasso", "expansion-and-load", "matrix", "fixed-c", "c-grid"],
 )
 def test_a_saved_audits_reproduce_command_parses_back_to_its_config(cfg):
     from auditkit.audit.run import resolve_controls, spec_level

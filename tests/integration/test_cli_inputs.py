@@ -307,3 +307,17 @@ def test_probe_c_grid_needs_two_distinct_positive_values(tmp_path, value):
 
 def test_probe_c_grid_with_mdl_is_refused(tmp_path):
     _assert_refused(*_audit(tmp_path, "--probe-c-grid", "0.01,1", "--mdl"), "--probe-c-grid")
+
+
+def test_a_fixed_probe_c_under_the_default_grid_is_refused_with_the_fix(tmp_path):
+    """The probes choose their C by default; a ``--probe-c`` alone would be read by k-sparse only, not what it says:
+    refused, naming ``--probe-c-grid none``."""
+    _assert_refused(*_audit(tmp_path, "--probe-c", "0.01"), "--probe-c-grid none")
+
+
+def test_the_probes_choose_c_by_default_and_the_online_code_keeps_one():
+    from auditkit.audit.config import DEFAULT_C_GRID, AuditConfig
+
+    assert AuditConfig().probe_c_grid == DEFAULT_C_GRID
+    assert AuditConfig(mdl=True).probe_c_grid == ()  # the default grid gives way to the online code's one C
+    assert AuditConfig(probe_c_grid=(), probe_C=0.01).probe_C == 0.01
