@@ -68,8 +68,9 @@ def floats_or_none(value: str, flag: str) -> tuple[float, ...]:
     return () if value.strip().lower() == "none" else floats(value, flag)
 
 
-def as_floats_or_none(value: tuple[float, ...], ctx: Any) -> str:
-    return ",".join(f"{c:g}" for c in value) or "none"
+def as_floats_or_none(value: tuple[float, ...], ctx: Any) -> tuple[float, ...] | str:
+    """The list as any list of numbers is written (in full, not rounded), or ``none`` for the empty one."""
+    return value if value else "none"
 
 
 def csv(value: str, flag: str) -> tuple[str, ...]:

@@ -162,9 +162,9 @@ class AuditConfig:
         grid = self.probe_c_grid
         if grid and self.probe_C != DEFAULT_C:
             raise ConfigError(
-                f"--probe-c {self.probe_C:g} fixes C, but the probes choose theirs among "
-                f"{','.join(f'{c:g}' for c in grid)} by cross-validation (--probe-c-grid): add --probe-c-grid none to "
-                f"fit every probe at {self.probe_C:g}, or drop --probe-c"
+                f"--probe-c {self.probe_C!r} fixes C, but the probes choose theirs among "
+                f"{','.join(map(repr, grid))} by cross-validation (--probe-c-grid): add --probe-c-grid none to "
+                f"fit every probe at {self.probe_C!r}, or drop --probe-c"
             )
         if grid and (len(grid) < 2 or len(set(grid)) != len(grid) or not all(math.isfinite(c) and c > 0 for c in grid)):
             raise ConfigError(
