@@ -97,7 +97,7 @@ def test_a_small_probe_c_does_not_weaken_the_lexical_baselines(tmp_path, tiny):
     against them turned from "control better" to "not selective" (on SST-2 with the embedded model, ``--probe-c
     0.003`` takes bag-of-words from 0.67 to 0.47 while the probe keeps 0.75: a selectivity over the words inflated
     by 0.2). The lexical arms fit at their own C now, whatever ``--probe-c`` says."""
-    _result, sel = _audit(tmp_path, tiny, "phrase", 0, positive=0.3, probe_C=0.001)
+    _result, sel = _audit(tmp_path, tiny, "phrase", 0, positive=0.3, probe_C=0.001, probe_c_grid=())
     bow = sel.loc["lexical-bow"]
     assert bow["control_score"] > 0.8 and bow["verdict"] == "control better", bow  # majority rate: 0.70
     assert _result.method_info["probe"].extras["lexical"]["C"] == LEXICAL_C
