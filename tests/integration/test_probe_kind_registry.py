@@ -83,7 +83,18 @@ def _audit(tmp_path, yes_no_table, *args: str):
 
 def test_probe_c_reaches_a_registered_kind_through_the_cli(toy, tmp_path, yes_no_table):
     out = tmp_path / "out"
-    result = _audit(tmp_path, yes_no_table, "--probes", f"logistic,{toy}", "--probe-c", "0.25", "--out", str(out))
+    result = _audit(
+        tmp_path,
+        yes_no_table,
+        "--probes",
+        f"logistic,{toy}",
+        "--probe-c",
+        "0.25",
+        "--probe-c-grid",
+        "none",
+        "--out",
+        str(out),
+    )
     assert result.exit_code == 0, result.output
     kinds = json.loads((out / "run.json").read_text())["methods"]["probe"]["kinds"]
     assert kinds[toy]["C"] == 0.25  # --probe-c, not the estimator's default of 1
