@@ -110,7 +110,8 @@ for _control in (
         colour="#8c6d31",
         short_name="lex bow",
         levels=SENTENCE,
-        description="No model: a logistic regression (C = 1, its own) on the text's unigrams and bigrams (TF-IDF), "
+        description="No model: a logistic regression at its own C (1; chosen among 0.1, 1, 10, 100 when the probes "
+        "choose theirs by `--probe-c-grid`) on the text's unigrams and bigrams (TF-IDF), "
         "fitted on the seed's training texts. Selective over lexical: the probe reads more than which words occur.",
     ),
     Control(

@@ -23,8 +23,9 @@ def probe_section(result: AuditResult) -> list[str]:
         "",
         "- Probes: "
         + "; ".join(f"{k} ({', '.join(f'{a}={b}' for a, b in v.items())})" for k, v in info["kinds"].items())
-        + f"; C={info['C']:g}; {len(cfg.seeds)} seeds {list(cfg.seeds)}, each with its own train/test split by "
+        + f"; {c_phrase(info)}; {len(cfg.seeds)} seeds {list(cfg.seeds)}, each with its own train/test split by "
         f"example (test fraction {cfg.test_fraction:g}) and control draw",
+        *c_chosen_lines(info),
         (
             "- Metrics, on each seed's held-out test split: accuracy: share of correct predictions; balanced_accuracy: "
             "mean recall over classes; macro_f1: unweighted mean F1 over classes; auroc (binary only): area under the "
@@ -41,6 +42,30 @@ def probe_section(result: AuditResult) -> list[str]:
         "",
         *control_sections(method_selectivity(result, "probe"), level="####"),
     ]
+
+
+def c_phrase(info: dict[str, Any]) -> str:
+    """How the probes' C was set: fixed, or chosen per arm and seed among a grid."""
+    grid = info.get("C_grid")
+    if not grid:
+        return f"C={info['C']:g}"
+    return (
+        f"C chosen per arm and seed among {', '.join(f'{c:g}' for c in grid)} by cross-validation on the arm's own "
+        f"training texts (`--probe-c-grid`; k-sparse at C={info['C']:g})"
+    )
+
+
+def c_chosen_lines(info: dict[str, Any]) -> list[str]:
+    """One line per probe kind: the C each arm chose (how many of its problems, seeds x draws, chose each)."""
+    out = []
+    for kind, arms in info.get("C_chosen", {}).items():
+        parts = [
+            f"{'real' if arm == REAL else arm} "
+            + ", ".join(f"{c} ({n})" for c, n in sorted(tally.items(), key=lambda t: float(t[0])))
+            for arm, tally in arms.items()
+        ]
+        out.append(f"  - {kind}, C chosen (problems): " + "; ".join(parts))
+    return out
 
 
 def mdl_lines(result: AuditResult) -> list[str]:

@@ -16,6 +16,7 @@ from auditkit.audit.run import run_audit
 from auditkit.controls import LEXICAL_CONTROLS
 from auditkit.methods.text_baselines import LEXICAL_C, LEXICAL_C_GRID
 from auditkit.models import ModelSpec, load_model
+from auditkit.report.probe import probe_section
 from auditkit.seeding import numpy_rng
 
 FILLER = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "theta", "iota", "kappa", "lambda", "sigma", "omega"]
@@ -89,6 +90,10 @@ def test_with_a_c_grid_every_arm_chooses_its_c_and_words_still_read_a_phrase_lab
     chosen = info["C_chosen"]["logistic"]
     assert set(chosen) == {"none", "shuffled-labels"}
     assert sum(chosen["none"].values()) == len(SEEDS) and {float(c) for c in chosen["none"]} <= set(grid)
+    # The report says how C was set (it used to print the unused fixed C, "C=1", under a grid)
+    section = "\n".join(probe_section(result))
+    assert "C chosen per arm and seed among 0.001, 0.01, 0.1, 1" in section and "; C=1;" not in section
+    assert "logistic, C chosen (problems): real " in section
 
 
 def test_a_small_probe_c_does_not_weaken_the_lexical_baselines(tmp_path, tiny):
@@ -101,6 +106,7 @@ def test_a_small_probe_c_does_not_weaken_the_lexical_baselines(tmp_path, tiny):
     bow = sel.loc["lexical-bow"]
     assert bow["control_score"] > 0.8 and bow["verdict"] == "control better", bow  # majority rate: 0.70
     assert _result.method_info["probe"].extras["lexical"]["C"] == LEXICAL_C
+    assert "; C=0.001;" in "\n".join(probe_section(_result))  # a fixed C is stated as such
 
 
 @pytest.mark.parametrize("seed", [0, 1])
