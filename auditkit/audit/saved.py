@@ -93,8 +93,9 @@ def _build(cls: type, data: dict[str, Any], **nested: Any) -> Any:
 
 def config_from_json(data: dict[str, Any]) -> AuditConfig:
     """The :class:`AuditConfig` that run.json's ``config`` was written from (a run saved before control
-    draws existed drew each control once)."""
-    data = {"label_draws": 1, "weight_draws": 1, **data}
+    draws existed drew each control once; one saved before ``probe_c_grid`` existed fitted every probe at its
+    fixed C, not at today's default grid)."""
+    data = {"label_draws": 1, "weight_draws": 1, "probe_c_grid": [], **data}
     return _build(
         AuditConfig,
         data,

@@ -13,15 +13,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import typer
+from typer.testing import CliRunner
+
+from auditkit.audit.config import DEFAULT_C_GRID, AuditConfig
+from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
+from auditkit.audit.saved import config_from_json
 from auditkit.cli.declare import parse
 from auditkit.cli.flags import audit_flags, sweep_flags
 from auditkit.cli.main import app
 from auditkit.cli.reproduce import reproduce_command, sweep_command
-from typer.testing import CliRunner
-
-from auditkit.audit.config import AuditConfig
-from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
-from auditkit.audit.saved import config_from_json
 from auditkit.models import ModelSpec
 from auditkit.report.write import _jsonable
 from auditkit.sweep.config import SweepConfig
@@ -173,6 +173,16 @@ def test_a_saved_audits_reproduce_command_parses_back_to_its_config(cfg):
     ran = dataclasses.replace(cfg, controls=resolve_controls(cfg, spec_level(cfg.dataset)))
     assert parsed.build(AuditConfig) == ran
     assert parsed.plain["out"] == Path("out")
+
+
+def test_a_run_saved_before_the_c_grid_existed_reads_back_at_its_fixed_c():
+    """run.json files written before ``probe_c_grid`` existed have no such key; their probes were fitted at the
+    fixed ``probe_C``. Read back under today's default grid they would claim a grid they never used (a re-render,
+    a compare or a sweep's saved config would state the wrong method)."""
+    data = _saved(AuditConfig(probe_c_grid=()))
+    del data["probe_c_grid"]
+    assert config_from_json(data).probe_c_grid == ()
+    assert config_from_json(_saved(AuditConfig())).probe_c_grid == DEFAULT_C_GRID  # a recorded grid is kept
 
 
 def test_a_saved_sweeps_reproduce_command_parses_back_to_its_config():
