@@ -203,7 +203,6 @@ FLAGS: tuple[Flag, ...] = (
         default="0.001,0.01,0.1,1",
         parse=floats_or_none,
         unparse=as_floats_or_none,
-        show=when_changed,
     ),
     Flag(
         "--mdl",
