@@ -81,8 +81,8 @@ def _legend(result: TrustResult) -> list[str]:
             "labels; **majority**: share of rows in the largest class. Counted on the whole dataset."
         ),
         (
-            "- **bag-of-words**: TF-IDF over unigrams and bigrams, logistic regression at the audit's probe C "
-            f"({cfg.probe_C:g}); **length**: characters and whitespace tokens, standardised, the same logistic "
+            "- **bag-of-words**: TF-IDF over unigrams and bigrams, logistic regression at the lexical baselines' own C "
+            f"({cfg.probe_C:g}, never the probes'); **length**: characters and whitespace tokens, standardised, the same logistic "
             "regression. Held-out accuracy, mean over seeds "
             f"{', '.join(map(str, cfg.seeds))}, each split by distinct text (every copy of a text on one side, "
             f"stratified by label) with test fraction {cfg.test_fraction:g}, as an audit splits. Fitted on at most "
