@@ -17,13 +17,14 @@ from auditkit.models import ModelSpec
 
 DEFAULT_DATASET = "sae-probes:92_glue_sst2"
 ALIGNMENTS = ("first", "last")
+"""Sub-token a token-level label sits on: the word's first or its last."""
 DEFAULT_C = 1.0
 """The probes' C when none is chosen (scikit-learn's default)."""
 DEFAULT_C_GRID: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
 """The Cs every probe arm chooses among by default (``--probe-c-grid``). Calibrated on the embedded model
-(reports/calibration/embedded): at C = 1 the logistic probe detected a planted signal-to-noise of 0.5 against shuffled
-labels in 30% of datasets, choosing among these in 92.5%, every null family at or below its stated level."""
-"""Sub-token a token-level label sits on: the word's first or its last."""
+(reports/calibration/embedded, embedded-c-grid): at C = 1 the logistic probe detected a planted signal-to-noise of
+0.5 against shuffled labels in 30% of datasets, choosing among these in 92.5%, every null family at or below its
+stated level."""
 
 
 def known_controls() -> tuple[str, ...]:
