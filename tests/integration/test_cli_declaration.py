@@ -13,15 +13,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import typer
+from auditkit.cli.declare import parse
+from auditkit.cli.flags import audit_flags, sweep_flags
+from auditkit.cli.main import app
+from auditkit.cli.reproduce import reproduce_command, sweep_command
 from typer.testing import CliRunner
 
 from auditkit.audit.config import DEFAULT_C_GRID, AuditConfig
 from auditkit.audit.options import PursuitAuditOptions, SAEAuditOptions
 from auditkit.audit.saved import config_from_json
-from auditkit.cli.declare import parse
-from auditkit.cli.flags import audit_flags, sweep_flags
-from auditkit.cli.main import app
-from auditkit.cli.reproduce import reproduce_command, sweep_command
 from auditkit.models import ModelSpec
 from auditkit.report.write import _jsonable
 from auditkit.sweep.config import SweepConfig
