@@ -44,7 +44,10 @@ def main() -> None:
         "--probe-c", type=float, default=None, help="inverse L2 strength of the logistic probe (default: the audit's)"
     )
     parser.add_argument(
-        "--probe-c-grid", default="", help="the audit's --probe-c-grid (each arm and seed chooses its C by CV)"
+        "--probe-c-grid",
+        default="",
+        help="each arm and seed chooses its C among these by CV, as an audit does by default (0.001,0.01,0.1,1); "
+        "empty: every probe at --probe-c",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, default=None)

@@ -433,6 +433,20 @@ def test_reproduce_command_writes_floats_in_full_and_quotes_every_value():
     assert value["--probe-c"] == value["--test-fraction"] == "0.123456789"
     assert value["--pursuit-alphas"] == "0.123456789,0.05" and value["--sae-lr"] == "0.001"
     assert dataclasses.asdict(cfg)["probe_C"] == float(value["--probe-c"])
+    assert value["--probe-c-grid"] == "none"
+
+
+def test_reproduce_command_names_the_c_grid_even_at_its_default():
+    """A command that leaves out a default reruns under whatever the default is by then: the committed reports made
+    at C = 1 before the grid existed say no --probe-c-grid, and rerun today they choose C. The command names the grid
+    (or none) always."""
+    from auditkit.cli.reproduce import reproduce_command
+
+    from auditkit.audit.config import DEFAULT_C_GRID, AuditConfig
+
+    words = shlex.split(reproduce_command(AuditConfig(), "out"))
+    value = dict(zip(words[2::2], words[3::2]))
+    assert tuple(float(c) for c in value["--probe-c-grid"].split(",")) == DEFAULT_C_GRID
 
 
 def test_validate_reproduce_command_is_quoted(tmp_path, monkeypatch):
