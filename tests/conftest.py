@@ -100,3 +100,44 @@ def planted_features(
     eps = torch.randn(n, d, generator=torch_generator(derive_seed(seed, "planted-noise")), dtype=torch.float64)
     X_ND = torch.as_tensor(z_NK, dtype=torch.float64) @ F_KD + noise * eps
     return X_ND.float(), z_NK.astype(np.int64), F_KD
+
+
+def one_row_per_text(
+    X_ND: torch.Tensor,
+    labels_N: np.ndarray,
+    *,
+    level: str = "token",
+    positions: str = "labelled",
+    groups_N: tuple | None = None,
+):
+    """An ``ActivationSet`` of one row per text (every fourth one held out) and the one-token ``TokenBatch`` it came
+    from: the arms of a probe-stage unit test without a model. Returns (acts, batch)."""
+    from auditkit.types import ActivationSet, TokenBatch
+
+    n = X_ND.shape[0]
+    labels_N = np.asarray(labels_N)
+    acts = ActivationSet(
+        acts_ND=X_ND,
+        labels_N=labels_N,
+        token_ids_N=np.zeros(n, np.int64),
+        example_ids_N=np.arange(n),
+        positions_N=np.zeros(n, np.int64),
+        is_test_N=np.arange(n) % 4 == 0,
+        hook="h",
+        positions=positions,
+        class_names=("a", "b"),
+        groups_N=groups_N,
+    )
+    batch = TokenBatch(
+        tokens_BL=torch.zeros(n, 1, dtype=torch.long),
+        mask_BL=torch.ones(n, 1, dtype=torch.bool),
+        labels_M=labels_N,
+        item_example_M=np.arange(n),
+        item_position_M=np.zeros(n, np.int64),
+        is_test_M=acts.is_test_N,
+        class_names=("a", "b"),
+        level=level,
+        pad_token_id=0,
+        has_bos=False,
+    )
+    return acts, batch

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import one_row_per_text  # an ActivationSet and its TokenBatch, shared by the probe-stage tests
 
 from auditkit import data
 from auditkit.audit.arms import Arm
@@ -18,7 +19,6 @@ from auditkit.errors import ConfigError
 from auditkit.extract import plan_rows
 from auditkit.metrics.classification import ExampleScores
 from auditkit.metrics.selectivity import paired_sampling_se, selectivity_table
-from auditkit.types import ActivationSet, TokenBatch
 
 TEXTS = ["a cat", "a dog ", " a cat", "a bird", "a dog", "a cat", "a fish", "a fox"]
 LABELS = ["pos", "neg", "pos", "neg", "pos", "pos", "neg", "pos"]  # "a dog" copies disagree
@@ -167,32 +167,9 @@ def test_a_control_whose_labels_collapse_is_degenerate_not_control_better():
     assert row["verdict"] == "degenerate"
     n = 80
     gen = torch.Generator().manual_seed(0)
-    acts = ActivationSet(
-        acts_ND=torch.randn(n, 8, generator=gen),
-        labels_N=np.arange(n) % 2,
-        token_ids_N=np.zeros(n, np.int64),
-        example_ids_N=np.arange(n),
-        positions_N=np.zeros(n, np.int64),
-        is_test_N=np.arange(n) % 4 == 0,
-        hook="h",
-        positions="labelled",
-        class_names=("a", "b"),
-        groups_N=("same",) * n,
-    )
+    acts, batch = one_row_per_text(torch.randn(n, 8, generator=gen), np.arange(n) % 2, groups_N=("same",) * n)
     ctrl = control_task(acts, seed=1)  # every row one type: one label for all
     assert np.unique(ctrl.labels_N).size == 1
-    batch = TokenBatch(
-        tokens_BL=torch.zeros(n, 1, dtype=torch.long),
-        mask_BL=torch.ones(n, 1, dtype=torch.bool),
-        labels_M=acts.labels_N,
-        item_example_M=np.arange(n),
-        item_position_M=np.zeros(n, np.int64),
-        is_test_M=acts.is_test_N,
-        class_names=("a", "b"),
-        level="token",
-        pad_token_id=0,
-        has_bos=False,
-    )
     arms = [Arm(c, s, a, batch, lambda: None) for c, a in (("none", acts), ("control-task", ctrl)) for s in (0, 1, 2)]
     rows, _ = probe_rows(arms, ("logistic",))
     sel = selectivity_table(rows).query("metric == 'accuracy'").iloc[0]

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import one_row_per_text  # an ActivationSet and its TokenBatch, shared by the probe-stage tests
 from torch.overrides import TorchFunctionMode
 from torch.utils._device import _device_constructors
 
@@ -204,33 +205,10 @@ class _Uniform:
 def test_the_audit_fits_every_probe_stack_on_its_device_and_scores_on_the_cpu(monkeypatch) -> None:
     from auditkit.audit import probe as audit_probe
     from auditkit.audit.arms import Arm
-    from auditkit.types import ActivationSet, TokenBatch
 
     n = 40
-    acts = ActivationSet(
-        acts_ND=torch.randn(n, 4, generator=torch.Generator().manual_seed(0)),
-        labels_N=np.arange(n) % 2,
-        token_ids_N=np.zeros(n, np.int64),
-        example_ids_N=np.arange(n),
-        positions_N=np.zeros(n, np.int64),
-        is_test_N=np.arange(n) % 4 == 0,
-        hook="h",
-        positions="labelled",
-        class_names=("a", "b"),
-    )
+    acts, batch = one_row_per_text(torch.randn(n, 4, generator=torch.Generator().manual_seed(0)), np.arange(n) % 2)
     shuffled = acts.replace(labels_N=np.roll(acts.labels_N, 1))
-    batch = TokenBatch(
-        tokens_BL=torch.zeros(n, 1, dtype=torch.long),
-        mask_BL=torch.ones(n, 1, dtype=torch.bool),
-        labels_M=acts.labels_N,
-        item_example_M=np.arange(n),
-        item_position_M=np.zeros(n, np.int64),
-        is_test_M=acts.is_test_N,
-        class_names=("a", "b"),
-        level="token",
-        pad_token_id=0,
-        has_bos=False,
-    )
     arms = [
         Arm(c, s, a, batch, lambda: None) for c, a in (("none", acts), ("shuffled-labels", shuffled)) for s in (0, 1)
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from conftest import one_row_per_text  # an ActivationSet and its TokenBatch, shared by the probe-stage tests
 
 from auditkit.audit.probe import choose_C
 from auditkit.methods.text_baselines import fold_of_rows, length_proba
@@ -100,34 +101,11 @@ def test_the_draws_of_a_label_control_share_the_c_their_first_draw_chose(monkeyp
     arm's own."""
     from auditkit.audit import probe as audit_probe
     from auditkit.audit.arms import Arm
-    from auditkit.types import ActivationSet, TokenBatch
 
     n, draws, seeds = 240, 4, (0, 1)
     X, y = _data(n, 30, 1.0, 5)
     rng = np.random.default_rng(0)
-    acts = ActivationSet(
-        acts_ND=X.float(),
-        labels_N=y.numpy(),
-        token_ids_N=np.zeros(n, np.int64),
-        example_ids_N=np.arange(n),
-        positions_N=np.zeros(n, np.int64),
-        is_test_N=np.arange(n) % 4 == 0,
-        hook="h",
-        positions="last",
-        class_names=("a", "b"),
-    )
-    batch = TokenBatch(
-        tokens_BL=torch.zeros(n, 1, dtype=torch.long),
-        mask_BL=torch.ones(n, 1, dtype=torch.bool),
-        labels_M=acts.labels_N,
-        item_example_M=np.arange(n),
-        item_position_M=np.zeros(n, np.int64),
-        is_test_M=acts.is_test_N,
-        class_names=("a", "b"),
-        level="sentence",
-        pad_token_id=0,
-        has_bos=False,
-    )
+    acts, batch = one_row_per_text(X.float(), y.numpy(), level="sentence", positions="last")
     arms = [Arm("none", s, acts, batch, lambda: None) for s in seeds] + [
         Arm("shuffled-labels", s, acts.replace(labels_N=rng.permutation(acts.labels_N)), batch, lambda: None, draw=d)
         for s in seeds
