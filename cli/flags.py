@@ -45,7 +45,7 @@ from auditkit.cli.options import (
     zero_is_all,
 )
 
-from auditkit.audit.config import ALIGNMENTS, DEFAULT_DATASET
+from auditkit.audit.config import ALIGNMENTS, DEFAULT_C_GRID, DEFAULT_DATASET
 from auditkit.audit.options import DICTIONARIES, SAE_BASELINES, SOLVERS
 from auditkit.duplicates import DUPLICATE_POLICIES
 from auditkit.extract import Positions
@@ -200,7 +200,7 @@ FLAGS: tuple[Flag, ...] = (
         "probe_c_grid",
         PROBES,
         help="Each arm and seed chooses its C among these by 3-fold CV on its training texts; none: fit at --probe-c.",
-        default="0.001,0.01,0.1,1",
+        default=",".join(f"{c:g}" for c in DEFAULT_C_GRID),
         parse=floats_or_none,
         unparse=as_floats_or_none,
     ),

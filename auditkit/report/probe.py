@@ -49,9 +49,10 @@ def c_phrase(info: dict[str, Any]) -> str:
     grid = info.get("C_grid")
     if not grid:
         return f"C={info['C']:g}"
+    fixed = f"; k-sparse at C={info['C']:g}" if "k-sparse" in info["kinds"] else ""  # the grid does not reach it
     return (
         f"C chosen per arm and seed among {', '.join(f'{c:g}' for c in grid)} by cross-validation on the arm's own "
-        f"training texts (`--probe-c-grid`; k-sparse at C={info['C']:g})"
+        f"training texts (`--probe-c-grid`{fixed})"
     )
 
 
