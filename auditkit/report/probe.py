@@ -46,10 +46,10 @@ def probe_section(result: AuditResult) -> list[str]:
 
 def c_phrase(info: dict[str, Any]) -> str:
     """How the probes' C was set: fixed, or chosen per arm and seed among a grid."""
-    grid = info.get("C_grid")
+    C, grid = info["C"], info.get("C_grid")  # every probe run records its C, chosen or not
     if not grid:
-        return f"C={info['C']:g}"
-    fixed = f"; k-sparse at C={info['C']:g}" if "k-sparse" in info["kinds"] else ""  # the grid does not reach it
+        return f"C={C:g}"
+    fixed = f"; k-sparse at C={C:g}" if "k-sparse" in info["kinds"] else ""  # the grid does not reach it
     return (
         f"C chosen per arm and seed among {', '.join(f'{c:g}' for c in grid)} by cross-validation on the arm's own "
         f"training texts (`--probe-c-grid`{fixed})"
